@@ -1,0 +1,123 @@
+"""Composition root: build the services from the config and start the listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+from dataclasses import dataclass
+
+from .address import Address, parse_mailbox
+from .auth.lockout import AuthLockout
+from .config import Config
+from .events.log import EventLog
+from .net.limits import ConnectionLimiter
+from .net.tls import self_signed, server_context
+from .smtp.server import SmtpProtocol
+from .store.base import MailStore
+from .store.sqlite import SQLiteStore
+
+log = logging.getLogger("mailwright")
+
+
+@dataclass
+class Services:
+    config: Config
+    store: MailStore
+    lockout: AuthLockout
+    events: EventLog
+
+
+def open_store(config: Config) -> SQLiteStore:
+    return SQLiteStore(config.data_dir)
+
+
+def tls_context(config: Config):
+    if config.tls.cert:
+        cert, key = config.tls.cert, config.tls.key
+    else:
+        cert, key = self_signed(config.data_dir / "tls", config.hostname)
+    return server_context(cert, key)
+
+
+def bootstrap_demo(config: Config, store: MailStore) -> str | None:
+    """First start with a [demo] section: create its domain and user; return the password."""
+    if not (config.demo.domain and config.demo.user):
+        return None
+    address = parse_mailbox(f"{config.demo.user}@{config.demo.domain}")
+    if not store.is_local_domain(address.domain):
+        store.add_domain(address.domain)
+    if store.credentials(str(address)) is not None:
+        return None
+    password = secrets.token_urlsafe(12)
+    store.add_account(address, password)
+    return password
+
+
+def connect_summary(config: Config, demo: Address | None, password: str | None) -> str:
+    by_role = {l.role: l for l in config.listeners}
+    user = str(demo) if demo else "USER@DOMAIN"
+    lines = ["", f"Mailwright is running as {config.hostname}"]
+    for l in config.listeners:
+        lines.append(f"  {l.role:<12} {l.address}:{l.port}"
+                     + ("  (implicit TLS)" if l.implicit_tls else "  (STARTTLS)"))
+    if demo:
+        lines.append(f"  demo account: {user}" +
+                     (f"  password: {password}   (shown once; change it with "
+                      f"`mailwright user passwd {user}`)" if password else ""))
+    if sub := by_role.get("submission"):
+        lines += ["", "Send a test message with swaks:",
+                  f"  swaks --server {sub.address}:{sub.port} --tls --auth PLAIN "
+                  f"--auth-user {user} --auth-password PASSWORD --from {user} --to {user}"]
+    if mx := by_role.get("mx"):
+        lines += ["Deliver as another server would:",
+                  f"  swaks --server {mx.address}:{mx.port} --to {user}"]
+    lines += ["", "Thunderbird / any mail client (outgoing server):",
+              f"  server {config.hostname} (or {config.listeners[0].address}), "
+              f"username {user}, normal password"]
+    if sub:
+        lines.append(f"  port {sub.port}, connection security STARTTLS")
+    if subs := by_role.get("submissions"):
+        lines.append(f"  or port {subs.port}, connection security SSL/TLS")
+    if not config.tls.cert:
+        lines.append(f"  the certificate is self-signed ({config.data_dir / 'tls/cert.pem'}): "
+                     "accept it once in the client")
+    return "\n".join(lines) + "\n"
+
+
+class App:
+    def __init__(self, config: Config):
+        self.config = config
+        self.store = open_store(config)
+        self.services = Services(config, self.store, AuthLockout(config.auth),
+                                 EventLog(self.store))
+        self.servers: list[asyncio.AbstractServer] = []
+
+    async def start(self) -> None:
+        ctx = tls_context(self.config)
+        limiter = ConnectionLimiter(self.config.limits.max_connections,
+                                    self.config.limits.max_connections_per_ip)
+        loop = asyncio.get_running_loop()
+        for listener in self.config.listeners:
+            server = await loop.create_server(
+                lambda l=listener: SmtpProtocol(self.services, l, limiter, ctx),
+                listener.address, listener.port, reuse_address=True, backlog=1024,
+                ssl=ctx if listener.implicit_tls else None,
+                ssl_handshake_timeout=(self.config.limits.tls_handshake_timeout
+                                       if listener.implicit_tls else None))
+            self.servers.append(server)
+            log.info("listening role=%s address=%s port=%d", listener.role, listener.address,
+                     listener.port)
+
+    async def run_started(self) -> None:
+        """Serve until SIGINT/SIGTERM, then close listeners and the store."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down")
+        for server in self.servers:
+            server.close()
+        self.store.close()

@@ -1,0 +1,211 @@
+"""The command line: serve, domain, user, alias, config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+
+from . import config as config_mod
+from .address import AddressError, display_domain, parse_mailbox
+from .store.base import StoreError
+
+MIN_PASSWORD = 8
+
+
+class CliError(Exception):
+    pass
+
+
+def _load(args) -> config_mod.Config:
+    return config_mod.load(config_mod.config_path(getattr(args, "config", None)))
+
+
+def _store(args):
+    from .app import open_store
+    return open_store(_load(args))
+
+
+def _address(text: str):
+    try:
+        return parse_mailbox(text.strip())
+    except AddressError as e:
+        raise CliError(f"invalid address {text!r}: {e}") from None
+
+
+def _read_password(args) -> str:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("New password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            raise CliError("passwords do not match")
+    else:
+        raise CliError("no terminal to ask for the password: pipe it in with --password-stdin")
+    if len(password) < MIN_PASSWORD:
+        raise CliError(f"password too short: use at least {MIN_PASSWORD} characters")
+    return password
+
+
+def cmd_serve(args) -> int:
+    from .app import App, bootstrap_demo
+    cfg = _load(args)
+    logging.basicConfig(level=cfg.log.level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    app = App(cfg)
+    password = bootstrap_demo(cfg, app.store)
+    demo = parse_mailbox(f"{cfg.demo.user}@{cfg.demo.domain}") if cfg.demo.user else None
+    try:
+        asyncio.run(_serve(app, demo, password))
+    except OSError as e:
+        raise CliError(f"cannot listen: {e.strerror or e}") from None
+    return 0
+
+
+async def _serve(app, demo, password) -> None:
+    from .app import connect_summary
+    await app.start()
+    print(connect_summary(app.config, demo, password), flush=True)
+    await app.run_started()
+
+
+def cmd_config_check(args) -> int:
+    cfg = _load(args)
+    print(f"{cfg.path}: OK ({len(cfg.listeners)} listeners, data_dir {cfg.data_dir})")
+    return 0
+
+
+def cmd_domain(args) -> int:
+    store = _store(args)
+    try:
+        if args.action == "add":
+            name = store.add_domain(args.domain)
+            print(f"added domain {display_domain(name)}")
+        elif args.action == "remove":
+            store.remove_domain(args.domain, force=args.force)
+            print(f"removed domain {args.domain}")
+        else:
+            for name in store.list_domains():
+                shown = display_domain(name)
+                print(shown if shown == name else f"{shown} ({name})")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_user(args) -> int:
+    store = _store(args)
+    try:
+        if args.action == "add":
+            address = _address(args.address)
+            store.add_account(address, _read_password(args))
+            print(f"added user {address}")
+        elif args.action == "passwd":
+            address = _address(args.address)
+            store.set_password(address, _read_password(args))
+            print(f"password changed for {address}")
+        elif args.action == "remove":
+            address = _address(args.address)
+            store.remove_account(address)
+            print(f"removed user {address} and its mail")
+        else:
+            rows = store.list_accounts(args.domain)
+            width = max([len(r.address) for r in rows] + [7])
+            print(f"{'ADDRESS':<{width}}  {'MESSAGES':>8}  {'SIZE':>12}")
+            for r in rows:
+                print(f"{r.address:<{width}}  {r.messages:>8}  {r.size:>12}")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_alias(args) -> int:
+    store = _store(args)
+    try:
+        if args.action == "add":
+            store.add_alias(args.source, args.targets)
+            print(f"alias {args.source} -> {', '.join(args.targets)}")
+        elif args.action == "remove":
+            store.remove_alias(args.source)
+            print(f"removed alias {args.source}")
+        else:
+            for a in store.list_aliases(args.domain):
+                print(f"{a.source} -> {', '.join(a.targets)}")
+    finally:
+        store.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: so that the subcommand's copy of --config does not reset the top level's.
+    common.add_argument("--config", "-c", metavar="FILE", default=argparse.SUPPRESS,
+                        help=f"config file (default: ${config_mod.ENV_VAR})")
+    p = argparse.ArgumentParser(prog="mailwright", parents=[common],
+                                description="Mailwright mail server")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("serve", parents=[common], help="run the server").set_defaults(fn=cmd_serve)
+    cfg = sub.add_parser("config", parents=[common], help="check the config file")
+    cfg.add_argument("action", choices=["check"])
+    cfg.set_defaults(fn=cmd_config_check)
+
+    d = sub.add_parser("domain", parents=[common], help="manage local domains")
+    dsub = d.add_subparsers(dest="action", required=True)
+    dsub.add_parser("list", parents=[common])
+    for name in ("add", "remove"):
+        x = dsub.add_parser(name, parents=[common])
+        x.add_argument("domain")
+        if name == "remove":
+            x.add_argument("--force", action="store_true",
+                           help="also remove the domain's accounts, their mail, and aliases")
+    d.set_defaults(fn=cmd_domain)
+
+    u = sub.add_parser("user", parents=[common], help="manage accounts")
+    usub = u.add_subparsers(dest="action", required=True)
+    ul = usub.add_parser("list", parents=[common])
+    ul.add_argument("domain", nargs="?")
+    for name in ("add", "passwd", "remove"):
+        x = usub.add_parser(name, parents=[common])
+        x.add_argument("address")
+        if name != "remove":
+            x.add_argument("--password-stdin", action="store_true",
+                           help="read the password from the first line of standard input")
+    u.set_defaults(fn=cmd_user)
+
+    a = sub.add_parser("alias", parents=[common], help="manage aliases")
+    asub = a.add_subparsers(dest="action", required=True)
+    al = asub.add_parser("list", parents=[common])
+    al.add_argument("domain", nargs="?")
+    aa = asub.add_parser("add", parents=[common])
+    aa.add_argument("source", help="alias address, or @domain for a catch-all")
+    aa.add_argument("targets", nargs="+", help="one or more target addresses")
+    ar = asub.add_parser("remove", parents=[common])
+    ar.add_argument("source")
+    a.set_defaults(fn=cmd_alias)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except config_mod.ConfigError as e:
+        print(f"mailwright: config error: {e}", file=sys.stderr)
+        return 2
+    except (CliError, StoreError) as e:
+        print(f"mailwright: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""TOML configuration → typed, validated settings.
+
+Every error names the file, the key (as a dotted path) and, where the key is
+present in the file, its line; unknown keys are errors, so a typo never
+silently falls back to a default and the server never starts half-configured.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ROLES = ("mx", "submission", "submissions")
+ENV_VAR = "MAILWRIGHT_CONFIG"
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased for the admin."""
+
+
+@dataclass(frozen=True)
+class Listener:
+    role: str
+    address: str
+    port: int
+
+    @property
+    def implicit_tls(self) -> bool:
+        # RFC 8314 §3: port 465 speaks TLS from the first byte.
+        return self.role == "submissions"
+
+
+@dataclass(frozen=True)
+class TLSSettings:
+    cert: str = ""   # PEM certificate chain; empty: self-signed in data_dir/tls
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class Limits:
+    # RFC 5321 §4.5.3.1.4: 512 octets for a command line; MAIL/RCPT parameters
+    # (SIZE, DSN ENVID/ORCPT, AUTH=) and SASL responses may lengthen it (RFC 1870,
+    # RFC 3461 §4, RFC 4954 §4), which the session allows for per command.
+    command_line: int = 512
+    # RFC 5321 §4.5.3.1.6: a text line is at most 1000 octets with its CRLF.
+    text_line: int = 1000
+    max_message_size: int = 25 * 1024 * 1024
+    max_recipients: int = 100
+    max_messages_per_connection: int = 100
+    max_connections: int = 2000
+    max_connections_per_ip: int = 50
+    max_errors: int = 10
+    # RFC 5321 §4.5.3.2.7: the server waits at least 5 minutes for the next command.
+    command_timeout: float = 300.0
+    # RFC 5321 §4.5.3.2.5/6: 3 minutes per data block, 10 minutes for the terminator.
+    data_timeout: float = 600.0
+    tls_handshake_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    max_failures: int = 5            # failures from one IP before a lockout
+    failure_window: float = 900.0    # seconds over which failures are counted
+    lockout: float = 900.0           # seconds an IP is locked out
+    failure_delay: float = 1.0       # first delay after a failure; doubles, capped at 8x
+
+
+@dataclass(frozen=True)
+class SubmissionSettings:
+    # An authenticated user may use as MAIL FROM only addresses they own or that
+    # are aliases pointing to them (553 5.7.1 otherwise).
+    enforce_sender: bool = True
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    domain: str = ""
+    user: str = ""
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    hostname: str
+    data_dir: Path
+    listeners: tuple[Listener, ...]
+    tls: TLSSettings = field(default_factory=TLSSettings)
+    limits: Limits = field(default_factory=Limits)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    submission: SubmissionSettings = field(default_factory=SubmissionSettings)
+    demo: DemoSettings = field(default_factory=DemoSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+                       r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+class _Locator:
+    """Finds the line of a dotted key in the TOML text, for error messages.
+
+    tomllib gives values but no positions; this scan understands the table
+    headers and `key =` lines of an ordinary config file, which is all an
+    error message needs."""
+
+    def __init__(self, text: str):
+        self.lines: dict[str, int] = {}
+        table = ""
+        counts: dict[str, int] = {}
+        for n, raw in enumerate(text.splitlines(), 1):
+            line = raw.strip()
+            if m := re.match(r"^\[\[\s*([\w.-]+)\s*\]\]", line):
+                name = m.group(1)
+                idx = counts.get(name, 0)
+                counts[name] = idx + 1
+                table = f"{name}[{idx}]"
+                self.lines.setdefault(table, n)
+            elif m := re.match(r"^\[\s*([\w.-]+)\s*\]", line):
+                table = m.group(1)
+                self.lines.setdefault(table, n)
+            elif m := re.match(r"^([\w-]+)\s*=", line):
+                key = f"{table}.{m.group(1)}" if table else m.group(1)
+                self.lines.setdefault(key, n)
+
+    def line(self, key: str) -> int | None:
+        while key:
+            if key in self.lines:
+                return self.lines[key]
+            key = key.rpartition(".")[0]
+        return None
+
+
+class _Reader:
+    def __init__(self, path: str, text: str):
+        self.path = path
+        self.locator = _Locator(text)
+
+    def error(self, key: str, message: str) -> ConfigError:
+        line = self.locator.line(key)
+        where = f"{self.path}:{line}" if line else self.path
+        return ConfigError(f"{where}: {key}: {message}")
+
+    def section(self, data: dict, key: str, cls: type) -> Any:
+        """Build a flat dataclass from a TOML table, checking names and types."""
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.error(key, "expected a table")
+        known = {f.name: f for f in fields(cls)}
+        for name in value:
+            if name not in known:
+                raise self.error(f"{key}.{name}",
+                                 f"unknown key (known: {', '.join(sorted(known))})")
+        kwargs = {}
+        defaults = cls()
+        for name, f in known.items():
+            if name not in value:
+                continue
+            v = value[name]
+            expected = type(getattr(defaults, name))
+            if expected is float and isinstance(v, int) and not isinstance(v, bool):
+                v = float(v)
+            if type(v) is not expected:
+                raise self.error(f"{key}.{name}",
+                                 f"expected {expected.__name__}, got {type(v).__name__} {v!r}")
+            if expected in (int, float) and v < 0:
+                raise self.error(f"{key}.{name}", f"must not be negative, got {v}")
+            kwargs[name] = v
+        return cls(**kwargs)
+
+
+def config_path(explicit: str | None) -> str:
+    path = explicit or os.environ.get(ENV_VAR)
+    if not path:
+        raise ConfigError(f"no config file: pass --config FILE or set {ENV_VAR}")
+    return path
+
+
+def load(path: str) -> Config:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: config file is not UTF-8") from None
+    return parse(text, path)
+
+
+def parse(text: str, path: str = "<config>") -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    r = _Reader(path, text)
+    top_level = {"hostname", "data_dir", "listeners", "tls", "limits", "auth",
+                 "submission", "demo", "log"}
+    for key in data:
+        if key not in top_level:
+            raise r.error(key, f"unknown key (known: {', '.join(sorted(top_level))})")
+
+    hostname = data.get("hostname")
+    if not isinstance(hostname, str) or not _HOSTNAME.match(hostname) or "." not in hostname:
+        raise r.error("hostname", f"expected a fully qualified host name, got {hostname!r}")
+    data_dir = data.get("data_dir")
+    if not isinstance(data_dir, str) or not data_dir:
+        raise r.error("data_dir", "expected a directory path (string)")
+    base = Path(path).resolve().parent if path != "<config>" else Path.cwd()
+    data_path = (base / data_dir).resolve()
+
+    raw_listeners = data.get("listeners")
+    if not isinstance(raw_listeners, list) or not raw_listeners:
+        raise r.error("listeners", "expected at least one [[listeners]] table")
+    listeners = []
+    seen = set()
+    for i, item in enumerate(raw_listeners):
+        key = f"listeners[{i}]"
+        if not isinstance(item, dict):
+            raise r.error(key, "expected a table")
+        for name in item:
+            if name not in ("role", "address", "port"):
+                raise r.error(f"{key}.{name}", "unknown key (known: address, port, role)")
+        role = item.get("role")
+        if role not in ROLES:
+            raise r.error(f"{key}.role", f"expected one of {', '.join(ROLES)}, got {role!r}")
+        address = item.get("address", "127.0.0.1")
+        try:
+            ipaddress.ip_address(address)
+        except (ValueError, TypeError):
+            raise r.error(f"{key}.address", f"expected an IP address, got {address!r}") from None
+        port = item.get("port")
+        if type(port) is not int or not 0 < port < 65536:
+            raise r.error(f"{key}.port", f"expected a port number 1-65535, got {port!r}")
+        if (address, port) in seen:
+            raise r.error(f"{key}.port", f"{address}:{port} is already used by another listener")
+        seen.add((address, port))
+        listeners.append(Listener(role, address, port))
+
+    tls = r.section(data, "tls", TLSSettings)
+    if bool(tls.cert) != bool(tls.key):
+        raise r.error("tls", "set both cert and key, or neither (self-signed)")
+    tls = TLSSettings(*(str((base / p).resolve()) if p else "" for p in (tls.cert, tls.key)))
+    for key, p in (("tls.cert", tls.cert), ("tls.key", tls.key)):
+        if p and not Path(p).is_file():
+            raise r.error(key, f"file not found: {p}")
+
+    limits = r.section(data, "limits", Limits)
+    if limits.command_line < 512:
+        raise r.error("limits.command_line", "must be at least 512 (RFC 5321 §4.5.3.1.4)")
+    if limits.text_line < 1000:
+        raise r.error("limits.text_line", "must be at least 1000 (RFC 5321 §4.5.3.1.6)")
+    for name in ("max_message_size", "max_recipients", "max_messages_per_connection",
+                 "max_connections", "max_connections_per_ip", "max_errors"):
+        if getattr(limits, name) < 1:
+            raise r.error(f"limits.{name}", "must be at least 1")
+    log = r.section(data, "log", LogSettings)
+    if log.level not in ("debug", "info", "warning", "error"):
+        raise r.error("log.level", f"expected debug, info, warning or error, got {log.level!r}")
+    return Config(
+        path=path, hostname=hostname.lower(), data_dir=data_path, listeners=tuple(listeners),
+        tls=tls, limits=limits, auth=r.section(data, "auth", AuthSettings),
+        submission=r.section(data, "submission", SubmissionSettings),
+        demo=r.section(data, "demo", DemoSettings), log=log,
+    )

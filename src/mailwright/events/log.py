@@ -1,0 +1,40 @@
+"""Events: one structured log line and one row in the event table per step.
+
+Never passwords, never message bodies: callers pass only envelope facts,
+sizes, codes and identifiers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from ..store.base import MailStore
+
+log = logging.getLogger("mailwright.events")
+
+
+def _fmt(value: Any) -> str:
+    text = str(value)
+    if not text or any(c in text for c in ' ="\\') or not text.isprintable():
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
+class EventLog:
+    def __init__(self, store: MailStore | None):
+        self.store = store
+
+    def emit(self, type: str, session: str | None = None, message_id: str | None = None,
+             **data: Any) -> None:
+        if log.isEnabledFor(logging.INFO):
+            parts = [f"event={type}"]
+            if session:
+                parts.append(f"session={session}")
+            if message_id:
+                parts.append(f"msgid={message_id}")
+            parts += [f"{k}={_fmt(v)}" for k, v in data.items()]
+            log.info(" ".join(parts))
+        if self.store is not None:
+            self.store.record_event(time.time(), type, session, message_id, data)

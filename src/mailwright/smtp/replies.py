@@ -1,0 +1,55 @@
+"""SMTP replies (RFC 5321 §4.2) with enhanced status codes (RFC 2034, RFC 3463)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Reply:
+    code: int
+    status: str            # enhanced status code, "" for the greeting / 354 / 334
+    lines: tuple[str, ...]
+
+    def __init__(self, code: int, status: str, *lines: str):
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "lines", lines or ("",))
+
+    @property
+    def is_error(self) -> bool:
+        return self.code >= 400
+
+    def render(self, enhanced: bool = True) -> bytes:
+        """Multi-line replies use `code-text` for all but the last line (RFC 5321 §4.2.1)."""
+        out = []
+        last = len(self.lines) - 1
+        for i, text in enumerate(self.lines):
+            sep = " " if i == last else "-"
+            prefix = f"{self.status} " if (enhanced and self.status) else ""
+            out.append(f"{self.code}{sep}{prefix}{text}".rstrip() + "\r\n")
+        return "".join(out).encode("utf-8")
+
+
+# Replies used from several places. Codes follow RFC 5321 §4.2.2/§4.3.2,
+# enhanced codes RFC 3463 / the IANA "SMTP Enhanced Status Codes" registry.
+OK = Reply(250, "2.0.0", "OK")
+SYNTAX = Reply(500, "5.5.2", "Syntax error, command unrecognized")
+LINE_TOO_LONG = Reply(500, "5.5.2", "Line too long")
+BAD_SEQUENCE_HELO = Reply(503, "5.5.1", "Send HELO/EHLO first")
+BAD_SEQUENCE_MAIL = Reply(503, "5.5.1", "Need MAIL command first")
+BAD_SEQUENCE_RCPT = Reply(503, "5.5.1", "Need RCPT command first")
+NESTED_MAIL = Reply(503, "5.5.1", "Nested MAIL command")
+AUTH_REQUIRED = Reply(530, "5.7.0", "Authentication required")
+TLS_REQUIRED = Reply(530, "5.7.0", "Must issue a STARTTLS command first")
+AUTH_FAILED = Reply(535, "5.7.8", "Authentication credentials invalid")
+AUTH_OK = Reply(235, "2.7.0", "Authentication successful")
+RELAY_DENIED = Reply(550, "5.7.1", "Relaying denied")
+NO_SUCH_USER = Reply(550, "5.1.1", "Recipient address rejected: no such user here")
+TOO_MANY_RCPTS = Reply(452, "4.5.3", "Too many recipients")
+NO_VALID_RCPTS = Reply(554, "5.5.1", "No valid recipients")
+NUL_REJECTED = Reply(501, "5.5.2", "NUL characters are not allowed")
+BYE = Reply(221, "2.0.0", "Bye")
+TOO_MANY_ERRORS = Reply(421, "4.7.0", "Too many errors, closing connection")
+TIMEOUT = Reply(421, "4.4.2", "Timeout exceeded, closing connection")
+LOCAL_ERROR = Reply(451, "4.3.0", "Local error in processing, try again later")

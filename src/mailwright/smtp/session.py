@@ -1,0 +1,626 @@
+"""The SMTP server session (RFC 5321), a state machine with I/O at the edges.
+
+The connection code feeds received bytes to `receive()` and calls `process()`,
+which handles every complete command (or DATA message, or BDAT chunk) in
+order and returns the reply bytes to send plus what the transport must do
+next (nothing, start TLS, close). Replies therefore come out in command order
+however deeply a client pipelines (RFC 2920 §3.1).
+
+Asynchronous work (store lookups are synchronous and fast; password hashing
+and durable delivery are not) is awaited inside `process()`, so one session
+never has two commands in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import enum
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from ..address import Address
+from ..auth import sasl
+from ..auth.lockout import AuthLockout
+from ..config import Config
+from ..events.log import EventLog
+from ..store.base import Delivery, MailStore, RemoteRecipient, Target
+from . import replies as R
+from .framing import Chunk, CommandLine, Framer, LineTooLong, MessageData, Mode, Problem
+from .params import ParamError, PathArgument, decode_xtext, parse_path_argument
+from .replies import Reply
+from .trace import TLSInfo, protocol_name, received, return_path
+
+# RFC 4954 §4: an AUTH command line and a SASL response line may be 12288 octets.
+SASL_LINE_LIMIT = 12288
+# RFC 1870 §3, RFC 3461 §4, RFC 4954 §5 let MAIL/RCPT parameters lengthen the line
+# beyond 512 octets; this covers SIZE, BODY, SMTPUTF8, RET, ENVID (100), AUTH and
+# ORCPT (500) with their xtext expansion.
+PARAM_LINE_ALLOWANCE = 1536
+_NOTIFY_VALUES = {"SUCCESS", "FAILURE", "DELAY"}
+
+
+class Action(enum.Enum):
+    NONE = 0
+    START_TLS = 1
+    CLOSE = 2
+
+
+@dataclass
+class Recipient:
+    address: Address
+    targets: list[Target]
+    notify: str | None = None
+    orcpt: str | None = None
+
+
+@dataclass
+class Transaction:
+    mail_from: Address | None            # None: the null reverse-path <>
+    body: str | None = None
+    smtputf8: bool = False
+    ret: str | None = None
+    envid: str | None = None
+    recipients: list[Recipient] = field(default_factory=list)
+    chunks: bytearray | None = None      # BDAT data received so far
+
+    @property
+    def reverse_path(self) -> str:
+        return str(self.mail_from) if self.mail_from else ""
+
+
+@dataclass
+class Connection:
+    """Facts about the transport the session runs on."""
+    role: str                  # mx | submission | submissions
+    client_ip: str
+    client_port: int = 0
+    tls: TLSInfo | None = None
+    tls_available: bool = True
+
+
+class SmtpSession:
+    def __init__(self, conn: Connection, config: Config, store: MailStore,
+                 lockout: AuthLockout, events: EventLog,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+        self.conn = conn
+        self.config = config
+        self.limits = config.limits
+        self.store = store
+        self.lockout = lockout
+        self.events = events
+        self.sleep = sleep
+        self.id = secrets.token_hex(6)
+        self.framer = Framer(SASL_LINE_LIMIT + 2, self.limits.text_line,
+                             self.limits.max_message_size)
+        self.helo: str | None = None
+        self.esmtp = False
+        self.account: str | None = None
+        self.transaction: Transaction | None = None
+        self.sasl: sasl.Mechanism | None = None
+        self.sasl_final_pending = False
+        self._pending_account: str | None = None
+        self.bdat_pending: tuple[bool, Reply | None] | None = None   # (last, error reply)
+        self.accepted = 0
+        self.errors = 0
+        self.closed = False
+        self._handlers = {
+            "EHLO": self.cmd_ehlo, "HELO": self.cmd_helo, "MAIL": self.cmd_mail,
+            "RCPT": self.cmd_rcpt, "DATA": self.cmd_data, "BDAT": self.cmd_bdat,
+            "RSET": self.cmd_rset, "NOOP": self.cmd_noop, "QUIT": self.cmd_quit,
+            "VRFY": self.cmd_vrfy, "EXPN": self.cmd_expn, "HELP": self.cmd_help,
+            "STARTTLS": self.cmd_starttls, "AUTH": self.cmd_auth,
+        }
+
+    # --- the edges -----------------------------------------------------------
+    @property
+    def submission(self) -> bool:
+        return self.conn.role in ("submission", "submissions")
+
+    @property
+    def in_data(self) -> bool:
+        return self.framer.mode is not Mode.COMMAND
+
+    @property
+    def timeout(self) -> float:
+        return self.limits.data_timeout if self.in_data else self.limits.command_timeout
+
+    def greeting(self) -> bytes:
+        self.events.emit("connect", self.id, ip=self.conn.client_ip, role=self.conn.role,
+                         tls=self.conn.tls.version if self.conn.tls else "")
+        return Reply(220, "", f"{self.config.hostname} ESMTP Mailwright").render(False)
+
+    def receive(self, data: bytes) -> None:
+        self.framer.feed(data)
+
+    def tls_started(self, info: TLSInfo) -> None:
+        # RFC 3207 §4.2: after the handshake the server discards all knowledge
+        # obtained from the client; the client must send EHLO again.
+        self.conn.tls = info
+        self.helo = None
+        self.esmtp = False
+        self.transaction = None
+        self.events.emit("starttls", self.id, version=info.version, cipher=info.cipher)
+
+    async def process(self) -> tuple[bytes, Action]:
+        """Handle every complete input; stop early for STARTTLS or close."""
+        out = bytearray()
+        while not self.closed:
+            event = self.framer.next_event()
+            if event is None:
+                break
+            reply, action = await self._dispatch(event)
+            if reply is not None:
+                if reply.code >= 500:
+                    self.errors += 1
+                out += reply.render()
+                if reply.code >= 500 and self.errors >= self.limits.max_errors:
+                    out += R.TOO_MANY_ERRORS.render()
+                    action = Action.CLOSE
+                    self.events.emit("too-many-errors", self.id, ip=self.conn.client_ip)
+            if action is Action.START_TLS:
+                self.framer.discard_input()
+                return bytes(out), action
+            if action is Action.CLOSE:
+                self.closed = True
+                return bytes(out), action
+        return bytes(out), Action.NONE
+
+    def timed_out(self) -> bytes:
+        self.closed = True
+        self.events.emit("timeout", self.id, ip=self.conn.client_ip)
+        return R.TIMEOUT.render()
+
+    def disconnected(self) -> None:
+        self.events.emit("disconnect", self.id, ip=self.conn.client_ip,
+                         accepted=self.accepted, errors=self.errors)
+
+    async def _dispatch(self, event) -> tuple[Reply | None, Action]:
+        if isinstance(event, MessageData):
+            return await self._end_of_data(event), Action.NONE
+        if isinstance(event, Chunk):
+            return await self._end_of_chunk(event), Action.NONE
+        if isinstance(event, LineTooLong):
+            if self.sasl:
+                self.sasl = None
+                return Reply(500, "5.5.6", "Authentication exchange line is too long"), \
+                    Action.NONE
+            return R.LINE_TOO_LONG, Action.NONE
+        assert isinstance(event, CommandLine)
+        if self.sasl:
+            return await self._sasl_response(event.line), Action.NONE
+        return await self._command(event.line)
+
+    async def _command(self, raw: bytes) -> tuple[Reply, Action]:
+        if b"\x00" in raw:
+            return R.NUL_REJECTED, Action.NONE
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return Reply(500, "5.5.2", "Invalid UTF-8 in command"), Action.NONE
+        verb, _, arg = line.partition(" ")
+        verb = verb.upper()
+        limit = self.limits.command_line
+        if verb in ("MAIL", "RCPT"):
+            limit += PARAM_LINE_ALLOWANCE
+        elif verb == "AUTH":
+            limit = SASL_LINE_LIMIT
+        if len(raw) + 2 > limit:
+            return R.LINE_TOO_LONG, Action.NONE
+        handler = self._handlers.get(verb)
+        if handler is None:
+            if verb in ("GET", "POST", "HEAD", "CONNECT", "PUT"):
+                # A web client or proxy abuse talking to the SMTP port: end it now.
+                return Reply(421, "4.7.0", "This is an SMTP server, closing"), Action.CLOSE
+            return Reply(500, "5.5.2", "Command unrecognized"), Action.NONE
+        return await handler(arg.strip(" "))
+
+    # --- greeting commands ----------------------------------------------------
+    def _hello(self, arg: str, esmtp: bool) -> Reply | None:
+        if not arg or " " in arg:
+            return Reply(501, "5.5.4", f"Syntax: {'EHLO' if esmtp else 'HELO'} hostname")
+        self.helo = arg
+        self.esmtp = esmtp
+        self.transaction = None
+        return None
+
+    async def cmd_ehlo(self, arg: str) -> tuple[Reply, Action]:
+        if err := self._hello(arg, True):
+            return err, Action.NONE
+        lines = [f"{self.config.hostname} Hello {arg} [{self.conn.client_ip}]",
+                 "PIPELINING", f"SIZE {self.limits.max_message_size}", "8BITMIME",
+                 "SMTPUTF8", "ENHANCEDSTATUSCODES", "CHUNKING", "DSN"]
+        if self.conn.tls is None and self.conn.tls_available:
+            lines.append("STARTTLS")
+        if self.submission and self.conn.tls is not None and self.account is None:
+            lines.append("AUTH " + " ".join(sasl.MECHANISMS))
+        lines.append("HELP")
+        # RFC 2034 §3: no enhanced status codes on the EHLO response.
+        return Reply(250, "", *lines), Action.NONE
+
+    async def cmd_helo(self, arg: str) -> tuple[Reply, Action]:
+        if err := self._hello(arg, False):
+            return err, Action.NONE
+        return Reply(250, "", f"{self.config.hostname} Hello {arg} [{self.conn.client_ip}]"), \
+            Action.NONE
+
+    async def cmd_starttls(self, arg: str) -> tuple[Reply, Action]:
+        if arg:
+            return Reply(501, "5.5.4", "Syntax: STARTTLS"), Action.NONE
+        if self.conn.tls is not None:
+            return Reply(503, "5.5.1", "TLS already active"), Action.NONE
+        if not self.conn.tls_available:
+            return Reply(502, "5.5.1", "STARTTLS not available"), Action.NONE
+        if self.transaction or self.sasl:
+            return Reply(503, "5.5.1", "STARTTLS not allowed during a transaction"), Action.NONE
+        return Reply(220, "2.0.0", "Ready to start TLS"), Action.START_TLS
+
+    # --- authentication (RFC 4954) --------------------------------------------
+    async def cmd_auth(self, arg: str) -> tuple[Reply, Action]:
+        if not self.submission:
+            return Reply(503, "5.5.1", "Authentication not enabled on this port"), Action.NONE
+        if self.conn.tls is None:
+            return R.TLS_REQUIRED, Action.NONE
+        if not self.esmtp:
+            return R.BAD_SEQUENCE_HELO if self.helo is None else \
+                Reply(503, "5.5.1", "Send EHLO first"), Action.NONE
+        if self.account:
+            return Reply(503, "5.5.1", "Already authenticated"), Action.NONE
+        if self.transaction:
+            return Reply(503, "5.5.1", "AUTH not allowed during a mail transaction"), Action.NONE
+        parts = arg.split()
+        if not parts or len(parts) > 2:
+            return Reply(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]"), Action.NONE
+        if (left := self.lockout.locked_for(self.conn.client_ip)) > 0:
+            self.events.emit("auth-locked", self.id, ip=self.conn.client_ip,
+                             seconds=round(left))
+            return Reply(454, "4.7.0", "Too many failed authentications; try again later"), \
+                Action.NONE
+        mech = sasl.make_mechanism(parts[0], self.store)
+        if mech is None:
+            return Reply(504, "5.5.4", "Unrecognized authentication mechanism"), Action.NONE
+        initial = None
+        if len(parts) == 2:
+            # RFC 4954 §4: "=" is an empty initial response.
+            initial = b"" if parts[1] == "=" else _b64(parts[1])
+            if initial is None:
+                return Reply(501, "5.5.2", "Invalid base64 in initial response"), Action.NONE
+        self.sasl = mech
+        return await self._sasl_step(await mech.start(initial)), Action.NONE
+
+    async def _sasl_response(self, raw: bytes) -> Reply:
+        if raw == b"*":                                   # RFC 4954 §4: client cancels
+            self.sasl = None
+            self.sasl_final_pending = False
+            return Reply(501, "5.0.0", "Authentication canceled")
+        if self.sasl_final_pending:                       # reply to the server-final 334
+            self.sasl_final_pending = False
+            return self._auth_success()
+        data = _b64(raw.decode("ascii", "replace"))
+        if data is None:
+            self.sasl = None
+            return Reply(501, "5.5.2", "Invalid base64 in authentication response")
+        assert self.sasl is not None
+        return await self._sasl_step(await self.sasl.respond(data))
+
+    async def _sasl_step(self, step: sasl.Step) -> Reply:
+        mech = self.sasl
+        if isinstance(step, sasl.Challenge):
+            return Reply(334, "", base64.b64encode(step.data).decode())
+        if isinstance(step, sasl.Success):
+            self._pending_account = step.account
+            if step.final is not None:
+                # RFC 4954 §4: server data with success is sent as a challenge,
+                # answered with an empty line, then 235.
+                self.sasl_final_pending = True
+                return Reply(334, "", base64.b64encode(step.final).decode())
+            return self._auth_success()
+        self.sasl = None
+        delay = self.lockout.record_failure(self.conn.client_ip)
+        self.events.emit("auth-fail", self.id, ip=self.conn.client_ip,
+                         mechanism=mech.name if mech else "", username=step.username)
+        await self.sleep(delay)
+        if step.malformed:
+            return Reply(501, "5.5.2", "Malformed authentication exchange")
+        return R.AUTH_FAILED
+
+    def _auth_success(self) -> Reply:
+        mech = self.sasl
+        self.sasl = None
+        self.account = self._pending_account
+        self.lockout.record_success(self.conn.client_ip)
+        self.events.emit("auth-ok", self.id, ip=self.conn.client_ip,
+                         mechanism=mech.name if mech else "", account=self.account)
+        return R.AUTH_OK
+
+    # --- the mail transaction ---------------------------------------------------
+    async def cmd_mail(self, arg: str) -> tuple[Reply, Action]:
+        if self.helo is None:
+            return R.BAD_SEQUENCE_HELO, Action.NONE
+        if self.submission and self.account is None:
+            return R.AUTH_REQUIRED, Action.NONE
+        if self.transaction is not None:
+            return R.NESTED_MAIL, Action.NONE
+        if self.accepted >= self.limits.max_messages_per_connection:
+            return Reply(421, "4.7.0", "Too many messages in one connection, closing"), \
+                Action.CLOSE
+        try:
+            path = parse_path_argument(arg, "FROM:", allow_null=True)
+            txn = self._mail_params(path)
+        except ParamError as e:
+            return e.reply, Action.NONE
+        if txn.mail_from and txn.mail_from.needs_smtputf8 and not txn.smtputf8:
+            return Reply(553, "5.6.7", "Non-ASCII sender address needs the SMTPUTF8 parameter"), \
+                Action.NONE
+        if (self.account and self.config.submission.enforce_sender and txn.mail_from
+                and not self.store.may_send_as(self.account, txn.mail_from)):
+            self.events.emit("sender-rejected", self.id, account=self.account,
+                             mail_from=txn.reverse_path)
+            return Reply(553, "5.7.1",
+                         f"Sender address rejected: not owned by {self.account}"), Action.NONE
+        self.transaction = txn
+        return Reply(250, "2.1.0", "Sender OK"), Action.NONE
+
+    def _mail_params(self, path: PathArgument) -> Transaction:
+        txn = Transaction(path.address)
+        if path.params and not self.esmtp:
+            raise ParamError(Reply(555, "5.5.4", "Parameters need EHLO"))
+        for key, value in path.params.items():
+            if key == "SIZE":                                        # RFC 1870
+                if not value or not value.isdigit():
+                    raise ParamError(Reply(501, "5.5.4", "Invalid SIZE value"))
+                if int(value) > self.limits.max_message_size:
+                    raise ParamError(Reply(552, "5.3.4",
+                                           "Message size exceeds fixed maximum message size"))
+            elif key == "BODY":                                      # RFC 6152
+                body = (value or "").upper()
+                if body not in ("7BIT", "8BITMIME"):
+                    raise ParamError(Reply(501, "5.5.4", "BODY must be 7BIT or 8BITMIME"))
+                txn.body = body
+            elif key == "SMTPUTF8":                                  # RFC 6531 §3.4
+                if value is not None:
+                    raise ParamError(Reply(501, "5.5.4", "SMTPUTF8 takes no value"))
+                txn.smtputf8 = True
+            elif key == "RET":                                       # RFC 3461 §4.3
+                ret = (value or "").upper()
+                if ret not in ("FULL", "HDRS"):
+                    raise ParamError(Reply(501, "5.5.4", "RET must be FULL or HDRS"))
+                txn.ret = ret
+            elif key == "ENVID":                                     # RFC 3461 §4.4
+                try:
+                    envid = decode_xtext(value or "")
+                except ValueError:
+                    envid = ""
+                if not envid or len(value or "") > 100:
+                    raise ParamError(Reply(501, "5.5.4", "Invalid ENVID value"))
+                txn.envid = envid
+            elif key == "AUTH":
+                # RFC 4954 §5: the claimed original submitter. We are not relaying
+                # on behalf of a trusted MTA, so it is accepted and not used.
+                pass
+            else:
+                raise ParamError(Reply(555, "5.5.4", f"Unsupported parameter {key}"))
+        return txn
+
+    async def cmd_rcpt(self, arg: str) -> tuple[Reply, Action]:
+        txn = self.transaction
+        if txn is None:
+            return (R.BAD_SEQUENCE_HELO if self.helo is None else R.BAD_SEQUENCE_MAIL), \
+                Action.NONE
+        if txn.chunks is not None:
+            return Reply(503, "5.5.1", "RCPT not allowed after BDAT"), Action.NONE
+        try:
+            path = parse_path_argument(arg, "TO:", allow_null=False)
+            rcpt = self._rcpt_params(path)
+        except ParamError as e:
+            return e.reply, Action.NONE
+        address = rcpt.address
+        if address.needs_smtputf8 and not txn.smtputf8:
+            return Reply(553, "5.6.7",
+                         "Non-ASCII recipient address needs SMTPUTF8 on MAIL FROM"), Action.NONE
+        if len(txn.recipients) >= self.limits.max_recipients:
+            return R.TOO_MANY_RCPTS, Action.NONE
+        targets = self.store.resolve(address)
+        if targets is None:
+            # Not one of our domains: relaying is only for authenticated users.
+            if self.account is None:
+                self.events.emit("rejected", self.id, ip=self.conn.client_ip, code=550,
+                                 reason="relay-denied", rcpt=str(address))
+                return R.RELAY_DENIED, Action.NONE
+            targets = [Target(str(address))]
+        elif not targets:
+            self.events.emit("rejected", self.id, ip=self.conn.client_ip, code=550,
+                             reason="unknown-user", rcpt=str(address))
+            return R.NO_SUCH_USER, Action.NONE
+        rcpt.targets = targets
+        if all(r.address.key != address.key for r in txn.recipients):
+            txn.recipients.append(rcpt)
+        return Reply(250, "2.1.5", "Recipient OK"), Action.NONE
+
+    def _rcpt_params(self, path: PathArgument) -> Recipient:
+        assert path.address is not None
+        rcpt = Recipient(path.address, [])
+        if path.params and not self.esmtp:
+            raise ParamError(Reply(555, "5.5.4", "Parameters need EHLO"))
+        for key, value in path.params.items():
+            if key == "NOTIFY":                                      # RFC 3461 §4.1
+                words = (value or "").upper().split(",")
+                if words != ["NEVER"] and not (set(words) <= _NOTIFY_VALUES
+                                               and len(set(words)) == len(words)):
+                    raise ParamError(Reply(501, "5.5.4",
+                                           "NOTIFY must be NEVER or SUCCESS,FAILURE,DELAY"))
+                rcpt.notify = ",".join(words)
+            elif key == "ORCPT":                                     # RFC 3461 §4.2
+                addr_type, sep, xtext = (value or "").partition(";")
+                try:
+                    original = decode_xtext(xtext)
+                except ValueError:
+                    original = ""
+                if not sep or not addr_type or not original:
+                    raise ParamError(Reply(501, "5.5.4", "Invalid ORCPT value"))
+                rcpt.orcpt = f"{addr_type};{original}"
+            else:
+                raise ParamError(Reply(555, "5.5.4", f"Unsupported parameter {key}"))
+        return rcpt
+
+    async def cmd_data(self, arg: str) -> tuple[Reply, Action]:
+        if arg:
+            return Reply(501, "5.5.4", "Syntax: DATA"), Action.NONE
+        txn = self.transaction
+        if txn is None:
+            return (R.BAD_SEQUENCE_HELO if self.helo is None else R.BAD_SEQUENCE_MAIL), \
+                Action.NONE
+        if txn.chunks is not None:
+            return Reply(503, "5.5.1", "DATA not allowed after BDAT"), Action.NONE
+        if not txn.recipients:
+            return R.NO_VALID_RCPTS, Action.NONE
+        self.framer.start_data()
+        return Reply(354, "", "End data with <CR><LF>.<CR><LF>"), Action.NONE
+
+    async def _end_of_data(self, event: MessageData) -> Reply:
+        txn = self.transaction
+        self.transaction = None
+        assert txn is not None
+        return await self._accept(txn, event.content, event.problems)
+
+    async def cmd_bdat(self, arg: str) -> tuple[Reply | None, Action]:
+        # RFC 3030 §2: BDAT size [LAST]. The chunk follows whatever we answer,
+        # so it is always read (and discarded on error) before the reply.
+        parts = arg.split()
+        if not parts or len(parts) > 2 or not parts[0].isdigit() or \
+                (len(parts) == 2 and parts[1].upper() != "LAST"):
+            # Without a valid size the stream cannot be resynchronised.
+            return Reply(501, "5.5.4", "Syntax: BDAT size [LAST]; closing"), Action.CLOSE
+        size, last = int(parts[0]), len(parts) == 2
+        txn = self.transaction
+        error = None
+        if txn is None:
+            error = R.BAD_SEQUENCE_HELO if self.helo is None else R.BAD_SEQUENCE_MAIL
+        elif not txn.recipients:
+            error = R.NO_VALID_RCPTS
+        keep = error is None
+        if txn is not None and keep:
+            if txn.chunks is None:
+                txn.chunks = bytearray()
+            keep = len(txn.chunks) + size <= self.limits.max_message_size
+        self.bdat_pending = (last, error)
+        self.framer.start_bdat(size, keep)
+        return None, Action.NONE          # answered once the chunk is read
+
+    async def _end_of_chunk(self, chunk: Chunk) -> Reply:
+        assert self.bdat_pending is not None
+        last, error = self.bdat_pending
+        self.bdat_pending = None
+        if error:
+            return error
+        txn = self.transaction
+        assert txn is not None and txn.chunks is not None
+        if not chunk.kept:
+            self.transaction = None
+            self.events.emit("rejected", self.id, code=552, reason="too-big")
+            return Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
+        txn.chunks += chunk.data
+        if not last:
+            return Reply(250, "2.0.0", f"{chunk.size} octets received")
+        self.transaction = None
+        content = bytes(txn.chunks)
+        return await self._accept(txn, content, self.framer.problems_in(content))
+
+    async def _accept(self, txn: Transaction, content: bytes, problems) -> Reply:
+        """Final checks, trace headers, durable store; the reply after DATA / BDAT LAST."""
+        reject = _content_rejection(problems)
+        if reject:
+            self.events.emit("rejected", self.id, ip=self.conn.client_ip, code=reject.code,
+                             reason=sorted(p.value for p in problems)[0],
+                             mail_from=txn.reverse_path)
+            return reject
+        now = time.time()
+        message_id = _message_id(now)
+        local = [t.account_id for r in txn.recipients for t in r.targets if t.is_local]
+        remote = [RemoteRecipient(t.address, r.notify, r.orcpt)
+                  for r in txn.recipients for t in r.targets if not t.is_local]
+        remote = list({r.address.lower(): r for r in remote}.values())
+        trace = received(
+            helo=self.helo or "", client_ip=self.conn.client_ip,
+            hostname=self.config.hostname,
+            protocol=protocol_name(self.esmtp, self.conn.tls is not None,
+                                   self.account is not None, txn.smtputf8),
+            message_id=message_id, tls=self.conn.tls,
+            recipient=str(txn.recipients[0].address) if len(txn.recipients) == 1 else None,
+            timestamp=now)
+        relay_content = trace + content
+        delivery = Delivery(
+            message_id=message_id, mail_from=txn.reverse_path,
+            local_accounts=local,
+            local_content=return_path(txn.reverse_path) + relay_content if local else b"",
+            remote=remote, relay_content=relay_content if remote else b"",
+            body=txn.body, smtputf8=txn.smtputf8, ret=txn.ret, envid=txn.envid,
+            sender_account=self.account)
+        try:
+            await self.store.deliver(delivery)
+        except Exception as e:  # noqa: BLE001 - any store failure is a temporary failure
+            self.events.emit("store-error", self.id, message_id, error=repr(e))
+            return R.LOCAL_ERROR
+        self.accepted += 1
+        self.events.emit(
+            "accepted", self.id, message_id, ip=self.conn.client_ip, size=len(content),
+            mail_from=txn.reverse_path, rcpts=len(txn.recipients), local=len(set(local)),
+            remote=len(remote), account=self.account or "",
+            tls=f"{self.conn.tls.version}/{self.conn.tls.cipher}" if self.conn.tls else "")
+        return Reply(250, "2.0.0", f"OK: queued as {message_id}")
+
+    # --- the rest ----------------------------------------------------------------
+    async def cmd_rset(self, arg: str) -> tuple[Reply, Action]:
+        if arg:
+            return Reply(501, "5.5.4", "Syntax: RSET"), Action.NONE
+        self.transaction = None
+        return R.OK, Action.NONE
+
+    async def cmd_noop(self, arg: str) -> tuple[Reply, Action]:
+        return R.OK, Action.NONE
+
+    async def cmd_quit(self, arg: str) -> tuple[Reply, Action]:
+        return R.BYE, Action.CLOSE
+
+    async def cmd_vrfy(self, arg: str) -> tuple[Reply, Action]:
+        if not arg:
+            return Reply(501, "5.5.4", "Syntax: VRFY address"), Action.NONE
+        # RFC 5321 §3.5.3: 252 without saying whether the user exists.
+        return Reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt "
+                                   "delivery"), Action.NONE
+
+    async def cmd_expn(self, arg: str) -> tuple[Reply, Action]:
+        return Reply(502, "5.5.1", "EXPN not available"), Action.NONE
+
+    async def cmd_help(self, arg: str) -> tuple[Reply, Action]:
+        return Reply(214, "2.0.0", "Commands: " + " ".join(sorted(self._handlers)),
+                     "See RFC 5321"), Action.NONE
+
+
+def _b64(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _message_id(now: float) -> str:
+    # Time-ordered, unique per node: microseconds in hex plus random bits.
+    return f"{int(now * 1_000_000):X}{secrets.token_hex(3).upper()}"
+
+
+def _content_rejection(problems) -> Reply | None:
+    if Problem.TOO_BIG in problems:
+        return Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
+    if Problem.NUL in problems:
+        return Reply(554, "5.6.0", "Message contains NUL characters")
+    if Problem.BARE_NEWLINE in problems:
+        return Reply(554, "5.6.0", "Message contains a bare CR or LF; lines must end with "
+                                   "CRLF (RFC 5321 §2.3.8)")
+    if Problem.LONG_LINE in problems:
+        return Reply(554, "5.6.0", "Message contains a line longer than 1000 octets "
+                                   "(RFC 5321 §4.5.3.1.6)")
+    return None

@@ -1,0 +1,120 @@
+"""The mail store interface: what the protocol engines and the CLI may ask of it.
+
+SQLiteStore implements it for one node; a PostgreSQL backend for several
+nodes implements the same methods, so nothing above this line changes.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+from ..address import Address
+from ..auth.sasl import Credentials
+
+# RFC 6154 special-use mailboxes created with every account.
+DEFAULT_MAILBOXES = (
+    ("INBOX", None), ("Drafts", "\\Drafts"), ("Sent", "\\Sent"),
+    ("Trash", "\\Trash"), ("Junk", "\\Junk"), ("Archive", "\\Archive"),
+)
+
+
+class StoreError(Exception):
+    """A refused administrative change, phrased for the admin."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one RCPT ends up after alias expansion."""
+    address: str                   # final address
+    account_id: int | None = None  # set for a local account, None for a remote address
+
+    @property
+    def is_local(self) -> bool:
+        return self.account_id is not None
+
+
+@dataclass(frozen=True)
+class RemoteRecipient:
+    address: str
+    notify: str | None = None      # RFC 3461 NOTIFY=
+    orcpt: str | None = None       # RFC 3461 ORCPT=
+
+
+@dataclass
+class Delivery:
+    """One accepted message: stored once, referenced by every local copy and the queue."""
+    message_id: str
+    mail_from: str                               # '' for <>
+    local_accounts: list[int] = field(default_factory=list)
+    local_content: bytes = b""                   # with Return-Path (RFC 5321 §4.4)
+    remote: list[RemoteRecipient] = field(default_factory=list)
+    relay_content: bytes = b""                   # without Return-Path
+    body: str | None = None
+    smtputf8: bool = False
+    ret: str | None = None
+    envid: str | None = None
+    sender_account: str | None = None
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    address: str
+    created: float
+    messages: int
+    size: int
+
+
+@dataclass(frozen=True)
+class AliasInfo:
+    source: str
+    targets: list[str]
+
+
+class MailStore(abc.ABC):
+    # --- administration (used by the CLI; blocking) -------------------------
+    @abc.abstractmethod
+    def add_domain(self, domain: str) -> str: ...
+    @abc.abstractmethod
+    def remove_domain(self, domain: str, force: bool = False) -> None: ...
+    @abc.abstractmethod
+    def list_domains(self) -> list[str]: ...
+    @abc.abstractmethod
+    def add_account(self, address: Address, password: str) -> None: ...
+    @abc.abstractmethod
+    def set_password(self, address: Address, password: str) -> None: ...
+    @abc.abstractmethod
+    def remove_account(self, address: Address) -> None: ...
+    @abc.abstractmethod
+    def list_accounts(self, domain: str | None = None) -> list[AccountInfo]: ...
+    @abc.abstractmethod
+    def add_alias(self, source: str, targets: list[str]) -> None: ...
+    @abc.abstractmethod
+    def remove_alias(self, source: str) -> None: ...
+    @abc.abstractmethod
+    def list_aliases(self, domain: str | None = None) -> list[AliasInfo]: ...
+    @abc.abstractmethod
+    def account_count(self) -> int: ...
+
+    # --- lookups on the hot path (fast, indexed) ----------------------------
+    @abc.abstractmethod
+    def is_local_domain(self, domain: str) -> bool: ...
+    @abc.abstractmethod
+    def resolve(self, address: Address) -> list[Target] | None:
+        """Targets for a local address ([] if unknown), None if the domain is not local."""
+    @abc.abstractmethod
+    def credentials(self, username: str) -> Credentials | None: ...
+    @abc.abstractmethod
+    def may_send_as(self, account: str, address: Address) -> bool: ...
+
+    # --- durable writes ------------------------------------------------------
+    @abc.abstractmethod
+    async def deliver(self, delivery: Delivery) -> None:
+        """Returns once content and metadata are durable (fsynced, committed)."""
+    @abc.abstractmethod
+    def record_event(self, ts: float, type: str, session: str | None,
+                     message_id: str | None, data: dict) -> None:
+        """Queue an event row; written with the next batch, never blocking the caller."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...

@@ -1,0 +1,95 @@
+-- Mailwright metadata (SQLite, WAL). Version 1.
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+CREATE TABLE IF NOT EXISTS domains (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,            -- lowercase A-label
+    created REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS accounts (
+    id INTEGER PRIMARY KEY,
+    domain_id INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+    local_part TEXT NOT NULL,             -- as given
+    lookup TEXT NOT NULL UNIQUE,          -- lower(local_part) @ domain
+    password_hash TEXT NOT NULL,          -- argon2id
+    scram_salt BLOB NOT NULL,
+    scram_stored_key BLOB NOT NULL,
+    scram_server_key BLOB NOT NULL,
+    scram_iterations INTEGER NOT NULL,
+    quota_bytes INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS aliases (
+    id INTEGER PRIMARY KEY,
+    domain_id INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+    local_part TEXT NOT NULL,             -- '' for the catch-all
+    lookup TEXT NOT NULL UNIQUE,          -- lower(local_part) @ domain, '@domain' for catch-all
+    targets TEXT NOT NULL,                -- JSON list of addresses
+    created REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS mailboxes (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    special_use TEXT,                     -- RFC 6154: \Drafts, \Sent, \Trash, \Junk, \Archive
+    subscribed INTEGER NOT NULL DEFAULT 1,
+    uidvalidity INTEGER NOT NULL,
+    uidnext INTEGER NOT NULL DEFAULT 1,
+    highestmodseq INTEGER NOT NULL DEFAULT 1,
+    UNIQUE (account_id, name)
+);
+
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    uid INTEGER NOT NULL,
+    blob TEXT NOT NULL,                   -- sha256 of the stored file
+    size INTEGER NOT NULL,
+    internaldate REAL NOT NULL,
+    flags TEXT NOT NULL DEFAULT '',
+    modseq INTEGER NOT NULL,
+    message_id TEXT NOT NULL,             -- our id, shared by every copy of one delivery
+    UNIQUE (mailbox_id, uid)
+);
+CREATE INDEX IF NOT EXISTS messages_blob ON messages (blob);
+
+CREATE TABLE IF NOT EXISTS queue (
+    id INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL UNIQUE,
+    blob TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mail_from TEXT NOT NULL,              -- '' for the null reverse-path
+    body TEXT,                            -- RFC 6152 BODY=
+    smtputf8 INTEGER NOT NULL DEFAULT 0,  -- RFC 6531
+    ret TEXT,                             -- RFC 3461 RET=
+    envid TEXT,                           -- RFC 3461 ENVID= (decoded)
+    sender_account TEXT,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_blob ON queue (blob);
+
+CREATE TABLE IF NOT EXISTS queue_recipients (
+    id INTEGER PRIMARY KEY,
+    queue_id INTEGER NOT NULL REFERENCES queue(id) ON DELETE CASCADE,
+    address TEXT NOT NULL,
+    notify TEXT,                          -- RFC 3461 NOTIFY=
+    orcpt TEXT,                           -- RFC 3461 ORCPT= (addr-type;decoded)
+    state TEXT NOT NULL DEFAULT 'pending',
+    next_attempt REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_reply TEXT
+);
+CREATE INDEX IF NOT EXISTS queue_recipients_due ON queue_recipients (state, next_attempt);
+
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,
+    type TEXT NOT NULL,
+    session TEXT,
+    message_id TEXT,
+    data TEXT NOT NULL                    -- JSON object
+);
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
