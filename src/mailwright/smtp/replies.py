@@ -27,7 +27,9 @@ class Reply:
         for i, text in enumerate(self.lines):
             sep = " " if i == last else "-"
             prefix = f"{self.status} " if (enhanced and self.status) else ""
-            out.append(f"{self.code}{sep}{prefix}{text}".rstrip() + "\r\n")
+            line = f"{self.code}{sep}{prefix}{text}"
+            # RFC 4954 §4: a challenge is "334 " + base64, even when empty.
+            out.append((line if self.code == 334 else line.rstrip()) + "\r\n")
         return "".join(out).encode("utf-8")
 
 

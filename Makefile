@@ -1,0 +1,28 @@
+# The two commands: `make run` and `make test`. Both work on a fresh machine.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+PYTHON  ?= python3
+
+.PHONY: run test bench test-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+run: $(STAMP)
+	$(VENV)/bin/mailwright --config dev.toml serve
+
+test-deps:
+	@scripts/install-test-deps.sh
+
+test: $(STAMP) test-deps
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP) test-deps
+	$(PY) bench/smtp_accept.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

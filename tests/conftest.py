@@ -1,0 +1,121 @@
+"""Shared fixtures: a real Mailwright server process on loopback, and its CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct horse battery"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def write_config(directory: Path, *, host: str = "127.0.0.1", extra: str = "") -> tuple[Path, dict]:
+    ports = {role: free_port(host) for role in ("mx", "submission", "submissions")}
+    listeners = "".join(
+        f'\n[[listeners]]\nrole = "{role}"\naddress = "{host}"\nport = {port}\n'
+        for role, port in ports.items())
+    path = directory / "mailwright.toml"
+    path.write_text(
+        f'hostname = "mail.example.test"\ndata_dir = "data"\n{listeners}\n'
+        "[auth]\nfailure_delay = 0.0\nmax_failures = 5\n"
+        f"{extra}\n")
+    return path, ports
+
+
+class MailServer:
+    """`mailwright serve` in a subprocess, and `mailwright` CLI calls on its config."""
+
+    def __init__(self, directory: Path, host: str = "127.0.0.1", extra: str = ""):
+        self.dir = directory
+        self.host = host
+        self.config, self.ports = write_config(directory, host=host, extra=extra)
+        self.data_dir = directory / "data"
+        self.proc: subprocess.Popen | None = None
+        self.log = directory / "server.log"
+
+    def cli(self, *args: str, input: str | None = None, check: bool = True):
+        res = subprocess.run([sys.executable, "-m", "mailwright", "--config", str(self.config),
+                              *args], input=input, capture_output=True, text=True, timeout=60)
+        if check and res.returncode != 0:
+            raise AssertionError(f"mailwright {' '.join(args)} failed: {res.stderr}")
+        return res
+
+    def add_user(self, address: str, password: str = PASSWORD) -> None:
+        self.cli("user", "add", address, "--password-stdin", input=password + "\n")
+
+    def start(self) -> "MailServer":
+        self._log_file = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mailwright", "--config", str(self.config), "serve"],
+            stdout=self._log_file, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.log.read_text()}")
+            try:
+                with socket.create_connection((self.host, self.ports["submissions"]), 0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("server did not start listening")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self._log_file.close()
+        self.proc = None
+
+    def store(self):
+        from mailwright.store.sqlite import SQLiteStore
+        return SQLiteStore(self.data_dir)
+
+    def inbox(self, address: str, mailbox: str = "INBOX") -> list[bytes]:
+        """The stored messages of an account, read straight from the store files."""
+        from mailwright.address import parse_mailbox
+        store = self.store()
+        try:
+            rows = store.mailbox_messages(parse_mailbox(address), mailbox)
+            return [store.blobs.read(r["blob"]) for r in rows]
+        finally:
+            store.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = MailServer(tmp_path_factory.mktemp("mw"))
+    srv.cli("domain", "add", "example.test")
+    srv.cli("domain", "add", "bücher.test")
+    for user in ("alice@example.test", "bob@example.test", "carol@example.test",
+                 "Dörte@bücher.test"):
+        srv.add_user(user)
+    srv.cli("alias", "add", "team@example.test", "alice@example.test", "bob@example.test")
+    srv.cli("alias", "add", "postmaster@example.test", "carol@example.test")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def require(*tools: str) -> None:
+    for tool in tools:
+        if shutil.which(tool) is None and not os.path.exists(tool):
+            pytest.fail(f"{tool} is not installed: run `make test`, which installs it")
