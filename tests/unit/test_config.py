@@ -1,0 +1,67 @@
+import pytest
+
+from mailwright.config import ConfigError, load, parse
+
+GOOD = """hostname = "mail.example.test"
+data_dir = "var"
+
+[[listeners]]
+role = "mx"
+address = "127.0.0.1"
+port = 2525
+
+[[listeners]]
+role = "submissions"
+port = 2465
+
+[limits]
+max_recipients = 50
+command_timeout = 60
+"""
+
+
+def test_good_config(tmp_path):
+    path = tmp_path / "m.toml"
+    path.write_text(GOOD)
+    cfg = load(str(path))
+    assert cfg.hostname == "mail.example.test"
+    assert cfg.data_dir == tmp_path / "var"
+    assert [l.role for l in cfg.listeners] == ["mx", "submissions"]
+    assert cfg.listeners[1].address == "127.0.0.1" and cfg.listeners[1].implicit_tls
+    assert cfg.limits.max_recipients == 50 and cfg.limits.command_timeout == 60.0
+    assert cfg.limits.text_line == 1000
+
+
+@pytest.mark.parametrize("change, message", [
+    (('max_recipients = 50', 'max_recipient = 50'),
+     "m.toml:14: limits.max_recipient: unknown key"),
+    (('port = 2465', 'port = "2465"'), "m.toml:11: listeners[1].port: expected a port number"),
+    (('role = "mx"', 'role = "smtp"'), "m.toml:5: listeners[0].role: expected one of mx"),
+    (('max_recipients = 50', 'max_recipients = "many"'),
+     "m.toml:14: limits.max_recipients: expected int, got str"),
+    (('hostname = "mail.example.test"', 'hostname = "mail"'),
+     "m.toml:1: hostname: expected a fully qualified host name"),
+    (('address = "127.0.0.1"', 'address = "localhost"'),
+     "m.toml:6: listeners[0].address: expected an IP address"),
+    (('port = 2465', 'port = 2525\naddress = "127.0.0.1"'), "is already used"),
+    (('[limits]', 'colour = "blue"\n[limits]'), "m.toml:13: listeners[1].colour: unknown key"),
+    (('command_timeout = 60', 'command_timeout = -1'), "must not be negative"),
+    (('hostname = "mail.example.test"', 'colour = "blue"\nhostname = "mail.example.test"'),
+     "m.toml:1: colour: unknown key"),
+    (('[limits]', '[limits\n'), "m.toml: invalid TOML"),
+])
+def test_errors_name_file_key_and_line(tmp_path, change, message):
+    path = tmp_path / "m.toml"
+    path.write_text(GOOD.replace(*change))
+    with pytest.raises(ConfigError) as e:
+        load(str(path))
+    assert message in str(e.value)
+
+
+def test_missing_file_and_tls_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load(str(tmp_path / "nope.toml"))
+    with pytest.raises(ConfigError, match="tls.cert: file not found"):
+        parse(GOOD + '\n[tls]\ncert = "/nonexistent.pem"\nkey = "/nonexistent.key"\n')
+    with pytest.raises(ConfigError, match="set both cert and key"):
+        parse(GOOD + '\n[tls]\ncert = "/x.pem"\n')
