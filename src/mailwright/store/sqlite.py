@@ -52,14 +52,21 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class _Writer(threading.Thread):
-    def __init__(self, path: Path):
+    """The one thread that writes: blob files first (one sync for the batch), then
+    every job's SQL in one transaction (one commit for the batch)."""
+
+    def __init__(self, path: Path, blobs: BlobStore):
         super().__init__(name="mailwright-writer", daemon=True)
         self.conn = _connect(path)
+        self.blobs = blobs
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
 
-    def submit(self, fn: Callable[[sqlite3.Connection], Any] | None) -> concurrent.futures.Future:
+    def submit(self, fn: Callable[..., Any] | None,
+               blobs: tuple[bytes, ...] = ()) -> concurrent.futures.Future:
+        """Queue fn(conn), or fn(conn, digests) when blobs are given: the blobs are
+        durable before fn runs. fn=None stops the writer."""
         fut: concurrent.futures.Future = concurrent.futures.Future()
-        self.jobs.put((fn, fut))
+        self.jobs.put((fn, blobs, fut))
         return fut
 
     def run(self) -> None:
@@ -70,25 +77,49 @@ class _Writer(threading.Thread):
                     batch.append(self.jobs.get_nowait())
                 except queue.Empty:
                     break
-            stop = any(fn is None for fn, _ in batch)
-            self._run_batch([(fn, fut) for fn, fut in batch if fn is not None])
-            for fn, fut in batch:
+            stop = any(fn is None for fn, _, _ in batch)
+            self._run_batch([job for job in batch if job[0] is not None])
+            for fn, _, fut in batch:
                 if fn is None:
                     fut.set_result(None)
             if stop:
                 self.conn.close()
                 return
 
+    def _write_blobs(self, batch: list) -> list:
+        """Write all blobs of the batch with one sync; return the jobs that may go on."""
+        items = [b for _, blobs, _ in batch for b in blobs]
+        if not items:
+            return [(fn, None, fut) for fn, _, fut in batch]
+        try:
+            digests = self.blobs.write_batch(items)
+        except OSError as e:
+            log.error("blob write failed: %s", e)
+            ready = []
+            for fn, blobs, fut in batch:
+                if blobs:
+                    fut.set_exception(e)
+                else:
+                    ready.append((fn, None, fut))
+            return ready
+        ready, i = [], 0
+        for fn, blobs, fut in batch:
+            ready.append((fn, digests[i:i + len(blobs)] if blobs else None, fut))
+            i += len(blobs)
+        return ready
+
     def _run_batch(self, batch: list) -> None:
+        batch = self._write_blobs(batch)
         if not batch:
             return
         results = []
         try:
             self.conn.execute("BEGIN IMMEDIATE")
-            for fn, fut in batch:
+            for fn, digests, fut in batch:
                 self.conn.execute("SAVEPOINT job")
                 try:
-                    results.append((fut, True, fn(self.conn)))
+                    value = fn(self.conn) if digests is None else fn(self.conn, digests)
+                    results.append((fut, True, value))
                     self.conn.execute("RELEASE job")
                 except Exception as e:  # noqa: BLE001 - handed to the waiting caller
                     self.conn.execute("ROLLBACK TO job")
@@ -99,7 +130,7 @@ class _Writer(threading.Thread):
             log.error("store commit failed: %s", e)
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-            for fn, fut in batch:
+            for _, _, fut in batch:
                 if not fut.done():
                     fut.set_exception(e)
             return
@@ -119,9 +150,8 @@ class SQLiteStore(MailStore):
         self.blobs.clean_tmp()
         self.conn = _connect(self.db_path)
         self._init_schema()
-        self._writer = _Writer(self.db_path)
+        self._writer = _Writer(self.db_path, self.blobs)
         self._writer.start()
-        self._blob_pool = concurrent.futures.ThreadPoolExecutor(8, "mailwright-blob")
 
     def _init_schema(self) -> None:
         sql = resources.files("mailwright.store").joinpath("schema.sql").read_text()
@@ -136,7 +166,6 @@ class SQLiteStore(MailStore):
     def close(self) -> None:
         self._writer.submit(None).result()
         self._writer.join()
-        self._blob_pool.shutdown()
         self.conn.close()
 
     # --- domains ---------------------------------------------------------
@@ -355,20 +384,16 @@ class SQLiteStore(MailStore):
 
     # --- delivery ----------------------------------------------------------
     async def deliver(self, delivery: Delivery) -> None:
-        loop = asyncio.get_running_loop()
-        writes = []
+        blobs = []
         if delivery.local_accounts:
-            writes.append(loop.run_in_executor(self._blob_pool, self.blobs.write,
-                                               delivery.local_content))
+            blobs.append(delivery.local_content)
         if delivery.remote:
-            writes.append(loop.run_in_executor(self._blob_pool, self.blobs.write,
-                                               delivery.relay_content))
-        digests = await asyncio.gather(*writes)
-        local_blob = digests[0] if delivery.local_accounts else None
-        relay_blob = digests[-1] if delivery.remote else None
+            blobs.append(delivery.relay_content)
         now = time.time()
 
-        def job(c: sqlite3.Connection) -> None:
+        def job(c: sqlite3.Connection, digests: list[str]) -> None:
+            local_blob = digests[0] if delivery.local_accounts else None
+            relay_blob = digests[-1] if delivery.remote else None
             for account_id in dict.fromkeys(delivery.local_accounts):
                 box = c.execute("SELECT id, uidnext, highestmodseq FROM mailboxes "
                                 "WHERE account_id=? AND name='INBOX'", (account_id,)).fetchone()
@@ -393,7 +418,7 @@ class SQLiteStore(MailStore):
                     "next_attempt) VALUES (?,?,?,?,?)",
                     [(cur.lastrowid, r.address, r.notify, r.orcpt, now)
                      for r in delivery.remote])
-        await asyncio.wrap_future(self._writer.submit(job))
+        await asyncio.wrap_future(self._writer.submit(job, tuple(blobs)))
 
     def record_event(self, ts: float, type: str, session: str | None,
                      message_id: str | None, data: dict) -> None:

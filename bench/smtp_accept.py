@@ -1,0 +1,206 @@
+"""SMTP accept throughput: Mailwright vs an fsyncing aiosmtpd, side by side in one run.
+
+Both servers run on loopback and are driven by Postfix's smtp-source (20 concurrent
+sessions, connections reused), 4 KB and 100 KB messages, runs alternating between
+the two servers so that machine noise hits both alike. Prints messages/s medians
+and the ratio, then the resident memory of each server with 5,000 idle SMTP
+connections open.
+
+    .venv/bin/python bench/smtp_accept.py [--runs 5] [--idle 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SMTP_SOURCE = "/usr/sbin/smtp-source"
+PASSWORD = "bench-password-1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server exited early with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"port {port} never opened")
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+
+
+class Mailwright:
+    name = "mailwright"
+
+    def __init__(self, work: Path):
+        self.dir = work / "mailwright"
+        self.dir.mkdir()
+        self.port = free_port()
+        tls_port, sub_port = free_port(), free_port()
+        self.config = self.dir / "bench.toml"
+        self.config.write_text(f"""
+hostname = "mail.example.test"
+data_dir = "data"
+[[listeners]]
+role = "mx"
+port = {self.port}
+[[listeners]]
+role = "submission"
+port = {sub_port}
+[[listeners]]
+role = "submissions"
+port = {tls_port}
+[limits]
+max_connections = 20000
+max_connections_per_ip = 20000
+max_messages_per_connection = 1000000
+[log]
+level = "warning"
+""")
+        cli = [sys.executable, "-m", "mailwright", "--config", str(self.config)]
+        subprocess.run(cli + ["domain", "add", "example.test"], check=True,
+                       capture_output=True)
+        subprocess.run(cli + ["user", "add", "alice@example.test", "--password-stdin"],
+                       input=PASSWORD + "\n", text=True, check=True, capture_output=True)
+        self.proc = subprocess.Popen(cli + ["serve"], stdout=subprocess.DEVNULL,
+                                     stderr=open(self.dir / "server.log", "wb"))
+        wait_port(self.port, self.proc)
+
+    def stored(self) -> int:
+        import sqlite3
+        with sqlite3.connect(self.dir / "data" / "mail.db") as c:
+            return c.execute("SELECT count(*) FROM messages").fetchone()[0]
+
+
+class AiosmtpdFsync:
+    name = "aiosmtpd+fsync"
+
+    def __init__(self, work: Path):
+        self.dir = work / "aiosmtpd"
+        self.dir.mkdir()
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "aiosmtpd_fsync.py"), "127.0.0.1",
+             str(self.port), str(self.dir)],
+            stdout=subprocess.DEVNULL, stderr=open(work / "aiosmtpd.log", "wb"))
+        wait_port(self.port, self.proc)
+
+    def stored(self) -> int:
+        return len(os.listdir(self.dir))
+
+
+def smtp_source(port: int, messages: int, size: int, sessions: int) -> float:
+    start = time.perf_counter()
+    res = subprocess.run(
+        [SMTP_SOURCE, "-d", "-s", str(sessions), "-m", str(messages), "-l", str(size),
+         "-M", "client.example.net", "-f", "bench@remote.test", "-t", "alice@example.test",
+         f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=900)
+    elapsed = time.perf_counter() - start
+    if res.returncode != 0:
+        sys.exit(f"smtp-source failed: {res.stderr.strip()}")
+    return elapsed
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def idle_connections(server, count: int) -> tuple[float, float, int]:
+    """(RSS before, RSS with `count` idle sessions that have read their greeting, opened)."""
+    before = rss_mb(server.proc.pid)
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.create_connection(("127.0.0.1", server.port), 10)
+            socks.append(s)
+        opened = 0
+        for s in socks:
+            s.settimeout(10)
+            if s.recv(512).startswith(b"220"):
+                opened += 1
+        time.sleep(1)
+        return before, rss_mb(server.proc.pid), opened
+    finally:
+        for s in socks:
+            s.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--sessions", type=int, default=20)
+    ap.add_argument("--idle", type=int, default=5000)
+    args = ap.parse_args()
+    if not os.path.exists(SMTP_SOURCE):
+        sys.exit("smtp-source not found: run `make test-deps` (Debian package postfix)")
+    raise_fd_limit()
+    work = Path(tempfile.mkdtemp(prefix="mw-bench-", dir=ROOT / "bench"))
+    servers = [Mailwright(work), AiosmtpdFsync(work)]
+    cases = [(4 * 1024, 3000), (100 * 1024, 600)]
+    results: dict[tuple[str, int], list[float]] = {}
+    sent = 0
+    try:
+        for size, count in cases:
+            for server in servers:          # warm-up, not counted
+                smtp_source(server.port, min(200, count), size, args.sessions)
+            sent += min(200, count)
+            for run in range(args.runs):
+                order = servers if run % 2 == 0 else servers[::-1]
+                for server in order:
+                    elapsed = smtp_source(server.port, count, size, args.sessions)
+                    results.setdefault((server.name, size), []).append(count / elapsed)
+                sent += count
+        print(f"\nSMTP accept, {args.sessions} concurrent sessions, {args.runs} alternating "
+              f"runs each, messages/s (median [min-max])")
+        print(f"{'size':>7}  {'mailwright':>24}  {'aiosmtpd+fsync':>24}  {'ratio':>6}")
+        for size, _ in cases:
+            a = results[("mailwright", size)]
+            b = results[("aiosmtpd+fsync", size)]
+            fmt = lambda r: f"{statistics.median(r):8.0f} [{min(r):.0f}-{max(r):.0f}]"
+            print(f"{size // 1024:>5}KB  {fmt(a):>24}  {fmt(b):>24}  "
+                  f"{statistics.median(a) / statistics.median(b):5.2f}x")
+        for server in servers:
+            stored = server.stored()
+            print(f"{server.name}: {stored} messages stored durably of {sent} sent"
+                  + ("" if stored == sent else "  <-- MISMATCH"))
+        if args.idle:
+            print(f"\nResident memory with {args.idle} idle SMTP connections:")
+            for server in servers:
+                before, during, opened = idle_connections(server, args.idle)
+                print(f"  {server.name:<16} {before:7.1f} MB idle -> {during:7.1f} MB "
+                      f"with {opened} connections")
+    finally:
+        for server in servers:
+            server.proc.terminate()
+            server.proc.wait(30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
