@@ -95,7 +95,7 @@ class MailServer:
         store = self.store()
         try:
             rows = store.mailbox_messages(parse_mailbox(address), mailbox)
-            return [store.blobs.read(r["blob"]) for r in rows]
+            return [store.read_blob(r["blob"]) for r in rows]
         finally:
             store.close()
 

@@ -189,9 +189,9 @@ def test_swaks_relay_as_authenticated_user_is_queued(server):
     store = server.store()
     try:
         [q] = [q for q in store.queued() if q["address"] == "friend@remote.test"
-               and token.encode() in store.blobs.read(q["blob"])]
+               and token.encode() in store.read_blob(q["blob"])]
         assert q["mail_from"] == "alice@example.test" and q["state"] == "pending"
-        msg = email.message_from_bytes(store.blobs.read(q["blob"]))
+        msg = email.message_from_bytes(store.read_blob(q["blob"]))
         assert msg["Subject"] == token
     finally:
         store.close()

@@ -55,7 +55,7 @@ def test_kill_9_loses_no_acknowledged_message(tmp_path):
         rows = store.mailbox_messages(parse_mailbox("alice@example.test"))
         subjects = {}
         for row in rows:
-            data = store.blobs.read(row["blob"])
+            data = store.read_blob(row["blob"])
             # Nothing half-written: every visible message is whole and matches its name.
             assert hashlib.sha256(data).hexdigest() == row["blob"]
             assert data.endswith("payload line\r\n".encode() * 200)

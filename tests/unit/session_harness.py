@@ -83,7 +83,7 @@ def parse_replies(raw: bytes) -> list[str]:
 
 def inbox(store, address: str) -> list[bytes]:
     from mailwright.address import parse_mailbox
-    return [store.blobs.read(r["blob"])
+    return [store.read_blob(r["blob"])
             for r in store.mailbox_messages(parse_mailbox(address))]
 
 

@@ -174,7 +174,7 @@ def test_auth_plain_then_relay_with_dsn_parameters(store):
     row = store.conn.execute("SELECT ret, envid FROM queue WHERE message_id=?",
                              (q["message_id"],)).fetchone()
     assert row == ("HDRS", "abc+def")
-    blob = store.blobs.read(q["blob"])
+    blob = store.read_blob(q["blob"])
     assert b"with ESMTPSA" in blob and b"Return-Path" not in blob
     assert b"(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256 bits))" in blob
 

@@ -117,4 +117,7 @@ class MailStore(abc.ABC):
         """Queue an event row; written with the next batch, never blocking the caller."""
 
     @abc.abstractmethod
+    def read_blob(self, digest: str) -> bytes: ...
+
+    @abc.abstractmethod
     def close(self) -> None: ...

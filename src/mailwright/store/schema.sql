@@ -93,3 +93,9 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL                    -- JSON object
 );
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+
+-- Small message blobs live here (one row, many references), large ones as files.
+CREATE TABLE IF NOT EXISTS blob_inline (
+    digest TEXT PRIMARY KEY,
+    data BLOB NOT NULL
+);

@@ -32,11 +32,15 @@ from ..auth.passwords import ScramKeys, hash_password, scram_keys
 from ..auth.sasl import Credentials
 from .base import (DEFAULT_MAILBOXES, AccountInfo, AliasInfo, Delivery, MailStore,
                    StoreError, Target)
-from .blobs import BlobStore
+from .blobs import BlobStore, digest_of
 
 log = logging.getLogger("mailwright.store")
 
 SCHEMA_VERSION = "1"
+# Messages up to this size are stored inside the database (in the batch's one
+# transaction); larger ones as files. Creating a file per small message costs
+# more system time than the message itself on many filesystems.
+INLINE_BLOB_MAX = 64 * 1024
 MAX_BATCH = 512
 MAX_ALIAS_DEPTH = 8
 
@@ -87,25 +91,31 @@ class _Writer(threading.Thread):
                 return
 
     def _write_blobs(self, batch: list) -> list:
-        """Write all blobs of the batch with one sync; return the jobs that may go on."""
-        items = [b for _, blobs, _ in batch for b in blobs]
-        if not items:
-            return [(fn, None, fut) for fn, _, fut in batch]
+        """Write the batch's large blobs as files with one sync; small ones go into
+        the transaction itself. Returns (fn, digests, inline rows, future) per job
+        that may go on."""
+        large = [b for _, blobs, _ in batch for b in blobs if len(b) > INLINE_BLOB_MAX]
         try:
-            digests = self.blobs.write_batch(items)
+            files = iter(self.blobs.write_batch(large) if large else [])
         except OSError as e:
             log.error("blob write failed: %s", e)
-            ready = []
-            for fn, blobs, fut in batch:
+            for _, blobs, fut in batch:
                 if blobs:
                     fut.set_exception(e)
-                else:
-                    ready.append((fn, None, fut))
-            return ready
-        ready, i = [], 0
+            return [(fn, None, (), fut) for fn, blobs, fut in batch if not blobs]
+        ready = []
         for fn, blobs, fut in batch:
-            ready.append((fn, digests[i:i + len(blobs)] if blobs else None, fut))
-            i += len(blobs)
+            if not blobs:
+                ready.append((fn, None, (), fut))
+                continue
+            digests, inline = [], []
+            for b in blobs:
+                if len(b) > INLINE_BLOB_MAX:
+                    digests.append(next(files))
+                else:
+                    digests.append(digest_of(b))
+                    inline.append((digests[-1], b))
+            ready.append((fn, digests, inline, fut))
         return ready
 
     def _run_batch(self, batch: list) -> None:
@@ -115,9 +125,13 @@ class _Writer(threading.Thread):
         results = []
         try:
             self.conn.execute("BEGIN IMMEDIATE")
-            for fn, digests, fut in batch:
+            for fn, digests, inline, fut in batch:
                 self.conn.execute("SAVEPOINT job")
                 try:
+                    if inline:
+                        self.conn.executemany(
+                            "INSERT OR IGNORE INTO blob_inline (digest, data) VALUES (?, ?)",
+                            inline)
                     value = fn(self.conn) if digests is None else fn(self.conn, digests)
                     results.append((fut, True, value))
                     self.conn.execute("RELEASE job")
@@ -130,7 +144,7 @@ class _Writer(threading.Thread):
             log.error("store commit failed: %s", e)
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
-            for _, _, fut in batch:
+            for *_, fut in batch:
                 if not fut.done():
                     fut.set_exception(e)
             return
@@ -255,7 +269,10 @@ class SQLiteStore(MailStore):
                 "SELECT DISTINCT m.blob FROM messages m JOIN mailboxes b ON m.mailbox_id=b.id "
                 "WHERE b.account_id=?", row)]
             c.execute("DELETE FROM accounts WHERE id=?", row)
-            return [b for b in blobs if not _blob_referenced(c, b)]
+            unreferenced = [b for b in blobs if not _blob_referenced(c, b)]
+            c.executemany("DELETE FROM blob_inline WHERE digest=?",
+                          [(b,) for b in unreferenced])
+            return unreferenced
         for digest in self._write(job):
             self.blobs.remove(digest)
 
@@ -429,6 +446,11 @@ class SQLiteStore(MailStore):
         fut.add_done_callback(_log_failure)
 
     # --- reading (for tests and later the IMAP/POP3 engines) ---------------
+    def read_blob(self, digest: str) -> bytes:
+        row = self.conn.execute("SELECT data FROM blob_inline WHERE digest=?",
+                                (digest,)).fetchone()
+        return row[0] if row else self.blobs.read(digest)
+
     def mailbox_messages(self, address: Address, mailbox: str = "INBOX") -> list[dict]:
         rows = self.conn.execute(
             "SELECT m.uid, m.blob, m.size, m.flags, m.message_id FROM messages m "
