@@ -13,6 +13,7 @@ from .auth.lockout import AuthLockout
 from .config import Config
 from .events.log import EventLog
 from .net.limits import ConnectionLimiter
+from .net.timeouts import IdleTimeouts
 from .net.tls import self_signed, server_context
 from .smtp.server import SmtpProtocol
 from .store.base import MailStore
@@ -93,6 +94,7 @@ class App:
         self.services = Services(config, self.store, AuthLockout(config.auth),
                                  EventLog(self.store))
         self.servers: list[asyncio.AbstractServer] = []
+        self.timeouts = IdleTimeouts()
 
     async def start(self) -> None:
         ctx = tls_context(self.config)
@@ -101,7 +103,7 @@ class App:
         loop = asyncio.get_running_loop()
         for listener in self.config.listeners:
             server = await loop.create_server(
-                lambda l=listener: SmtpProtocol(self.services, l, limiter, ctx),
+                lambda l=listener: SmtpProtocol(self.services, l, limiter, ctx, self.timeouts),
                 listener.address, listener.port, reuse_address=True, backlog=1024,
                 ssl=ctx if listener.implicit_tls else None,
                 ssl_handshake_timeout=(self.config.limits.tls_handshake_timeout
@@ -120,4 +122,5 @@ class App:
         log.info("shutting down")
         for server in self.servers:
             server.close()
+        self.timeouts.close()
         self.store.close()

@@ -22,6 +22,12 @@ class Reply:
 
     def render(self, enhanced: bool = True) -> bytes:
         """Multi-line replies use `code-text` for all but the last line (RFC 5321 §4.2.1)."""
+        cache = self.__dict__.setdefault("_wire", {})
+        if enhanced not in cache:
+            cache[enhanced] = self._render(enhanced)
+        return cache[enhanced]
+
+    def _render(self, enhanced: bool) -> bytes:
         out = []
         last = len(self.lines) - 1
         for i, text in enumerate(self.lines):

@@ -12,6 +12,7 @@ import ssl
 
 from ..config import Listener
 from ..net.limits import ConnectionLimiter
+from ..net.timeouts import IdleTimeouts
 from .replies import Reply
 from .session import Action, Connection, SmtpSession
 from .trace import TLSInfo
@@ -32,15 +33,18 @@ def tls_info(ssl_object) -> TLSInfo | None:
 
 class SmtpProtocol(asyncio.Protocol):
     def __init__(self, services, listener: Listener, limiter: ConnectionLimiter,
-                 tls_context: ssl.SSLContext):
+                 tls_context: ssl.SSLContext, timeouts: IdleTimeouts):
         self.services = services
         self.listener = listener
         self.limiter = limiter
         self.tls_context = tls_context
+        self.timeouts = timeouts
         self.transport: asyncio.Transport | None = None
         self.session: SmtpSession | None = None
         self.ip = ""
-        self.wakeup = asyncio.Event()
+        self.pending = False                 # input arrived since the last process()
+        self.waiter: asyncio.Future | None = None
+        self.expired = False
         self.lost = False
         self.eof = False
         self.read_paused = False
@@ -68,19 +72,19 @@ class SmtpProtocol(asyncio.Protocol):
         if self.session is None:
             return
         self.session.receive(data)
-        self.wakeup.set()
+        self._wake()
         if self.session.framer.buffered > READ_HIGH_WATER and not self.read_paused:
             self.read_paused = True
             self.transport.pause_reading()
 
     def eof_received(self) -> bool:
         self.eof = True
-        self.wakeup.set()
+        self._wake()
         return True            # keep the transport: pending replies are still written
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        self.wakeup.set()
+        self._wake()
         if self.write_resumed and not self.write_resumed.done():
             self.write_resumed.set_result(None)
         if self.ip:
@@ -95,6 +99,28 @@ class SmtpProtocol(asyncio.Protocol):
             self.write_resumed.set_result(None)
         self.write_resumed = None
 
+    # --- waiting for input ---------------------------------------------------
+    def _wake(self) -> None:
+        self.pending = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def expire(self) -> None:
+        """Called by IdleTimeouts when the client kept us waiting too long."""
+        self.expired = True
+        self._wake()
+
+    async def _wait_for_input(self, timeout: float) -> bool:
+        """Wait for input; False when the idle timeout expired first."""
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.timeouts.watch(self, timeout)
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
+            self.timeouts.unwatch(self)
+        return not self.expired
+
     # --- the session loop ----------------------------------------------------
     async def _write(self, data: bytes) -> None:
         if data and not self.lost:
@@ -108,7 +134,7 @@ class SmtpProtocol(asyncio.Protocol):
         try:
             await self._write(session.greeting())
             while not self.lost:
-                self.wakeup.clear()
+                self.pending = False
                 out, action = await session.process()
                 await self._write(out)
                 if self.read_paused and session.framer.buffered < READ_LOW_WATER:
@@ -120,13 +146,11 @@ class SmtpProtocol(asyncio.Protocol):
                     if not await self._start_tls():
                         break
                     continue
-                if self.wakeup.is_set():
+                if self.pending:
                     continue
                 if self.eof or self.lost:
                     break
-                try:
-                    await asyncio.wait_for(self.wakeup.wait(), session.timeout)
-                except TimeoutError:
+                if not await self._wait_for_input(session.timeout):
                     await self._write(session.timed_out())
                     break
         except Exception:  # noqa: BLE001 - never a traceback to the peer; log it here

@@ -17,6 +17,7 @@ import asyncio
 import base64
 import binascii
 import enum
+import itertools
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -93,7 +94,7 @@ class SmtpSession:
         self.lockout = lockout
         self.events = events
         self.sleep = sleep
-        self.id = secrets.token_hex(6)
+        self.id = f"{_PROCESS_TAG}{next(_serial):X}"
         self.framer = Framer(SASL_LINE_LIMIT + 2, self.limits.text_line,
                              self.limits.max_message_size)
         self.helo: str | None = None
@@ -607,9 +608,14 @@ def _b64(text: str) -> bytes | None:
         return None
 
 
+_PROCESS_TAG = secrets.token_hex(2).upper()
+_serial = itertools.count()
+
+
 def _message_id(now: float) -> str:
-    # Time-ordered, unique per node: microseconds in hex plus random bits.
-    return f"{int(now * 1_000_000):X}{secrets.token_hex(3).upper()}"
+    # Time-ordered and unique: microseconds, a per-process random tag (two nodes,
+    # or a restart within the same microsecond) and a per-process counter.
+    return f"{int(now * 1_000_000):X}{_PROCESS_TAG}{next(_serial) & 0xFFFF:04X}"
 
 
 def _content_rejection(problems) -> Reply | None:

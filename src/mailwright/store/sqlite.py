@@ -355,6 +355,12 @@ class SQLiteStore(MailStore):
 
     # --- recipient resolution ---------------------------------------------
     def resolve(self, address: Address) -> list[Target] | None:
+        # The common case first: one indexed query finds an account, which
+        # exists only in a local domain.
+        row = self.conn.execute("SELECT id FROM accounts WHERE lookup=?",
+                                (address.key,)).fetchone()
+        if row:
+            return [Target(str(address), row[0])]
         if not self.is_local_domain(address.domain):
             return None
         targets: dict[str, Target] = {}
