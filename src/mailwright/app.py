@@ -22,6 +22,10 @@ from .store.sqlite import SQLiteStore
 log = logging.getLogger("mailwright")
 
 
+class ListenError(Exception):
+    pass
+
+
 @dataclass
 class Services:
     config: Config
@@ -102,12 +106,20 @@ class App:
                                     self.config.limits.max_connections_per_ip)
         loop = asyncio.get_running_loop()
         for listener in self.config.listeners:
-            server = await loop.create_server(
-                lambda l=listener: SmtpProtocol(self.services, l, limiter, ctx, self.timeouts),
-                listener.address, listener.port, reuse_address=True, backlog=1024,
-                ssl=ctx if listener.implicit_tls else None,
-                ssl_handshake_timeout=(self.config.limits.tls_handshake_timeout
-                                       if listener.implicit_tls else None))
+            try:
+                server = await loop.create_server(
+                    lambda l=listener: SmtpProtocol(self.services, l, limiter, ctx,
+                                                     self.timeouts),
+                    listener.address, listener.port, reuse_address=True, backlog=1024,
+                    ssl=ctx if listener.implicit_tls else None,
+                    ssl_handshake_timeout=(self.config.limits.tls_handshake_timeout
+                                           if listener.implicit_tls else None))
+            except OSError as e:
+                # Never half-started: close what is already listening.
+                for started in self.servers:
+                    started.close()
+                raise ListenError(f"cannot listen on {listener.address}:{listener.port} "
+                                  f"({listener.role}): {e.strerror or e}") from None
             self.servers.append(server)
             log.info("listening role=%s address=%s port=%d", listener.role, listener.address,
                      listener.port)
@@ -123,4 +135,7 @@ class App:
         for server in self.servers:
             server.close()
         self.timeouts.close()
+
+    def close(self) -> None:
+        """Release the store (waits for queued writes to commit)."""
         self.store.close()

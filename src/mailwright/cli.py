@@ -50,7 +50,7 @@ def _read_password(args) -> str:
 
 
 def cmd_serve(args) -> int:
-    from .app import App, bootstrap_demo
+    from .app import App, ListenError, bootstrap_demo
     cfg = _load(args)
     logging.basicConfig(level=cfg.log.level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -59,13 +59,19 @@ def cmd_serve(args) -> int:
         uvloop.install()
     except ImportError:
         pass
-    app = App(cfg)
-    password = bootstrap_demo(cfg, app.store)
-    demo = parse_mailbox(f"{cfg.demo.user}@{cfg.demo.domain}") if cfg.demo.user else None
     try:
-        asyncio.run(_serve(app, demo, password))
+        app = App(cfg)
     except OSError as e:
-        raise CliError(f"cannot listen: {e.strerror or e}") from None
+        raise CliError(f"cannot open the mail store in {cfg.data_dir}: {e.strerror or e}") \
+            from None
+    try:
+        password = bootstrap_demo(cfg, app.store)
+        demo = parse_mailbox(f"{cfg.demo.user}@{cfg.demo.domain}") if cfg.demo.user else None
+        asyncio.run(_serve(app, demo, password))
+    except ListenError as e:
+        raise CliError(str(e)) from None
+    finally:
+        app.close()
     return 0
 
 

@@ -1,0 +1,109 @@
+"""The command line as an admin uses it, and server start-up failures."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+from ..conftest import PASSWORD, MailServer
+
+
+def test_domain_user_alias_lifecycle(tmp_path):
+    srv = MailServer(tmp_path)
+    assert "added domain example.test" in srv.cli("domain", "add", "Example.TEST").stdout
+    assert srv.cli("domain", "add", "example.test", check=False).returncode == 1
+    srv.cli("domain", "add", "bücher.test")
+    assert srv.cli("domain", "list").stdout.splitlines() == [
+        "example.test", "bücher.test (xn--bcher-kva.test)"]
+
+    srv.add_user("Alice@example.test")
+    res = srv.cli("user", "add", "bob@nowhere.test", "--password-stdin",
+                  input=PASSWORD + "\n", check=False)
+    assert res.returncode == 1 and "no such domain: nowhere.test" in res.stderr
+    res = srv.cli("user", "add", "bob@example.test", "--password-stdin", input="short\n",
+                  check=False)
+    assert res.returncode == 1 and "password too short" in res.stderr
+    # Without a terminal the password is never taken from argv or guessed.
+    res = srv.cli("user", "add", "bob@example.test", input="", check=False)
+    assert res.returncode == 1 and "--password-stdin" in res.stderr
+    res = srv.cli("user", "add", "not-an-address", "--password-stdin", input=PASSWORD + "\n",
+                  check=False)
+    assert res.returncode == 1 and "invalid address" in res.stderr
+    listing = srv.cli("user", "list").stdout
+    assert "Alice@example.test" in listing          # local part preserved
+
+    srv.cli("alias", "add", "sales@example.test", "alice@example.test", "x@remote.test")
+    srv.cli("alias", "add", "@example.test", "alice@example.test")
+    assert srv.cli("alias", "list").stdout.splitlines() == [
+        "@example.test -> alice@example.test",
+        "sales@example.test -> alice@example.test, x@remote.test"]
+    res = srv.cli("alias", "add", "alice@example.test", "x@remote.test", check=False)
+    assert res.returncode == 1 and "is an account" in res.stderr
+
+    res = srv.cli("domain", "remove", "example.test", check=False)
+    assert res.returncode == 1 and "--force" in res.stderr
+    srv.cli("user", "passwd", "alice@example.test", "--password-stdin", input="another-pass\n")
+    srv.cli("user", "remove", "alice@EXAMPLE.test")
+    srv.cli("alias", "remove", "sales@example.test")
+    srv.cli("domain", "remove", "example.test", "--force")
+    assert srv.cli("domain", "list").stdout.splitlines() == ["bücher.test (xn--bcher-kva.test)"]
+
+
+def test_config_errors_are_reported_not_raised(tmp_path):
+    srv = MailServer(tmp_path)
+    srv.config.write_text(srv.config.read_text() + "\n[limits]\nmax_recipeints = 5\n")
+    res = srv.cli("serve", check=False)
+    assert res.returncode == 2
+    assert "limits.max_recipeints: unknown key" in res.stderr
+    assert "Traceback" not in res.stderr
+    res = subprocess.run([sys.executable, "-m", "mailwright", "domain", "list"],
+                         capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert res.returncode == 2 and "--config FILE or set MAILWRIGHT_CONFIG" in res.stderr
+
+
+def test_busy_port_stops_start_cleanly(tmp_path):
+    srv = MailServer(tmp_path)
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", srv.ports["submission"]))
+    blocker.listen()
+    try:
+        res = srv.cli("serve", check=False)
+        assert res.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{srv.ports['submission']} (submission)" in res.stderr
+        assert "Traceback" not in res.stderr
+    finally:
+        blocker.close()
+
+
+def test_idle_timeout_closes_with_421(tmp_path):
+    srv = MailServer(tmp_path, extra="[limits]\ncommand_timeout = 1.0\n").start()
+    try:
+        with socket.create_connection(("127.0.0.1", srv.ports["mx"]), 10) as s:
+            f = s.makefile("rb")
+            assert f.readline().startswith(b"220")
+            start = time.monotonic()
+            assert f.readline() == b"421 4.4.2 Timeout exceeded, closing connection\r\n"
+            assert f.readline() == b""
+            assert time.monotonic() - start < 5
+    finally:
+        srv.stop()
+
+
+def test_configured_certificate_is_served(tmp_path):
+    import ssl
+
+    from mailwright.net.tls import self_signed
+    cert, key = self_signed(tmp_path / "own", "mx.company.test")
+    srv = MailServer(tmp_path, extra=f'[tls]\ncert = "{cert}"\nkey = "{key}"\n').start()
+    try:
+        ctx = ssl.create_default_context(cafile=str(cert))
+        ctx.check_hostname = True
+        with socket.create_connection(("127.0.0.1", srv.ports["submissions"]), 10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="mx.company.test") as s:
+                assert s.recv(100).startswith(b"220 mail.example.test")
+                assert s.version() in ("TLSv1.2", "TLSv1.3")
+    finally:
+        srv.stop()
