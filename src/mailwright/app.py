@@ -6,7 +6,7 @@ import asyncio
 import logging
 import secrets
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .address import Address, parse_mailbox
 from .auth.lockout import AuthLockout
@@ -21,6 +21,8 @@ from .store.sqlite import SQLiteStore
 
 log = logging.getLogger("mailwright")
 
+SHUTDOWN_GRACE = 10.0     # seconds sessions get to finish their current command
+
 
 class ListenError(Exception):
     pass
@@ -32,6 +34,7 @@ class Services:
     store: MailStore
     lockout: AuthLockout
     events: EventLog
+    connections: set = field(default_factory=set)   # live protocol objects
 
 
 def open_store(config: Config) -> SQLiteStore:
@@ -134,6 +137,12 @@ class App:
         log.info("shutting down")
         for server in self.servers:
             server.close()
+        # Sessions finish the command in hand, then get 421 4.3.2 and are closed.
+        for conn in list(self.services.connections):
+            conn.shutdown()
+        deadline = loop.time() + SHUTDOWN_GRACE
+        while self.services.connections and loop.time() < deadline:
+            await asyncio.sleep(0.05)
         self.timeouts.close()
 
     def close(self) -> None:

@@ -107,3 +107,14 @@ def test_configured_certificate_is_served(tmp_path):
                 assert s.version() in ("TLSv1.2", "TLSv1.3")
     finally:
         srv.stop()
+
+
+def test_sigterm_tells_sessions_and_exits(tmp_path):
+    srv = MailServer(tmp_path).start()
+    with socket.create_connection(("127.0.0.1", srv.ports["mx"]), 10) as s:
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"220")
+        srv.proc.terminate()
+        assert f.readline() == b"421 4.3.2 Service shutting down, try again later\r\n"
+        assert srv.proc.wait(15) == 0
+    srv.stop()

@@ -42,6 +42,9 @@ class Reply:
 # Replies used from several places. Codes follow RFC 5321 §4.2.2/§4.3.2,
 # enhanced codes RFC 3463 / the IANA "SMTP Enhanced Status Codes" registry.
 OK = Reply(250, "2.0.0", "OK")
+SENDER_OK = Reply(250, "2.1.0", "Sender OK")
+RECIPIENT_OK = Reply(250, "2.1.5", "Recipient OK")
+START_DATA = Reply(354, "", "End data with <CR><LF>.<CR><LF>")
 SYNTAX = Reply(500, "5.5.2", "Syntax error, command unrecognized")
 LINE_TOO_LONG = Reply(500, "5.5.2", "Line too long")
 BAD_SEQUENCE_HELO = Reply(503, "5.5.1", "Send HELO/EHLO first")

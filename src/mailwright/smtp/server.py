@@ -19,6 +19,8 @@ from .trace import TLSInfo
 
 log = logging.getLogger("mailwright.smtp")
 
+SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, try again later")
+
 # Stop reading from a client that pipelines faster than we answer.
 READ_HIGH_WATER = 1 << 20
 READ_LOW_WATER = 1 << 16
@@ -45,6 +47,7 @@ class SmtpProtocol(asyncio.Protocol):
         self.pending = False                 # input arrived since the last process()
         self.waiter: asyncio.Future | None = None
         self.expired = False
+        self.stopping = False
         self.lost = False
         self.eof = False
         self.read_paused = False
@@ -57,11 +60,14 @@ class SmtpProtocol(asyncio.Protocol):
         self.ip = peer[0]
         refused = self.limiter.acquire(self.ip)
         if refused:
+            self.services.events.emit("refused", ip=self.ip, role=self.listener.role,
+                                      reason=refused)
             self.ip = ""
             transport.write(Reply(421, "4.7.0", refused).render())
             transport.close()
             return
         s = self.services
+        s.connections.add(self)
         self.session = SmtpSession(
             Connection(self.listener.role, peer[0], peer[1],
                        tls_info(transport.get_extra_info("ssl_object"))),
@@ -80,7 +86,9 @@ class SmtpProtocol(asyncio.Protocol):
     def eof_received(self) -> bool:
         self.eof = True
         self._wake()
-        return True            # keep the transport: pending replies are still written
+        # Keep a TCP transport open for the replies still to be written; a TLS
+        # transport cannot be half-closed (and asyncio warns if asked to).
+        return self.transport.get_extra_info("sslcontext") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -90,6 +98,7 @@ class SmtpProtocol(asyncio.Protocol):
         if self.ip:
             self.limiter.release(self.ip)
             self.ip = ""
+        self.services.connections.discard(self)
 
     def pause_writing(self) -> None:
         self.write_resumed = asyncio.get_running_loop().create_future()
@@ -104,6 +113,11 @@ class SmtpProtocol(asyncio.Protocol):
         self.pending = True
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
+
+    def shutdown(self) -> None:
+        """Server stopping: end the session after the command in hand."""
+        self.stopping = True
+        self._wake()
 
     def expire(self) -> None:
         """Called by IdleTimeouts when the client kept us waiting too long."""
@@ -146,6 +160,9 @@ class SmtpProtocol(asyncio.Protocol):
                     if not await self._start_tls():
                         break
                     continue
+                if self.stopping and not session.closed:
+                    await self._write(SHUTTING_DOWN.render())
+                    break
                 if self.pending:
                     continue
                 if self.eof or self.lost:

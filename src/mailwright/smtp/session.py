@@ -363,7 +363,7 @@ class SmtpSession:
             return Reply(553, "5.7.1",
                          f"Sender address rejected: not owned by {self.account}"), Action.NONE
         self.transaction = txn
-        return Reply(250, "2.1.0", "Sender OK"), Action.NONE
+        return R.SENDER_OK, Action.NONE
 
     def _mail_params(self, path: PathArgument) -> Transaction:
         txn = Transaction(path.address)
@@ -439,7 +439,7 @@ class SmtpSession:
         rcpt.targets = targets
         if all(r.address.key != address.key for r in txn.recipients):
             txn.recipients.append(rcpt)
-        return Reply(250, "2.1.5", "Recipient OK"), Action.NONE
+        return R.RECIPIENT_OK, Action.NONE
 
     def _rcpt_params(self, path: PathArgument) -> Recipient:
         assert path.address is not None
@@ -479,7 +479,7 @@ class SmtpSession:
         if not txn.recipients:
             return R.NO_VALID_RCPTS, Action.NONE
         self.framer.start_data()
-        return Reply(354, "", "End data with <CR><LF>.<CR><LF>"), Action.NONE
+        return R.START_DATA, Action.NONE
 
     async def _end_of_data(self, event: MessageData) -> Reply:
         txn = self.transaction

@@ -15,6 +15,7 @@ microseconds each, cheaper than a hop to another thread.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import json
 import logging
@@ -55,23 +56,61 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+class _Job:
+    __slots__ = ("fn", "blobs", "future", "loop", "digests", "inline")
+
+    def __init__(self, fn, blobs, future, loop=None):
+        self.fn = fn
+        self.blobs = blobs
+        self.future = future          # concurrent.futures.Future, or asyncio.Future
+        self.loop = loop              # the asyncio loop owning `future`, if any
+        self.digests: list[str] | None = None
+        self.inline: list[tuple[str, bytes]] = []
+
+
+def _settle(items: list) -> None:
+    for future, ok, value in items:
+        if future.done():             # an asyncio waiter may have been cancelled
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
 class _Writer(threading.Thread):
     """The one thread that writes: blob files first (one sync for the batch), then
-    every job's SQL in one transaction (one commit for the batch)."""
+    every job's SQL in one transaction (one commit for the batch), then every
+    waiter woken: one call into each event loop per batch, not one per job."""
 
     def __init__(self, path: Path, blobs: BlobStore):
         super().__init__(name="mailwright-writer", daemon=True)
         self.conn = _connect(path)
         self.blobs = blobs
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.events: collections.deque = collections.deque()
 
     def submit(self, fn: Callable[..., Any] | None,
                blobs: tuple[bytes, ...] = ()) -> concurrent.futures.Future:
         """Queue fn(conn), or fn(conn, digests) when blobs are given: the blobs are
         durable before fn runs. fn=None stops the writer."""
         fut: concurrent.futures.Future = concurrent.futures.Future()
-        self.jobs.put((fn, blobs, fut))
+        self.jobs.put(_Job(fn, blobs, fut))
         return fut
+
+    def submit_async(self, fn: Callable[..., Any], blobs: tuple[bytes, ...] = ()
+                     ) -> asyncio.Future:
+        """As submit, for a coroutine running on an event loop."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self.jobs.put(_Job(fn, blobs, fut, loop))
+        return fut
+
+    def add_event(self, row: tuple) -> None:
+        """Events need no waiter: they are written with the next batch."""
+        self.events.append(row)
+        if len(self.events) == 1:
+            self.jobs.put(_Job(_noop, (), concurrent.futures.Future()))
 
     def run(self) -> None:
         while True:
@@ -81,78 +120,85 @@ class _Writer(threading.Thread):
                     batch.append(self.jobs.get_nowait())
                 except queue.Empty:
                     break
-            stop = any(fn is None for fn, _, _ in batch)
-            self._run_batch([job for job in batch if job[0] is not None])
-            for fn, _, fut in batch:
-                if fn is None:
-                    fut.set_result(None)
+            stop = [job for job in batch if job.fn is None]
+            self._run_batch([job for job in batch if job.fn is not None])
             if stop:
                 self.conn.close()
+                _settle([(job.future, True, None) for job in stop])
                 return
 
-    def _write_blobs(self, batch: list) -> list:
+    def _write_blobs(self, batch: list[_Job]) -> list[_Job]:
         """Write the batch's large blobs as files with one sync; small ones go into
-        the transaction itself. Returns (fn, digests, inline rows, future) per job
-        that may go on."""
-        large = [b for _, blobs, _ in batch for b in blobs if len(b) > INLINE_BLOB_MAX]
+        the transaction itself. Returns the jobs that may go on."""
+        large = [b for job in batch for b in job.blobs if len(b) > INLINE_BLOB_MAX]
         try:
             files = iter(self.blobs.write_batch(large) if large else [])
         except OSError as e:
             log.error("blob write failed: %s", e)
-            for _, blobs, fut in batch:
-                if blobs:
-                    fut.set_exception(e)
-            return [(fn, None, (), fut) for fn, blobs, fut in batch if not blobs]
-        ready = []
-        for fn, blobs, fut in batch:
-            if not blobs:
-                ready.append((fn, None, (), fut))
+            self._wake([(job, False, e) for job in batch if job.blobs])
+            return [job for job in batch if not job.blobs]
+        for job in batch:
+            if not job.blobs:
                 continue
-            digests, inline = [], []
-            for b in blobs:
+            job.digests = []
+            for b in job.blobs:
                 if len(b) > INLINE_BLOB_MAX:
-                    digests.append(next(files))
+                    job.digests.append(next(files))
                 else:
-                    digests.append(digest_of(b))
-                    inline.append((digests[-1], b))
-            ready.append((fn, digests, inline, fut))
-        return ready
+                    job.digests.append(digest_of(b))
+                    job.inline.append((job.digests[-1], b))
+        return batch
 
-    def _run_batch(self, batch: list) -> None:
+    def _run_batch(self, batch: list[_Job]) -> None:
         batch = self._write_blobs(batch)
-        if not batch:
-            return
+        events = []
+        while self.events:
+            events.append(self.events.popleft())
         results = []
+        c = self.conn
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
-            for fn, digests, inline, fut in batch:
-                self.conn.execute("SAVEPOINT job")
+            c.execute("BEGIN IMMEDIATE")
+            if events:
+                c.executemany("INSERT INTO events (ts, type, session, message_id, data) "
+                              "VALUES (?,?,?,?,?)", events)
+            for job in batch:
+                c.execute("SAVEPOINT job")
                 try:
-                    if inline:
-                        self.conn.executemany(
-                            "INSERT OR IGNORE INTO blob_inline (digest, data) VALUES (?, ?)",
-                            inline)
-                    value = fn(self.conn) if digests is None else fn(self.conn, digests)
-                    results.append((fut, True, value))
-                    self.conn.execute("RELEASE job")
+                    if job.inline:
+                        c.executemany("INSERT OR IGNORE INTO blob_inline (digest, data) "
+                                      "VALUES (?, ?)", job.inline)
+                    value = job.fn(c) if job.digests is None else job.fn(c, job.digests)
+                    results.append((job, True, value))
+                    c.execute("RELEASE job")
                 except Exception as e:  # noqa: BLE001 - handed to the waiting caller
-                    self.conn.execute("ROLLBACK TO job")
-                    self.conn.execute("RELEASE job")
-                    results.append((fut, False, e))
-            self.conn.execute("COMMIT")
+                    c.execute("ROLLBACK TO job")
+                    c.execute("RELEASE job")
+                    results.append((job, False, e))
+            c.execute("COMMIT")
         except Exception as e:  # noqa: BLE001 - the commit itself failed: nobody succeeded
             log.error("store commit failed: %s", e)
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            for *_, fut in batch:
-                if not fut.done():
-                    fut.set_exception(e)
-            return
-        for fut, ok, value in results:
-            if ok:
-                fut.set_result(value)
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            results = [(job, False, e) for job in batch]
+        self._wake(results)
+
+    @staticmethod
+    def _wake(results: list) -> None:
+        by_loop: dict[Any, list] = {}
+        for job, ok, value in results:
+            by_loop.setdefault(job.loop, []).append((job.future, ok, value))
+        for loop, items in by_loop.items():
+            if loop is None:
+                _settle(items)
             else:
-                fut.set_exception(value)
+                try:
+                    loop.call_soon_threadsafe(_settle, items)
+                except RuntimeError:      # the loop is closed: nobody is waiting
+                    pass
+
+
+def _noop(conn: sqlite3.Connection) -> None:
+    return None
 
 
 class SQLiteStore(MailStore):
@@ -441,15 +487,11 @@ class SQLiteStore(MailStore):
                     "next_attempt) VALUES (?,?,?,?,?)",
                     [(cur.lastrowid, r.address, r.notify, r.orcpt, now)
                      for r in delivery.remote])
-        await asyncio.wrap_future(self._writer.submit(job, tuple(blobs)))
+        await self._writer.submit_async(job, tuple(blobs))
 
     def record_event(self, ts: float, type: str, session: str | None,
                      message_id: str | None, data: dict) -> None:
-        row = (ts, type, session, message_id, json.dumps(data, default=str))
-        fut = self._writer.submit(
-            lambda c: c.execute("INSERT INTO events (ts, type, session, message_id, data) "
-                                "VALUES (?,?,?,?,?)", row))
-        fut.add_done_callback(_log_failure)
+        self._writer.add_event((ts, type, session, message_id, json.dumps(data, default=str)))
 
     # --- reading (for tests and later the IMAP/POP3 engines) ---------------
     def read_blob(self, digest: str) -> bytes:
@@ -477,11 +519,6 @@ class SQLiteStore(MailStore):
             (limit,))
         return [dict(ts=t, type=ty, session=s, message_id=m, **json.loads(d))
                 for t, ty, s, m, d in rows]
-
-
-def _log_failure(fut: concurrent.futures.Future) -> None:
-    if fut.exception() is not None:
-        log.error("event not recorded: %s", fut.exception())
 
 
 def _blob_referenced(c: sqlite3.Connection, digest: str) -> bool:
