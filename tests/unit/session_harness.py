@@ -50,9 +50,22 @@ class Harness:
         if isinstance(data, str):
             data = data.encode()
         self.session.receive(data)
-        out, action = asyncio.run(self.session.process())
-        self.actions.append(action)
-        return parse_replies(out)
+        out = bytearray()
+
+        async def drive() -> Action:
+            # What SmtpProtocol does: process, await what must be awaited, repeat.
+            while True:
+                chunk, action, pending = self.session.process()
+                out.extend(chunk)
+                if pending is None:
+                    return action
+                chunk, action = self.session.complete(await pending)
+                out.extend(chunk)
+                if action is not Action.NONE:
+                    return action
+
+        self.actions.append(asyncio.run(drive()))
+        return parse_replies(bytes(out))
 
     def cmd(self, line: str) -> str:
         replies = self.send(line + "\r\n")

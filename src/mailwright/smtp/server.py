@@ -1,7 +1,13 @@
 """The socket side of SMTP: an asyncio protocol that feeds an SmtpSession.
 
-Thin on purpose: read bytes, hand them to the session, write what it answers,
+Thin on purpose: hand received bytes to the session, write what it answers,
 upgrade to TLS or close when it says so, and enforce timeouts and flow control.
+
+Commands that need no waiting (nearly all of them) are handled right inside
+data_received: no task, future or timer per command. Only the session's
+asynchronous work (authentication, durable delivery) and the TLS upgrade run in a
+task, and input arriving meanwhile waits in the session's buffer, so replies
+stay in order.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Coroutine
 
 from ..config import Listener
 from ..net.limits import ConnectionLimiter
@@ -20,6 +27,7 @@ from .trace import TLSInfo
 log = logging.getLogger("mailwright.smtp")
 
 SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, try again later")
+INTERNAL_ERROR = Reply(421, "4.3.0", "Internal error, closing")
 
 # Stop reading from a client that pipelines faster than we answer.
 READ_HIGH_WATER = 1 << 20
@@ -44,14 +52,11 @@ class SmtpProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.session: SmtpSession | None = None
         self.ip = ""
-        self.pending = False                 # input arrived since the last process()
-        self.waiter: asyncio.Future | None = None
-        self.expired = False
+        self.busy = False          # a task is working for the session
+        self.closing = False
         self.stopping = False
-        self.lost = False
         self.eof = False
         self.read_paused = False
-        self.write_resumed: asyncio.Future | None = None
 
     # --- asyncio callbacks -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -63,6 +68,7 @@ class SmtpProtocol(asyncio.Protocol):
             self.services.events.emit("refused", ip=self.ip, role=self.listener.role,
                                       reason=refused)
             self.ip = ""
+            self.closing = True
             transport.write(Reply(421, "4.7.0", refused).render())
             transport.close()
             return
@@ -72,122 +78,138 @@ class SmtpProtocol(asyncio.Protocol):
             Connection(self.listener.role, peer[0], peer[1],
                        tls_info(transport.get_extra_info("ssl_object"))),
             s.config, s.store, s.lockout, s.events)
-        self.task = asyncio.get_running_loop().create_task(self.run())
+        transport.write(self.session.greeting())
+        self.timeouts.watch(self, self.session.timeout)
 
     def data_received(self, data: bytes) -> None:
-        if self.session is None:
+        if self.session is None or self.closing:
             return
         self.session.receive(data)
-        self._wake()
         if self.session.framer.buffered > READ_HIGH_WATER and not self.read_paused:
             self.read_paused = True
             self.transport.pause_reading()
+        if not self.busy:
+            self._pump()
 
     def eof_received(self) -> bool:
         self.eof = True
-        self._wake()
-        # Keep a TCP transport open for the replies still to be written; a TLS
+        if not self.busy:
+            self._close()
+        # Keep a TCP transport open for replies still to be written; a TLS
         # transport cannot be half-closed (and asyncio warns if asked to).
         return self.transport.get_extra_info("sslcontext") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = True
-        self._wake()
-        if self.write_resumed and not self.write_resumed.done():
-            self.write_resumed.set_result(None)
+        self.closing = True
+        self.timeouts.unwatch(self)
         if self.ip:
             self.limiter.release(self.ip)
             self.ip = ""
-        self.services.connections.discard(self)
+        if self.session is not None and self in self.services.connections:
+            self.services.connections.discard(self)
+            self.session.disconnected()
 
+    # Backpressure: a client that does not read its replies is not read from.
     def pause_writing(self) -> None:
-        self.write_resumed = asyncio.get_running_loop().create_future()
+        self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.write_resumed and not self.write_resumed.done():
-            self.write_resumed.set_result(None)
-        self.write_resumed = None
+        if not self.read_paused:
+            self.transport.resume_reading()
 
-    # --- waiting for input ---------------------------------------------------
-    def _wake(self) -> None:
-        self.pending = True
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    def shutdown(self) -> None:
-        """Server stopping: end the session after the command in hand."""
-        self.stopping = True
-        self._wake()
-
-    def expire(self) -> None:
-        """Called by IdleTimeouts when the client kept us waiting too long."""
-        self.expired = True
-        self._wake()
-
-    async def _wait_for_input(self, timeout: float) -> bool:
-        """Wait for input; False when the idle timeout expired first."""
-        self.waiter = asyncio.get_running_loop().create_future()
-        self.timeouts.watch(self, timeout)
-        try:
-            await self.waiter
-        finally:
-            self.waiter = None
-            self.timeouts.unwatch(self)
-        return not self.expired
-
-    # --- the session loop ----------------------------------------------------
-    async def _write(self, data: bytes) -> None:
-        if data and not self.lost:
-            self.transport.write(data)
-            # Only yields when the client does not read its replies.
-            if self.write_resumed is not None:
-                await self.write_resumed
-
-    async def run(self) -> None:
+    # --- driving the session ---------------------------------------------------
+    def _pump(self) -> None:
+        """Process what the session can now; start a task for what must be awaited."""
         session = self.session
-        try:
-            await self._write(session.greeting())
-            while not self.lost:
-                self.pending = False
-                out, action = await session.process()
-                await self._write(out)
-                if self.read_paused and session.framer.buffered < READ_LOW_WATER:
-                    self.read_paused = False
-                    self.transport.resume_reading()
-                if action is Action.CLOSE:
-                    break
-                if action is Action.START_TLS:
-                    if not await self._start_tls():
-                        break
-                    continue
-                if self.stopping and not session.closed:
-                    await self._write(SHUTTING_DOWN.render())
-                    break
-                if self.pending:
-                    continue
-                if self.eof or self.lost:
-                    break
-                if not await self._wait_for_input(session.timeout):
-                    await self._write(session.timed_out())
-                    break
-        except Exception:  # noqa: BLE001 - never a traceback to the peer; log it here
-            log.exception("session %s failed", session.id)
-            await self._write(Reply(421, "4.3.0", "Internal error, closing").render())
-        finally:
-            session.disconnected()
-            if not self.lost:
-                self.transport.close()
+        out, action, pending = session.process()
+        if out:
+            self.transport.write(out)
+        if pending is not None:
+            self._spawn(self._await_outcome(pending))
+        else:
+            self._after(action)
 
-    async def _start_tls(self) -> bool:
+    def _after(self, action: Action) -> None:
+        """Act on the session's last answer, then wait for more input."""
+        if action is Action.CLOSE:
+            self._close()
+            return
+        if action is Action.START_TLS:
+            self._spawn(self._start_tls())
+            return
+        if self.stopping:
+            self.transport.write(SHUTTING_DOWN.render())
+            self._close()
+            return
+        if self.eof:
+            self._close()
+            return
+        if self.read_paused and self.session.framer.buffered < READ_LOW_WATER:
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.timeouts.watch(self, self.session.timeout)
+
+    def _spawn(self, coro: Coroutine) -> None:
+        self.busy = True
+        self.timeouts.unwatch(self)         # our own work is not the client's idleness
+        asyncio.get_running_loop().create_task(self._guard(coro))
+
+    async def _guard(self, coro: Coroutine) -> None:
+        try:
+            await coro
+        except Exception:  # noqa: BLE001 - never a traceback to the peer; log it here
+            log.exception("session %s failed", self.session.id)
+            if not self.closing:
+                self.transport.write(INTERNAL_ERROR.render())
+                self._close()
+
+    async def _await_outcome(self, pending: Coroutine) -> None:
+        outcome = await pending
+        self.busy = False
+        if self.closing:
+            return
+        out, action = self.session.complete(outcome)
+        if out:
+            self.transport.write(out)
+        if action is Action.NONE and not self.stopping:
+            self._pump()           # input that arrived meanwhile
+        else:
+            self._after(action)
+
+    async def _start_tls(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            self.transport = await loop.start_tls(
+            transport = await loop.start_tls(
                 self.transport, self, self.tls_context, server_side=True,
                 ssl_handshake_timeout=self.services.config.limits.tls_handshake_timeout)
         except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as e:
             log.info("session %s: TLS handshake failed: %s", self.session.id, e)
-            return False
-        if self.transport is None:
-            return False
-        self.session.tls_started(tls_info(self.transport.get_extra_info("ssl_object")))
-        return True
+            self._close()
+            return
+        self.busy = False
+        if transport is None or self.closing:
+            self._close()
+            return
+        self.transport = transport
+        self.session.tls_started(tls_info(transport.get_extra_info("ssl_object")))
+        self._pump()
+
+    def _close(self) -> None:
+        if not self.closing:
+            self.closing = True
+            self.timeouts.unwatch(self)
+            self.transport.close()
+
+    # --- called from outside -----------------------------------------------------
+    def expire(self) -> None:
+        """IdleTimeouts: the client kept us waiting too long."""
+        if not self.closing:
+            self.transport.write(self.session.timed_out())
+            self._close()
+
+    def shutdown(self) -> None:
+        """Server stopping: end the session after the command in hand."""
+        self.stopping = True
+        if not self.busy and not self.closing:
+            self.transport.write(SHUTTING_DOWN.render())
+            self._close()

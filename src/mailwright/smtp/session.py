@@ -20,8 +20,9 @@ import enum
 import itertools
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..address import Address
 from ..auth import sasl
@@ -48,6 +49,9 @@ class Action(enum.Enum):
     NONE = 0
     START_TLS = 1
     CLOSE = 2
+
+
+Outcome = tuple[Reply | None, Action]     # what one command (or message, or chunk) gives
 
 
 @dataclass
@@ -146,29 +150,46 @@ class SmtpSession:
         self.transaction = None
         self.events.emit("starttls", self.id, version=info.version, cipher=info.cipher)
 
-    async def process(self) -> tuple[bytes, Action]:
-        """Handle every complete input; stop early for STARTTLS or close."""
+    def process(self) -> tuple[bytes, Action, Coroutine[Any, Any, Outcome] | None]:
+        """Handle every complete input in order; stop early for STARTTLS, close, or
+        work that must be awaited (authentication, durable delivery).
+
+        Returns the reply bytes, what the transport must do, and the coroutine to
+        await, if any: its outcome goes to complete(), then process() again."""
         out = bytearray()
         while not self.closed:
             event = self.framer.next_event()
             if event is None:
                 break
-            reply, action = await self._dispatch(event)
-            if reply is not None:
-                if reply.code >= 500:
-                    self.errors += 1
-                out += reply.render()
-                if reply.code >= 500 and self.errors >= self.limits.max_errors:
+            outcome = self._dispatch(event)
+            if isinstance(outcome, Coroutine):
+                return bytes(out), Action.NONE, outcome
+            action = self._emit(out, outcome)
+            if action is not Action.NONE:
+                return bytes(out), action, None
+        return bytes(out), Action.NONE, None
+
+    def complete(self, outcome: Outcome) -> tuple[bytes, Action]:
+        """The outcome of a coroutine process() handed out, as reply bytes and action."""
+        out = bytearray()
+        action = self._emit(out, outcome)
+        return bytes(out), action
+
+    def _emit(self, out: bytearray, outcome: Outcome) -> Action:
+        reply, action = outcome
+        if reply is not None:
+            out += reply.render()
+            if reply.code >= 500:
+                self.errors += 1
+                if self.errors >= self.limits.max_errors:
                     out += R.TOO_MANY_ERRORS.render()
                     action = Action.CLOSE
                     self.events.emit("too-many-errors", self.id, ip=self.conn.client_ip)
-            if action is Action.START_TLS:
-                self.framer.discard_input()
-                return bytes(out), action
-            if action is Action.CLOSE:
-                self.closed = True
-                return bytes(out), action
-        return bytes(out), Action.NONE
+        if action is Action.START_TLS:
+            self.framer.discard_input()
+        elif action is Action.CLOSE:
+            self.closed = True
+        return action
 
     def timed_out(self) -> bytes:
         self.closed = True
@@ -179,11 +200,11 @@ class SmtpSession:
         self.events.emit("disconnect", self.id, ip=self.conn.client_ip,
                          accepted=self.accepted, errors=self.errors)
 
-    async def _dispatch(self, event) -> tuple[Reply | None, Action]:
+    def _dispatch(self, event) -> Outcome | Coroutine[Any, Any, Outcome]:
         if isinstance(event, MessageData):
-            return await self._end_of_data(event), Action.NONE
+            return self._end_of_data(event)
         if isinstance(event, Chunk):
-            return await self._end_of_chunk(event), Action.NONE
+            return self._end_of_chunk(event)
         if isinstance(event, LineTooLong):
             if self.sasl:
                 self.sasl = None
@@ -192,10 +213,10 @@ class SmtpSession:
             return R.LINE_TOO_LONG, Action.NONE
         assert isinstance(event, CommandLine)
         if self.sasl:
-            return await self._sasl_response(event.line), Action.NONE
-        return await self._command(event.line)
+            return self._sasl_response(event.line)
+        return self._command(event.line)
 
-    async def _command(self, raw: bytes) -> tuple[Reply, Action]:
+    def _command(self, raw: bytes) -> Outcome | Coroutine[Any, Any, Outcome]:
         if b"\x00" in raw:
             return R.NUL_REJECTED, Action.NONE
         try:
@@ -217,7 +238,7 @@ class SmtpSession:
                 # A web client or proxy abuse talking to the SMTP port: end it now.
                 return Reply(421, "4.7.0", "This is an SMTP server, closing"), Action.CLOSE
             return Reply(500, "5.5.2", "Command unrecognized"), Action.NONE
-        return await handler(arg.strip(" "))
+        return handler(arg.strip(" "))
 
     # --- greeting commands ----------------------------------------------------
     def _hello(self, arg: str, esmtp: bool) -> Reply | None:
@@ -228,7 +249,7 @@ class SmtpSession:
         self.transaction = None
         return None
 
-    async def cmd_ehlo(self, arg: str) -> tuple[Reply, Action]:
+    def cmd_ehlo(self, arg: str) -> tuple[Reply, Action]:
         if err := self._hello(arg, True):
             return err, Action.NONE
         lines = [f"{self.config.hostname} Hello {arg} [{self.conn.client_ip}]",
@@ -242,13 +263,13 @@ class SmtpSession:
         # RFC 2034 §3: no enhanced status codes on the EHLO response.
         return Reply(250, "", *lines), Action.NONE
 
-    async def cmd_helo(self, arg: str) -> tuple[Reply, Action]:
+    def cmd_helo(self, arg: str) -> tuple[Reply, Action]:
         if err := self._hello(arg, False):
             return err, Action.NONE
         return Reply(250, "", f"{self.config.hostname} Hello {arg} [{self.conn.client_ip}]"), \
             Action.NONE
 
-    async def cmd_starttls(self, arg: str) -> tuple[Reply, Action]:
+    def cmd_starttls(self, arg: str) -> tuple[Reply, Action]:
         if arg:
             return Reply(501, "5.5.4", "Syntax: STARTTLS"), Action.NONE
         if self.conn.tls is not None:
@@ -292,7 +313,10 @@ class SmtpSession:
         self.sasl = mech
         return await self._sasl_step(await mech.start(initial)), Action.NONE
 
-    async def _sasl_response(self, raw: bytes) -> Reply:
+    async def _sasl_response(self, raw: bytes) -> Outcome:
+        return await self._sasl_reply(raw), Action.NONE
+
+    async def _sasl_reply(self, raw: bytes) -> Reply:
         if raw == b"*":                                   # RFC 4954 §4: client cancels
             self.sasl = None
             self.sasl_final_pending = False
@@ -338,7 +362,7 @@ class SmtpSession:
         return R.AUTH_OK
 
     # --- the mail transaction ---------------------------------------------------
-    async def cmd_mail(self, arg: str) -> tuple[Reply, Action]:
+    def cmd_mail(self, arg: str) -> tuple[Reply, Action]:
         if self.helo is None:
             return R.BAD_SEQUENCE_HELO, Action.NONE
         if self.submission and self.account is None:
@@ -406,7 +430,7 @@ class SmtpSession:
                 raise ParamError(Reply(555, "5.5.4", f"Unsupported parameter {key}"))
         return txn
 
-    async def cmd_rcpt(self, arg: str) -> tuple[Reply, Action]:
+    def cmd_rcpt(self, arg: str) -> tuple[Reply, Action]:
         txn = self.transaction
         if txn is None:
             return (R.BAD_SEQUENCE_HELO if self.helo is None else R.BAD_SEQUENCE_MAIL), \
@@ -467,7 +491,7 @@ class SmtpSession:
                 raise ParamError(Reply(555, "5.5.4", f"Unsupported parameter {key}"))
         return rcpt
 
-    async def cmd_data(self, arg: str) -> tuple[Reply, Action]:
+    def cmd_data(self, arg: str) -> tuple[Reply, Action]:
         if arg:
             return Reply(501, "5.5.4", "Syntax: DATA"), Action.NONE
         txn = self.transaction
@@ -481,13 +505,13 @@ class SmtpSession:
         self.framer.start_data()
         return R.START_DATA, Action.NONE
 
-    async def _end_of_data(self, event: MessageData) -> Reply:
+    async def _end_of_data(self, event: MessageData) -> Outcome:
         txn = self.transaction
         self.transaction = None
         assert txn is not None
         return await self._accept(txn, event.content, event.problems)
 
-    async def cmd_bdat(self, arg: str) -> tuple[Reply | None, Action]:
+    def cmd_bdat(self, arg: str) -> tuple[Reply | None, Action]:
         # RFC 3030 §2: BDAT size [LAST]. The chunk follows whatever we answer,
         # so it is always read (and discarded on error) before the reply.
         parts = arg.split()
@@ -511,33 +535,34 @@ class SmtpSession:
         self.framer.start_bdat(size, keep)
         return None, Action.NONE          # answered once the chunk is read
 
-    async def _end_of_chunk(self, chunk: Chunk) -> Reply:
+    def _end_of_chunk(self, chunk: Chunk) -> Outcome | Coroutine[Any, Any, Outcome]:
         assert self.bdat_pending is not None
         last, error = self.bdat_pending
         self.bdat_pending = None
         if error:
-            return error
+            return error, Action.NONE
         txn = self.transaction
         assert txn is not None and txn.chunks is not None
         if not chunk.kept:
             self.transaction = None
             self.events.emit("rejected", self.id, code=552, reason="too-big")
-            return Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
+            return Reply(552, "5.3.4", "Message size exceeds fixed maximum message size"), \
+                Action.NONE
         txn.chunks += chunk.data
         if not last:
-            return Reply(250, "2.0.0", f"{chunk.size} octets received")
+            return Reply(250, "2.0.0", f"{chunk.size} octets received"), Action.NONE
         self.transaction = None
         content = bytes(txn.chunks)
-        return await self._accept(txn, content, self.framer.problems_in(content))
+        return self._accept(txn, content, self.framer.problems_in(content))
 
-    async def _accept(self, txn: Transaction, content: bytes, problems) -> Reply:
+    async def _accept(self, txn: Transaction, content: bytes, problems) -> Outcome:
         """Final checks, trace headers, durable store; the reply after DATA / BDAT LAST."""
         reject = _content_rejection(problems)
         if reject:
             self.events.emit("rejected", self.id, ip=self.conn.client_ip, code=reject.code,
                              reason=sorted(p.value for p in problems)[0],
                              mail_from=txn.reverse_path)
-            return reject
+            return reject, Action.NONE
         now = time.time()
         message_id = _message_id(now)
         local = [t.account_id for r in txn.recipients for t in r.targets if t.is_local]
@@ -564,39 +589,39 @@ class SmtpSession:
             await self.store.deliver(delivery)
         except Exception as e:  # noqa: BLE001 - any store failure is a temporary failure
             self.events.emit("store-error", self.id, message_id, error=repr(e))
-            return R.LOCAL_ERROR
+            return R.LOCAL_ERROR, Action.NONE
         self.accepted += 1
         self.events.emit(
             "accepted", self.id, message_id, ip=self.conn.client_ip, size=len(content),
             mail_from=txn.reverse_path, rcpts=len(txn.recipients), local=len(set(local)),
             remote=len(remote), account=self.account or "",
             tls=f"{self.conn.tls.version}/{self.conn.tls.cipher}" if self.conn.tls else "")
-        return Reply(250, "2.0.0", f"OK: queued as {message_id}")
+        return Reply(250, "2.0.0", f"OK: queued as {message_id}"), Action.NONE
 
     # --- the rest ----------------------------------------------------------------
-    async def cmd_rset(self, arg: str) -> tuple[Reply, Action]:
+    def cmd_rset(self, arg: str) -> tuple[Reply, Action]:
         if arg:
             return Reply(501, "5.5.4", "Syntax: RSET"), Action.NONE
         self.transaction = None
         return R.OK, Action.NONE
 
-    async def cmd_noop(self, arg: str) -> tuple[Reply, Action]:
+    def cmd_noop(self, arg: str) -> tuple[Reply, Action]:
         return R.OK, Action.NONE
 
-    async def cmd_quit(self, arg: str) -> tuple[Reply, Action]:
+    def cmd_quit(self, arg: str) -> tuple[Reply, Action]:
         return R.BYE, Action.CLOSE
 
-    async def cmd_vrfy(self, arg: str) -> tuple[Reply, Action]:
+    def cmd_vrfy(self, arg: str) -> tuple[Reply, Action]:
         if not arg:
             return Reply(501, "5.5.4", "Syntax: VRFY address"), Action.NONE
         # RFC 5321 §3.5.3: 252 without saying whether the user exists.
         return Reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt "
                                    "delivery"), Action.NONE
 
-    async def cmd_expn(self, arg: str) -> tuple[Reply, Action]:
+    def cmd_expn(self, arg: str) -> tuple[Reply, Action]:
         return Reply(502, "5.5.1", "EXPN not available"), Action.NONE
 
-    async def cmd_help(self, arg: str) -> tuple[Reply, Action]:
+    def cmd_help(self, arg: str) -> tuple[Reply, Action]:
         return Reply(214, "2.0.0", "Commands: " + " ".join(sorted(self._handlers)),
                      "See RFC 5321"), Action.NONE
 
