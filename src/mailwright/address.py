@@ -8,6 +8,7 @@ case-insensitively, as every mainstream MTA does.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -29,8 +30,11 @@ class AddressError(ValueError):
     pass
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical_domain(domain: str) -> str:
-    """The lowercase A-label form of a domain name; AddressError if invalid."""
+    """The lowercase A-label form of a domain name; AddressError if invalid.
+
+    Cached: the same few domains come in every RCPT, and IDNA is not cheap."""
     domain = domain.rstrip(".") if domain.endswith(".") and len(domain) > 1 else domain
     if not domain or len(domain.encode()) > MAX_DOMAIN:
         raise AddressError("invalid domain length")

@@ -85,6 +85,8 @@ def parse_path_argument(arg: str, prefix: str, allow_null: bool) -> PathArgument
 
 def _find_path_end(text: str) -> int:
     """Index of the ">" closing the path, skipping quoted local parts."""
+    if '"' not in text:
+        return text.find(">")
     quoted = False
     i = 1
     while i < len(text):
