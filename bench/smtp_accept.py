@@ -112,6 +112,10 @@ class AiosmtpdFsync:
         return len(os.listdir(self.dir))
 
 
+def fmt(rates: list[float]) -> str:
+    return f"{statistics.median(rates):8.0f} [{min(rates):.0f}-{max(rates):.0f}]"
+
+
 def smtp_source(port: int, messages: int, size: int, sessions: int) -> float:
     start = time.perf_counter()
     res = subprocess.run(
@@ -182,7 +186,6 @@ def main() -> None:
         for size, _ in cases:
             a = results[("mailwright", size)]
             b = results[("aiosmtpd+fsync", size)]
-            fmt = lambda r: f"{statistics.median(r):8.0f} [{min(r):.0f}-{max(r):.0f}]"
             print(f"{size // 1024:>5}KB  {fmt(a):>24}  {fmt(b):>24}  "
                   f"{statistics.median(a) / statistics.median(b):5.2f}x")
         for server in servers:

@@ -57,7 +57,7 @@ class MailServer:
     def add_user(self, address: str, password: str = PASSWORD) -> None:
         self.cli("user", "add", address, "--password-stdin", input=password + "\n")
 
-    def start(self) -> "MailServer":
+    def start(self) -> MailServer:
         self._log_file = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mailwright", "--config", str(self.config), "serve"],

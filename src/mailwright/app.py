@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import signal
@@ -64,12 +65,12 @@ def bootstrap_demo(config: Config, store: MailStore) -> str | None:
 
 
 def connect_summary(config: Config, demo: Address | None, password: str | None) -> str:
-    by_role = {l.role: l for l in config.listeners}
+    by_role = {listener.role: listener for listener in config.listeners}
     user = str(demo) if demo else "USER@DOMAIN"
     lines = ["", f"Mailwright is running as {config.hostname}"]
-    for l in config.listeners:
-        lines.append(f"  {l.role:<12} {l.address}:{l.port}"
-                     + ("  (implicit TLS)" if l.implicit_tls else "  (STARTTLS)"))
+    for listener in config.listeners:
+        lines.append(f"  {listener.role:<12} {listener.address}:{listener.port}"
+                     + ("  (implicit TLS)" if listener.implicit_tls else "  (STARTTLS)"))
     if demo:
         lines.append(f"  demo account: {user}" +
                      (f"  password: {password}   (shown once; change it with "
@@ -111,8 +112,8 @@ class App:
         for listener in self.config.listeners:
             try:
                 server = await loop.create_server(
-                    lambda l=listener: SmtpProtocol(self.services, l, limiter, ctx,
-                                                     self.timeouts),
+                    functools.partial(SmtpProtocol, self.services, listener, limiter, ctx,
+                                      self.timeouts),
                     listener.address, listener.port, reuse_address=True, backlog=1024,
                     ssl=ctx if listener.implicit_tls else None,
                     ssl_handshake_timeout=(self.config.limits.tls_handshake_timeout

@@ -162,7 +162,7 @@ class _Reader:
                                  f"unknown key (known: {', '.join(sorted(known))})")
         kwargs = {}
         defaults = cls()
-        for name, f in known.items():
+        for name in known:
             if name not in value:
                 continue
             v = value[name]

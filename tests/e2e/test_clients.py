@@ -124,7 +124,7 @@ def test_smtplib_8bit_and_utf8_byte_exact(server):
     body = (f"From: Jörg <jörg@bücher.test>\r\nTo: Dörte <Dörte@bücher.test>\r\n"
             f"Subject: Grüße {token}\r\nContent-Type: text/plain; charset=utf-8\r\n"
             f"Content-Transfer-Encoding: 8bit\r\n\r\nÄpfel, Öl, Übermut — ½ €\r\n"
-            f".leading dot line\r\n").encode("utf-8")
+            f".leading dot line\r\n").encode()
     with _smtp(server) as s:
         s.ehlo()
         assert s.has_extn("smtputf8")
@@ -169,9 +169,10 @@ def test_open_relay_forms_rejected_over_the_wire(server, rcpt, code):
                 + f"RCPT TO:<{rcpt}>\r\nDATA\r\nQUIT\r\n".encode())
         f.flush()
         lines = [f.readline() for _ in range(14)]
-    rcpt_reply = [l for l in lines if l.startswith(b"5") and b"5.5.1" not in l][0]
+    rcpt_reply = next(line for line in lines
+                      if line.startswith(b"5") and b"5.5.1" not in line)
     assert rcpt_reply.startswith(code), lines
-    assert any(l.startswith(b"554 5.5.1") for l in lines)          # DATA refused
+    assert any(line.startswith(b"554 5.5.1") for line in lines)          # DATA refused
     store = server.store()
     try:
         assert not [q for q in store.queued() if "victim" in q["address"]]

@@ -58,7 +58,7 @@ def test_kill_9_loses_no_acknowledged_message(tmp_path):
             data = store.read_blob(row["blob"])
             # Nothing half-written: every visible message is whole and matches its name.
             assert hashlib.sha256(data).hexdigest() == row["blob"]
-            assert data.endswith("payload line\r\n".encode() * 200)
+            assert data.endswith(b"payload line\r\n" * 200)
             subject = data.split(b"Subject: ", 1)[1].split(b"\r\n", 1)[0].decode()
             subjects[subject] = subjects.get(subject, 0) + 1
         missing = [t for t in acked if t not in subjects]

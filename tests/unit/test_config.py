@@ -26,7 +26,7 @@ def test_good_config(tmp_path):
     cfg = load(str(path))
     assert cfg.hostname == "mail.example.test"
     assert cfg.data_dir == tmp_path / "var"
-    assert [l.role for l in cfg.listeners] == ["mx", "submissions"]
+    assert [listener.role for listener in cfg.listeners] == ["mx", "submissions"]
     assert cfg.listeners[1].address == "127.0.0.1" and cfg.listeners[1].implicit_tls
     assert cfg.limits.max_recipients == 50 and cfg.limits.command_timeout == 60.0
     assert cfg.limits.text_line == 1000

@@ -1,5 +1,12 @@
-from mailwright.smtp.framing import (Chunk, CommandLine, Framer, LineTooLong, MessageData,
-                                     Mode, Problem)
+from mailwright.smtp.framing import (
+    Chunk,
+    CommandLine,
+    Framer,
+    LineTooLong,
+    MessageData,
+    Mode,
+    Problem,
+)
 
 
 def framer(**kw) -> Framer:

@@ -334,8 +334,8 @@ def data_reply(h: Harness, content: bytes) -> list[str]:
 def test_dot_unstuffing_and_byte_exact_8bit(store):
     h = Harness(store)
     h.ehlo()
-    body = "Subject: ünïcödé\r\n\r\n..leading dot\r\n.\r\nä\xa0\r\n".encode("utf-8")
-    wire = body.replace(b"\r\n.", b"\r\n..").replace(b"\r\n..leading", b"\r\n...leading")
+    body = "Subject: ünïcödé\r\n\r\n..leading dot\r\n.\r\nä\xa0\r\n".encode()
+    wire = body.replace(b"\r\n.", b"\r\n..")          # dot-stuffing (RFC 5321 §4.5.2)
     assert data_reply(h, wire + b".\r\n")[0].startswith("250")
     stored = inbox(store, "alice@example.test")[-1]
     assert stored.endswith(b"\r\n\r\n..leading dot\r\n.\r\n" + "ä\xa0".encode() + b"\r\n")

@@ -43,7 +43,7 @@ class Chunk:
     kept: bool
 
 
-class Problem(str, enum.Enum):
+class Problem(enum.StrEnum):
     TOO_BIG = "too-big"
     BARE_NEWLINE = "bare-newline"
     LONG_LINE = "long-line"

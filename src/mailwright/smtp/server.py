@@ -157,7 +157,7 @@ class SmtpProtocol(asyncio.Protocol):
     async def _guard(self, coro: Coroutine) -> None:
         try:
             await coro
-        except Exception:  # noqa: BLE001 - never a traceback to the peer; log it here
+        except Exception:
             log.exception("session %s failed", self.session.id)
             if not self.closing:
                 self.transport.write(INTERNAL_ERROR.render())

@@ -587,7 +587,7 @@ class SmtpSession:
             sender_account=self.account)
         try:
             await self.store.deliver(delivery)
-        except Exception as e:  # noqa: BLE001 - any store failure is a temporary failure
+        except Exception as e:
             self.events.emit("store-error", self.id, message_id, error=repr(e))
             return R.LOCAL_ERROR, Action.NONE
         self.accepted += 1

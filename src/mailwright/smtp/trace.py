@@ -54,4 +54,4 @@ def _rfc5322_date(second: int) -> str:
 
 
 def return_path(mail_from: str) -> bytes:
-    return f"Return-Path: <{mail_from}>\r\n".encode("utf-8")
+    return f"Return-Path: <{mail_from}>\r\n".encode()

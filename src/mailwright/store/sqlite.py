@@ -31,8 +31,7 @@ from typing import Any
 from ..address import Address, AddressError, canonical_domain, display_domain, parse_mailbox
 from ..auth.passwords import ScramKeys, hash_password, scram_keys
 from ..auth.sasl import Credentials
-from .base import (DEFAULT_MAILBOXES, AccountInfo, AliasInfo, Delivery, MailStore,
-                   StoreError, Target)
+from .base import DEFAULT_MAILBOXES, AccountInfo, AliasInfo, Delivery, MailStore, StoreError, Target
 from .blobs import BlobStore, digest_of
 
 log = logging.getLogger("mailwright.store")
@@ -170,12 +169,12 @@ class _Writer(threading.Thread):
                     value = job.fn(c) if job.digests is None else job.fn(c, job.digests)
                     results.append((job, True, value))
                     c.execute("RELEASE job")
-                except Exception as e:  # noqa: BLE001 - handed to the waiting caller
+                except Exception as e:
                     c.execute("ROLLBACK TO job")
                     c.execute("RELEASE job")
                     results.append((job, False, e))
             c.execute("COMMIT")
-        except Exception as e:  # noqa: BLE001 - the commit itself failed: nobody succeeded
+        except Exception as e:
             log.error("store commit failed: %s", e)
             if c.in_transaction:
                 c.execute("ROLLBACK")
@@ -511,7 +510,7 @@ class SQLiteStore(MailStore):
             "SELECT q.message_id, q.mail_from, q.blob, r.address, r.notify, r.orcpt, r.state "
             "FROM queue q JOIN queue_recipients r ON r.queue_id=q.id ORDER BY q.id, r.id")
         keys = ("message_id", "mail_from", "blob", "address", "notify", "orcpt", "state")
-        return [dict(zip(keys, r)) for r in rows]
+        return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def events(self, limit: int = 100) -> list[dict]:
         rows = self.conn.execute(
