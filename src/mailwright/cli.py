@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import logging
 import sys
@@ -23,9 +24,14 @@ def _load(args) -> config_mod.Config:
     return config_mod.load(config_mod.config_path(getattr(args, "config", None)))
 
 
+@contextlib.contextmanager
 def _store(args):
     from .app import open_store
-    return open_store(_load(args))
+    store = open_store(_load(args))
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _address(text: str):
@@ -89,8 +95,7 @@ def cmd_config_check(args) -> int:
 
 
 def cmd_domain(args) -> int:
-    store = _store(args)
-    try:
+    with _store(args) as store:
         if args.action == "add":
             name = store.add_domain(args.domain)
             print(f"added domain {display_domain(name)}")
@@ -101,14 +106,11 @@ def cmd_domain(args) -> int:
             for name in store.list_domains():
                 shown = display_domain(name)
                 print(shown if shown == name else f"{shown} ({name})")
-    finally:
-        store.close()
     return 0
 
 
 def cmd_user(args) -> int:
-    store = _store(args)
-    try:
+    with _store(args) as store:
         if args.action == "add":
             address = _address(args.address)
             store.add_account(address, _read_password(args))
@@ -127,14 +129,11 @@ def cmd_user(args) -> int:
             print(f"{'ADDRESS':<{width}}  {'MESSAGES':>8}  {'SIZE':>12}")
             for r in rows:
                 print(f"{r.address:<{width}}  {r.messages:>8}  {r.size:>12}")
-    finally:
-        store.close()
     return 0
 
 
 def cmd_alias(args) -> int:
-    store = _store(args)
-    try:
+    with _store(args) as store:
         if args.action == "add":
             store.add_alias(args.source, args.targets)
             print(f"alias {args.source} -> {', '.join(args.targets)}")
@@ -144,8 +143,6 @@ def cmd_alias(args) -> int:
         else:
             for a in store.list_aliases(args.domain):
                 print(f"{a.source} -> {', '.join(a.targets)}")
-    finally:
-        store.close()
     return 0
 
 

@@ -362,6 +362,11 @@ class SmtpSession:
         return R.AUTH_OK
 
     # --- the mail transaction ---------------------------------------------------
+    @property
+    def _no_transaction(self) -> Reply:
+        """The 503 for RCPT/DATA/BDAT outside a transaction (RFC 5321 §4.1.4)."""
+        return R.BAD_SEQUENCE_HELO if self.helo is None else R.BAD_SEQUENCE_MAIL
+
     def cmd_mail(self, arg: str) -> tuple[Reply, Action]:
         if self.helo is None:
             return R.BAD_SEQUENCE_HELO, Action.NONE
@@ -433,8 +438,7 @@ class SmtpSession:
     def cmd_rcpt(self, arg: str) -> tuple[Reply, Action]:
         txn = self.transaction
         if txn is None:
-            return (R.BAD_SEQUENCE_HELO if self.helo is None else R.BAD_SEQUENCE_MAIL), \
-                Action.NONE
+            return self._no_transaction, Action.NONE
         if txn.chunks is not None:
             return Reply(503, "5.5.1", "RCPT not allowed after BDAT"), Action.NONE
         try:
@@ -496,8 +500,7 @@ class SmtpSession:
             return Reply(501, "5.5.4", "Syntax: DATA"), Action.NONE
         txn = self.transaction
         if txn is None:
-            return (R.BAD_SEQUENCE_HELO if self.helo is None else R.BAD_SEQUENCE_MAIL), \
-                Action.NONE
+            return self._no_transaction, Action.NONE
         if txn.chunks is not None:
             return Reply(503, "5.5.1", "DATA not allowed after BDAT"), Action.NONE
         if not txn.recipients:
@@ -523,7 +526,7 @@ class SmtpSession:
         txn = self.transaction
         error = None
         if txn is None:
-            error = R.BAD_SEQUENCE_HELO if self.helo is None else R.BAD_SEQUENCE_MAIL
+            error = self._no_transaction
         elif not txn.recipients:
             error = R.NO_VALID_RCPTS
         keep = error is None
