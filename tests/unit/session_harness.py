@@ -9,8 +9,8 @@ import re
 from mailwright.auth.lockout import AuthLockout
 from mailwright.config import parse
 from mailwright.events.log import EventLog
-from mailwright.smtp.session import Action, Connection, SmtpSession
-from mailwright.smtp.trace import TLSInfo
+from mailwright.net.connection import Action, TLSInfo
+from mailwright.smtp.session import Connection, SmtpSession
 
 CONFIG_TEXT = """
 hostname = "mail.example.test"

@@ -7,7 +7,7 @@ import base64
 import pytest
 import scramp
 
-from mailwright.smtp.session import Action
+from mailwright.net.connection import Action
 
 from .conftest import PASSWORD
 from .session_harness import Harness, inbox, make_config

@@ -17,17 +17,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from ..net.lines import LineBuffer, LineTooLong
+
 _TERMINATOR = b"\r\n.\r\n"
 
 
 @dataclass(frozen=True)
 class CommandLine:
     line: bytes          # without the line ending
-
-
-@dataclass(frozen=True)
-class LineTooLong:
-    pass
 
 
 @dataclass(frozen=True)
@@ -58,12 +55,11 @@ class Mode(enum.Enum):
 
 class Framer:
     def __init__(self, hard_line_limit: int, text_line: int, max_message_size: int):
-        self.hard_line_limit = hard_line_limit
         self.max_message_size = max_message_size
         self.text_line = text_line
         self.mode = Mode.COMMAND
-        self._buf = bytearray()
-        self._skipping_line = False
+        self._lines = LineBuffer(hard_line_limit)
+        self._buf = self._lines.buf          # shared: DATA and BDAT read from it too
         self._data = bytearray()
         self._scanned = 0
         self._too_big = False
@@ -81,8 +77,7 @@ class Framer:
     def discard_input(self) -> None:
         """Drop everything received but not yet consumed (used at STARTTLS:
         RFC 3207 §4.2 / CVE-2011-0411, pipelined plaintext must not survive)."""
-        self._buf.clear()
-        self._skipping_line = False
+        self._lines.discard()
 
     def start_data(self) -> None:
         self.mode = Mode.DATA
@@ -106,31 +101,12 @@ class Framer:
         return self._next_chunk()
 
     def _next_line(self) -> CommandLine | LineTooLong | None:
-        while True:
-            end = self._buf.find(b"\n")
-            if self._skipping_line:
-                if end < 0:
-                    self._buf.clear()
-                    return None
-                del self._buf[:end + 1]
-                self._skipping_line = False
-                continue
-            if end < 0:
-                if len(self._buf) > self.hard_line_limit:
-                    self._buf.clear()
-                    self._skipping_line = True
-                    return LineTooLong()
-                return None
-            if end + 1 > self.hard_line_limit:
-                del self._buf[:end + 1]
-                return LineTooLong()
-            line = bytes(self._buf[:end])
-            del self._buf[:end + 1]
-            # Commands are CRLF-terminated; a bare LF is tolerated here as most
-            # MTAs do. (It is never tolerated inside DATA, see the module doc.)
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            return CommandLine(line)
+        # Commands are CRLF-terminated; a bare LF is tolerated here as most
+        # MTAs do. (It is never tolerated inside DATA, see the module doc.)
+        line = self._lines.next_line()
+        if line is None or isinstance(line, LineTooLong):
+            return line
+        return CommandLine(line)
 
     def _next_message(self) -> MessageData | None:
         if self._buf:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import enum
 import itertools
 import secrets
 import time
@@ -29,12 +28,13 @@ from ..auth import sasl
 from ..auth.lockout import AuthLockout
 from ..config import Config
 from ..events.log import EventLog
+from ..net.connection import Action, TLSInfo
 from ..store.base import Delivery, MailStore, RemoteRecipient, Target
 from . import replies as R
 from .framing import Chunk, CommandLine, Framer, LineTooLong, MessageData, Mode, Problem
 from .params import ParamError, PathArgument, decode_xtext, parse_path_argument
 from .replies import Reply
-from .trace import TLSInfo, protocol_name, received, return_path
+from .trace import protocol_name, received, return_path
 
 # RFC 4954 §4: an AUTH command line and a SASL response line may be 12288 octets.
 SASL_LINE_LIMIT = 12288
@@ -43,12 +43,6 @@ SASL_LINE_LIMIT = 12288
 # ORCPT (500) with their xtext expansion.
 PARAM_LINE_ALLOWANCE = 1536
 _NOTIFY_VALUES = {"SUCCESS", "FAILURE", "DELAY"}
-
-
-class Action(enum.Enum):
-    NONE = 0
-    START_TLS = 1
-    CLOSE = 2
 
 
 Outcome = tuple[Reply | None, Action]     # what one command (or message, or chunk) gives
@@ -124,6 +118,12 @@ class SmtpSession:
     @property
     def submission(self) -> bool:
         return self.conn.role in ("submission", "submissions")
+
+    @property
+    def buffered(self) -> int:
+        return self.framer.buffered
+
+    backlog = False      # replies are small: process() never stops early for output
 
     @property
     def in_data(self) -> bool:

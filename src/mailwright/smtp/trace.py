@@ -6,16 +6,10 @@ import datetime
 import email.utils
 import functools
 import re
-from dataclasses import dataclass
+
+from ..net.connection import TLSInfo
 
 _UNSAFE = re.compile(r"[^\x21-\x27\x2a-\x7e\u0080-\U0010ffff]")
-
-
-@dataclass(frozen=True)
-class TLSInfo:
-    version: str      # e.g. "TLSv1.3"
-    cipher: str       # e.g. "TLS_AES_256_GCM_SHA384"
-    bits: int
 
 
 def protocol_name(esmtp: bool, tls: bool, authenticated: bool, smtputf8: bool) -> str:

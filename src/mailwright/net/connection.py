@@ -1,0 +1,246 @@
+"""The socket side of every line protocol (SMTP, POP3, later IMAP): an asyncio
+protocol that feeds a sans-I/O session.
+
+Thin on purpose: hand received bytes to the session, write what it answers,
+upgrade to TLS or close when it says so, and enforce connection limits, idle
+timeouts, flow control and shutdown.
+
+Commands that need no waiting (nearly all of them) are handled right inside
+data_received: no task, future or timer per command. Only the session's
+asynchronous work (authentication, durable writes) and the TLS upgrade run in a
+task, and input arriving meanwhile waits in the session's buffer, so replies
+stay in order.
+
+A session offers: greeting(), receive(bytes), process() -> (bytes, Action,
+pending coroutine or None), complete(outcome) -> (bytes, Action), timeout,
+timed_out() -> bytes, tls_started(TLSInfo), disconnected(), buffered (octets
+of unprocessed input), backlog (process() stopped early with work left).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import ssl
+from collections.abc import Coroutine
+from dataclasses import dataclass
+
+from .limits import ConnectionLimiter
+from .timeouts import IdleTimeouts
+
+log = logging.getLogger("mailwright.net")
+
+# Stop reading from a client that pipelines faster than we answer.
+READ_HIGH_WATER = 1 << 20
+READ_LOW_WATER = 1 << 16
+
+
+class Action(enum.Enum):
+    NONE = 0
+    START_TLS = 1
+    CLOSE = 2
+
+
+@dataclass(frozen=True)
+class TLSInfo:
+    version: str      # e.g. "TLSv1.3"
+    cipher: str       # e.g. "TLS_AES_256_GCM_SHA384"
+    bits: int
+
+
+def tls_info(ssl_object) -> TLSInfo | None:
+    if ssl_object is None:
+        return None
+    name, _, bits = ssl_object.cipher()
+    return TLSInfo(ssl_object.version(), name, bits)
+
+
+class SessionProtocol(asyncio.Protocol):
+    # Subclasses: the protocol's words for refusing, shutting down and failing.
+    REFUSED = b""
+    SHUTTING_DOWN = b""
+    INTERNAL_ERROR = b""
+
+    def __init__(self, services, listener, limiter: ConnectionLimiter,
+                 tls_context: ssl.SSLContext, timeouts: IdleTimeouts):
+        self.services = services
+        self.listener = listener
+        self.limiter = limiter
+        self.tls_context = tls_context
+        self.timeouts = timeouts
+        self.transport = None
+        self.session = None
+        self.ip = ""
+        self.busy = False          # a task is working for the session
+        self.closing = False
+        self.stopping = False
+        self.eof = False
+        self.read_paused = False
+        self.write_paused = False
+
+    def make_session(self, ip: str, port: int, tls: TLSInfo | None):
+        raise NotImplementedError
+
+    def refusal(self, reason: str) -> bytes:
+        raise NotImplementedError
+
+    # --- asyncio callbacks -------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        self.ip = peer[0]
+        refused = self.limiter.acquire(self.ip)
+        if refused:
+            self.services.events.emit("refused", ip=self.ip, role=self.listener.role,
+                                      reason=refused)
+            self.ip = ""
+            self.closing = True
+            transport.write(self.refusal(refused))
+            transport.close()
+            return
+        self.services.connections.add(self)
+        self.session = self.make_session(
+            peer[0], peer[1], tls_info(transport.get_extra_info("ssl_object")))
+        transport.write(self.session.greeting())
+        self.timeouts.watch(self, self.session.timeout)
+
+    def data_received(self, data: bytes) -> None:
+        if self.session is None or self.closing:
+            return
+        self.session.receive(data)
+        if self.session.buffered > READ_HIGH_WATER and not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+        if not self.busy:
+            self._pump()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        if not self.busy:
+            self._close()
+        # Keep a TCP transport open for replies still to be written; a TLS
+        # transport cannot be half-closed (and asyncio warns if asked to).
+        return self.transport.get_extra_info("sslcontext") is None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.timeouts.unwatch(self)
+        if self.ip:
+            self.limiter.release(self.ip)
+            self.ip = ""
+        if self.session is not None and self in self.services.connections:
+            self.services.connections.discard(self)
+            self.session.disconnected()
+
+    # Backpressure: a client that does not read its replies is not read from.
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if not self.read_paused:
+            self.transport.resume_reading()
+        if self.session is not None and self.session.backlog and not self.busy \
+                and not self.closing:
+            self._pump()
+
+    # --- driving the session ---------------------------------------------------
+    def _pump(self) -> None:
+        """Process what the session can now; start a task for what must be awaited."""
+        while True:
+            out, action, pending = self.session.process()
+            if out:
+                self.transport.write(out)
+            if pending is not None:
+                self._spawn(self._await_outcome(pending))
+                return
+            if action is not Action.NONE or not self.session.backlog or self.write_paused:
+                break
+        self._after(action)
+
+    def _after(self, action: Action) -> None:
+        """Act on the session's last answer, then wait for more input."""
+        if action is Action.CLOSE:
+            self._close()
+            return
+        if action is Action.START_TLS:
+            self._spawn(self._start_tls())
+            return
+        if self.stopping:
+            self.transport.write(self.SHUTTING_DOWN)
+            self._close()
+            return
+        if self.eof:
+            self._close()
+            return
+        if self.read_paused and self.session.buffered < READ_LOW_WATER:
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.timeouts.watch(self, self.session.timeout)
+
+    def _spawn(self, coro: Coroutine) -> None:
+        self.busy = True
+        self.timeouts.unwatch(self)         # our own work is not the client's idleness
+        asyncio.get_running_loop().create_task(self._guard(coro))
+
+    async def _guard(self, coro: Coroutine) -> None:
+        try:
+            await coro
+        except Exception:  # never a traceback to the peer; log it here
+            log.exception("session %s failed", self.session.id)
+            if not self.closing:
+                self.transport.write(self.INTERNAL_ERROR)
+                self._close()
+
+    async def _await_outcome(self, pending: Coroutine) -> None:
+        outcome = await pending
+        self.busy = False
+        if self.closing:
+            return
+        out, action = self.session.complete(outcome)
+        if out:
+            self.transport.write(out)
+        if action is Action.NONE and not self.stopping:
+            self._pump()           # input that arrived meanwhile
+        else:
+            self._after(action)
+
+    async def _start_tls(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            transport = await loop.start_tls(
+                self.transport, self, self.tls_context, server_side=True,
+                ssl_handshake_timeout=self.services.config.limits.tls_handshake_timeout)
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as e:
+            log.info("session %s: TLS handshake failed: %s", self.session.id, e)
+            self._close()
+            return
+        self.busy = False
+        if transport is None or self.closing:
+            self._close()
+            return
+        self.transport = transport
+        self.session.tls_started(tls_info(transport.get_extra_info("ssl_object")))
+        self._pump()
+
+    def _close(self) -> None:
+        if not self.closing:
+            self.closing = True
+            self.timeouts.unwatch(self)
+            self.transport.close()
+
+    # --- called from outside -----------------------------------------------------
+    def expire(self) -> None:
+        """IdleTimeouts: the client kept us waiting too long."""
+        if not self.closing:
+            self.transport.write(self.session.timed_out())
+            self._close()
+
+    def shutdown(self) -> None:
+        """Server stopping: end the session after the command in hand."""
+        self.stopping = True
+        if not self.busy and not self.closing:
+            self.transport.write(self.SHUTTING_DOWN)
+            self._close()
