@@ -7,6 +7,7 @@ import functools
 import logging
 import secrets
 import signal
+import time
 from dataclasses import dataclass, field
 
 from .address import Address, parse_mailbox
@@ -16,6 +17,8 @@ from .events.log import EventLog
 from .net.limits import ConnectionLimiter
 from .net.timeouts import IdleTimeouts
 from .net.tls import self_signed, server_context
+from .pop3.server import Pop3Protocol
+from .pop3.session import Shared as Pop3Shared
 from .smtp.server import SmtpProtocol
 from .store.base import MailStore
 from .store.sqlite import SQLiteStore
@@ -23,6 +26,7 @@ from .store.sqlite import SQLiteStore
 log = logging.getLogger("mailwright")
 
 SHUTDOWN_GRACE = 10.0     # seconds sessions get to finish their current command
+PROTOCOLS = {"smtp": SmtpProtocol, "pop3": Pop3Protocol}
 
 
 class ListenError(Exception):
@@ -36,6 +40,7 @@ class Services:
     lockout: AuthLockout
     events: EventLog
     connections: set = field(default_factory=set)   # live protocol objects
+    pop3: Pop3Shared = field(default_factory=lambda: Pop3Shared(set(), {}))
 
 
 def open_store(config: Config) -> SQLiteStore:
@@ -112,8 +117,8 @@ class App:
         for listener in self.config.listeners:
             try:
                 server = await loop.create_server(
-                    functools.partial(SmtpProtocol, self.services, listener, limiter, ctx,
-                                      self.timeouts),
+                    functools.partial(PROTOCOLS[listener.protocol], self.services,
+                                      listener, limiter, ctx, self.timeouts),
                     listener.address, listener.port, reuse_address=True, backlog=1024,
                     ssl=ctx if listener.implicit_tls else None,
                     ssl_handshake_timeout=(self.config.limits.tls_handshake_timeout
@@ -127,6 +132,19 @@ class App:
             self.servers.append(server)
             log.info("listening role=%s address=%s port=%d", listener.role, listener.address,
                      listener.port)
+        self.expiry = loop.create_task(self._expire_pop3())
+
+    async def _expire_pop3(self) -> None:
+        """Enforce the per-domain POP3 EXPIRE policy (RFC 2449 §6.7) periodically."""
+        while True:
+            try:
+                removed = await self.store.expire_pop3(time.time())
+            except Exception as e:
+                log.error("POP3 expiry failed: %s", e)
+            else:
+                if removed:
+                    self.services.events.emit("pop3-expired", removed=removed)
+            await asyncio.sleep(self.config.pop3.expire_interval)
 
     async def run_started(self) -> None:
         """Serve until SIGINT/SIGTERM, then close listeners and the store."""
@@ -145,6 +163,7 @@ class App:
         while self.services.connections and loop.time() < deadline:
             await asyncio.sleep(0.05)
         self.timeouts.close()
+        self.expiry.cancel()
 
     def close(self) -> None:
         """Release the store (waits for queued writes to commit)."""

@@ -102,11 +102,24 @@ def cmd_domain(args) -> int:
         elif args.action == "remove":
             store.remove_domain(args.domain, force=args.force)
             print(f"removed domain {args.domain}")
+        elif args.action == "set":
+            days = _expire_days(args.pop3_expire)
+            store.set_pop3_expire(args.domain, days)
+            print(f"{args.domain}: POP3 downloads kept "
+                  + ("until the client deletes them" if days is None else f"{days} days"))
         else:
             for name in store.list_domains():
                 shown = display_domain(name)
                 print(shown if shown == name else f"{shown} ({name})")
     return 0
+
+
+def _expire_days(text: str) -> int | None:
+    if text.lower() == "never":
+        return None
+    if not text.isdigit():
+        raise CliError(f"--pop3-expire takes a number of days or 'never', not {text!r}")
+    return int(text)
 
 
 def cmd_user(args) -> int:
@@ -163,12 +176,16 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("domain", parents=[common], help="manage local domains")
     dsub = d.add_subparsers(dest="action", required=True)
     dsub.add_parser("list", parents=[common])
-    for name in ("add", "remove"):
+    for name in ("add", "remove", "set"):
         x = dsub.add_parser(name, parents=[common])
         x.add_argument("domain")
         if name == "remove":
             x.add_argument("--force", action="store_true",
                            help="also remove the domain's accounts, their mail, and aliases")
+        if name == "set":
+            x.add_argument("--pop3-expire", metavar="DAYS|never", required=True,
+                           help="delete mail downloaded over POP3 after DAYS days "
+                                "(RFC 2449 EXPIRE); never: keep it")
     d.set_defaults(fn=cmd_domain)
 
     u = sub.add_parser("user", parents=[common], help="manage accounts")

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-ROLES = ("mx", "submission", "submissions")
+ROLES = ("mx", "submission", "submissions", "pop3", "pop3s")
+IMPLICIT_TLS_ROLES = ("submissions", "pop3s")
 ENV_VAR = "MAILWRIGHT_CONFIG"
 
 
@@ -31,8 +32,12 @@ class Listener:
 
     @property
     def implicit_tls(self) -> bool:
-        # RFC 8314 §3: port 465 speaks TLS from the first byte.
-        return self.role == "submissions"
+        # RFC 8314 §3: ports 465 and 995 speak TLS from the first byte.
+        return self.role in IMPLICIT_TLS_ROLES
+
+    @property
+    def protocol(self) -> str:
+        return "pop3" if self.role.startswith("pop3") else "smtp"
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,16 @@ class SubmissionSettings:
 
 
 @dataclass(frozen=True)
+class Pop3Settings:
+    # RFC 2595 §2.1 / RFC 8314: USER/PASS and AUTH only under TLS unless allowed here.
+    allow_plaintext_auth: bool = False
+    # RFC 2449 §6.5 LOGIN-DELAY: minimum seconds between logins of one user (0: none).
+    login_delay: int = 0
+    # How often the EXPIRE policy (per domain, `mailwright domain set`) is enforced.
+    expire_interval: float = 3600.0
+
+
+@dataclass(frozen=True)
 class DemoSettings:
     domain: str = ""
     user: str = ""
@@ -98,6 +113,7 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     auth: AuthSettings = field(default_factory=AuthSettings)
     submission: SubmissionSettings = field(default_factory=SubmissionSettings)
+    pop3: Pop3Settings = field(default_factory=Pop3Settings)
     demo: DemoSettings = field(default_factory=DemoSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
@@ -202,7 +218,7 @@ def parse(text: str, path: str = "<config>") -> Config:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     r = _Reader(path, text)
     top_level = {"hostname", "data_dir", "listeners", "tls", "limits", "auth",
-                 "submission", "demo", "log"}
+                 "submission", "pop3", "demo", "log"}
     for key in data:
         if key not in top_level:
             raise r.error(key, f"unknown key (known: {', '.join(sorted(top_level))})")
@@ -268,5 +284,6 @@ def parse(text: str, path: str = "<config>") -> Config:
         path=path, hostname=hostname.lower(), data_dir=data_path, listeners=tuple(listeners),
         tls=tls, limits=limits, auth=r.section(data, "auth", AuthSettings),
         submission=r.section(data, "submission", SubmissionSettings),
+        pop3=r.section(data, "pop3", Pop3Settings),
         demo=r.section(data, "demo", DemoSettings), log=log,
     )

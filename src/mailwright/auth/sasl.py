@@ -8,6 +8,8 @@ framing (base64, "334 ", "+ ", "*" to cancel) belongs to SMTP/IMAP/POP3.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -168,6 +170,17 @@ class ScramSha256(Mechanism):
         if self.account is None:
             return Failure(self.username)
         return Success(self.account, final)
+
+
+def decode_response(text: str) -> bytes | None:
+    """A base64 SASL response or initial response (RFC 4954 §4, RFC 5034 §4);
+    "=" is the empty initial response; None when it is not valid base64."""
+    if text == "=":
+        return b""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def make_mechanism(name: str, source: CredentialSource) -> Mechanism | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import itertools
 import secrets
 import time
@@ -306,8 +305,7 @@ class SmtpSession:
             return Reply(504, "5.5.4", "Unrecognized authentication mechanism"), Action.NONE
         initial = None
         if len(parts) == 2:
-            # RFC 4954 §4: "=" is an empty initial response.
-            initial = b"" if parts[1] == "=" else _b64(parts[1])
+            initial = sasl.decode_response(parts[1])
             if initial is None:
                 return Reply(501, "5.5.2", "Invalid base64 in initial response"), Action.NONE
         self.sasl = mech
@@ -324,7 +322,7 @@ class SmtpSession:
         if self.sasl_final_pending:                       # reply to the server-final 334
             self.sasl_final_pending = False
             return self._auth_success()
-        data = _b64(raw.decode("ascii", "replace"))
+        data = sasl.decode_response(raw.decode("ascii", "replace"))
         if data is None:
             self.sasl = None
             return Reply(501, "5.5.2", "Invalid base64 in authentication response")
@@ -629,11 +627,6 @@ class SmtpSession:
                      "See RFC 5321"), Action.NONE
 
 
-def _b64(text: str) -> bytes | None:
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return None
 
 
 _PROCESS_TAG = secrets.token_hex(2).upper()

@@ -58,6 +58,20 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class MaildropMessage:
+    uid: int
+    size: int
+    blob: str
+
+
+@dataclass(frozen=True)
+class Maildrop:
+    mailbox_id: int
+    uidvalidity: int
+    messages: list[MaildropMessage]
+
+
+@dataclass(frozen=True)
 class AccountInfo:
     address: str
     created: float
@@ -118,6 +132,19 @@ class MailStore(abc.ABC):
 
     @abc.abstractmethod
     def read_blob(self, digest: str) -> bytes: ...
+
+    # --- POP3 --------------------------------------------------------------
+    @abc.abstractmethod
+    def maildrop(self, account: str) -> Maildrop: ...
+    @abc.abstractmethod
+    async def pop3_update(self, mailbox_id: int, deleted: list[int],
+                          retrieved: list[int]) -> int: ...
+    @abc.abstractmethod
+    def set_pop3_expire(self, domain: str, days: int | None) -> None: ...
+    @abc.abstractmethod
+    def pop3_expire_days(self, account: str) -> int | None: ...
+    @abc.abstractmethod
+    async def expire_pop3(self, now: float) -> int: ...
 
     @abc.abstractmethod
     def close(self) -> None: ...

@@ -4,6 +4,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS domains (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,            -- lowercase A-label
+    pop3_expire_days INTEGER,             -- RFC 2449 EXPIRE: days kept after a POP3 download; NULL: never
     created REAL NOT NULL
 );
 
@@ -52,6 +53,7 @@ CREATE TABLE IF NOT EXISTS messages (
     flags TEXT NOT NULL DEFAULT '',
     modseq INTEGER NOT NULL,
     message_id TEXT NOT NULL,             -- our id, shared by every copy of one delivery
+    pop3_retrieved REAL,                  -- first POP3 download (for EXPIRE)
     UNIQUE (mailbox_id, uid)
 );
 CREATE INDEX IF NOT EXISTS messages_blob ON messages (blob);

@@ -31,7 +31,17 @@ from typing import Any
 from ..address import Address, AddressError, canonical_domain, display_domain, parse_mailbox
 from ..auth.passwords import ScramKeys, hash_password, scram_keys
 from ..auth.sasl import Credentials
-from .base import DEFAULT_MAILBOXES, AccountInfo, AliasInfo, Delivery, MailStore, StoreError, Target
+from .base import (
+    DEFAULT_MAILBOXES,
+    AccountInfo,
+    AliasInfo,
+    Delivery,
+    Maildrop,
+    MaildropMessage,
+    MailStore,
+    StoreError,
+    Target,
+)
 from .blobs import BlobStore, digest_of
 
 log = logging.getLogger("mailwright.store")
@@ -42,6 +52,11 @@ SCHEMA_VERSION = "1"
 # more system time than the message itself on many filesystems.
 INLINE_BLOB_MAX = 64 * 1024
 MAX_BATCH = 512
+# Columns added after a table was first released: added in place on open.
+ADDED_COLUMNS = (
+    ("domains", "pop3_expire_days", "INTEGER"),
+    ("messages", "pop3_retrieved", "REAL"),
+)
 MAX_ALIAS_DEPTH = 8
 
 
@@ -215,6 +230,10 @@ class SQLiteStore(MailStore):
     def _init_schema(self) -> None:
         sql = resources.files("mailwright.store").joinpath("schema.sql").read_text()
         self.conn.executescript(sql)
+        for table, column, decl in ADDED_COLUMNS:
+            have = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
         self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                           (SCHEMA_VERSION,))
 
@@ -314,10 +333,7 @@ class SQLiteStore(MailStore):
                 "SELECT DISTINCT m.blob FROM messages m JOIN mailboxes b ON m.mailbox_id=b.id "
                 "WHERE b.account_id=?", row)]
             c.execute("DELETE FROM accounts WHERE id=?", row)
-            unreferenced = [b for b in blobs if not _blob_referenced(c, b)]
-            c.executemany("DELETE FROM blob_inline WHERE digest=?",
-                          [(b,) for b in unreferenced])
-            return unreferenced
+            return _release_blobs(c, blobs)
         for digest in self._write(job):
             self.blobs.remove(digest)
 
@@ -492,7 +508,75 @@ class SQLiteStore(MailStore):
                      message_id: str | None, data: dict) -> None:
         self._writer.add_event((ts, type, session, message_id, json.dumps(data, default=str)))
 
-    # --- reading (for tests and later the IMAP/POP3 engines) ---------------
+    # --- POP3 (RFC 1939) ------------------------------------------------------
+    def maildrop(self, account: str) -> Maildrop:
+        """The account's INBOX as POP3 sees it at login: UIDVALIDITY and messages by UID."""
+        key = parse_mailbox(account).key
+        box = self.conn.execute(
+            "SELECT b.id, b.uidvalidity FROM mailboxes b JOIN accounts a ON b.account_id=a.id "
+            "WHERE a.lookup=? AND b.name='INBOX'", (key,)).fetchone()
+        if box is None:
+            raise StoreError(f"no INBOX for {account}")
+        rows = self.conn.execute("SELECT uid, size, blob FROM messages WHERE mailbox_id=? "
+                                 "ORDER BY uid", (box[0],))
+        return Maildrop(box[0], box[1], [MaildropMessage(*r) for r in rows])
+
+    async def pop3_update(self, mailbox_id: int, deleted: list[int],
+                          retrieved: list[int]) -> int:
+        """The UPDATE state (RFC 1939 §6): remove deleted messages, note downloads.
+        Returns how many were removed."""
+        now = time.time()
+
+        def job(c: sqlite3.Connection) -> tuple[int, list[str]]:
+            c.executemany("UPDATE messages SET pop3_retrieved=? WHERE mailbox_id=? AND uid=? "
+                          "AND pop3_retrieved IS NULL",
+                          [(now, mailbox_id, uid) for uid in retrieved])
+            return _expunge(c, mailbox_id, deleted)
+        removed, files = await self._writer.submit_async(job)
+        await self._unlink(files)
+        return removed
+
+    def set_pop3_expire(self, domain: str, days: int | None) -> None:
+        name = _domain(domain)
+
+        def job(c: sqlite3.Connection) -> None:
+            if c.execute("UPDATE domains SET pop3_expire_days=? WHERE name=?",
+                         (days, name)).rowcount == 0:
+                raise StoreError(f"no such domain: {display_domain(name)}")
+        self._write(job)
+
+    def pop3_expire_days(self, account: str) -> int | None:
+        row = self.conn.execute("SELECT pop3_expire_days FROM domains WHERE name=?",
+                                (parse_mailbox(account).domain,)).fetchone()
+        return row[0] if row else None
+
+    async def expire_pop3(self, now: float) -> int:
+        """Delete messages downloaded over POP3 longer ago than their domain keeps them."""
+        def job(c: sqlite3.Connection) -> tuple[int, list[str]]:
+            rows = c.execute(
+                "SELECT m.mailbox_id, m.uid FROM messages m JOIN mailboxes b ON m.mailbox_id=b.id "
+                "JOIN accounts a ON b.account_id=a.id JOIN domains d ON a.domain_id=d.id "
+                "WHERE d.pop3_expire_days IS NOT NULL AND b.name='INBOX' "
+                "AND m.pop3_retrieved IS NOT NULL "
+                "AND m.pop3_retrieved <= ? - d.pop3_expire_days * 86400.0", (now,)).fetchall()
+            by_box: dict[int, list[int]] = {}
+            for box, uid in rows:
+                by_box.setdefault(box, []).append(uid)
+            removed, files = 0, []
+            for box, uids in by_box.items():
+                n, f = _expunge(c, box, uids)
+                removed += n
+                files += f
+            return removed, files
+        removed, files = await self._writer.submit_async(job)
+        await self._unlink(files)
+        return removed
+
+    async def _unlink(self, digests: list[str]) -> None:
+        if digests:
+            await asyncio.to_thread(lambda: [self.blobs.remove(d) for d in digests])
+
+    # --- reading (for tests and later the IMAP engine) ---------------------------
     def read_blob(self, digest: str) -> bytes:
         row = self.conn.execute("SELECT data FROM blob_inline WHERE digest=?",
                                 (digest,)).fetchone()
@@ -520,10 +604,32 @@ class SQLiteStore(MailStore):
                 for t, ty, s, m, d in rows]
 
 
-def _blob_referenced(c: sqlite3.Connection, digest: str) -> bool:
-    return bool(c.execute("SELECT 1 FROM messages WHERE blob=? UNION ALL "
-                          "SELECT 1 FROM queue WHERE blob=? LIMIT 1",
-                          (digest, digest)).fetchone())
+def _expunge(c: sqlite3.Connection, mailbox_id: int, uids: list[int]) -> tuple[int, list[str]]:
+    """Remove messages from a mailbox; (how many, blob files to unlink after commit).
+    HIGHESTMODSEQ moves so other sessions on the mailbox notice (RFC 7162 §3.2)."""
+    if not uids:
+        return 0, []
+    placeholders = ",".join("?" * len(uids))
+    blobs = [r[0] for r in c.execute(
+        f"SELECT blob FROM messages WHERE mailbox_id=? AND uid IN ({placeholders})",
+        (mailbox_id, *uids))]
+    removed = c.execute(f"DELETE FROM messages WHERE mailbox_id=? AND uid IN ({placeholders})",
+                        (mailbox_id, *uids)).rowcount
+    c.execute("UPDATE mailboxes SET highestmodseq=highestmodseq+1 WHERE id=?", (mailbox_id,))
+    return removed, _release_blobs(c, blobs)
+
+
+def _release_blobs(c: sqlite3.Connection, digests) -> list[str]:
+    """Drop the blobs nothing references any more: inline ones now, in this
+    transaction; file ones are returned, to be unlinked after the commit."""
+    files = []
+    for digest in set(digests):
+        if c.execute("SELECT 1 FROM messages WHERE blob=? UNION ALL "
+                     "SELECT 1 FROM queue WHERE blob=? LIMIT 1", (digest, digest)).fetchone():
+            continue
+        if c.execute("DELETE FROM blob_inline WHERE digest=?", (digest,)).rowcount == 0:
+            files.append(digest)
+    return files
 
 
 def _domain(text: str) -> str:

@@ -1,0 +1,18 @@
+"""POP3 over a socket: the generic session protocol with a Pop3Session inside."""
+
+from __future__ import annotations
+
+from ..net.connection import SessionProtocol, TLSInfo
+from .session import Pop3Session, err
+
+
+class Pop3Protocol(SessionProtocol):
+    SHUTTING_DOWN = err("[SYS/TEMP] Server shutting down, try again later")
+    INTERNAL_ERROR = err("[SYS/TEMP] Internal error, closing")
+
+    def make_session(self, ip: str, port: int, tls: TLSInfo | None) -> Pop3Session:
+        s = self.services
+        return Pop3Session(ip, tls, s.config, s.store, s.lockout, s.events, s.pop3)
+
+    def refusal(self, reason: str) -> bytes:
+        return err(f"[SYS/TEMP] {reason}")

@@ -1,0 +1,493 @@
+"""The POP3 server session (RFC 1939, RFC 2449 CAPA, RFC 2595 STLS, RFC 5034 AUTH).
+
+Like the SMTP session, a state machine fed bytes: `process()` answers every
+complete command in order and hands out a coroutine for what must be awaited
+(password checks, reading a large message, the UPDATE state's durable write).
+The maildrop is the account's INBOX, fixed at login; DELE only marks, and
+messages leave the store only in the UPDATE state after QUIT (RFC 1939 §6), so a
+dropped connection deletes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import enum
+import itertools
+import secrets
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from ..auth import sasl
+from ..auth.lockout import AuthLockout
+from ..config import Config
+from ..events.log import EventLog
+from ..net.connection import Action, TLSInfo
+from ..net.lines import LineBuffer, LineTooLong
+from ..store.base import Maildrop, MailStore, StoreError
+
+# RFC 2449 §4: a command line is at most 255 octets; RFC 5034 §4 lets an AUTH
+# line and SASL responses be longer.
+COMMAND_LINE = 255
+SASL_LINE = 12288
+# RFC 1939 §3: the autologout timer is at least 10 minutes.
+MIN_TIMEOUT = 600.0
+# Stop answering pipelined RETRs once this much output is waiting, so that a
+# client that pipelines the whole maildrop never makes us hold it all.
+OUTPUT_BUDGET = 256 * 1024
+# Messages larger than this are read off the event loop.
+READ_IN_THREAD = 256 * 1024
+POP3_MECHANISMS = ("PLAIN", "SCRAM-SHA-256")
+
+Outcome = tuple[bytes, Action]
+_serial = itertools.count()
+_TAG = secrets.token_hex(2).upper()
+
+
+class State(enum.Enum):
+    AUTHORIZATION = 1
+    TRANSACTION = 2
+
+
+def ok(text: str = "") -> bytes:
+    return f"+OK {text}".rstrip().encode() + b"\r\n"
+
+
+def err(text: str) -> bytes:
+    return f"-ERR {text}".encode() + b"\r\n"
+
+
+def multiline(first: str, lines: list[str]) -> bytes:
+    return ok(first) + "".join(f"{line}\r\n" for line in lines).encode() + b".\r\n"
+
+
+def dot_stuff(data: bytes) -> bytes:
+    """RFC 1939 §3: byte-stuff lines starting with "." and end with CRLF "." CRLF."""
+    body = data.replace(b"\r\n.", b"\r\n..")
+    if body.startswith(b"."):
+        body = b"." + body
+    if body and not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    return body + b".\r\n"
+
+
+def top(data: bytes, lines: int) -> bytes:
+    """The header, the blank line and the first `lines` lines of the body."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return data
+    cut = end + 4
+    for _ in range(lines):
+        nl = data.find(b"\r\n", cut)
+        if nl < 0:
+            return data
+        cut = nl + 2
+    return data[:cut]
+
+
+@dataclass
+class Shared:
+    """State shared by every POP3 session of a server."""
+    locks: set[str]                   # accounts whose maildrop is in use
+    last_login: dict[str, float]      # for LOGIN-DELAY
+
+
+class Pop3Session:
+    backlog = False
+
+    def __init__(self, client_ip: str, tls: TLSInfo | None, config: Config, store: MailStore,
+                 lockout: AuthLockout, events: EventLog, shared: Shared,
+                 tls_available: bool = True):
+        self.client_ip = client_ip
+        self.tls = tls
+        self.tls_available = tls_available
+        self.config = config
+        self.store = store
+        self.lockout = lockout
+        self.events = events
+        self.shared = shared
+        self.id = f"{_TAG}P{next(_serial):X}"
+        self.lines = LineBuffer(SASL_LINE + 2)
+        self.state = State.AUTHORIZATION
+        self.user: str | None = None
+        self.account: str | None = None
+        self.maildrop: Maildrop | None = None
+        self.deleted: set[int] = set()        # message numbers
+        self.retrieved: set[int] = set()      # UIDs
+        self.sasl: sasl.Mechanism | None = None
+        self.sasl_final_pending: str | None = None
+        self.errors = 0
+        self.closed = False
+        self.timeout = max(MIN_TIMEOUT, config.limits.command_timeout)
+
+    # --- the edges -------------------------------------------------------------
+    @property
+    def buffered(self) -> int:
+        return len(self.lines.buf)
+
+    def greeting(self) -> bytes:
+        self.events.emit("pop3-connect", self.id, ip=self.client_ip,
+                         tls=self.tls.version if self.tls else "")
+        return ok(f"{self.config.hostname} POP3 Mailwright ready")
+
+    def receive(self, data: bytes) -> None:
+        self.lines.feed(data)
+
+    def tls_started(self, info: TLSInfo) -> None:
+        self.tls = info
+        self.user = None
+        self.events.emit("starttls", self.id, version=info.version, cipher=info.cipher)
+
+    def timed_out(self) -> bytes:
+        self.closed = True
+        return err("Autologout; idle for too long")
+
+    def disconnected(self) -> None:
+        # Without QUIT nothing is deleted (RFC 1939 §6); only the lock goes.
+        self._unlock()
+        self.events.emit("pop3-disconnect", self.id, ip=self.client_ip,
+                         account=self.account or "")
+
+    def _unlock(self) -> None:
+        if self.account and self.state is State.TRANSACTION:
+            self.shared.locks.discard(self.account)
+
+    def process(self) -> tuple[bytes, Action, Coroutine[Any, Any, Outcome] | None]:
+        out = bytearray()
+        self.backlog = False
+        while not self.closed:
+            if len(out) >= OUTPUT_BUDGET:
+                self.backlog = True
+                break
+            line = self.lines.next_line()
+            if line is None:
+                break
+            result = self._dispatch(line)
+            if isinstance(result, Coroutine):
+                return bytes(out), Action.NONE, result
+            action = self._emit(out, result)
+            if action is not Action.NONE:
+                return bytes(out), action, None
+        return bytes(out), Action.NONE, None
+
+    def complete(self, outcome: Outcome) -> tuple[bytes, Action]:
+        out = bytearray()
+        action = self._emit(out, outcome)
+        return bytes(out), action
+
+    def _emit(self, out: bytearray, outcome: Outcome) -> Action:
+        reply, action = outcome
+        out += reply
+        if reply.startswith(b"-ERR"):
+            self.errors += 1
+            if self.errors >= self.config.limits.max_errors and action is Action.NONE:
+                out += err("Too many errors, closing")
+                action = Action.CLOSE
+        if action is Action.START_TLS:
+            self.lines.discard()            # RFC 2595 §4: nothing pipelined survives STLS
+        elif action is Action.CLOSE:
+            self.closed = True
+        return action
+
+    def _dispatch(self, line: bytes | LineTooLong) -> Outcome | Coroutine[Any, Any, Outcome]:
+        if isinstance(line, LineTooLong):
+            self.sasl = None
+            return err("Line too long"), Action.NONE
+        if self.sasl:
+            return self._sasl_response(line)
+        if b"\x00" in line:
+            return err("NUL characters are not allowed"), Action.NONE
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            return err("Invalid UTF-8 in command"), Action.NONE
+        verb, _, arg = text.partition(" ")
+        verb = verb.upper()
+        if verb != "AUTH" and len(line) + 2 > COMMAND_LINE:
+            return err("Command line too long"), Action.NONE
+        handler = getattr(self, f"cmd_{verb.lower()}", None) if verb.isalpha() else None
+        if handler is None:
+            return err("Unknown command"), Action.NONE
+        return handler(arg)
+
+    def _need(self, state: State) -> bytes | None:
+        if self.state is not state:
+            return err(f"Command not valid in the {self.state.name} state")
+        return None
+
+    # --- any state -----------------------------------------------------------------
+    def cmd_capa(self, arg: str) -> Outcome:
+        caps = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING",
+                "IMPLEMENTATION Mailwright"]
+        if self.state is State.AUTHORIZATION:
+            if self._auth_allowed:
+                caps += ["USER", "SASL " + " ".join(POP3_MECHANISMS)]
+            if self.tls is None and self.tls_available:
+                caps.append("STLS")
+        if self.config.pop3.login_delay:
+            caps.append(f"LOGIN-DELAY {self.config.pop3.login_delay}")
+        caps.append(f"EXPIRE {self._expire_capability()}")
+        return multiline("Capability list follows", caps), Action.NONE
+
+    def _expire_capability(self) -> str:
+        # RFC 2449 §6.7: before login the policy may vary per user.
+        if self.account is None:
+            return "NEVER USER"
+        days = self.store.pop3_expire_days(self.account)
+        return "NEVER" if days is None else str(days)
+
+    def cmd_quit(self, arg: str) -> Outcome | Coroutine[Any, Any, Outcome]:
+        if self.state is State.AUTHORIZATION:
+            return ok(f"{self.config.hostname} signing off"), Action.CLOSE
+        return self._update()
+
+    async def _update(self) -> Outcome:
+        """RFC 1939 §6: the UPDATE state."""
+        assert self.maildrop is not None
+        deleted = [self.maildrop.messages[n - 1].uid for n in sorted(self.deleted)]
+        try:
+            removed = await self.store.pop3_update(self.maildrop.mailbox_id, deleted,
+                                                   sorted(self.retrieved))
+        except Exception as e:
+            self.events.emit("store-error", self.id, error=repr(e))
+            self._unlock()
+            return err("[SYS/TEMP] Some deleted messages not removed"), Action.CLOSE
+        self._unlock()
+        self.events.emit("pop3-update", self.id, account=self.account, deleted=removed,
+                         retrieved=len(self.retrieved))
+        left = len(self.maildrop.messages) - len(self.deleted)
+        return ok(f"{self.config.hostname} signing off ({left} messages left)"), Action.CLOSE
+
+    # --- AUTHORIZATION ----------------------------------------------------------------
+    @property
+    def _auth_allowed(self) -> bool:
+        return self.tls is not None or self.config.pop3.allow_plaintext_auth
+
+    def cmd_stls(self, arg: str) -> Outcome:
+        if e := self._need(State.AUTHORIZATION):
+            return e, Action.NONE
+        if self.tls is not None:
+            return err("Already using TLS"), Action.NONE
+        if not self.tls_available:
+            return err("STLS not available"), Action.NONE
+        return ok("Begin TLS negotiation"), Action.START_TLS
+
+    def cmd_apop(self, arg: str) -> Outcome:
+        return err("APOP is not supported; use USER/PASS or AUTH over TLS"), Action.NONE
+
+    def cmd_user(self, arg: str) -> Outcome:
+        if e := self._need(State.AUTHORIZATION):
+            return e, Action.NONE
+        if not self._auth_allowed:
+            return err("[AUTH] Plaintext authentication disallowed; use STLS first"), \
+                Action.NONE
+        if not arg.strip():
+            return err("Syntax: USER name"), Action.NONE
+        self.user = arg.strip()
+        return ok("Send PASS"), Action.NONE
+
+    def cmd_pass(self, arg: str) -> Outcome | Coroutine[Any, Any, Outcome]:
+        if e := self._need(State.AUTHORIZATION):
+            return e, Action.NONE
+        if self.user is None:
+            return err("USER first"), Action.NONE
+        if not self._auth_allowed:
+            return err("[AUTH] Plaintext authentication disallowed; use STLS first"), \
+                Action.NONE
+        user, self.user = self.user, None
+        if locked := self._locked():
+            return locked, Action.NONE
+        return self._password(user, arg)
+
+    async def _password(self, user: str, password: str) -> Outcome:
+        step = await sasl.check_password(self.store, user, password)
+        return await self._finish_auth(step, "USER"), Action.NONE
+
+    def _locked(self) -> bytes | None:
+        if self.lockout.locked_for(self.client_ip) > 0:
+            return err("[AUTH] Too many failed logins; try again later")
+        return None
+
+    def cmd_auth(self, arg: str) -> Outcome | Coroutine[Any, Any, Outcome]:
+        if e := self._need(State.AUTHORIZATION):
+            return e, Action.NONE
+        parts = arg.split()
+        if not parts:       # RFC 1734 style listing, which many clients still ask for
+            return multiline("Mechanisms follow", list(POP3_MECHANISMS)), Action.NONE
+        if not self._auth_allowed:
+            return err("[AUTH] Authentication disallowed without TLS; use STLS first"), \
+                Action.NONE
+        if len(parts) > 2:
+            return err("Syntax: AUTH mechanism [initial-response]"), Action.NONE
+        if locked := self._locked():
+            return locked, Action.NONE
+        mech = sasl.make_mechanism(parts[0], self.store) \
+            if parts[0].upper() in POP3_MECHANISMS else None
+        if mech is None:
+            return err("Unrecognized authentication mechanism"), Action.NONE
+        initial = None
+        if len(parts) == 2:
+            initial = sasl.decode_response(parts[1])
+            if initial is None:
+                return err("Invalid base64 in initial response"), Action.NONE
+        self.sasl = mech
+        return self._sasl_start(mech, initial)
+
+    async def _sasl_start(self, mech: sasl.Mechanism, initial: bytes | None) -> Outcome:
+        return await self._sasl_step(await mech.start(initial)), Action.NONE
+
+    def _sasl_response(self, line: bytes) -> Outcome | Coroutine[Any, Any, Outcome]:
+        if line == b"*":                                  # RFC 5034 §4: client cancels
+            self.sasl = None
+            self.sasl_final_pending = None
+            return err("Authentication canceled"), Action.NONE
+        if self.sasl_final_pending is not None:           # reply to the server-final
+            account, self.sasl_final_pending = self.sasl_final_pending, None
+            return self._finish_success(account)
+        data = sasl.decode_response(line.decode("ascii", "replace"))
+        if data is None:
+            self.sasl = None
+            return err("Invalid base64 in authentication response"), Action.NONE
+        return self._sasl_continue(data)
+
+    async def _sasl_continue(self, data: bytes) -> Outcome:
+        assert self.sasl is not None
+        return await self._sasl_step(await self.sasl.respond(data)), Action.NONE
+
+    async def _sasl_step(self, step: sasl.Step) -> bytes:
+        if isinstance(step, sasl.Challenge):
+            return b"+ " + base64.b64encode(step.data) + b"\r\n"
+        if isinstance(step, sasl.Success) and step.final is not None:
+            self.sasl_final_pending = step.account
+            return b"+ " + base64.b64encode(step.final) + b"\r\n"
+        mech = self.sasl.name if self.sasl else ""
+        self.sasl = None
+        return await self._finish_auth(step, mech)
+
+    async def _finish_auth(self, step: sasl.Step, mechanism: str) -> bytes:
+        if isinstance(step, sasl.Success):
+            return self._finish_success(step.account)[0]
+        delay = self.lockout.record_failure(self.client_ip)
+        self.events.emit("auth-fail", self.id, ip=self.client_ip, protocol="pop3",
+                         mechanism=mechanism, username=getattr(step, "username", ""))
+        await asyncio.sleep(delay)
+        return err("[AUTH] Authentication failed")
+
+    def _finish_success(self, account: str) -> Outcome:
+        self.sasl = None
+        self.lockout.record_success(self.client_ip)
+        delay = self.config.pop3.login_delay
+        last = self.shared.last_login.get(account)
+        now = time.monotonic()
+        if delay and last is not None and now - last < delay:
+            return err(f"[LOGIN-DELAY] Wait {int(delay - (now - last)) + 1} seconds "
+                       "between logins"), Action.NONE
+        if account in self.shared.locks:
+            return err("[IN-USE] Maildrop already locked by another session"), Action.NONE
+        try:
+            self.maildrop = self.store.maildrop(account)
+        except StoreError as e:
+            return err(f"[SYS/TEMP] {e}"), Action.NONE
+        self.shared.locks.add(account)
+        self.shared.last_login[account] = now
+        self.account = account
+        self.state = State.TRANSACTION
+        self.events.emit("auth-ok", self.id, ip=self.client_ip, protocol="pop3",
+                         account=account)
+        count, size = self._stat()
+        return ok(f"{account} has {count} messages ({size} octets)"), Action.NONE
+
+    # --- TRANSACTION ------------------------------------------------------------------
+    def _stat(self) -> tuple[int, int]:
+        live = [m for n, m in enumerate(self.maildrop.messages, 1) if n not in self.deleted]
+        return len(live), sum(m.size for m in live)
+
+    def _message(self, arg: str):
+        """(number, message) for a message-number argument, or an error reply."""
+        if e := self._need(State.TRANSACTION):
+            return None, e
+        if not arg.isdigit():
+            return None, err("Syntax: message number required")
+        n = int(arg)
+        if not 1 <= n <= len(self.maildrop.messages) or n in self.deleted:
+            return None, err("No such message")
+        return n, self.maildrop.messages[n - 1]
+
+    def cmd_stat(self, arg: str) -> Outcome:
+        if e := self._need(State.TRANSACTION):
+            return e, Action.NONE
+        count, size = self._stat()
+        return ok(f"{count} {size}"), Action.NONE
+
+    def _listing(self, arg: str, value) -> Outcome:
+        if arg:
+            n, msg = self._message(arg)
+            if n is None:
+                return msg, Action.NONE
+            return ok(f"{n} {value(msg)}"), Action.NONE
+        if e := self._need(State.TRANSACTION):
+            return e, Action.NONE
+        lines = [f"{n} {value(m)}" for n, m in enumerate(self.maildrop.messages, 1)
+                 if n not in self.deleted]
+        return multiline(f"{len(lines)} messages", lines), Action.NONE
+
+    def cmd_list(self, arg: str) -> Outcome:
+        return self._listing(arg.strip(), lambda m: m.size)
+
+    def cmd_uidl(self, arg: str) -> Outcome:
+        # Derived from UIDVALIDITY and UID: stable across sessions, never reused
+        # (RFC 1939 §7), so a "leave on server" client never fetches a message twice.
+        uidvalidity = self.maildrop.uidvalidity if self.maildrop else 0
+        return self._listing(arg.strip(), lambda m: f"{uidvalidity}.{m.uid}")
+
+    def cmd_retr(self, arg: str) -> Outcome | Coroutine[Any, Any, Outcome]:
+        n, msg = self._message(arg.strip())
+        if n is None:
+            return msg, Action.NONE
+        self.retrieved.add(msg.uid)
+        return self._send(msg, None)
+
+    def cmd_top(self, arg: str) -> Outcome | Coroutine[Any, Any, Outcome]:
+        number, _, lines = arg.strip().partition(" ")
+        n, msg = self._message(number)
+        if n is None:
+            return msg, Action.NONE
+        if not lines.strip().isdigit():
+            return err("Syntax: TOP message lines"), Action.NONE
+        return self._send(msg, int(lines))
+
+    def _send(self, msg, lines: int | None) -> Outcome | Coroutine[Any, Any, Outcome]:
+        if msg.size > READ_IN_THREAD:
+            return self._send_large(msg, lines)
+        return self._render(msg, self.store.read_blob(msg.blob), lines), Action.NONE
+
+    async def _send_large(self, msg, lines: int | None) -> Outcome:
+        data = await asyncio.to_thread(self.store.read_blob, msg.blob)
+        return self._render(msg, data, lines), Action.NONE
+
+    @staticmethod
+    def _render(msg, data: bytes, lines: int | None) -> bytes:
+        if lines is None:
+            return ok(f"{msg.size} octets") + dot_stuff(data)
+        return ok("Top of message follows") + dot_stuff(top(data, lines))
+
+    def cmd_dele(self, arg: str) -> Outcome:
+        n, msg = self._message(arg.strip())
+        if n is None:
+            return msg, Action.NONE
+        self.deleted.add(n)
+        return ok(f"Message {n} deleted"), Action.NONE
+
+    def cmd_rset(self, arg: str) -> Outcome:
+        if e := self._need(State.TRANSACTION):
+            return e, Action.NONE
+        self.deleted.clear()
+        count, size = self._stat()
+        return ok(f"Maildrop has {count} messages ({size} octets)"), Action.NONE
+
+    def cmd_noop(self, arg: str) -> Outcome:
+        if e := self._need(State.TRANSACTION):
+            return e, Action.NONE
+        return ok(), Action.NONE
