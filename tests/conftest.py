@@ -24,7 +24,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def write_config(directory: Path, *, host: str = "127.0.0.1", extra: str = "") -> tuple[Path, dict]:
-    ports = {role: free_port(host) for role in ("mx", "submission", "submissions")}
+    ports = {role: free_port(host)
+             for role in ("mx", "submission", "submissions", "pop3", "pop3s")}
     listeners = "".join(
         f'\n[[listeners]]\nrole = "{role}"\naddress = "{host}"\nport = {port}\n'
         for role, port in ports.items())

@@ -1,0 +1,70 @@
+"""Store behaviour the protocols rely on: one blob per delivery, blob release, EXPIRE."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from mailwright.address import parse_mailbox
+from mailwright.store.base import Delivery
+from mailwright.store.sqlite import INLINE_BLOB_MAX, SQLiteStore
+
+
+def make(tmp_path) -> tuple[SQLiteStore, int, int]:
+    store = SQLiteStore(tmp_path)
+    store.add_domain("shop.test")
+    store.add_account(parse_mailbox("a@shop.test"), "password-1")
+    store.add_account(parse_mailbox("b@shop.test"), "password-2")
+    ids = [store.resolve(parse_mailbox(x))[0].account_id for x in ("a@shop.test", "b@shop.test")]
+    return store, ids[0], ids[1]
+
+
+def deliver(store, accounts, content: bytes, mid: str) -> None:
+    asyncio.run(store.deliver(Delivery(message_id=mid, mail_from="", local_accounts=accounts,
+                                       local_content=content)))
+
+
+def test_large_message_is_a_file_and_freed_when_last_copy_goes(tmp_path):
+    store, a, b = make(tmp_path)
+    big = b"Subject: big\r\n\r\n" + b"x" * 78 + b"\r\n" * 1
+    big = big + (b"y" * 998 + b"\r\n") * (INLINE_BLOB_MAX // 1000 + 1)
+    deliver(store, [a, b], big, "M1")
+    box_a, box_b = store.maildrop("a@shop.test"), store.maildrop("b@shop.test")
+    digest = box_a.messages[0].blob
+    assert digest == box_b.messages[0].blob            # one blob, two references
+    assert store.blobs.path(digest).exists()
+    assert store.read_blob(digest) == big
+    asyncio.run(store.pop3_update(box_a.mailbox_id, [box_a.messages[0].uid], []))
+    assert store.blobs.path(digest).exists()           # b still has it
+    asyncio.run(store.pop3_update(box_b.mailbox_id, [box_b.messages[0].uid], []))
+    assert not store.blobs.path(digest).exists()
+    store.close()
+
+
+def test_small_message_inline_and_freed(tmp_path):
+    store, a, _ = make(tmp_path)
+    deliver(store, [a], b"Subject: s\r\n\r\nsmall\r\n", "M2")
+    box = store.maildrop("a@shop.test")
+    digest = box.messages[0].blob
+    assert not store.blobs.path(digest).exists()
+    assert store.read_blob(digest).endswith(b"small\r\n")
+    asyncio.run(store.pop3_update(box.mailbox_id, [box.messages[0].uid], []))
+    assert store.conn.execute("SELECT count(*) FROM blob_inline").fetchone()[0] == 0
+    store.close()
+
+
+def test_pop3_expire_policy(tmp_path):
+    store, a, _ = make(tmp_path)
+    for i in range(3):
+        deliver(store, [a], f"Subject: {i}\r\n\r\nx\r\n".encode(), f"E{i}")
+    box = store.maildrop("a@shop.test")
+    uids = [m.uid for m in box.messages]
+    asyncio.run(store.pop3_update(box.mailbox_id, [], uids[:2]))     # two downloaded
+    now = time.time()
+    assert asyncio.run(store.expire_pop3(now + 400 * 86400)) == 0    # no policy: never
+    store.set_pop3_expire("shop.test", 7)
+    assert store.pop3_expire_days("a@shop.test") == 7
+    assert asyncio.run(store.expire_pop3(now + 6 * 86400)) == 0
+    assert asyncio.run(store.expire_pop3(now + 8 * 86400)) == 2
+    assert [m.uid for m in store.maildrop("a@shop.test").messages] == uids[2:]
+    store.close()
