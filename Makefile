@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 PYTHON  ?= python3
 
-.PHONY: run test bench test-deps clean
+.PHONY: run test bench test-deps bench-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,12 @@ test-deps:
 test: $(STAMP) test-deps
 	$(PY) -m pytest -q -p no:cacheprovider
 
-bench: $(STAMP) test-deps
+bench-deps: test-deps
+	@scripts/install-test-deps.sh --bench
+
+bench: $(STAMP) bench-deps
 	$(PY) bench/smtp_accept.py
+	$(PY) bench/pop3_download.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

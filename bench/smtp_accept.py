@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import socket
 import statistics
@@ -23,76 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import Mailwright, fmt, free_port, raise_fd_limit, rss_mb, wait_port
+
 ROOT = Path(__file__).resolve().parent.parent
 SMTP_SOURCE = "/usr/sbin/smtp-source"
-PASSWORD = "bench-password-1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"server exited early with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"port {port} never opened")
-
-
-def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
-
-
-class Mailwright:
-    name = "mailwright"
-
-    def __init__(self, work: Path):
-        self.dir = work / "mailwright"
-        self.dir.mkdir()
-        self.port = free_port()
-        tls_port, sub_port = free_port(), free_port()
-        self.config = self.dir / "bench.toml"
-        self.config.write_text(f"""
-hostname = "mail.example.test"
-data_dir = "data"
-[[listeners]]
-role = "mx"
-port = {self.port}
-[[listeners]]
-role = "submission"
-port = {sub_port}
-[[listeners]]
-role = "submissions"
-port = {tls_port}
-[limits]
-max_connections = 20000
-max_connections_per_ip = 20000
-max_messages_per_connection = 1000000
-[log]
-level = "warning"
-""")
-        cli = [sys.executable, "-m", "mailwright", "--config", str(self.config)]
-        subprocess.run(cli + ["domain", "add", "example.test"], check=True,
-                       capture_output=True)
-        subprocess.run(cli + ["user", "add", "alice@example.test", "--password-stdin"],
-                       input=PASSWORD + "\n", text=True, check=True, capture_output=True)
-        self.proc = subprocess.Popen(cli + ["serve"], stdout=subprocess.DEVNULL,
-                                     stderr=open(self.dir / "server.log", "wb"))
-        wait_port(self.port, self.proc)
-
-    def stored(self) -> int:
-        import sqlite3
-        with sqlite3.connect(self.dir / "data" / "mail.db") as c:
-            return c.execute("SELECT count(*) FROM messages").fetchone()[0]
 
 
 class AiosmtpdFsync:
@@ -112,10 +45,6 @@ class AiosmtpdFsync:
         return len(os.listdir(self.dir))
 
 
-def fmt(rates: list[float]) -> str:
-    return f"{statistics.median(rates):8.0f} [{min(rates):.0f}-{max(rates):.0f}]"
-
-
 def smtp_source(port: int, messages: int, size: int, sessions: int) -> float:
     start = time.perf_counter()
     res = subprocess.run(
@@ -126,13 +55,6 @@ def smtp_source(port: int, messages: int, size: int, sessions: int) -> float:
     if res.returncode != 0:
         sys.exit(f"smtp-source failed: {res.stderr.strip()}")
     return elapsed
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def idle_connections(server, count: int) -> tuple[float, float, int]:

@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# Debian packages the end-to-end tests and benchmarks drive: real SMTP clients
-# (swaks, curl, msmtp) and Postfix's smtp-source load generator. Installed only
-# when missing, so a warm machine pays nothing.
+# Debian packages the end-to-end tests and benchmarks drive: real SMTP and POP3
+# clients (swaks, curl, msmtp, fetchmail, mpop), Postfix's smtp-source load
+# generator, and with --bench the peers we measure against (Dovecot's POP3).
+# Installed only when missing, so a warm machine pays nothing.
 set -euo pipefail
 need=()
 command -v swaks >/dev/null || need+=(swaks)
 command -v curl >/dev/null || need+=(curl)
 command -v msmtp >/dev/null || need+=(msmtp)
+command -v fetchmail >/dev/null || need+=(fetchmail)
+command -v mpop >/dev/null || need+=(mpop)
 [ -x /usr/sbin/smtp-source ] || need+=(postfix)
+if [ "${1:-}" = "--bench" ]; then
+  [ -x /usr/lib/dovecot/pop3 ] || need+=(dovecot-pop3d)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing test packages: ${need[*]}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-# Postfix must not start a system MTA as a side effect of being installed.
+# Postfix and Dovecot must not start system daemons as a side effect of being installed.
 policy_added=""
 if [ ! -e /usr/sbin/policy-rc.d ]; then
   printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null

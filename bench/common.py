@@ -1,0 +1,89 @@
+"""Helpers shared by the benchmarks: ports, waiting for servers, memory, a Mailwright
+instance in a scratch directory."""
+
+from __future__ import annotations
+
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PASSWORD = "bench-password-1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server exited early with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"port {port} never opened")
+
+
+def raise_fd_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def fmt(rates: list[float]) -> str:
+    return f"{statistics.median(rates):8.0f} [{min(rates):.0f}-{max(rates):.0f}]"
+
+
+class Mailwright:
+    """A Mailwright server with every role on fresh loopback ports and one user."""
+    name = "mailwright"
+
+    def __init__(self, work: Path, user: str = "alice@example.test", extra: str = ""):
+        self.dir = work / "mailwright"
+        self.dir.mkdir()
+        self.ports = {role: free_port()
+                      for role in ("mx", "submission", "submissions", "pop3", "pop3s")}
+        self.port = self.ports["mx"]
+        listeners = "".join(f"[[listeners]]\nrole = \"{role}\"\nport = {port}\n"
+                            for role, port in self.ports.items())
+        self.config = self.dir / "bench.toml"
+        self.config.write_text(f"""
+hostname = "mail.example.test"
+data_dir = "data"
+{listeners}
+[limits]
+max_connections = 20000
+max_connections_per_ip = 20000
+max_messages_per_connection = 1000000
+[log]
+level = "warning"
+{extra}
+""")
+        cli = [sys.executable, "-m", "mailwright", "--config", str(self.config)]
+        subprocess.run(cli + ["domain", "add", user.split("@")[1]], check=True,
+                       capture_output=True)
+        subprocess.run(cli + ["user", "add", user, "--password-stdin"],
+                       input=PASSWORD + "\n", text=True, check=True, capture_output=True)
+        self.proc = subprocess.Popen(cli + ["serve"], stdout=subprocess.DEVNULL,
+                                     stderr=open(self.dir / "server.log", "wb"))
+        wait_port(self.port, self.proc)
+
+    def stored(self) -> int:
+        import sqlite3
+        with sqlite3.connect(self.dir / "data" / "mail.db") as c:
+            return c.execute("SELECT count(*) FROM messages").fetchone()[0]

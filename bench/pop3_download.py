@@ -1,0 +1,187 @@
+"""POP3 download throughput: Mailwright vs Dovecot's pop3, side by side in one run.
+
+Both servers hold the same 1,000 messages of mixed sizes (Mailwright gets them over
+SMTP, Dovecot as maildir files) and serve them on loopback without TLS. The client
+is mpop (Debian), fetching everything with --keep=on into a maildir on tmpfs; runs
+alternate between the servers. Prints messages/s and MB/s medians and the ratio.
+
+    .venv/bin/python bench/pop3_download.py [--runs 5] [--messages 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import smtplib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import PASSWORD, Mailwright, fmt, free_port, wait_port
+
+USER = "bench@example.test"
+DOVECOT = "/usr/sbin/dovecot"
+MAIL_UID = 65534          # dovecot refuses mail access as root
+
+
+def make_messages(count: int) -> list[bytes]:
+    """Realistic-looking messages, 1 KB to 300 KB (most small, a few large)."""
+    rng = random.Random(1939)
+    words = ("mail server queue relay inbox report meeting invoice draft review "
+             "schedule budget release notes customer support ticket").split()
+    out = []
+    for i in range(count):
+        size = int(min(300_000, max(1000, rng.lognormvariate(8.3, 1.1))))
+        lines = [f"From: Sender {i} <s{i}@remote.test>", f"To: {USER}",
+                 f"Subject: {' '.join(rng.choices(words, k=5))}",
+                 f"Message-ID: <{i}.bench@remote.test>",
+                 "Date: Sun, 29 Nov 2026 12:00:00 +0000", "MIME-Version: 1.0",
+                 "Content-Type: text/plain; charset=utf-8", ""]
+        body = []
+        total = sum(len(x) + 2 for x in lines)
+        while total < size:
+            line = " ".join(rng.choices(words, k=rng.randint(4, 12)))
+            if rng.random() < 0.02:
+                line = "." + line                  # exercises dot-stuffing
+            body.append(line)
+            total += len(line) + 2
+        out.append(("\r\n".join(lines + body) + "\r\n").encode())
+    return out
+
+
+class Dovecot:
+    name = "dovecot"
+
+    def __init__(self, work: Path, messages: list[bytes]):
+        self.dir = work / "dovecot"
+        # mkdtemp makes 0700 directories; the mail user must be able to pass through.
+        for parent in (work, *work.parents):
+            if parent == Path("/"):
+                break
+            parent.chmod(parent.stat().st_mode | 0o011)
+        home = self.dir / "home"
+        maildir = home / "Maildir"
+        for sub in ("new", "cur", "tmp"):
+            (maildir / sub).mkdir(parents=True)
+        for i, msg in enumerate(messages):
+            (maildir / "new" / f"1795000000.M{i}P1.bench").write_bytes(msg)
+        for root, dirs, files in os.walk(home):
+            for name in dirs + files:
+                os.chown(os.path.join(root, name), MAIL_UID, MAIL_UID)
+        os.chown(home, MAIL_UID, MAIL_UID)
+        (self.dir / "run").mkdir()
+        self.port = free_port()
+        conf = self.dir / "dovecot.conf"
+        conf.write_text(f"""
+protocols = pop3
+listen = 127.0.0.1
+base_dir = {self.dir / 'run'}
+state_dir = {self.dir / 'run'}
+log_path = {self.dir / 'dovecot.log'}
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+first_valid_uid = 1
+mail_location = maildir:~/Maildir
+passdb {{
+  driver = static
+  args = password={PASSWORD}
+}}
+userdb {{
+  driver = static
+  args = uid={MAIL_UID} gid={MAIL_UID} home={home}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = {self.port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = 0
+  }}
+}}
+pop3_uidl_format = %08Xu%08Xv
+""")
+        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", str(conf)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_port(self.port, self.proc)
+
+
+def mailwright_with(work: Path, messages: list[bytes]) -> Mailwright:
+    mw = Mailwright(work, USER, extra="[pop3]\nallow_plaintext_auth = true\n")
+    mw.port = mw.ports["pop3"]
+    with smtplib.SMTP("127.0.0.1", mw.ports["mx"], timeout=60) as s:
+        for msg in messages:
+            s.sendmail("bench@remote.test", [USER], msg)
+    return mw
+
+
+def download(port: int, target: Path) -> float:
+    shutil.rmtree(target, ignore_errors=True)
+    for sub in ("new", "cur", "tmp"):
+        (target / sub).mkdir(parents=True)
+    start = time.perf_counter()
+    res = subprocess.run(
+        ["mpop", "--host=127.0.0.1", f"--port={port}", "--tls=off", "--auth=user",
+         f"--user={USER}", f"--passwordeval=echo {PASSWORD}", "--keep=on", "--only-new=off",
+         "--received-header=off", f"--deliver=maildir,{target}",
+         f"--uidls-file={target}.uidls"], capture_output=True, text=True, timeout=900)
+    elapsed = time.perf_counter() - start
+    if res.returncode != 0:
+        sys.exit(f"mpop failed: {res.stderr.strip()}")
+    return elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--messages", type=int, default=1000)
+    args = ap.parse_args()
+    for tool in ("mpop", DOVECOT):
+        if not shutil.which(tool) and not os.path.exists(tool):
+            sys.exit(f"{tool} not found: run `make bench-deps`")
+    messages = make_messages(args.messages)
+    total_mb = sum(map(len, messages)) / 1e6
+    work = Path(tempfile.mkdtemp(prefix="mw-bench-", dir=Path(__file__).parent))
+    client_dir = Path(tempfile.mkdtemp(prefix="mw-pop3-", dir="/dev/shm"))
+    servers = []
+    try:
+        servers = [mailwright_with(work, messages), Dovecot(work, messages)]
+        rates: dict[str, list[float]] = {s.name: [] for s in servers}
+        for server in servers:                       # warm-up
+            download(server.port, client_dir / "warm")
+        for run in range(args.runs):
+            for server in (servers if run % 2 == 0 else servers[::-1]):
+                elapsed = download(server.port, client_dir / server.name)
+                got = len(list((client_dir / server.name / "new").iterdir()))
+                if got != len(messages):
+                    sys.exit(f"{server.name}: downloaded {got} of {len(messages)} messages")
+                rates[server.name].append(len(messages) / elapsed)
+        mw, dc = rates["mailwright"], rates["dovecot"]
+        print(f"\nPOP3 download of {len(messages)} messages ({total_mb:.1f} MB) with mpop, "
+              f"{args.runs} alternating runs, messages/s (median [min-max])")
+        print(f"  mailwright {fmt(mw)}   ({statistics.median(mw) * total_mb / len(messages):.1f}"
+              f" MB/s)")
+        print(f"  dovecot    {fmt(dc)}   ({statistics.median(dc) * total_mb / len(messages):.1f}"
+              f" MB/s)")
+        print(f"  ratio      {statistics.median(mw) / statistics.median(dc):.2f}x "
+              "(mailwright / dovecot)")
+    finally:
+        for server in servers:
+            server.proc.terminate()
+            server.proc.wait(30)
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(client_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
