@@ -7,6 +7,8 @@ import base64
 
 import pytest
 import scramp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mailwright.address import parse_mailbox
 from mailwright.auth.lockout import AuthLockout
@@ -224,3 +226,24 @@ def test_dot_stuff_and_top_helpers():
     assert top(b"H: 1\r\n\r\nl1\r\nl2\r\n", 1) == b"H: 1\r\n\r\nl1\r\n"
     assert top(b"H: 1\r\n\r\nl1\r\nl2\r\n", 5) == b"H: 1\r\n\r\nl1\r\nl2\r\n"
     assert top(b"H: 1\r\n", 0) == b"H: 1\r\n"
+
+
+POP_VERBS = ["USER", "PASS", "STAT", "LIST", "RETR", "DELE", "NOOP", "RSET", "QUIT", "TOP",
+             "UIDL", "CAPA", "STLS", "AUTH", "APOP", "*", ""]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(
+    st.builds(lambda v, a: f"{v} {a}\r\n".encode(), st.sampled_from(POP_VERBS),
+              st.sampled_from(["", "1", "2 0", "0", "99", USER, PASSWORD, "PLAIN", "x y z"])),
+    st.binary(max_size=80)), max_size=20))
+def test_random_pop3_streams(pop_store, chunks):
+    p = Pop(pop_store, shared=Shared(set(), {}))
+    p.login()
+    for chunk in chunks:
+        if p.s.closed:
+            break
+        out = p.send(chunk)
+        assert not out or out[:1] in (b"+", b"-")
+    p.s.disconnected()
