@@ -1,7 +1,9 @@
 """POP3 download throughput: Mailwright vs Dovecot's pop3, side by side in one run.
 
 Both servers hold the same 1,000 messages of mixed sizes (Mailwright gets them over
-SMTP, Dovecot as maildir files) and serve them on loopback without TLS. The client
+SMTP, Dovecot as maildir files) and serve them on loopback without TLS. Both check
+the same argon2id password hash at login (Dovecot's {ARGON2ID} scheme), so the
+login costs the same on both sides. The client
 is mpop (Debian), fetching everything with --keep=on into a maildir on tmpfs; runs
 alternate between the servers. Prints messages/s and MB/s medians and the ratio.
 
@@ -23,6 +25,8 @@ import time
 from pathlib import Path
 
 from common import PASSWORD, Mailwright, fmt, free_port, wait_port
+
+from mailwright.auth.passwords import hash_password
 
 USER = "bench@example.test"
 DOVECOT = "/usr/sbin/dovecot"
@@ -90,7 +94,7 @@ first_valid_uid = 1
 mail_location = maildir:~/Maildir
 passdb {{
   driver = static
-  args = password={PASSWORD}
+  args = password={{ARGON2ID}}{hash_password(PASSWORD)}
 }}
 userdb {{
   driver = static

@@ -247,3 +247,16 @@ def test_random_pop3_streams(pop_store, chunks):
         out = p.send(chunk)
         assert not out or out[:1] in (b"+", b"-")
     p.s.disconnected()
+
+
+def test_lock_not_released_twice(pop_store):
+    shared = Shared(set(), {})
+    a = Pop(pop_store, shared=shared)
+    a.login()
+    a.cmd("QUIT")                         # UPDATE releases the lock
+    b = Pop(pop_store, shared=shared)
+    assert b.login().startswith("+OK")
+    a.s.disconnected()                    # A's connection closes after B logged in
+    assert USER in shared.locks           # B still holds it
+    assert Pop(pop_store, shared=shared).login().startswith("-ERR [IN-USE]")
+    b.s.disconnected()

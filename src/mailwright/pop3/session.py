@@ -118,6 +118,7 @@ class Pop3Session:
         self.retrieved: set[int] = set()      # UIDs
         self.sasl: sasl.Mechanism | None = None
         self.sasl_final_pending: str | None = None
+        self.holds_lock = False
         self.errors = 0
         self.closed = False
         self.timeout = max(MIN_TIMEOUT, config.limits.command_timeout)
@@ -151,7 +152,9 @@ class Pop3Session:
                          account=self.account or "")
 
     def _unlock(self) -> None:
-        if self.account and self.state is State.TRANSACTION:
+        # Only once: after our QUIT another session may already hold the lock.
+        if self.holds_lock:
+            self.holds_lock = False
             self.shared.locks.discard(self.account)
 
     def process(self) -> tuple[bytes, Action, Coroutine[Any, Any, Outcome] | None]:
@@ -391,6 +394,7 @@ class Pop3Session:
         except StoreError as e:
             return err(f"[SYS/TEMP] {e}"), Action.NONE
         self.shared.locks.add(account)
+        self.holds_lock = True
         self.shared.last_login[account] = now
         self.account = account
         self.state = State.TRANSACTION
