@@ -93,6 +93,15 @@ class Pop3Settings:
 
 
 @dataclass(frozen=True)
+class DNSSettings:
+    # Empty: the system's resolvers (/etc/resolv.conf). Tests point this at a
+    # loopback server; DANE needs a validating resolver here (RFC 7672 §2.1).
+    nameservers: tuple[str, ...] = ()
+    port: int = 53
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True)
 class DemoSettings:
     domain: str = ""
     user: str = ""
@@ -114,6 +123,7 @@ class Config:
     auth: AuthSettings = field(default_factory=AuthSettings)
     submission: SubmissionSettings = field(default_factory=SubmissionSettings)
     pop3: Pop3Settings = field(default_factory=Pop3Settings)
+    dns: DNSSettings = field(default_factory=DNSSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
@@ -194,6 +204,20 @@ class _Reader:
         return cls(**kwargs)
 
 
+def _dns_settings(r: _Reader, data: dict) -> DNSSettings:
+    raw = dict(data.get("dns", {})) if isinstance(data.get("dns"), dict) else data.get("dns")
+    servers = raw.pop("nameservers", []) if isinstance(raw, dict) else []
+    if not isinstance(servers, list):
+        raise r.error("dns.nameservers", "expected a list of IP addresses")
+    for ip in servers:
+        try:
+            ipaddress.ip_address(ip)
+        except (ValueError, TypeError):
+            raise r.error("dns.nameservers", f"expected IP addresses, got {ip!r}") from None
+    rest = r.section({"dns": raw} if raw is not None else {}, "dns", DNSSettings)
+    return DNSSettings(tuple(servers), rest.port, rest.timeout)
+
+
 def config_path(explicit: str | None) -> str:
     path = explicit or os.environ.get(ENV_VAR)
     if not path:
@@ -218,7 +242,7 @@ def parse(text: str, path: str = "<config>") -> Config:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     r = _Reader(path, text)
     top_level = {"hostname", "data_dir", "listeners", "tls", "limits", "auth",
-                 "submission", "pop3", "demo", "log"}
+                 "submission", "pop3", "dns", "demo", "log"}
     for key in data:
         if key not in top_level:
             raise r.error(key, f"unknown key (known: {', '.join(sorted(top_level))})")
@@ -285,5 +309,6 @@ def parse(text: str, path: str = "<config>") -> Config:
         tls=tls, limits=limits, auth=r.section(data, "auth", AuthSettings),
         submission=r.section(data, "submission", SubmissionSettings),
         pop3=r.section(data, "pop3", Pop3Settings),
+        dns=_dns_settings(r, data),
         demo=r.section(data, "demo", DemoSettings), log=log,
     )

@@ -65,3 +65,13 @@ def test_missing_file_and_tls_files(tmp_path):
         parse(GOOD + '\n[tls]\ncert = "/nonexistent.pem"\nkey = "/nonexistent.key"\n')
     with pytest.raises(ConfigError, match="set both cert and key"):
         parse(GOOD + '\n[tls]\ncert = "/x.pem"\n')
+
+
+def test_dns_section():
+    cfg = parse(GOOD + '\n[dns]\nnameservers = ["127.0.0.1", "::1"]\nport = 5353\n')
+    assert cfg.dns.nameservers == ("127.0.0.1", "::1") and cfg.dns.port == 5353
+    assert parse(GOOD).dns.nameservers == ()
+    with pytest.raises(ConfigError, match="dns.nameservers: expected IP addresses"):
+        parse(GOOD + '\n[dns]\nnameservers = ["dns.google"]\n')
+    with pytest.raises(ConfigError, match="dns.retries: unknown key"):
+        parse(GOOD + '\n[dns]\nretries = 3\n')
