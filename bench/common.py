@@ -45,6 +45,15 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants (a supervisor + workers)."""
+    total = rss_mb(pid)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += tree_rss_mb(int(child))
+    return total
+
+
 def fmt(rates: list[float]) -> str:
     return f"{statistics.median(rates):8.0f} [{min(rates):.0f}-{max(rates):.0f}]"
 
@@ -53,7 +62,8 @@ class Mailwright:
     """A Mailwright server with every role on fresh loopback ports and one user."""
     name = "mailwright"
 
-    def __init__(self, work: Path, user: str = "alice@example.test", extra: str = ""):
+    def __init__(self, work: Path, user: str = "alice@example.test", extra: str = "",
+                 workers: int = 1):
         self.dir = work / "mailwright"
         self.dir.mkdir()
         self.ports = {role: free_port()
@@ -63,6 +73,7 @@ class Mailwright:
                             for role, port in self.ports.items())
         self.config = self.dir / "bench.toml"
         self.config.write_text(f"""
+workers = {workers}
 hostname = "mail.example.test"
 data_dir = "data"
 {listeners}

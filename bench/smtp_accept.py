@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import Mailwright, fmt, free_port, raise_fd_limit, rss_mb, wait_port
+from common import Mailwright, fmt, free_port, raise_fd_limit, tree_rss_mb, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SMTP_SOURCE = "/usr/sbin/smtp-source"
@@ -59,7 +59,7 @@ def smtp_source(port: int, messages: int, size: int, sessions: int) -> float:
 
 def idle_connections(server, count: int) -> tuple[float, float, int]:
     """(RSS before, RSS with `count` idle sessions that have read their greeting, opened)."""
-    before = rss_mb(server.proc.pid)
+    before = tree_rss_mb(server.proc.pid)
     socks = []
     try:
         for _ in range(count):
@@ -71,7 +71,7 @@ def idle_connections(server, count: int) -> tuple[float, float, int]:
             if s.recv(512).startswith(b"220"):
                 opened += 1
         time.sleep(1)
-        return before, rss_mb(server.proc.pid), opened
+        return before, tree_rss_mb(server.proc.pid), opened
     finally:
         for s in socks:
             s.close()
@@ -82,12 +82,14 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--idle", type=int, default=5000)
+    ap.add_argument("--workers", type=int, default=1,
+                    help="Mailwright worker processes (config `workers`)")
     args = ap.parse_args()
     if not os.path.exists(SMTP_SOURCE):
         sys.exit("smtp-source not found: run `make test-deps` (Debian package postfix)")
     raise_fd_limit()
     work = Path(tempfile.mkdtemp(prefix="mw-bench-", dir=ROOT / "bench"))
-    servers = [Mailwright(work), AiosmtpdFsync(work)]
+    servers = [Mailwright(work, workers=args.workers), AiosmtpdFsync(work)]
     cases = [(4 * 1024, 3000), (100 * 1024, 600)]
     results: dict[tuple[str, int], list[float]] = {}
     sent = 0
@@ -103,7 +105,8 @@ def main() -> None:
                     results.setdefault((server.name, size), []).append(count / elapsed)
                 sent += count
         print(f"\nSMTP accept, {args.sessions} concurrent sessions, {args.runs} alternating "
-              f"runs each, messages/s (median [min-max])")
+              f"runs each, Mailwright with {args.workers} worker process(es), "
+              f"messages/s (median [min-max])")
         print(f"{'size':>7}  {'mailwright':>24}  {'aiosmtpd+fsync':>24}  {'ratio':>6}")
         for size, _ in cases:
             a = results[("mailwright", size)]

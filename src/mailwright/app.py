@@ -7,16 +7,18 @@ import functools
 import logging
 import secrets
 import signal
+import socket
 import time
 from dataclasses import dataclass, field
 
 from .address import Address, parse_mailbox
 from .auth.lockout import AuthLockout
-from .config import Config
+from .config import Config, Listener
 from .events.log import EventLog
 from .net.limits import ConnectionLimiter
 from .net.timeouts import IdleTimeouts
 from .net.tls import self_signed, server_context
+from .pop3.locks import MaildropLocks
 from .pop3.server import Pop3Protocol
 from .pop3.session import Shared as Pop3Shared
 from .smtp.server import SmtpProtocol
@@ -40,7 +42,7 @@ class Services:
     lockout: AuthLockout
     events: EventLog
     connections: set = field(default_factory=set)   # live protocol objects
-    pop3: Pop3Shared = field(default_factory=lambda: Pop3Shared(set(), {}))
+    pop3: Pop3Shared | None = None
 
 
 def open_store(config: Config) -> SQLiteStore:
@@ -100,38 +102,51 @@ def connect_summary(config: Config, demo: Address | None, password: str | None) 
     return "\n".join(lines) + "\n"
 
 
+def bind_listeners(config: Config) -> list[tuple[Listener, socket.socket]]:
+    """Bind every listener before anything starts: all or nothing."""
+    bound: list[tuple[Listener, socket.socket]] = []
+    for listener in config.listeners:
+        try:
+            sock = socket.create_server((listener.address, listener.port), backlog=1024,
+                                        family=socket.AF_INET6 if ":" in listener.address
+                                        else socket.AF_INET)
+        except OSError as e:
+            for _, s in bound:
+                s.close()
+            raise ListenError(f"cannot listen on {listener.address}:{listener.port} "
+                              f"({listener.role}): {e.strerror or e}") from None
+        sock.setblocking(False)
+        bound.append((listener, sock))
+        log.info("listening role=%s address=%s port=%d", listener.role, listener.address,
+                 listener.port)
+    return bound
+
+
 class App:
     def __init__(self, config: Config):
         self.config = config
         self.store = open_store(config)
         self.services = Services(config, self.store, AuthLockout(config.auth),
-                                 EventLog(self.store))
+                                 EventLog(self.store),
+                                 pop3=Pop3Shared(MaildropLocks(config.data_dir / "locks"), {}))
         self.servers: list[asyncio.AbstractServer] = []
         self.timeouts = IdleTimeouts()
 
-    async def start(self) -> None:
+    async def start(self, sockets: list[tuple[Listener, socket.socket]]) -> None:
+        """Serve on already bound sockets (see bind_listeners)."""
         ctx = tls_context(self.config)
         limiter = ConnectionLimiter(self.config.limits.max_connections,
                                     self.config.limits.max_connections_per_ip)
         loop = asyncio.get_running_loop()
-        for listener in self.config.listeners:
-            try:
-                server = await loop.create_server(
-                    functools.partial(PROTOCOLS[listener.protocol], self.services,
-                                      listener, limiter, ctx, self.timeouts),
-                    listener.address, listener.port, reuse_address=True, backlog=1024,
-                    ssl=ctx if listener.implicit_tls else None,
-                    ssl_handshake_timeout=(self.config.limits.tls_handshake_timeout
-                                           if listener.implicit_tls else None))
-            except OSError as e:
-                # Never half-started: close what is already listening.
-                for started in self.servers:
-                    started.close()
-                raise ListenError(f"cannot listen on {listener.address}:{listener.port} "
-                                  f"({listener.role}): {e.strerror or e}") from None
+        for listener, sock in sockets:
+            server = await loop.create_server(
+                functools.partial(PROTOCOLS[listener.protocol], self.services,
+                                  listener, limiter, ctx, self.timeouts),
+                sock=sock, backlog=1024,
+                ssl=ctx if listener.implicit_tls else None,
+                ssl_handshake_timeout=(self.config.limits.tls_handshake_timeout
+                                       if listener.implicit_tls else None))
             self.servers.append(server)
-            log.info("listening role=%s address=%s port=%d", listener.role, listener.address,
-                     listener.port)
         self.expiry = loop.create_task(self._expire_pop3())
 
     async def _expire_pop3(self) -> None:

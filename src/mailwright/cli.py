@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import getpass
 import logging
@@ -56,36 +55,43 @@ def _read_password(args) -> str:
 
 
 def cmd_serve(args) -> int:
-    from .app import App, ListenError, bootstrap_demo
+    from .app import (
+        ListenError,
+        bind_listeners,
+        bootstrap_demo,
+        connect_summary,
+        open_store,
+        tls_context,
+    )
+    from .workers import run_worker, supervise
     cfg = _load(args)
     logging.basicConfig(level=cfg.log.level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+                        format="%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s")
     try:
         import uvloop
         uvloop.install()
     except ImportError:
         pass
     try:
-        app = App(cfg)
+        store = open_store(cfg)
     except OSError as e:
         raise CliError(f"cannot open the mail store in {cfg.data_dir}: {e.strerror or e}") \
             from None
     try:
-        password = bootstrap_demo(cfg, app.store)
-        demo = parse_mailbox(f"{cfg.demo.user}@{cfg.demo.domain}") if cfg.demo.user else None
-        asyncio.run(_serve(app, demo, password))
+        password = bootstrap_demo(cfg, store)
+    finally:
+        store.close()          # workers open their own; no threads may cross a fork
+    tls_context(cfg)           # make the self-signed certificate once, before any fork
+    try:
+        sockets = bind_listeners(cfg)
     except ListenError as e:
         raise CliError(str(e)) from None
-    finally:
-        app.close()
-    return 0
-
-
-async def _serve(app, demo, password) -> None:
-    from .app import connect_summary
-    await app.start()
-    print(connect_summary(app.config, demo, password), flush=True)
-    await app.run_started()
+    demo = parse_mailbox(f"{cfg.demo.user}@{cfg.demo.domain}") if cfg.demo.user else None
+    print(connect_summary(cfg, demo, password), flush=True)
+    if cfg.workers == 1:
+        run_worker(cfg, sockets)
+        return 0
+    return supervise(cfg, sockets)
 
 
 def cmd_config_check(args) -> int:

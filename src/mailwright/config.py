@@ -118,6 +118,7 @@ class Config:
     hostname: str
     data_dir: Path
     listeners: tuple[Listener, ...]
+    workers: int = 1
     tls: TLSSettings = field(default_factory=TLSSettings)
     limits: Limits = field(default_factory=Limits)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -241,7 +242,7 @@ def parse(text: str, path: str = "<config>") -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     r = _Reader(path, text)
-    top_level = {"hostname", "data_dir", "listeners", "tls", "limits", "auth",
+    top_level = {"hostname", "data_dir", "listeners", "workers", "tls", "limits", "auth",
                  "submission", "pop3", "dns", "demo", "log"}
     for key in data:
         if key not in top_level:
@@ -284,6 +285,9 @@ def parse(text: str, path: str = "<config>") -> Config:
         seen.add((address, port))
         listeners.append(Listener(role, address, port))
 
+    workers = data.get("workers", 1)
+    if type(workers) is not int or not 1 <= workers <= 256:
+        raise r.error("workers", f"expected a number of processes 1-256, got {workers!r}")
     tls = r.section(data, "tls", TLSSettings)
     if bool(tls.cert) != bool(tls.key):
         raise r.error("tls", "set both cert and key, or neither (self-signed)")
@@ -306,6 +310,7 @@ def parse(text: str, path: str = "<config>") -> Config:
         raise r.error("log.level", f"expected debug, info, warning or error, got {log.level!r}")
     return Config(
         path=path, hostname=hostname.lower(), data_dir=data_path, listeners=tuple(listeners),
+        workers=workers,
         tls=tls, limits=limits, auth=r.section(data, "auth", AuthSettings),
         submission=r.section(data, "submission", SubmissionSettings),
         pop3=r.section(data, "pop3", Pop3Settings),

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from ..conftest import PASSWORD, MailServer
 
@@ -118,3 +119,54 @@ def test_sigterm_tells_sessions_and_exits(tmp_path):
         assert f.readline() == b"421 4.3.2 Service shutting down, try again later\r\n"
         assert srv.proc.wait(15) == 0
     srv.stop()
+
+
+def test_several_worker_processes(tmp_path):
+    import poplib
+    import smtplib
+    import ssl
+    import threading
+
+    srv = MailServer(tmp_path)
+    srv.config.write_text("workers = 3\n" + srv.config.read_text())
+    srv.cli("domain", "add", "example.test")
+    srv.add_user("w@example.test")
+    srv.start()
+    try:
+        def send(n: int) -> None:
+            with smtplib.SMTP("127.0.0.1", srv.ports["mx"], timeout=30) as s:
+                for i in range(20):
+                    s.sendmail("a@remote.test", ["w@example.test"],
+                               f"Subject: w{n}-{i}\r\n\r\nx\r\n")
+        threads = [threading.Thread(target=send, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(srv.inbox("w@example.test")) == 160
+        # The maildrop lock holds across processes: open many sessions, one wins.
+        ctx = ssl._create_unverified_context()
+        sessions, refused = [], 0
+        for _ in range(6):
+            p = poplib.POP3_SSL("127.0.0.1", srv.ports["pop3s"], context=ctx, timeout=30)
+            p.user("w@example.test")
+            try:
+                p.pass_(PASSWORD)
+                sessions.append(p)
+            except poplib.error_proto as e:
+                assert b"[IN-USE]" in e.args[0]
+                refused += 1
+                p.close()
+        assert len(sessions) == 1 and refused == 5
+        sessions[0].quit()
+        workers = subprocess.run(["pgrep", "-P", str(srv.proc.pid)], capture_output=True,
+                                 text=True).stdout.split()
+        assert len(workers) == 3
+        srv.proc.terminate()
+        assert srv.proc.wait(20) == 0
+        time.sleep(0.5)
+        for pid in workers:
+            assert not Path(f"/proc/{pid}").exists() or \
+                "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+    finally:
+        srv.stop()

@@ -23,6 +23,14 @@ from .session_harness import TLS, make_config
 USER = "pop@example.test"
 
 
+def shared_state() -> Shared:
+    import tempfile
+    from pathlib import Path
+
+    from mailwright.pop3.locks import MaildropLocks
+    return Shared(MaildropLocks(Path(tempfile.mkdtemp())), {})
+
+
 @pytest.fixture(scope="module")
 def pop_store(store):
     """Three messages in pop@example.test's INBOX."""
@@ -46,7 +54,7 @@ class Pop:
         config = config or make_config()
         self.s = Pop3Session("192.0.2.9", TLS if tls else None, config, store,
                              lockout or AuthLockout(config.auth), EventLog(None),
-                             shared or Shared(set(), {}))
+                             shared or shared_state())
         assert self.s.greeting().startswith(b"+OK")
         self.actions = []
 
@@ -123,7 +131,7 @@ def test_dele_rset_and_quit_without_update(pop_store):
 
 
 def test_in_use_and_lock_released(pop_store):
-    shared = Shared(set(), {})
+    shared = shared_state()
     first = Pop(pop_store, shared=shared)
     first.login()
     second = Pop(pop_store, shared=shared)
@@ -136,7 +144,7 @@ def test_login_delay(pop_store):
     import dataclasses
     cfg = make_config()
     cfg = dataclasses.replace(cfg, pop3=dataclasses.replace(cfg.pop3, login_delay=300))
-    shared = Shared(set(), {})
+    shared = shared_state()
     p = Pop(pop_store, shared=shared, config=cfg)
     p.login()
     assert "LOGIN-DELAY 300" in p.cmd("CAPA")
@@ -239,7 +247,7 @@ POP_VERBS = ["USER", "PASS", "STAT", "LIST", "RETR", "DELE", "NOOP", "RSET", "QU
               st.sampled_from(["", "1", "2 0", "0", "99", USER, PASSWORD, "PLAIN", "x y z"])),
     st.binary(max_size=80)), max_size=20))
 def test_random_pop3_streams(pop_store, chunks):
-    p = Pop(pop_store, shared=Shared(set(), {}))
+    p = Pop(pop_store, shared=shared_state())
     p.login()
     for chunk in chunks:
         if p.s.closed:
@@ -250,7 +258,7 @@ def test_random_pop3_streams(pop_store, chunks):
 
 
 def test_lock_not_released_twice(pop_store):
-    shared = Shared(set(), {})
+    shared = shared_state()
     a = Pop(pop_store, shared=shared)
     a.login()
     a.cmd("QUIT")                         # UPDATE releases the lock

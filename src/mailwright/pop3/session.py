@@ -27,6 +27,7 @@ from ..events.log import EventLog
 from ..net.connection import Action, TLSInfo
 from ..net.lines import LineBuffer, LineTooLong
 from ..store.base import Maildrop, MailStore, StoreError
+from .locks import MaildropLocks
 
 # RFC 2449 §4: a command line is at most 255 octets; RFC 5034 §4 lets an AUTH
 # line and SASL responses be longer.
@@ -90,8 +91,8 @@ def top(data: bytes, lines: int) -> bytes:
 @dataclass
 class Shared:
     """State shared by every POP3 session of a server."""
-    locks: set[str]                   # accounts whose maildrop is in use
-    last_login: dict[str, float]      # for LOGIN-DELAY
+    locks: MaildropLocks              # accounts whose maildrop is in use
+    last_login: dict[str, float]      # for LOGIN-DELAY (per process)
 
 
 class Pop3Session:
@@ -155,7 +156,7 @@ class Pop3Session:
         # Only once: after our QUIT another session may already hold the lock.
         if self.holds_lock:
             self.holds_lock = False
-            self.shared.locks.discard(self.account)
+            self.shared.locks.release(self.account)
 
     def process(self) -> tuple[bytes, Action, Coroutine[Any, Any, Outcome] | None]:
         out = bytearray()
@@ -387,13 +388,13 @@ class Pop3Session:
         if delay and last is not None and now - last < delay:
             return err(f"[LOGIN-DELAY] Wait {int(delay - (now - last)) + 1} seconds "
                        "between logins"), Action.NONE
-        if account in self.shared.locks:
+        if not self.shared.locks.acquire(account):
             return err("[IN-USE] Maildrop already locked by another session"), Action.NONE
         try:
             self.maildrop = self.store.maildrop(account)
         except StoreError as e:
+            self.shared.locks.release(account)
             return err(f"[SYS/TEMP] {e}"), Action.NONE
-        self.shared.locks.add(account)
         self.holds_lock = True
         self.shared.last_login[account] = now
         self.account = account

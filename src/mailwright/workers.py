@@ -1,0 +1,94 @@
+"""Running the server: one process, or a supervisor and N forked worker processes.
+
+With `workers = N` the listening sockets are bound once, then N processes each
+run their own event loop on them (the kernel spreads accepted connections) and
+their own store connection and writer thread (SQLite in WAL mode serialises the
+commits; each process still commits its own deliveries in batches). Python runs
+one thread of Python at a time per process, so this is how Mailwright uses more
+than one core.
+
+Per process, not shared: connection limits, the failed-auth counters and POP3
+LOGIN-DELAY. The POP3 maildrop lock is a file lock, shared by all processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+
+from .config import Config, Listener
+
+log = logging.getLogger("mailwright")
+
+RESPAWN_MIN_UPTIME = 5.0     # a worker dying sooner than this is a crash loop: give up
+
+
+def run_worker(config: Config, sockets: list[tuple[Listener, socket.socket]]) -> None:
+    from .app import App
+    app = App(config)
+    try:
+        asyncio.run(_serve(app, sockets))
+    finally:
+        app.close()
+
+
+async def _serve(app, sockets) -> None:
+    await app.start(sockets)
+    await app.run_started()
+
+
+def supervise(config: Config, sockets: list[tuple[Listener, socket.socket]]) -> int:
+    """Fork config.workers workers, restart any that dies, stop them all on a signal."""
+    children: dict[int, float] = {}
+    stopping = False
+
+    def spawn() -> None:
+        pid = os.fork()
+        if pid == 0:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_DFL)
+            code = 0
+            try:
+                run_worker(config, sockets)
+            except BaseException:  # a worker must never return into the supervisor's code
+                log.exception("worker %d failed", os.getpid())
+                code = 1
+            finally:
+                os._exit(code)
+        children[pid] = time.monotonic()
+
+    def stop(signum, frame) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for _ in range(config.workers):
+        spawn()
+    log.info("supervisor %d started %d workers", os.getpid(), config.workers)
+    status = 0
+    while children:
+        try:
+            pid, code = os.wait()
+        except ChildProcessError:
+            break
+        started = children.pop(pid, None)
+        if started is None or stopping:
+            continue
+        log.error("worker %d exited with status %d", pid, os.waitstatus_to_exitcode(code))
+        if time.monotonic() - started < RESPAWN_MIN_UPTIME:
+            log.error("worker crashed right after starting; stopping")
+            status = 1
+            stop(signal.SIGTERM, None)
+            continue
+        spawn()
+    return status
