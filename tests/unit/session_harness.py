@@ -49,23 +49,9 @@ class Harness:
         """Feed bytes; return the replies as 'code text' strings (last line of each)."""
         if isinstance(data, str):
             data = data.encode()
-        self.session.receive(data)
-        out = bytearray()
-
-        async def drive() -> Action:
-            # What SmtpProtocol does: process, await what must be awaited, repeat.
-            while True:
-                chunk, action, pending = self.session.process()
-                out.extend(chunk)
-                if pending is None:
-                    return action
-                chunk, action = self.session.complete(await pending)
-                out.extend(chunk)
-                if action is not Action.NONE:
-                    return action
-
-        self.actions.append(asyncio.run(drive()))
-        return parse_replies(bytes(out))
+        out, action = drive(self.session, data)
+        self.actions.append(action)
+        return parse_replies(out)
 
     def cmd(self, line: str) -> str:
         replies = self.send(line + "\r\n")
@@ -78,6 +64,27 @@ class Harness:
     def start_tls(self) -> None:
         assert self.cmd("STARTTLS").startswith("220")
         self.session.tls_started(TLS)
+
+
+def drive(session, data: bytes) -> tuple[bytes, Action]:
+    """Feed bytes to a session and run it as net/connection.py does: process, await
+    what must be awaited, hand the outcome back, repeat. Returns output and last action."""
+    session.receive(data)
+    out = bytearray()
+
+    async def run() -> Action:
+        while True:
+            chunk, action, pending = session.process()
+            out.extend(chunk)
+            if pending is None:
+                return action
+            chunk, action = session.complete(await pending)
+            out.extend(chunk)
+            if action is not Action.NONE:
+                return action
+
+    action = asyncio.run(run())
+    return bytes(out), action
 
 
 def parse_replies(raw: bytes) -> list[str]:

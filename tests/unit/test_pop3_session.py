@@ -18,7 +18,7 @@ from mailwright.pop3.session import Pop3Session, Shared, dot_stuff, top
 from mailwright.store.base import Delivery
 
 from .conftest import PASSWORD
-from .session_harness import TLS, make_config
+from .session_harness import TLS, drive, make_config
 
 USER = "pop@example.test"
 
@@ -59,21 +59,9 @@ class Pop:
         self.actions = []
 
     def send(self, data: str | bytes) -> bytes:
-        self.s.receive(data.encode() if isinstance(data, str) else data)
-        out = bytearray()
-
-        async def drive():
-            while True:
-                chunk, action, pending = self.s.process()
-                out.extend(chunk)
-                if pending is None:
-                    return action
-                chunk, action = self.s.complete(await pending)
-                out.extend(chunk)
-                if action is not Action.NONE:
-                    return action
-        self.actions.append(asyncio.run(drive()))
-        return bytes(out)
+        out, action = drive(self.s, data.encode() if isinstance(data, str) else data)
+        self.actions.append(action)
+        return out
 
     def cmd(self, line: str) -> str:
         return self.send(line + "\r\n").decode()

@@ -49,6 +49,54 @@ class TLSInfo:
     bits: int
 
 
+class LineSession:
+    """The processing loop shared by the protocol sessions (SMTP, POP3).
+
+    Subclasses provide _next_input() (the next complete command, message or
+    chunk, or None), _dispatch(item) (an outcome, or a coroutine giving one) and
+    _emit(out, outcome) (append the reply, return the Action)."""
+    closed = False
+    backlog = False                     # process() stopped early with work left
+    output_budget: int | None = None    # stop after this much output (None: never)
+
+    def process(self) -> tuple[bytes, Action, Coroutine | None]:
+        """Handle every complete input in order; stop early for STARTTLS, close, or
+        work that must be awaited. Returns the reply bytes, what the transport must
+        do, and the coroutine to await, if any: its outcome goes to complete(),
+        then process() again."""
+        out = bytearray()
+        self.backlog = False
+        while not self.closed:
+            if self.output_budget is not None and len(out) >= self.output_budget:
+                self.backlog = True
+                break
+            item = self._next_input()
+            if item is None:
+                break
+            outcome = self._dispatch(item)
+            if isinstance(outcome, Coroutine):
+                return bytes(out), Action.NONE, outcome
+            action = self._emit(out, outcome)
+            if action is not Action.NONE:
+                return bytes(out), action, None
+        return bytes(out), Action.NONE, None
+
+    def complete(self, outcome) -> tuple[bytes, Action]:
+        """The outcome of a coroutine process() handed out, as reply bytes and action."""
+        out = bytearray()
+        action = self._emit(out, outcome)
+        return bytes(out), action
+
+    def _next_input(self):
+        raise NotImplementedError
+
+    def _dispatch(self, item):
+        raise NotImplementedError
+
+    def _emit(self, out: bytearray, outcome) -> Action:
+        raise NotImplementedError
+
+
 def tls_info(ssl_object) -> TLSInfo | None:
     if ssl_object is None:
         return None

@@ -24,7 +24,7 @@ from ..auth import sasl
 from ..auth.lockout import AuthLockout
 from ..config import Config
 from ..events.log import EventLog
-from ..net.connection import Action, TLSInfo
+from ..net.connection import Action, LineSession, TLSInfo
 from ..net.lines import LineBuffer, LineTooLong
 from ..store.base import Maildrop, MailStore, StoreError
 from .locks import MaildropLocks
@@ -95,8 +95,8 @@ class Shared:
     last_login: dict[str, float]      # for LOGIN-DELAY (per process)
 
 
-class Pop3Session:
-    backlog = False
+class Pop3Session(LineSession):
+    output_budget = OUTPUT_BUDGET
 
     def __init__(self, client_ip: str, tls: TLSInfo | None, config: Config, store: MailStore,
                  lockout: AuthLockout, events: EventLog, shared: Shared,
@@ -158,28 +158,8 @@ class Pop3Session:
             self.holds_lock = False
             self.shared.locks.release(self.account)
 
-    def process(self) -> tuple[bytes, Action, Coroutine[Any, Any, Outcome] | None]:
-        out = bytearray()
-        self.backlog = False
-        while not self.closed:
-            if len(out) >= OUTPUT_BUDGET:
-                self.backlog = True
-                break
-            line = self.lines.next_line()
-            if line is None:
-                break
-            result = self._dispatch(line)
-            if isinstance(result, Coroutine):
-                return bytes(out), Action.NONE, result
-            action = self._emit(out, result)
-            if action is not Action.NONE:
-                return bytes(out), action, None
-        return bytes(out), Action.NONE, None
-
-    def complete(self, outcome: Outcome) -> tuple[bytes, Action]:
-        out = bytearray()
-        action = self._emit(out, outcome)
-        return bytes(out), action
+    def _next_input(self):
+        return self.lines.next_line()
 
     def _emit(self, out: bytearray, outcome: Outcome) -> Action:
         reply, action = outcome

@@ -27,7 +27,7 @@ from ..auth import sasl
 from ..auth.lockout import AuthLockout
 from ..config import Config
 from ..events.log import EventLog
-from ..net.connection import Action, TLSInfo
+from ..net.connection import Action, LineSession, TLSInfo
 from ..store.base import Delivery, MailStore, RemoteRecipient, Target
 from . import replies as R
 from .framing import Chunk, CommandLine, Framer, LineTooLong, MessageData, Mode, Problem
@@ -80,7 +80,7 @@ class Connection:
     tls_available: bool = True
 
 
-class SmtpSession:
+class SmtpSession(LineSession):
     def __init__(self, conn: Connection, config: Config, store: MailStore,
                  lockout: AuthLockout, events: EventLog,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
@@ -122,8 +122,6 @@ class SmtpSession:
     def buffered(self) -> int:
         return self.framer.buffered
 
-    backlog = False      # replies are small: process() never stops early for output
-
     @property
     def in_data(self) -> bool:
         return self.framer.mode is not Mode.COMMAND
@@ -149,30 +147,8 @@ class SmtpSession:
         self.transaction = None
         self.events.emit("starttls", self.id, version=info.version, cipher=info.cipher)
 
-    def process(self) -> tuple[bytes, Action, Coroutine[Any, Any, Outcome] | None]:
-        """Handle every complete input in order; stop early for STARTTLS, close, or
-        work that must be awaited (authentication, durable delivery).
-
-        Returns the reply bytes, what the transport must do, and the coroutine to
-        await, if any: its outcome goes to complete(), then process() again."""
-        out = bytearray()
-        while not self.closed:
-            event = self.framer.next_event()
-            if event is None:
-                break
-            outcome = self._dispatch(event)
-            if isinstance(outcome, Coroutine):
-                return bytes(out), Action.NONE, outcome
-            action = self._emit(out, outcome)
-            if action is not Action.NONE:
-                return bytes(out), action, None
-        return bytes(out), Action.NONE, None
-
-    def complete(self, outcome: Outcome) -> tuple[bytes, Action]:
-        """The outcome of a coroutine process() handed out, as reply bytes and action."""
-        out = bytearray()
-        action = self._emit(out, outcome)
-        return bytes(out), action
+    def _next_input(self):
+        return self.framer.next_event()
 
     def _emit(self, out: bytearray, outcome: Outcome) -> Action:
         reply, action = outcome
