@@ -23,6 +23,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+_dns_server = None
+
+
+def loopback_dns():
+    """The loopback DNS server every test server resolves through (never the system's)."""
+    global _dns_server
+    if _dns_server is None:
+        from .dnsserver import DNSServer
+        _dns_server = DNSServer()
+        for path in (ROOT / "tests" / "data" / "zones").glob("*.zone"):
+            _dns_server.add_zone_file(path)
+        _dns_server.start()
+    return _dns_server
+
+
 def write_config(directory: Path, *, host: str = "127.0.0.1", extra: str = "") -> tuple[Path, dict]:
     ports = {role: free_port(host)
              for role in ("mx", "submission", "submissions", "pop3", "pop3s")}
@@ -33,6 +48,7 @@ def write_config(directory: Path, *, host: str = "127.0.0.1", extra: str = "") -
     path.write_text(
         f'hostname = "mail.example.test"\ndata_dir = "data"\n{listeners}\n'
         "[auth]\nfailure_delay = 0.0\nmax_failures = 5\n"
+        f'[dns]\nnameservers = ["127.0.0.1"]\nport = {loopback_dns().port}\ntimeout = 2.0\n'
         f"{extra}\n")
     return path, ports
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from .address import Address, parse_mailbox
 from .auth.lockout import AuthLockout
 from .config import Config, Listener
+from .dns import Resolver
 from .events.log import EventLog
 from .net.limits import ConnectionLimiter
 from .net.timeouts import IdleTimeouts
@@ -21,6 +22,7 @@ from .net.tls import self_signed, server_context
 from .pop3.locks import MaildropLocks
 from .pop3.server import Pop3Protocol
 from .pop3.session import Shared as Pop3Shared
+from .queue.runner import QueueRunner
 from .smtp.server import SmtpProtocol
 from .store.base import MailStore
 from .store.sqlite import SQLiteStore
@@ -43,6 +45,7 @@ class Services:
     events: EventLog
     connections: set = field(default_factory=set)   # live protocol objects
     pop3: Pop3Shared | None = None
+    runner: QueueRunner | None = None
 
 
 def open_store(config: Config) -> SQLiteStore:
@@ -131,6 +134,10 @@ class App:
                                  pop3=Pop3Shared(MaildropLocks(config.data_dir / "locks"), {}))
         self.servers: list[asyncio.AbstractServer] = []
         self.timeouts = IdleTimeouts()
+        dns = config.dns
+        self.services.runner = QueueRunner(
+            config, self.store, Resolver(list(dns.nameservers), dns.port, dns.timeout),
+            self.services.events)
 
     async def start(self, sockets: list[tuple[Listener, socket.socket]]) -> None:
         """Serve on already bound sockets (see bind_listeners)."""
@@ -148,6 +155,7 @@ class App:
                                        if listener.implicit_tls else None))
             self.servers.append(server)
         self.expiry = loop.create_task(self._expire_pop3())
+        self.queue_task = loop.create_task(self.services.runner.run())
 
     async def _expire_pop3(self) -> None:
         """Enforce the per-domain POP3 EXPIRE policy (RFC 2449 §6.7) periodically."""
@@ -179,6 +187,7 @@ class App:
             await asyncio.sleep(0.05)
         self.timeouts.close()
         self.expiry.cancel()
+        self.queue_task.cancel()
 
     def close(self) -> None:
         """Release the store (waits for queued writes to commit)."""

@@ -93,6 +93,17 @@ class Pop3Settings:
 
 
 @dataclass(frozen=True)
+class QueueSettings:
+    port: int = 25                   # the remote SMTP port (tests point it elsewhere)
+    interval: float = 30.0           # seconds between queue scans when nothing wakes it
+    concurrency: int = 20            # messages in delivery at once
+    first_retry: float = 300.0       # seconds after the first temporary failure; doubles
+    max_retry: float = 14400.0       # cap on the retry interval
+    max_age: float = 432000.0        # give up (bounce) after this long: 5 days
+    timeout: float = 300.0           # per SMTP command (RFC 5321 §4.5.3.2 allows more)
+
+
+@dataclass(frozen=True)
 class DNSSettings:
     # Empty: the system's resolvers (/etc/resolv.conf). Tests point this at a
     # loopback server; DANE needs a validating resolver here (RFC 7672 §2.1).
@@ -125,6 +136,7 @@ class Config:
     submission: SubmissionSettings = field(default_factory=SubmissionSettings)
     pop3: Pop3Settings = field(default_factory=Pop3Settings)
     dns: DNSSettings = field(default_factory=DNSSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
@@ -243,7 +255,7 @@ def parse(text: str, path: str = "<config>") -> Config:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     r = _Reader(path, text)
     top_level = {"hostname", "data_dir", "listeners", "workers", "tls", "limits", "auth",
-                 "submission", "pop3", "dns", "demo", "log"}
+                 "submission", "pop3", "dns", "queue", "demo", "log"}
     for key in data:
         if key not in top_level:
             raise r.error(key, f"unknown key (known: {', '.join(sorted(top_level))})")
@@ -315,5 +327,6 @@ def parse(text: str, path: str = "<config>") -> Config:
         submission=r.section(data, "submission", SubmissionSettings),
         pop3=r.section(data, "pop3", Pop3Settings),
         dns=_dns_settings(r, data),
+        queue=r.section(data, "queue", QueueSettings),
         demo=r.section(data, "demo", DemoSettings), log=log,
     )

@@ -191,7 +191,9 @@ def test_swaks_relay_as_authenticated_user_is_queued(server):
     try:
         [q] = [q for q in store.queued() if q["address"] == "friend@remote.test"
                and token.encode() in store.read_blob(q["blob"])]
-        assert q["mail_from"] == "alice@example.test" and q["state"] == "pending"
+        # The queue runner may already have tried (remote.test is not in the test DNS).
+        assert q["mail_from"] == "alice@example.test"
+        assert q["state"] in ("pending", "deferred")
         msg = email.message_from_bytes(store.read_blob(q["blob"]))
         assert msg["Subject"] == token
     finally:

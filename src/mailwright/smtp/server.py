@@ -14,7 +14,8 @@ class SmtpProtocol(SessionProtocol):
     def make_session(self, ip: str, port: int, tls: TLSInfo | None) -> SmtpSession:
         s = self.services
         return SmtpSession(Connection(self.listener.role, ip, port, tls),
-                           s.config, s.store, s.lockout, s.events)
+                           s.config, s.store, s.lockout, s.events,
+                           on_queued=s.runner.wake if s.runner else None)
 
     def refusal(self, reason: str) -> bytes:
         return Reply(421, "4.7.0", reason).render()

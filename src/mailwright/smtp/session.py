@@ -83,7 +83,8 @@ class Connection:
 class SmtpSession(LineSession):
     def __init__(self, conn: Connection, config: Config, store: MailStore,
                  lockout: AuthLockout, events: EventLog,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 on_queued: Callable[[], None] | None = None):
         self.conn = conn
         self.config = config
         self.limits = config.limits
@@ -91,6 +92,7 @@ class SmtpSession(LineSession):
         self.lockout = lockout
         self.events = events
         self.sleep = sleep
+        self.on_queued = on_queued        # tells the queue runner there is work
         self.id = f"{_PROCESS_TAG}{next(_serial):X}"
         self.framer = Framer(SASL_LINE_LIMIT + 2, self.limits.text_line,
                              self.limits.max_message_size)
@@ -568,6 +570,8 @@ class SmtpSession(LineSession):
             self.events.emit("store-error", self.id, message_id, error=repr(e))
             return R.LOCAL_ERROR, Action.NONE
         self.accepted += 1
+        if remote and self.on_queued:
+            self.on_queued()
         self.events.emit(
             "accepted", self.id, message_id, ip=self.conn.client_ip, size=len(content),
             mail_from=txn.reverse_path, rcpts=len(txn.recipients), local=len(set(local)),

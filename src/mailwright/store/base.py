@@ -72,6 +72,42 @@ class Maildrop:
 
 
 @dataclass(frozen=True)
+class QueuedRecipient:
+    id: int
+    address: str
+    notify: str | None
+    orcpt: str | None
+    state: str              # pending | deferred | delivered | bounced | held
+    attempts: int
+    next_attempt: float
+    last_reply: str | None
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    id: int
+    message_id: str
+    mail_from: str
+    blob: str
+    size: int
+    body: str | None
+    smtputf8: bool
+    ret: str | None
+    envid: str | None
+    created: float
+    recipients: list[QueuedRecipient]
+
+
+@dataclass(frozen=True)
+class RecipientUpdate:
+    """The outcome of one delivery attempt for one queued recipient."""
+    recipient_id: int
+    state: str              # delivered | deferred | bounced
+    reply: str
+    next_attempt: float = 0.0
+
+
+@dataclass(frozen=True)
 class AccountInfo:
     address: str
     created: float
@@ -132,6 +168,24 @@ class MailStore(abc.ABC):
 
     @abc.abstractmethod
     def read_blob(self, digest: str) -> bytes: ...
+
+    # --- outbound queue ------------------------------------------------------
+    @abc.abstractmethod
+    def queue_due(self, now: float, limit: int = 100) -> list[QueuedMessage]:
+        """Messages with recipients due for an attempt (pending/deferred, time come)."""
+    @abc.abstractmethod
+    def queue_messages(self) -> list[QueuedMessage]: ...
+    @abc.abstractmethod
+    def queue_message(self, message_id: str) -> QueuedMessage | None: ...
+    @abc.abstractmethod
+    async def queue_update(self, queue_id: int, updates: list[RecipientUpdate]) -> bool:
+        """Record attempt outcomes; drop the message once every recipient is final.
+        Returns True when the message left the queue."""
+    @abc.abstractmethod
+    def queue_set_state(self, message_id: str | None, state: str, now: float) -> int:
+        """Admin: hold / release / retry (now) recipients of one message or all; returns count."""
+    @abc.abstractmethod
+    def queue_delete(self, message_id: str) -> bool: ...
 
     # --- POP3 --------------------------------------------------------------
     @abc.abstractmethod

@@ -39,6 +39,9 @@ from .base import (
     Maildrop,
     MaildropMessage,
     MailStore,
+    QueuedMessage,
+    QueuedRecipient,
+    RecipientUpdate,
     StoreError,
     Target,
 )
@@ -508,6 +511,84 @@ class SQLiteStore(MailStore):
                      message_id: str | None, data: dict) -> None:
         self._writer.add_event((ts, type, session, message_id, json.dumps(data, default=str)))
 
+    # --- outbound queue ----------------------------------------------------------
+    _QUEUE_COLUMNS = ("q.id, q.message_id, q.mail_from, q.blob, q.size, q.body, q.smtputf8, "
+                      "q.ret, q.envid, q.created")
+
+    def _queue_rows(self, where: str, args: tuple) -> list[QueuedMessage]:
+        rows = self.conn.execute(
+            f"SELECT {self._QUEUE_COLUMNS}, r.id, r.address, r.notify, r.orcpt, r.state, "
+            f"r.attempts, r.next_attempt, r.last_reply FROM queue q "
+            f"JOIN queue_recipients r ON r.queue_id=q.id {where} ORDER BY q.id, r.id",
+            args).fetchall()
+        out: dict[int, QueuedMessage] = {}
+        for row in rows:
+            msg = out.get(row[0])
+            if msg is None:
+                msg = out[row[0]] = QueuedMessage(*row[:6], bool(row[6]), *row[7:10], [])
+            msg.recipients.append(QueuedRecipient(*row[10:]))
+        return list(out.values())
+
+    def queue_due(self, now: float, limit: int = 100) -> list[QueuedMessage]:
+        ids = [r[0] for r in self.conn.execute(
+            "SELECT DISTINCT queue_id FROM queue_recipients WHERE state IN "
+            "('pending','deferred') AND next_attempt<=? ORDER BY queue_id LIMIT ?",
+            (now, limit))]
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        return self._queue_rows(f"WHERE q.id IN ({marks}) AND r.state IN "
+                                f"('pending','deferred') AND r.next_attempt<=?",
+                                (*ids, now))
+
+    def queue_messages(self) -> list[QueuedMessage]:
+        return self._queue_rows("", ())
+
+    def queue_message(self, message_id: str) -> QueuedMessage | None:
+        found = self._queue_rows("WHERE q.message_id=?", (message_id,))
+        return found[0] if found else None
+
+    async def queue_update(self, queue_id: int, updates: list[RecipientUpdate]) -> bool:
+        def job(c: sqlite3.Connection) -> tuple[bool, list[str]]:
+            c.executemany(
+                "UPDATE queue_recipients SET state=?, last_reply=?, next_attempt=?, "
+                "attempts=attempts+1 WHERE id=? AND queue_id=?",
+                [(u.state, u.reply, u.next_attempt, u.recipient_id, queue_id)
+                 for u in updates])
+            return _drop_if_final(c, queue_id)
+        done, files = await self._writer.submit_async(job)
+        await self._unlink(files)
+        return done
+
+    def queue_set_state(self, message_id: str | None, state: str, now: float) -> int:
+        # hold: pending/deferred -> held; release/retry: held/pending/deferred -> due now.
+        sources = ("pending", "deferred") if state == "held" else ("held", "pending", "deferred")
+        marks = ",".join("?" * len(sources))
+        where = f"state IN ({marks})"
+        args: tuple = sources
+        if message_id is not None:
+            where += " AND queue_id=(SELECT id FROM queue WHERE message_id=?)"
+            args += (message_id,)
+        new_state = "held" if state == "held" else "pending"
+
+        def job(c: sqlite3.Connection) -> int:
+            return c.execute(f"UPDATE queue_recipients SET state=?, next_attempt=? "
+                             f"WHERE {where}", (new_state, now, *args)).rowcount
+        return self._write(job)
+
+    def queue_delete(self, message_id: str) -> bool:
+        def job(c: sqlite3.Connection) -> list[str] | None:
+            row = c.execute("SELECT id, blob FROM queue WHERE message_id=?",
+                            (message_id,)).fetchone()
+            if row is None:
+                return None
+            c.execute("DELETE FROM queue WHERE id=?", (row[0],))
+            return _release_blobs(c, [row[1]])
+        files = self._write(job)
+        for digest in files or []:
+            self.blobs.remove(digest)
+        return files is not None
+
     # --- POP3 (RFC 1939) ------------------------------------------------------
     def maildrop(self, account: str) -> Maildrop:
         """The account's INBOX as POP3 sees it at login: UIDVALIDITY and messages by UID."""
@@ -617,6 +698,16 @@ def _expunge(c: sqlite3.Connection, mailbox_id: int, uids: list[int]) -> tuple[i
                         (mailbox_id, *uids)).rowcount
     c.execute("UPDATE mailboxes SET highestmodseq=highestmodseq+1 WHERE id=?", (mailbox_id,))
     return removed, _release_blobs(c, blobs)
+
+
+def _drop_if_final(c: sqlite3.Connection, queue_id: int) -> tuple[bool, list[str]]:
+    """Remove a queued message once no recipient is waiting any more."""
+    if c.execute("SELECT 1 FROM queue_recipients WHERE queue_id=? AND state IN "
+                 "('pending','deferred','held') LIMIT 1", (queue_id,)).fetchone():
+        return False, []
+    row = c.execute("SELECT blob FROM queue WHERE id=?", (queue_id,)).fetchone()
+    c.execute("DELETE FROM queue WHERE id=?", (queue_id,))
+    return True, _release_blobs(c, [row[0]] if row else [])
 
 
 def _release_blobs(c: sqlite3.Connection, digests) -> list[str]:

@@ -1,0 +1,115 @@
+"""One delivery attempt to one host (the SMTP client side, on aiosmtplib).
+
+aiosmtplib speaks the protocol; this module decides what to send (ESMTP
+parameters only where the peer announced them) and turns every reply, error
+and timeout into a per-recipient outcome: delivered, deferred or bounced.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+
+import aiosmtplib
+
+from ..store.base import QueuedMessage, QueuedRecipient
+
+DELIVERED, DEFERRED, BOUNCED = "delivered", "deferred", "bounced"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str          # delivered | deferred | bounced
+    reply: str          # "250 2.0.0 ok" or our own "451 4.4.1 connection failed: ..."
+    remote: str = ""    # host [ip] that gave it
+
+
+def _opportunistic_tls() -> ssl.SSLContext:
+    # RFC 3207 §4 / RFC 7435: opportunistic TLS authenticates nothing; a
+    # certificate problem must not stop delivery (policies like MTA-STS do that).
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def _state(code: int) -> str:
+    return DELIVERED if code < 400 else DEFERRED if code < 500 else BOUNCED
+
+
+def _xtext(text: str) -> str:
+    """RFC 3461 §4: encode "+", "=" and anything outside 33-126."""
+    return "".join(c if 33 <= ord(c) <= 126 and c not in "+=" else f"+{ord(c):02X}"
+                   for c in text)
+
+
+async def attempt(*, ip: str, port: int, host: str, helo: str, message: QueuedMessage,
+                  recipients: list[QueuedRecipient], content: bytes,
+                  timeout: float) -> dict[int, Outcome]:
+    """Try to hand `content` to one server for `recipients`: an outcome for each."""
+    remote = f"{host} [{ip}]"
+    smtp = aiosmtplib.SMTP(hostname=ip, port=port, local_hostname=helo, timeout=timeout,
+                           start_tls=False)
+    try:
+        await smtp.connect()
+        await smtp.ehlo()
+        if smtp.supports_extension("starttls"):
+            await smtp.starttls(tls_context=_opportunistic_tls(), server_hostname=host)
+            await smtp.ehlo()
+        return await _transaction(smtp, message, recipients, content, remote)
+    except aiosmtplib.SMTPResponseException as e:
+        outcome = Outcome(_state(e.code), f"{e.code} {e.message}", remote)
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as e:
+        outcome = Outcome(DEFERRED, f"451 4.4.1 {remote}: {e.__class__.__name__}: {e}", remote)
+    finally:
+        if smtp.is_connected:
+            try:
+                await smtp.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                smtp.close()
+    return {r.id: outcome for r in recipients}
+
+
+async def _transaction(smtp: aiosmtplib.SMTP, message: QueuedMessage,
+                       recipients: list[QueuedRecipient], content: bytes,
+                       remote: str) -> dict[int, Outcome]:
+    dsn = smtp.supports_extension("dsn")
+    if message.smtputf8 and not smtp.supports_extension("smtputf8"):
+        # RFC 6531 §3.2: without SMTPUTF8 at the next hop the message cannot go on.
+        bounce = Outcome(BOUNCED, "553 5.6.7 the receiving server does not support SMTPUTF8",
+                         remote)
+        return {r.id: bounce for r in recipients}
+    options = []
+    if smtp.supports_extension("size"):
+        options.append(f"SIZE={len(content)}")
+    if message.body == "8BITMIME" and smtp.supports_extension("8bitmime"):
+        options.append("BODY=8BITMIME")
+    if message.smtputf8:
+        options.append("SMTPUTF8")
+    if dsn and message.ret:
+        options.append(f"RET={message.ret}")
+    if dsn and message.envid:
+        options.append(f"ENVID={_xtext(message.envid)}")
+    encoding = "utf-8" if message.smtputf8 else "ascii"
+    await smtp.mail(message.mail_from, options=options, encoding=encoding)
+    outcomes: dict[int, Outcome] = {}
+    accepted = []
+    for r in recipients:
+        rcpt_options = []
+        if dsn and r.notify:
+            rcpt_options.append(f"NOTIFY={r.notify}")
+        if dsn and r.orcpt:
+            addr_type, _, original = r.orcpt.partition(";")
+            rcpt_options.append(f"ORCPT={addr_type};{_xtext(original)}")
+        try:
+            await smtp.rcpt(r.address, options=rcpt_options, encoding=encoding)
+            accepted.append(r)
+        except aiosmtplib.SMTPRecipientRefused as e:
+            outcomes[r.id] = Outcome(_state(e.code), f"{e.code} {e.message}", remote)
+    if not accepted:
+        await smtp.rset()
+        return outcomes
+    reply = await smtp.data(content)
+    for r in accepted:
+        outcomes[r.id] = Outcome(_state(reply.code), f"{reply.code} {reply.message}", remote)
+    return outcomes
