@@ -95,6 +95,7 @@ class Pop3Settings:
 @dataclass(frozen=True)
 class QueueSettings:
     port: int = 25                   # the remote SMTP port (tests point it elsewhere)
+    source_address: str = ""         # bind outgoing connections to this IP ("": any)
     interval: float = 30.0           # seconds between queue scans when nothing wakes it
     concurrency: int = 20            # messages in delivery at once
     first_retry: float = 300.0       # seconds after the first temporary failure; doubles

@@ -45,11 +45,12 @@ def _xtext(text: str) -> str:
 
 async def attempt(*, ip: str, port: int, host: str, helo: str, message: QueuedMessage,
                   recipients: list[QueuedRecipient], content: bytes,
-                  timeout: float) -> dict[int, Outcome]:
+                  timeout: float, source_address: str = "") -> dict[int, Outcome]:
     """Try to hand `content` to one server for `recipients`: an outcome for each."""
     remote = f"{host} [{ip}]"
     smtp = aiosmtplib.SMTP(hostname=ip, port=port, local_hostname=helo, timeout=timeout,
-                           start_tls=False)
+                           start_tls=False,
+                           source_address=(source_address, 0) if source_address else None)
     try:
         await smtp.connect()
         await smtp.ehlo()

@@ -112,7 +112,8 @@ class QueueRunner:
                 result = await attempt(ip=ip, port=self.settings.port, host=hop.host,
                                        helo=self.config.hostname, message=message,
                                        recipients=remaining, content=content,
-                                       timeout=self.settings.timeout)
+                                       timeout=self.settings.timeout,
+                                       source_address=self.settings.source_address)
                 outcomes.update(result)
                 # 2xx and 5xx are final; a deferral may succeed at the next host.
                 remaining = [r for r in remaining if result[r.id].state == DEFERRED]

@@ -1,0 +1,75 @@
+"""Mail crossing between two Mailwright instances on distinct loopback addresses,
+routed by MX records served from the loopback test DNS server."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import smtplib
+import ssl
+import time
+
+from ..conftest import PASSWORD, MailServer, loopback_dns
+
+ZONE = """$TTL 60
+@    IN SOA ns.{d}. h.{d}. 1 3600 600 86400 60
+@    IN MX  10 mx.{d}.
+mx   IN A   {ip}
+"""
+
+
+def wait_for(predicate, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_mail_from_a_to_b_and_bounce_back(tmp_path):
+    dns = loopback_dns()
+    dns.add_zone("a.test", ZONE.format(d="a.test", ip="127.0.0.2"))
+    dns.add_zone("b.test", ZONE.format(d="b.test", ip="127.0.0.3"))
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a").mkdir()
+    b = MailServer(tmp_path / "b", host="127.0.0.3")
+    a = MailServer(tmp_path / "a", host="127.0.0.2",
+                   extra=f"[queue]\nport = {b.ports['mx']}\ninterval = 1.0\n"
+                         'source_address = "127.0.0.2"\n')
+    b.cli("domain", "add", "b.test")
+    b.add_user("bob@b.test")
+    a.cli("domain", "add", "a.test")
+    a.add_user("alice@a.test")
+    a.start()
+    b.start()
+    try:
+        ctx = ssl._create_unverified_context()
+        with smtplib.SMTP_SSL("127.0.0.2", a.ports["submissions"], context=ctx,
+                              timeout=30) as s:
+            s.login("alice@a.test", PASSWORD)
+            s.sendmail("alice@a.test", ["bob@b.test"],
+                       "From: alice@a.test\r\nTo: bob@b.test\r\nSubject: across\r\n\r\nhi bob\r\n")
+            s.sendmail("alice@a.test", ["nobody@b.test"],
+                       "From: alice@a.test\r\nTo: nobody@b.test\r\nSubject: lost\r\n\r\n?\r\n")
+        [msg] = wait_for(lambda: b.inbox("bob@b.test"))
+        assert msg.endswith(b"\r\n\r\nhi bob\r\n")
+        # B's trace shows it came from A over TLS (opportunistic STARTTLS on port 25).
+        assert b"Received: from mail.example.test ([127.0.0.2])" in msg
+        assert b"with ESMTPS" in msg
+        # The unknown recipient bounced at B: alice gets a DSN from A.
+        [report] = wait_for(lambda: a.inbox("alice@a.test"))
+        dsn = email.message_from_bytes(report, policy=email.policy.default)
+        status = dsn.get_payload()[1].get_payload()
+        assert status[1]["Final-Recipient"] == "rfc822; nobody@b.test"
+        assert status[1]["Status"] == "5.1.1"
+        assert "127.0.0.3" in status[1]["Remote-MTA"] or "mx.b.test" in status[1]["Remote-MTA"]
+        store = a.store()
+        try:
+            assert store.queue_messages() == []
+        finally:
+            store.close()
+    finally:
+        a.stop()
+        b.stop()

@@ -1,0 +1,250 @@
+"""Outbound delivery: routing through the loopback DNS, attempts against a real SMTP
+peer (aiosmtpd) on loopback, retries driven by a controllable clock, DSNs."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import email
+import email.policy
+import random
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from mailwright.address import parse_mailbox
+from mailwright.dns import Resolver
+from mailwright.events.log import EventLog
+from mailwright.queue import dsn
+from mailwright.queue.routing import PermanentRouteError, route
+from mailwright.queue.runner import QueueRunner
+from mailwright.store.base import Delivery, QueuedRecipient, RemoteRecipient
+from mailwright.store.sqlite import SQLiteStore
+
+from ..conftest import free_port, loopback_dns
+from .session_harness import make_config
+
+PEER_ZONE = """$TTL 60
+@        IN SOA ns.peer.test. h.peer.test. 1 3600 600 86400 60
+@        IN MX  10 mx1.peer.test.
+@        IN MX  10 mx2.peer.test.
+@        IN MX  20 backup.peer.test.
+mx1      IN A   127.0.0.1
+mx2      IN A   127.0.0.1
+backup   IN A   127.0.0.1
+implicit IN A   127.0.0.1
+nullmx   IN MX  0 .
+dangling IN MX  10 nowhere.peer.test.
+"""
+
+
+class Peer:
+    """A scriptable SMTP server: answers per recipient from a dict, records messages."""
+
+    def __init__(self):
+        self.rcpt_replies: dict[str, list[str]] = {}
+        self.received: list[tuple[str, list[str], bytes]] = []
+        self.port = free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        script = self.rcpt_replies.get(address)
+        if script:
+            reply = script.pop(0) if len(script) > 1 else script[0]
+            if not reply.startswith("250"):
+                return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received.append((envelope.mail_from, list(envelope.rcpt_tos),
+                              envelope.original_content))
+        return "250 2.0.0 accepted"
+
+
+@pytest.fixture(scope="module")
+def dns_port():
+    server = loopback_dns()
+    server.add_zone("peer.test", PEER_ZONE)
+    return server.port
+
+
+@pytest.fixture
+def peer():
+    p = Peer()
+    p.controller.start()
+    yield p
+    p.controller.stop()
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def world(tmp_path, dns_port, peer):
+    store = SQLiteStore(tmp_path)
+    store.add_domain("home.test")
+    store.add_account(parse_mailbox("sender@home.test"), "password-1")
+    clock = Clock()
+    cfg = make_config()
+    cfg = dataclasses.replace(cfg, hostname="mx.home.test",
+                              queue=dataclasses.replace(cfg.queue, port=peer.port, timeout=5))
+    runner = QueueRunner(cfg, store, Resolver(["127.0.0.1"], port=dns_port, timeout=2),
+                         EventLog(None), clock=clock)
+    yield store, runner, clock, peer
+    store.close()
+
+
+def enqueue(store, clock, rcpts: list[str], body=b"Subject: hello\r\n\r\nbody\r\n",
+            notify=None, ret=None, envid=None, mail_from="sender@home.test") -> str:
+    message_id = f"Q{random.getrandbits(32):08X}"
+    asyncio.run(store.deliver(Delivery(
+        message_id=message_id, mail_from=mail_from,
+        remote=[RemoteRecipient(r, notify) for r in rcpts], relay_content=body,
+        ret=ret, envid=envid)))
+    # The store stamps real time; move "created" onto the test clock.
+    store._write(lambda c: c.execute("UPDATE queue SET created=? WHERE message_id=?",
+                                     (clock.now, message_id)))
+    store._write(lambda c: c.execute(
+        "UPDATE queue_recipients SET next_attempt=? WHERE queue_id=(SELECT id FROM queue "
+        "WHERE message_id=?)", (clock.now, message_id)))
+    return message_id
+
+
+def sender_inbox(store) -> list[bytes]:
+    return [store.read_blob(r["blob"])
+            for r in store.mailbox_messages(parse_mailbox("sender@home.test"))]
+
+
+# --- routing --------------------------------------------------------------------
+def test_route_mx_order_and_shuffle(dns_port):
+    resolver = Resolver(["127.0.0.1"], port=dns_port, timeout=2)
+    seen = set()
+    for seed in range(20):
+        hops = asyncio.run(route(resolver, "peer.test", random.Random(seed)))
+        assert hops[-1].host == "backup.peer.test"
+        seen.add(tuple(h.host for h in hops[:2]))
+    assert seen == {("mx1.peer.test", "mx2.peer.test"), ("mx2.peer.test", "mx1.peer.test")}
+
+
+def test_route_implicit_null_and_missing(dns_port):
+    resolver = Resolver(["127.0.0.1"], port=dns_port, timeout=2)
+    hops = asyncio.run(route(resolver, "implicit.peer.test"))
+    assert [(h.host, h.addresses) for h in hops] == [("implicit.peer.test", ("127.0.0.1",))]
+    for domain, status in (("nullmx.peer.test", "5.1.10"), ("nope.peer.test", "5.1.2"),
+                           ("dangling.peer.test", "5.4.4")):
+        with pytest.raises(PermanentRouteError) as e:
+            asyncio.run(route(resolver, domain))
+        assert e.value.status == status
+
+
+# --- delivery, retry, bounce ---------------------------------------------------------
+def test_delivered_to_peer_with_envelope(world):
+    store, runner, clock, peer = world
+    enqueue(store, clock, ["rcpt@peer.test", "other@peer.test"])
+    assert asyncio.run(runner.run_once()) == 1
+    [(mail_from, rcpts, content)] = peer.received
+    assert mail_from == "sender@home.test"
+    assert sorted(rcpts) == ["other@peer.test", "rcpt@peer.test"]
+    assert content == b"Subject: hello\r\n\r\nbody\r\n"
+    assert store.queue_messages() == []
+    assert sender_inbox(store) == []              # no DSN unless asked
+
+
+def test_451_then_250_after_backoff(world):
+    store, runner, clock, peer = world
+    # Three MX hosts, all this peer: each defers once, so the first run defers.
+    peer.rcpt_replies["slow@peer.test"] = ["451 4.7.1 try later"] * 3 + ["250 OK"]
+    mid = enqueue(store, clock, ["slow@peer.test"])
+    asyncio.run(runner.run_once())
+    assert peer.received == []
+    [r] = store.queue_message(mid).recipients
+    assert r.state == "deferred" and r.last_reply.startswith("451 4.7.1")
+    assert r.next_attempt == pytest.approx(clock.now + 300)
+    assert asyncio.run(runner.run_once()) == 0          # not due yet
+    clock.now += 301
+    assert asyncio.run(runner.run_once()) == 1
+    assert store.queue_message(mid) is None
+    assert peer.received[-1][1] == ["slow@peer.test"]
+
+
+def test_550_bounces_with_dsn_to_sender(world):
+    store, runner, clock, peer = world
+    peer.rcpt_replies["gone@peer.test"] = ["550 5.1.1 no such user"]
+    body = b"Subject: lost\r\nX-Test: 1\r\n\r\nthe original \xc3\xa4\r\n"
+    enqueue(store, clock, ["gone@peer.test", "fine@peer.test"], body=body, envid="ENV-7")
+    asyncio.run(runner.run_once())
+    assert [r for _, r, _ in peer.received] == [["fine@peer.test"]]
+    [report] = sender_inbox(store)
+    assert report.startswith(b"Return-Path: <>\r\n")
+    msg = email.message_from_bytes(report, policy=email.policy.default)
+    assert msg.get_content_type() == "multipart/report"
+    assert msg["Subject"] == "Undelivered Mail Returned to Sender"
+    human, status, original = msg.get_payload()
+    fields = status.get_payload()
+    assert fields[0]["Reporting-MTA"] == "dns; mx.home.test"
+    assert fields[0]["Original-Envelope-Id"] == "ENV-7"
+    assert fields[1]["Final-Recipient"] == "rfc822; gone@peer.test"
+    assert fields[1]["Action"] == "failed" and fields[1]["Status"] == "5.1.1"
+    assert fields[1]["Diagnostic-Code"].startswith("smtp; 550 5.1.1")
+    assert len(fields) == 2                       # the delivered one is not reported
+    assert body in report                         # the whole original, byte for byte
+
+
+def test_never_bounce_a_bounce_and_notify_never(world):
+    store, runner, clock, peer = world
+    peer.rcpt_replies["gone@peer.test"] = ["550 5.1.1 no such user"]
+    enqueue(store, clock, ["gone@peer.test"], mail_from="")
+    enqueue(store, clock, ["gone@peer.test"], notify="NEVER")
+    asyncio.run(runner.run_once())
+    assert sender_inbox(store) == []
+    assert store.queue_messages() == []
+
+
+def test_notify_success_and_ret_hdrs(world):
+    store, runner, clock, peer = world
+    enqueue(store, clock, ["fine@peer.test"], notify="SUCCESS", ret="HDRS",
+            body=b"Subject: tell me\r\n\r\nsecret body\r\n")
+    asyncio.run(runner.run_once())
+    [report] = sender_inbox(store)
+    msg = email.message_from_bytes(report, policy=email.policy.default)
+    _, status, returned = msg.get_payload()
+    assert status.get_payload()[1]["Action"] == "delivered"
+    assert returned.get_content_type() == "text/rfc822-headers"
+    assert b"secret body" not in report
+
+
+def test_unreachable_host_defers_then_gives_up(world):
+    store, runner, clock, peer = world
+    runner.settings = dataclasses.replace(runner.settings, port=free_port())   # nobody there
+    mid = enqueue(store, clock, ["x@peer.test"])
+    asyncio.run(runner.run_once())
+    [r] = store.queue_message(mid).recipients
+    assert r.state == "deferred" and r.last_reply.startswith("451 4.4.1")
+    clock.now += runner.settings.max_age + 1
+    asyncio.run(runner.run_once())
+    assert store.queue_message(mid) is None
+    [report] = sender_inbox(store)
+    assert b"gave up after 5 days" in report
+
+
+def test_null_mx_bounces_at_once(world):
+    store, runner, clock, _ = world
+    enqueue(store, clock, ["x@nullmx.peer.test"])
+    asyncio.run(runner.run_once())
+    [report] = sender_inbox(store)
+    assert b"Status: 5.1.10" in report
+
+
+def test_dsn_notify_rules():
+    r = QueuedRecipient(1, "a@b.test", None, None, "pending", 0, 0.0, None)
+    assert dsn.wanted(r, "failed") and dsn.wanted(r, "delayed") and not dsn.wanted(r, "delivered")
+    never = dataclasses.replace(r, notify="NEVER")
+    assert not dsn.wanted(never, "failed")
+    success = dataclasses.replace(r, notify="SUCCESS")
+    assert dsn.wanted(success, "delivered") and not dsn.wanted(success, "failed")
