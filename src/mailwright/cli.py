@@ -165,6 +165,79 @@ def cmd_alias(args) -> int:
     return 0
 
 
+def cmd_queue(args) -> int:
+    import time
+
+    from rich.console import Console
+    from rich.table import Table
+    console = Console()
+    with _store(args) as store:
+        if args.action == "list":
+            messages = store.queue_messages()
+            table = Table(title=f"{len(messages)} queued message(s)")
+            for col in ("ID", "AGE", "SIZE", "FROM", "RECIPIENTS"):
+                table.add_column(col)
+            by_state: dict[str, int] = {}
+            for m in messages:
+                for r in m.recipients:
+                    by_state[r.state] = by_state.get(r.state, 0) + 1
+                table.add_row(m.message_id, _age(time.time() - m.created), str(m.size),
+                              m.mail_from or "<>",
+                              "\n".join(f"{r.address} ({r.state})" for r in m.recipients))
+            console.print(table)
+            by_domain: dict[str, int] = {}
+            for m in messages:
+                for r in m.recipients:
+                    domain = r.address.rpartition("@")[2]
+                    by_domain[domain] = by_domain.get(domain, 0) + 1
+            if messages:
+                console.print("by state: " + ", ".join(f"{k} {v}" for k, v in sorted(
+                    by_state.items())))
+                console.print("by destination: " + ", ".join(
+                    f"{k} {v}" for k, v in sorted(by_domain.items(), key=lambda kv: -kv[1])))
+        elif args.action == "show":
+            m = store.queue_message(args.id)
+            if m is None:
+                raise CliError(f"no queued message {args.id} (see: mailwright queue list)")
+            console.print(f"message {m.message_id}: from <{m.mail_from}>, {m.size} octets, "
+                          f"queued {_age(time.time() - m.created)} ago"
+                          + (f", ENVID {m.envid}" if m.envid else "")
+                          + (f", RET={m.ret}" if m.ret else ""))
+            table = Table()
+            for col in ("RECIPIENT", "STATE", "ATTEMPTS", "NEXT", "LAST REPLY"):
+                table.add_column(col)
+            for r in m.recipients:
+                due = _age(r.next_attempt - time.time()) if r.state == "deferred" else ""
+                table.add_row(r.address, r.state, str(r.attempts), due, r.last_reply or "")
+            console.print(table)
+        elif args.action == "delete":
+            if not store.queue_delete(args.id):
+                raise CliError(f"no queued message {args.id}")
+            print(f"deleted {args.id}")
+        else:
+            target = None if args.action == "flush" or args.all else args.id
+            if target is None and args.action in ("hold", "release", "retry") and not args.all:
+                raise CliError(f"queue {args.action} needs a message ID or --all")
+            state = "held" if args.action == "hold" else "pending"
+            n = store.queue_set_state(target, state, time.time())
+            verb = {"hold": "held", "release": "released"}.get(args.action, "due now")
+            print(f"{n} recipient(s) {verb}"
+                  + ("; a running server picks them up within [queue] interval"
+                     if verb != "held" else ""))
+    return 0
+
+
+def _age(seconds: float) -> str:
+    s = max(0, int(seconds))
+    if s >= 86400:
+        return f"{s // 86400}d{s % 86400 // 3600}h"
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60}s"
+    return f"{s}s"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: so that the subcommand's copy of --config does not reset the top level's.
@@ -216,6 +289,20 @@ def build_parser() -> argparse.ArgumentParser:
     ar = asub.add_parser("remove", parents=[common])
     ar.add_argument("source")
     a.set_defaults(fn=cmd_alias)
+
+    q = sub.add_parser("queue", parents=[common], help="inspect and manage the outbound queue")
+    qsub = q.add_subparsers(dest="action", required=True)
+    qsub.add_parser("list", parents=[common], help="queued messages and a summary")
+    qsub.add_parser("flush", parents=[common], help="make every waiting recipient due now")
+    for name, text in (("show", "one message and its recipients"),
+                       ("delete", "remove a message from the queue (no bounce)")):
+        qsub.add_parser(name, parents=[common], help=text).add_argument("id")
+    for name, text in (("hold", "stop delivery attempts"), ("release", "resume held mail"),
+                       ("retry", "try again now")):
+        x = qsub.add_parser(name, parents=[common], help=text)
+        x.add_argument("id", nargs="?")
+        x.add_argument("--all", action="store_true")
+    q.set_defaults(fn=cmd_queue)
     return p
 
 

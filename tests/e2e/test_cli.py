@@ -170,3 +170,33 @@ def test_several_worker_processes(tmp_path):
                 "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
     finally:
         srv.stop()
+
+
+def test_queue_commands(tmp_path):
+    import asyncio
+
+    from mailwright.store.base import Delivery, RemoteRecipient
+    srv = MailServer(tmp_path)
+    srv.cli("domain", "add", "example.test")
+    store = srv.store()
+    try:
+        asyncio.run(store.deliver(Delivery(
+            message_id="QTEST1", mail_from="a@example.test",
+            remote=[RemoteRecipient("x@far.test"), RemoteRecipient("y@near.test")],
+            relay_content=b"Subject: q\r\n\r\nx\r\n")))
+    finally:
+        store.close()
+    listing = srv.cli("queue", "list").stdout
+    assert "QTEST1" in listing and "x@far.test (pending)" in listing
+    assert "by destination:" in listing
+    assert "x@far.test" in srv.cli("queue", "show", "QTEST1").stdout
+    assert "2 recipient(s) held" in srv.cli("queue", "hold", "QTEST1").stdout
+    assert "(held)" in srv.cli("queue", "list").stdout
+    assert "2 recipient(s) released" in srv.cli("queue", "release", "--all").stdout
+    assert "due now" in srv.cli("queue", "flush").stdout
+    res = srv.cli("queue", "retry", check=False)
+    assert res.returncode == 1 and "needs a message ID or --all" in res.stderr
+    res = srv.cli("queue", "show", "NOPE", check=False)
+    assert res.returncode == 1 and "no queued message NOPE" in res.stderr
+    assert "deleted QTEST1" in srv.cli("queue", "delete", "QTEST1").stdout
+    assert "0 queued message(s)" in srv.cli("queue", "list").stdout
