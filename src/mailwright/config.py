@@ -105,6 +105,18 @@ class QueueSettings:
 
 
 @dataclass(frozen=True)
+class RelayhostSettings:
+    # Send all outbound mail through this server instead of MX hosts (networks
+    # whose port 25 is blocked): submission with STARTTLS on 587, or 465.
+    host: str = ""                   # "": deliver by MX
+    port: int = 587
+    tls: str = "starttls"            # starttls (required) | implicit
+    username: str = ""
+    password_file: str = ""          # file holding the password (not the config)
+    verify_certificate: bool = True
+
+
+@dataclass(frozen=True)
 class DNSSettings:
     # Empty: the system's resolvers (/etc/resolv.conf). Tests point this at a
     # loopback server; DANE needs a validating resolver here (RFC 7672 §2.1).
@@ -138,6 +150,8 @@ class Config:
     pop3: Pop3Settings = field(default_factory=Pop3Settings)
     dns: DNSSettings = field(default_factory=DNSSettings)
     queue: QueueSettings = field(default_factory=QueueSettings)
+    relayhost: RelayhostSettings = field(default_factory=RelayhostSettings)
+    relayhost_password: str = ""
     demo: DemoSettings = field(default_factory=DemoSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
@@ -256,7 +270,7 @@ def parse(text: str, path: str = "<config>") -> Config:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     r = _Reader(path, text)
     top_level = {"hostname", "data_dir", "listeners", "workers", "tls", "limits", "auth",
-                 "submission", "pop3", "dns", "queue", "demo", "log"}
+                 "submission", "pop3", "dns", "queue", "relayhost", "demo", "log"}
     for key in data:
         if key not in top_level:
             raise r.error(key, f"unknown key (known: {', '.join(sorted(top_level))})")
@@ -318,6 +332,19 @@ def parse(text: str, path: str = "<config>") -> Config:
                  "max_connections", "max_connections_per_ip", "max_errors"):
         if getattr(limits, name) < 1:
             raise r.error(f"limits.{name}", "must be at least 1")
+    relayhost = r.section(data, "relayhost", RelayhostSettings)
+    if relayhost.tls not in ("starttls", "implicit"):
+        raise r.error("relayhost.tls", f"expected starttls or implicit, got {relayhost.tls!r}")
+    relay_password = ""
+    if relayhost.password_file:
+        secret = base / relayhost.password_file
+        try:
+            relay_password = secret.read_text().strip()
+        except OSError as e:
+            raise r.error("relayhost.password_file", f"cannot read {secret}: {e.strerror}") \
+                from None
+    if relayhost.username and not relay_password:
+        raise r.error("relayhost.username", "set password_file too")
     log = r.section(data, "log", LogSettings)
     if log.level not in ("debug", "info", "warning", "error"):
         raise r.error("log.level", f"expected debug, info, warning or error, got {log.level!r}")
@@ -329,5 +356,6 @@ def parse(text: str, path: str = "<config>") -> Config:
         pop3=r.section(data, "pop3", Pop3Settings),
         dns=_dns_settings(r, data),
         queue=r.section(data, "queue", QueueSettings),
+        relayhost=relayhost, relayhost_password=relay_password,
         demo=r.section(data, "demo", DemoSettings), log=log,
     )

@@ -73,3 +73,41 @@ def test_mail_from_a_to_b_and_bounce_back(tmp_path):
     finally:
         a.stop()
         b.stop()
+
+
+def test_relayhost_with_auth_on_587_and_465(tmp_path):
+    """A sends everything through B's submission port (STARTTLS + AUTH, then 465)."""
+    (tmp_path / "b").mkdir()
+    b = MailServer(tmp_path / "b", host="127.0.0.3",
+                   extra="[submission]\nenforce_sender = false\n")
+    b.cli("domain", "add", "b.test")
+    b.add_user("bob@b.test")
+    b.add_user("relay@b.test")
+    b.start()
+    secret = tmp_path / "relay.secret"
+    secret.write_text(PASSWORD + "\n")
+    try:
+        for port_role, tls in (("submission", "starttls"), ("submissions", "implicit")):
+            a_dir = tmp_path / f"a-{port_role}"
+            a_dir.mkdir()
+            a = MailServer(a_dir, host="127.0.0.2", extra=(
+                f'[relayhost]\nhost = "127.0.0.3"\nport = {b.ports[port_role]}\n'
+                f'tls = "{tls}"\nusername = "relay@b.test"\npassword_file = "{secret}"\n'
+                "verify_certificate = false\n[queue]\ninterval = 1.0\n"))
+            a.cli("domain", "add", "a.test")
+            a.add_user("alice@a.test")
+            a.start()
+            try:
+                ctx = ssl._create_unverified_context()
+                with smtplib.SMTP_SSL("127.0.0.2", a.ports["submissions"], context=ctx,
+                                      timeout=30) as s:
+                    s.login("alice@a.test", PASSWORD)
+                    s.sendmail("alice@a.test", ["bob@b.test"],
+                               f"Subject: via {port_role}\r\n\r\nrelayed\r\n")
+                msg = wait_for(lambda: [m for m in b.inbox("bob@b.test")
+                                        if f"via {port_role}".encode() in m])[0]
+                assert b"with ESMTPSA" in msg        # authenticated, over TLS
+            finally:
+                a.stop()
+    finally:
+        b.stop()

@@ -7,6 +7,8 @@ and timeout into a per-recipient outcome: delivered, deferred or bounced.
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import ssl
 from dataclasses import dataclass
 
@@ -22,6 +24,18 @@ class Outcome:
     state: str          # delivered | deferred | bounced
     reply: str          # "250 2.0.0 ok" or our own "451 4.4.1 connection failed: ..."
     remote: str = ""    # host [ip] that gave it
+
+
+@dataclass(frozen=True)
+class Transport:
+    """How to talk to the next hop: MX delivery, or a smarthost (relayhost)."""
+    tls: str = "opportunistic"     # opportunistic | starttls (required) | implicit (465)
+    username: str = ""             # AUTH when set (only ever over TLS)
+    password: str = ""
+    verify: bool = False           # check the certificate (a smarthost has a real one)
+
+
+MX_TRANSPORT = Transport()
 
 
 def _opportunistic_tls() -> ssl.SSLContext:
@@ -43,21 +57,48 @@ def _xtext(text: str) -> str:
                    for c in text)
 
 
+class _Defer(Exception):
+    pass
+
+
 async def attempt(*, ip: str, port: int, host: str, helo: str, message: QueuedMessage,
-                  recipients: list[QueuedRecipient], content: bytes,
-                  timeout: float, source_address: str = "") -> dict[int, Outcome]:
+                  recipients: list[QueuedRecipient], content: bytes, timeout: float,
+                  source_address: str = "",
+                  transport: Transport = MX_TRANSPORT) -> dict[int, Outcome]:
     """Try to hand `content` to one server for `recipients`: an outcome for each."""
     remote = f"{host} [{ip}]"
-    smtp = aiosmtplib.SMTP(hostname=ip, port=port, local_hostname=helo, timeout=timeout,
-                           start_tls=False,
-                           source_address=(source_address, 0) if source_address else None)
+    tls_context = ssl.create_default_context() if transport.verify else _opportunistic_tls()
+    implicit = transport.tls == "implicit"
+    try:
+        # We connect the socket ourselves: to the address our resolver chose, from
+        # our source address, while TLS (SNI, certificate check) uses the host name.
+        sock = await _connect(ip, port, source_address, timeout)
+    except (OSError, TimeoutError) as e:
+        reply = f"451 4.4.1 {remote}: cannot connect: {e.__class__.__name__}: {e}"
+        return {r.id: Outcome(DEFERRED, reply, remote) for r in recipients}
+    smtp = aiosmtplib.SMTP(hostname=host, sock=sock, local_hostname=helo, timeout=timeout,
+                           start_tls=False, use_tls=implicit,
+                           tls_context=tls_context if implicit else None)
     try:
         await smtp.connect()
         await smtp.ehlo()
-        if smtp.supports_extension("starttls"):
-            await smtp.starttls(tls_context=_opportunistic_tls(), server_hostname=host)
-            await smtp.ehlo()
+        if not implicit:
+            if smtp.supports_extension("starttls"):
+                await smtp.starttls(tls_context=tls_context, server_hostname=host)
+                await smtp.ehlo()
+            elif transport.tls == "starttls":
+                # Required TLS is never downgraded to plaintext: wait and retry.
+                raise _Defer(f"451 4.7.4 {remote} does not offer STARTTLS")
+        if transport.username:
+            try:
+                await smtp.login(transport.username, transport.password)
+            except aiosmtplib.SMTPAuthenticationError as e:
+                # Our credentials are wrong: the admin must fix them; keep the mail.
+                raise _Defer(f"451 4.7.0 authentication at {remote} failed: "
+                             f"{e.code} {e.message}") from None
         return await _transaction(smtp, message, recipients, content, remote)
+    except _Defer as e:
+        outcome = Outcome(DEFERRED, str(e), remote)
     except aiosmtplib.SMTPResponseException as e:
         outcome = Outcome(_state(e.code), f"{e.code} {e.message}", remote)
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as e:
@@ -69,6 +110,21 @@ async def attempt(*, ip: str, port: int, host: str, helo: str, message: QueuedMe
             except (aiosmtplib.SMTPException, OSError, TimeoutError):
                 smtp.close()
     return {r.id: outcome for r in recipients}
+
+
+async def _connect(ip: str, port: int, source_address: str, timeout: float) -> socket.socket:
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        if source_address:
+            sock.bind((source_address, 0))
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (ip, port)),
+                               timeout)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 async def _transaction(smtp: aiosmtplib.SMTP, message: QueuedMessage,

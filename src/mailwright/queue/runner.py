@@ -12,20 +12,29 @@ twice, never lose it (the usual MTA trade, RFC 5321 §6.1).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from collections.abc import Callable
 
 from ..address import AddressError, parse_mailbox
 from ..config import Config
-from ..dns import Resolver, TempFailure
+from ..dns import NXDomain, Resolver, TempFailure
 from ..events.log import EventLog
 from ..store.base import Delivery, MailStore, QueuedMessage, RecipientUpdate, RemoteRecipient
 from . import dsn
-from .client import BOUNCED, DEFERRED, DELIVERED, Outcome, attempt
-from .routing import PermanentRouteError, route
+from .client import BOUNCED, DEFERRED, DELIVERED, MX_TRANSPORT, Outcome, Transport, attempt
+from .routing import Hop, PermanentRouteError, route
 
 log = logging.getLogger("mailwright.queue")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
 
 
 class QueueRunner:
@@ -96,10 +105,25 @@ class QueueRunner:
         if notices and message.mail_from:        # never bounce a bounce (RFC 3464 §2)
             await self._notify(message, notices, content)
 
+    async def _hops(self, domain: str) -> tuple[list[Hop], int, Transport]:
+        relay = self.config.relayhost
+        if relay.host:
+            try:
+                addresses = (relay.host,) if _is_ip(relay.host) else \
+                    tuple(await self.resolver.addresses(relay.host))
+            except NXDomain:
+                addresses = ()
+            if not addresses:
+                raise TempFailure(f"relayhost {relay.host} has no address")
+            transport = Transport(relay.tls, relay.username, self.config.relayhost_password,
+                                  relay.verify_certificate)
+            return [Hop(relay.host, addresses)], relay.port, transport
+        return await route(self.resolver, domain), self.settings.port, MX_TRANSPORT
+
     async def _deliver_domain(self, message: QueuedMessage, domain: str, recipients: list,
                               content: bytes) -> dict[int, Outcome]:
         try:
-            hops = await route(self.resolver, domain)
+            hops, port, transport = await self._hops(domain)
         except PermanentRouteError as e:
             return {r.id: Outcome(BOUNCED, f"550 {e.status} {e.text}") for r in recipients}
         except TempFailure as e:
@@ -109,7 +133,7 @@ class QueueRunner:
         remaining = list(recipients)
         for hop in hops:
             for ip in hop.addresses:
-                result = await attempt(ip=ip, port=self.settings.port, host=hop.host,
+                result = await attempt(ip=ip, port=port, host=hop.host, transport=transport,
                                        helo=self.config.hostname, message=message,
                                        recipients=remaining, content=content,
                                        timeout=self.settings.timeout,
