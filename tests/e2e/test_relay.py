@@ -104,8 +104,9 @@ def test_relayhost_with_auth_on_587_and_465(tmp_path):
                     s.login("alice@a.test", PASSWORD)
                     s.sendmail("alice@a.test", ["bob@b.test"],
                                f"Subject: via {port_role}\r\n\r\nrelayed\r\n")
-                msg = wait_for(lambda: [m for m in b.inbox("bob@b.test")
-                                        if f"via {port_role}".encode() in m])[0]
+                marker = f"via {port_role}".encode()
+                msg = wait_for(lambda m=marker: [x for x in b.inbox("bob@b.test")
+                                                 if m in x])[0]
                 assert b"with ESMTPSA" in msg        # authenticated, over TLS
             finally:
                 a.stop()
