@@ -101,6 +101,7 @@ class QueueSettings:
     first_retry: float = 300.0       # seconds after the first temporary failure; doubles
     max_retry: float = 14400.0       # cap on the retry interval
     max_age: float = 432000.0        # give up (bounce) after this long: 5 days
+    delay_warning: float = 14400.0   # tell the sender mail is delayed after this (0: never)
     timeout: float = 300.0           # per SMTP command (RFC 5321 §4.5.3.2 allows more)
 
 

@@ -248,3 +248,20 @@ def test_dsn_notify_rules():
     assert not dsn.wanted(never, "failed")
     success = dataclasses.replace(r, notify="SUCCESS")
     assert dsn.wanted(success, "delivered") and not dsn.wanted(success, "failed")
+
+
+def test_delay_warning_once(world):
+    store, runner, clock, peer = world
+    runner.settings = dataclasses.replace(runner.settings, port=free_port())   # nobody there
+    mid = enqueue(store, clock, ["late@peer.test"])
+    asyncio.run(runner.run_once())
+    assert sender_inbox(store) == []                  # too early to warn
+    clock.now += runner.settings.delay_warning + 1
+    asyncio.run(runner.run_once())
+    [warning] = sender_inbox(store)
+    assert b"Subject: Delivery Status Notification (Delay)" in warning
+    assert b"Action: delayed" in warning and b"Status: 4.4.1" in warning
+    clock.now += runner.settings.max_retry + 1
+    asyncio.run(runner.run_once())
+    assert len(sender_inbox(store)) == 1               # not twice
+    assert store.queue_message(mid).recipients[0].delay_warned

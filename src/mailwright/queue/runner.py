@@ -93,12 +93,17 @@ class QueueRunner:
                 outcome = Outcome(BOUNCED, f"{outcome.reply} (gave up after "
                                   f"{self.settings.max_age / 86400:g} days)", outcome.remote)
             delay = min(self.settings.first_retry * 2 ** r.attempts, self.settings.max_retry)
+            # RFC 3464 §2.3.3 "delayed": once per recipient, after delay_warning.
+            warn = (state == DEFERRED and not r.delay_warned and self.settings.delay_warning > 0
+                    and now - message.created >= self.settings.delay_warning)
             updates.append(RecipientUpdate(r.id, state, outcome.reply,
-                                           now + delay if state == DEFERRED else now))
+                                           now + delay if state == DEFERRED else now, warn))
             self.events.emit(state, None, message.message_id, rcpt=r.address,
                              remote=outcome.remote, reply=outcome.reply,
                              attempt=r.attempts + 1)
             action = {BOUNCED: "failed", DELIVERED: "delivered"}.get(state)
+            if warn:
+                action = "delayed"
             if action and dsn.wanted(r, action):
                 notices.append(dsn.Notice(r, action, outcome.reply, outcome.remote))
         await self.store.queue_update(message.id, updates)

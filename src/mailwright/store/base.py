@@ -81,6 +81,7 @@ class QueuedRecipient:
     attempts: int
     next_attempt: float
     last_reply: str | None
+    delay_warned: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class RecipientUpdate:
     state: str              # delivered | deferred | bounced
     reply: str
     next_attempt: float = 0.0
+    delay_warned: bool = False
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,8 @@ CREATE TABLE IF NOT EXISTS queue_recipients (
     state TEXT NOT NULL DEFAULT 'pending',
     next_attempt REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    last_reply TEXT
+    last_reply TEXT,
+    delay_warned INTEGER NOT NULL DEFAULT 0  -- a "delayed" DSN was sent (RFC 3464)
 );
 CREATE INDEX IF NOT EXISTS queue_recipients_due ON queue_recipients (state, next_attempt);
 

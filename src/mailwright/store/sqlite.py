@@ -59,6 +59,7 @@ MAX_BATCH = 512
 ADDED_COLUMNS = (
     ("domains", "pop3_expire_days", "INTEGER"),
     ("messages", "pop3_retrieved", "REAL"),
+    ("queue_recipients", "delay_warned", "INTEGER NOT NULL DEFAULT 0"),
 )
 MAX_ALIAS_DEPTH = 8
 
@@ -518,7 +519,7 @@ class SQLiteStore(MailStore):
     def _queue_rows(self, where: str, args: tuple) -> list[QueuedMessage]:
         rows = self.conn.execute(
             f"SELECT {self._QUEUE_COLUMNS}, r.id, r.address, r.notify, r.orcpt, r.state, "
-            f"r.attempts, r.next_attempt, r.last_reply FROM queue q "
+            f"r.attempts, r.next_attempt, r.last_reply, r.delay_warned FROM queue q "
             f"JOIN queue_recipients r ON r.queue_id=q.id {where} ORDER BY q.id, r.id",
             args).fetchall()
         out: dict[int, QueuedMessage] = {}
@@ -526,7 +527,7 @@ class SQLiteStore(MailStore):
             msg = out.get(row[0])
             if msg is None:
                 msg = out[row[0]] = QueuedMessage(*row[:6], bool(row[6]), *row[7:10], [])
-            msg.recipients.append(QueuedRecipient(*row[10:]))
+            msg.recipients.append(QueuedRecipient(*row[10:18], bool(row[18])))
         return list(out.values())
 
     def queue_due(self, now: float, limit: int = 100) -> list[QueuedMessage]:
@@ -552,9 +553,10 @@ class SQLiteStore(MailStore):
         def job(c: sqlite3.Connection) -> tuple[bool, list[str]]:
             c.executemany(
                 "UPDATE queue_recipients SET state=?, last_reply=?, next_attempt=?, "
-                "attempts=attempts+1 WHERE id=? AND queue_id=?",
-                [(u.state, u.reply, u.next_attempt, u.recipient_id, queue_id)
-                 for u in updates])
+                "attempts=attempts+1, delay_warned=max(delay_warned, ?) "
+                "WHERE id=? AND queue_id=?",
+                [(u.state, u.reply, u.next_attempt, int(u.delay_warned), u.recipient_id,
+                  queue_id) for u in updates])
             return _drop_if_final(c, queue_id)
         done, files = await self._writer.submit_async(job)
         await self._unlink(files)
