@@ -265,3 +265,55 @@ def test_delay_warning_once(world):
     asyncio.run(runner.run_once())
     assert len(sender_inbox(store)) == 1               # not twice
     assert store.queue_message(mid).recipients[0].delay_warned
+
+
+class SevenBitPeer:
+    """A bare RFC 5321 server without 8BITMIME (nor STARTTLS, DSN, SMTPUTF8)."""
+
+    def __init__(self):
+        import socketserver
+        import threading
+        received = self.received = []
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                w = self.wfile.write
+                w(b"220 seven-bit peer\r\n")
+                while line := self.rfile.readline():
+                    verb = line[:4].upper()
+                    if verb == b"EHLO":
+                        w(b"250-peer\r\n250 SIZE 10000000\r\n")
+                    elif verb == b"DATA":
+                        w(b"354 go\r\n")
+                        data = b""
+                        while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
+                            data += chunk
+                        received.append(data)
+                        w(b"250 ok\r\n")
+                    elif verb == b"QUIT":
+                        w(b"221 bye\r\n")
+                        return
+                    else:
+                        w(b"250 ok\r\n")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_8bit_converted_for_a_peer_without_8bitmime(world):
+    store, runner, clock, _ = world
+    peer = SevenBitPeer()
+    runner.settings = dataclasses.replace(runner.settings, port=peer.port)
+    body = ("Subject: 8bit\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            "Content-Transfer-Encoding: 8bit\r\n\r\nGrüße\r\n").encode()
+    enqueue(store, clock, ["seven@peer.test"], body=body)
+    enqueue(store, clock, ["seven@peer.test"], body="Subject: Grüße\r\n\r\nx\r\n".encode())
+    asyncio.run(runner.run_once())
+    peer.server.shutdown()
+    [sent] = peer.received
+    assert max(sent) < 128 and b"Content-Transfer-Encoding: quoted-printable" in sent
+    assert email.message_from_bytes(sent).get_payload(decode=True) == "Grüße\r\n".encode()
+    [report] = sender_inbox(store)                 # the 8-bit header one bounced
+    assert b"Status: 5.6.3" in report

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from ..store.base import QueuedMessage, QueuedRecipient
+from .downgrade import ConversionImpossible, is_8bit, to_7bit
 
 DELIVERED, DEFERRED, BOUNCED = "delivered", "deferred", "bounced"
 
@@ -136,6 +137,14 @@ async def _transaction(smtp: aiosmtplib.SMTP, message: QueuedMessage,
         bounce = Outcome(BOUNCED, "553 5.6.7 the receiving server does not support SMTPUTF8",
                          remote)
         return {r.id: bounce for r in recipients}
+    if not smtp.supports_extension("8bitmime") and is_8bit(content):
+        try:
+            content = to_7bit(content)
+        except ConversionImpossible as e:
+            bounce = Outcome(BOUNCED, f"554 5.6.3 the receiving server does not support "
+                                      f"8BITMIME and the message cannot be converted: {e}",
+                             remote)
+            return {r.id: bounce for r in recipients}
     options = []
     if smtp.supports_extension("size"):
         options.append(f"SIZE={len(content)}")
