@@ -97,7 +97,8 @@ class QueueSettings:
     port: int = 25                   # the remote SMTP port (tests point it elsewhere)
     source_address: str = ""         # bind outgoing connections to this IP ("": any)
     interval: float = 30.0           # seconds between queue scans when nothing wakes it
-    concurrency: int = 20            # messages in delivery at once
+    concurrency: int = 20            # destination domains in delivery at once
+    per_destination: int = 5         # connections to one destination at once
     first_retry: float = 300.0       # seconds after the first temporary failure; doubles
     max_retry: float = 14400.0       # cap on the retry interval
     max_age: float = 432000.0        # give up (bounce) after this long: 5 days

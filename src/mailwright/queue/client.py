@@ -62,55 +62,94 @@ class _Defer(Exception):
     pass
 
 
-async def attempt(*, ip: str, port: int, host: str, helo: str, message: QueuedMessage,
-                  recipients: list[QueuedRecipient], content: bytes, timeout: float,
-                  source_address: str = "",
-                  transport: Transport = MX_TRANSPORT) -> dict[int, Outcome]:
-    """Try to hand `content` to one server for `recipients`: an outcome for each."""
-    remote = f"{host} [{ip}]"
-    tls_context = ssl.create_default_context() if transport.verify else _opportunistic_tls()
-    implicit = transport.tls == "implicit"
-    try:
-        # We connect the socket ourselves: to the address our resolver chose, from
-        # our source address, while TLS (SNI, certificate check) uses the host name.
-        sock = await _connect(ip, port, source_address, timeout)
-    except (OSError, TimeoutError) as e:
-        reply = f"451 4.4.1 {remote}: cannot connect: {e.__class__.__name__}: {e}"
-        return {r.id: Outcome(DEFERRED, reply, remote) for r in recipients}
-    smtp = aiosmtplib.SMTP(hostname=host, sock=sock, local_hostname=helo, timeout=timeout,
-                           start_tls=False, use_tls=implicit,
-                           tls_context=tls_context if implicit else None)
-    try:
-        await smtp.connect()
-        await smtp.ehlo()
-        if not implicit:
-            if smtp.supports_extension("starttls"):
-                await smtp.starttls(tls_context=tls_context, server_hostname=host)
-                await smtp.ehlo()
-            elif transport.tls == "starttls":
-                # Required TLS is never downgraded to plaintext: wait and retry.
-                raise _Defer(f"451 4.7.4 {remote} does not offer STARTTLS")
-        if transport.username:
+class Session:
+    """One SMTP connection to one host, reused for several messages in a row."""
+
+    def __init__(self, *, ip: str, port: int, host: str, helo: str, timeout: float,
+                 source_address: str = "", transport: Transport = MX_TRANSPORT):
+        self.ip, self.port, self.host, self.helo = ip, port, host, helo
+        self.timeout = timeout
+        self.source_address = source_address
+        self.transport = transport
+        self.remote = f"{host} [{ip}]"
+        self.smtp: aiosmtplib.SMTP | None = None
+        self.broken: Outcome | None = None     # why this session cannot carry more mail
+
+    async def open(self) -> Outcome | None:
+        """Connect, EHLO, STARTTLS, AUTH. None when ready, else the outcome for every
+        recipient that was meant to go this way."""
+        transport = self.transport
+        tls_context = ssl.create_default_context() if transport.verify \
+            else _opportunistic_tls()
+        implicit = transport.tls == "implicit"
+        try:
+            # We connect the socket ourselves: to the address our resolver chose, from
+            # our source address, while TLS (SNI, certificate check) uses the host name.
+            sock = await _connect(self.ip, self.port, self.source_address, self.timeout)
+        except (OSError, TimeoutError) as e:
+            self.broken = Outcome(DEFERRED, f"451 4.4.1 {self.remote}: cannot connect: "
+                                  f"{e.__class__.__name__}: {e}", self.remote)
+            return self.broken
+        smtp = self.smtp = aiosmtplib.SMTP(
+            hostname=self.host, sock=sock, local_hostname=self.helo, timeout=self.timeout,
+            start_tls=False, use_tls=implicit, tls_context=tls_context if implicit else None)
+        try:
+            await smtp.connect()
+            await smtp.ehlo()
+            if not implicit:
+                if smtp.supports_extension("starttls"):
+                    await smtp.starttls(tls_context=tls_context, server_hostname=self.host)
+                    await smtp.ehlo()
+                elif transport.tls == "starttls":
+                    # Required TLS is never downgraded to plaintext: wait and retry.
+                    raise _Defer(f"451 4.7.4 {self.remote} does not offer STARTTLS")
+            if transport.username:
+                try:
+                    await smtp.login(transport.username, transport.password)
+                except aiosmtplib.SMTPAuthenticationError as e:
+                    # Our credentials are wrong: the admin must fix them; keep the mail.
+                    raise _Defer(f"451 4.7.0 authentication at {self.remote} failed: "
+                                 f"{e.code} {e.message}") from None
+        except _Defer as e:
+            self.broken = Outcome(DEFERRED, str(e), self.remote)
+        except aiosmtplib.SMTPResponseException as e:
+            # A greeting or EHLO refusal: say what the server said, but a refusal to
+            # talk to us is no verdict on the recipients: try again later.
+            self.broken = Outcome(DEFERRED, f"{e.code} {e.message}", self.remote)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as e:
+            self.broken = Outcome(DEFERRED, f"451 4.4.1 {self.remote}: "
+                                  f"{e.__class__.__name__}: {e}", self.remote)
+        if self.broken:
+            await self.close()
+        return self.broken
+
+    async def send(self, message: QueuedMessage, recipients: list[QueuedRecipient],
+                   content: bytes) -> dict[int, Outcome]:
+        """One mail transaction: an outcome for each recipient."""
+        if self.broken:
+            return {r.id: self.broken for r in recipients}
+        try:
+            return await _transaction(self.smtp, message, recipients, content, self.remote)
+        except aiosmtplib.SMTPResponseException as e:
+            outcome = Outcome(_state(e.code), f"{e.code} {e.message}", self.remote)
             try:
-                await smtp.login(transport.username, transport.password)
-            except aiosmtplib.SMTPAuthenticationError as e:
-                # Our credentials are wrong: the admin must fix them; keep the mail.
-                raise _Defer(f"451 4.7.0 authentication at {remote} failed: "
-                             f"{e.code} {e.message}") from None
-        return await _transaction(smtp, message, recipients, content, remote)
-    except _Defer as e:
-        outcome = Outcome(DEFERRED, str(e), remote)
-    except aiosmtplib.SMTPResponseException as e:
-        outcome = Outcome(_state(e.code), f"{e.code} {e.message}", remote)
-    except (aiosmtplib.SMTPException, OSError, TimeoutError) as e:
-        outcome = Outcome(DEFERRED, f"451 4.4.1 {remote}: {e.__class__.__name__}: {e}", remote)
-    finally:
-        if smtp.is_connected:
+                await self.smtp.rset()          # ready for the next message
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                self.broken = Outcome(DEFERRED, f"451 4.4.2 {self.remote}: connection lost",
+                                      self.remote)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as e:
+            outcome = Outcome(DEFERRED, f"451 4.4.2 {self.remote}: "
+                              f"{e.__class__.__name__}: {e}", self.remote)
+            self.broken = outcome
+        return {r.id: outcome for r in recipients}
+
+    async def close(self) -> None:
+        smtp, self.smtp = self.smtp, None
+        if smtp is not None and smtp.is_connected:
             try:
                 await smtp.quit()
             except (aiosmtplib.SMTPException, OSError, TimeoutError):
                 smtp.close()
-    return {r.id: outcome for r in recipients}
 
 
 async def _connect(ip: str, port: int, source_address: str, timeout: float) -> socket.socket:

@@ -16,6 +16,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..address import AddressError, parse_mailbox
 from ..config import Config
@@ -23,10 +24,33 @@ from ..dns import NXDomain, Resolver, TempFailure
 from ..events.log import EventLog
 from ..store.base import Delivery, MailStore, QueuedMessage, RecipientUpdate, RemoteRecipient
 from . import dsn
-from .client import BOUNCED, DEFERRED, DELIVERED, MX_TRANSPORT, Outcome, Transport, attempt
+from .client import BOUNCED, DEFERRED, DELIVERED, MX_TRANSPORT, Outcome, Session, Transport
 from .routing import Hop, PermanentRouteError, route
 
 log = logging.getLogger("mailwright.queue")
+
+
+class _Run:
+    """Bookkeeping for one run_once: outcomes gathered per message until complete."""
+
+    def __init__(self, runner: QueueRunner):
+        self.runner = runner
+        self.waiting: dict[int, int] = {}          # message id -> domains still open
+        self.outcomes: dict[int, dict[int, Outcome]] = {}
+
+    async def finished(self, item: Item, outcomes: dict[int, Outcome]) -> None:
+        mid = item.message.id
+        self.outcomes.setdefault(mid, {}).update(outcomes)
+        self.waiting[mid] -= 1
+        if self.waiting[mid] == 0:
+            await self.runner._settle(item.message, self.outcomes.pop(mid))
+
+
+@dataclass(frozen=True)
+class Item:
+    """Some recipients of one message, all in one destination domain."""
+    message: QueuedMessage
+    recipients: list
 
 
 def _is_ip(text: str) -> bool:
@@ -64,24 +88,35 @@ class QueueRunner:
             self._wake.clear()
 
     async def run_once(self) -> int:
-        """One pass over what is due; returns how many messages were attempted."""
-        due = self.store.queue_due(self.clock(), limit=self.settings.concurrency * 5)
+        """One pass over what is due; returns how many messages were attempted.
+
+        Recipients are grouped by destination domain across messages, so one
+        connection carries several messages to the same place (up to
+        per_destination connections per domain, `concurrency` domains at once).
+        Each message is committed as soon as all its recipients have an outcome,
+        which keeps the duplicate-after-crash window to the messages in flight."""
+        due = self.store.queue_due(self.clock(), limit=self.settings.concurrency * 25)
+        if not due:
+            return 0
+        run = _Run(self)
+        by_domain: dict[str, list[Item]] = {}
+        for m in due:
+            per_domain: dict[str, list] = {}
+            for r in m.recipients:
+                per_domain.setdefault(r.address.rpartition("@")[2].lower(), []).append(r)
+            run.waiting[m.id] = len(per_domain)
+            for domain, recipients in per_domain.items():
+                by_domain.setdefault(domain, []).append(Item(m, recipients))
         gate = asyncio.Semaphore(self.settings.concurrency)
 
-        async def one(message: QueuedMessage) -> None:
+        async def one_domain(domain: str, items: list[Item]) -> None:
             async with gate:
-                await self.deliver(message)
-        await asyncio.gather(*(one(m) for m in due))
+                await self._deliver_domain(domain, items, run)
+        await asyncio.gather(*(one_domain(d, items) for d, items in by_domain.items()))
         return len(due)
 
-    async def deliver(self, message: QueuedMessage) -> None:
-        content = await asyncio.to_thread(self.store.read_blob, message.blob)
-        by_domain: dict[str, list] = {}
-        for r in message.recipients:
-            by_domain.setdefault(r.address.rpartition("@")[2].lower(), []).append(r)
-        outcomes: dict[int, Outcome] = {}
-        for domain, recipients in by_domain.items():
-            outcomes.update(await self._deliver_domain(message, domain, recipients, content))
+    async def _settle(self, message: QueuedMessage, outcomes: dict[int, Outcome]) -> None:
+        """Commit one message's outcomes, then tell the sender what they asked to know."""
         now = self.clock()
         expired = now - message.created >= self.settings.max_age
         updates, notices = [], []
@@ -106,9 +141,16 @@ class QueueRunner:
                 action = "delayed"
             if action and dsn.wanted(r, action):
                 notices.append(dsn.Notice(r, action, outcome.reply, outcome.remote))
+        # Never bounce a bounce (RFC 3464 §2). The original is read before the update,
+        # which drops the message (and its blob) once every recipient is final.
+        original = await self._content(message) if notices and message.mail_from else None
         await self.store.queue_update(message.id, updates)
-        if notices and message.mail_from:        # never bounce a bounce (RFC 3464 §2)
-            await self._notify(message, notices, content)
+        if original is not None:
+            await self._notify(message, notices, original)
+
+    async def _content(self, message: QueuedMessage) -> bytes:
+        # Read when needed, one message at a time: never the whole due batch in memory.
+        return await asyncio.to_thread(self.store.read_blob, message.blob)
 
     async def _hops(self, domain: str) -> tuple[list[Hop], int, Transport]:
         relay = self.config.relayhost
@@ -125,30 +167,47 @@ class QueueRunner:
             return [Hop(relay.host, addresses)], relay.port, transport
         return await route(self.resolver, domain), self.settings.port, MX_TRANSPORT
 
-    async def _deliver_domain(self, message: QueuedMessage, domain: str, recipients: list,
-                              content: bytes) -> dict[int, Outcome]:
+    async def _deliver_domain(self, domain: str, items: list[Item], run: _Run) -> None:
         try:
             hops, port, transport = await self._hops(domain)
-        except PermanentRouteError as e:
-            return {r.id: Outcome(BOUNCED, f"550 {e.status} {e.text}") for r in recipients}
-        except TempFailure as e:
-            return {r.id: Outcome(DEFERRED, f"451 4.4.3 DNS lookup failed: {e}")
-                    for r in recipients}
-        outcomes: dict[int, Outcome] = {}
-        remaining = list(recipients)
-        for hop in hops:
-            for ip in hop.addresses:
-                result = await attempt(ip=ip, port=port, host=hop.host, transport=transport,
-                                       helo=self.config.hostname, message=message,
-                                       recipients=remaining, content=content,
-                                       timeout=self.settings.timeout,
-                                       source_address=self.settings.source_address)
-                outcomes.update(result)
-                # 2xx and 5xx are final; a deferral may succeed at the next host.
-                remaining = [r for r in remaining if result[r.id].state == DEFERRED]
-                if not remaining:
-                    return outcomes
-        return outcomes
+        except (PermanentRouteError, TempFailure) as e:
+            outcome = Outcome(BOUNCED, f"550 {e.status} {e.text}") \
+                if isinstance(e, PermanentRouteError) \
+                else Outcome(DEFERRED, f"451 4.4.3 DNS lookup failed: {e}")
+            for item in items:
+                await run.finished(item, {r.id: outcome for r in item.recipients})
+            return
+        endpoints = [(hop.host, ip) for hop in hops for ip in hop.addresses]
+        lanes = max(1, min(self.settings.per_destination, len(items)))
+        await asyncio.gather(*(self._lane(items[i::lanes], endpoints, port, transport, run)
+                               for i in range(lanes)))
+
+    async def _lane(self, items: list[Item], endpoints: list[tuple[str, str]], port: int,
+                    transport: Transport, run: _Run) -> None:
+        """One connection at a time, carrying its share of the messages; what a host
+        defers is tried at the next one (2xx and 5xx are final)."""
+        remaining: list[tuple[Item, dict[int, Outcome]]] = [(item, {}) for item in items]
+        for n, (host, ip) in enumerate(endpoints):
+            last = n == len(endpoints) - 1
+            session = Session(ip=ip, port=port, host=host, helo=self.config.hostname,
+                              timeout=self.settings.timeout,
+                              source_address=self.settings.source_address,
+                              transport=transport)
+            await session.open()
+            still = []
+            for item, got in remaining:
+                pending = [r for r in item.recipients if r.id not in got
+                           or got[r.id].state == DEFERRED]
+                content = await self._content(item.message) if not session.broken else b""
+                got.update(await session.send(item.message, pending, content))
+                if not last and any(got[r.id].state == DEFERRED for r in pending):
+                    still.append((item, got))
+                else:
+                    await run.finished(item, got)
+            await session.close()
+            remaining = still
+            if not remaining:
+                return
 
     async def _notify(self, message: QueuedMessage, notices: list[dsn.Notice],
                       original: bytes) -> None:
