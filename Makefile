@@ -27,6 +27,7 @@ bench-deps: test-deps
 bench: $(STAMP) bench-deps
 	$(PY) bench/smtp_accept.py
 	$(PY) bench/pop3_download.py
+	$(PY) bench/relay.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -98,7 +98,7 @@ class QueueSettings:
     source_address: str = ""         # bind outgoing connections to this IP ("": any)
     interval: float = 30.0           # seconds between queue scans when nothing wakes it
     concurrency: int = 20            # destination domains in delivery at once
-    per_destination: int = 5         # connections to one destination at once
+    per_destination: int = 20        # connections to one destination at once
     first_retry: float = 300.0       # seconds after the first temporary failure; doubles
     max_retry: float = 14400.0       # cap on the retry interval
     max_age: float = 432000.0        # give up (bounce) after this long: 5 days
@@ -112,7 +112,7 @@ class RelayhostSettings:
     # whose port 25 is blocked): submission with STARTTLS on 587, or 465.
     host: str = ""                   # "": deliver by MX
     port: int = 587
-    tls: str = "starttls"            # starttls (required) | implicit
+    tls: str = "starttls"            # starttls (required) | implicit | none (trusted LAN)
     username: str = ""
     password_file: str = ""          # file holding the password (not the config)
     verify_certificate: bool = True
@@ -335,8 +335,12 @@ def parse(text: str, path: str = "<config>") -> Config:
         if getattr(limits, name) < 1:
             raise r.error(f"limits.{name}", "must be at least 1")
     relayhost = r.section(data, "relayhost", RelayhostSettings)
-    if relayhost.tls not in ("starttls", "implicit"):
-        raise r.error("relayhost.tls", f"expected starttls or implicit, got {relayhost.tls!r}")
+    if relayhost.tls not in ("starttls", "implicit", "none"):
+        raise r.error("relayhost.tls",
+                      f"expected starttls, implicit or none, got {relayhost.tls!r}")
+    if relayhost.tls == "none" and relayhost.username:
+        raise r.error("relayhost.username", "credentials are only ever sent over TLS; "
+                      "use tls = \"starttls\" or \"implicit\"")
     relay_password = ""
     if relayhost.password_file:
         secret = base / relayhost.password_file

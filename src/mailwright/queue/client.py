@@ -8,6 +8,7 @@ and timeout into a per-recipient outcome: delivered, deferred or bounced.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import ssl
 from dataclasses import dataclass
@@ -30,13 +31,19 @@ class Outcome:
 @dataclass(frozen=True)
 class Transport:
     """How to talk to the next hop: MX delivery, or a smarthost (relayhost)."""
-    tls: str = "opportunistic"     # opportunistic | starttls (required) | implicit (465)
+    tls: str = "opportunistic"     # opportunistic | starttls (required) | implicit | none
     username: str = ""             # AUTH when set (only ever over TLS)
     password: str = ""
     verify: bool = False           # check the certificate (a smarthost has a real one)
 
 
 MX_TRANSPORT = Transport()
+
+
+@functools.lru_cache(maxsize=2)
+def _tls_context(verify: bool) -> ssl.SSLContext:
+    """Built once: loading the CA store costs milliseconds, per connection it dominated."""
+    return ssl.create_default_context() if verify else _opportunistic_tls()
 
 
 def _opportunistic_tls() -> ssl.SSLContext:
@@ -79,8 +86,7 @@ class Session:
         """Connect, EHLO, STARTTLS, AUTH. None when ready, else the outcome for every
         recipient that was meant to go this way."""
         transport = self.transport
-        tls_context = ssl.create_default_context() if transport.verify \
-            else _opportunistic_tls()
+        tls_context = _tls_context(transport.verify)
         implicit = transport.tls == "implicit"
         try:
             # We connect the socket ourselves: to the address our resolver chose, from
@@ -96,7 +102,7 @@ class Session:
         try:
             await smtp.connect()
             await smtp.ehlo()
-            if not implicit:
+            if not implicit and transport.tls != "none":
                 if smtp.supports_extension("starttls"):
                     await smtp.starttls(tls_context=tls_context, server_hostname=self.host)
                     await smtp.ehlo()

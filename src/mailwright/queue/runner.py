@@ -23,6 +23,7 @@ from ..config import Config
 from ..dns import NXDomain, Resolver, TempFailure
 from ..events.log import EventLog
 from ..store.base import Delivery, MailStore, QueuedMessage, RecipientUpdate, RemoteRecipient
+from ..store.sqlite import INLINE_BLOB_MAX
 from . import dsn
 from .client import BOUNCED, DEFERRED, DELIVERED, MX_TRANSPORT, Outcome, Session, Transport
 from .routing import Hop, PermanentRouteError, route
@@ -37,13 +38,17 @@ class _Run:
         self.runner = runner
         self.waiting: dict[int, int] = {}          # message id -> domains still open
         self.outcomes: dict[int, dict[int, Outcome]] = {}
+        self.settling: list[asyncio.Future] = []
 
-    async def finished(self, item: Item, outcomes: dict[int, Outcome]) -> None:
+    def finished(self, item: Item, outcomes: dict[int, Outcome]) -> None:
+        """Record outcomes; once the message is complete, commit it in the background
+        (the lane goes on sending; the commits of many lanes share a batch)."""
         mid = item.message.id
         self.outcomes.setdefault(mid, {}).update(outcomes)
         self.waiting[mid] -= 1
         if self.waiting[mid] == 0:
-            await self.runner._settle(item.message, self.outcomes.pop(mid))
+            self.settling.append(asyncio.ensure_future(
+                self.runner._settle(item.message, self.outcomes.pop(mid))))
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,7 @@ class QueueRunner:
             async with gate:
                 await self._deliver_domain(domain, items, run)
         await asyncio.gather(*(one_domain(d, items) for d, items in by_domain.items()))
+        await asyncio.gather(*run.settling)
         return len(due)
 
     async def _settle(self, message: QueuedMessage, outcomes: dict[int, Outcome]) -> None:
@@ -150,6 +156,9 @@ class QueueRunner:
 
     async def _content(self, message: QueuedMessage) -> bytes:
         # Read when needed, one message at a time: never the whole due batch in memory.
+        # Small ones live in the database (a fast indexed read); files off the loop.
+        if message.size <= INLINE_BLOB_MAX:
+            return self.store.read_blob(message.blob)
         return await asyncio.to_thread(self.store.read_blob, message.blob)
 
     async def _hops(self, domain: str) -> tuple[list[Hop], int, Transport]:
@@ -175,7 +184,7 @@ class QueueRunner:
                 if isinstance(e, PermanentRouteError) \
                 else Outcome(DEFERRED, f"451 4.4.3 DNS lookup failed: {e}")
             for item in items:
-                await run.finished(item, {r.id: outcome for r in item.recipients})
+                run.finished(item, {r.id: outcome for r in item.recipients})
             return
         endpoints = [(hop.host, ip) for hop in hops for ip in hop.addresses]
         lanes = max(1, min(self.settings.per_destination, len(items)))
@@ -203,7 +212,7 @@ class QueueRunner:
                 if not last and any(got[r.id].state == DEFERRED for r in pending):
                     still.append((item, got))
                 else:
-                    await run.finished(item, got)
+                    run.finished(item, got)
             await session.close()
             remaining = still
             if not remaining:
