@@ -160,9 +160,11 @@ def test_kill_9_during_delivery_loses_nothing(tmp_path):
             wait_for(lambda: not store.queue_messages(), timeout=30)
         finally:
             store.close()
-        # Duplicates only where the kill fell between the sink's 250 and our commit.
+        # Duplicates only where the kill fell between the sink's 250 and our commit:
+        # at most one message in DATA and one awaiting its commit per lane
+        # ([queue] per_destination = 20 lanes to the one destination).
         duplicates = len(seen) - total
-        assert duplicates <= 20 * 5, duplicates
+        assert duplicates <= 2 * 20, duplicates
     finally:
         a.stop()
         sink.stop()

@@ -40,15 +40,19 @@ class _Run:
         self.outcomes: dict[int, dict[int, Outcome]] = {}
         self.settling: list[asyncio.Future] = []
 
-    def finished(self, item: Item, outcomes: dict[int, Outcome]) -> None:
+    def finished(self, item: Item, outcomes: dict[int, Outcome]) -> asyncio.Future | None:
         """Record outcomes; once the message is complete, commit it in the background
-        (the lane goes on sending; the commits of many lanes share a batch)."""
+        and return that commit (the lane sends the next message meanwhile, and the
+        commits of many lanes share a batch)."""
         mid = item.message.id
         self.outcomes.setdefault(mid, {}).update(outcomes)
         self.waiting[mid] -= 1
-        if self.waiting[mid] == 0:
-            self.settling.append(asyncio.ensure_future(
-                self.runner._settle(item.message, self.outcomes.pop(mid))))
+        if self.waiting[mid] != 0:
+            return None
+        commit = asyncio.ensure_future(
+            self.runner._settle(item.message, self.outcomes.pop(mid)))
+        self.settling.append(commit)
+        return commit
 
 
 @dataclass(frozen=True)
@@ -204,7 +208,13 @@ class QueueRunner:
                               transport=transport)
             await session.open()
             still = []
+            commit = None
             for item, got in remaining:
+                # At most one delivered-but-uncommitted message per lane: that bounds
+                # what a crash can make us send twice.
+                if commit is not None:
+                    await commit
+                    commit = None
                 pending = [r for r in item.recipients if r.id not in got
                            or got[r.id].state == DEFERRED]
                 content = await self._content(item.message) if not session.broken else b""
@@ -212,7 +222,7 @@ class QueueRunner:
                 if not last and any(got[r.id].state == DEFERRED for r in pending):
                     still.append((item, got))
                 else:
-                    run.finished(item, got)
+                    commit = run.finished(item, got)
             await session.close()
             remaining = still
             if not remaining:
