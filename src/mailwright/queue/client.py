@@ -35,15 +35,17 @@ class Transport:
     username: str = ""             # AUTH when set (only ever over TLS)
     password: str = ""
     verify: bool = False           # check the certificate (a smarthost has a real one)
+    cafile: str = ""               # CA bundle for verify ("": the system's)
 
 
 MX_TRANSPORT = Transport()
 
 
-@functools.lru_cache(maxsize=2)
-def _tls_context(verify: bool) -> ssl.SSLContext:
+@functools.lru_cache(maxsize=8)
+def _tls_context(verify: bool, cafile: str = "") -> ssl.SSLContext:
     """Built once: loading the CA store costs milliseconds, per connection it dominated."""
-    return ssl.create_default_context() if verify else _opportunistic_tls()
+    return ssl.create_default_context(cafile=cafile or None) if verify \
+        else _opportunistic_tls()
 
 
 def _opportunistic_tls() -> ssl.SSLContext:
@@ -86,7 +88,7 @@ class Session:
         """Connect, EHLO, STARTTLS, AUTH. None when ready, else the outcome for every
         recipient that was meant to go this way."""
         transport = self.transport
-        tls_context = _tls_context(transport.verify)
+        tls_context = _tls_context(transport.verify, transport.cafile)
         implicit = transport.tls == "implicit"
         try:
             # We connect the socket ourselves: to the address our resolver chose, from

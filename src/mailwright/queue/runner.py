@@ -26,9 +26,14 @@ from ..store.base import Delivery, MailStore, QueuedMessage, RecipientUpdate, Re
 from ..store.sqlite import INLINE_BLOB_MAX
 from . import dsn
 from .client import BOUNCED, DEFERRED, DELIVERED, MX_TRANSPORT, Outcome, Session, Transport
+from .mtasts import MTASTS
 from .routing import Hop, PermanentRouteError, route
 
 log = logging.getLogger("mailwright.queue")
+
+
+class RouteDefer(Exception):
+    """No usable route now (a policy forbids the ones we have): defer with this reply."""
 
 
 class _Run:
@@ -80,6 +85,8 @@ class QueueRunner:
         self.events = events
         self.clock = clock
         self._wake = asyncio.Event()
+        self.sts = MTASTS(resolver, self.settings.ca_bundle, self.settings.mta_sts_port,
+                          clock=clock) if self.settings.mta_sts else None
 
     def wake(self) -> None:
         self._wake.set()
@@ -178,15 +185,32 @@ class QueueRunner:
             transport = Transport(relay.tls, relay.username, self.config.relayhost_password,
                                   relay.verify_certificate)
             return [Hop(relay.host, addresses)], relay.port, transport
-        return await route(self.resolver, domain), self.settings.port, MX_TRANSPORT
+        hops = await route(self.resolver, domain)
+        policy = await self.sts.policy(domain) if self.sts else None
+        if policy is None or policy.mode == "none":
+            return hops, self.settings.port, MX_TRANSPORT
+        matching = [h for h in hops if policy.allows(h.host)]
+        if policy.mode == "testing":
+            if len(matching) < len(hops):
+                self.events.emit("mta-sts-testing", domain=domain,
+                                 unmatched=",".join(h.host for h in hops if h not in matching))
+            return hops, self.settings.port, MX_TRANSPORT
+        # enforce (RFC 8461 §5): listed MX hosts only, authenticated TLS only.
+        if not matching:
+            raise RouteDefer(f"451 4.7.5 no MX host of {domain} matches its MTA-STS policy")
+        return matching, self.settings.port, Transport(
+            tls="starttls", verify=True, cafile=self.settings.ca_bundle)
 
     async def _deliver_domain(self, domain: str, items: list[Item], run: _Run) -> None:
         try:
             hops, port, transport = await self._hops(domain)
-        except (PermanentRouteError, TempFailure) as e:
-            outcome = Outcome(BOUNCED, f"550 {e.status} {e.text}") \
-                if isinstance(e, PermanentRouteError) \
-                else Outcome(DEFERRED, f"451 4.4.3 DNS lookup failed: {e}")
+        except (PermanentRouteError, TempFailure, RouteDefer) as e:
+            if isinstance(e, PermanentRouteError):
+                outcome = Outcome(BOUNCED, f"550 {e.status} {e.text}")
+            elif isinstance(e, RouteDefer):
+                outcome = Outcome(DEFERRED, str(e))
+            else:
+                outcome = Outcome(DEFERRED, f"451 4.4.3 DNS lookup failed: {e}")
             for item in items:
                 run.finished(item, {r.id: outcome for r in item.recipients})
             return
