@@ -122,6 +122,16 @@ class RelayhostSettings:
 
 
 @dataclass(frozen=True)
+class TransportSettings:
+    # Mail for `domain` goes to host:port instead of its MX hosts (Postfix's
+    # transport_maps): a partner's gateway, an internal server, a test sink.
+    domain: str = ""
+    host: str = ""
+    port: int = 25
+    tls: str = "opportunistic"       # opportunistic | starttls (required) | implicit | none
+
+
+@dataclass(frozen=True)
 class DNSSettings:
     # Empty: the system's resolvers (/etc/resolv.conf). Tests point this at a
     # loopback server; DANE needs a validating resolver here (RFC 7672 §2.1).
@@ -156,6 +166,7 @@ class Config:
     dns: DNSSettings = field(default_factory=DNSSettings)
     queue: QueueSettings = field(default_factory=QueueSettings)
     relayhost: RelayhostSettings = field(default_factory=RelayhostSettings)
+    transports: tuple[TransportSettings, ...] = ()
     relayhost_password: str = ""
     demo: DemoSettings = field(default_factory=DemoSettings)
     log: LogSettings = field(default_factory=LogSettings)
@@ -251,6 +262,27 @@ def _dns_settings(r: _Reader, data: dict) -> DNSSettings:
     return DNSSettings(tuple(servers), rest.port, rest.timeout)
 
 
+def _transports(r: _Reader, data: dict) -> tuple[TransportSettings, ...]:
+    from .address import AddressError, canonical_domain
+    raw = data.get("transports", [])
+    if not isinstance(raw, list):
+        raise r.error("transports", "expected [[transports]] tables")
+    out = []
+    for i, item in enumerate(raw):
+        key = f"transports[{i}]"
+        t = r.section({key: item}, key, TransportSettings)
+        try:
+            domain = canonical_domain(t.domain)
+        except AddressError as e:
+            raise r.error(f"{key}.domain", f"expected a domain name: {e}") from None
+        if not t.host:
+            raise r.error(f"{key}.host", "expected a host name or IP address")
+        if t.tls not in ("opportunistic", "starttls", "implicit", "none"):
+            raise r.error(f"{key}.tls", "expected opportunistic, starttls, implicit or none")
+        out.append(TransportSettings(domain, t.host, t.port, t.tls))
+    return tuple(out)
+
+
 def config_path(explicit: str | None) -> str:
     path = explicit or os.environ.get(ENV_VAR)
     if not path:
@@ -275,7 +307,8 @@ def parse(text: str, path: str = "<config>") -> Config:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     r = _Reader(path, text)
     top_level = {"hostname", "data_dir", "listeners", "workers", "tls", "limits", "auth",
-                 "submission", "pop3", "dns", "queue", "relayhost", "demo", "log"}
+                 "submission", "pop3", "dns", "queue", "relayhost", "transports", "demo",
+                 "log"}
     for key in data:
         if key not in top_level:
             raise r.error(key, f"unknown key (known: {', '.join(sorted(top_level))})")
@@ -354,6 +387,7 @@ def parse(text: str, path: str = "<config>") -> Config:
                 from None
     if relayhost.username and not relay_password:
         raise r.error("relayhost.username", "set password_file too")
+    transports = _transports(r, data)
     log = r.section(data, "log", LogSettings)
     if log.level not in ("debug", "info", "warning", "error"):
         raise r.error("log.level", f"expected debug, info, warning or error, got {log.level!r}")
@@ -365,6 +399,6 @@ def parse(text: str, path: str = "<config>") -> Config:
         pop3=r.section(data, "pop3", Pop3Settings),
         dns=_dns_settings(r, data),
         queue=r.section(data, "queue", QueueSettings),
-        relayhost=relayhost, relayhost_password=relay_password,
+        relayhost=relayhost, relayhost_password=relay_password, transports=transports,
         demo=r.section(data, "demo", DemoSettings), log=log,
     )

@@ -317,3 +317,26 @@ def test_8bit_converted_for_a_peer_without_8bitmime(world):
     assert email.message_from_bytes(sent).get_payload(decode=True) == "Grüße\r\n".encode()
     [report] = sender_inbox(store)                 # the 8-bit header one bounced
     assert b"Status: 5.6.3" in report
+
+
+def test_transport_override_sends_a_domain_elsewhere(world):
+    store, runner, clock, peer = world
+    from mailwright.config import TransportSettings
+    runner.config = dataclasses.replace(runner.config, transports=(
+        TransportSettings("partner.test", "127.0.0.1", peer.port, "none"),))
+    runner.settings = dataclasses.replace(runner.settings, port=free_port())   # MX path dead
+    enqueue(store, clock, ["x@partner.test"])          # partner.test is in no DNS zone
+    asyncio.run(runner.run_once())
+    assert [r for _, r, _ in peer.received] == [["x@partner.test"]]
+
+
+def test_transports_config():
+    from mailwright.config import ConfigError, parse
+    base = 'hostname = "m.example.test"\ndata_dir = "d"\n[[listeners]]\nrole = "mx"\nport = 25\n'
+    cfg = parse(base + '[[transports]]\ndomain = "Partner.TEST"\nhost = "gw.partner.test"\n'
+                'port = 2525\ntls = "starttls"\n')
+    assert cfg.transports[0].domain == "partner.test" and cfg.transports[0].port == 2525
+    with pytest.raises(ConfigError, match=r"transports\[0\].tls"):
+        parse(base + '[[transports]]\ndomain = "p.test"\nhost = "h"\ntls = "maybe"\n')
+    with pytest.raises(ConfigError, match=r"transports\[0\].host"):
+        parse(base + '[[transports]]\ndomain = "p.test"\n')

@@ -172,19 +172,26 @@ class QueueRunner:
             return self.store.read_blob(message.blob)
         return await asyncio.to_thread(self.store.read_blob, message.blob)
 
+    async def _fixed_hop(self, host: str) -> list[Hop]:
+        try:
+            addresses = (host,) if _is_ip(host) else tuple(await self.resolver.addresses(host))
+        except NXDomain:
+            addresses = ()
+        if not addresses:
+            raise TempFailure(f"{host} has no address")
+        return [Hop(host, addresses)]
+
     async def _hops(self, domain: str) -> tuple[list[Hop], int, Transport]:
+        """Where mail for a domain goes: a [[transports]] entry, else the relayhost,
+        else the domain's MX hosts under its MTA-STS policy."""
+        for t in self.config.transports:
+            if t.domain == domain:
+                return await self._fixed_hop(t.host), t.port, Transport(t.tls)
         relay = self.config.relayhost
         if relay.host:
-            try:
-                addresses = (relay.host,) if _is_ip(relay.host) else \
-                    tuple(await self.resolver.addresses(relay.host))
-            except NXDomain:
-                addresses = ()
-            if not addresses:
-                raise TempFailure(f"relayhost {relay.host} has no address")
             transport = Transport(relay.tls, relay.username, self.config.relayhost_password,
                                   relay.verify_certificate)
-            return [Hop(relay.host, addresses)], relay.port, transport
+            return await self._fixed_hop(relay.host), relay.port, transport
         hops = await route(self.resolver, domain)
         policy = await self.sts.policy(domain) if self.sts else None
         if policy is None or policy.mode == "none":
