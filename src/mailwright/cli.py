@@ -210,6 +210,15 @@ def cmd_queue(args) -> int:
                 due = _age(r.next_attempt - time.time()) if r.state == "deferred" else ""
                 table.add_row(r.address, r.state, str(r.attempts), due, r.last_reply or "")
             console.print(table)
+            attempts = store.queue_attempts(m.message_id)
+            if attempts:
+                log = Table(title="attempts")
+                for col in ("AGO", "RECIPIENT", "REMOTE", "TLS", "REPLY"):
+                    log.add_column(col)
+                for a in attempts:
+                    log.add_row(_age(time.time() - a["ts"]), a["address"], a["remote"],
+                                a["tls"] or "none", a["reply"])
+                console.print(log)
         elif args.action == "delete":
             if not store.queue_delete(args.id):
                 raise CliError(f"no queued message {args.id}")

@@ -170,7 +170,7 @@ def runner_for(tmp_path, sts_world, smtp_port):
         mta_sts_port=server.port))
     clock = Clock()
     return store, QueueRunner(cfg, store, Resolver(["127.0.0.1"], port=dns.port, timeout=2),
-                              EventLog(None), clock=clock), clock
+                              EventLog(store), clock=clock), clock
 
 
 def test_enforce_needs_verified_starttls(tmp_path, sts_world):
@@ -197,6 +197,9 @@ def test_enforce_needs_verified_starttls(tmp_path, sts_world):
         asyncio.run(runner.run_once())
         assert [rcpts for _, rcpts, _ in tls_peer.received] == [["x@sts1.test"]]
         assert store.queue_messages() == []
+        store._write(lambda c: None)               # events are written with the next batch
+        [delivered] = [e for e in store.events() if e["type"] == "delivered"]
+        assert delivered["tls"].startswith("TLSv1.")    # the TLS used is on record
         store.close()
     finally:
         tls_peer.controller.stop()

@@ -166,6 +166,9 @@ def test_451_then_250_after_backoff(world):
     [r] = store.queue_message(mid).recipients
     assert r.state == "deferred" and r.last_reply.startswith("451 4.7.1")
     assert r.next_attempt == pytest.approx(clock.now + 300)
+    [attempt] = store.queue_attempts(mid)
+    assert attempt["address"] == "slow@peer.test" and attempt["reply"].startswith("451")
+    assert attempt["remote"].endswith("[127.0.0.1]") and attempt["tls"] == ""
     assert asyncio.run(runner.run_once()) == 0          # not due yet
     clock.now += 301
     assert asyncio.run(runner.run_once()) == 1

@@ -8,6 +8,7 @@ and timeout into a per-recipient outcome: delivered, deferred or bounced.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import socket
 import ssl
@@ -26,6 +27,7 @@ class Outcome:
     state: str          # delivered | deferred | bounced
     reply: str          # "250 2.0.0 ok" or our own "451 4.4.1 connection failed: ..."
     remote: str = ""    # host [ip] that gave it
+    tls: str = ""       # "TLSv1.3 TLS_AES_256_GCM_SHA384" when the session was encrypted
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Session:
         self.remote = f"{host} [{ip}]"
         self.smtp: aiosmtplib.SMTP | None = None
         self.broken: Outcome | None = None     # why this session cannot carry more mail
+        self.tls = ""
 
     async def open(self) -> Outcome | None:
         """Connect, EHLO, STARTTLS, AUTH. None when ready, else the outcome for every
@@ -129,6 +132,10 @@ class Session:
                                   f"{e.__class__.__name__}: {e}", self.remote)
         if self.broken:
             await self.close()
+        else:
+            ssl_object = self.smtp.get_transport_info("ssl_object")
+            if ssl_object is not None:
+                self.tls = f"{ssl_object.version()} {ssl_object.cipher()[0]}"
         return self.broken
 
     async def send(self, message: QueuedMessage, recipients: list[QueuedRecipient],
@@ -137,7 +144,8 @@ class Session:
         if self.broken:
             return {r.id: self.broken for r in recipients}
         try:
-            return await _transaction(self.smtp, message, recipients, content, self.remote)
+            outcomes = await _transaction(self.smtp, message, recipients, content, self.remote)
+            return {rid: dataclasses.replace(o, tls=self.tls) for rid, o in outcomes.items()}
         except aiosmtplib.SMTPResponseException as e:
             outcome = Outcome(_state(e.code), f"{e.code} {e.message}", self.remote)
             try:

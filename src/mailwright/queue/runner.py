@@ -149,9 +149,10 @@ class QueueRunner:
             warn = (state == DEFERRED and not r.delay_warned and self.settings.delay_warning > 0
                     and now - message.created >= self.settings.delay_warning)
             updates.append(RecipientUpdate(r.id, state, outcome.reply,
-                                           now + delay if state == DEFERRED else now, warn))
+                                           now + delay if state == DEFERRED else now, warn,
+                                           r.address, outcome.remote, outcome.tls))
             self.events.emit(state, None, message.message_id, rcpt=r.address,
-                             remote=outcome.remote, reply=outcome.reply,
+                             remote=outcome.remote, tls=outcome.tls, reply=outcome.reply,
                              attempt=r.attempts + 1)
             action = {BOUNCED: "failed", DELIVERED: "delivered"}.get(state)
             if warn:

@@ -107,6 +107,9 @@ class RecipientUpdate:
     reply: str
     next_attempt: float = 0.0
     delay_warned: bool = False
+    address: str = ""
+    remote: str = ""        # host [ip] that answered ("" when none was reached)
+    tls: str = ""           # protocol and cipher used, "" for plaintext
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,8 @@ class MailStore(abc.ABC):
     async def queue_update(self, queue_id: int, updates: list[RecipientUpdate]) -> bool:
         """Record attempt outcomes; drop the message once every recipient is final.
         Returns True when the message left the queue."""
+    @abc.abstractmethod
+    def queue_attempts(self, message_id: str) -> list[dict]: ...
     @abc.abstractmethod
     def queue_set_state(self, message_id: str | None, state: str, now: float) -> int:
         """Admin: hold / release / retry (now) recipients of one message or all; returns count."""

@@ -87,6 +87,17 @@ CREATE TABLE IF NOT EXISTS queue_recipients (
 );
 CREATE INDEX IF NOT EXISTS queue_recipients_due ON queue_recipients (state, next_attempt);
 
+CREATE TABLE IF NOT EXISTS queue_attempts (
+    id INTEGER PRIMARY KEY,
+    queue_id INTEGER NOT NULL REFERENCES queue(id) ON DELETE CASCADE,
+    address TEXT NOT NULL,
+    ts REAL NOT NULL,
+    remote TEXT NOT NULL,                 -- "mx.example.net [192.0.2.1]"
+    tls TEXT NOT NULL,                    -- "TLSv1.3 TLS_AES_256_GCM_SHA384", "" for none
+    reply TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_attempts_queue ON queue_attempts (queue_id);
+
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
     ts REAL NOT NULL,

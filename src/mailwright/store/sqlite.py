@@ -550,6 +550,8 @@ class SQLiteStore(MailStore):
         return found[0] if found else None
 
     async def queue_update(self, queue_id: int, updates: list[RecipientUpdate]) -> bool:
+        now = time.time()
+
         def job(c: sqlite3.Connection) -> tuple[bool, list[str]]:
             c.executemany(
                 "UPDATE queue_recipients SET state=?, last_reply=?, next_attempt=?, "
@@ -557,10 +559,22 @@ class SQLiteStore(MailStore):
                 "WHERE id=? AND queue_id=?",
                 [(u.state, u.reply, u.next_attempt, int(u.delay_warned), u.recipient_id,
                   queue_id) for u in updates])
+            c.executemany("INSERT INTO queue_attempts (queue_id, address, ts, remote, tls, "
+                          "reply) VALUES (?,?,?,?,?,?)",
+                          [(queue_id, u.address, now, u.remote, u.tls, u.reply)
+                           for u in updates])
             return _drop_if_final(c, queue_id)
         done, files = await self._writer.submit_async(job)
         await self._unlink(files)
         return done
+
+    def queue_attempts(self, message_id: str) -> list[dict]:
+        rows = self.conn.execute(
+            "SELECT a.ts, a.address, a.remote, a.tls, a.reply FROM queue_attempts a "
+            "JOIN queue q ON a.queue_id=q.id WHERE q.message_id=? ORDER BY a.id",
+            (message_id,))
+        return [dict(zip(("ts", "address", "remote", "tls", "reply"), r, strict=True))
+                for r in rows]
 
     def queue_set_state(self, message_id: str | None, state: str, now: float) -> int:
         # hold: pending/deferred -> held; release/retry: held/pending/deferred -> due now.
