@@ -10,6 +10,7 @@ command -v curl >/dev/null || need+=(curl)
 command -v msmtp >/dev/null || need+=(msmtp)
 command -v fetchmail >/dev/null || need+=(fetchmail)
 command -v mpop >/dev/null || need+=(mpop)
+command -v unbound >/dev/null || need+=(unbound)      # validating resolver for DANE tests
 [ -x /usr/sbin/smtp-source ] || need+=(postfix)
 if [ "${1:-}" = "--bench" ]; then
   [ -x /usr/lib/dovecot/pop3 ] || need+=(dovecot-pop3d)
@@ -19,7 +20,8 @@ echo "installing test packages: ${need[*]}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-# Postfix and Dovecot must not start system daemons as a side effect of being installed.
+# Postfix, Dovecot and unbound must not start system daemons as a side effect of
+# being installed.
 policy_added=""
 if [ ! -e /usr/sbin/policy-rc.d ]; then
   printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null

@@ -116,10 +116,11 @@ class DNSServer:
         if qname in self.blackhole:
             return None
         reply = dns.message.make_response(query)
+        dnssec = bool(query.ednsflags & dns.flags.DO)
         if qname in self.servfail:
             reply.set_rcode(dns.rcode.SERVFAIL)
         else:
-            self._answer(reply, question.name, question.rdtype)
+            self._answer(reply, question.name, question.rdtype, dnssec)
         limit = max(512, query.payload) if udp else 65535
         wire = reply.to_wire(max_size=65535)
         if len(wire) > limit:
@@ -136,7 +137,21 @@ class DNSServer:
                 best = zone
         return best
 
-    def _answer(self, reply: dns.message.Message, name: dns.name.Name, rdtype: int) -> None:
+    def add_signed_zone(self, zone: dns.zone.Zone) -> None:
+        """A zone object as built by dns.dnssec.sign_zone (RRSIG, DNSKEY, NSEC included)."""
+        self.zones[zone.origin] = zone
+
+    @staticmethod
+    def _put(section: list, name: dns.name.Name, node, rdataset, dnssec: bool) -> None:
+        section.append(dns.rrset.from_rdata_list(name, rdataset.ttl, list(rdataset)))
+        if dnssec:   # RFC 4035 §3.1.1: the RRSIGs go with the RRset they cover
+            sigs = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.RRSIG,
+                                     covers=rdataset.rdtype)
+            if sigs is not None:
+                section.append(dns.rrset.from_rdata_list(name, sigs.ttl, list(sigs)))
+
+    def _answer(self, reply: dns.message.Message, name: dns.name.Name, rdtype: int,
+                dnssec: bool = False) -> None:
         for _ in range(8):                         # follow CNAMEs inside our zones
             zone = self._zone_for(name)
             if zone is None:
@@ -148,25 +163,29 @@ class DNSServer:
                 below = any(n.is_subdomain(name) for n in zone.nodes)
                 if not below:
                     reply.set_rcode(dns.rcode.NXDOMAIN)
-                self._add_soa(reply, zone)
+                self._add_soa(reply, zone, dnssec)
                 return
             rdataset = node.get_rdataset(dns.rdataclass.IN, rdtype)
             if rdataset is not None:
-                reply.answer.append(dns.rrset.from_rdata_list(name, rdataset.ttl,
-                                                              list(rdataset)))
+                self._put(reply.answer, name, node, rdataset, dnssec)
                 return
             cname = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.CNAME)
             if cname is None:
-                self._add_soa(reply, zone)         # NODATA
+                self._add_soa(reply, zone, dnssec)         # NODATA
+                nsec = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.NSEC)
+                if dnssec and nsec is not None:            # RFC 4035 §3.1.3.1 proof
+                    self._put(reply.authority, name, node, nsec, dnssec)
                 return
-            reply.answer.append(dns.rrset.from_rdata_list(name, cname.ttl, list(cname)))
+            self._put(reply.answer, name, node, cname, dnssec)
             name = cname[0].target
 
-    @staticmethod
-    def _add_soa(reply: dns.message.Message, zone: dns.zone.Zone) -> None:
-        soa = zone.get_rdataset(zone.origin, dns.rdatatype.SOA)
+    @classmethod
+    def _add_soa(cls, reply: dns.message.Message, zone: dns.zone.Zone,
+                 dnssec: bool = False) -> None:
+        node = zone.get_node(zone.origin)
+        soa = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.SOA) if node else None
         if soa is not None:
-            reply.authority.append(dns.rrset.from_rdata_list(zone.origin, soa.ttl, list(soa)))
+            cls._put(reply.authority, zone.origin, node, soa, dnssec)
 
 
 def _recv_exact(conn: socket.socket, n: int) -> bytes:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import aiosmtplib
 
 from ..store.base import QueuedMessage, QueuedRecipient
+from . import dane
 from .downgrade import ConversionImpossible, is_8bit, to_7bit
 
 DELIVERED, DEFERRED, BOUNCED = "delivered", "deferred", "bounced"
@@ -38,6 +39,7 @@ class Transport:
     password: str = ""
     verify: bool = False           # check the certificate (a smarthost has a real one)
     cafile: str = ""               # CA bundle for verify ("": the system's)
+    tlsa: tuple = ()               # DNSSEC-validated TLSA records (RFC 7672): TLS required
 
 
 MX_TRANSPORT = Transport()
@@ -111,9 +113,14 @@ class Session:
                 if smtp.supports_extension("starttls"):
                     await smtp.starttls(tls_context=tls_context, server_hostname=self.host)
                     await smtp.ehlo()
-                elif transport.tls == "starttls":
+                elif transport.tls == "starttls" or transport.tlsa:
                     # Required TLS is never downgraded to plaintext: wait and retry.
                     raise _Defer(f"451 4.7.4 {self.remote} does not offer STARTTLS")
+            if dane.authenticates(transport.tlsa):
+                der = smtp.get_transport_info("ssl_object").getpeercert(binary_form=True)
+                if not der or not dane.matches(der, transport.tlsa):
+                    raise _Defer(f"451 4.7.5 {self.remote}: certificate does not match "
+                                 "its DANE TLSA records")
             if transport.username:
                 try:
                     await smtp.login(transport.username, transport.password)

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 from ..address import AddressError, parse_mailbox
 from ..config import Config
-from ..dns import NXDomain, Resolver, TempFailure
+from ..dns import DNSError, NXDomain, Resolver, TempFailure
 from ..events.log import EventLog
 from ..store.base import Delivery, MailStore, QueuedMessage, RecipientUpdate, RemoteRecipient
 from ..store.sqlite import INLINE_BLOB_MAX
-from . import dsn
+from . import dane, dsn
 from .client import BOUNCED, DEFERRED, DELIVERED, MX_TRANSPORT, Outcome, Session, Transport
 from .mtasts import MTASTS
 from .routing import Hop, PermanentRouteError, route
@@ -182,36 +182,61 @@ class QueueRunner:
             raise TempFailure(f"{host} has no address")
         return [Hop(host, addresses)]
 
-    async def _hops(self, domain: str) -> tuple[list[Hop], int, Transport]:
-        """Where mail for a domain goes: a [[transports]] entry, else the relayhost,
-        else the domain's MX hosts under its MTA-STS policy."""
+    async def _hops(self, domain: str) -> tuple[list[tuple[Hop, Transport]], int]:
+        """Where mail for a domain goes, and how to talk to each host: a [[transports]]
+        entry, else the relayhost, else the MX hosts, each under DANE (RFC 7672) when
+        it has validated TLSA records, else under the domain's MTA-STS policy."""
         for t in self.config.transports:
             if t.domain == domain:
-                return await self._fixed_hop(t.host), t.port, Transport(t.tls)
+                return [(h, Transport(t.tls)) for h in await self._fixed_hop(t.host)], t.port
         relay = self.config.relayhost
         if relay.host:
             transport = Transport(relay.tls, relay.username, self.config.relayhost_password,
                                   relay.verify_certificate)
-            return await self._fixed_hop(relay.host), relay.port, transport
+            return [(h, transport) for h in await self._fixed_hop(relay.host)], relay.port
+        port = self.settings.port
         hops = await route(self.resolver, domain)
-        policy = await self.sts.policy(domain) if self.sts else None
+        tlsa = await self._tlsa(domain, hops, port)
+        policy = None
+        if not any(tlsa.values()) and self.sts:
+            # RFC 8461 §2: DANE, where present, takes precedence over MTA-STS.
+            policy = await self.sts.policy(domain)
         if policy is None or policy.mode == "none":
-            return hops, self.settings.port, MX_TRANSPORT
+            return [(h, Transport(tlsa=tlsa[h.host]) if tlsa[h.host] else MX_TRANSPORT)
+                    for h in hops], port
         matching = [h for h in hops if policy.allows(h.host)]
         if policy.mode == "testing":
             if len(matching) < len(hops):
                 self.events.emit("mta-sts-testing", domain=domain,
                                  unmatched=",".join(h.host for h in hops if h not in matching))
-            return hops, self.settings.port, MX_TRANSPORT
+            return [(h, MX_TRANSPORT) for h in hops], port
         # enforce (RFC 8461 §5): listed MX hosts only, authenticated TLS only.
         if not matching:
             raise RouteDefer(f"451 4.7.5 no MX host of {domain} matches its MTA-STS policy")
-        return matching, self.settings.port, Transport(
-            tls="starttls", verify=True, cafile=self.settings.ca_bundle)
+        transport = Transport(tls="starttls", verify=True, cafile=self.settings.ca_bundle)
+        return [(h, transport) for h in matching], port
+
+    async def _tlsa(self, domain: str, hops: list[Hop], port: int) -> dict[str, tuple]:
+        """Validated TLSA records per MX host; only when the MX answer was validated
+        too (RFC 7672 §2.2.1), since an unsigned MX name proves nothing."""
+        out: dict[str, tuple] = {h.host: () for h in hops}
+        if not self.settings.dane:
+            return out
+        try:
+            if not (await self.resolver.query(domain, "MX")).authenticated:
+                return out
+            for h in hops:
+                answer = await self.resolver.query(f"_{port}._tcp.{h.host}", "TLSA")
+                if answer.authenticated:
+                    out[h.host] = tuple(dane.TLSA(r.usage, r.selector, r.mtype, r.cert)
+                                        for r in answer.records)
+        except DNSError:
+            pass     # no validated records: plain opportunistic TLS
+        return out
 
     async def _deliver_domain(self, domain: str, items: list[Item], run: _Run) -> None:
         try:
-            hops, port, transport = await self._hops(domain)
+            routes, port = await self._hops(domain)
         except (PermanentRouteError, TempFailure, RouteDefer) as e:
             if isinstance(e, PermanentRouteError):
                 outcome = Outcome(BOUNCED, f"550 {e.status} {e.text}")
@@ -222,17 +247,18 @@ class QueueRunner:
             for item in items:
                 run.finished(item, {r.id: outcome for r in item.recipients})
             return
-        endpoints = [(hop.host, ip) for hop in hops for ip in hop.addresses]
+        endpoints = [(hop.host, ip, transport) for hop, transport in routes
+                     for ip in hop.addresses]
         lanes = max(1, min(self.settings.per_destination, len(items)))
-        await asyncio.gather(*(self._lane(items[i::lanes], endpoints, port, transport, run)
+        await asyncio.gather(*(self._lane(items[i::lanes], endpoints, port, run)
                                for i in range(lanes)))
 
-    async def _lane(self, items: list[Item], endpoints: list[tuple[str, str]], port: int,
-                    transport: Transport, run: _Run) -> None:
+    async def _lane(self, items: list[Item], endpoints: list[tuple[str, str, Transport]],
+                    port: int, run: _Run) -> None:
         """One connection at a time, carrying its share of the messages; what a host
         defers is tried at the next one (2xx and 5xx are final)."""
         remaining: list[tuple[Item, dict[int, Outcome]]] = [(item, {}) for item in items]
-        for n, (host, ip) in enumerate(endpoints):
+        for n, (host, ip, transport) in enumerate(endpoints):
             last = n == len(endpoints) - 1
             session = Session(ip=ip, port=port, host=host, helo=self.config.hostname,
                               timeout=self.settings.timeout,

@@ -1,0 +1,46 @@
+"""DANE for SMTP (RFC 7672): TLSA records, trusted only from DNSSEC-validated answers,
+say which certificate the MX host must present.
+
+DANE-EE (usage 3) pins the server's own certificate or public key; names and CAs
+are not consulted (§3.1.1). DANE-TA (usage 2) needs the peer's full chain, which
+the ssl module does not expose before Python 3.13: such records count as "TLS
+required, not authenticated" here, as RFC 7672 §2.2 asks for unusable records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+
+@dataclass(frozen=True)
+class TLSA:
+    usage: int
+    selector: int
+    mtype: int
+    data: bytes
+
+
+def authenticates(records: tuple[TLSA, ...]) -> bool:
+    return any(r.usage == 3 for r in records)
+
+
+def matches(der_cert: bytes, records: tuple[TLSA, ...]) -> bool:
+    """Does the presented certificate match one usable (DANE-EE) record?"""
+    cert = x509.load_der_x509_certificate(der_cert)
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    for r in records:
+        if r.usage != 3:
+            continue
+        blob = der_cert if r.selector == 0 else spki if r.selector == 1 else None
+        if blob is None:
+            continue
+        digest = {0: lambda b: b, 1: lambda b: hashlib.sha256(b).digest(),
+                  2: lambda b: hashlib.sha512(b).digest()}.get(r.mtype)
+        if digest is not None and digest(blob) == r.data:
+            return True
+    return False
