@@ -343,3 +343,24 @@ def test_transports_config():
         parse(base + '[[transports]]\ndomain = "p.test"\nhost = "h"\ntls = "maybe"\n')
     with pytest.raises(ConfigError, match=r"transports\[0\].host"):
         parse(base + '[[transports]]\ndomain = "p.test"\n')
+
+
+def test_message_without_final_crlf_is_terminated(world):
+    store, runner, clock, peer = world
+    enqueue(store, clock, ["x@peer.test"], body=b"Subject: bdat\r\n\r\nno newline at end")
+    asyncio.run(runner.run_once())
+    [(_, _, content)] = peer.received
+    assert content == b"Subject: bdat\r\n\r\nno newline at end\r\n"
+
+
+def test_unreachable_destination_backs_off_as_a_whole(world):
+    store, runner, clock, _ = world
+    runner.settings = dataclasses.replace(runner.settings, port=free_port())   # nobody there
+    enqueue(store, clock, ["a@peer.test"])
+    asyncio.run(runner.run_once())
+    assert runner.unreachable["peer.test"][0] == 1
+    later = enqueue(store, clock, ["b@peer.test"])       # new mail, same dead destination
+    asyncio.run(runner.run_once())
+    [r] = store.queue_message(later).recipients
+    assert r.state == "deferred" and "unreachable" in r.last_reply   # no connection tried
+    assert store.queue_attempts(later)[0]["remote"] == ""

@@ -237,7 +237,12 @@ async def _transaction(smtp: aiosmtplib.SMTP, message: QueuedMessage,
     if not accepted:
         await smtp.rset()
         return outcomes
-    reply = await smtp.data(content)
+    if not content.endswith(b"\r\n"):
+        # A BDAT-received message may end without CRLF; on the wire DATA needs one
+        # before the terminating "." (RFC 5321 §4.1.1.4).
+        content += b"\r\n"
+    # RFC 5321 §4.5.3.2.6: wait 10 minutes for the reply to the final ".".
+    reply = await smtp.data(content, timeout=max(smtp.timeout or 0, 600))
     for r in accepted:
         outcomes[r.id] = Outcome(_state(reply.code), f"{reply.code} {reply.message}", remote)
     return outcomes

@@ -85,6 +85,7 @@ class QueueRunner:
         self.events = events
         self.clock = clock
         self._wake = asyncio.Event()
+        self.unreachable: dict[str, tuple[int, float]] = {}   # domain -> (failures, until)
         self.sts = MTASTS(resolver, self.settings.ca_bundle, self.settings.mta_sts_port,
                           clock=clock) if self.settings.mta_sts else None
 
@@ -236,6 +237,7 @@ class QueueRunner:
 
     async def _deliver_domain(self, domain: str, items: list[Item], run: _Run) -> None:
         try:
+            self._check_backoff(domain)
             routes, port = await self._hops(domain)
         except (PermanentRouteError, TempFailure, RouteDefer) as e:
             if isinstance(e, PermanentRouteError):
@@ -250,13 +252,32 @@ class QueueRunner:
         endpoints = [(hop.host, ip, transport) for hop, transport in routes
                      for ip in hop.addresses]
         lanes = max(1, min(self.settings.per_destination, len(items)))
-        await asyncio.gather(*(self._lane(items[i::lanes], endpoints, port, run)
-                               for i in range(lanes)))
+        reached = await asyncio.gather(*(self._lane(items[i::lanes], endpoints, port, run)
+                                         for i in range(lanes)))
+        self._note_reachability(domain, any(reached))
+
+    def _check_backoff(self, domain: str) -> None:
+        """A destination none of whose hosts could be reached recently is left alone
+        until its backoff ends: new mail for it waits instead of hammering it."""
+        failures, until = self.unreachable.get(domain, (0, 0.0))
+        if until > self.clock():
+            raise RouteDefer(f"451 4.4.1 {domain} unreachable ({failures} failed runs); "
+                             f"next try in {int(until - self.clock())} s")
+
+    def _note_reachability(self, domain: str, reached: bool) -> None:
+        if reached:
+            self.unreachable.pop(domain, None)
+            return
+        failures = self.unreachable.get(domain, (0, 0.0))[0] + 1
+        delay = min(self.settings.first_retry * 2 ** (failures - 1), self.settings.max_retry)
+        self.unreachable[domain] = (failures, self.clock() + delay)
 
     async def _lane(self, items: list[Item], endpoints: list[tuple[str, str, Transport]],
-                    port: int, run: _Run) -> None:
+                    port: int, run: _Run) -> bool:
         """One connection at a time, carrying its share of the messages; what a host
-        defers is tried at the next one (2xx and 5xx are final)."""
+        defers is tried at the next one (2xx and 5xx are final). Returns whether any
+        host answered at all."""
+        reached = False
         remaining: list[tuple[Item, dict[int, Outcome]]] = [(item, {}) for item in items]
         for n, (host, ip, transport) in enumerate(endpoints):
             last = n == len(endpoints) - 1
@@ -264,7 +285,8 @@ class QueueRunner:
                               timeout=self.settings.timeout,
                               source_address=self.settings.source_address,
                               transport=transport)
-            await session.open()
+            if await session.open() is None:
+                reached = True
             still = []
             commit = None
             for item, got in remaining:
@@ -284,7 +306,8 @@ class QueueRunner:
             await session.close()
             remaining = still
             if not remaining:
-                return
+                return reached
+        return reached
 
     async def _notify(self, message: QueuedMessage, notices: list[dsn.Notice],
                       original: bytes) -> None:
