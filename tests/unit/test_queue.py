@@ -364,3 +364,50 @@ def test_unreachable_destination_backs_off_as_a_whole(world):
     [r] = store.queue_message(later).recipients
     assert r.state == "deferred" and "unreachable" in r.last_reply   # no connection tried
     assert store.queue_attempts(later)[0]["remote"] == ""
+
+
+def test_client_pipelines_mail_rcpt_data(world):
+    """RFC 2920: with PIPELINING offered, MAIL, every RCPT and DATA arrive before the
+    server has answered any of them."""
+    import socket
+    import threading
+    store, runner, clock, _ = world
+    listener = socket.create_server(("127.0.0.1", 0))
+    first_batch: list[bytes] = []
+
+    def serve():
+        conn, _ = listener.accept()
+        f = conn.makefile("rwb")
+        f.write(b"220 pipe\r\n")
+        f.flush()
+        f.readline()                                   # EHLO
+        f.write(b"250-pipe\r\n250 PIPELINING\r\n")
+        f.flush()
+        conn.settimeout(2)
+        batch = b""
+        while batch.count(b"\r\n") < 4:              # MAIL, 2 x RCPT, DATA, unanswered
+            batch += conn.recv(4096)
+        first_batch.append(batch)
+        f.write(b"250 ok\r\n250 ok\r\n550 5.1.1 nope\r\n354 go\r\n")
+        f.flush()
+        rest = b""
+        while not rest.endswith(b"\r\n.\r\n"):
+            rest += conn.recv(4096)
+        f.write(b"250 2.0.0 queued\r\n")
+        f.flush()
+        f.readline()                                   # QUIT
+        f.write(b"221 bye\r\n")
+        f.flush()
+        conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    runner.settings = dataclasses.replace(runner.settings, port=listener.getsockname()[1])
+    mid = enqueue(store, clock, ["ok@peer.test", "gone@peer.test"])
+    asyncio.run(runner.run_once())
+    thread.join(5)
+    listener.close()
+    [batch] = first_batch
+    assert batch.startswith(b"MAIL FROM:<sender@home.test>") and batch.endswith(b"DATA\r\n")
+    assert store.queue_message(mid) is None                    # delivered + bounced
+    assert b"Status: 5.1.1" in sender_inbox(store)[0]

@@ -1,8 +1,9 @@
-"""One delivery attempt to one host (the SMTP client side, on aiosmtplib).
+"""Delivery attempts to one host: what to send and what the replies mean.
 
-aiosmtplib speaks the protocol; this module decides what to send (ESMTP
-parameters only where the peer announced them) and turns every reply, error
-and timeout into a per-recipient outcome: delivered, deferred or bounced.
+queue/smtpclient.py speaks the protocol; this module decides what to send (ESMTP
+parameters only where the peer announced them, the TLS policy of the route) and
+turns every reply, error and timeout into a per-recipient outcome: delivered,
+deferred or bounced.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ import socket
 import ssl
 from dataclasses import dataclass
 
-import aiosmtplib
-
 from ..store.base import QueuedMessage, QueuedRecipient
 from . import dane
 from .downgrade import ConversionImpossible, is_8bit, to_7bit
+from .smtpclient import ProtocolError, Reply, SMTPConnection
 
 DELIVERED, DEFERRED, BOUNCED = "delivered", "deferred", "bounced"
 
@@ -75,6 +75,9 @@ class _Defer(Exception):
     pass
 
 
+_LOST = (ProtocolError, OSError, TimeoutError, ssl.SSLError)
+
+
 class Session:
     """One SMTP connection to one host, reused for several messages in a row."""
 
@@ -85,13 +88,17 @@ class Session:
         self.source_address = source_address
         self.transport = transport
         self.remote = f"{host} [{ip}]"
-        self.smtp: aiosmtplib.SMTP | None = None
+        self.conn: SMTPConnection | None = None
         self.broken: Outcome | None = None     # why this session cannot carry more mail
         self.tls = ""
 
+    def _lost(self, e: BaseException, status: str = "4.4.1") -> Outcome:
+        return Outcome(DEFERRED, f"451 {status} {self.remote}: {e.__class__.__name__}: {e}",
+                       self.remote)
+
     async def open(self) -> Outcome | None:
-        """Connect, EHLO, STARTTLS, AUTH. None when ready, else the outcome for every
-        recipient that was meant to go this way."""
+        """Connect, greeting, EHLO, STARTTLS, AUTH. None when ready, else the outcome
+        for every recipient that was meant to go this way."""
         transport = self.transport
         tls_context = _tls_context(transport.verify, transport.cafile)
         implicit = transport.tls == "implicit"
@@ -99,51 +106,47 @@ class Session:
             # We connect the socket ourselves: to the address our resolver chose, from
             # our source address, while TLS (SNI, certificate check) uses the host name.
             sock = await _connect(self.ip, self.port, self.source_address, self.timeout)
-        except (OSError, TimeoutError) as e:
-            self.broken = Outcome(DEFERRED, f"451 4.4.1 {self.remote}: cannot connect: "
-                                  f"{e.__class__.__name__}: {e}", self.remote)
-            return self.broken
-        smtp = self.smtp = aiosmtplib.SMTP(
-            hostname=self.host, sock=sock, local_hostname=self.helo, timeout=self.timeout,
-            start_tls=False, use_tls=implicit, tls_context=tls_context if implicit else None)
-        try:
-            await smtp.connect()
-            await smtp.ehlo()
+            conn = self.conn = await SMTPConnection.open(
+                sock, self.timeout, tls_context if implicit else None, self.host)
+            greeting = await conn.read_reply()
+            if greeting.code != 220:
+                # A refusal to talk is no verdict on the recipients: try later.
+                raise _Defer(f"{greeting.code} {greeting.text}")
+            await self._hello()
             if not implicit and transport.tls != "none":
-                if smtp.supports_extension("starttls"):
-                    await smtp.starttls(tls_context=tls_context, server_hostname=self.host)
-                    await smtp.ehlo()
+                if conn.supports("STARTTLS"):
+                    reply = await conn.starttls(tls_context, self.host)
+                    if reply.code != 220:
+                        raise _Defer(f"451 4.7.4 {self.remote} refused STARTTLS: {reply}")
+                    await self._hello()
                 elif transport.tls == "starttls" or transport.tlsa:
                     # Required TLS is never downgraded to plaintext: wait and retry.
                     raise _Defer(f"451 4.7.4 {self.remote} does not offer STARTTLS")
             if dane.authenticates(transport.tlsa):
-                der = smtp.get_transport_info("ssl_object").getpeercert(binary_form=True)
+                der = conn.ssl_object.getpeercert(binary_form=True) if conn.ssl_object else None
                 if not der or not dane.matches(der, transport.tlsa):
                     raise _Defer(f"451 4.7.5 {self.remote}: certificate does not match "
                                  "its DANE TLSA records")
             if transport.username:
-                try:
-                    await smtp.login(transport.username, transport.password)
-                except aiosmtplib.SMTPAuthenticationError as e:
+                reply = await conn.auth(transport.username, transport.password)
+                if reply.code != 235:
                     # Our credentials are wrong: the admin must fix them; keep the mail.
-                    raise _Defer(f"451 4.7.0 authentication at {self.remote} failed: "
-                                 f"{e.code} {e.message}") from None
+                    raise _Defer(f"451 4.7.0 authentication at {self.remote} failed: {reply}")
         except _Defer as e:
             self.broken = Outcome(DEFERRED, str(e), self.remote)
-        except aiosmtplib.SMTPResponseException as e:
-            # A greeting or EHLO refusal: say what the server said, but a refusal to
-            # talk to us is no verdict on the recipients: try again later.
-            self.broken = Outcome(DEFERRED, f"{e.code} {e.message}", self.remote)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as e:
-            self.broken = Outcome(DEFERRED, f"451 4.4.1 {self.remote}: "
-                                  f"{e.__class__.__name__}: {e}", self.remote)
+        except _LOST as e:
+            self.broken = self._lost(e)
         if self.broken:
             await self.close()
-        else:
-            ssl_object = self.smtp.get_transport_info("ssl_object")
-            if ssl_object is not None:
-                self.tls = f"{ssl_object.version()} {ssl_object.cipher()[0]}"
+        elif self.conn.ssl_object is not None:
+            ssl_object = self.conn.ssl_object
+            self.tls = f"{ssl_object.version()} {ssl_object.cipher()[0]}"
         return self.broken
+
+    async def _hello(self) -> None:
+        reply = await self.conn.ehlo(self.helo)
+        if reply.code != 250:
+            raise _Defer(f"{reply.code} {reply.text}")
 
     async def send(self, message: QueuedMessage, recipients: list[QueuedRecipient],
                    content: bytes) -> dict[int, Outcome]:
@@ -151,28 +154,20 @@ class Session:
         if self.broken:
             return {r.id: self.broken for r in recipients}
         try:
-            outcomes = await _transaction(self.smtp, message, recipients, content, self.remote)
-            return {rid: dataclasses.replace(o, tls=self.tls) for rid, o in outcomes.items()}
-        except aiosmtplib.SMTPResponseException as e:
-            outcome = Outcome(_state(e.code), f"{e.code} {e.message}", self.remote)
-            try:
-                await self.smtp.rset()          # ready for the next message
-            except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                self.broken = Outcome(DEFERRED, f"451 4.4.2 {self.remote}: connection lost",
-                                      self.remote)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as e:
-            outcome = Outcome(DEFERRED, f"451 4.4.2 {self.remote}: "
-                              f"{e.__class__.__name__}: {e}", self.remote)
-            self.broken = outcome
-        return {r.id: outcome for r in recipients}
+            outcomes = await _transaction(self.conn, message, recipients, content,
+                                          self.remote, self.timeout)
+        except _LOST as e:
+            self.broken = self._lost(e, "4.4.2")
+            return {r.id: self.broken for r in recipients}
+        return {rid: dataclasses.replace(o, tls=self.tls) for rid, o in outcomes.items()}
 
     async def close(self) -> None:
-        smtp, self.smtp = self.smtp, None
-        if smtp is not None and smtp.is_connected:
-            try:
-                await smtp.quit()
-            except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                smtp.close()
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            if self.broken:
+                conn.close()
+            else:
+                await conn.quit()
 
 
 async def _connect(ip: str, port: int, source_address: str, timeout: float) -> socket.socket:
@@ -190,16 +185,15 @@ async def _connect(ip: str, port: int, source_address: str, timeout: float) -> s
     return sock
 
 
-async def _transaction(smtp: aiosmtplib.SMTP, message: QueuedMessage,
-                       recipients: list[QueuedRecipient], content: bytes,
-                       remote: str) -> dict[int, Outcome]:
-    dsn = smtp.supports_extension("dsn")
-    if message.smtputf8 and not smtp.supports_extension("smtputf8"):
+async def _transaction(conn: SMTPConnection, message: QueuedMessage,
+                       recipients: list[QueuedRecipient], content: bytes, remote: str,
+                       timeout: float) -> dict[int, Outcome]:
+    if message.smtputf8 and not conn.supports("SMTPUTF8"):
         # RFC 6531 §3.2: without SMTPUTF8 at the next hop the message cannot go on.
         bounce = Outcome(BOUNCED, "553 5.6.7 the receiving server does not support SMTPUTF8",
                          remote)
         return {r.id: bounce for r in recipients}
-    if not smtp.supports_extension("8bitmime") and is_8bit(content):
+    if not conn.supports("8BITMIME") and is_8bit(content):
         try:
             content = to_7bit(content)
         except ConversionImpossible as e:
@@ -207,42 +201,65 @@ async def _transaction(smtp: aiosmtplib.SMTP, message: QueuedMessage,
                                       f"8BITMIME and the message cannot be converted: {e}",
                              remote)
             return {r.id: bounce for r in recipients}
-    options = []
-    if smtp.supports_extension("size"):
-        options.append(f"SIZE={len(content)}")
-    if message.body == "8BITMIME" and smtp.supports_extension("8bitmime"):
-        options.append("BODY=8BITMIME")
+    dsn = conn.supports("DSN")
+    params = []
+    if conn.supports("SIZE"):
+        params.append(f"SIZE={len(content)}")
+    if message.body == "8BITMIME" and conn.supports("8BITMIME"):
+        params.append("BODY=8BITMIME")
     if message.smtputf8:
-        options.append("SMTPUTF8")
+        params.append("SMTPUTF8")
     if dsn and message.ret:
-        options.append(f"RET={message.ret}")
+        params.append(f"RET={message.ret}")
     if dsn and message.envid:
-        options.append(f"ENVID={_xtext(message.envid)}")
-    encoding = "utf-8" if message.smtputf8 else "ascii"
-    await smtp.mail(message.mail_from, options=options, encoding=encoding)
-    outcomes: dict[int, Outcome] = {}
-    accepted = []
+        params.append(f"ENVID={_xtext(message.envid)}")
+    lines = [" ".join([f"MAIL FROM:<{message.mail_from}>", *params])]
     for r in recipients:
-        rcpt_options = []
+        rcpt = [f"RCPT TO:<{r.address}>"]
         if dsn and r.notify:
-            rcpt_options.append(f"NOTIFY={r.notify}")
+            rcpt.append(f"NOTIFY={r.notify}")
         if dsn and r.orcpt:
             addr_type, _, original = r.orcpt.partition(";")
-            rcpt_options.append(f"ORCPT={addr_type};{_xtext(original)}")
-        try:
-            await smtp.rcpt(r.address, options=rcpt_options, encoding=encoding)
+            rcpt.append(f"ORCPT={addr_type};{_xtext(original)}")
+        lines.append(" ".join(rcpt))
+    lines.append("DATA")
+    encoding = "utf-8" if message.smtputf8 else "ascii"
+    if conn.supports("PIPELINING"):
+        replies = await conn.pipeline(lines, encoding)      # RFC 2920 §3.1
+    else:
+        replies = []
+        for line in lines:
+            replies.append(await conn.command(line, encoding))
+            if len(replies) == 1 and replies[0].code >= 300:
+                break                                       # MAIL refused: stop here
+    mail_reply, rcpt_replies = replies[0], replies[1:len(recipients) + 1]
+    data_reply = replies[-1] if len(replies) == len(lines) else None
+    if data_reply is not None and data_reply.code == 354 and \
+            (mail_reply.code >= 300 or all(r.code >= 300 for r in rcpt_replies)):
+        await conn.data(b"", timeout)       # RFC 2920 §3.1: end a DATA nobody can use
+        data_reply = None
+    if mail_reply.code >= 300:
+        await conn.command("RSET")
+        outcome = Outcome(_state(mail_reply.code), str(mail_reply), remote)
+        return {r.id: outcome for r in recipients}
+    outcomes: dict[int, Outcome] = {}
+    accepted = []
+    for r, reply in zip(recipients, rcpt_replies, strict=True):
+        if reply.code < 300:
             accepted.append(r)
-        except aiosmtplib.SMTPRecipientRefused as e:
-            outcomes[r.id] = Outcome(_state(e.code), f"{e.code} {e.message}", remote)
+        else:
+            outcomes[r.id] = Outcome(_state(reply.code), str(reply), remote)
     if not accepted:
-        await smtp.rset()
+        await conn.command("RSET")
         return outcomes
-    if not content.endswith(b"\r\n"):
-        # A BDAT-received message may end without CRLF; on the wire DATA needs one
-        # before the terminating "." (RFC 5321 §4.1.1.4).
-        content += b"\r\n"
+    if data_reply is None or data_reply.code != 354:
+        await conn.command("RSET")
+        refused = data_reply or Reply(451, "4.3.0 DATA was not accepted")
+        for r in accepted:
+            outcomes[r.id] = Outcome(_state(refused.code), str(refused), remote)
+        return outcomes
     # RFC 5321 §4.5.3.2.6: wait 10 minutes for the reply to the final ".".
-    reply = await smtp.data(content, timeout=max(smtp.timeout or 0, 600))
+    final = await conn.data(content, max(timeout, 600))
     for r in accepted:
-        outcomes[r.id] = Outcome(_state(reply.code), f"{reply.code} {reply.message}", remote)
+        outcomes[r.id] = Outcome(_state(final.code), str(final), remote)
     return outcomes
