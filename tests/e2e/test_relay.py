@@ -18,6 +18,16 @@ mx   IN A   {ip}
 """
 
 
+def submit(server, *messages: tuple[str, str]) -> None:
+    """Send (recipient, text) messages as alice@a.test over implicit TLS."""
+    ctx = ssl._create_unverified_context()
+    with smtplib.SMTP_SSL(server.host, server.ports["submissions"], context=ctx,
+                          timeout=30) as s:
+        s.login("alice@a.test", PASSWORD)
+        for rcpt, text in messages:
+            s.sendmail("alice@a.test", [rcpt], text)
+
+
 def wait_for(predicate, timeout: float = 20.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -45,14 +55,10 @@ def test_mail_from_a_to_b_and_bounce_back(tmp_path):
     a.start()
     b.start()
     try:
-        ctx = ssl._create_unverified_context()
-        with smtplib.SMTP_SSL("127.0.0.2", a.ports["submissions"], context=ctx,
-                              timeout=30) as s:
-            s.login("alice@a.test", PASSWORD)
-            s.sendmail("alice@a.test", ["bob@b.test"],
-                       "From: alice@a.test\r\nTo: bob@b.test\r\nSubject: across\r\n\r\nhi bob\r\n")
-            s.sendmail("alice@a.test", ["nobody@b.test"],
-                       "From: alice@a.test\r\nTo: nobody@b.test\r\nSubject: lost\r\n\r\n?\r\n")
+        submit(a, ("bob@b.test",
+                   "From: alice@a.test\r\nTo: bob@b.test\r\nSubject: across\r\n\r\nhi bob\r\n"),
+               ("nobody@b.test",
+                "From: alice@a.test\r\nTo: nobody@b.test\r\nSubject: lost\r\n\r\n?\r\n"))
         [msg] = wait_for(lambda: b.inbox("bob@b.test"))
         assert msg.endswith(b"\r\n\r\nhi bob\r\n")
         # B's trace shows it came from A over TLS (opportunistic STARTTLS on port 25).
@@ -98,12 +104,7 @@ def test_relayhost_with_auth_on_587_and_465(tmp_path):
             a.add_user("alice@a.test")
             a.start()
             try:
-                ctx = ssl._create_unverified_context()
-                with smtplib.SMTP_SSL("127.0.0.2", a.ports["submissions"], context=ctx,
-                                      timeout=30) as s:
-                    s.login("alice@a.test", PASSWORD)
-                    s.sendmail("alice@a.test", ["bob@b.test"],
-                               f"Subject: via {port_role}\r\n\r\nrelayed\r\n")
+                submit(a, ("bob@b.test", f"Subject: via {port_role}\r\n\r\nrelayed\r\n"))
                 marker = f"via {port_role}".encode()
                 msg = wait_for(lambda m=marker: [x for x in b.inbox("bob@b.test")
                                                  if m in x])[0]

@@ -18,18 +18,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mailwright.address import parse_mailbox
 from mailwright.dns import Resolver
 from mailwright.events.log import EventLog
 from mailwright.queue import dane
 from mailwright.queue.runner import QueueRunner
-from mailwright.store.sqlite import SQLiteStore
 
 from ..conftest import free_port
 from ..dnsserver import DNSServer
 from .session_harness import make_config
 from .test_mtasts import LoopbackCA
-from .test_queue import Clock, Peer, enqueue
+from .test_queue import Clock, Peer, enqueue, home_store
 
 ZONE = """$TTL 300
 @      IN SOA ns.{d}. h.{d}. 1 3600 600 86400 300
@@ -123,9 +121,7 @@ def test_tlsa_matching():
 
 def test_matching_tlsa_delivers_mismatch_defers(tmp_path, dane_world):
     peer, dns_port, _ = dane_world
-    store = SQLiteStore(tmp_path)
-    store.add_domain("home.test")
-    store.add_account(parse_mailbox("sender@home.test"), "password-1")
+    store = home_store(tmp_path)
     cfg = make_config()
     cfg = dataclasses.replace(cfg, hostname="mx.home.test", queue=dataclasses.replace(
         cfg.queue, port=peer.port, timeout=5, mta_sts=False))

@@ -24,7 +24,7 @@ from mailwright.queue.runner import QueueRunner
 
 from ..conftest import loopback_dns
 from .session_harness import make_config
-from .test_queue import Clock, Peer, enqueue, sender_inbox
+from .test_queue import Clock, Peer, enqueue, home_store, sender_inbox
 
 POLICY = "version: STSv1\nmode: {mode}\nmx: mx.sts{n}.test\nmx: *.backup.test\nmax_age: 86400\n"
 
@@ -158,12 +158,8 @@ def test_fetch_and_cache(sts_world):
 
 
 def runner_for(tmp_path, sts_world, smtp_port):
-    from mailwright.address import parse_mailbox
-    from mailwright.store.sqlite import SQLiteStore
     ca, dns, server = sts_world
-    store = SQLiteStore(tmp_path)
-    store.add_domain("home.test")
-    store.add_account(parse_mailbox("sender@home.test"), "password-1")
+    store = home_store(tmp_path)
     cfg = make_config()
     cfg = dataclasses.replace(cfg, hostname="mx.home.test", queue=dataclasses.replace(
         cfg.queue, port=smtp_port, timeout=5, ca_bundle=str(ca.path),

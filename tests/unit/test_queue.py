@@ -85,11 +85,17 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def world(tmp_path, dns_port, peer):
-    store = SQLiteStore(tmp_path)
+def home_store(path) -> SQLiteStore:
+    """A store for the sending side: domain home.test, account sender@home.test."""
+    store = SQLiteStore(path)
     store.add_domain("home.test")
     store.add_account(parse_mailbox("sender@home.test"), "password-1")
+    return store
+
+
+@pytest.fixture
+def world(tmp_path, dns_port, peer):
+    store = home_store(tmp_path)
     clock = Clock()
     cfg = make_config()
     cfg = dataclasses.replace(cfg, hostname="mx.home.test",
