@@ -26,7 +26,7 @@ from ..config import Config
 from ..events.log import EventLog
 from ..net.connection import Action, LineSession, TLSInfo
 from ..net.lines import LineBuffer, LineTooLong
-from ..store.base import Maildrop, MailStore, StoreError
+from ..store.base import READ_IN_THREAD, Maildrop, MailStore, StoreError
 from .locks import MaildropLocks
 
 # RFC 2449 §4: a command line is at most 255 octets; RFC 5034 §4 lets an AUTH
@@ -38,8 +38,6 @@ MIN_TIMEOUT = 600.0
 # Stop answering pipelined RETRs once this much output is waiting, so that a
 # client that pipelines the whole maildrop never makes us hold it all.
 OUTPUT_BUDGET = 256 * 1024
-# Messages larger than this are read off the event loop.
-READ_IN_THREAD = 256 * 1024
 POP3_MECHANISMS = ("PLAIN", "SCRAM-SHA-256")
 
 Outcome = tuple[bytes, Action]

@@ -22,8 +22,14 @@ from ..address import AddressError, parse_mailbox
 from ..config import Config
 from ..dns import DNSError, NXDomain, Resolver, TempFailure
 from ..events.log import EventLog
-from ..store.base import Delivery, MailStore, QueuedMessage, RecipientUpdate, RemoteRecipient
-from ..store.sqlite import INLINE_BLOB_MAX
+from ..store.base import (
+    READ_IN_THREAD,
+    Delivery,
+    MailStore,
+    QueuedMessage,
+    RecipientUpdate,
+    RemoteRecipient,
+)
 from . import dane, dsn
 from .client import BOUNCED, DEFERRED, DELIVERED, MX_TRANSPORT, Outcome, Session, Transport
 from .mtasts import MTASTS
@@ -169,8 +175,7 @@ class QueueRunner:
 
     async def _content(self, message: QueuedMessage) -> bytes:
         # Read when needed, one message at a time: never the whole due batch in memory.
-        # Small ones live in the database (a fast indexed read); files off the loop.
-        if message.size <= INLINE_BLOB_MAX:
+        if message.size <= READ_IN_THREAD:
             return self.store.read_blob(message.blob)
         return await asyncio.to_thread(self.store.read_blob, message.blob)
 
