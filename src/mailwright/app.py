@@ -99,6 +99,10 @@ def connect_summary(config: Config, demo: Address | None, password: str | None) 
         lines.append(f"  port {sub.port}, connection security STARTTLS")
     if subs := by_role.get("submissions"):
         lines.append(f"  or port {subs.port}, connection security SSL/TLS")
+    if pop3s := by_role.get("pop3s"):
+        lines.append(f"Incoming mail (POP3): port {pop3s.port}, connection security SSL/TLS")
+    if pop3 := by_role.get("pop3"):
+        lines.append(f"  or POP3 port {pop3.port}, connection security STARTTLS")
     if not config.tls.cert:
         lines.append(f"  the certificate is self-signed ({config.data_dir / 'tls/cert.pem'}): "
                      "accept it once in the client")
