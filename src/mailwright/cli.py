@@ -79,6 +79,7 @@ def cmd_serve(args) -> int:
             from None
     try:
         password = bootstrap_demo(cfg, store)
+        store.queue_release_leases()      # no worker runs yet: old claims are void
     finally:
         store.close()          # workers open their own; no threads may cross a fork
     tls_context(cfg)           # make the self-signed certificate once, before any fork

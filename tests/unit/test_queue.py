@@ -417,3 +417,19 @@ def test_client_pipelines_mail_rcpt_data(world):
     assert batch.startswith(b"MAIL FROM:<sender@home.test>") and batch.endswith(b"DATA\r\n")
     assert store.queue_message(mid) is None                    # delivered + bounced
     assert b"Status: 5.1.1" in sender_inbox(store)[0]
+
+
+def test_two_runners_never_deliver_the_same_message(world):
+    """Worker processes each run a queue runner: claims keep them apart."""
+    store, runner, clock, peer = world
+    other = QueueRunner(runner.config, store, runner.resolver, EventLog(None), clock=clock)
+    for i in range(30):
+        enqueue(store, clock, [f"r{i}@peer.test"])
+
+    async def both():
+        return await asyncio.gather(runner.run_once(), other.run_once())
+    counts = asyncio.run(both())
+    assert sum(counts) == 30
+    delivered = sorted(r for _, rcpts, _ in peer.received for r in rcpts)
+    assert delivered == sorted(f"r{i}@peer.test" for i in range(30))    # each once
+    assert store.queue_messages() == []

@@ -37,6 +37,11 @@ from .routing import Hop, PermanentRouteError, route
 
 log = logging.getLogger("mailwright.queue")
 
+# How long claimed recipients stay out of other workers' reach. A run finishes far
+# sooner; the lease only matters if a worker dies mid-run, and every lease is
+# released when the server starts.
+CLAIM_LEASE = 3600.0
+
 
 class RouteDefer(Exception):
     """No usable route now (a policy forbids the ones we have): defer with this reply."""
@@ -118,7 +123,8 @@ class QueueRunner:
         per_destination connections per domain, `concurrency` domains at once).
         Each message is committed as soon as all its recipients have an outcome,
         which keeps the duplicate-after-crash window to the messages in flight."""
-        due = self.store.queue_due(self.clock(), limit=self.settings.concurrency * 25)
+        due = await self.store.queue_claim(self.clock(), self.settings.concurrency * 25,
+                                           lease=CLAIM_LEASE)
         if not due:
             return 0
         run = _Run(self)

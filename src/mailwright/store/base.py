@@ -181,8 +181,11 @@ class MailStore(abc.ABC):
 
     # --- outbound queue ------------------------------------------------------
     @abc.abstractmethod
-    def queue_due(self, now: float, limit: int = 100) -> list[QueuedMessage]:
-        """Messages with recipients due for an attempt (pending/deferred, time come)."""
+    async def queue_claim(self, now: float, limit: int, lease: float) -> list[QueuedMessage]:
+        """Claim due recipients (pending/deferred, time come, not leased) for `lease`
+        seconds; PostgreSQL: SELECT ... FOR UPDATE SKIP LOCKED."""
+    @abc.abstractmethod
+    def queue_release_leases(self) -> int: ...
     @abc.abstractmethod
     def queue_messages(self) -> list[QueuedMessage]: ...
     @abc.abstractmethod

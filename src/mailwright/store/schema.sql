@@ -83,7 +83,8 @@ CREATE TABLE IF NOT EXISTS queue_recipients (
     next_attempt REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     last_reply TEXT,
-    delay_warned INTEGER NOT NULL DEFAULT 0  -- a "delayed" DSN was sent (RFC 3464)
+    delay_warned INTEGER NOT NULL DEFAULT 0, -- a "delayed" DSN was sent (RFC 3464)
+    lease REAL NOT NULL DEFAULT 0             -- claimed for delivery until (worker lease)
 );
 CREATE INDEX IF NOT EXISTS queue_recipients_due ON queue_recipients (state, next_attempt);
 

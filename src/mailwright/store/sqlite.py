@@ -60,6 +60,7 @@ ADDED_COLUMNS = (
     ("domains", "pop3_expire_days", "INTEGER"),
     ("messages", "pop3_retrieved", "REAL"),
     ("queue_recipients", "delay_warned", "INTEGER NOT NULL DEFAULT 0"),
+    ("queue_recipients", "lease", "REAL NOT NULL DEFAULT 0"),
 )
 MAX_ALIAS_DEPTH = 8
 
@@ -516,8 +517,9 @@ class SQLiteStore(MailStore):
     _QUEUE_COLUMNS = ("q.id, q.message_id, q.mail_from, q.blob, q.size, q.body, q.smtputf8, "
                       "q.ret, q.envid, q.created")
 
-    def _queue_rows(self, where: str, args: tuple) -> list[QueuedMessage]:
-        rows = self.conn.execute(
+    def _queue_rows(self, where: str, args: tuple,
+                    conn: sqlite3.Connection | None = None) -> list[QueuedMessage]:
+        rows = (conn or self.conn).execute(
             f"SELECT {self._QUEUE_COLUMNS}, r.id, r.address, r.notify, r.orcpt, r.state, "
             f"r.attempts, r.next_attempt, r.last_reply, r.delay_warned FROM queue q "
             f"JOIN queue_recipients r ON r.queue_id=q.id {where} ORDER BY q.id, r.id",
@@ -530,17 +532,30 @@ class SQLiteStore(MailStore):
             msg.recipients.append(QueuedRecipient(*row[10:18], bool(row[18])))
         return list(out.values())
 
-    def queue_due(self, now: float, limit: int = 100) -> list[QueuedMessage]:
-        ids = [r[0] for r in self.conn.execute(
-            "SELECT DISTINCT queue_id FROM queue_recipients WHERE state IN "
-            "('pending','deferred') AND next_attempt<=? ORDER BY queue_id LIMIT ?",
-            (now, limit))]
-        if not ids:
-            return []
-        marks = ",".join("?" * len(ids))
-        return self._queue_rows(f"WHERE q.id IN ({marks}) AND r.state IN "
-                                f"('pending','deferred') AND r.next_attempt<=?",
-                                (*ids, now))
+    async def queue_claim(self, now: float, limit: int, lease: float) -> list[QueuedMessage]:
+        """Take due recipients for delivery: they carry a lease until their outcome is
+        recorded, so another worker process does not deliver them too. The claim is
+        a write, serialised with every other writer by SQLite."""
+        due = "r.state IN ('pending','deferred') AND r.next_attempt<=? AND r.lease<=?"
+
+        def job(c: sqlite3.Connection) -> list[QueuedMessage]:
+            ids = [row[0] for row in c.execute(
+                f"SELECT DISTINCT r.queue_id FROM queue_recipients r WHERE {due} "
+                f"ORDER BY r.queue_id LIMIT ?", (now, now, limit))]
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
+            messages = self._queue_rows(f"WHERE q.id IN ({marks}) AND {due}",
+                                        (*ids, now, now), c)
+            c.executemany("UPDATE queue_recipients SET lease=? WHERE id=?",
+                          [(now + lease, r.id) for m in messages for r in m.recipients])
+            return messages
+        return await self._writer.submit_async(job)
+
+    def queue_release_leases(self) -> int:
+        """At start-up, before any worker runs: claims of a crashed process lapse now."""
+        return self._write(lambda c: c.execute(
+            "UPDATE queue_recipients SET lease=0 WHERE lease>0").rowcount)
 
     def queue_messages(self) -> list[QueuedMessage]:
         return self._queue_rows("", ())
@@ -555,7 +570,7 @@ class SQLiteStore(MailStore):
         def job(c: sqlite3.Connection) -> tuple[bool, list[str]]:
             c.executemany(
                 "UPDATE queue_recipients SET state=?, last_reply=?, next_attempt=?, "
-                "attempts=attempts+1, delay_warned=max(delay_warned, ?) "
+                "attempts=attempts+1, delay_warned=max(delay_warned, ?), lease=0 "
                 "WHERE id=? AND queue_id=?",
                 [(u.state, u.reply, u.next_attempt, int(u.delay_warned), u.recipient_id,
                   queue_id) for u in updates])
