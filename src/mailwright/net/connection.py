@@ -106,7 +106,6 @@ def tls_info(ssl_object) -> TLSInfo | None:
 
 class SessionProtocol(asyncio.Protocol):
     # Subclasses: the protocol's words for refusing, shutting down and failing.
-    REFUSED = b""
     SHUTTING_DOWN = b""
     INTERNAL_ERROR = b""
 

@@ -14,9 +14,6 @@ from dataclasses import dataclass
 
 from ..store.base import QueuedMessage, QueuedRecipient
 
-ACTIONS = {"bounced": "failed", "delivered": "delivered", "relayed": "relayed",
-           "delayed": "delayed"}
-
 
 @dataclass(frozen=True)
 class Notice:

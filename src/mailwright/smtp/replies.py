@@ -16,10 +16,6 @@ class Reply:
         object.__setattr__(self, "status", status)
         object.__setattr__(self, "lines", lines or ("",))
 
-    @property
-    def is_error(self) -> bool:
-        return self.code >= 400
-
     def render(self, enhanced: bool = True) -> bytes:
         """Multi-line replies use `code-text` for all but the last line (RFC 5321 §4.2.1)."""
         cache = self.__dict__.setdefault("_wire", {})
@@ -45,11 +41,9 @@ OK = Reply(250, "2.0.0", "OK")
 SENDER_OK = Reply(250, "2.1.0", "Sender OK")
 RECIPIENT_OK = Reply(250, "2.1.5", "Recipient OK")
 START_DATA = Reply(354, "", "End data with <CR><LF>.<CR><LF>")
-SYNTAX = Reply(500, "5.5.2", "Syntax error, command unrecognized")
 LINE_TOO_LONG = Reply(500, "5.5.2", "Line too long")
 BAD_SEQUENCE_HELO = Reply(503, "5.5.1", "Send HELO/EHLO first")
 BAD_SEQUENCE_MAIL = Reply(503, "5.5.1", "Need MAIL command first")
-BAD_SEQUENCE_RCPT = Reply(503, "5.5.1", "Need RCPT command first")
 NESTED_MAIL = Reply(503, "5.5.1", "Nested MAIL command")
 AUTH_REQUIRED = Reply(530, "5.7.0", "Authentication required")
 TLS_REQUIRED = Reply(530, "5.7.0", "Must issue a STARTTLS command first")

@@ -355,9 +355,6 @@ class SQLiteStore(MailStore):
         return [AccountInfo(str(Address(lp, d)), created, n, size)
                 for lp, d, created, n, size in self.conn.execute(sql, args)]
 
-    def account_count(self) -> int:
-        return self.conn.execute("SELECT count(*) FROM accounts").fetchone()[0]
-
     def credentials(self, username: str) -> Credentials | None:
         try:
             key = parse_mailbox(username.strip()).key
