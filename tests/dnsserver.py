@@ -21,7 +21,11 @@ import dns.message
 import dns.name
 import dns.rcode
 import dns.rdataclass
+import dns.exception
+import dns.rdata
 import dns.rdatatype
+import dns.rdtypes.ANY.SPF
+import dns.rdtypes.ANY.TXT
 import dns.rrset
 import dns.zone
 
@@ -32,6 +36,7 @@ class DNSServer:
         self.zones: dict[dns.name.Name, dns.zone.Zone] = {}
         self.servfail: set[str] = set()
         self.blackhole: set[str] = set()
+        self.timeout_nodata: set[str] = set()   # time out unless the type has records
         self.queries: list[tuple[str, str]] = []
         for origin, text in (zones or {}).items():
             self.add_zone(origin, text)
@@ -44,6 +49,29 @@ class DNSServer:
 
     def add_zone_file(self, path: Path) -> None:
         self.add_zone(path.stem, path.read_text())
+
+    def add_records(self, records: dict[str, list[tuple[str, object]]]) -> None:
+        """Serve loose records anywhere in the tree (a test suite's zone data):
+        {name: [(type, value), ...]} with value a string, TXT/SPF as a list of
+        character-strings, MX as (preference, host); type TIMEOUT makes queries for
+        the name's other types time out (the SPF suite's convention).
+        Names outside every zone get NXDOMAIN from the root zone these go into."""
+        root = self.zones.get(dns.name.root)
+        if root is None:
+            root = self.zones[dns.name.root] = dns.zone.Zone(dns.name.root, relativize=False)
+        for owner, items in records.items():
+            try:
+                name = dns.name.from_text(owner)
+            except dns.exception.DNSException:
+                continue                     # e.g. a label over 63 octets: never queried
+            for rdtype, value in items:
+                if rdtype == "TIMEOUT":
+                    self.timeout_nodata.add(name.to_text().lower())
+                    continue
+                rdata = _rdata(rdtype, value)
+                node = root.find_node(name, create=True)
+                rdataset = node.find_rdataset(dns.rdataclass.IN, rdata.rdtype, create=True)
+                rdataset.add(rdata, ttl=300)
 
     # --- serving -------------------------------------------------------------
     def start(self) -> DNSServer:
@@ -121,6 +149,8 @@ class DNSServer:
             reply.set_rcode(dns.rcode.SERVFAIL)
         else:
             self._answer(reply, question.name, question.rdtype, dnssec)
+            if qname in self.timeout_nodata and not reply.answer:
+                return None
         limit = max(512, query.payload) if udp else 65535
         wire = reply.to_wire(max_size=65535)
         if len(wire) > limit:
@@ -152,7 +182,11 @@ class DNSServer:
 
     def _answer(self, reply: dns.message.Message, name: dns.name.Name, rdtype: int,
                 dnssec: bool = False) -> None:
+        seen = set()
         for _ in range(8):                         # follow CNAMEs inside our zones
+            if name in seen:                       # a CNAME loop: the chain so far
+                return
+            seen.add(name)
             zone = self._zone_for(name)
             if zone is None:
                 reply.set_rcode(dns.rcode.REFUSED)
@@ -186,6 +220,25 @@ class DNSServer:
         soa = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.SOA) if node else None
         if soa is not None:
             cls._put(reply.authority, zone.origin, node, soa, dnssec)
+
+
+def _rdata(rdtype: str, value) -> dns.rdata.Rdata:
+    kind = dns.rdatatype.from_text(rdtype)
+    if rdtype in ("TXT", "SPF"):
+        strings = (value if isinstance(value, list) else [value]) or [""]   # no strings: one empty
+        cls = dns.rdtypes.ANY.TXT.TXT if rdtype == "TXT" else dns.rdtypes.ANY.SPF.SPF
+        return cls(dns.rdataclass.IN, kind,
+                   [s.encode() if isinstance(s, str) else s for s in strings])
+    if rdtype == "MX":
+        preference, host = value
+        return dns.rdata.from_text("IN", "MX", f"{preference} {_absolute(host)}")
+    if rdtype in ("CNAME", "PTR"):
+        return dns.rdata.from_text("IN", rdtype, _absolute(value))
+    return dns.rdata.from_text("IN", rdtype, str(value))
+
+
+def _absolute(host: str) -> str:
+    return host if host.endswith(".") else host + "."
 
 
 def _recv_exact(conn: socket.socket, n: int) -> bytes:
