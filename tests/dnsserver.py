@@ -16,13 +16,13 @@ import struct
 import threading
 from pathlib import Path
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
-import dns.rdataclass
-import dns.exception
 import dns.rdata
+import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.SPF
 import dns.rdtypes.ANY.TXT

@@ -9,6 +9,7 @@ query goes through one configured, cached resolver — never the system's.
 from __future__ import annotations
 
 import asyncio
+
 from ..dns import NXDomain, Resolver, TempFailure
 
 # pyspf reports lookups it cannot complete as TempError; dkimpy as a missing key.
