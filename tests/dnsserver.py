@@ -225,7 +225,9 @@ class DNSServer:
 def _rdata(rdtype: str, value) -> dns.rdata.Rdata:
     kind = dns.rdatatype.from_text(rdtype)
     if rdtype in ("TXT", "SPF"):
-        strings = (value if isinstance(value, list) else [value]) or [""]   # no strings: one empty
+        strings = value if isinstance(value, list) else \
+            [value[i:i + 255] for i in range(0, len(value), 255)]   # RFC 1035 §3.3.14
+        strings = strings or [""]                                    # no strings: one empty
         cls = dns.rdtypes.ANY.TXT.TXT if rdtype == "TXT" else dns.rdtypes.ANY.SPF.SPF
         return cls(dns.rdataclass.IN, kind,
                    [s.encode() if isinstance(s, str) else s for s in strings])

@@ -60,6 +60,19 @@ class Delivery:
     ret: str | None = None
     envid: str | None = None
     sender_account: str | None = None
+    quarantine: frozenset[int] = frozenset()     # local accounts that get it in Junk
+
+
+@dataclass(frozen=True)
+class DKIMKeyInfo:
+    domain: str
+    name: str              # the key set, as `dkim generate --selector` named it
+    selector: str          # as published
+    algorithm: str         # rsa-sha256 | ed25519-sha256
+    path: str              # private key file
+    txt: str               # the TXT record at <selector>._domainkey.<domain>
+    active: bool
+    created: float
 
 
 @dataclass(frozen=True)
@@ -176,6 +189,18 @@ class MailStore(abc.ABC):
 
     @abc.abstractmethod
     def read_blob(self, digest: str) -> bytes: ...
+
+    # --- email authentication ------------------------------------------------
+    @abc.abstractmethod
+    def add_dkim_keys(self, keys: list[DKIMKeyInfo]) -> None: ...
+    @abc.abstractmethod
+    def dkim_keys(self, domain: str | None = None) -> list[DKIMKeyInfo]: ...
+    @abc.abstractmethod
+    def activate_dkim_keys(self, domain: str, name: str) -> None: ...
+    @abc.abstractmethod
+    def remove_dkim_keys(self, domain: str, name: str) -> list[str]: ...
+    @abc.abstractmethod
+    def record_dmarc(self, row: tuple) -> None: ...
 
     # --- outbound queue ------------------------------------------------------
     @abc.abstractmethod

@@ -114,3 +114,34 @@ CREATE TABLE IF NOT EXISTS blob_inline (
     digest TEXT PRIMARY KEY,
     data BLOB NOT NULL
 );
+
+-- DKIM keys (RFC 6376 §3.6): the private key is a file under data_dir/dkim (mode 0600);
+-- `name` groups the RSA and Ed25519 selectors made together, signed with together.
+CREATE TABLE IF NOT EXISTS dkim_keys (
+    id INTEGER PRIMARY KEY,
+    domain TEXT NOT NULL,
+    name TEXT NOT NULL,                   -- what `dkim generate --selector` named
+    selector TEXT NOT NULL,               -- as published: <name>-rsa, <name>-ed25519
+    algorithm TEXT NOT NULL,              -- rsa-sha256 | ed25519-sha256
+    path TEXT NOT NULL,
+    txt TEXT NOT NULL,                    -- the record to publish at selector._domainkey
+    active INTEGER NOT NULL DEFAULT 0,    -- signs outbound mail
+    created REAL NOT NULL,
+    UNIQUE (domain, selector)
+);
+
+-- DMARC aggregate report data (RFC 7489 §7.2, appendix C): one row per day, source and
+-- outcome, counted, for a later reporting feature.
+CREATE TABLE IF NOT EXISTS dmarc_records (
+    day TEXT NOT NULL,                    -- UTC date
+    header_from TEXT NOT NULL,
+    policy_domain TEXT NOT NULL,
+    source_ip TEXT NOT NULL,
+    disposition TEXT NOT NULL,            -- none | quarantine | reject
+    dkim TEXT NOT NULL,                   -- aligned DKIM result
+    spf TEXT NOT NULL,                    -- aligned SPF result
+    dkim_domain TEXT NOT NULL,
+    spf_domain TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (day, header_from, source_ip, disposition, dkim, spf, dkim_domain, spf_domain)
+);

@@ -36,6 +36,7 @@ from .base import (
     AccountInfo,
     AliasInfo,
     Delivery,
+    DKIMKeyInfo,
     Maildrop,
     MaildropMessage,
     MailStore,
@@ -481,10 +482,15 @@ class SQLiteStore(MailStore):
             local_blob = digests[0] if delivery.local_accounts else None
             relay_blob = digests[-1] if delivery.remote else None
             for account_id in dict.fromkeys(delivery.local_accounts):
+                name = "Junk" if account_id in delivery.quarantine else "INBOX"
                 box = c.execute("SELECT id, uidnext, highestmodseq FROM mailboxes "
-                                "WHERE account_id=? AND name='INBOX'", (account_id,)).fetchone()
+                                "WHERE account_id=? AND name=?", (account_id, name)).fetchone()
+                if box is None and name == "Junk":          # deleted by the user: INBOX
+                    box = c.execute("SELECT id, uidnext, highestmodseq FROM mailboxes "
+                                    "WHERE account_id=? AND name='INBOX'",
+                                    (account_id,)).fetchone()
                 if box is None:
-                    raise StoreError(f"account {account_id} has no INBOX")
+                    raise StoreError(f"account {account_id} has no {name}")
                 box_id, uid, modseq = box
                 c.execute("UPDATE mailboxes SET uidnext=?, highestmodseq=? WHERE id=?",
                           (uid + 1, modseq + 1, box_id))
@@ -684,6 +690,61 @@ class SQLiteStore(MailStore):
     async def _unlink(self, digests: list[str]) -> None:
         if digests:
             await asyncio.to_thread(lambda: [self.blobs.remove(d) for d in digests])
+
+    # --- email authentication ---------------------------------------------------
+    def add_dkim_keys(self, keys: list[DKIMKeyInfo]) -> None:
+        def job(c: sqlite3.Connection) -> None:
+            for k in keys:
+                if c.execute("SELECT 1 FROM dkim_keys WHERE domain=? AND selector=?",
+                             (k.domain, k.selector)).fetchone():
+                    raise StoreError(f"selector {k.selector} already exists for {k.domain}")
+                c.execute("INSERT INTO dkim_keys (domain, name, selector, algorithm, path, "
+                          "txt, active, created) VALUES (?,?,?,?,?,?,?,?)",
+                          (k.domain, k.name, k.selector, k.algorithm, k.path, k.txt,
+                           int(k.active), k.created))
+        self._write(job)
+
+    def dkim_keys(self, domain: str | None = None) -> list[DKIMKeyInfo]:
+        where, args = ("WHERE domain=?", (domain,)) if domain else ("", ())
+        rows = self.conn.execute(
+            "SELECT domain, name, selector, algorithm, path, txt, active, created "
+            f"FROM dkim_keys {where} ORDER BY domain, created, selector", args).fetchall()
+        return [DKIMKeyInfo(*r[:6], bool(r[6]), r[7]) for r in rows]
+
+    def activate_dkim_keys(self, domain: str, name: str) -> None:
+        def job(c: sqlite3.Connection) -> None:
+            if not c.execute("SELECT 1 FROM dkim_keys WHERE domain=? AND name=?",
+                             (domain, name)).fetchone():
+                raise StoreError(f"no DKIM keys named {name} for {domain}")
+            c.execute("UPDATE dkim_keys SET active=(name=?) WHERE domain=?", (name, domain))
+        self._write(job)
+
+    def remove_dkim_keys(self, domain: str, name: str) -> list[str]:
+        """Retire a key set: returns the private key files to delete."""
+        def job(c: sqlite3.Connection) -> list[str]:
+            rows = c.execute("SELECT path, active FROM dkim_keys WHERE domain=? AND name=?",
+                             (domain, name)).fetchall()
+            if not rows:
+                raise StoreError(f"no DKIM keys named {name} for {domain}")
+            if any(active for _, active in rows):
+                raise StoreError(f"{name} signs mail for {domain}; activate another key "
+                                 "set first (mailwright dkim activate)")
+            c.execute("DELETE FROM dkim_keys WHERE domain=? AND name=?", (domain, name))
+            return [path for path, _ in rows]
+        return self._write(job)
+
+    def record_dmarc(self, row: tuple) -> None:
+        """Count one DMARC evaluation (day, header_from, policy_domain, source_ip,
+        disposition, dkim, spf, dkim_domain, spf_domain); written with the next batch."""
+        def job(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO dmarc_records VALUES (?,?,?,?,?,?,?,?,?,1) "
+                      "ON CONFLICT DO UPDATE SET count=count+1", row)
+        self._writer.submit(job)
+
+    def dmarc_records(self) -> list[dict]:
+        cur = self.conn.execute("SELECT * FROM dmarc_records ORDER BY day, header_from")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur]
 
     # --- reading (for tests and later the IMAP engine) ---------------------------
     def read_blob(self, digest: str) -> bytes:
