@@ -26,6 +26,9 @@ from .queue.runner import QueueRunner
 from .smtp.server import SmtpProtocol
 from .store.base import MailStore
 from .store.sqlite import SQLiteStore
+from .trust.inbound import InboundChecks
+from .trust.outbound import OutboundSigner
+from .trust.sav import SenderVerifier
 
 log = logging.getLogger("mailwright")
 
@@ -46,6 +49,22 @@ class Services:
     connections: set = field(default_factory=set)   # live protocol objects
     pop3: Pop3Shared | None = None
     runner: QueueRunner | None = None
+    inbound: InboundChecks | None = None
+    outbound: OutboundSigner | None = None
+
+
+def trust_services(config: Config, store: MailStore, resolver: Resolver
+                   ) -> tuple[InboundChecks, OutboundSigner]:
+    checks = config.checks
+    verifier = None
+    if any(a.sender_verify != "off"
+           for a in (checks.actions, *(actions for _, actions in checks.domains))):
+        verifier = SenderVerifier(resolver, config.hostname, port=config.queue.port,
+                                  positive_ttl=checks.sender_verify_positive_ttl,
+                                  negative_ttl=checks.sender_verify_negative_ttl,
+                                  rate=checks.sender_verify_rate)
+    inbound = InboundChecks(config, resolver, store, verifier)
+    return inbound, OutboundSigner(store, inbound.authserv_id)
 
 
 def open_store(config: Config) -> SQLiteStore:
@@ -139,9 +158,10 @@ class App:
         self.servers: list[asyncio.AbstractServer] = []
         self.timeouts = IdleTimeouts()
         dns = config.dns
-        self.services.runner = QueueRunner(
-            config, self.store, Resolver(list(dns.nameservers), dns.port, dns.timeout),
-            self.services.events)
+        resolver = Resolver(list(dns.nameservers), dns.port, dns.timeout)
+        self.services.runner = QueueRunner(config, self.store, resolver, self.services.events)
+        self.services.inbound, self.services.outbound = trust_services(config, self.store,
+                                                                       resolver)
 
     async def start(self, sockets: list[tuple[Listener, socket.socket]]) -> None:
         """Serve on already bound sockets (see bind_listeners)."""

@@ -141,6 +141,40 @@ class DNSSettings:
     timeout: float = 5.0
 
 
+CHECK_ACTIONS = ("off", "tag", "quarantine", "reject")
+
+
+@dataclass(frozen=True)
+class CheckActions:
+    # What a failed check does to a message for a recipient domain: off (the check
+    # is not run), tag (only the Authentication-Results header says it), quarantine
+    # (delivered to Junk), reject (550 5.7.x naming the check).
+    spf: str = "tag"                 # SPF fail (RFC 7208 §8.4): alone it only tags
+    dkim: str = "tag"                # signatures present, none valid
+    dmarc_reject: str = "reject"     # DMARC fail where the domain says p=reject
+    dmarc_quarantine: str = "quarantine"   # ... and p=quarantine
+    arc: str = "tag"                 # an ARC chain that fails validation
+    iprev: str = "tag"               # no forward-confirmed reverse DNS
+    helo: str = "tag"                # HELO not a FQDN, not resolving, ours, or not the client
+    sender_verify: str = "off"       # the sender's own MX refuses the MAIL FROM address
+
+
+@dataclass(frozen=True)
+class ChecksSettings:
+    authserv_id: str = ""            # Authentication-Results id ("": the hostname)
+    sender_verify_positive_ttl: float = 86400.0   # cache a verified sender this long
+    sender_verify_negative_ttl: float = 3600.0    # and a refused one this long
+    sender_verify_rate: int = 10     # callouts per sender domain per minute
+    actions: CheckActions = field(default_factory=CheckActions)
+    domains: tuple[tuple[str, CheckActions], ...] = ()   # per recipient domain
+
+    def for_domain(self, domain: str) -> CheckActions:
+        for name, actions in self.domains:
+            if name == domain:
+                return actions
+        return self.actions
+
+
 @dataclass(frozen=True)
 class DemoSettings:
     domain: str = ""
@@ -169,6 +203,7 @@ class Config:
     relayhost: RelayhostSettings = field(default_factory=RelayhostSettings)
     transports: tuple[TransportSettings, ...] = ()
     relayhost_password: str = ""
+    checks: ChecksSettings = field(default_factory=ChecksSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
@@ -196,8 +231,8 @@ class _Locator:
                 counts[name] = idx + 1
                 table = f"{name}[{idx}]"
                 self.lines.setdefault(table, n)
-            elif m := re.match(r"^\[\s*([\w.-]+)\s*\]", line):
-                table = m.group(1)
+            elif m := re.match(r'^\[\s*([\w."-]+)\s*\]', line):
+                table = m.group(1).replace('"', "")       # [checks.domains."example.com"]
                 self.lines.setdefault(table, n)
             elif m := re.match(r"^([\w-]+)\s*=", line):
                 key = f"{table}.{m.group(1)}" if table else m.group(1)
@@ -284,6 +319,47 @@ def _transports(r: _Reader, data: dict) -> tuple[TransportSettings, ...]:
     return tuple(out)
 
 
+def _checks(r: _Reader, data: dict) -> ChecksSettings:
+    """[checks] holds the settings and the default actions; [checks.domains."D"]
+    overrides actions for mail to one local domain."""
+    from .address import AddressError, canonical_domain
+    raw = data.get("checks", {})
+    if not isinstance(raw, dict):
+        raise r.error("checks", "expected a table")
+    action_names = {f.name for f in fields(CheckActions)}
+    flat = {k: v for k, v in raw.items() if k != "domains" and k not in action_names}
+    settings = r.section({"checks": flat}, "checks", ChecksSettings)
+
+    def actions(key: str, table: dict, base: CheckActions) -> CheckActions:
+        for name, value in table.items():
+            if name not in action_names:
+                raise r.error(f"{key}.{name}", "unknown key (known: "
+                              f"{', '.join(sorted(action_names))})")
+            if value not in CHECK_ACTIONS:
+                raise r.error(f"{key}.{name}",
+                              f"expected one of {', '.join(CHECK_ACTIONS)}, got {value!r}")
+        return CheckActions(**{n: table.get(n, getattr(base, n)) for n in action_names})
+
+    defaults = actions("checks", {k: v for k, v in raw.items() if k in action_names},
+                       CheckActions())
+    domains = raw.get("domains", {})
+    if not isinstance(domains, dict):
+        raise r.error("checks.domains", 'expected tables like [checks.domains."example.com"]')
+    per_domain = []
+    for name, table in domains.items():
+        key = f"checks.domains.{name}"
+        if not isinstance(table, dict):
+            raise r.error(key, "expected a table of actions")
+        try:
+            domain = canonical_domain(name)
+        except AddressError as e:
+            raise r.error(key, f"expected a domain name: {e}") from None
+        per_domain.append((domain, actions(key, table, defaults)))
+    return ChecksSettings(settings.authserv_id, settings.sender_verify_positive_ttl,
+                          settings.sender_verify_negative_ttl, settings.sender_verify_rate,
+                          defaults, tuple(per_domain))
+
+
 def config_path(explicit: str | None) -> str:
     path = explicit or os.environ.get(ENV_VAR)
     if not path:
@@ -308,8 +384,8 @@ def parse(text: str, path: str = "<config>") -> Config:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     r = _Reader(path, text)
     top_level = {"hostname", "data_dir", "listeners", "workers", "tls", "limits", "auth",
-                 "submission", "pop3", "dns", "queue", "relayhost", "transports", "demo",
-                 "log"}
+                 "submission", "pop3", "dns", "queue", "relayhost", "transports", "checks",
+                 "demo", "log"}
     for key in data:
         if key not in top_level:
             raise r.error(key, f"unknown key (known: {', '.join(sorted(top_level))})")
@@ -401,5 +477,5 @@ def parse(text: str, path: str = "<config>") -> Config:
         dns=_dns_settings(r, data),
         queue=r.section(data, "queue", QueueSettings),
         relayhost=relayhost, relayhost_password=relay_password, transports=transports,
-        demo=r.section(data, "demo", DemoSettings), log=log,
+        checks=_checks(r, data), demo=r.section(data, "demo", DemoSettings), log=log,
     )

@@ -105,7 +105,7 @@ class Session:
         try:
             # We connect the socket ourselves: to the address our resolver chose, from
             # our source address, while TLS (SNI, certificate check) uses the host name.
-            sock = await _connect(self.ip, self.port, self.source_address, self.timeout)
+            sock = await open_socket(self.ip, self.port, self.source_address, self.timeout)
             conn = self.conn = await SMTPConnection.open(
                 sock, self.timeout, tls_context if implicit else None, self.host)
             greeting = await conn.read_reply()
@@ -170,7 +170,7 @@ class Session:
                 await conn.quit()
 
 
-async def _connect(ip: str, port: int, source_address: str, timeout: float) -> socket.socket:
+async def open_socket(ip: str, port: int, source_address: str, timeout: float) -> socket.socket:
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setblocking(False)

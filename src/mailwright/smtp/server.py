@@ -15,7 +15,9 @@ class SmtpProtocol(SessionProtocol):
         s = self.services
         return SmtpSession(Connection(self.listener.role, ip, port, tls),
                            s.config, s.store, s.lockout, s.events,
-                           on_queued=s.runner.wake if s.runner else None)
+                           on_queued=s.runner.wake if s.runner else None,
+                           inbound=s.inbound if self.listener.role == "mx" else None,
+                           outbound=s.outbound)
 
     def refusal(self, reason: str) -> bytes:
         return Reply(421, "4.7.0", reason).render()

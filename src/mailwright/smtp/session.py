@@ -29,6 +29,9 @@ from ..config import Config
 from ..events.log import EventLog
 from ..net.connection import Action, LineSession, TLSInfo
 from ..store.base import Delivery, MailStore, RemoteRecipient, Target
+from ..trust.authresults import strip_ours
+from ..trust.inbound import ConnectionChecks, InboundChecks, Verdict
+from ..trust.outbound import OutboundSigner
 from . import replies as R
 from .framing import Chunk, CommandLine, Framer, LineTooLong, MessageData, Mode, Problem
 from .params import ParamError, PathArgument, decode_xtext, parse_path_argument
@@ -84,7 +87,9 @@ class SmtpSession(LineSession):
     def __init__(self, conn: Connection, config: Config, store: MailStore,
                  lockout: AuthLockout, events: EventLog,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 on_queued: Callable[[], None] | None = None):
+                 on_queued: Callable[[], None] | None = None,
+                 inbound: InboundChecks | None = None,
+                 outbound: OutboundSigner | None = None):
         self.conn = conn
         self.config = config
         self.limits = config.limits
@@ -93,6 +98,9 @@ class SmtpSession(LineSession):
         self.events = events
         self.sleep = sleep
         self.on_queued = on_queued        # tells the queue runner there is work
+        self.inbound = inbound            # SPF/DKIM/DMARC/ARC/iprev/HELO on received mail
+        self.outbound = outbound          # DKIM signing and ARC sealing
+        self.connection_checks = ConnectionChecks()
         self.id = f"{_PROCESS_TAG}{next(_serial):X}"
         self.framer = Framer(SASL_LINE_LIMIT + 2, self.limits.text_line,
                              self.limits.max_message_size)
@@ -542,6 +550,15 @@ class SmtpSession(LineSession):
                              reason=sorted(p.value for p in problems)[0],
                              mail_from=txn.reverse_path)
             return reject, Action.NONE
+        verdict = None
+        if self.inbound is not None and self.account is None:
+            content = strip_ours(content, self.inbound.authserv_id)   # RFC 8601 §5
+            verdict = await self._check(txn, content)
+            if verdict.reject is not None:
+                return verdict.reject, Action.NONE
+            content = verdict.header + content
+        elif self.outbound is not None and self.account is not None:
+            content = await self.outbound.sign(content, txn.reverse_path) + content
         now = time.time()
         message_id = _message_id(now)
         local = [t.account_id for r in txn.recipients for t in r.targets if t.is_local]
@@ -557,13 +574,22 @@ class SmtpSession(LineSession):
             recipient=str(txn.recipients[0].address) if len(txn.recipients) == 1 else None,
             timestamp=now)
         relay_content = trace + content
+        if remote and verdict is not None and self.outbound is not None:
+            # A forward through an alias: seal it so the next hop can trust our
+            # verdict although SPF (and maybe DKIM) no longer pass there (RFC 8617).
+            relay_content = await self.outbound.seal(
+                relay_content, [r.address.domain for r in txn.recipients]) + relay_content
+        quarantine = frozenset(
+            t.account_id for r in txn.recipients for t in r.targets
+            if t.is_local and verdict is not None
+            and r.address.domain in verdict.quarantine_domains)
         delivery = Delivery(
             message_id=message_id, mail_from=txn.reverse_path,
             local_accounts=local,
-            local_content=return_path(txn.reverse_path) + relay_content if local else b"",
+            local_content=return_path(txn.reverse_path) + trace + content if local else b"",
             remote=remote, relay_content=relay_content if remote else b"",
             body=txn.body, smtputf8=txn.smtputf8, ret=txn.ret, envid=txn.envid,
-            sender_account=self.account)
+            sender_account=self.account, quarantine=quarantine)
         try:
             await self.store.deliver(delivery)
         except Exception as e:
@@ -578,6 +604,26 @@ class SmtpSession(LineSession):
             remote=len(remote), account=self.account or "",
             tls=f"{self.conn.tls.version}/{self.conn.tls.cipher}" if self.conn.tls else "")
         return Reply(250, "2.0.0", f"OK: queued as {message_id}"), Action.NONE
+
+    async def _check(self, txn: Transaction, content: bytes) -> Verdict:
+        domains = {r.address.domain for r in txn.recipients}
+        try:
+            verdict = await self.inbound.check(
+                self.connection_checks, self.conn.client_ip, self.helo or "",
+                txn.reverse_path, content, domains)
+        except Exception as e:         # a check must never lose a message: tag nothing
+            self.events.emit("check-error", self.id, error=repr(e))
+            return Verdict(b"")
+        if verdict.failed:
+            self.events.emit("auth-checks", self.id, ip=self.conn.client_ip,
+                             mail_from=txn.reverse_path, failed=",".join(verdict.failed),
+                             action="reject" if verdict.reject else
+                             "quarantine" if verdict.quarantine_domains else "tag")
+        if verdict.reject is not None:
+            self.events.emit("rejected", self.id, ip=self.conn.client_ip,
+                             code=verdict.reject.code, reason=",".join(verdict.failed),
+                             mail_from=txn.reverse_path)
+        return verdict
 
     # --- the rest ----------------------------------------------------------------
     def cmd_rset(self, arg: str) -> tuple[Reply, Action]:
