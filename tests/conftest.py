@@ -38,7 +38,8 @@ def loopback_dns():
     return _dns_server
 
 
-def write_config(directory: Path, *, host: str = "127.0.0.1", extra: str = "") -> tuple[Path, dict]:
+def write_config(directory: Path, *, host: str = "127.0.0.1", extra: str = "",
+                 hostname: str = "mail.example.test") -> tuple[Path, dict]:
     ports = {role: free_port(host)
              for role in ("mx", "submission", "submissions", "pop3", "pop3s")}
     listeners = "".join(
@@ -46,7 +47,7 @@ def write_config(directory: Path, *, host: str = "127.0.0.1", extra: str = "") -
         for role, port in ports.items())
     path = directory / "mailwright.toml"
     path.write_text(
-        f'hostname = "mail.example.test"\ndata_dir = "data"\n{listeners}\n'
+        f'hostname = "{hostname}"\ndata_dir = "data"\n{listeners}\n'
         "[auth]\nfailure_delay = 0.0\nmax_failures = 5\n"
         f'[dns]\nnameservers = ["127.0.0.1"]\nport = {loopback_dns().port}\ntimeout = 2.0\n'
         f"{extra}\n")
@@ -56,10 +57,12 @@ def write_config(directory: Path, *, host: str = "127.0.0.1", extra: str = "") -
 class MailServer:
     """`mailwright serve` in a subprocess, and `mailwright` CLI calls on its config."""
 
-    def __init__(self, directory: Path, host: str = "127.0.0.1", extra: str = ""):
+    def __init__(self, directory: Path, host: str = "127.0.0.1", extra: str = "",
+                 hostname: str = "mail.example.test"):
         self.dir = directory
         self.host = host
-        self.config, self.ports = write_config(directory, host=host, extra=extra)
+        self.config, self.ports = write_config(directory, host=host, extra=extra,
+                                               hostname=hostname)
         self.data_dir = directory / "data"
         self.proc: subprocess.Popen | None = None
         self.log = directory / "server.log"

@@ -1,4 +1,4 @@
-"""The command line: serve, domain, user, alias, config."""
+"""The command line: serve, config, domain, user, alias, queue, dkim, dns."""
 
 from __future__ import annotations
 
@@ -119,6 +119,86 @@ def cmd_domain(args) -> int:
                 shown = display_domain(name)
                 print(shown if shown == name else f"{shown} ({name})")
     return 0
+
+
+def _local_domain(store, text: str) -> str:
+    from .address import canonical_domain
+    try:
+        domain = canonical_domain(text)
+    except AddressError as e:
+        raise CliError(f"invalid domain {text!r}: {e}") from None
+    if not store.is_local_domain(domain):
+        raise CliError(f"{text} is not a local domain: mailwright domain add {text}")
+    return domain
+
+
+def cmd_dkim(args) -> int:
+    from .trust import keys as keys_mod
+    cfg = _load(args)
+    with _store(args) as store:
+        if args.action == "list":
+            domain = _local_domain(store, args.domain) if args.domain else None
+            for k in store.dkim_keys(domain):
+                print(f"{k.domain}\t{k.selector}\t{k.algorithm}\t"
+                      f"{'signing' if k.active else 'published'}")
+            return 0
+        domain = _local_domain(store, args.domain)
+        if args.action == "generate":
+            name = args.selector or keys_mod.default_name()
+            made = keys_mod.generate(store, cfg.data_dir, domain, name)
+            print(f"; DKIM keys for {domain} (private keys in {cfg.data_dir / 'dkim' / domain})")
+            for k in made:
+                print(_zone_line(f"{k.selector}._domainkey.{domain}", "TXT", k.txt))
+            if made[0].active:
+                print(f"; {domain} signs with {name} now; publish the records above.")
+            else:
+                print(f"; publish the records, wait for the TTL of the old ones, then: "
+                      f"mailwright dkim activate {domain} {name}")
+        elif args.action == "activate":
+            store.activate_dkim_keys(domain, args.selector)
+            print(f"{domain} now signs with {args.selector}; keep the old records published "
+                  "until mail signed with them has arrived, then: mailwright dkim retire")
+        elif args.action == "retire":
+            keys_mod.retire(store, domain, args.selector)
+            print(f"retired {args.selector} of {domain}: remove its TXT records from DNS")
+    return 0
+
+
+def _zone_line(name: str, rtype: str, value: str) -> str:
+    if rtype == "TXT":
+        from .trust.keys import txt_strings
+        value = " ".join(f'"{part}"' for part in txt_strings(value))
+    return f"{name}.\t3600\tIN\t{rtype}\t{value}"
+
+
+def cmd_dns(args) -> int:
+    import asyncio
+
+    from .dns import Resolver
+    from .trust import records
+    cfg = _load(args)
+    with _store(args) as store:
+        domain = _local_domain(store, args.domain)
+        keys = store.dkim_keys(domain)
+    if args.action == "records":
+        print(f"; DNS records for {domain}")
+        for r in records.expected(cfg, domain, keys):
+            print(f"; {r.purpose}")
+            print(_zone_line(r.name, r.type, r.value))
+        print(f"; MTA-STS also needs mta-sts.{domain} (A/CNAME) serving over HTTPS "
+              f"https://mta-sts.{domain}/.well-known/mta-sts.txt containing:")
+        for line in records.mta_sts_policy(cfg).splitlines():
+            print(f";   {line}")
+        print(f"; Reverse DNS: ask whoever owns this server's IP addresses for a PTR record "
+              f"naming {cfg.hostname} (and an A/AAAA record for {cfg.hostname} back to them).")
+        return 0
+    dns = cfg.dns
+    resolver = Resolver(list(dns.nameservers), dns.port, dns.timeout)
+    findings = asyncio.run(records.check(cfg, resolver, domain, keys))
+    width = max(len(f.what) for f in findings)
+    for f in findings:
+        print(f"{f.status:<8} {f.what:<{width}}  {f.detail}")
+    return 1 if any(f.status in ("missing", "wrong", "error") for f in findings) else 0
 
 
 def _expire_days(text: str) -> int | None:
@@ -313,6 +393,29 @@ def build_parser() -> argparse.ArgumentParser:
         x.add_argument("id", nargs="?")
         x.add_argument("--all", action="store_true")
     q.set_defaults(fn=cmd_queue)
+
+    k = sub.add_parser("dkim", parents=[common], help="DKIM signing keys")
+    ksub = k.add_subparsers(dest="action", required=True)
+    ksub.add_parser("list", parents=[common]).add_argument("domain", nargs="?")
+    kg = ksub.add_parser("generate", parents=[common],
+                         help="make an RSA-2048 and an Ed25519 key; print the TXT records")
+    kg.add_argument("domain")
+    kg.add_argument("--selector", help="key set name (default mwYYYYMM); the selectors are "
+                                       "NAME-rsa and NAME-ed25519")
+    for name, text in (("activate", "sign with this key set from now on"),
+                       ("retire", "delete a key set that no longer signs")):
+        x = ksub.add_parser(name, parents=[common], help=text)
+        x.add_argument("domain")
+        x.add_argument("selector", help="the key set name given to generate")
+    k.set_defaults(fn=cmd_dkim)
+
+    n = sub.add_parser("dns", parents=[common], help="DNS records a domain should publish")
+    nsub = n.add_subparsers(dest="action", required=True)
+    nsub.add_parser("records", parents=[common],
+                    help="print every record to publish").add_argument("domain")
+    nsub.add_parser("check", parents=[common],
+                    help="resolve each record: found / missing / wrong").add_argument("domain")
+    n.set_defaults(fn=cmd_dns)
     return p
 
 

@@ -51,7 +51,7 @@ def verify(bridge: Bridge, message: bytes) -> ARCResult:
 # dkim.SIGNED_HEADERS, minus the oversigning a forwarder has no reason for.
 SEALED_HEADERS = (b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"reply-to",
                   b"in-reply-to", b"references", b"mime-version", b"content-type",
-                  b"content-transfer-encoding", b"dkim-signature")
+                  b"content-transfer-encoding")
 
 
 def seal(message: bytes, key: SigningKey, authserv_id: str, now: int) -> bytes:

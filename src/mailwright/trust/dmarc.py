@@ -160,25 +160,41 @@ class Evaluator:
     async def org_domain(self, domain: str) -> str:
         return organizational_domain(domain, await walk(self.resolver, domain))
 
-    async def aligned(self, author: str, other: str, mode: str, author_org: str) -> bool:
-        """RFC 7489 §3.1: strict needs the same name, relaxed the same organisation."""
+    async def aligned(self, author: str, other: str, mode: str, author_org) -> bool:
+        """RFC 7489 §3.1: strict needs the same name, relaxed the same organisation.
+        author_org is awaited only when needed: the common case (d= or the MAIL FROM
+        domain equal to the From domain) costs no tree walk."""
         other = other.lower().rstrip(".")
         if other == author:
             return True
         if mode == "s" or not other:
             return False
-        return await self.org_domain(other) == author_org
+        return await self.org_domain(other) == await author_org()
 
     async def evaluate(self, from_domain: str, spf: SPFResult | None,
                        dkims: list[DKIMResult], spf_domain: str = "") -> DMARCResult:
         author = from_domain.lower().rstrip(".")
+        walked: list[Found] | None = None
+
+        async def full_walk() -> list[Found]:
+            nonlocal walked
+            if walked is None:
+                walked = await walk(self.resolver, author)
+            return walked
+
+        async def author_org() -> str:
+            return organizational_domain(author, await full_walk())
+
         try:
-            found = await walk(self.resolver, author)
-            if not found:
-                return DMARCResult("none", author, reason="no DMARC record")
-            policy_at = found[0]
+            record = await _record_at(self.resolver, author)
+            if record is not None:
+                policy_at = Found(author, record)
+            else:
+                found = await full_walk()
+                if not found:
+                    return DMARCResult("none", author, reason="no DMARC record")
+                policy_at = found[0]
             record = policy_at.record
-            author_org = organizational_domain(author, found)
             dkim_ok = ""
             for d in dkims:
                 if d.result == "pass" and await self.aligned(author, d.domain, record.adkim,
