@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Debian packages the end-to-end tests and benchmarks drive: real SMTP and POP3
-# clients (swaks, curl, msmtp, fetchmail, mpop), Postfix's smtp-source load
+# clients (swaks, curl, msmtp, fetchmail, mpop), OpenDKIM, Postfix's smtp-source load
 # generator, and with --bench the peers we measure against (Dovecot's POP3).
 # Installed only when missing, so a warm machine pays nothing.
 set -euo pipefail
@@ -11,6 +11,7 @@ command -v msmtp >/dev/null || need+=(msmtp)
 command -v fetchmail >/dev/null || need+=(fetchmail)
 command -v mpop >/dev/null || need+=(mpop)
 command -v unbound >/dev/null || need+=(unbound)      # validating resolver for DANE tests
+[ -x /usr/sbin/opendkim ] || need+=(opendkim)          # DKIM interop, both directions
 [ -x /usr/sbin/smtp-source ] || need+=(postfix)
 if [ "${1:-}" = "--bench" ]; then
   [ -x /usr/lib/dovecot/pop3 ] || need+=(dovecot-pop3d)
@@ -20,7 +21,7 @@ echo "installing test packages: ${need[*]}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-# Postfix, Dovecot and unbound must not start system daemons as a side effect of
+# Postfix, Dovecot, unbound and OpenDKIM must not start system daemons as a side effect of
 # being installed.
 policy_added=""
 if [ ! -e /usr/sbin/policy-rc.d ]; then

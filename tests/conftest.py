@@ -39,7 +39,8 @@ def loopback_dns():
 
 
 def write_config(directory: Path, *, host: str = "127.0.0.1", extra: str = "",
-                 hostname: str = "mail.example.test") -> tuple[Path, dict]:
+                 hostname: str = "mail.example.test",
+                 dns_port: int | None = None) -> tuple[Path, dict]:
     ports = {role: free_port(host)
              for role in ("mx", "submission", "submissions", "pop3", "pop3s")}
     listeners = "".join(
@@ -49,7 +50,7 @@ def write_config(directory: Path, *, host: str = "127.0.0.1", extra: str = "",
     path.write_text(
         f'hostname = "{hostname}"\ndata_dir = "data"\n{listeners}\n'
         "[auth]\nfailure_delay = 0.0\nmax_failures = 5\n"
-        f'[dns]\nnameservers = ["127.0.0.1"]\nport = {loopback_dns().port}\ntimeout = 2.0\n'
+        f'[dns]\nnameservers = ["127.0.0.1"]\nport = {dns_port or loopback_dns().port}\ntimeout = 2.0\n'
         f"{extra}\n")
     return path, ports
 
@@ -58,11 +59,11 @@ class MailServer:
     """`mailwright serve` in a subprocess, and `mailwright` CLI calls on its config."""
 
     def __init__(self, directory: Path, host: str = "127.0.0.1", extra: str = "",
-                 hostname: str = "mail.example.test"):
+                 hostname: str = "mail.example.test", dns_port: int | None = None):
         self.dir = directory
         self.host = host
         self.config, self.ports = write_config(directory, host=host, extra=extra,
-                                               hostname=hostname)
+                                               hostname=hostname, dns_port=dns_port)
         self.data_dir = directory / "data"
         self.proc: subprocess.Popen | None = None
         self.log = directory / "server.log"

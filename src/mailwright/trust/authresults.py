@@ -17,7 +17,7 @@ def value(text: str) -> str:
 
 
 def comment(text: str) -> str:
-    return "(" + re.sub(r"[()\\\r\n]", " ", text).strip() + ")" if text else ""
+    return "(" + " ".join(re.sub(r"[()\\]", " ", text).split()) + ")" if text else ""
 
 
 def method(name: str, result: str, note: str = "", **props: str) -> str:
