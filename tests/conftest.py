@@ -50,7 +50,8 @@ def write_config(directory: Path, *, host: str = "127.0.0.1", extra: str = "",
     path.write_text(
         f'hostname = "{hostname}"\ndata_dir = "data"\n{listeners}\n'
         "[auth]\nfailure_delay = 0.0\nmax_failures = 5\n"
-        f'[dns]\nnameservers = ["127.0.0.1"]\nport = {dns_port or loopback_dns().port}\ntimeout = 2.0\n'
+        f'[dns]\nnameservers = ["127.0.0.1"]\nport = {dns_port or loopback_dns().port}\n'
+        "timeout = 2.0\n"
         f"{extra}\n")
     return path, ports
 
