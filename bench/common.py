@@ -12,6 +12,28 @@ import time
 from pathlib import Path
 
 PASSWORD = "bench-password-1"
+ROOT = Path(__file__).resolve().parent.parent
+
+_dns = None
+
+
+def loopback_dns():
+    """The benchmarks' DNS: a loopback server (the tests' own) with what inbound checks
+    look up for the load generators' mail — SPF and DMARC of remote.test, the client's
+    PTR — so the authentication checks run as for real mail, never the system resolver."""
+    global _dns
+    if _dns is None:
+        sys.path.insert(0, str(ROOT))
+        from tests.dnsserver import DNSServer
+        _dns = DNSServer()
+        _dns.add_records({
+            "remote.test": [("TXT", "v=spf1 ip4:127.0.0.0/8 -all")],
+            "_dmarc.remote.test": [("TXT", "v=DMARC1; p=reject")],
+            "client.example.net": [("A", "127.0.0.1")],
+            "1.0.0.127.in-addr.arpa": [("PTR", "client.example.net")],
+        })
+        _dns.start()
+    return _dns
 
 
 def free_port() -> int:
@@ -83,6 +105,9 @@ max_connections_per_ip = 20000
 max_messages_per_connection = 1000000
 [log]
 level = "warning"
+[dns]
+nameservers = ["127.0.0.1"]
+port = {loopback_dns().port}
 {extra}
 """)
         cli = [sys.executable, "-m", "mailwright", "--config", str(self.config)]

@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import email.utils
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from ..config import CheckActions, Config
@@ -28,6 +29,11 @@ from .dmarc import DMARCResult, Evaluator
 from .dnsbridge import Bridge
 from .iprev import HeloResult, IprevResult, check_helo, iprev
 from .sav import SAVResult, SenderVerifier
+
+# SPF results are kept this long per (client IP, MAIL FROM, HELO): a sender's batch of
+# messages costs one evaluation. Short, so a changed SPF record applies within a minute.
+SPF_CACHE_SECONDS = 60.0
+SPF_CACHE_SIZE = 10_000
 
 # Strictness order of actions: the strictest failed check decides.
 _SEVERITY = {"off": 0, "tag": 0, "quarantine": 1, "reject": 2}
@@ -76,6 +82,7 @@ class InboundChecks:
         self.verifier = verifier
         self.pool = concurrent.futures.ThreadPoolExecutor(threads, "mailwright-trust")
         self.own_ips = {listener.address for listener in config.listeners}
+        self._spf_cache: OrderedDict[tuple, tuple[float, spf_mod.SPFResult]] = OrderedDict()
         self.own_names = {config.hostname}
 
     def _enabled(self, check: str, domains: set[str]) -> bool:
@@ -108,8 +115,7 @@ class InboundChecks:
             return None
         need_spf = any(self._enabled(c, domains) for c in ("spf", "dmarc_reject",
                                                             "dmarc_quarantine"))
-        spf_task = self._in_thread(spf_mod.check, bridge, ip, mail_from, helo,
-                                   self.config.hostname) if need_spf else none()
+        spf_task = self._spf(bridge, ip, mail_from, helo) if need_spf else none()
         dkim_task = self._in_thread(dkim_mod.verify, bridge, content) \
             if b"dkim-signature" in names else none()
         # ARC is validated whenever a chain is present: sealing a forward records it.
@@ -135,6 +141,22 @@ class InboundChecks:
         self._decide(verdict, domains, dict(
             from_domain=from_domain or "", mail_from=mail_from or "<>", ip=ip, helo=helo))
         return verdict
+
+    async def _spf(self, bridge: Bridge, ip: str, mail_from: str, helo: str
+                   ) -> spf_mod.SPFResult:
+        key = (ip, mail_from.lower(), helo.lower())
+        now = time.monotonic()
+        hit = self._spf_cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        result = await self._in_thread(spf_mod.check, bridge, ip, mail_from, helo,
+                                       self.config.hostname)
+        if result.result != "temperror":
+            self._spf_cache[key] = (now + SPF_CACHE_SECONDS, result)
+            self._spf_cache.move_to_end(key)
+            while len(self._spf_cache) > SPF_CACHE_SIZE:
+                self._spf_cache.popitem(last=False)
+        return result
 
     def _decide(self, verdict: Verdict, domains: set[str], facts: dict) -> None:
         worst: dict[str, tuple[int, str]] = {}
