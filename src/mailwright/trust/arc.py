@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import dkim as dkimpy
 
-from .dkim import MIN_KEY_BITS, SigningKey, _quiet
+from .dkim import LIBRARY_LOG, MIN_KEY_BITS, SigningKey
 from .dnsbridge import Bridge, LookupFailed
 
 
@@ -29,7 +29,7 @@ def verify(bridge: Bridge, message: bytes) -> ARCResult:
         return records[0] if len(records) == 1 else b""
 
     try:
-        arc = dkimpy.ARC(message, logger=_quiet, minkey=MIN_KEY_BITS)
+        arc = dkimpy.ARC(message, logger=LIBRARY_LOG, minkey=MIN_KEY_BITS)
         cv, results, reason = arc.verify(dnsfunc=lookup)
     except LookupFailed as e:
         return ARCResult("fail", reason=f"key lookup: {e}")
@@ -59,9 +59,9 @@ def seal(message: bytes, key: SigningKey, authserv_id: str, now: int) -> bytes:
     prepend. The message must carry our Authentication-Results with an arc= result:
     that is the cv= the seal records (RFC 8617 §5.1.1). RSA only: RFC 8617 §3.9 has
     no Ed25519 algorithm for ARC yet."""
-    present = {name.lower() for name, _ in dkimpy.ARC(message, logger=_quiet).headers}
+    present = {name.lower() for name, _ in dkimpy.ARC(message, logger=LIBRARY_LOG).headers}
     include = [h for h in SEALED_HEADERS if h in present]
     fields = dkimpy.arc_sign(message, key.selector.encode(), key.domain.encode(),
                              key.private_key, authserv_id.encode(), include_headers=include,
-                             timestamp=str(now), logger=_quiet, linesep=b"\r\n")
+                             timestamp=str(now), logger=LIBRARY_LOG, linesep=b"\r\n")
     return b"".join(fields)

@@ -29,9 +29,10 @@ SIGNED_HEADERS = (
 # sender can make us do; RFC 6376 §6.1 allows limiting it).
 MAX_SIGNATURES = 10
 
-_quiet = logging.getLogger("mailwright.dkim")
-_quiet.addHandler(logging.NullHandler())
-_quiet.propagate = False
+# dkimpy logs every verification problem at error level; our results carry them.
+LIBRARY_LOG = logging.getLogger("mailwright.dkim")
+LIBRARY_LOG.addHandler(logging.NullHandler())
+LIBRARY_LOG.propagate = False
 
 
 @dataclass(frozen=True)
@@ -54,15 +55,10 @@ def _key_record(bridge: Bridge, domain: str, selector: str) -> bytes:
     return records[0]
 
 
-def signature_count(message: bytes) -> int:
-    return sum(1 for name, _ in dkimpy.DKIM(message, logger=_quiet).headers
-               if name.lower() == b"dkim-signature")
-
-
 def verify(bridge: Bridge, message: bytes) -> list[DKIMResult]:
     """One result per DKIM-Signature header field, topmost first; [] when unsigned."""
     try:
-        d = dkimpy.DKIM(message, logger=_quiet, minkey=MIN_KEY_BITS)
+        d = dkimpy.DKIM(message, logger=LIBRARY_LOG, minkey=MIN_KEY_BITS)
     except dkimpy.MessageFormatError as e:
         return [DKIMResult("permerror", reason=f"message: {e}")]
     headers = [v for n, v in d.headers if n.lower() == b"dkim-signature"]
@@ -130,5 +126,5 @@ def sign(message: bytes, keys: list[SigningKey]) -> bytes:
                            key.private_key, canonicalize=(b"relaxed", b"relaxed"),
                            include_headers=list(SIGNED_HEADERS),
                            signature_algorithm=key.algorithm.encode(),
-                           logger=_quiet, linesep=b"\r\n")
+                           logger=LIBRARY_LOG, linesep=b"\r\n")
     return out
