@@ -24,9 +24,7 @@ class ARCResult:
 
 def verify(bridge: Bridge, message: bytes) -> ARCResult:
     def lookup(name, timeout=5):
-        name = name.decode() if isinstance(name, bytes) else name
-        records = bridge.txt(name.rstrip("."))
-        return records[0] if len(records) == 1 else b""
+        return bridge.key_record(name.decode() if isinstance(name, bytes) else name)
 
     try:
         arc = dkimpy.ARC(message, logger=LIBRARY_LOG, minkey=MIN_KEY_BITS)

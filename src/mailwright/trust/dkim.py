@@ -48,11 +48,10 @@ class DKIMResult:
 def _key_record(bridge: Bridge, domain: str, selector: str) -> bytes:
     """The key record at selector._domainkey.domain (RFC 6376 §3.6.2.1). Raises
     LookupFailed (temperror) or KeyFormatError (permerror: none, or several)."""
-    records = bridge.txt(f"{selector}._domainkey.{domain}")
-    if len(records) != 1:
-        raise dkimpy.KeyFormatError("no key record" if not records else
-                                    f"{len(records)} key records")
-    return records[0]
+    record = bridge.key_record(f"{selector}._domainkey.{domain}")
+    if not record:
+        raise dkimpy.KeyFormatError("no key record, or several")
+    return record
 
 
 def verify(bridge: Bridge, message: bytes) -> list[DKIMResult]:

@@ -50,3 +50,9 @@ class Bridge:
     def txt(self, name: str) -> list[bytes]:
         """TXT records with their character-strings joined (RFC 6376 §3.6.2.2)."""
         return [b"".join(r.strings) for r in self.records(name, "TXT")]
+
+    def key_record(self, name: str) -> bytes:
+        """The one TXT record of a DKIM/ARC key name (RFC 6376 §3.6.2.2); b"" when there
+        are none or several (an ambiguous key is no key)."""
+        records = self.txt(name.rstrip("."))
+        return records[0] if len(records) == 1 else b""
