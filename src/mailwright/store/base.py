@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from ..address import Address
 from ..auth.sasl import Credentials
+from .mailboxes import MailboxStore
 
 # RFC 6154 special-use mailboxes created with every account.
 DEFAULT_MAILBOXES = (
@@ -144,7 +145,7 @@ class AliasInfo:
     targets: list[str]
 
 
-class MailStore(abc.ABC):
+class MailStore(MailboxStore):
     # --- administration (used by the CLI; blocking) -------------------------
     @abc.abstractmethod
     def add_domain(self, domain: str) -> str: ...

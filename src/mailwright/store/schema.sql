@@ -145,3 +145,36 @@ CREATE TABLE IF NOT EXISTS dmarc_records (
     count INTEGER NOT NULL,
     PRIMARY KEY (day, header_from, source_ip, disposition, dkim, spf, dkim_domain, spf_domain)
 );
+
+-- IMAP (RFC 9051): what a message's parse at delivery found, once per blob (every
+-- copy shares it), so FETCH of metadata and SEARCH never re-read the message.
+CREATE TABLE IF NOT EXISTS message_meta (
+    id INTEGER PRIMARY KEY,               -- rowid of its message_text row
+    blob TEXT NOT NULL UNIQUE,
+    envelope BLOB NOT NULL,               -- rendered ENVELOPE
+    body BLOB NOT NULL,                   -- rendered BODY
+    bodystructure BLOB NOT NULL,          -- rendered BODYSTRUCTURE
+    structure TEXT NOT NULL,              -- MIME part tree with offsets (JSON)
+    header BLOB NOT NULL,                 -- the top-level header block
+    sent REAL,                            -- Date: (SENTBEFORE, SORT DATE)
+    subject TEXT NOT NULL,                -- decoded (SEARCH SUBJECT)
+    base_subject TEXT NOT NULL,           -- RFC 5256 §2.1 (SORT SUBJECT, THREAD)
+    from_ TEXT NOT NULL, to_ TEXT NOT NULL, cc TEXT NOT NULL, bcc TEXT NOT NULL,
+    sort_from TEXT NOT NULL, sort_to TEXT NOT NULL, sort_cc TEXT NOT NULL,
+    msgid TEXT NOT NULL, in_reply_to TEXT NOT NULL, refs TEXT NOT NULL
+);
+
+-- Full-text index (SEARCH TEXT/BODY): decoded header fields and decoded body text.
+CREATE VIRTUAL TABLE IF NOT EXISTS message_text USING fts5(
+    hdr, body, tokenize = 'unicode61 remove_diacritics 2'
+);
+
+-- Expunged UIDs with the MODSEQ of their removal: other sessions learn of them
+-- (RFC 9051 §7.5.1) and QRESYNC clients get VANISHED (RFC 7162 §3.2.10).
+CREATE TABLE IF NOT EXISTS expunged (
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    uid INTEGER NOT NULL,
+    modseq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged (mailbox_id, modseq);
+CREATE INDEX IF NOT EXISTS messages_modseq ON messages (mailbox_id, modseq);

@@ -47,6 +47,8 @@ from .base import (
     Target,
 )
 from .blobs import BlobStore, digest_of
+from .sqlite_mailboxes import SQLiteMailboxes, drop_meta, ensure_meta
+from .sqlite_mailboxes import _expunge_rows as expunge_rows
 
 log = logging.getLogger("mailwright.store")
 
@@ -62,6 +64,7 @@ ADDED_COLUMNS = (
     ("messages", "pop3_retrieved", "REAL"),
     ("queue_recipients", "delay_warned", "INTEGER NOT NULL DEFAULT 0"),
     ("queue_recipients", "lease", "REAL NOT NULL DEFAULT 0"),
+    ("mailboxes", "recent_uid", "INTEGER NOT NULL DEFAULT 1"),
 )
 MAX_ALIAS_DEPTH = 8
 
@@ -221,7 +224,7 @@ def _noop(conn: sqlite3.Connection) -> None:
     return None
 
 
-class SQLiteStore(MailStore):
+class SQLiteStore(SQLiteMailboxes, MailStore):
     def __init__(self, data_dir: Path):
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -230,6 +233,7 @@ class SQLiteStore(MailStore):
         self.blobs.clean_tmp()
         self.conn = _connect(self.db_path)
         self._init_schema()
+        self._register_functions(self.conn)
         self._writer = _Writer(self.db_path, self.blobs)
         self._writer.start()
 
@@ -481,6 +485,8 @@ class SQLiteStore(MailStore):
         def job(c: sqlite3.Connection, digests: list[str]) -> None:
             local_blob = digests[0] if delivery.local_accounts else None
             relay_blob = digests[-1] if delivery.remote else None
+            if local_blob:
+                ensure_meta(c, local_blob, delivery.local_content)
             for account_id in dict.fromkeys(delivery.local_accounts):
                 name = "Junk" if account_id in delivery.quarantine else "INBOX"
                 box = c.execute("SELECT id, uidnext, highestmodseq FROM mailboxes "
@@ -646,7 +652,8 @@ class SQLiteStore(MailStore):
             c.executemany("UPDATE messages SET pop3_retrieved=? WHERE mailbox_id=? AND uid=? "
                           "AND pop3_retrieved IS NULL",
                           [(now, mailbox_id, uid) for uid in retrieved])
-            return _expunge(c, mailbox_id, deleted)
+            gone, files = expunge_rows(c, mailbox_id, deleted, _release_blobs)
+            return len(gone), files
         removed, files = await self._writer.submit_async(job)
         await self._unlink(files)
         return removed
@@ -679,13 +686,17 @@ class SQLiteStore(MailStore):
                 by_box.setdefault(box, []).append(uid)
             removed, files = 0, []
             for box, uids in by_box.items():
-                n, f = _expunge(c, box, uids)
-                removed += n
+                gone, f = expunge_rows(c, box, uids, _release_blobs)
+                removed += len(gone)
                 files += f
             return removed, files
         removed, files = await self._writer.submit_async(job)
         await self._unlink(files)
         return removed
+
+    @staticmethod
+    def _release(c: sqlite3.Connection, digests) -> list[str]:
+        return _release_blobs(c, digests)
 
     async def _unlink(self, digests: list[str]) -> None:
         if digests:
@@ -774,21 +785,6 @@ class SQLiteStore(MailStore):
                 for t, ty, s, m, d in rows]
 
 
-def _expunge(c: sqlite3.Connection, mailbox_id: int, uids: list[int]) -> tuple[int, list[str]]:
-    """Remove messages from a mailbox; (how many, blob files to unlink after commit).
-    HIGHESTMODSEQ moves so other sessions on the mailbox notice (RFC 7162 §3.2)."""
-    if not uids:
-        return 0, []
-    placeholders = ",".join("?" * len(uids))
-    blobs = [r[0] for r in c.execute(
-        f"SELECT blob FROM messages WHERE mailbox_id=? AND uid IN ({placeholders})",
-        (mailbox_id, *uids))]
-    removed = c.execute(f"DELETE FROM messages WHERE mailbox_id=? AND uid IN ({placeholders})",
-                        (mailbox_id, *uids)).rowcount
-    c.execute("UPDATE mailboxes SET highestmodseq=highestmodseq+1 WHERE id=?", (mailbox_id,))
-    return removed, _release_blobs(c, blobs)
-
-
 def _drop_if_final(c: sqlite3.Connection, queue_id: int) -> tuple[bool, list[str]]:
     """Remove a queued message once no recipient is waiting any more."""
     if c.execute("SELECT 1 FROM queue_recipients WHERE queue_id=? AND state IN "
@@ -807,6 +803,7 @@ def _release_blobs(c: sqlite3.Connection, digests) -> list[str]:
         if c.execute("SELECT 1 FROM messages WHERE blob=? UNION ALL "
                      "SELECT 1 FROM queue WHERE blob=? LIMIT 1", (digest, digest)).fetchone():
             continue
+        drop_meta(c, digest)
         if c.execute("DELETE FROM blob_inline WHERE digest=?", (digest,)).rowcount == 0:
             files.append(digest)
     return files

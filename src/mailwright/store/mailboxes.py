@@ -1,0 +1,154 @@
+"""The mailbox interface the IMAP engine uses: mailboxes, messages by UID, flags,
+MODSEQ (RFC 7162), expunge tombstones, search and quota.
+
+Reads are blocking point queries (fast, indexed) on the caller's connection;
+writes are coroutines that return once committed.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+# RFC 9051 §2.3.2: system flags, matched case-insensitively and kept in this form.
+SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
+HIERARCHY = "/"
+
+
+class MailboxError(Exception):
+    """A refused mailbox operation; `code` is the RFC 5530 response code."""
+
+    def __init__(self, text: str, code: str = ""):
+        super().__init__(text)
+        self.code = code
+
+
+class OverQuota(MailboxError):
+    def __init__(self, text: str = "Quota exceeded"):
+        super().__init__(text, "OVERQUOTA")
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    id: int
+    name: str                     # UTF-8, "/" separated
+    special_use: str | None
+    subscribed: bool
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    recent_uid: int               # messages with UID >= this are \Recent for the next SELECT
+
+
+@dataclass(frozen=True)
+class MailboxCounts:
+    messages: int
+    unseen: int
+    deleted: int
+    size: int
+
+
+@dataclass(frozen=True)
+class MessageState:
+    uid: int
+    flags: str                    # space separated
+    modseq: int
+
+
+@dataclass(frozen=True)
+class MessageData:
+    """What FETCH may need of one message, from one query."""
+    uid: int
+    flags: str
+    modseq: int
+    size: int
+    internaldate: float
+    blob: str
+    envelope: bytes | None
+    body: bytes | None
+    bodystructure: bytes | None
+    structure: str | None
+    header: bytes | None
+
+
+@dataclass(frozen=True)
+class Quota:
+    used: int                     # octets
+    limit: int                    # octets; 0: none
+    messages: int
+
+
+def flags_text(flags) -> str:
+    return " ".join(flags)
+
+
+def normalize_flag(flag: str) -> str:
+    if flag.startswith("\\"):
+        for system in SYSTEM_FLAGS:
+            if system.lower() == flag.lower():
+                return system
+    return flag
+
+
+class MailboxStore(abc.ABC):
+    @abc.abstractmethod
+    def account_id(self, account: str) -> int | None: ...
+    @abc.abstractmethod
+    def mailboxes(self, account_id: int) -> list[Mailbox]: ...
+    @abc.abstractmethod
+    def mailbox(self, account_id: int, name: str) -> Mailbox | None: ...
+    @abc.abstractmethod
+    def mailbox_by_id(self, mailbox_id: int) -> Mailbox | None: ...
+    @abc.abstractmethod
+    def mailbox_counts(self, mailbox_id: int) -> MailboxCounts: ...
+    @abc.abstractmethod
+    def mailbox_versions(self, mailbox_ids: list[int]) -> dict[int, tuple[int, int]]:
+        """(uidnext, highestmodseq) of each mailbox that still exists."""
+    @abc.abstractmethod
+    async def create_mailbox(self, account_id: int, name: str,
+                             special_use: str | None = None) -> Mailbox: ...
+    @abc.abstractmethod
+    async def delete_mailbox(self, account_id: int, name: str) -> None: ...
+    @abc.abstractmethod
+    async def rename_mailbox(self, account_id: int, old: str, new: str) -> None: ...
+    @abc.abstractmethod
+    async def subscribe(self, account_id: int, name: str, subscribed: bool) -> None: ...
+    @abc.abstractmethod
+    async def claim_recent(self, mailbox_id: int) -> int:
+        """SELECT (read-write): the mailbox's recent_uid before, now moved to UIDNEXT."""
+
+    @abc.abstractmethod
+    def message_states(self, mailbox_id: int, since_modseq: int = 0) -> list[MessageState]:
+        """Messages by UID; with since_modseq, only those changed after it."""
+    @abc.abstractmethod
+    def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]: ...
+    @abc.abstractmethod
+    def message_data(self, mailbox_id: int, uids: list[int], meta: bool) -> list[MessageData]: ...
+
+    @abc.abstractmethod
+    async def store_flags(self, mailbox_id: int, uids: list[int], mode: str, flags: list[str],
+                          unchangedsince: int | None = None
+                          ) -> tuple[list[MessageState], list[int]]:
+        """mode: set | add | remove. Returns (changed messages, UIDs that failed
+        the UNCHANGEDSINCE test, RFC 7162 §3.1.3)."""
+    @abc.abstractmethod
+    async def expunge(self, mailbox_id: int, uids: list[int]) -> list[int]: ...
+    @abc.abstractmethod
+    async def append(self, mailbox_id: int, content: bytes, flags: list[str],
+                     internaldate: float) -> tuple[int, int]:
+        """Store a message; (UIDVALIDITY, UID). Raises OverQuota."""
+    @abc.abstractmethod
+    async def copy(self, source_id: int, uids: list[int], target_id: int, move: bool
+                   ) -> tuple[int, list[tuple[int, int]]]:
+        """(target UIDVALIDITY, [(source UID, new UID)]). Raises OverQuota."""
+
+    @abc.abstractmethod
+    def search(self, mailbox_id: int, key) -> list[int]:
+        """UIDs (ascending) of the messages matching a search key (imap.search.Key,
+        with sequence sets already turned into UID sets)."""
+    @abc.abstractmethod
+    def sort_keys(self, mailbox_id: int, uids: list[int]) -> list[tuple]: ...
+    @abc.abstractmethod
+    def quota(self, account_id: int) -> Quota: ...
+    @abc.abstractmethod
+    def set_quota(self, account: str, limit: int) -> None: ...

@@ -1,0 +1,597 @@
+"""MailboxStore for SQLiteStore: mailboxes, messages by UID, flags and MODSEQ,
+expunge tombstones, search, sort keys and quota (a mixin: it uses the store's
+read connection `conn` and its writer thread)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import sqlite3
+import time
+
+from ..address import AddressError, parse_mailbox
+from ..imap import mime
+from .base import StoreError
+from .mailboxes import (
+    HIERARCHY,
+    Mailbox,
+    MailboxCounts,
+    MailboxError,
+    MailboxStore,
+    MessageData,
+    MessageState,
+    OverQuota,
+    Quota,
+    normalize_flag,
+)
+
+_MAILBOX_COLUMNS = ("id, name, special_use, subscribed, uidvalidity, uidnext, highestmodseq, "
+                    "recent_uid")
+MAX_MAILBOXES = 1000             # per account
+MAX_NAME = 512                   # octets, UTF-8
+
+
+def ensure_meta(c: sqlite3.Connection, digest: str, content: bytes) -> None:
+    """Parse a message once per blob (RFC 9051 FETCH data, sort and search keys,
+    the full-text index). A copy of a stored blob finds it already done."""
+    if c.execute("SELECT 1 FROM message_meta WHERE blob=?", (digest,)).fetchone():
+        return
+    m = mime.parse(content)
+    cur = c.execute(
+        "INSERT INTO message_meta (blob, envelope, body, bodystructure, structure, header, "
+        "sent, subject, base_subject, from_, to_, cc, bcc, sort_from, sort_to, sort_cc, "
+        "msgid, in_reply_to, refs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (digest, m.envelope, m.body, m.bodystructure, m.structure_json(), m.header, m.sent,
+         m.subject, m.base_subject, m.from_, m.to, m.cc, m.bcc, m.sort_from, m.sort_to,
+         m.sort_cc, m.message_id, m.in_reply_to, m.references))
+    c.execute("INSERT INTO message_text (rowid, hdr, body) VALUES (?,?,?)",
+              (cur.lastrowid, " ".join((m.subject, m.from_, m.to, m.cc, m.bcc)), m.text))
+
+
+def drop_meta(c: sqlite3.Connection, digest: str) -> None:
+    row = c.execute("SELECT id FROM message_meta WHERE blob=?", (digest,)).fetchone()
+    if row:
+        c.execute("DELETE FROM message_text WHERE rowid=?", row)
+        c.execute("DELETE FROM message_meta WHERE id=?", row)
+
+
+def header_match(header: bytes | None, field: str, text: str) -> bool:
+    """SEARCH HEADER field text (RFC 9051 §6.4.4): a substring of that field's
+    decoded value, case-insensitively; an empty text matches any such field."""
+    if header is None:
+        return False
+    wanted = field.lower()
+    fields = mime._headers(header, 0, len(header))
+    needle = text.lower()
+    for value in fields.get_all(wanted, []) or []:
+        if not needle or needle in mime.decode_words(str(value)).lower():
+            return True
+    return False
+
+
+def valid_name(name: str) -> str | None:
+    """Why a mailbox name cannot be created, or None."""
+    if not name or len(name.encode()) > MAX_NAME:
+        return "Mailbox name empty or too long"
+    parts = name.split(HIERARCHY)
+    if any(not p for p in parts):
+        return "Empty hierarchy level in mailbox name"
+    if any(c in name for c in "*%") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        return "Mailbox name contains wildcards or control characters"
+    return None
+
+
+def canonical_name(name: str) -> str:
+    """INBOX is case-insensitive (RFC 9051 §5.1), also as a hierarchy's first level."""
+    head, sep, rest = name.partition(HIERARCHY)
+    if head.upper() == "INBOX":
+        return "INBOX" + sep + rest
+    return name
+
+
+class SQLiteMailboxes(MailboxStore):
+    conn: sqlite3.Connection
+
+    def _register_functions(self, conn: sqlite3.Connection) -> None:
+        conn.create_function("header_match", 3, header_match, deterministic=True)
+
+    # --- mailboxes --------------------------------------------------------------
+    def account_id(self, account: str) -> int | None:
+        try:
+            key = parse_mailbox(account).key
+        except AddressError:
+            return None
+        row = self.conn.execute("SELECT id FROM accounts WHERE lookup=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def mailboxes(self, account_id: int) -> list[Mailbox]:
+        rows = self.conn.execute(f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE account_id=? "
+                                 "ORDER BY name", (account_id,))
+        return [Mailbox(*r[:3], bool(r[3]), *r[4:]) for r in rows]
+
+    def mailbox(self, account_id: int, name: str) -> Mailbox | None:
+        r = self.conn.execute(f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE account_id=? "
+                              "AND name=?", (account_id, canonical_name(name))).fetchone()
+        return Mailbox(*r[:3], bool(r[3]), *r[4:]) if r else None
+
+    def mailbox_by_id(self, mailbox_id: int) -> Mailbox | None:
+        r = self.conn.execute(f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE id=?",
+                              (mailbox_id,)).fetchone()
+        return Mailbox(*r[:3], bool(r[3]), *r[4:]) if r else None
+
+    def mailbox_counts(self, mailbox_id: int) -> MailboxCounts:
+        row = self.conn.execute(
+            "SELECT count(*), "
+            "coalesce(sum(instr(' ' || flags || ' ', ' \\Seen ') = 0), 0), "
+            "coalesce(sum(instr(' ' || flags || ' ', ' \\Deleted ') > 0), 0), "
+            "coalesce(sum(size), 0) FROM messages WHERE mailbox_id=?", (mailbox_id,)).fetchone()
+        return MailboxCounts(*row)
+
+    def mailbox_versions(self, mailbox_ids: list[int]) -> dict[int, tuple[int, int]]:
+        if not mailbox_ids:
+            return {}
+        marks = ",".join("?" * len(mailbox_ids))
+        rows = self.conn.execute(f"SELECT id, uidnext, highestmodseq FROM mailboxes "
+                                 f"WHERE id IN ({marks})", mailbox_ids)
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    async def create_mailbox(self, account_id: int, name: str,
+                             special_use: str | None = None) -> Mailbox:
+        name = canonical_name(name)
+        if why := valid_name(name):
+            raise MailboxError(why, "CANNOT")
+
+        def job(c: sqlite3.Connection) -> None:
+            if c.execute("SELECT 1 FROM mailboxes WHERE account_id=? AND name=?",
+                         (account_id, name)).fetchone():
+                raise MailboxError("Mailbox already exists", "ALREADYEXISTS")
+            if c.execute("SELECT count(*) FROM mailboxes WHERE account_id=?",
+                         (account_id,)).fetchone()[0] >= MAX_MAILBOXES:
+                raise MailboxError("Too many mailboxes", "LIMIT")
+            if special_use and c.execute(
+                    "SELECT 1 FROM mailboxes WHERE account_id=? AND special_use=?",
+                    (account_id, special_use)).fetchone():
+                raise MailboxError(f"A {special_use} mailbox exists already", "USEATTR")
+            # RFC 9051 §6.3.4: superior hierarchy names are created as needed.
+            levels = name.split(HIERARCHY)
+            for i in range(1, len(levels) + 1):
+                path = HIERARCHY.join(levels[:i])
+                c.execute("INSERT OR IGNORE INTO mailboxes (account_id, name, special_use, "
+                          "uidvalidity) VALUES (?,?,?,?)",
+                          (account_id, path, special_use if i == len(levels) else None,
+                           _new_uidvalidity(c)))
+        await self._writer.submit_async(job)
+        found = self.mailbox(account_id, name)
+        assert found is not None
+        return found
+
+    async def delete_mailbox(self, account_id: int, name: str) -> None:
+        name = canonical_name(name)
+        if name == "INBOX":
+            raise MailboxError("INBOX cannot be deleted", "CANNOT")
+
+        def job(c: sqlite3.Connection) -> list[str]:
+            row = c.execute("SELECT id FROM mailboxes WHERE account_id=? AND name=?",
+                            (account_id, name)).fetchone()
+            if row is None:
+                raise MailboxError("No such mailbox", "NONEXISTENT")
+            # RFC 9051 §6.3.5: a mailbox with inferiors keeps its name as a
+            # placeholder; we refuse instead of leaving a \Noselect level behind.
+            if c.execute("SELECT 1 FROM mailboxes WHERE account_id=? AND name LIKE ? "
+                         "ESCAPE '\\'", (account_id, _like_prefix(name))).fetchone():
+                raise MailboxError("Mailbox has child mailboxes; delete them first",
+                                   "INUSE")
+            blobs = [r[0] for r in c.execute("SELECT DISTINCT blob FROM messages "
+                                             "WHERE mailbox_id=?", row)]
+            c.execute("DELETE FROM mailboxes WHERE id=?", row)
+            return self._release(c, blobs)
+        await self._unlink(await self._writer.submit_async(job))
+
+    async def rename_mailbox(self, account_id: int, old: str, new: str) -> None:
+        old, new = canonical_name(old), canonical_name(new)
+        if why := valid_name(new):
+            raise MailboxError(why, "CANNOT")
+
+        def job(c: sqlite3.Connection) -> None:
+            row = c.execute("SELECT id, special_use FROM mailboxes WHERE account_id=? AND "
+                            "name=?", (account_id, old)).fetchone()
+            if row is None:
+                raise MailboxError("No such mailbox", "NONEXISTENT")
+            if c.execute("SELECT 1 FROM mailboxes WHERE account_id=? AND name=?",
+                         (account_id, new)).fetchone():
+                raise MailboxError("Target mailbox already exists", "ALREADYEXISTS")
+            if new.startswith(old + HIERARCHY):
+                raise MailboxError("Cannot move a mailbox into itself", "CANNOT")
+            levels = new.split(HIERARCHY)
+            for i in range(1, len(levels)):
+                c.execute("INSERT OR IGNORE INTO mailboxes (account_id, name, uidvalidity) "
+                          "VALUES (?,?,?)", (account_id, HIERARCHY.join(levels[:i]),
+                                             _new_uidvalidity(c)))
+            if old == "INBOX":
+                # RFC 9051 §6.3.6: renaming INBOX moves its messages to a new
+                # mailbox and leaves INBOX empty; inferiors of INBOX stay.
+                c.execute("INSERT INTO mailboxes (account_id, name, uidvalidity) "
+                          "VALUES (?,?,?)", (account_id, new, _new_uidvalidity(c)))
+                target = c.execute("SELECT id FROM mailboxes WHERE account_id=? AND name=?",
+                                   (account_id, new)).fetchone()[0]
+                uids = [r[0] for r in c.execute("SELECT uid FROM messages WHERE "
+                                                "mailbox_id=? ORDER BY uid", (row[0],))]
+                _copy_rows(c, row[0], uids, target)
+                _expunge_rows(c, row[0], uids)
+                return
+            c.execute("UPDATE mailboxes SET name=? WHERE id=?", (new, row[0]))
+            for child_id, child in c.execute(
+                    "SELECT id, name FROM mailboxes WHERE account_id=? AND name LIKE ? "
+                    "ESCAPE '\\'", (account_id, _like_prefix(old))).fetchall():
+                c.execute("UPDATE mailboxes SET name=? WHERE id=?",
+                          (new + child[len(old):], child_id))
+        await self._writer.submit_async(job)
+
+    async def subscribe(self, account_id: int, name: str, subscribed: bool) -> None:
+        name = canonical_name(name)
+
+        def job(c: sqlite3.Connection) -> None:
+            if c.execute("UPDATE mailboxes SET subscribed=? WHERE account_id=? AND name=?",
+                         (int(subscribed), account_id, name)).rowcount == 0:
+                raise MailboxError("No such mailbox", "NONEXISTENT")
+        await self._writer.submit_async(job)
+
+    async def claim_recent(self, mailbox_id: int) -> int:
+        def job(c: sqlite3.Connection) -> int:
+            row = c.execute("SELECT recent_uid FROM mailboxes WHERE id=?",
+                            (mailbox_id,)).fetchone()
+            c.execute("UPDATE mailboxes SET recent_uid=uidnext WHERE id=?", (mailbox_id,))
+            return row[0] if row else 0
+        return await self._writer.submit_async(job)
+
+    # --- messages -----------------------------------------------------------------
+    def message_states(self, mailbox_id: int, since_modseq: int = 0) -> list[MessageState]:
+        if since_modseq:
+            rows = self.conn.execute("SELECT uid, flags, modseq FROM messages WHERE "
+                                     "mailbox_id=? AND modseq>? ORDER BY uid",
+                                     (mailbox_id, since_modseq))
+        else:
+            rows = self.conn.execute("SELECT uid, flags, modseq FROM messages WHERE "
+                                     "mailbox_id=? ORDER BY uid", (mailbox_id,))
+        return [MessageState(*r) for r in rows]
+
+    def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT uid FROM expunged WHERE mailbox_id=? AND modseq>? ORDER BY uid",
+            (mailbox_id, modseq))]
+
+    def message_data(self, mailbox_id: int, uids: list[int], meta: bool) -> list[MessageData]:
+        if not uids:
+            return []
+        cols = ("x.envelope, x.body, x.bodystructure, x.structure, x.header" if meta
+                else "NULL, NULL, NULL, NULL, NULL")
+        join = "LEFT JOIN message_meta x ON x.blob=m.blob" if meta else ""
+        out = []
+        for lo, hi in _ranges(uids):
+            out += [MessageData(*r) for r in self.conn.execute(
+                f"SELECT m.uid, m.flags, m.modseq, m.size, m.internaldate, m.blob, {cols} "
+                f"FROM messages m {join} WHERE m.mailbox_id=? AND m.uid BETWEEN ? AND ? "
+                f"ORDER BY m.uid", (mailbox_id, lo, hi))]
+        wanted = set(uids)
+        return [d for d in out if d.uid in wanted]
+
+    async def store_flags(self, mailbox_id: int, uids: list[int], mode: str, flags: list[str],
+                          unchangedsince: int | None = None
+                          ) -> tuple[list[MessageState], list[int]]:
+        given = list(dict.fromkeys(normalize_flag(f) for f in flags))
+
+        def job(c: sqlite3.Connection) -> tuple[list[MessageState], list[int]]:
+            box = c.execute("SELECT highestmodseq FROM mailboxes WHERE id=?",
+                            (mailbox_id,)).fetchone()
+            if box is None:
+                raise MailboxError("Mailbox was deleted", "NONEXISTENT")
+            modseq = box[0] + 1
+            changed, failed = [], []
+            for lo, hi in _ranges(uids):
+                for uid, old, mod in c.execute(
+                        "SELECT uid, flags, modseq FROM messages WHERE mailbox_id=? "
+                        "AND uid BETWEEN ? AND ?", (mailbox_id, lo, hi)).fetchall():
+                    if unchangedsince is not None and mod > unchangedsince:
+                        failed.append(uid)
+                        continue
+                    new = _apply(old, mode, given)
+                    if new != old:
+                        changed.append(MessageState(uid, new, modseq))
+            if changed:
+                c.executemany("UPDATE messages SET flags=?, modseq=? WHERE mailbox_id=? "
+                              "AND uid=?", [(s.flags, modseq, mailbox_id, s.uid)
+                                            for s in changed])
+                c.execute("UPDATE mailboxes SET highestmodseq=? WHERE id=?",
+                          (modseq, mailbox_id))
+            return changed, sorted(failed)
+        return await self._writer.submit_async(job)
+
+    async def expunge(self, mailbox_id: int, uids: list[int]) -> list[int]:
+        def job(c: sqlite3.Connection) -> tuple[list[int], list[str]]:
+            return _expunge_rows(c, mailbox_id, uids, self._release)
+        gone, files = await self._writer.submit_async(job)
+        await self._unlink(files)
+        return gone
+
+    async def append(self, mailbox_id: int, content: bytes, flags: list[str],
+                     internaldate: float) -> tuple[int, int]:
+        flag_text = " ".join(dict.fromkeys(normalize_flag(f) for f in flags))
+
+        def job(c: sqlite3.Connection, digests: list[str]) -> tuple[int, int]:
+            box = c.execute("SELECT account_id, uidvalidity, uidnext, highestmodseq FROM "
+                            "mailboxes WHERE id=?", (mailbox_id,)).fetchone()
+            if box is None:
+                raise MailboxError("Mailbox was deleted", "TRYCREATE")
+            _check_quota(c, box[0], len(content))
+            ensure_meta(c, digests[0], content)
+            uid, modseq = box[2], box[3] + 1
+            c.execute("INSERT INTO messages (mailbox_id, uid, blob, size, internaldate, flags, "
+                      "modseq, message_id) VALUES (?,?,?,?,?,?,?,?)",
+                      (mailbox_id, uid, digests[0], len(content), internaldate, flag_text,
+                       modseq, f"append-{digests[0][:16]}"))
+            c.execute("UPDATE mailboxes SET uidnext=?, highestmodseq=? WHERE id=?",
+                      (uid + 1, modseq, mailbox_id))
+            return box[1], uid
+        return await self._writer.submit_async(job, (content,))
+
+    async def copy(self, source_id: int, uids: list[int], target_id: int, move: bool
+                   ) -> tuple[int, list[tuple[int, int]]]:
+        def job(c: sqlite3.Connection) -> tuple[tuple[int, list], list[str]]:
+            box = c.execute("SELECT account_id, uidvalidity FROM mailboxes WHERE id=?",
+                            (target_id,)).fetchone()
+            if box is None:
+                raise MailboxError("Target mailbox was deleted", "TRYCREATE")
+            size = _size_of(c, source_id, uids)
+            if source_id != target_id or not move:
+                _check_quota(c, box[0], size)
+            pairs = _copy_rows(c, source_id, uids, target_id)
+            files: list[str] = []
+            if move:
+                _, files = _expunge_rows(c, source_id, [s for s, _ in pairs], self._release)
+            return (box[1], pairs), files
+        result, files = await self._writer.submit_async(job)
+        await self._unlink(files)
+        return result
+
+    # --- search and sort ------------------------------------------------------------
+    def search(self, mailbox_id: int, key) -> list[int]:
+        args: list = [mailbox_id]
+        where = _sql(key, args)
+        return [r[0] for r in self.conn.execute(
+            f"SELECT m.uid FROM messages m LEFT JOIN message_meta x ON x.blob=m.blob "
+            f"WHERE m.mailbox_id=? AND ({where}) ORDER BY m.uid", args)]
+
+    def sort_keys(self, mailbox_id: int, uids: list[int]) -> list[tuple]:
+        """(uid, internaldate, size, sent, base_subject, sort_from, sort_to, sort_cc,
+        msgid, in_reply_to, refs) for SORT and THREAD."""
+        out = []
+        wanted = set(uids)
+        for lo, hi in _ranges(uids):
+            out += [r for r in self.conn.execute(
+                "SELECT m.uid, m.internaldate, m.size, x.sent, x.base_subject, x.sort_from, "
+                "x.sort_to, x.sort_cc, x.msgid, x.in_reply_to, x.refs FROM messages m "
+                "LEFT JOIN message_meta x ON x.blob=m.blob WHERE m.mailbox_id=? "
+                "AND m.uid BETWEEN ? AND ? ORDER BY m.uid", (mailbox_id, lo, hi))
+                if r[0] in wanted]
+        return out
+
+    # --- quota (RFC 9208) ------------------------------------------------------------
+    def quota(self, account_id: int) -> Quota:
+        limit = self.conn.execute("SELECT quota_bytes FROM accounts WHERE id=?",
+                                  (account_id,)).fetchone()
+        used, count = _usage(self.conn, account_id)
+        return Quota(used, limit[0] if limit else 0, count)
+
+    def set_quota(self, account: str, limit: int) -> None:
+        key = parse_mailbox(account).key
+
+        def job(c: sqlite3.Connection) -> None:
+            if c.execute("UPDATE accounts SET quota_bytes=? WHERE lookup=?",
+                         (limit, key)).rowcount == 0:
+                raise StoreError(f"no such account: {account}")
+        self._write(job)
+
+    def over_quota(self, account_id: int, size: int) -> bool:
+        """Would `size` more octets exceed the account's quota? (SMTP RCPT, RFC 9208 §4)."""
+        row = self.conn.execute("SELECT quota_bytes FROM accounts WHERE id=?",
+                                (account_id,)).fetchone()
+        if not row or not row[0]:
+            return False
+        return _usage(self.conn, account_id)[0] + size > row[0]
+
+
+def _new_uidvalidity(c: sqlite3.Connection) -> int:
+    """RFC 9051 §2.3.1.1: a mailbox name re-created later must get a new UIDVALIDITY."""
+    top = c.execute("SELECT max(uidvalidity) FROM mailboxes").fetchone()[0] or 0
+    return max(int(time.time()), top + 1)
+
+
+def _like_prefix(name: str) -> str:
+    return re.sub(r"([\\%_])", r"\\\1", name + HIERARCHY) + "%"
+
+
+def _ranges(uids: list[int]) -> list[tuple[int, int]]:
+    """Sorted UIDs as few (low, high) runs, for range queries."""
+    out: list[list[int]] = []
+    for uid in sorted(set(uids)):
+        if out and uid == out[-1][1] + 1:
+            out[-1][1] = uid
+        else:
+            out.append([uid, uid])
+    return [(a, b) for a, b in out]
+
+
+def _apply(old: str, mode: str, given: list[str]) -> str:
+    current = old.split()
+    if mode == "set":
+        return " ".join(given)
+    lower = {f.lower() for f in given}
+    if mode == "add":
+        have = {f.lower() for f in current}
+        return " ".join(current + [f for f in given if f.lower() not in have])
+    return " ".join(f for f in current if f.lower() not in lower)
+
+
+def _usage(c: sqlite3.Connection, account_id: int) -> tuple[int, int]:
+    row = c.execute("SELECT coalesce(sum(m.size), 0), count(*) FROM messages m "
+                    "JOIN mailboxes b ON m.mailbox_id=b.id WHERE b.account_id=?",
+                    (account_id,)).fetchone()
+    return row[0], row[1]
+
+
+def _check_quota(c: sqlite3.Connection, account_id: int, size: int) -> None:
+    row = c.execute("SELECT quota_bytes FROM accounts WHERE id=?", (account_id,)).fetchone()
+    if row and row[0] and _usage(c, account_id)[0] + size > row[0]:
+        raise OverQuota()
+
+
+def _size_of(c: sqlite3.Connection, mailbox_id: int, uids: list[int]) -> int:
+    total = 0
+    for lo, hi in _ranges(uids):
+        total += c.execute("SELECT coalesce(sum(size), 0) FROM messages WHERE mailbox_id=? "
+                           "AND uid BETWEEN ? AND ?", (mailbox_id, lo, hi)).fetchone()[0]
+    return total
+
+
+def _copy_rows(c: sqlite3.Connection, source_id: int, uids: list[int], target_id: int
+               ) -> list[tuple[int, int]]:
+    """Copy messages (same blob, flags kept, RFC 9051 §6.4.7) to new UIDs in the target."""
+    box = c.execute("SELECT uidnext, highestmodseq FROM mailboxes WHERE id=?",
+                    (target_id,)).fetchone()
+    uid, modseq = box[0], box[1] + 1
+    pairs = []
+    rows = []
+    for lo, hi in _ranges(uids):
+        rows += c.execute("SELECT uid, blob, size, internaldate, flags, message_id FROM messages "
+                          "WHERE mailbox_id=? AND uid BETWEEN ? AND ? ORDER BY uid",
+                          (source_id, lo, hi)).fetchall()
+    wanted = set(uids)
+    for src_uid, blob, size, internaldate, flags, message_id in rows:
+        if src_uid not in wanted:
+            continue
+        c.execute("INSERT INTO messages (mailbox_id, uid, blob, size, internaldate, flags, "
+                  "modseq, message_id) VALUES (?,?,?,?,?,?,?,?)",
+                  (target_id, uid, blob, size, internaldate, flags, modseq, message_id))
+        pairs.append((src_uid, uid))
+        uid += 1
+    if pairs:
+        c.execute("UPDATE mailboxes SET uidnext=?, highestmodseq=? WHERE id=?",
+                  (uid, modseq, target_id))
+    return pairs
+
+
+def _expunge_rows(c: sqlite3.Connection, mailbox_id: int, uids: list[int],
+                  release=None) -> tuple[list[int], list[str]]:
+    """Remove messages, leave tombstones with the new MODSEQ (RFC 7162 §3.2.10), and
+    release blobs nothing references any more (files returned for unlinking)."""
+    if not uids:
+        return [], []
+    gone, blobs = [], []
+    for lo, hi in _ranges(uids):
+        for uid, blob in c.execute("SELECT uid, blob FROM messages WHERE mailbox_id=? AND "
+                                   "uid BETWEEN ? AND ?", (mailbox_id, lo, hi)).fetchall():
+            gone.append(uid)
+            blobs.append(blob)
+    wanted = set(uids)
+    gone = [u for u in gone if u in wanted]
+    if not gone:
+        return [], []
+    modseq = c.execute("SELECT highestmodseq FROM mailboxes WHERE id=?",
+                       (mailbox_id,)).fetchone()[0] + 1
+    c.executemany("DELETE FROM messages WHERE mailbox_id=? AND uid=?",
+                  [(mailbox_id, u) for u in gone])
+    c.executemany("INSERT INTO expunged (mailbox_id, uid, modseq) VALUES (?,?,?)",
+                  [(mailbox_id, u, modseq) for u in gone])
+    c.execute("UPDATE mailboxes SET highestmodseq=? WHERE id=?", (modseq, mailbox_id))
+    files = release(c, blobs) if release else []
+    return gone, files
+
+
+# --- SEARCH keys to SQL ------------------------------------------------------------------
+_HEADER_COLUMNS = {"from": "x.from_", "to": "x.to_", "cc": "x.cc", "bcc": "x.bcc",
+                   "subject": "x.subject"}
+
+
+def _like(text: str) -> str:
+    return "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
+
+
+def _fts_phrase(text: str) -> str | None:
+    """An FTS5 query matching the words of `text` in order, the last as a prefix
+    (so "meet" finds "meeting"); None when the text has no word characters."""
+    if not re.search(r"\w", text):
+        return None
+    return '"' + text.replace('"', '""') + '" *'
+
+
+def _day_bounds(day: datetime.date) -> tuple[float, float]:
+    """RFC 9051 §6.4.4: dates disregard time and zone; a day in the server's zone."""
+    start = datetime.datetime(day.year, day.month, day.day).timestamp()
+    return start, start + 86400
+
+
+def _sql(key: tuple, args: list) -> str:
+    kind = key[0]
+    if kind == "all":
+        return "1"
+    if kind == "and":
+        return " AND ".join(f"({_sql(k, args)})" for k in key[1]) or "1"
+    if kind == "or":
+        return f"({_sql(key[1], args)}) OR ({_sql(key[2], args)})"
+    if kind == "not":
+        return f"NOT ({_sql(key[1], args)})"
+    if kind == "flag":
+        args.append(f" {key[1].lower()} ")
+        test = "instr(lower(' ' || m.flags || ' '), ?) > 0"
+        return test if key[2] else f"NOT {test}"
+    if kind == "uids":                            # resolved by the session: [(lo, hi)]
+        ranges = key[1]
+        if not ranges:
+            return "0"
+        if len(ranges) == 1:
+            args += list(ranges[0])
+            return "m.uid BETWEEN ? AND ?"
+        args.append(json.dumps(ranges))
+        return ("EXISTS (SELECT 1 FROM json_each(?) j WHERE m.uid BETWEEN "
+                "json_extract(j.value, '$[0]') AND json_extract(j.value, '$[1]'))")
+    if kind == "header":
+        column = _HEADER_COLUMNS.get(key[1])
+        if column:
+            args.append(_like(key[2]))
+            return f"{column} LIKE ? ESCAPE '\\'"
+        args += [key[1], key[2]]
+        return "header_match(x.header, ?, ?)"
+    if kind in ("text", "body"):
+        phrase = _fts_phrase(key[1])
+        if phrase is None:
+            return "1"
+        args.append(phrase if kind == "text" else "body : " + phrase)
+        return "x.id IN (SELECT rowid FROM message_text WHERE message_text MATCH ?)"
+    if kind in ("internaldate", "sent"):
+        column = "m.internaldate" if kind == "internaldate" else "x.sent"
+        start, end = _day_bounds(key[2])
+        if key[1] == "before":
+            args.append(start)
+            return f"{column} < ?"
+        if key[1] == "since":
+            args.append(start)
+            return f"{column} >= ?"
+        args += [start, end]
+        return f"{column} >= ? AND {column} < ?"
+    if kind == "larger":
+        args.append(key[1])
+        return "m.size > ?"
+    if kind == "smaller":
+        args.append(key[1])
+        return "m.size < ?"
+    if kind == "modseq":
+        args.append(key[1])
+        return "m.modseq >= ?"
+    if kind == "older":
+        args.append(time.time() - key[1])
+        return "m.internaldate <= ?"
+    if kind == "younger":
+        args.append(time.time() - key[1])
+        return "m.internaldate >= ?"
+    raise ValueError(f"search key {kind} not resolved")
