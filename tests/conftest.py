@@ -42,7 +42,7 @@ def write_config(directory: Path, *, host: str = "127.0.0.1", extra: str = "",
                  hostname: str = "mail.example.test",
                  dns_port: int | None = None) -> tuple[Path, dict]:
     ports = {role: free_port(host)
-             for role in ("mx", "submission", "submissions", "pop3", "pop3s")}
+             for role in ("mx", "submission", "submissions", "pop3", "pop3s", "imap", "imaps")}
     listeners = "".join(
         f'\n[[listeners]]\nrole = "{role}"\naddress = "{host}"\nport = {port}\n'
         for role, port in ports.items())

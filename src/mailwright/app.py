@@ -16,6 +16,8 @@ from .auth.lockout import AuthLockout
 from .config import Config, Listener
 from .dns import Resolver
 from .events.log import EventLog
+from .imap.notify import MailboxWatch
+from .imap.server import ImapProtocol
 from .net.limits import ConnectionLimiter
 from .net.timeouts import IdleTimeouts
 from .net.tls import self_signed, server_context
@@ -33,7 +35,7 @@ from .trust.sav import SenderVerifier
 log = logging.getLogger("mailwright")
 
 SHUTDOWN_GRACE = 10.0     # seconds sessions get to finish their current command
-PROTOCOLS = {"smtp": SmtpProtocol, "pop3": Pop3Protocol}
+PROTOCOLS = {"smtp": SmtpProtocol, "pop3": Pop3Protocol, "imap": ImapProtocol}
 
 
 class ListenError(Exception):
@@ -48,6 +50,7 @@ class Services:
     events: EventLog
     connections: set = field(default_factory=set)   # live protocol objects
     pop3: Pop3Shared | None = None
+    watch: MailboxWatch | None = None                # IMAP IDLE wake-ups
     runner: QueueRunner | None = None
     inbound: InboundChecks | None = None
     outbound: OutboundSigner | None = None
@@ -118,6 +121,10 @@ def connect_summary(config: Config, demo: Address | None, password: str | None) 
         lines.append(f"  port {sub.port}, connection security STARTTLS")
     if subs := by_role.get("submissions"):
         lines.append(f"  or port {subs.port}, connection security SSL/TLS")
+    if imaps := by_role.get("imaps"):
+        lines.append(f"Incoming mail (IMAP): port {imaps.port}, connection security SSL/TLS")
+    if imap := by_role.get("imap"):
+        lines.append(f"  or IMAP port {imap.port}, connection security STARTTLS")
     if pop3s := by_role.get("pop3s"):
         lines.append(f"Incoming mail (POP3): port {pop3s.port}, connection security SSL/TLS")
     if pop3 := by_role.get("pop3"):
@@ -154,7 +161,8 @@ class App:
         self.store = open_store(config)
         self.services = Services(config, self.store, AuthLockout(config.auth),
                                  EventLog(self.store),
-                                 pop3=Pop3Shared(MaildropLocks(config.data_dir / "locks"), {}))
+                                 pop3=Pop3Shared(MaildropLocks(config.data_dir / "locks"), {}),
+                                 watch=MailboxWatch(self.store))
         self.servers: list[asyncio.AbstractServer] = []
         self.timeouts = IdleTimeouts()
         dns = config.dns
@@ -210,6 +218,7 @@ class App:
         while self.services.connections and loop.time() < deadline:
             await asyncio.sleep(0.05)
         self.timeouts.close()
+        self.services.watch.close()
         self.expiry.cancel()
         self.queue_task.cancel()
 

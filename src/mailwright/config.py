@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-ROLES = ("mx", "submission", "submissions", "pop3", "pop3s")
-IMPLICIT_TLS_ROLES = ("submissions", "pop3s")
+ROLES = ("mx", "submission", "submissions", "pop3", "pop3s", "imap", "imaps")
+IMPLICIT_TLS_ROLES = ("submissions", "pop3s", "imaps")
 ENV_VAR = "MAILWRIGHT_CONFIG"
 
 
@@ -37,7 +37,10 @@ class Listener:
 
     @property
     def protocol(self) -> str:
-        return "pop3" if self.role.startswith("pop3") else "smtp"
+        for protocol in ("pop3", "imap"):
+            if self.role.startswith(protocol):
+                return protocol
+        return "smtp"
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,12 @@ class Pop3Settings:
     login_delay: int = 0
     # How often the EXPIRE policy (per domain, `mailwright domain set`) is enforced.
     expire_interval: float = 3600.0
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    # RFC 9051 §11.1 / RFC 8314: LOGIN and AUTHENTICATE only under TLS unless allowed here.
+    allow_plaintext_auth: bool = False
 
 
 @dataclass(frozen=True)
@@ -198,6 +207,7 @@ class Config:
     auth: AuthSettings = field(default_factory=AuthSettings)
     submission: SubmissionSettings = field(default_factory=SubmissionSettings)
     pop3: Pop3Settings = field(default_factory=Pop3Settings)
+    imap: ImapSettings = field(default_factory=ImapSettings)
     dns: DNSSettings = field(default_factory=DNSSettings)
     queue: QueueSettings = field(default_factory=QueueSettings)
     relayhost: RelayhostSettings = field(default_factory=RelayhostSettings)
@@ -384,7 +394,7 @@ def parse(text: str, path: str = "<config>") -> Config:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     r = _Reader(path, text)
     top_level = {"hostname", "data_dir", "listeners", "workers", "tls", "limits", "auth",
-                 "submission", "pop3", "dns", "queue", "relayhost", "transports", "checks",
+                 "submission", "pop3", "imap", "dns", "queue", "relayhost", "transports", "checks",
                  "demo", "log"}
     for key in data:
         if key not in top_level:
@@ -474,6 +484,7 @@ def parse(text: str, path: str = "<config>") -> Config:
         tls=tls, limits=limits, auth=r.section(data, "auth", AuthSettings),
         submission=r.section(data, "submission", SubmissionSettings),
         pop3=r.section(data, "pop3", Pop3Settings),
+        imap=r.section(data, "imap", ImapSettings),
         dns=_dns_settings(r, data),
         queue=r.section(data, "queue", QueueSettings),
         relayhost=relayhost, relayhost_password=relay_password, transports=transports,

@@ -40,6 +40,7 @@ class Action(enum.Enum):
     NONE = 0
     START_TLS = 1
     CLOSE = 2
+    COMPRESS = 3        # IMAP COMPRESS=DEFLATE (RFC 4978), handled by the IMAP connection
 
 
 @dataclass(frozen=True)
