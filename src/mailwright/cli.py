@@ -209,6 +209,19 @@ def _expire_days(text: str) -> int | None:
     return int(text)
 
 
+def _size(text: str) -> int:
+    """"500M", "2G", "1048576" or "none" (no limit) as octets."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    t = text.strip().upper().removesuffix("B")
+    if t in ("NONE", "0"):
+        return 0
+    factor = units.get(t[-1:], 1)
+    number = t[:-1] if t[-1:] in units else t
+    if not number.isdigit():
+        raise CliError(f"quota takes a size like 500M, 2G or none, not {text!r}")
+    return int(number) * factor
+
+
 def cmd_user(args) -> int:
     with _store(args) as store:
         if args.action == "add":
@@ -223,6 +236,11 @@ def cmd_user(args) -> int:
             address = _address(args.address)
             store.remove_account(address)
             print(f"removed user {address} and its mail")
+        elif args.action == "quota":
+            address = _address(args.address)
+            limit = _size(args.size)
+            store.set_quota(str(address), limit)
+            print(f"quota of {address}: " + (f"{limit} octets" if limit else "none"))
         else:
             rows = store.list_accounts(args.domain)
             width = max([len(r.address) for r in rows] + [7])
@@ -367,6 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name != "remove":
             x.add_argument("--password-stdin", action="store_true",
                            help="read the password from the first line of standard input")
+    uq = usub.add_parser("quota", parents=[common],
+                         help="limit the account's stored mail (RFC 9208 QUOTA)")
+    uq.add_argument("address")
+    uq.add_argument("size", help="e.g. 500M, 2G, or none")
     u.set_defaults(fn=cmd_user)
 
     a = sub.add_parser("alias", parents=[common], help="manage aliases")

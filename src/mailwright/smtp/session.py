@@ -67,6 +67,7 @@ class Transaction:
     envid: str | None = None
     recipients: list[Recipient] = field(default_factory=list)
     chunks: bytearray | None = None      # BDAT data received so far
+    size: int = 0                        # RFC 1870 SIZE= as declared (0: not given)
 
     @property
     def reverse_path(self) -> str:
@@ -389,6 +390,7 @@ class SmtpSession(LineSession):
                 if int(value) > self.limits.max_message_size:
                     raise ParamError(Reply(552, "5.3.4",
                                            "Message size exceeds fixed maximum message size"))
+                txn.size = int(value)
             elif key == "BODY":                                      # RFC 6152
                 body = (value or "").upper()
                 if body not in ("7BIT", "8BITMIME"):
@@ -448,6 +450,11 @@ class SmtpSession(LineSession):
             self.events.emit("rejected", self.id, ip=self.conn.client_ip, code=550,
                              reason="unknown-user", rcpt=str(address))
             return R.NO_SUCH_USER, Action.NONE
+        # RFC 9208 §4 / RFC 3463 4.2.2: a full mailbox is a temporary failure.
+        if any(t.is_local and self.store.over_quota(t.account_id, txn.size) for t in targets):
+            self.events.emit("rejected", self.id, ip=self.conn.client_ip, code=452,
+                             reason="over-quota", rcpt=str(address))
+            return R.MAILBOX_FULL, Action.NONE
         rcpt.targets = targets
         if all(r.address.key != address.key for r in txn.recipients):
             txn.recipients.append(rcpt)

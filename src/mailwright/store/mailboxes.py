@@ -152,3 +152,6 @@ class MailboxStore(abc.ABC):
     def quota(self, account_id: int) -> Quota: ...
     @abc.abstractmethod
     def set_quota(self, account: str, limit: int) -> None: ...
+    @abc.abstractmethod
+    def over_quota(self, account_id: int, size: int) -> bool:
+        """Would `size` more octets exceed the account's quota?"""
