@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Debian packages the end-to-end tests and benchmarks drive: real SMTP and POP3
-# clients (swaks, curl, msmtp, fetchmail, mpop), OpenDKIM, Postfix's smtp-source load
-# generator, and with --bench the peers we measure against (Dovecot's POP3).
+# Debian packages the end-to-end tests and benchmarks drive: real SMTP, POP3 and IMAP
+# clients (swaks, curl, msmtp, fetchmail, mpop, mbsync from isync), OpenDKIM, Postfix's
+# smtp-source load generator, and with --bench the peers we measure against (Dovecot's
+# POP3 and IMAP).
 # Installed only when missing, so a warm machine pays nothing.
 set -euo pipefail
 need=()
@@ -10,11 +11,13 @@ command -v curl >/dev/null || need+=(curl)
 command -v msmtp >/dev/null || need+=(msmtp)
 command -v fetchmail >/dev/null || need+=(fetchmail)
 command -v mpop >/dev/null || need+=(mpop)
+command -v mbsync >/dev/null || need+=(isync)
 command -v unbound >/dev/null || need+=(unbound)      # validating resolver for DANE tests
 [ -x /usr/sbin/opendkim ] || need+=(opendkim)          # DKIM interop, both directions
 [ -x /usr/sbin/smtp-source ] || need+=(postfix)
 if [ "${1:-}" = "--bench" ]; then
   [ -x /usr/lib/dovecot/pop3 ] || need+=(dovecot-pop3d)
+  [ -x /usr/lib/dovecot/imap ] || need+=(dovecot-imapd)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing test packages: ${need[*]}"

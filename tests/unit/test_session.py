@@ -516,3 +516,45 @@ def test_events_recorded(store):
     store._write(lambda c: None)       # wait for the writer to pass the events
     kinds = [e["type"] for e in store.events(10)]
     assert "accepted" in kinds
+
+
+def _scram_client_with_authzid(user: str, authzid: str, password: str):
+    """A SCRAM exchange as Cyrus SASL clients do it: the GS2 header names an authzid."""
+    import hashlib
+    import hmac
+    import os
+
+    nonce = base64.b64encode(os.urandom(12)).decode()
+    gs2 = f"n,a={authzid},"
+    first_bare = f"n={user},r={nonce}"
+
+    def final(server_first: str) -> str:
+        attrs = dict(item.split("=", 1) for item in server_first.split(","))
+        salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(attrs["s"]),
+                                     int(attrs["i"]))
+        client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+        without = f"c={base64.b64encode(gs2.encode()).decode()},r={attrs['r']}"
+        message = f"{first_bare},{server_first},{without}".encode()
+        signature = hmac.new(hashlib.sha256(client_key).digest(), message,
+                             hashlib.sha256).digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, signature, strict=True))
+        return f"{without},p={base64.b64encode(proof).decode()}"
+
+    return gs2 + first_bare, final
+
+
+@pytest.mark.parametrize("authzid,ok", [("alice@example.test", True),
+                                        ("bob@example.test", False)])
+def test_auth_scram_with_own_authzid(store, authzid, ok):
+    # mbsync and mutt (Cyrus SASL) name themselves as authzid; acting as another is refused.
+    h = Harness(store, role="submission", tls=True)
+    h.ehlo()
+    first, final = _scram_client_with_authzid("alice@example.test", authzid, PASSWORD)
+    reply = h.cmd("AUTH SCRAM-SHA-256 " + b64(first))
+    assert reply.startswith("334 ")
+    reply = h.cmd(b64(final(base64.b64decode(reply[4:]).decode())))
+    if ok:
+        assert reply.startswith("334 ") and base64.b64decode(reply[4:]).startswith(b"v=")
+        assert h.cmd("").startswith("235 2.7.0")
+    else:
+        assert reply.startswith("535 5.7.8")

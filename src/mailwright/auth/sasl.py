@@ -12,10 +12,9 @@ import base64
 import binascii
 import hashlib
 import hmac
+import os
 from dataclasses import dataclass
 from typing import Protocol
-
-import scramp
 
 from .passwords import DUMMY_HASH, ScramKeys, verify_password
 
@@ -128,26 +127,22 @@ class Login(Mechanism):
 
 
 class ScramSha256(Mechanism):
+    """RFC 5802 / RFC 7677 server side, without channel binding.
+
+    Our own rather than scramp's server: scramp refuses a GS2 authzid, which
+    Cyrus SASL clients (mbsync, mutt) send as their own user name; acting as
+    oneself is allowed here as in PLAIN. Keys are scramp's (passwords.scram_keys)."""
     name = "SCRAM-SHA-256"
 
     def __init__(self, source: CredentialSource):
         super().__init__(source)
         self.username = ""
         self.account: str | None = None
-        self.server = scramp.ScramMechanism("SCRAM-SHA-256").make_server(self._auth_info)
-        self.stage = 0
-
-    def _auth_info(self, username: str):
-        self.username = username
-        creds = self.source.credentials(username)
-        if creds is None:
-            # RFC 5802 §5.1: for an unknown user continue with made-up but
-            # stable values, so the exchange fails only at the proof.
-            salt = hmac.new(b"mailwright-scram", username.encode(), hashlib.sha256).digest()[:16]
-            return salt, b"\x00" * 32, b"\x00" * 32, 4096
-        self.account = creds.account
-        k = creds.scram
-        return k.salt, k.stored_key, k.server_key, k.iterations
+        self.keys: ScramKeys | None = None
+        self.gs2_header = ""
+        self.client_first_bare = ""
+        self.server_first = ""
+        self.nonce = ""
 
     async def start(self, initial: bytes | None) -> Step:
         if initial is None:
@@ -157,19 +152,76 @@ class ScramSha256(Mechanism):
     async def respond(self, data: bytes) -> Step:
         try:
             text = data.decode("utf-8")
-            if self.stage == 0:
-                self.stage = 1
-                self.server.set_client_first(text)
-                return Challenge(self.server.get_server_first().encode())
-            self.server.set_client_final(text)
-            final = self.server.get_server_final().encode()
-        except scramp.ScramException:
-            return Failure(self.username, malformed=self.stage == 0)
         except UnicodeDecodeError:
             return Failure(malformed=True)
-        if self.account is None:
+        if not self.server_first:
+            return self._client_first(text)
+        return self._client_final(text)
+
+    def _client_first(self, text: str) -> Step:
+        # gs2-header = gs2-cbind-flag "," [ authzid ] ","  (RFC 5802 §7)
+        parts = text.split(",", 2)
+        if len(parts) != 3 or parts[0] not in ("n", "y") or \
+                (parts[1] and not parts[1].startswith("a=")):
+            return Failure(malformed=True)
+        self.gs2_header = f"{parts[0]},{parts[1]},"
+        self.client_first_bare = parts[2]
+        attrs = _scram_attrs(parts[2])
+        if attrs is None or "n" not in attrs or "r" not in attrs or not attrs["r"]:
+            return Failure(malformed=True)
+        self.username = _scram_name(attrs["n"])
+        authzid = _scram_name(parts[1][2:]) if parts[1] else ""
+        creds = self.source.credentials(self.username)
+        if creds is None or (authzid and authzid.lower() != self.username.lower()):
+            # RFC 5802 §5.1: go on with made-up but stable values, so the
+            # exchange fails only at the proof and does not reveal the user.
+            salt = hmac.new(b"mailwright-scram", self.username.encode(),
+                            hashlib.sha256).digest()[:16]
+            self.keys = ScramKeys(salt, b"\x00" * 32, b"\x00" * 32, 4096)
+        else:
+            self.account = creds.account
+            self.keys = creds.scram
+        self.nonce = attrs["r"] + base64.b64encode(os.urandom(18)).decode()
+        self.server_first = (f"r={self.nonce},s={base64.b64encode(self.keys.salt).decode()},"
+                             f"i={self.keys.iterations}")
+        return Challenge(self.server_first.encode())
+
+    def _client_final(self, text: str) -> Step:
+        without_proof, sep, proof_part = text.rpartition(",p=")
+        attrs = _scram_attrs(without_proof) if sep else None
+        if attrs is None or attrs.get("r") != self.nonce or \
+                attrs.get("c") != base64.b64encode(self.gs2_header.encode()).decode():
             return Failure(self.username)
-        return Success(self.account, final)
+        try:
+            proof = base64.b64decode(proof_part, validate=True)
+        except (binascii.Error, ValueError):
+            return Failure(self.username)
+        assert self.keys is not None
+        auth_message = f"{self.client_first_bare},{self.server_first},{without_proof}".encode()
+        signature = hmac.new(self.keys.stored_key, auth_message, hashlib.sha256).digest()
+        if len(proof) != len(signature):
+            return Failure(self.username)
+        client_key = bytes(a ^ b for a, b in zip(proof, signature, strict=True))
+        if not hmac.compare_digest(hashlib.sha256(client_key).digest(), self.keys.stored_key) \
+                or self.account is None:
+            return Failure(self.username)
+        server_signature = hmac.new(self.keys.server_key, auth_message, hashlib.sha256).digest()
+        return Success(self.account, b"v=" + base64.b64encode(server_signature))
+
+
+def _scram_attrs(text: str) -> dict[str, str] | None:
+    out = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or len(key) != 1:
+            return None
+        out[key] = value
+    return out
+
+
+def _scram_name(text: str) -> str:
+    # RFC 5802 §5.1: "=2C" and "=3D" stand for "," and "=" in names.
+    return text.replace("=2C", ",").replace("=3D", "=")
 
 
 def decode_response(text: str) -> bytes | None:

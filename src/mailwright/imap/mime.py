@@ -291,8 +291,8 @@ def _params(headers: email.message.Message, header: str) -> bytes:
     params = headers.get_params(header=header) or []
     items = []
     for i, (key, value) in enumerate(params):
-        if i == 0 and header == "content-type":
-            continue                                   # the type/subtype itself
+        if i == 0:
+            continue                                   # the type/subtype or disposition
         if isinstance(value, tuple):
             value = email.utils.collapse_rfc2231_value(value)
         items += [render.string(key.upper() if key.islower() else key, False),

@@ -99,13 +99,15 @@ class CommandFramer:
                 continue
             if end < 0:
                 if len(buf) > self.line_limit:
+                    head = bytes(buf[:64])
                     buf.clear()
                     self.skipping = True
-                    return self._overlong()
+                    return self._overlong(head)
                 return None
             if end + 1 > self.line_limit:
+                head = bytes(buf[:64])
                 del buf[:end + 1]
-                return self._overlong()
+                return self._overlong(head)
             self.command += buf[:end + 1]
             del buf[:end + 1]
             m = _LITERAL_AT_END.search(self.command, max(0, len(self.command) - 20))
@@ -122,8 +124,9 @@ class CommandFramer:
             if sync and size:
                 return CONTINUE
 
-    def _overlong(self) -> LineTooLong:
-        command = bytes(self.command)
+    def _overlong(self, head: bytes) -> LineTooLong:
+        """The command so far (or the dropped line's start), for its tag."""
+        command = bytes(self.command) or head
         self.command.clear()
         return LineTooLong(command)
 
@@ -156,7 +159,12 @@ class SequenceSet:
 
 class Reader:
     def __init__(self, data: bytes):
-        self.d = data[:-2] if data.endswith(b"\r\n") else data.rstrip(b"\n")
+        # A whole command: its one line ending is not part of the syntax.
+        if data.endswith(b"\r\n"):
+            data = data[:-2]
+        elif data.endswith(b"\n"):
+            data = data[:-1]
+        self.d = data
         self.i = 0
 
     # -- basics --

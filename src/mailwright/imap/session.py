@@ -839,7 +839,8 @@ class ImapSession(LineSession):
     def cmd_fetch(self, tag: str, r: Reader, uid: bool
                   ) -> Outcome | Coroutine[Any, Any, Outcome]:
         r.sp()
-        uids = self._set(r, uid)
+        seqset = r.sequence_set()
+        uids = self.view.uids_for(seqset, uid, self.saved)
         r.sp()
         items = fetch.parse_items(r)
         changedsince = None
@@ -870,8 +871,10 @@ class ImapSession(LineSession):
         assert view is not None
         prefix = b""
         if vanished:
+            # RFC 7162 §3.2.6: expunged UIDs within the command's UID set.
+            ranges = view.uid_ranges(seqset, True, self.saved)
             gone = [u for u in self.store.expunged_since(view.id, changedsince)
-                    if view.uids and u <= view.uids[-1]]
+                    if any(lo <= u <= hi for lo, hi in ranges)]
             if gone:
                 prefix = b"* VANISHED (EARLIER) " + render.sequence_set(gone).encode() + \
                     b"\r\n"
