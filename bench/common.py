@@ -89,7 +89,7 @@ class Mailwright:
         self.dir = work / "mailwright"
         self.dir.mkdir()
         self.ports = {role: free_port()
-                      for role in ("mx", "submission", "submissions", "pop3", "pop3s")}
+                      for role in ("mx", "submission", "submissions", "pop3", "pop3s", "imap")}
         self.port = self.ports["mx"]
         listeners = "".join(f"[[listeners]]\nrole = \"{role}\"\nport = {port}\n"
                             for role, port in self.ports.items())

@@ -10,6 +10,7 @@ import smtplib
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import uuid
 import zlib
@@ -631,3 +632,20 @@ def test_mbsync_full_and_incremental_sync(imap_server, tmp_path):
     mbsync()
     second = next(f for f in local_files() if b"Subject: sync 1" in f.read_bytes())
     assert "R" in second.name.split(":2,")[1]
+
+
+def test_pipelined_appends_beyond_the_read_buffer(imap_server):
+    # 40 x 150 KB with LITERAL+, all sent before any reply is read: reading pauses
+    # at the high-water mark and must resume even with a literal half received.
+    user = new_user(imap_server)
+    r = Raw(imap_server, user)
+    body = b"Subject: big\r\n\r\n" + (b"y" * 98 + b"\r\n") * 1500
+    payload = b"".join(b"p%d APPEND INBOX {%d+}\r\n" % (i, len(body)) + body + b"\r\n"
+                       for i in range(40))
+    sender = threading.Thread(target=r.sock.sendall, args=(payload,))
+    sender.start()
+    done = [r.until(b"p%d" % i)[1] for i in range(40)]
+    sender.join()
+    assert all(b"OK [APPENDUID" in line for line in done)
+    assert r.ok("STATUS INBOX (MESSAGES)") == [b'* STATUS "INBOX" (MESSAGES 40)']
+    r.close()

@@ -70,7 +70,10 @@ class CommandFramer:
 
     @property
     def buffered(self) -> int:
-        return len(self.buf) + len(self.command)
+        """Input not yet looked at. The command being assembled is not counted: a
+        literal in progress needs more input to complete, so reading must go on
+        (the literal limit bounds it)."""
+        return len(self.buf)
 
     def discard(self) -> None:
         """Forget pending input (after STARTTLS: RFC 9051 §6.2.1)."""
