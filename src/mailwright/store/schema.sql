@@ -151,17 +151,19 @@ CREATE TABLE IF NOT EXISTS dmarc_records (
 CREATE TABLE IF NOT EXISTS message_meta (
     id INTEGER PRIMARY KEY,               -- rowid of its message_text row
     blob TEXT NOT NULL UNIQUE,
-    envelope BLOB NOT NULL,               -- rendered ENVELOPE
-    body BLOB NOT NULL,                   -- rendered BODY
-    bodystructure BLOB NOT NULL,          -- rendered BODYSTRUCTURE
-    structure TEXT NOT NULL,              -- MIME part tree with offsets (JSON)
-    header BLOB NOT NULL,                 -- the top-level header block
+    -- small search and sort keys first: SQLite reads a row's columns in order, and
+    -- the rendered structures below may spill onto overflow pages
     sent REAL,                            -- Date: (SENTBEFORE, SORT DATE)
     subject TEXT NOT NULL,                -- decoded (SEARCH SUBJECT)
     base_subject TEXT NOT NULL,           -- RFC 5256 §2.1 (SORT SUBJECT, THREAD)
     from_ TEXT NOT NULL, to_ TEXT NOT NULL, cc TEXT NOT NULL, bcc TEXT NOT NULL,
     sort_from TEXT NOT NULL, sort_to TEXT NOT NULL, sort_cc TEXT NOT NULL,
-    msgid TEXT NOT NULL, in_reply_to TEXT NOT NULL, refs TEXT NOT NULL
+    msgid TEXT NOT NULL, in_reply_to TEXT NOT NULL, refs TEXT NOT NULL,
+    envelope BLOB NOT NULL,               -- rendered ENVELOPE
+    body BLOB NOT NULL,                   -- rendered BODY
+    bodystructure BLOB NOT NULL,          -- rendered BODYSTRUCTURE
+    structure TEXT NOT NULL,              -- MIME part tree with offsets (JSON)
+    header BLOB NOT NULL                  -- the top-level header block
 );
 
 -- Full-text index (SEARCH TEXT/BODY): decoded header fields and decoded body text.

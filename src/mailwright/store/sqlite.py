@@ -233,7 +233,7 @@ class SQLiteStore(SQLiteMailboxes, MailStore):
         self.blobs.clean_tmp()
         self.conn = _connect(self.db_path)
         self._init_schema()
-        self._register_functions(self.conn)
+        self._init_mailboxes(self.conn)
         self._writer = _Writer(self.db_path, self.blobs)
         self._writer.start()
 

@@ -93,8 +93,10 @@ def canonical_name(name: str) -> str:
 class SQLiteMailboxes(MailboxStore):
     conn: sqlite3.Connection
 
-    def _register_functions(self, conn: sqlite3.Connection) -> None:
+    def _init_mailboxes(self, conn: sqlite3.Connection) -> None:
         conn.create_function("header_match", 3, header_match, deterministic=True)
+        # mailbox id -> ((UIDNEXT, HIGHESTMODSEQ), counts at that version)
+        self._counts_cache: dict[int, tuple] = {}
 
     # --- mailboxes --------------------------------------------------------------
     def account_id(self, account: str) -> int | None:
@@ -121,6 +123,21 @@ class SQLiteMailboxes(MailboxStore):
         return Mailbox(*r[:3], bool(r[3]), *r[4:]) if r else None
 
     def mailbox_counts(self, mailbox_id: int) -> MailboxCounts:
+        # Every change to a mailbox moves its UIDNEXT or HIGHESTMODSEQ, so counts
+        # computed at one (UIDNEXT, HIGHESTMODSEQ) hold until either moves: STATUS
+        # of a large, quiet mailbox costs one indexed lookup, not a scan.
+        version = self.mailbox_versions([mailbox_id]).get(mailbox_id)
+        cache = self._counts_cache
+        hit = cache.get(mailbox_id)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        counts = self._count(mailbox_id)
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[mailbox_id] = (version, counts)
+        return counts
+
+    def _count(self, mailbox_id: int) -> MailboxCounts:
         row = self.conn.execute(
             "SELECT count(*), "
             "coalesce(sum(instr(' ' || flags || ' ', ' \\Seen ') = 0), 0), "
@@ -358,9 +375,11 @@ class SQLiteMailboxes(MailboxStore):
     def search(self, mailbox_id: int, key) -> list[int]:
         args: list = [mailbox_id]
         where = _sql(key, args)
+        # Flag, UID, size and date searches (most of what clients send) need no metadata.
+        join = "LEFT JOIN message_meta x ON x.blob=m.blob" if "x." in where else ""
         return [r[0] for r in self.conn.execute(
-            f"SELECT m.uid FROM messages m LEFT JOIN message_meta x ON x.blob=m.blob "
-            f"WHERE m.mailbox_id=? AND ({where}) ORDER BY m.uid", args)]
+            f"SELECT m.uid FROM messages m {join} WHERE m.mailbox_id=? AND ({where}) "
+            f"ORDER BY m.uid", args)]
 
     def sort_keys(self, mailbox_id: int, uids: list[int]) -> list[tuple]:
         """(uid, internaldate, size, sent, base_subject, sort_from, sort_to, sort_cc,
