@@ -27,6 +27,7 @@ bench-deps: test-deps
 bench: $(STAMP) bench-deps
 	$(PY) bench/smtp_accept.py
 	$(PY) bench/pop3_download.py
+	$(PY) bench/imap.py
 	$(PY) bench/relay.py
 
 clean:

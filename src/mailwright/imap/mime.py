@@ -96,7 +96,7 @@ def _header_end(data: bytes, start: int, end: int) -> int:
     return m.end() if m else end
 
 
-def _headers(data: bytes, start: int, body: int) -> email.message.Message:
+def parse_headers(data: bytes, start: int, body: int) -> email.message.Message:
     """The header fields as a compat32 Message (for its parameter and charset
     helpers); split here, which is several times cheaper than the feed parser."""
     msg = email.message.Message()
@@ -121,7 +121,7 @@ def _headers(data: bytes, start: int, body: int) -> email.message.Message:
 
 def part_headers(data: bytes, part: Part) -> email.message.Message:
     if part.headers is None:
-        part.headers = _headers(data, part.start, part.body)
+        part.headers = parse_headers(data, part.start, part.body)
     return part.headers
 
 
@@ -132,7 +132,7 @@ def parse_structure(data: bytes, start: int = 0, end: int | None = None,
     count = count if count is not None else [0]
     count[0] += 1
     body = _header_end(data, start, end)
-    headers = _headers(data, start, body)
+    headers = parse_headers(data, start, body)
     ctype = headers.get_content_type() if headers.get("Content-Type") else default
     if ctype == "text/plain" and headers.get("Content-Type") is None:
         ctype = default

@@ -80,7 +80,13 @@ class View:
         if by_uid and not seqset.saved:
             top = max(self.uids[-1] if self.uids else 0, self.uidnext - 1)
             return seqset.resolve(top)
-        return [(u, u) for u in self.uids_for(seqset, by_uid, saved)]
+        runs: list[list[int]] = []
+        for u in self.uids_for(seqset, by_uid, saved):
+            if runs and self.seq_of(u) == self.seq_of(runs[-1][1]) + 1:
+                runs[-1][1] = u             # consecutive messages: one UID range
+            else:
+                runs.append([u, u])
+        return [(lo, hi) for lo, hi in runs]
 
     def remove(self, uids: set[int]) -> list[int]:
         """Drop expunged UIDs; their sequence numbers, highest first, for EXPUNGE."""

@@ -54,6 +54,9 @@ AUTOLOGOUT = 1800.0
 PREAUTH_TIMEOUT = 60.0
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256")
 STREAM_CHUNK = 256 * 1024
+# A metadata-only FETCH of up to this many messages is answered at once; larger ones
+# (and any that read message bodies) stream, so no response sits in memory whole.
+SYNC_FETCH_MAX = 2000
 PERMANENT_FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)"
 STATUS_ITEMS = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT",
                 "HIGHESTMODSEQ", "APPENDLIMIT")
@@ -293,7 +296,7 @@ class ImapSession(LineSession):
         caps += ["NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "LIST-EXTENDED",
                  "LIST-STATUS", "SPECIAL-USE", "ESEARCH", "SEARCHRES", "SORT",
                  "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT", "CONDSTORE", "QRESYNC",
-                 "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "BINARY", "MULTIAPPEND",
+                 "QUOTA", "QUOTA=RES-STORAGE", "BINARY", "MULTIAPPEND",
                  "STATUS=SIZE", "UTF8=ACCEPT", "WITHIN", "COMPRESS=DEFLATE",
                  f"APPENDLIMIT={self.config.limits.max_message_size}"]
         return " ".join(caps)
@@ -880,7 +883,7 @@ class ImapSession(LineSession):
                     b"\r\n"
         seen = not view.readonly and any(i.sets_seen for i in items)
         needs_blob = any(i.needs_blob for i in items)
-        if not seen and not needs_blob:
+        if not seen and not needs_blob and len(uids) <= SYNC_FETCH_MAX:
             return prefix + self._fetch_rows(uids, items, changedsince, None) + \
                 self._done(tag, "OK", "FETCH completed", expunge_ok=uid), Action.NONE
         return self._fetch_stream(tag, uids, items, changedsince, seen, prefix, uid)

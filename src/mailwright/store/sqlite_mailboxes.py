@@ -62,7 +62,7 @@ def header_match(header: bytes | None, field: str, text: str) -> bool:
     if header is None:
         return False
     wanted = field.lower()
-    fields = mime._headers(header, 0, len(header))
+    fields = mime.parse_headers(header, 0, len(header))
     needle = text.lower()
     for value in fields.get_all(wanted, []) or []:
         if not needle or needle in mime.decode_words(str(value)).lower():
