@@ -75,3 +75,15 @@ def test_dns_section():
         parse(GOOD + '\n[dns]\nnameservers = ["dns.google"]\n')
     with pytest.raises(ConfigError, match="dns.retries: unknown key"):
         parse(GOOD + '\n[dns]\nretries = 3\n')
+
+
+def test_imap_listeners_and_section():
+    cfg = parse(GOOD + '\n[[listeners]]\nrole = "imap"\nport = 2143\n'
+                '[[listeners]]\nrole = "imaps"\nport = 2993\n'
+                "[imap]\nallow_plaintext_auth = true\n")
+    imap, imaps = cfg.listeners[2:]
+    assert (imap.protocol, imap.implicit_tls) == ("imap", False)
+    assert (imaps.protocol, imaps.implicit_tls) == ("imap", True)
+    assert cfg.imap.allow_plaintext_auth
+    with pytest.raises(ConfigError, match=r"imap.allow_plaintext: unknown key"):
+        parse(GOOD + "[imap]\nallow_plaintext = true\n")
