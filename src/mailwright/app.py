@@ -187,7 +187,16 @@ class App:
                                        if listener.implicit_tls else None))
             self.servers.append(server)
         self.expiry = loop.create_task(self._expire_pop3())
+        self.backfill = loop.create_task(self._backfill())
         self.queue_task = loop.create_task(self.services.runner.run())
+
+    async def _backfill(self) -> None:
+        """Messages from before IMAP metadata existed get it, in the background."""
+        try:
+            if done := await self.store.backfill_meta():
+                log.info("parsed %d messages stored before IMAP metadata", done)
+        except Exception as e:
+            log.error("metadata backfill failed: %s", e)
 
     async def _expire_pop3(self) -> None:
         """Enforce the per-domain POP3 EXPIRE policy (RFC 2449 §6.7) periodically."""
@@ -220,6 +229,7 @@ class App:
         self.timeouts.close()
         self.services.watch.close()
         self.expiry.cancel()
+        self.backfill.cancel()
         self.queue_task.cancel()
 
     def close(self) -> None:

@@ -134,3 +134,15 @@ def test_arbitrary_input_never_breaks_the_session(imap_store, pieces):
         assert b"z OK NOOP completed" in out
     assert len(imap_store.message_states(
         imap_store.mailbox(imap_store.account_id(USER), "INBOX").id)) >= 3
+
+
+def test_backfill_parses_messages_stored_before_metadata(imap_store):
+    # An upgraded data_dir: messages whose metadata was never computed.
+    box = imap_store.mailbox(imap_store.account_id(USER), "INBOX")
+    data = imap_store.message_data(box.id, [1], meta=True)[0]
+    imap_store._write(lambda c: c.execute("DELETE FROM message_meta WHERE blob=?",
+                                          (data.blob,)))
+    assert imap_store.message_data(box.id, [1], meta=True)[0].envelope is None
+    assert asyncio.run(imap_store.backfill_meta()) == 1
+    assert imap_store.message_data(box.id, [1], meta=True)[0].envelope == data.envelope
+    assert asyncio.run(imap_store.backfill_meta()) == 0

@@ -3,6 +3,7 @@ parsing the request and rendering one message's response."""
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 
@@ -49,6 +50,7 @@ class Item:
         return self.name in ("ENVELOPE", "BODY", "BODYSTRUCTURE", "RFC822.HEADER") \
             or self.name.endswith("[]")
 
+    @functools.cached_property
     def label(self) -> bytes:
         """The item's name in the response (RFC 9051 §7.5.2: BODY[section]<origin>)."""
         if not self.name.endswith("[]"):
@@ -158,7 +160,7 @@ def render_message(seq: int, data: MessageData, items: list[Item], blob: bytes |
                 structure = mime.Part.from_list(json.loads(data.structure)) \
                     if data.structure else mime.Part(0, 0, data.size)
             value = _section(item, data, blob, structure)
-        out.append(item.label() + b" " + value)
+        out.append(item.label + b" " + value)
     return b"* %d FETCH (" % seq + b" ".join(out) + b")\r\n"
 
 

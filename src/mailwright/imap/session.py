@@ -935,8 +935,8 @@ class ImapSession(LineSession):
                 out += fetch.render_message(seq, data, items, blob, view.flag_list(data.uid),
                                             view.modseq_of.get(data.uid), self._utf8)
                 if len(out) >= STREAM_CHUNK and self.send is not None:
-                    await self.send(bytes(out))
-                    out.clear()
+                    await self.send(out)
+                    out = bytearray()       # the transport may still hold the old one
         return bytes(out) + self._done(tag, "OK", "FETCH completed", expunge_ok=uid,
                                        quiet=quiet), Action.NONE
 

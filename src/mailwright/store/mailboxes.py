@@ -143,6 +143,9 @@ class MailboxStore(abc.ABC):
         """(target UIDVALIDITY, [(source UID, new UID)]). Raises OverQuota."""
 
     @abc.abstractmethod
+    async def backfill_meta(self) -> int:
+        """Compute the parse-once metadata of messages stored without it; how many."""
+    @abc.abstractmethod
     def search(self, mailbox_id: int, key) -> list[int]:
         """UIDs (ascending) of the messages matching a search key (imap.search.Key,
         with sequence sets already turned into UID sets)."""

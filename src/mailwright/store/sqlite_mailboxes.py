@@ -4,6 +4,7 @@ read connection `conn` and its writer thread)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import re
@@ -45,8 +46,17 @@ def ensure_meta(c: sqlite3.Connection, digest: str, content: bytes) -> None:
         (digest, m.envelope, m.body, m.bodystructure, m.structure_json(), m.header, m.sent,
          m.subject, m.base_subject, m.from_, m.to, m.cc, m.bcc, m.sort_from, m.sort_to,
          m.sort_cc, m.message_id, m.in_reply_to, m.references))
+    # a stale index row under a reused rowid would make the insert fail
+    c.execute("DELETE FROM message_text WHERE rowid=?", (cur.lastrowid,))
     c.execute("INSERT INTO message_text (rowid, hdr, body) VALUES (?,?,?)",
               (cur.lastrowid, " ".join((m.subject, m.from_, m.to, m.cc, m.bcc)), m.text))
+
+
+def _meta_job(items: list[tuple[str, bytes]]):
+    def job(c: sqlite3.Connection) -> None:
+        for digest, content in items:
+            ensure_meta(c, digest, content)
+    return job
 
 
 def drop_meta(c: sqlite3.Connection, digest: str) -> None:
@@ -371,12 +381,30 @@ class SQLiteMailboxes(MailboxStore):
         await self._unlink(files)
         return result
 
+    async def backfill_meta(self, batch: int = 200) -> int:
+        """Parse messages stored before IMAP metadata existed (an upgraded data_dir),
+        a batch per writer job so deliveries are never held up for long."""
+        done = 0
+        while True:
+            digests = [r[0] for r in self.conn.execute(
+                "SELECT DISTINCT m.blob FROM messages m LEFT JOIN message_meta x "
+                "ON x.blob=m.blob WHERE x.id IS NULL LIMIT ?", (batch,))]
+            if not digests:
+                return done
+            contents = await asyncio.to_thread(self._read_blobs, digests)
+            await self._writer.submit_async(_meta_job(list(zip(digests, contents, strict=True))))
+            done += len(digests)
+
+    def _read_blobs(self, digests: list[str]) -> list[bytes]:
+        return [self.read_blob(d) for d in digests]
+
     # --- search and sort ------------------------------------------------------------
     def search(self, mailbox_id: int, key) -> list[int]:
         args: list = [mailbox_id]
         where = _sql(key, args)
         # Flag, UID, size and date searches (most of what clients send) need no metadata.
-        join = "LEFT JOIN message_meta x ON x.blob=m.blob" if "x." in where else ""
+        # An inner join lets SQLite start from a selective full-text match.
+        join = "JOIN message_meta x ON x.blob=m.blob" if "x." in where else ""
         return [r[0] for r in self.conn.execute(
             f"SELECT m.uid FROM messages m {join} WHERE m.mailbox_id=? AND ({where}) "
             f"ORDER BY m.uid", args)]
