@@ -18,6 +18,7 @@ Both check the same argon2id password at LOGIN; the idle connections authenticat
 with SCRAM-SHA-256, whose server side costs no password hashing. Medians and ratios.
 
     .venv/bin/python bench/imap.py [--runs 3] [--messages 10000] [--search 100000]
+                                   [--idle 5000] [--workers 1]
 """
 
 from __future__ import annotations
@@ -249,8 +250,9 @@ service pop3-login {{
         wait_port(self.port, self.proc)
 
 
-def mailwright(work: Path) -> Mailwright:
-    mw = Mailwright(work, USER, extra="[imap]\nallow_plaintext_auth = true\n")
+def mailwright(work: Path, workers: int = 1) -> Mailwright:
+    mw = Mailwright(work, USER, extra="[imap]\nallow_plaintext_auth = true\n",
+                    workers=workers)
     mw.port = mw.ports["imap"]
     return mw
 
@@ -380,6 +382,8 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=10_000)
     ap.add_argument("--search", type=int, default=100_000)
     ap.add_argument("--idle", type=int, default=5000)
+    ap.add_argument("--workers", type=int, default=1,
+                    help="Mailwright worker processes (Dovecot uses a process per client)")
     args = ap.parse_args()
     if not os.path.exists(DOVECOT) or not os.path.exists("/usr/lib/dovecot/imap"):
         sys.exit("Dovecot IMAP not found: run `make bench-deps`")
@@ -391,7 +395,7 @@ def main() -> None:
     try:
         print(f"loading {len(inbox)} messages ({sum(map(len, inbox)) / 1e6:.0f} MB) and "
               f"{len(search)} for search into each server ...", flush=True)
-        servers = [mailwright(work), Dovecot(work, search)]
+        servers = [mailwright(work, args.workers), Dovecot(work, search)]
         asyncio.run(load_search(servers[0].port, search))
         loads = {s.name: asyncio.run(load(s.port, inbox)) for s in servers}
         results: dict[str, list[dict]] = {s.name: [] for s in servers}
@@ -402,8 +406,9 @@ def main() -> None:
             for s in (servers if run % 2 == 0 else servers[::-1]):
                 results[s.name].append(asyncio.run(one_run(s.port, len(inbox))))
                 rates[s.name].append(asyncio.run(mixed(s.port, len(inbox))))
-        print(f"\nIMAP, {args.runs} alternating runs, medians; ratio = mailwright / dovecot "
-              "(for SEARCH: dovecot time / mailwright time)")
+        print(f"\nIMAP, {args.runs} alternating runs, medians, mailwright workers = "
+              f"{args.workers}; ratio = mailwright / dovecot (for SEARCH: dovecot time / "
+              "mailwright time)")
         rows = [("APPEND (msg/s)", {n: len(inbox) / t for n, t in loads.items()}, False),
                 ("FETCH 1:* (FLAGS ENVELOPE) msg/s",
                  {n: med([r["fetch_env"] for r in rs]) for n, rs in results.items()}, False),
