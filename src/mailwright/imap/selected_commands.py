@@ -1,0 +1,392 @@
+"""IMAP commands of the selected state (RFC 9051 §6.4): CLOSE, UNSELECT, EXPUNGE,
+FETCH, STORE, COPY, MOVE, SEARCH, SORT and THREAD, with their UID forms. A mixin of
+ImapSession."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+from ..net.connection import Action
+from ..store.base import READ_IN_THREAD
+from ..store.mailboxes import normalize_flag
+from . import fetch, render, search, threads
+from .base import No, Outcome, State, tagged
+from .parser import ParseError, Reader
+from .selected import View
+
+STREAM_CHUNK = 256 * 1024
+# A metadata-only FETCH of up to this many messages is answered at once; larger ones
+# (and any that read message bodies) stream, so no response sits in memory whole.
+SYNC_FETCH_MAX = 2000
+
+
+class SelectedCommands:
+    def cmd_close(self, tag: str, r: Reader) -> Outcome | Coroutine[Any, Any, Outcome]:
+        r.end()
+        view = self.view
+        assert view is not None
+        self._close_view()
+        self.state = State.AUTHENTICATED
+        if view.readonly:
+            return tagged(tag, "OK", "CLOSE completed"), Action.NONE
+        return self._close_expunge(tag, view)
+
+    async def _close_expunge(self, tag: str, view: View) -> Outcome:
+        # RFC 9051 §6.4.1: expunge \Deleted messages silently.
+        deleted = self.store.search(view.id, ("flag", "\\Deleted", True))
+        await self.store.expunge(view.id, deleted)
+        return tagged(tag, "OK", "CLOSE completed"), Action.NONE
+
+    def cmd_unselect(self, tag: str, r: Reader) -> Outcome:
+        r.end()
+        self._close_view()
+        self.state = State.AUTHENTICATED
+        return tagged(tag, "OK", "UNSELECT completed"), Action.NONE
+
+    def _writable(self) -> View:
+        assert self.view is not None
+        if self.view.readonly:
+            raise No("Mailbox is read-only", "READ-ONLY")
+        return self.view
+
+    def cmd_expunge(self, tag: str, r: Reader, uid: bool) -> Coroutine[Any, Any, Outcome]:
+        uids = None
+        if uid:
+            r.sp()
+            seqset = r.sequence_set()
+            uids = self.view.uids_for(seqset, True, self.saved)
+        r.end()
+        return self._expunge(tag, uids)
+
+    async def _expunge(self, tag: str, only: list[int] | None) -> Outcome:
+        view = self._writable()
+        deleted = self.store.search(view.id, ("flag", "\\Deleted", True))
+        if only is not None:
+            wanted = set(only)
+            deleted = [u for u in deleted if u in wanted]
+        await self.store.expunge(view.id, deleted)
+        return self._ok(tag, "EXPUNGE completed", expunge_ok=True)
+
+    def _set(self, r: Reader, uid: bool) -> list[int]:
+        assert self.view is not None
+        return self.view.uids_for(r.sequence_set(), uid, self.saved)
+
+    def cmd_fetch(self, tag: str, r: Reader, uid: bool
+                  ) -> Outcome | Coroutine[Any, Any, Outcome]:
+        r.sp()
+        seqset = r.sequence_set()
+        uids = self.view.uids_for(seqset, uid, self.saved)
+        r.sp()
+        items = fetch.parse_items(r)
+        changedsince = None
+        vanished = False
+        if r.accept(b" ("):                              # RFC 7162 §3.1.4, §3.2.6
+            while True:
+                word = r.atom().upper()
+                if word == "CHANGEDSINCE":
+                    r.sp()
+                    changedsince = r.nz_number()
+                elif word == "VANISHED" and uid and self.options.qresync:
+                    vanished = True
+                else:
+                    raise ParseError(f"unknown FETCH modifier {word}")
+                if r.close():
+                    break
+                r.sp()
+            if vanished and changedsince is None:
+                raise ParseError("VANISHED needs CHANGEDSINCE")
+        r.end()
+        if uid and not any(i.name == "UID" for i in items):
+            items.insert(0, fetch.Item("UID"))
+        if changedsince is not None:
+            self.options.condstore = True
+            if not any(i.name == "MODSEQ" for i in items):
+                items.append(fetch.Item("MODSEQ"))
+        view = self.view
+        assert view is not None
+        prefix = b""
+        if vanished:
+            # RFC 7162 §3.2.6: expunged UIDs within the command's UID set.
+            ranges = view.uid_ranges(seqset, True, self.saved)
+            gone = [u for u in self.store.expunged_since(view.id, changedsince)
+                    if any(lo <= u <= hi for lo, hi in ranges)]
+            if gone:
+                prefix = b"* VANISHED (EARLIER) " + render.sequence_set(gone).encode() + \
+                    b"\r\n"
+        seen = not view.readonly and any(i.sets_seen for i in items)
+        needs_blob = any(i.needs_blob for i in items)
+        if not seen and not needs_blob and len(uids) <= SYNC_FETCH_MAX:
+            return prefix + self._fetch_rows(uids, items, changedsince, None) + \
+                self._done(tag, "OK", "FETCH completed", expunge_ok=uid), Action.NONE
+        return self._fetch_stream(tag, uids, items, changedsince, seen, prefix, uid)
+
+    def _fetch_rows(self, uids: list[int], items: list[fetch.Item], changedsince: int | None,
+                    blobs: dict[str, bytes] | None) -> bytes:
+        view = self.view
+        out = bytearray()
+        needs_meta = any(i.needs_meta for i in items)
+        for data in self.store.message_data(view.id, uids, needs_meta):
+            if changedsince is not None and data.modseq <= changedsince:
+                continue
+            seq = view.seq_of(data.uid)
+            if seq is None:
+                continue
+            out += fetch.render_message(seq, data, items,
+                                        blobs.get(data.blob) if blobs else None,
+                                        view.flag_list(data.uid), view.modseq_of.get(data.uid),
+                                        self._utf8)
+        return bytes(out)
+
+    async def _fetch_stream(self, tag: str, uids: list[int], items: list[fetch.Item],
+                            changedsince: int | None, seen: bool, prefix: bytes,
+                            uid: bool) -> Outcome:
+        view = self.view
+        out = bytearray(prefix)
+        quiet: set[int] = set()
+        if seen:
+            changed, _ = await self.store.store_flags(view.id, uids, "add", ["\\Seen"])
+            for s in changed:
+                view.flags[s.uid] = s.flags
+                view.modseq_of[s.uid] = s.modseq
+                quiet.add(s.uid)
+            if changed and not any(i.name == "FLAGS" for i in items):
+                items = [*items, fetch.Item("FLAGS")]
+        needs_meta = any(i.needs_meta for i in items)
+        needs_blob = any(i.needs_blob for i in items)
+        # In slices, so that a FETCH of a whole large mailbox never sits in memory.
+        for start in range(0, len(uids), 64):
+            for data in self.store.message_data(view.id, uids[start:start + 64], needs_meta):
+                if changedsince is not None and data.modseq <= changedsince:
+                    continue
+                seq = view.seq_of(data.uid)
+                if seq is None:
+                    continue
+                blob = None
+                if needs_blob:
+                    blob = await self._read(data.blob, data.size)
+                out += fetch.render_message(seq, data, items, blob, view.flag_list(data.uid),
+                                            view.modseq_of.get(data.uid), self._utf8)
+                if len(out) >= STREAM_CHUNK and self.send is not None:
+                    await self.send(out)
+                    out = bytearray()       # the transport may still hold the old one
+        return bytes(out) + self._done(tag, "OK", "FETCH completed", expunge_ok=uid,
+                                       quiet=quiet), Action.NONE
+
+    async def _read(self, digest: str, size: int) -> bytes:
+        try:
+            if size > READ_IN_THREAD:
+                return await asyncio.to_thread(self.store.read_blob, digest)
+            return self.store.read_blob(digest)
+        except OSError:
+            raise No("Message content unavailable", "SERVERBUG") from None
+
+    def cmd_store(self, tag: str, r: Reader, uid: bool) -> Coroutine[Any, Any, Outcome]:
+        r.sp()
+        uids = self._set(r, uid)
+        r.sp()
+        unchangedsince = None
+        if r.accept(b"("):
+            r.expect(b"UNCHANGEDSINCE ")
+            unchangedsince = r.number()
+            r.expect(b") ")
+        action = r.atom().upper()
+        mode = {"FLAGS": "set", "+FLAGS": "add", "-FLAGS": "remove"}
+        silent = action.endswith(".SILENT")
+        base = action.removesuffix(".SILENT")
+        if base not in mode:
+            raise ParseError(f"expected FLAGS, +FLAGS or -FLAGS, got {action}")
+        r.sp()
+        if r.peek() == b"(":
+            flags = r.flag_list()
+        else:
+            flags = [r.flag()]
+            while r.accept(b" "):
+                flags.append(r.flag())
+        r.end()
+        flags = [normalize_flag(f) for f in flags]
+        if "\\Recent" in flags or "\\*" in flags:
+            raise ParseError("\\Recent and \\* cannot be stored")
+        return self._store(tag, uids, mode[base], flags, silent, unchangedsince, uid)
+
+    async def _store(self, tag: str, uids: list[int], mode: str, flags: list[str],
+                     silent: bool, unchangedsince: int | None, uid: bool) -> Outcome:
+        view = self._writable()
+        if unchangedsince is not None:
+            self.options.condstore = True
+        changed, failed = await self.store.store_flags(view.id, uids, mode, flags,
+                                                       unchangedsince)
+        out = bytearray()
+        for s in changed:
+            view.flags[s.uid] = s.flags
+            view.modseq_of[s.uid] = s.modseq
+        changed_uids = {s.uid for s in changed}
+        failed_set = set(failed)
+        for u in uids:
+            if u in failed_set or view.seq_of(u) is None or u in view.vanished:
+                continue
+            # RFC 7162 §3.1.3: with CONDSTORE, a silent STORE still reports MODSEQ.
+            if not silent or (self.options.condstore and u in changed_uids):
+                out += view.flags_response(u, self.options, with_uid=uid)
+        code = ""
+        if failed:
+            numbers = failed if uid else sorted(view.seq_of(u) for u in failed)
+            code = "MODIFIED " + render.sequence_set(numbers)
+        return bytes(out) + self._done(tag, "OK", "STORE completed", code, expunge_ok=uid,
+                                       quiet=set(uids)), Action.NONE
+
+    def cmd_copy(self, tag: str, r: Reader, uid: bool) -> Coroutine[Any, Any, Outcome]:
+        return self._copy_command(tag, r, uid, move=False)
+
+    def cmd_move(self, tag: str, r: Reader, uid: bool) -> Coroutine[Any, Any, Outcome]:
+        return self._copy_command(tag, r, uid, move=True)
+
+    def _copy_command(self, tag: str, r: Reader, uid: bool, move: bool
+                      ) -> Coroutine[Any, Any, Outcome]:
+        r.sp()
+        uids = self._set(r, uid)
+        r.sp()
+        name = self._mailbox_arg(r)
+        r.end()
+        return self._copy(tag, uids, name, move)
+
+    async def _copy(self, tag: str, uids: list[int], name: str, move: bool) -> Outcome:
+        view = self._writable() if move else self.view
+        target = self.store.mailbox(self.account_id, name)
+        if target is None:
+            raise No("No such mailbox; create it first", "TRYCREATE")
+        verb = "MOVE" if move else "COPY"
+        uids = [u for u in uids if u not in view.vanished]
+        if not uids:
+            return self._ok(tag, f"{verb} completed (nothing to do)", expunge_ok=move)
+        validity, pairs = await self.store.copy(view.id, uids, target.id, move)
+        code = ""
+        if pairs:
+            code = (f"COPYUID {validity} {render.sequence_set([s for s, _ in pairs])} "
+                    f"{render.sequence_set([d for _, d in pairs])}")
+        if move:
+            # RFC 6851 §4.3: COPYUID in an untagged OK before the EXPUNGEs.
+            head = f"* OK [{code}] Moved\r\n".encode() if code else b""
+            return head + self._done(tag, "OK", "MOVE completed", expunge_ok=True), \
+                Action.NONE
+        return self._ok(tag, "COPY completed", code)
+
+    def cmd_search(self, tag: str, r: Reader, uid: bool) -> Outcome:
+        r.sp()
+        returns = None
+        if r.accept(b"RETURN ("):                       # RFC 4731 ESEARCH
+            returns = []
+            while not r.close():
+                r.accept(b" ")
+                returns.append(r.atom().upper())
+            r.sp()
+            bad = [x for x in returns if x not in ("MIN", "MAX", "ALL", "COUNT", "SAVE")]
+            if bad:
+                raise ParseError(f"unknown RETURN option {bad[0]}")
+            if not returns:
+                returns = ["ALL"]
+        try:
+            keys = search.parse_program(r)
+        except search.BadCharset:
+            raise No("Supported charsets: UTF-8, US-ASCII", "BADCHARSET (UTF-8 US-ASCII)") \
+                from None
+        found = self._search(("and", keys))
+        view = self.view
+        result = found if uid else [view.seq_of(u) for u in found]
+        modseq = None
+        if any(search.uses(k, "modseq") for k in keys) and found:
+            modseq = max(view.modseq_of.get(u, 0) for u in found)
+        if returns is not None and "SAVE" in returns:
+            self.saved = found
+            returns = [x for x in returns if x != "SAVE"]
+            if not returns:
+                return self._ok(tag, "SEARCH completed, result saved")
+        if returns is not None or self.options.rev2:
+            return self._esearch(tag, result, returns or ["ALL"], uid, modseq) + \
+                self._done(tag, "OK", "SEARCH completed"), Action.NONE
+        line = b"* SEARCH" + b"".join(b" %d" % n for n in result)
+        if modseq is not None:
+            line += b" (MODSEQ %d)" % modseq
+        return line + b"\r\n" + self._done(tag, "OK", "SEARCH completed"), Action.NONE
+
+    def _esearch(self, tag: str, result: list[int], returns: list[str], uid: bool,
+                 modseq: int | None) -> bytes:
+        parts = [f'* ESEARCH (TAG "{tag}")'] + (["UID"] if uid else [])
+        if result:
+            if "MIN" in returns:
+                parts.append(f"MIN {min(result)}")
+            if "MAX" in returns:
+                parts.append(f"MAX {max(result)}")
+            if "ALL" in returns:
+                parts.append(f"ALL {render.sequence_set(sorted(result))}")
+        if "COUNT" in returns:
+            parts.append(f"COUNT {len(result)}")
+        if modseq is not None:
+            parts.append(f"MODSEQ {modseq}")
+        return " ".join(parts).encode() + b"\r\n"
+
+    def _search(self, key: tuple) -> list[int]:
+        """Resolve what only the session knows (sequence numbers, \\Recent, "$"),
+        then let the store search."""
+        view = self.view
+        return [u for u in self.store.search(view.id, self._resolve(key))
+                if view.seq_of(u) is not None]
+
+    def _resolve(self, key: tuple) -> tuple:
+        view = self.view
+        kind = key[0]
+        if kind in ("seq", "uid"):
+            return ("uids", view.uid_ranges(key[1], kind == "uid", self.saved))
+        if kind == "recent":
+            return ("uids", [(u, u) for u in sorted(view.recent)])
+        if kind == "and":
+            return ("and", [self._resolve(k) for k in key[1]])
+        if kind == "or":
+            return ("or", self._resolve(key[1]), self._resolve(key[2]))
+        if kind == "not":
+            return ("not", self._resolve(key[1]))
+        return key
+
+    def cmd_sort(self, tag: str, r: Reader, uid: bool) -> Outcome:
+        r.sp()
+        criteria = threads.parse_sort_criteria(r)
+        r.sp()
+        try:
+            keys = search.parse_program(_charset_required(r))
+        except search.BadCharset:
+            raise No("Supported charsets: UTF-8, US-ASCII", "BADCHARSET (UTF-8 US-ASCII)") \
+                from None
+        found = self._search(("and", keys))
+        ordered = threads.sort(self.store.sort_keys(self.view.id, found), criteria)
+        result = ordered if uid else [self.view.seq_of(u) for u in ordered]
+        return b"* SORT" + b"".join(b" %d" % n for n in result) + b"\r\n" + \
+            self._done(tag, "OK", "SORT completed"), Action.NONE
+
+    def cmd_thread(self, tag: str, r: Reader, uid: bool) -> Outcome:
+        r.sp()
+        algorithm = r.atom().upper()
+        if algorithm not in ("REFERENCES", "ORDEREDSUBJECT"):
+            raise ParseError(f"unknown threading algorithm {algorithm}")
+        r.sp()
+        try:
+            keys = search.parse_program(_charset_required(r))
+        except search.BadCharset:
+            raise No("Supported charsets: UTF-8, US-ASCII", "BADCHARSET (UTF-8 US-ASCII)") \
+                from None
+        found = self._search(("and", keys))
+        rows = self.store.sort_keys(self.view.id, found)
+        tree = threads.thread(rows, algorithm)
+        number = (lambda u: u) if uid else self.view.seq_of
+        return b"* THREAD " + threads.render_threads(tree, number) + b"\r\n" + \
+            self._done(tag, "OK", "THREAD completed"), Action.NONE
+
+
+
+def _charset_required(r: Reader) -> Reader:
+    """SORT and THREAD name the charset without the CHARSET keyword (RFC 5256 §3)."""
+    charset = r.astr().upper()
+    if charset not in search.CHARSETS:
+        raise search.BadCharset(charset)
+    r.sp()
+    return r
