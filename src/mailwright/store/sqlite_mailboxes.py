@@ -400,11 +400,22 @@ class SQLiteMailboxes(MailboxStore):
 
     # --- search and sort ------------------------------------------------------------
     def search(self, mailbox_id: int, key) -> list[int]:
-        args: list = [mailbox_id]
+        terms = list(key[1]) if key[0] == "and" else [key]
+        driver = next((t for t in terms if _fts_query(t) is not None), None)
+        if driver is not None:
+            # A full-text term among the top-level keys: start from the index's
+            # matches (CROSS JOIN fixes the order), reach the messages by blob ("+"
+            # keeps SQLite from scanning the mailbox instead), then check the rest.
+            args: list = [_fts_query(driver), mailbox_id]
+            where = _sql(("and", [t for t in terms if t is not driver]), args)
+            return [r[0] for r in self.conn.execute(
+                f"SELECT m.uid FROM message_text t CROSS JOIN message_meta x "
+                f"CROSS JOIN messages m WHERE t.message_text MATCH ? AND x.id=t.rowid "
+                f"AND m.blob=x.blob AND +m.mailbox_id=? AND ({where}) ORDER BY m.uid", args)]
+        args = [mailbox_id]
         where = _sql(key, args)
         # Flag, UID, size and date searches (most of what clients send) need no metadata.
-        # An inner join lets SQLite start from a selective full-text match.
-        join = "JOIN message_meta x ON x.blob=m.blob" if "x." in where else ""
+        join = "LEFT JOIN message_meta x ON x.blob=m.blob" if "x." in where else ""
         return [r[0] for r in self.conn.execute(
             f"SELECT m.uid FROM messages m {join} WHERE m.mailbox_id=? AND ({where}) "
             f"ORDER BY m.uid", args)]
@@ -572,6 +583,16 @@ def _fts_phrase(text: str) -> str | None:
     return '"' + text.replace('"', '""') + '" *'
 
 
+def _fts_query(key: tuple) -> str | None:
+    """The FTS5 query of a TEXT or BODY key (BODY: the body column only)."""
+    if key[0] not in ("text", "body"):
+        return None
+    phrase = _fts_phrase(key[1])
+    if phrase is None:
+        return None
+    return phrase if key[0] == "text" else "body : " + phrase
+
+
 def _day_bounds(day: datetime.date) -> tuple[float, float]:
     """RFC 9051 §6.4.4: dates disregard time and zone; a day in the server's zone."""
     start = datetime.datetime(day.year, day.month, day.day).timestamp()
@@ -610,10 +631,10 @@ def _sql(key: tuple, args: list) -> str:
         args += [key[1], key[2]]
         return "header_match(x.header, ?, ?)"
     if kind in ("text", "body"):
-        phrase = _fts_phrase(key[1])
-        if phrase is None:
+        query = _fts_query(key)
+        if query is None:
             return "1"
-        args.append(phrase if kind == "text" else "body : " + phrase)
+        args.append(query)
         return "x.id IN (SELECT rowid FROM message_text WHERE message_text MATCH ?)"
     if kind in ("internaldate", "sent"):
         column = "m.internaldate" if kind == "internaldate" else "x.sent"
