@@ -140,8 +140,10 @@ def test_backfill_parses_messages_stored_before_metadata(imap_store):
     # An upgraded data_dir: messages whose metadata was never computed.
     box = imap_store.mailbox(imap_store.account_id(USER), "INBOX")
     data = imap_store.message_data(box.id, [1], meta=True)[0]
-    imap_store._write(lambda c: c.execute("DELETE FROM message_meta WHERE blob=?",
-                                          (data.blob,)))
+    def forget(c):
+        c.execute("DELETE FROM message_meta WHERE blob=?", (data.blob,))
+        c.execute("UPDATE messages SET meta_id=NULL WHERE blob=?", (data.blob,))
+    imap_store._write(forget)
     assert imap_store.message_data(box.id, [1], meta=True)[0].envelope is None
     assert asyncio.run(imap_store.backfill_meta()) == 1
     assert imap_store.message_data(box.id, [1], meta=True)[0].envelope == data.envelope

@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS messages (
     modseq INTEGER NOT NULL,
     message_id TEXT NOT NULL,             -- our id, shared by every copy of one delivery
     pop3_retrieved REAL,                  -- first POP3 download (for EXPIRE)
+    meta_id INTEGER,                      -- its message_meta row (IMAP), set at delivery
     UNIQUE (mailbox_id, uid)
 );
 CREATE INDEX IF NOT EXISTS messages_blob ON messages (blob);

@@ -65,6 +65,7 @@ ADDED_COLUMNS = (
     ("queue_recipients", "delay_warned", "INTEGER NOT NULL DEFAULT 0"),
     ("queue_recipients", "lease", "REAL NOT NULL DEFAULT 0"),
     ("mailboxes", "recent_uid", "INTEGER NOT NULL DEFAULT 1"),
+    ("messages", "meta_id", "INTEGER"),
 )
 MAX_ALIAS_DEPTH = 8
 
@@ -485,8 +486,7 @@ class SQLiteStore(SQLiteMailboxes, MailStore):
         def job(c: sqlite3.Connection, digests: list[str]) -> None:
             local_blob = digests[0] if delivery.local_accounts else None
             relay_blob = digests[-1] if delivery.remote else None
-            if local_blob:
-                ensure_meta(c, local_blob, delivery.local_content)
+            meta_id = ensure_meta(c, local_blob, delivery.local_content) if local_blob else None
             for account_id in dict.fromkeys(delivery.local_accounts):
                 name = "Junk" if account_id in delivery.quarantine else "INBOX"
                 box = c.execute("SELECT id, uidnext, highestmodseq FROM mailboxes "
@@ -501,9 +501,9 @@ class SQLiteStore(SQLiteMailboxes, MailStore):
                 c.execute("UPDATE mailboxes SET uidnext=?, highestmodseq=? WHERE id=?",
                           (uid + 1, modseq + 1, box_id))
                 c.execute("INSERT INTO messages (mailbox_id, uid, blob, size, internaldate, "
-                          "modseq, message_id) VALUES (?,?,?,?,?,?,?)",
+                          "modseq, message_id, meta_id) VALUES (?,?,?,?,?,?,?,?)",
                           (box_id, uid, local_blob, len(delivery.local_content), now,
-                           modseq + 1, delivery.message_id))
+                           modseq + 1, delivery.message_id, meta_id))
             if delivery.remote:
                 cur = c.execute(
                     "INSERT INTO queue (message_id, blob, size, mail_from, body, smtputf8, ret, "

@@ -16,6 +16,7 @@ from ..imap import mime
 from .base import StoreError
 from .mailboxes import (
     HIERARCHY,
+    SYSTEM_FLAGS,
     Mailbox,
     MailboxCounts,
     MailboxError,
@@ -33,11 +34,12 @@ MAX_MAILBOXES = 1000             # per account
 MAX_NAME = 512                   # octets, UTF-8
 
 
-def ensure_meta(c: sqlite3.Connection, digest: str, content: bytes) -> None:
+def ensure_meta(c: sqlite3.Connection, digest: str, content: bytes) -> int:
     """Parse a message once per blob (RFC 9051 FETCH data, sort and search keys,
-    the full-text index). A copy of a stored blob finds it already done."""
-    if c.execute("SELECT 1 FROM message_meta WHERE blob=?", (digest,)).fetchone():
-        return
+    the full-text index); its message_meta id. A copy of a stored blob finds it done."""
+    row = c.execute("SELECT id FROM message_meta WHERE blob=?", (digest,)).fetchone()
+    if row:
+        return row[0]
     m = mime.parse(content)
     cur = c.execute(
         "INSERT INTO message_meta (blob, envelope, body, bodystructure, structure, header, "
@@ -50,12 +52,14 @@ def ensure_meta(c: sqlite3.Connection, digest: str, content: bytes) -> None:
     c.execute("DELETE FROM message_text WHERE rowid=?", (cur.lastrowid,))
     c.execute("INSERT INTO message_text (rowid, hdr, body) VALUES (?,?,?)",
               (cur.lastrowid, " ".join((m.subject, m.from_, m.to, m.cc, m.bcc)), m.text))
+    return cur.lastrowid
 
 
 def _meta_job(items: list[tuple[str, bytes]]):
     def job(c: sqlite3.Connection) -> None:
         for digest, content in items:
-            ensure_meta(c, digest, content)
+            c.execute("UPDATE messages SET meta_id=? WHERE blob=? AND meta_id IS NULL",
+                      (ensure_meta(c, digest, content), digest))
     return job
 
 
@@ -293,7 +297,7 @@ class SQLiteMailboxes(MailboxStore):
             return []
         cols = ("x.envelope, x.body, x.bodystructure, x.structure, x.header" if meta
                 else "NULL, NULL, NULL, NULL, NULL")
-        join = "LEFT JOIN message_meta x ON x.blob=m.blob" if meta else ""
+        join = "LEFT JOIN message_meta x ON x.id=m.meta_id" if meta else ""
         out = []
         for lo, hi in _ranges(uids):
             out += [MessageData(*r) for r in self.conn.execute(
@@ -351,12 +355,12 @@ class SQLiteMailboxes(MailboxStore):
             if box is None:
                 raise MailboxError("Mailbox was deleted", "TRYCREATE")
             _check_quota(c, box[0], len(content))
-            ensure_meta(c, digests[0], content)
+            meta_id = ensure_meta(c, digests[0], content)
             uid, modseq = box[2], box[3] + 1
             c.execute("INSERT INTO messages (mailbox_id, uid, blob, size, internaldate, flags, "
-                      "modseq, message_id) VALUES (?,?,?,?,?,?,?,?)",
+                      "modseq, message_id, meta_id) VALUES (?,?,?,?,?,?,?,?,?)",
                       (mailbox_id, uid, digests[0], len(content), internaldate, flag_text,
-                       modseq, f"append-{digests[0][:16]}"))
+                       modseq, f"append-{digests[0][:16]}", meta_id))
             c.execute("UPDATE mailboxes SET uidnext=?, highestmodseq=? WHERE id=?",
                       (uid + 1, modseq, mailbox_id))
             return box[1], uid
@@ -387,8 +391,8 @@ class SQLiteMailboxes(MailboxStore):
         done = 0
         while True:
             digests = [r[0] for r in self.conn.execute(
-                "SELECT DISTINCT m.blob FROM messages m LEFT JOIN message_meta x "
-                "ON x.blob=m.blob WHERE x.id IS NULL LIMIT ?", (batch,))]
+                "SELECT DISTINCT blob FROM messages WHERE meta_id IS NULL LIMIT ?",
+                (batch,))]
             if not digests:
                 return done
             contents = await asyncio.to_thread(self._read_blobs, digests)
@@ -415,7 +419,7 @@ class SQLiteMailboxes(MailboxStore):
         args = [mailbox_id]
         where = _sql(key, args)
         # Flag, UID, size and date searches (most of what clients send) need no metadata.
-        join = "LEFT JOIN message_meta x ON x.blob=m.blob" if "x." in where else ""
+        join = "LEFT JOIN message_meta x ON x.id=m.meta_id" if "x." in where else ""
         return [r[0] for r in self.conn.execute(
             f"SELECT m.uid FROM messages m {join} WHERE m.mailbox_id=? AND ({where}) "
             f"ORDER BY m.uid", args)]
@@ -429,7 +433,7 @@ class SQLiteMailboxes(MailboxStore):
             out += [r for r in self.conn.execute(
                 "SELECT m.uid, m.internaldate, m.size, x.sent, x.base_subject, x.sort_from, "
                 "x.sort_to, x.sort_cc, x.msgid, x.in_reply_to, x.refs FROM messages m "
-                "LEFT JOIN message_meta x ON x.blob=m.blob WHERE m.mailbox_id=? "
+                "LEFT JOIN message_meta x ON x.id=m.meta_id WHERE m.mailbox_id=? "
                 "AND m.uid BETWEEN ? AND ? ORDER BY m.uid", (mailbox_id, lo, hi))
                 if r[0] in wanted]
         return out
@@ -521,16 +525,18 @@ def _copy_rows(c: sqlite3.Connection, source_id: int, uids: list[int], target_id
     pairs = []
     rows = []
     for lo, hi in _ranges(uids):
-        rows += c.execute("SELECT uid, blob, size, internaldate, flags, message_id FROM messages "
+        rows += c.execute("SELECT uid, blob, size, internaldate, flags, message_id, meta_id "
+                          "FROM messages "
                           "WHERE mailbox_id=? AND uid BETWEEN ? AND ? ORDER BY uid",
                           (source_id, lo, hi)).fetchall()
     wanted = set(uids)
-    for src_uid, blob, size, internaldate, flags, message_id in rows:
+    for src_uid, blob, size, internaldate, flags, message_id, meta_id in rows:
         if src_uid not in wanted:
             continue
         c.execute("INSERT INTO messages (mailbox_id, uid, blob, size, internaldate, flags, "
-                  "modseq, message_id) VALUES (?,?,?,?,?,?,?,?)",
-                  (target_id, uid, blob, size, internaldate, flags, modseq, message_id))
+                  "modseq, message_id, meta_id) VALUES (?,?,?,?,?,?,?,?,?)",
+                  (target_id, uid, blob, size, internaldate, flags, modseq, message_id,
+                   meta_id))
         pairs.append((src_uid, uid))
         uid += 1
     if pairs:
@@ -610,8 +616,13 @@ def _sql(key: tuple, args: list) -> str:
     if kind == "not":
         return f"NOT ({_sql(key[1], args)})"
     if kind == "flag":
-        args.append(f" {key[1].lower()} ")
-        test = "instr(lower(' ' || m.flags || ' '), ?) > 0"
+        flag = normalize_flag(key[1])
+        if flag in SYSTEM_FLAGS:           # stored in canonical case: an exact match
+            args.append(f" {flag} ")
+            test = "instr(' ' || m.flags || ' ', ?) > 0"
+        else:                              # keywords match case-insensitively
+            args.append(f" {flag.lower()} ")
+            test = "instr(lower(' ' || m.flags || ' '), ?) > 0"
         return test if key[2] else f"NOT {test}"
     if kind == "uids":                            # resolved by the session: [(lo, hi)]
         ranges = key[1]
