@@ -31,6 +31,7 @@ from typing import Any
 from ..address import Address, AddressError, canonical_domain, display_domain, parse_mailbox
 from ..auth.passwords import ScramKeys, hash_password, scram_keys
 from ..auth.sasl import Credentials
+from ..imap import mime
 from .base import (
     DEFAULT_MAILBOXES,
     AccountInfo,
@@ -482,11 +483,14 @@ class SQLiteStore(SQLiteMailboxes, MailStore):
         if delivery.remote:
             blobs.append(delivery.relay_content)
         now = time.time()
+        # Parsed here, on the loop (see ensure_meta); once for every local copy.
+        parsed = mime.parse(delivery.local_content) if delivery.local_accounts else None
 
         def job(c: sqlite3.Connection, digests: list[str]) -> None:
             local_blob = digests[0] if delivery.local_accounts else None
             relay_blob = digests[-1] if delivery.remote else None
-            meta_id = ensure_meta(c, local_blob, delivery.local_content) if local_blob else None
+            meta_id = ensure_meta(c, local_blob, delivery.local_content, parsed) \
+                if local_blob else None
             for account_id in dict.fromkeys(delivery.local_accounts):
                 name = "Junk" if account_id in delivery.quarantine else "INBOX"
                 box = c.execute("SELECT id, uidnext, highestmodseq FROM mailboxes "

@@ -34,13 +34,16 @@ MAX_MAILBOXES = 1000             # per account
 MAX_NAME = 512                   # octets, UTF-8
 
 
-def ensure_meta(c: sqlite3.Connection, digest: str, content: bytes) -> int:
-    """Parse a message once per blob (RFC 9051 FETCH data, sort and search keys,
-    the full-text index); its message_meta id. A copy of a stored blob finds it done."""
+def ensure_meta(c: sqlite3.Connection, digest: str, content: bytes,
+                parsed: mime.MessageMeta | None = None) -> int:
+    """Store a message's parse once per blob (RFC 9051 FETCH data, sort and search
+    keys, the full-text index); its message_meta id. A copy of a stored blob finds it
+    done. Callers on the event loop pass `parsed`: parsing here, on the writer thread,
+    would hold the GIL against the loop for the whole batch."""
     row = c.execute("SELECT id FROM message_meta WHERE blob=?", (digest,)).fetchone()
     if row:
         return row[0]
-    m = mime.parse(content)
+    m = parsed or mime.parse(content)
     cur = c.execute(
         "INSERT INTO message_meta (blob, envelope, body, bodystructure, structure, header, "
         "sent, subject, base_subject, from_, to_, cc, bcc, sort_from, sort_to, sort_cc, "
@@ -48,9 +51,8 @@ def ensure_meta(c: sqlite3.Connection, digest: str, content: bytes) -> int:
         (digest, m.envelope, m.body, m.bodystructure, m.structure_json(), m.header, m.sent,
          m.subject, m.base_subject, m.from_, m.to, m.cc, m.bcc, m.sort_from, m.sort_to,
          m.sort_cc, m.message_id, m.in_reply_to, m.references))
-    # a stale index row under a reused rowid would make the insert fail
-    c.execute("DELETE FROM message_text WHERE rowid=?", (cur.lastrowid,))
-    c.execute("INSERT INTO message_text (rowid, hdr, body) VALUES (?,?,?)",
+    # OR REPLACE: a stale index row under a reused rowid must not fail the delivery
+    c.execute("INSERT OR REPLACE INTO message_text (rowid, hdr, body) VALUES (?,?,?)",
               (cur.lastrowid, " ".join((m.subject, m.from_, m.to, m.cc, m.bcc)), m.text))
     return cur.lastrowid
 
@@ -348,6 +350,7 @@ class SQLiteMailboxes(MailboxStore):
     async def append(self, mailbox_id: int, content: bytes, flags: list[str],
                      internaldate: float) -> tuple[int, int]:
         flag_text = " ".join(dict.fromkeys(normalize_flag(f) for f in flags))
+        parsed = mime.parse(content)
 
         def job(c: sqlite3.Connection, digests: list[str]) -> tuple[int, int]:
             box = c.execute("SELECT account_id, uidvalidity, uidnext, highestmodseq FROM "
@@ -355,7 +358,7 @@ class SQLiteMailboxes(MailboxStore):
             if box is None:
                 raise MailboxError("Mailbox was deleted", "TRYCREATE")
             _check_quota(c, box[0], len(content))
-            meta_id = ensure_meta(c, digests[0], content)
+            meta_id = ensure_meta(c, digests[0], content, parsed)
             uid, modseq = box[2], box[3] + 1
             c.execute("INSERT INTO messages (mailbox_id, uid, blob, size, internaldate, flags, "
                       "modseq, message_id, meta_id) VALUES (?,?,?,?,?,?,?,?,?)",
