@@ -3,6 +3,7 @@ instance in a scratch directory."""
 
 from __future__ import annotations
 
+import os
 import resource
 import socket
 import statistics
@@ -123,3 +124,77 @@ port = {loopback_dns().port}
         import sqlite3
         with sqlite3.connect(self.dir / "data" / "mail.db") as c:
             return c.execute("SELECT count(*) FROM messages").fetchone()[0]
+
+
+DOVECOT = "/usr/sbin/dovecot"
+MAIL_UID = 65534          # dovecot refuses mail access as root
+
+
+class Dovecot:
+    """Dovecot from Debian on a loopback port with a throwaway config: one static user
+    (the same argon2id password as Mailwright's), plaintext, maildir. `folders` maps a
+    Maildir++ folder ("" for INBOX, ".Search" ...) to messages put there as files."""
+    name = "dovecot"
+
+    def __init__(self, work: Path, protocol: str, folders: dict[str, list[bytes]],
+                 extra: str = ""):
+        from mailwright.auth.passwords import hash_password
+        self.dir = work / "dovecot"
+        for parent in (work, *work.parents):       # the mail user must pass through
+            if parent == Path("/"):
+                break
+            parent.chmod(parent.stat().st_mode | 0o011)
+        home = self.dir / "home"
+        for folder, messages in folders.items():
+            maildir = home / "Maildir" / folder
+            for sub in ("new", "cur", "tmp"):
+                (maildir / sub).mkdir(parents=True)
+            for i, msg in enumerate(messages):
+                (maildir / "new" / f"1795000000.M{i}P1.bench").write_bytes(msg)
+        for root, dirs, files in os.walk(home):
+            for name in dirs + files:
+                os.chown(os.path.join(root, name), MAIL_UID, MAIL_UID)
+        os.chown(home, MAIL_UID, MAIL_UID)
+        (self.dir / "run").mkdir()
+        self.port = free_port()
+        ports = {"pop3": 0, "imap": 0, protocol: self.port}
+        conf = self.dir / "dovecot.conf"
+        conf.write_text(f"""
+protocols = {protocol}
+listen = 127.0.0.1
+base_dir = {self.dir / 'run'}
+state_dir = {self.dir / 'run'}
+log_path = {self.dir / 'dovecot.log'}
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+first_valid_uid = 1
+mail_location = maildir:~/Maildir
+passdb {{
+  driver = static
+  args = password={{ARGON2ID}}{hash_password(PASSWORD)}
+}}
+userdb {{
+  driver = static
+  args = uid={MAIL_UID} gid={MAIL_UID} home={home}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = {ports['pop3']}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = {ports['imap']}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+{extra}""")
+        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", str(conf)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_port(self.port, self.proc)

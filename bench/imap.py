@@ -33,19 +33,14 @@ import random
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import PASSWORD, Mailwright, free_port, raise_fd_limit, tree_rss_mb, wait_port
-
-from mailwright.auth.passwords import hash_password
+from common import DOVECOT, PASSWORD, Dovecot, Mailwright, raise_fd_limit, tree_rss_mb
 
 USER = "bench@example.test"
-DOVECOT = "/usr/sbin/dovecot"
-MAIL_UID = 65534
 WORDS = ("mail server queue relay inbox report meeting invoice draft review schedule "
          "budget release notes customer support ticket holiday travel contract payment "
          "design office project deadline weekly summary question answer").split()
@@ -189,67 +184,6 @@ class Client:
 
 
 # --- the servers ---------------------------------------------------------------------------------
-class Dovecot:
-    name = "dovecot"
-
-    def __init__(self, work: Path, search: list[bytes]):
-        self.dir = work / "dovecot"
-        for parent in (work, *work.parents):       # the mail user must pass through
-            if parent == Path("/"):
-                break
-            parent.chmod(parent.stat().st_mode | 0o011)
-        home = self.dir / "home"
-        folder = home / "Maildir" / ".Search"            # Maildir++ layout
-        for sub in ("new", "cur", "tmp"):
-            (folder / sub).mkdir(parents=True)
-        for i, msg in enumerate(search):
-            (folder / "new" / f"1795000000.M{i}P1.bench").write_bytes(msg)
-        for root, dirs, files in os.walk(home):
-            for name in dirs + files:
-                os.chown(os.path.join(root, name), MAIL_UID, MAIL_UID)
-        os.chown(home, MAIL_UID, MAIL_UID)
-        (self.dir / "run").mkdir()
-        self.port = free_port()
-        conf = self.dir / "dovecot.conf"
-        conf.write_text(f"""
-protocols = imap
-listen = 127.0.0.1
-base_dir = {self.dir / 'run'}
-state_dir = {self.dir / 'run'}
-log_path = {self.dir / 'dovecot.log'}
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-first_valid_uid = 1
-mail_location = maildir:~/Maildir
-mail_max_userip_connections = 1000
-passdb {{
-  driver = static
-  args = password={{ARGON2ID}}{hash_password(PASSWORD)}
-}}
-userdb {{
-  driver = static
-  args = uid={MAIL_UID} gid={MAIL_UID} home={home}
-}}
-service imap-login {{
-  inet_listener imap {{
-    port = {self.port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-service pop3-login {{
-  inet_listener pop3 {{
-    port = 0
-  }}
-}}
-""")
-        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", str(conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        wait_port(self.port, self.proc)
-
-
 def mailwright(work: Path, workers: int = 1) -> Mailwright:
     mw = Mailwright(work, USER, extra="[imap]\nallow_plaintext_auth = true\n",
                     workers=workers)
@@ -395,7 +329,9 @@ def main() -> None:
     try:
         print(f"loading {len(inbox)} messages ({sum(map(len, inbox)) / 1e6:.0f} MB) and "
               f"{len(search)} for search into each server ...", flush=True)
-        servers = [mailwright(work, args.workers), Dovecot(work, search)]
+        dovecot = Dovecot(work, "imap", {".Search": search},
+                          extra="mail_max_userip_connections = 1000\n")
+        servers = [mailwright(work, args.workers), dovecot]
         asyncio.run(load_search(servers[0].port, search))
         loads = {s.name: asyncio.run(load(s.port, inbox)) for s in servers}
         results: dict[str, list[dict]] = {s.name: [] for s in servers}

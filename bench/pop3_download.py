@@ -24,13 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import PASSWORD, Mailwright, fmt, free_port, wait_port
-
-from mailwright.auth.passwords import hash_password
+from common import DOVECOT, PASSWORD, Dovecot, Mailwright, fmt
 
 USER = "bench@example.test"
-DOVECOT = "/usr/sbin/dovecot"
-MAIL_UID = 65534          # dovecot refuses mail access as root
 
 
 def make_messages(count: int) -> list[bytes]:
@@ -56,68 +52,6 @@ def make_messages(count: int) -> list[bytes]:
             total += len(line) + 2
         out.append(("\r\n".join(lines + body) + "\r\n").encode())
     return out
-
-
-class Dovecot:
-    name = "dovecot"
-
-    def __init__(self, work: Path, messages: list[bytes]):
-        self.dir = work / "dovecot"
-        # mkdtemp makes 0700 directories; the mail user must be able to pass through.
-        for parent in (work, *work.parents):
-            if parent == Path("/"):
-                break
-            parent.chmod(parent.stat().st_mode | 0o011)
-        home = self.dir / "home"
-        maildir = home / "Maildir"
-        for sub in ("new", "cur", "tmp"):
-            (maildir / sub).mkdir(parents=True)
-        for i, msg in enumerate(messages):
-            (maildir / "new" / f"1795000000.M{i}P1.bench").write_bytes(msg)
-        for root, dirs, files in os.walk(home):
-            for name in dirs + files:
-                os.chown(os.path.join(root, name), MAIL_UID, MAIL_UID)
-        os.chown(home, MAIL_UID, MAIL_UID)
-        (self.dir / "run").mkdir()
-        self.port = free_port()
-        conf = self.dir / "dovecot.conf"
-        conf.write_text(f"""
-protocols = pop3
-listen = 127.0.0.1
-base_dir = {self.dir / 'run'}
-state_dir = {self.dir / 'run'}
-log_path = {self.dir / 'dovecot.log'}
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-first_valid_uid = 1
-mail_location = maildir:~/Maildir
-passdb {{
-  driver = static
-  args = password={{ARGON2ID}}{hash_password(PASSWORD)}
-}}
-userdb {{
-  driver = static
-  args = uid={MAIL_UID} gid={MAIL_UID} home={home}
-}}
-service pop3-login {{
-  inet_listener pop3 {{
-    port = {self.port}
-  }}
-  inet_listener pop3s {{
-    port = 0
-  }}
-}}
-service imap-login {{
-  inet_listener imap {{
-    port = 0
-  }}
-}}
-pop3_uidl_format = %08Xu%08Xv
-""")
-        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", str(conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        wait_port(self.port, self.proc)
 
 
 def mailwright_with(work: Path, messages: list[bytes]) -> Mailwright:
@@ -159,7 +93,8 @@ def main() -> None:
     client_dir = Path(tempfile.mkdtemp(prefix="mw-pop3-", dir="/dev/shm"))
     servers = []
     try:
-        servers = [mailwright_with(work, messages), Dovecot(work, messages)]
+        dovecot = Dovecot(work, "pop3", {"": messages}, extra="pop3_uidl_format = %08Xu%08Xv\n")
+        servers = [mailwright_with(work, messages), dovecot]
         rates: dict[str, list[float]] = {s.name: [] for s in servers}
         for server in servers:                       # warm-up
             download(server.port, client_dir / "warm")

@@ -35,9 +35,10 @@ class BadCharset(Exception):
     pass
 
 
-def parse_program(r: Reader) -> list:
-    """[CHARSET name SP] key *(SP key): the keys, all of which must match."""
-    if r.accept(b"CHARSET "):
+def parse_program(r: Reader, charset_keyword: bool = True) -> list:
+    """[CHARSET name SP] key *(SP key): the keys, all of which must match. SORT and
+    THREAD name the charset first, without the CHARSET keyword (RFC 5256 §3)."""
+    if not charset_keyword or r.accept(b"CHARSET "):
         charset = r.astr().upper()
         if charset not in CHARSETS:
             raise BadCharset(charset)

@@ -286,11 +286,7 @@ class SelectedCommands:
                 raise ParseError(f"unknown RETURN option {bad[0]}")
             if not returns:
                 returns = ["ALL"]
-        try:
-            keys = search.parse_program(r)
-        except search.BadCharset:
-            raise No("Supported charsets: UTF-8, US-ASCII", "BADCHARSET (UTF-8 US-ASCII)") \
-                from None
+        keys = self._search_keys(r, charset_keyword=True)
         found = self._search(("and", keys))
         view = self.view
         result = found if uid else [view.seq_of(u) for u in found]
@@ -326,6 +322,14 @@ class SelectedCommands:
             parts.append(f"MODSEQ {modseq}")
         return " ".join(parts).encode() + b"\r\n"
 
+    @staticmethod
+    def _search_keys(r: Reader, charset_keyword: bool) -> list:
+        try:
+            return search.parse_program(r, charset_keyword)
+        except search.BadCharset:
+            raise No("Supported charsets: UTF-8, US-ASCII", "BADCHARSET (UTF-8 US-ASCII)") \
+                from None
+
     def _search(self, key: tuple) -> list[int]:
         """Resolve what only the session knows (sequence numbers, \\Recent, "$"),
         then let the store search."""
@@ -352,11 +356,7 @@ class SelectedCommands:
         r.sp()
         criteria = threads.parse_sort_criteria(r)
         r.sp()
-        try:
-            keys = search.parse_program(_charset_required(r))
-        except search.BadCharset:
-            raise No("Supported charsets: UTF-8, US-ASCII", "BADCHARSET (UTF-8 US-ASCII)") \
-                from None
+        keys = self._search_keys(r, charset_keyword=False)
         found = self._search(("and", keys))
         ordered = threads.sort(self.store.sort_keys(self.view.id, found), criteria)
         result = ordered if uid else [self.view.seq_of(u) for u in ordered]
@@ -369,24 +369,10 @@ class SelectedCommands:
         if algorithm not in ("REFERENCES", "ORDEREDSUBJECT"):
             raise ParseError(f"unknown threading algorithm {algorithm}")
         r.sp()
-        try:
-            keys = search.parse_program(_charset_required(r))
-        except search.BadCharset:
-            raise No("Supported charsets: UTF-8, US-ASCII", "BADCHARSET (UTF-8 US-ASCII)") \
-                from None
+        keys = self._search_keys(r, charset_keyword=False)
         found = self._search(("and", keys))
         rows = self.store.sort_keys(self.view.id, found)
         tree = threads.thread(rows, algorithm)
         number = (lambda u: u) if uid else self.view.seq_of
         return b"* THREAD " + threads.render_threads(tree, number) + b"\r\n" + \
             self._done(tag, "OK", "THREAD completed"), Action.NONE
-
-
-
-def _charset_required(r: Reader) -> Reader:
-    """SORT and THREAD name the charset without the CHARSET keyword (RFC 5256 §3)."""
-    charset = r.astr().upper()
-    if charset not in search.CHARSETS:
-        raise search.BadCharset(charset)
-    r.sp()
-    return r

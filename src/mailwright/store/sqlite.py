@@ -246,6 +246,11 @@ class SQLiteStore(SQLiteMailboxes, MailStore):
             have = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
             if column not in have:
                 self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+        # Messages still to parse (stored before IMAP metadata): the start-up backfill
+        # finds them here instead of scanning every message. After the migration above,
+        # since older databases get meta_id only then.
+        self.conn.execute("CREATE INDEX IF NOT EXISTS messages_unparsed ON messages (blob) "
+                          "WHERE meta_id IS NULL")
         self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                           (SCHEMA_VERSION,))
 
