@@ -224,6 +224,31 @@ def _scram_name(text: str) -> str:
     return text.replace("=2C", ",").replace("=3D", "=")
 
 
+class Exchange:
+    """One SASL exchange over "+ base64" continuation lines (IMAP, POP3): challenges
+    and SCRAM's server-final go out as continuations; the client's reply to a
+    server-final completes the success it verified (RFC 4422 §5)."""
+
+    def __init__(self, mechanism: Mechanism):
+        self.mechanism = mechanism
+        self.verified: str | None = None      # account, once the server-final is out
+
+    async def start(self, initial: bytes | None) -> bytes | Step:
+        return self._next(await self.mechanism.start(initial))
+
+    async def respond(self, data: bytes) -> bytes | Step:
+        """A continuation line to send, or the outcome."""
+        return self._next(await self.mechanism.respond(data))
+
+    def _next(self, step: Step) -> bytes | Step:
+        if isinstance(step, Challenge):
+            return b"+ " + base64.b64encode(step.data) + b"\r\n"
+        if isinstance(step, Success) and step.final is not None:
+            self.verified = step.account
+            return b"+ " + base64.b64encode(step.final) + b"\r\n"
+        return step
+
+
 def decode_response(text: str) -> bytes | None:
     """A base64 SASL response or initial response (RFC 4954 §4, RFC 5034 §4);
     "=" is the empty initial response; None when it is not valid base64."""

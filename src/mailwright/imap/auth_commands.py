@@ -5,7 +5,6 @@ and POP3. A mixin of ImapSession."""
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Coroutine
 from typing import Any
 
@@ -70,23 +69,20 @@ class AuthCommands:
         if mech is None:
             return tagged(tag, "NO", "Unsupported authentication mechanism",
                          "CANNOT"), Action.NONE
-        self.sasl, self.sasl_tag = mech, tag
-        return self._sasl_start(mech, initial)
+        self.sasl, self.sasl_tag = sasl.Exchange(mech), tag
+        return self._sasl_start(self.sasl, initial)
 
-    async def _sasl_start(self, mech: sasl.Mechanism, initial: bytes | None) -> Outcome:
-        return await self._sasl_step(await mech.start(initial)), Action.NONE
+    async def _sasl_start(self, exchange: sasl.Exchange, initial: bytes | None) -> Outcome:
+        return await self._sasl_step(await exchange.start(initial)), Action.NONE
 
     def _sasl_response(self, line: bytes) -> Outcome | Coroutine[Any, Any, Outcome]:
         tag = self.sasl_tag
         text = line.rstrip(b"\r\n")
         if text == b"*":                                  # RFC 9051 §6.2.2: cancelled
             self.sasl = None
-            self.sasl_final_pending = None
             return tagged(tag, "BAD", "Authentication cancelled"), Action.NONE
-        if self.sasl_final_pending is not None:
-            account, self.sasl_final_pending = self.sasl_final_pending, None
-            self.sasl = None
-            return self._finish_success(tag, account), Action.NONE
+        if self.sasl.verified is not None:                # reply to the server-final
+            return self._finish_success(tag, self.sasl.verified), Action.NONE
         data = sasl.decode_response(text.decode("ascii", "replace"))
         if data is None:
             self.sasl = None
@@ -97,13 +93,10 @@ class AuthCommands:
         assert self.sasl is not None
         return await self._sasl_step(await self.sasl.respond(data)), Action.NONE
 
-    async def _sasl_step(self, step: sasl.Step) -> bytes:
-        if isinstance(step, sasl.Challenge):
-            return b"+ " + base64.b64encode(step.data) + b"\r\n"
-        if isinstance(step, sasl.Success) and step.final is not None:
-            self.sasl_final_pending = step.account
-            return b"+ " + base64.b64encode(step.final) + b"\r\n"
-        mech = self.sasl.name if self.sasl else ""
+    async def _sasl_step(self, step: bytes | sasl.Step) -> bytes:
+        if isinstance(step, bytes):                       # a continuation
+            return step
+        mech = self.sasl.mechanism.name if self.sasl else ""
         self.sasl = None
         return await self._finish_auth(self.sasl_tag, step, mech)
 

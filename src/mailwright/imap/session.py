@@ -80,9 +80,8 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         self.options = Options()
         self.view: View | None = None
         self.saved: list[int] = []             # RFC 5182 SEARCHRES "$"
-        self.sasl: sasl.Mechanism | None = None
+        self.sasl: sasl.Exchange | None = None
         self.sasl_tag = ""
-        self.sasl_final_pending: str | None = None
         self.idle_tag: str | None = None
         self.closed = False
         self.errors = 0

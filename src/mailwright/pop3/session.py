@@ -11,7 +11,6 @@ dropped connection deletes nothing.
 from __future__ import annotations
 
 import asyncio
-import base64
 import enum
 import itertools
 import secrets
@@ -115,8 +114,7 @@ class Pop3Session(LineSession):
         self.maildrop: Maildrop | None = None
         self.deleted: set[int] = set()        # message numbers
         self.retrieved: set[int] = set()      # UIDs
-        self.sasl: sasl.Mechanism | None = None
-        self.sasl_final_pending: str | None = None
+        self.sasl: sasl.Exchange | None = None
         self.holds_lock = False
         self.errors = 0
         self.closed = False
@@ -314,20 +312,18 @@ class Pop3Session(LineSession):
             initial = sasl.decode_response(parts[1])
             if initial is None:
                 return err("Invalid base64 in initial response"), Action.NONE
-        self.sasl = mech
-        return self._sasl_start(mech, initial)
+        self.sasl = sasl.Exchange(mech)
+        return self._sasl_start(self.sasl, initial)
 
-    async def _sasl_start(self, mech: sasl.Mechanism, initial: bytes | None) -> Outcome:
-        return await self._sasl_step(await mech.start(initial)), Action.NONE
+    async def _sasl_start(self, exchange: sasl.Exchange, initial: bytes | None) -> Outcome:
+        return await self._sasl_step(await exchange.start(initial)), Action.NONE
 
     def _sasl_response(self, line: bytes) -> Outcome | Coroutine[Any, Any, Outcome]:
         if line == b"*":                                  # RFC 5034 §4: client cancels
             self.sasl = None
-            self.sasl_final_pending = None
             return err("Authentication canceled"), Action.NONE
-        if self.sasl_final_pending is not None:           # reply to the server-final
-            account, self.sasl_final_pending = self.sasl_final_pending, None
-            return self._finish_success(account)
+        if self.sasl.verified is not None:                # reply to the server-final
+            return self._finish_success(self.sasl.verified)
         data = sasl.decode_response(line.decode("ascii", "replace"))
         if data is None:
             self.sasl = None
@@ -338,13 +334,10 @@ class Pop3Session(LineSession):
         assert self.sasl is not None
         return await self._sasl_step(await self.sasl.respond(data)), Action.NONE
 
-    async def _sasl_step(self, step: sasl.Step) -> bytes:
-        if isinstance(step, sasl.Challenge):
-            return b"+ " + base64.b64encode(step.data) + b"\r\n"
-        if isinstance(step, sasl.Success) and step.final is not None:
-            self.sasl_final_pending = step.account
-            return b"+ " + base64.b64encode(step.final) + b"\r\n"
-        mech = self.sasl.name if self.sasl else ""
+    async def _sasl_step(self, step: bytes | sasl.Step) -> bytes:
+        if isinstance(step, bytes):                       # a continuation
+            return step
+        mech = self.sasl.mechanism.name if self.sasl else ""
         self.sasl = None
         return await self._finish_auth(step, mech)
 
