@@ -161,3 +161,47 @@ def test_modified_utf7_known_values():
     assert mutf7.encode("A&B") == "A&-B"
     with pytest.raises(mutf7.NameError_):
         mutf7.decode("&Jjo!")
+
+
+# RFC 9051 §9: atom-specials = "(" / ")" / "{" / SP / CTL / list-wildcards /
+# quoted-specials / resp-specials; ASTRING-CHAR adds resp-specials ("]") back, and
+# list-mailbox allows list-wildcards.
+ATOM_SPECIALS_TEST = b"!#$&'+,-.0123456789:;<=>?@^_`|[}"
+
+
+def test_atom_stops_at_resp_specials_but_astring_does_not():
+    r = Reader(b"abc]def")
+    assert r.atom() == "abc"
+    assert Reader(b"abc]def").astring() == b"abc]def"
+    assert Reader(ATOM_SPECIALS_TEST).atom() == ATOM_SPECIALS_TEST.decode()
+    for special in b'(){ %*"\\':
+        assert Reader(b"ab" + bytes([special]) + b"c").astring() == b"ab"
+
+
+def test_list_mailbox_takes_wildcards_and_resp_specials():
+    r = Reader(ATOM_SPECIALS_TEST + b"]%*")
+    assert r.list_mailbox() == (ATOM_SPECIALS_TEST + b"]%*").decode()
+    r.end()
+
+
+def test_tilde_is_an_atom_char_not_literal8():
+    # RFC 3516 literal8 is "~{n}": a bare "~" starts an ordinary astring.
+    r = Reader(b"~foo")
+    assert r.astring() == b"~foo"
+    r.end()
+
+
+def test_status_attributes():
+    assert Reader(b"(messages UIDNEXT HighestModSeq)").status_atts() == \
+        ["MESSAGES", "UIDNEXT", "HIGHESTMODSEQ"]
+    for bad in (b"()", b"(MESSAGES BOGUS)", b"MESSAGES"):
+        with pytest.raises(ParseError):
+            Reader(bad).status_atts()
+
+
+@pytest.mark.parametrize("bad", ["&'+,-", "&AMk", "&A-", "&2D0-", "x&Jjo!-"])
+def test_modified_utf7_malformed(bad):
+    # Not base64, unterminated, an odd octet, a lone surrogate: RFC 3501 §5.1.3
+    # names are UTF-16 in modified BASE64, ending in US-ASCII.
+    with pytest.raises(mutf7.NameError_):
+        mutf7.decode(bad)

@@ -26,6 +26,10 @@ _DATE_TIME = re.compile(
 _LITERAL = re.compile(rb"\{(\d{1,10})[+-]?\}\r?\n")
 _DATE = re.compile(rb"(\d{1,2})-([A-Za-z]{3})-(\d{4})")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# RFC 9051 §9 status-att, RECENT from RFC 3501, HIGHESTMODSEQ (RFC 7162),
+# APPENDLIMIT (RFC 7889).
+STATUS_ATTS = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT",
+               "HIGHESTMODSEQ", "APPENDLIMIT")
 
 
 class ParseError(Exception):
@@ -365,6 +369,16 @@ class Reader:
             if self.accept(b")"):
                 return out
             self.sp()
+
+    def status_atts(self) -> list[str]:
+        """"(" status-att *(SP status-att) ")", upper-cased; unknown ones are BAD."""
+        items = [a.upper() for a in self.list_of(self.atom)]
+        if not items:
+            raise ParseError("expected STATUS items")
+        for item in items:
+            if item not in STATUS_ATTS:
+                raise ParseError(f"unknown STATUS item {item}")
+        return items
 
     def flag(self) -> str:
         if self.accept(b"\\"):

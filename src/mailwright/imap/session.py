@@ -36,6 +36,7 @@ from .base import COMMAND_STATES, No, Outcome, State, tagged
 from .notify import MailboxWatch
 from .parser import (
     CONTINUE,
+    STATUS_ATTS,
     CommandFramer,
     LineTooLong,
     ParseError,
@@ -52,8 +53,7 @@ LINE_LIMIT = 64 * 1024
 AUTOLOGOUT = 1800.0
 PREAUTH_TIMEOUT = 60.0
 PERMANENT_FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)"
-STATUS_ITEMS = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE", "RECENT",
-                "HIGHESTMODSEQ", "APPENDLIMIT")
+STATUS_ITEMS = STATUS_ATTS              # the same items as LIST-STATUS (RFC 5819)
 
 _serial = itertools.count()
 _TAG = secrets.token_hex(2).upper()
@@ -233,7 +233,11 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
             try:
                 text = mutf7.decode(text)
             except mutf7.NameError_ as e:
-                raise ParseError(f"bad mailbox name: {e}") from None
+                # A valid astring (so not BAD) that names no mailbox and cannot
+                # name one: every name is shown to this client as valid modified
+                # UTF-7 (RFC 3501 §5.1.3), so it could never be listed back.
+                raise No(f"Mailbox name is not valid modified UTF-7: {e}", "CANNOT") \
+                    from None
         head, sep, rest = text.partition(HIERARCHY)
         return ("INBOX" + sep + rest) if head.upper() == "INBOX" else text
 

@@ -33,7 +33,6 @@ class Mailbox:
     id: int
     name: str                     # UTF-8, "/" separated
     special_use: str | None
-    subscribed: bool
     uidvalidity: int
     uidnext: int
     highestmodseq: int
@@ -112,7 +111,13 @@ class MailboxStore(abc.ABC):
     @abc.abstractmethod
     async def rename_mailbox(self, account_id: int, old: str, new: str) -> None: ...
     @abc.abstractmethod
-    async def subscribe(self, account_id: int, name: str, subscribed: bool) -> None: ...
+    def subscriptions(self, account_id: int) -> list[str]:
+        """The subscribed names, sorted; they need not exist (RFC 9051 §6.3.7)."""
+    @abc.abstractmethod
+    async def subscribe(self, account_id: int, name: str, subscribed: bool) -> None:
+        """Add a name to the subscription list or remove it. Creating, deleting or
+        renaming a mailbox leaves the list alone (RFC 3501 §6.3.6: the server does
+        not remove a name from it on its own)."""
     @abc.abstractmethod
     async def claim_recent(self, mailbox_id: int) -> int:
         """SELECT (read-write): the mailbox's recent_uid before, now moved to UIDNEXT."""

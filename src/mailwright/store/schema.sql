@@ -36,12 +36,21 @@ CREATE TABLE IF NOT EXISTS mailboxes (
     account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
     name TEXT NOT NULL,
     special_use TEXT,                     -- RFC 6154: \Drafts, \Sent, \Trash, \Junk, \Archive
-    subscribed INTEGER NOT NULL DEFAULT 1,
     uidvalidity INTEGER NOT NULL,
     uidnext INTEGER NOT NULL DEFAULT 1,
     highestmodseq INTEGER NOT NULL DEFAULT 1,
     UNIQUE (account_id, name)
 );
+
+-- IMAP subscriptions (RFC 9051 §6.3.7): names, not mailboxes. A name may be
+-- subscribed before its mailbox exists and stays subscribed after it is deleted.
+-- (Databases from before this table have a mailboxes.subscribed column; it is
+-- copied here once, at start-up, and not used after.)
+CREATE TABLE IF NOT EXISTS subscriptions (
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    PRIMARY KEY (account_id, name)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY,

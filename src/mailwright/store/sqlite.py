@@ -326,6 +326,10 @@ class SQLiteStore(SQLiteMailboxes, MailStore):
             for i, (name, special) in enumerate(DEFAULT_MAILBOXES):
                 c.execute("INSERT INTO mailboxes (account_id, name, special_use, uidvalidity) "
                           "VALUES (?,?,?,?)", (account_id, name, special, base + i))
+                # The mailboxes we provision start subscribed (clients that show
+                # only subscribed mailboxes see them); CREATE does not subscribe.
+                c.execute("INSERT INTO subscriptions (account_id, name) VALUES (?,?)",
+                          (account_id, name))
         self._write(job)
 
     def set_password(self, address: Address, password: str) -> None:

@@ -28,9 +28,9 @@ from .mailboxes import (
     normalize_flag,
 )
 
-_MAILBOX_COLUMNS = ("id, name, special_use, subscribed, uidvalidity, uidnext, highestmodseq, "
-                    "recent_uid")
+_MAILBOX_COLUMNS = "id, name, special_use, uidvalidity, uidnext, highestmodseq, recent_uid"
 MAX_MAILBOXES = 1000             # per account
+MAX_SUBSCRIPTIONS = 1000         # per account
 MAX_NAME = 512                   # octets, UTF-8
 
 
@@ -113,6 +113,7 @@ class SQLiteMailboxes(MailboxStore):
         conn.create_function("header_match", 3, header_match, deterministic=True)
         # mailbox id -> ((UIDNEXT, HIGHESTMODSEQ), counts at that version)
         self._counts_cache: dict[int, tuple] = {}
+        _adopt_legacy_subscriptions(conn)
 
     # --- mailboxes --------------------------------------------------------------
     def account_id(self, account: str) -> int | None:
@@ -126,17 +127,17 @@ class SQLiteMailboxes(MailboxStore):
     def mailboxes(self, account_id: int) -> list[Mailbox]:
         rows = self.conn.execute(f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE account_id=? "
                                  "ORDER BY name", (account_id,))
-        return [Mailbox(*r[:3], bool(r[3]), *r[4:]) for r in rows]
+        return [Mailbox(*r) for r in rows]
 
     def mailbox(self, account_id: int, name: str) -> Mailbox | None:
         r = self.conn.execute(f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE account_id=? "
                               "AND name=?", (account_id, canonical_name(name))).fetchone()
-        return Mailbox(*r[:3], bool(r[3]), *r[4:]) if r else None
+        return Mailbox(*r) if r else None
 
     def mailbox_by_id(self, mailbox_id: int) -> Mailbox | None:
         r = self.conn.execute(f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE id=?",
                               (mailbox_id,)).fetchone()
-        return Mailbox(*r[:3], bool(r[3]), *r[4:]) if r else None
+        return Mailbox(*r) if r else None
 
     def mailbox_counts(self, mailbox_id: int) -> MailboxCounts:
         # Every change to a mailbox moves its UIDNEXT or HIGHESTMODSEQ, so counts
@@ -261,13 +262,29 @@ class SQLiteMailboxes(MailboxStore):
                           (new + child[len(old):], child_id))
         await self._writer.submit_async(job)
 
+    def subscriptions(self, account_id: int) -> list[str]:
+        rows = self.conn.execute("SELECT name FROM subscriptions WHERE account_id=? "
+                                 "ORDER BY name", (account_id,))
+        return [r[0] for r in rows]
+
     async def subscribe(self, account_id: int, name: str, subscribed: bool) -> None:
+        # RFC 9051 §6.3.7: a server MAY check that the mailbox exists; we do not,
+        # so a client can subscribe before creating and the name outlives DELETE.
         name = canonical_name(name)
+        if subscribed and (why := valid_name(name)):
+            raise MailboxError(why, "CANNOT")
 
         def job(c: sqlite3.Connection) -> None:
-            if c.execute("UPDATE mailboxes SET subscribed=? WHERE account_id=? AND name=?",
-                         (int(subscribed), account_id, name)).rowcount == 0:
-                raise MailboxError("No such mailbox", "NONEXISTENT")
+            if not subscribed:
+                # Removing a name that is not there leaves the list as asked: OK.
+                c.execute("DELETE FROM subscriptions WHERE account_id=? AND name=?",
+                          (account_id, name))
+                return
+            if c.execute("SELECT count(*) FROM subscriptions WHERE account_id=?",
+                         (account_id,)).fetchone()[0] >= MAX_SUBSCRIPTIONS:
+                raise MailboxError("Too many subscriptions", "LIMIT")
+            c.execute("INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?,?)",
+                      (account_id, name))
         await self._writer.submit_async(job)
 
     async def claim_recent(self, mailbox_id: int) -> int:
@@ -464,6 +481,27 @@ class SQLiteMailboxes(MailboxStore):
         if not row or not row[0]:
             return False
         return _usage(self.conn, account_id)[0] + size > row[0]
+
+
+def _adopt_legacy_subscriptions(conn: sqlite3.Connection) -> None:
+    """Databases from before the subscriptions table kept a `subscribed` flag on
+    each mailbox: copy the subscribed names once (marked in meta, since the old
+    column stays and fills with its default for mailboxes created later)."""
+    if conn.execute("SELECT 1 FROM meta WHERE key='subscriptions_adopted'").fetchone():
+        return
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(mailboxes)")}
+    conn.execute("BEGIN IMMEDIATE")          # one step, even with several processes
+    try:
+        if "subscribed" in columns and not conn.execute(
+                "SELECT 1 FROM meta WHERE key='subscriptions_adopted'").fetchone():
+            conn.execute("INSERT OR IGNORE INTO subscriptions (account_id, name) "
+                         "SELECT account_id, name FROM mailboxes WHERE subscribed")
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) "
+                     "VALUES ('subscriptions_adopted', '1')")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _new_uidvalidity(c: sqlite3.Connection) -> int:
