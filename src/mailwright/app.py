@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import logging
 import secrets
 import signal
 import socket
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .address import Address, parse_mailbox
 from .auth.lockout import AuthLockout
@@ -20,7 +22,7 @@ from .imap.notify import MailboxWatch
 from .imap.server import ImapProtocol
 from .net.limits import ConnectionLimiter
 from .net.timeouts import IdleTimeouts
-from .net.tls import self_signed, server_context
+from .net.tls import LocalCertificate, local_certificate, server_context
 from .pop3.locks import MaildropLocks
 from .pop3.server import Pop3Protocol
 from .pop3.session import Shared as Pop3Shared
@@ -74,12 +76,17 @@ def open_store(config: Config) -> SQLiteStore:
     return SQLiteStore(config.data_dir)
 
 
-def tls_context(config: Config):
+def server_certificate(config: Config) -> LocalCertificate:
+    """The configured certificate (never touched), or the one the local CA issues."""
     if config.tls.cert:
-        cert, key = config.tls.cert, config.tls.key
-    else:
-        cert, key = self_signed(config.data_dir / "tls", config.hostname)
-    return server_context(cert, key)
+        return LocalCertificate(Path(config.tls.cert), Path(config.tls.key), ca=None)
+    return local_certificate(config.data_dir / "tls", config.hostname,
+                             [listener.address for listener in config.listeners])
+
+
+def tls_context(config: Config):
+    certificate = server_certificate(config)
+    return server_context(certificate.cert, certificate.key)
 
 
 def bootstrap_demo(config: Config, store: MailStore) -> str | None:
@@ -96,7 +103,8 @@ def bootstrap_demo(config: Config, store: MailStore) -> str | None:
     return password
 
 
-def connect_summary(config: Config, demo: Address | None, password: str | None) -> str:
+def connect_summary(config: Config, demo: Address | None, password: str | None,
+                    ca: Path | None = None) -> str:
     by_role = {listener.role: listener for listener in config.listeners}
     user = str(demo) if demo else "USER@DOMAIN"
     lines = ["", f"Mailwright is running as {config.hostname}"]
@@ -129,10 +137,26 @@ def connect_summary(config: Config, demo: Address | None, password: str | None) 
         lines.append(f"Incoming mail (POP3): port {pop3s.port}, connection security SSL/TLS")
     if pop3 := by_role.get("pop3"):
         lines.append(f"  or POP3 port {pop3.port}, connection security STARTTLS")
-    if not config.tls.cert:
-        lines.append(f"  the certificate is self-signed ({config.data_dir / 'tls/cert.pem'}): "
-                     "accept it once in the client")
+    if ca:
+        lines += trust_instructions(config, ca, user)
     return "\n".join(lines) + "\n"
+
+
+def trust_instructions(config: Config, ca: Path, user: str) -> list[str]:
+    """How a client trusts the local CA that issued the server certificate."""
+    imaps = next((lst for lst in config.listeners if lst.role == "imaps"), None)
+    lines = ["", f"TLS: the certificate is issued by this server's own CA: {ca}",
+             "  Trust that file once, and keep certificate checks on:",
+             "  Thunderbird: Settings > Privacy & Security > Certificates > Manage "
+             "Certificates > Authorities > Import",
+             f"  mbsync: CertificateFile {ca}   (Host: {config.hostname}, localhost or "
+             "the listener address)"]
+    if imaps:
+        host = imaps.address if not ipaddress.ip_address(imaps.address).is_unspecified \
+            else config.hostname
+        host = f"[{host}]" if ":" in host else host
+        lines.append(f"  curl: curl --cacert {ca} --user {user} imaps://{host}:{imaps.port}/")
+    return lines
 
 
 def bind_listeners(config: Config) -> list[tuple[Listener, socket.socket]]:

@@ -61,7 +61,7 @@ def cmd_serve(args) -> int:
         bootstrap_demo,
         connect_summary,
         open_store,
-        tls_context,
+        server_certificate,
     )
     from .workers import run_worker, supervise
     cfg = _load(args)
@@ -82,13 +82,14 @@ def cmd_serve(args) -> int:
         store.queue_release_leases()      # no worker runs yet: old claims are void
     finally:
         store.close()          # workers open their own; no threads may cross a fork
-    tls_context(cfg)           # make the self-signed certificate once, before any fork
+    # Issue the certificate (and make the local CA) once, before any worker is forked.
+    certificate = server_certificate(cfg)
     try:
         sockets = bind_listeners(cfg)
     except ListenError as e:
         raise CliError(str(e)) from None
     demo = parse_mailbox(f"{cfg.demo.user}@{cfg.demo.domain}") if cfg.demo.user else None
-    print(connect_summary(cfg, demo, password), flush=True)
+    print(connect_summary(cfg, demo, password, certificate.ca), flush=True)
     if cfg.workers == 1:
         run_worker(cfg, sockets)
         return 0

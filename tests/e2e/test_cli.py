@@ -96,11 +96,12 @@ def test_idle_timeout_closes_with_421(tmp_path):
 def test_configured_certificate_is_served(tmp_path):
     import ssl
 
-    from mailwright.net.tls import self_signed
-    cert, key = self_signed(tmp_path / "own", "mx.company.test")
-    srv = MailServer(tmp_path, extra=f'[tls]\ncert = "{cert}"\nkey = "{key}"\n').start()
+    from mailwright.net.tls import local_certificate
+    own = local_certificate(tmp_path / "own", "mx.company.test", ["127.0.0.1"])
+    srv = MailServer(tmp_path, extra=f'[tls]\ncert = "{own.cert}"\nkey = "{own.key}"\n')
+    srv.start()
     try:
-        ctx = ssl.create_default_context(cafile=str(cert))
+        ctx = ssl.create_default_context(cafile=str(own.ca))
         ctx.check_hostname = True
         with socket.create_connection(("127.0.0.1", srv.ports["submissions"]), 10) as raw:
             with ctx.wrap_socket(raw, server_hostname="mx.company.test") as s:

@@ -258,7 +258,11 @@ def test_store_flags_and_keywords(imap_server):
         deliver(imap_server, user)
     r = Raw(imap_server, user)
     r.ok("SELECT INBOX")
+    # RFC 9051 §7.3.5: the new keyword is announced in FLAGS before a FETCH shows it
     assert r.ok("STORE 1:2 +FLAGS (\\Flagged $Important)") == [
+        b"* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft $Important)",
+        b"* OK [PERMANENTFLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft $Important \\*)] "
+        b"Flags permitted",
         b"* 1 FETCH (FLAGS (\\Flagged $Important \\Recent))",
         b"* 2 FETCH (FLAGS (\\Flagged $Important \\Recent))"]
     assert r.ok("STORE 1 -FLAGS.SILENT (\\Flagged)") == []
@@ -589,10 +593,10 @@ def test_mbsync_full_and_incremental_sync(imap_server, tmp_path):
     maildir.mkdir()
     rc = tmp_path / "mbsyncrc"
     rc.write_text(
-        # isync 1.4 matches only DNS names of the certificate: "localhost" is one of ours.
-        f"IMAPAccount test\nHost localhost\nPort {imap_server.ports['imaps']}\n"
+        # the server's own CA, certificate checks on (tests/e2e/test_tls_clients.py)
+        f"IMAPAccount test\nHost 127.0.0.1\nPort {imap_server.ports['imaps']}\n"
         f'User {user}\nPass "{PASSWORD}"\nSSLType IMAPS\nCertificateFile '
-        f"{imap_server.data_dir / 'tls/cert.pem'}\n\n"
+        f"{imap_server.data_dir / 'tls/ca.pem'}\n\n"
         "IMAPStore remote\nAccount test\n\n"
         f"MaildirStore local\nPath {maildir}/\nInbox {maildir}/INBOX\nSubFolders Verbatim\n\n"
         "Channel sync\nFar :remote:\nNear :local:\nPatterns *\nCreate Both\nExpunge Both\n"

@@ -2,19 +2,28 @@
 
 The view is the list of UIDs in sequence-number order and the flags the client
 was last told. Changes made by other sessions (or deliveries) are found through
-the mailbox's HIGHESTMODSEQ and the expunge tombstones, and announced only when
-the protocol allows: new messages and flag changes after any command, EXPUNGE
-only where sequence numbers may shift (not during FETCH, STORE or SEARCH).
+the mailbox's UIDNEXT, HIGHESTMODSEQ and the expunge tombstones, and announced
+only when the protocol allows: new messages and flag changes after any command,
+EXPUNGE only where sequence numbers may shift (not during FETCH, STORE or SEARCH).
 Until then an expunged message keeps its sequence number.
+
+\\Recent (RFC 3501 §2.3.2) belongs to exactly one session: the first read-write
+session told of the message. The mailbox's recent_uid marks where the unclaimed
+messages start; a read-write view claims a UID range in the store (one atomic
+step, so two sessions, even in two processes, never both win a message) before it
+announces those messages. Messages that arrive after the claim wait for the next
+one. A read-only view (EXAMINE) shows the unclaimed messages as \\Recent and claims
+nothing.
 """
 
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..store.base import MailStore
-from ..store.mailboxes import Mailbox
+from ..store.mailboxes import SYSTEM_FLAGS, Mailbox, MessageState
 from . import render
 from .parser import SequenceSet
 
@@ -35,10 +44,15 @@ class View:
     uids: list[int]
     flags: dict[int, str]
     modseq: int                   # HIGHESTMODSEQ this view reflects
-    uidnext: int
+    uidnext: int                  # UIDs below this have been considered by the view
+    options: Options = field(default_factory=Options)
     recent: set[int] = field(default_factory=set)
     vanished: set[int] = field(default_factory=set)   # expunged, not yet announced
     modseq_of: dict[int, int] = field(default_factory=dict)   # per UID (CONDSTORE)
+    keywords: dict[str, str] = field(default_factory=dict)   # told in FLAGS, by lower case
+    claimed_to: int = 0           # read-write: \Recent decided for UIDs below this
+    won: list[tuple[int, int]] = field(default_factory=list)  # claimed [lo, hi) ranges
+    highestmodseq_told: bool = False   # RFC 7162 §3.1: HIGHESTMODSEQ sent for this view
     _index: dict[int, int] | None = None
 
     @property
@@ -98,10 +112,14 @@ class View:
         self._index = None
         return sorted(seqs, reverse=True)
 
-    def flags_response(self, uid: int, options: Options, with_uid: bool = False) -> bytes:
+    def flags_response(self, uid: int, options: Options | None = None,
+                       with_uid: bool = False) -> bytes:
+        """An untagged FETCH of a message's flags. RFC 7162 §3.1: once CONDSTORE is
+        enabled, every such FETCH carries UID and MODSEQ."""
+        options = options or self.options
         seq = self.seq_of(uid)
         items = [b"FLAGS " + self.flag_list(uid)]
-        if with_uid or options.qresync:
+        if with_uid or options.qresync or options.condstore:
             items.insert(0, b"UID %d" % uid)
         if options.condstore:
             items.append(b"MODSEQ (%d)" % self.modseq_of.get(uid, self.modseq))
@@ -109,18 +127,81 @@ class View:
 
     def flag_list(self, uid: int) -> bytes:
         flags = self.flags.get(uid, "")
-        if uid in self.recent:
+        # RFC 9051 removed \Recent: an IMAP4rev2 client is never shown it.
+        if uid in self.recent and not self.options.rev2:
             flags = (flags + " \\Recent").strip()
         return b"(" + flags.encode() + b")"
 
+    # --- FLAGS and PERMANENTFLAGS (RFC 9051 §7.3.5, §7.1) -------------------------
+    def flags_lines(self) -> bytes:
+        """FLAGS and PERMANENTFLAGS: the system flags and every keyword told so far."""
+        keywords = sorted(self.keywords.values(), key=str.lower)
+        out = b"* FLAGS (" + " ".join([*SYSTEM_FLAGS, *keywords]).encode() + b")\r\n"
+        permanent = b"()" if self.readonly else \
+            b"(" + " ".join([*SYSTEM_FLAGS, *keywords, "\\*"]).encode() + b")"
+        return out + b"* OK [PERMANENTFLAGS " + permanent + b"] Flags permitted\r\n"
 
-def open_view(store: MailStore, mailbox: Mailbox, readonly: bool, recent_from: int) -> View:
+    def learn_keywords(self, flag_texts: Iterable[str]) -> bool:
+        """Note the keywords these flags use; True if one was not in FLAGS yet."""
+        grew = False
+        for text in flag_texts:
+            for flag in text.split():
+                if not flag.startswith("\\") and flag.lower() not in self.keywords:
+                    self.keywords[flag.lower()] = flag
+                    grew = True
+        return grew
+
+    def keyword_update(self, flag_texts: Iterable[str]) -> bytes:
+        """RFC 9051 §7.3.5: a FLAGS (and PERMANENTFLAGS) update before any FETCH that
+        shows a keyword the client was not told of."""
+        return self.flags_lines() if self.learn_keywords(flag_texts) else b""
+
+    # --- \Recent (RFC 3501 §2.3.2) ------------------------------------------------
+    def claim_due(self, uidnext: int) -> bool:
+        return not self.readonly and uidnext > self.claimed_to
+
+    def claimed(self, old_recent_uid: int, up_to: int) -> None:
+        """The store moved recent_uid from old_recent_uid to (at least) up_to: the
+        UIDs from there to up_to are this session's \\Recent messages."""
+        lo = max(old_recent_uid, self.claimed_to)
+        if lo < up_to:
+            self.won.append((lo, up_to))
+        self.claimed_to = max(self.claimed_to, up_to)
+
+    def won_recent(self, uid: int) -> bool:
+        return any(lo <= uid < hi for lo, hi in self.won)
+
+
+def open_view(store: MailStore, mailbox: Mailbox, readonly: bool, options: Options) -> View:
     states = store.message_states(mailbox.id)
-    view = View(mailbox, readonly, [s.uid for s in states], {s.uid: s.flags for s in states},
-                mailbox.highestmodseq, mailbox.uidnext)
+    uids = [s.uid for s in states]
+    view = View(mailbox, readonly, uids, {s.uid: s.flags for s in states},
+                mailbox.highestmodseq, max(mailbox.uidnext, uids[-1] + 1 if uids else 0),
+                options)
     view.modseq_of = {s.uid: s.modseq for s in states}
-    view.recent = {s.uid for s in states if s.uid >= recent_from} if recent_from else set()
+    view.learn_keywords(view.flags.values())
+    if readonly:
+        # EXAMINE claims nothing: the unclaimed messages show as \Recent
+        view.recent = {u for u in uids if u >= mailbox.recent_uid}
     return view
+
+
+async def claim_recent(store: MailStore, view: View, up_to: int | None = None) -> None:
+    """Claim \\Recent for the messages below up_to (default: the mailbox's UIDNEXT)
+    that no other session claimed, before they are announced."""
+    if up_to is None:
+        versions = store.mailbox_versions([view.id])
+        if view.id not in versions:
+            return
+        up_to = versions[view.id][0]
+    if view.claim_due(up_to):
+        view.claimed(await store.claim_recent(view.id, up_to), up_to)
+
+
+async def claim_on_select(store: MailStore, view: View) -> None:
+    """SELECT (read-write) claims every message of the new view it can."""
+    await claim_recent(store, view, view.uidnext)
+    view.recent = {u for u in view.uids if view.won_recent(u)}
 
 
 def sync(store: MailStore, view: View, options: Options, expunge_ok: bool,
@@ -128,48 +209,76 @@ def sync(store: MailStore, view: View, options: Options, expunge_ok: bool,
     """Untagged responses bringing the client up to date (RFC 9051 §7.4, §7.5).
     `quiet`: UIDs whose flag changes the current command reports itself."""
     versions = store.mailbox_versions([view.id])
-    out = bytearray()
-    if view.id in versions:
-        uidnext, modseq = versions[view.id]
-        if modseq != view.modseq or uidnext != view.uidnext:
-            _catch_up(store, view, options, modseq, out, quiet or set())
-    if expunge_ok and view.vanished:
-        gone, view.vanished = view.vanished, set()
-        if options.qresync:
-            out += b"* VANISHED " + render.sequence_set(sorted(gone)).encode() + b"\r\n"
-            view.remove(gone)
-        else:
-            for seq in view.remove(gone):
-                out += b"* %d EXPUNGE\r\n" % seq
-    return bytes(out)
-
-
-def _catch_up(store: MailStore, view: View, options: Options, modseq: int,
-              out: bytearray, quiet: set[int]) -> None:
-    changed = store.message_states(view.id, view.modseq)
-    expunged = set(store.expunged_since(view.id, view.modseq))
-    known = set(view.uids)
-    view.vanished |= expunged & known
-    new = [s for s in changed if s.uid not in known and s.uid not in expunged
-           and (not view.uids or s.uid > view.uids[-1])]
-    flagged = [s for s in changed if s.uid in known and s.uid not in view.vanished]
-    if new:
-        for s in new:
-            view.uids.append(s.uid)
-            view.flags[s.uid] = s.flags
-            view.modseq_of[s.uid] = s.modseq
-            if not view.readonly:
-                view.recent.add(s.uid)
-        view._index = None
-        out += b"* %d EXISTS\r\n" % view.exists
-        if not options.rev2:
-            out += b"* %d RECENT\r\n" % len(view.recent)
-    for s in flagged:
+    if view.id not in versions:
+        return b""
+    uidnext, modseq = versions[view.id]
+    changed: list[MessageState] = []
+    if modseq > view.modseq:
+        changed = _changes(store, view)
+    arrived = _arrivals(store, view, uidnext) if uidnext > view.uidnext else []
+    out = bytearray(view.keyword_update(s.flags for s in changed + arrived))
+    for s in changed:
         old, old_modseq = view.flags.get(s.uid), view.modseq_of.get(s.uid, 0)
         view.flags[s.uid] = s.flags
         view.modseq_of[s.uid] = s.modseq
         report = old != s.flags or (options.condstore and s.modseq > old_modseq)
-        if report and s.uid not in quiet:
+        if report and s.uid not in (quiet or ()):
             out += view.flags_response(s.uid, options)
     view.modseq = max(modseq, view.modseq)
-    view.uidnext = max(view.uidnext, (view.uids[-1] + 1) if view.uids else 0)
+    # Expunges before new messages: EXISTS then counts what is really there.
+    if expunge_ok and view.vanished:
+        out += _expunges(view, options)
+    if arrived:
+        out += _announce(store, view, options, arrived)
+    return bytes(out)
+
+
+def _changes(store: MailStore, view: View) -> list[MessageState]:
+    """Flag changes of known messages since view.modseq; expunges noted as vanished."""
+    known = set(view.uids)
+    view.vanished |= set(store.expunged_since(view.id, view.modseq)) & known
+    return [s for s in store.message_states(view.id, view.modseq)
+            if s.uid in known and s.uid not in view.vanished]
+
+
+def _arrivals(store: MailStore, view: View, uidnext: int) -> list[MessageState]:
+    """Messages from view.uidnext on that may be announced now: for a read-write view
+    only those whose \\Recent was claimed; the rest wait for the next claim."""
+    limit = view.claimed_to if not view.readonly else None
+    arrived = [s for s in store.message_states(view.id, from_uid=view.uidnext)
+               if limit is None or s.uid < limit]
+    top = uidnext if limit is None else min(uidnext, limit)
+    if arrived:
+        top = max(top, arrived[-1].uid + 1)
+    view.uidnext = max(view.uidnext, top)
+    return arrived
+
+
+def _expunges(view: View, options: Options) -> bytes:
+    gone, view.vanished = view.vanished, set()
+    if options.qresync:
+        view.remove(gone)
+        return b"* VANISHED " + render.sequence_set(sorted(gone)).encode() + b"\r\n"
+    return b"".join(b"* %d EXPUNGE\r\n" % seq for seq in view.remove(gone))
+
+
+def _announce(store: MailStore, view: View, options: Options,
+              arrived: list[MessageState]) -> bytes:
+    unclaimed_from = None
+    if view.readonly:
+        box = store.mailbox_by_id(view.id)
+        unclaimed_from = box.recent_uid if box else 0
+    for s in arrived:
+        view.uids.append(s.uid)
+        view.flags[s.uid] = s.flags
+        view.modseq_of[s.uid] = s.modseq
+        recent = view.won_recent(s.uid) if unclaimed_from is None else \
+            s.uid >= unclaimed_from
+        if recent:
+            view.recent.add(s.uid)
+    view._index = None
+    view.won = [(lo, hi) for lo, hi in view.won if hi > view.uidnext]
+    out = b"* %d EXISTS\r\n" % view.exists
+    if not options.rev2:
+        out += b"* %d RECENT\r\n" % len(view.recent)
+    return out

@@ -14,7 +14,7 @@ from ..store.mailboxes import normalize_flag
 from . import fetch, render, search, threads
 from .base import No, Outcome, State, tagged
 from .parser import ParseError, Reader
-from .selected import View
+from .selected import View, claim_recent
 
 STREAM_CHUNK = 256 * 1024
 # A metadata-only FETCH of up to this many messages is answered at once; larger ones
@@ -100,10 +100,10 @@ class SelectedCommands:
         r.end()
         if uid and not any(i.name == "UID" for i in items):
             items.insert(0, fetch.Item("UID"))
-        if changedsince is not None:
-            self.options.condstore = True
-            if not any(i.name == "MODSEQ" for i in items):
-                items.append(fetch.Item("MODSEQ"))
+        if changedsince is not None and not any(i.name == "MODSEQ" for i in items):
+            items.append(fetch.Item("MODSEQ"))
+        if any(i.name == "MODSEQ" for i in items):
+            self.options.condstore = True           # RFC 7162 §3.1: enabling command
         view = self.view
         assert view is not None
         prefix = b""
@@ -217,7 +217,8 @@ class SelectedCommands:
             self.options.condstore = True
         changed, failed = await self.store.store_flags(view.id, uids, mode, flags,
                                                        unchangedsince)
-        out = bytearray()
+        # RFC 9051 §7.3.5: a new keyword is announced in FLAGS before its FETCH.
+        out = bytearray(view.keyword_update(s.flags for s in changed))
         for s in changed:
             view.flags[s.uid] = s.flags
             view.modseq_of[s.uid] = s.modseq
@@ -261,6 +262,9 @@ class SelectedCommands:
         if not uids:
             return self._ok(tag, f"{verb} completed (nothing to do)", expunge_ok=move)
         validity, pairs = await self.store.copy(view.id, uids, target.id, move)
+        if target.id == view.id:
+            # Copies into the selected mailbox are new messages of it: told now.
+            await claim_recent(self.store, view)
         code = ""
         if pairs:
             code = (f"COPYUID {validity} {render.sequence_set([s for s, _ in pairs])} "
@@ -290,21 +294,35 @@ class SelectedCommands:
         found = self._search(("and", keys))
         view = self.view
         result = found if uid else [view.seq_of(u) for u in found]
-        modseq = None
-        if any(search.uses(k, "modseq") for k in keys) and found:
-            modseq = max(view.modseq_of.get(u, 0) for u in found)
+        by_modseq = any(search.uses(k, "modseq") for k in keys)
+        if by_modseq:
+            self.options.condstore = True           # RFC 7162 §3.1: enabling command
         if returns is not None and "SAVE" in returns:
             self.saved = found
             returns = [x for x in returns if x != "SAVE"]
             if not returns:
                 return self._ok(tag, "SEARCH completed, result saved")
-        if returns is not None or self.options.rev2:
-            return self._esearch(tag, result, returns or ["ALL"], uid, modseq) + \
+        if returns is None and self.options.rev2:
+            returns = ["ALL"]
+        modseq = self._result_modseq(found, returns) if by_modseq else None
+        if returns is not None:
+            return self._esearch(tag, result, returns, uid, modseq) + \
                 self._done(tag, "OK", "SEARCH completed"), Action.NONE
         line = b"* SEARCH" + b"".join(b" %d" % n for n in result)
         if modseq is not None:
             line += b" (MODSEQ %d)" % modseq
         return line + b"\r\n" + self._done(tag, "OK", "SEARCH completed"), Action.NONE
+
+    def _result_modseq(self, found: list[int], returns: list[str] | None) -> int | None:
+        """RFC 7162 §3.1.5, RFC 4731 §3.2: the highest MODSEQ of the messages
+        returned: every match for SEARCH, ALL or COUNT; else the MIN / MAX ones."""
+        if not found:
+            return None
+        returned = found
+        if returns is not None and not {"ALL", "COUNT"} & set(returns):
+            returned = ([found[0]] if "MIN" in returns else []) + \
+                ([found[-1]] if "MAX" in returns else [])
+        return max(self.view.modseq_of.get(u, 0) for u in returned)
 
     def _esearch(self, tag: str, result: list[int], returns: list[str], uid: bool,
                  modseq: int | None) -> bytes:

@@ -13,6 +13,7 @@ durable writes, reading large messages). Two things are particular to IMAP:
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import secrets
 import time
@@ -27,7 +28,6 @@ from ..net.connection import Action, LineSession, TLSInfo
 from ..store.base import MailStore
 from ..store.mailboxes import (
     HIERARCHY,
-    SYSTEM_FLAGS,
     MailboxError,
 )
 from . import mutf7, render
@@ -45,14 +45,13 @@ from .parser import (
     TooBig,
     command_tag,
 )
-from .selected import Options, View, open_view, sync
+from .selected import Options, View, claim_on_select, claim_recent, open_view, sync
 from .selected_commands import SelectedCommands
 
 LINE_LIMIT = 64 * 1024
 # RFC 9051 §5.4: the autologout timer is at least 30 minutes; before login shorter.
 AUTOLOGOUT = 1800.0
 PREAUTH_TIMEOUT = 60.0
-PERMANENT_FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)"
 STATUS_ITEMS = STATUS_ATTS              # the same items as LIST-STATUS (RFC 5819)
 
 _serial = itertools.count()
@@ -88,6 +87,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         self.send: Callable[[bytes], Awaitable[None]] | None = None   # set by the connection
         self.wake: Callable[[], None] | None = None                   # set by the connection
         self.compress_requested = False
+        self._idle_claim: asyncio.Task | None = None
 
     # --- the edges ---------------------------------------------------------------
     @property
@@ -181,6 +181,12 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         if needed and self.state not in needed:
             return tagged(tag, "BAD", f"{name} is not valid in the "
                          f"{self.state.name.replace('_', ' ').lower()} state"), Action.NONE
+        if name not in self._LEAVES_MAILBOX and self._claim_due():
+            return self._claim_then(tag, name, handler, r, uid)
+        return self._invoke(tag, name, handler, r, uid)
+
+    def _invoke(self, tag: str, name: str, handler, r: Reader, uid: bool
+                ) -> Outcome | Coroutine[Any, Any, Outcome]:
         try:
             outcome = handler(tag, r, uid) if name in self._UID_AWARE else handler(tag, r)
         except ParseError as e:
@@ -193,6 +199,24 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
             return self._guarded(tag, outcome)
         return outcome
 
+    def _claim_due(self) -> bool:
+        """Have messages arrived whose \\Recent this read-write session must claim
+        before the command's response can announce them (RFC 3501 §2.3.2)?"""
+        view = self.view
+        if view is None or view.readonly:
+            return False
+        versions = self.store.mailbox_versions([view.id])
+        return view.id in versions and view.claim_due(versions[view.id][0])
+
+    async def _claim_then(self, tag: str, name: str, handler, r: Reader, uid: bool
+                          ) -> Outcome:
+        assert self.view is not None
+        await claim_recent(self.store, self.view)
+        outcome = self._invoke(tag, name, handler, r, uid)
+        if isinstance(outcome, Coroutine):
+            return await outcome
+        return outcome
+
     async def _guarded(self, tag: str, coro: Coroutine) -> Outcome:
         try:
             return await coro
@@ -202,6 +226,9 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
             return tagged(tag, "BAD", str(e)), Action.NONE
 
     _STATES = COMMAND_STATES
+    # Commands after which the selected mailbox's news are never told: claiming
+    # \Recent for them would hide those messages' \Recent from every session.
+    _LEAVES_MAILBOX = {"SELECT", "EXAMINE", "CLOSE", "UNSELECT", "LOGOUT"}
     _UID_AWARE = {"FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE", "SORT", "THREAD"}
 
     # --- helpers ------------------------------------------------------------------------
@@ -211,7 +238,18 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         updates = b""
         if self.view is not None:
             updates = sync(self.store, self.view, self.options, expunge_ok, quiet)
+            updates += self._highestmodseq_news()
         return updates + tagged(tag, status, text, code)
+
+    def _highestmodseq_news(self) -> bytes:
+        """RFC 7162 §3.1: the first CONDSTORE enabling command while a mailbox is
+        selected (other than SELECT/EXAMINE with CONDSTORE, which says so itself) is
+        answered with the mailbox's HIGHESTMODSEQ."""
+        view = self.view
+        if view is None or not self.options.condstore or view.highestmodseq_told:
+            return b""
+        view.highestmodseq_told = True
+        return b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % view.modseq
 
     def _ok(self, tag: str, text: str, code: str = "", **kw) -> Outcome:
         return self._done(tag, "OK", text, code, **kw), Action.NONE
@@ -362,18 +400,12 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
             return bytes(out) + tagged(tag, "NO", "No such mailbox", "NONEXISTENT"), Action.NONE
         if condstore:
             self.options.condstore = True
-        recent_from = 0
+        view = open_view(self.store, mailbox, readonly, self.options)
         if not readonly:
-            recent_from = await self.store.claim_recent(mailbox.id)
-        view = open_view(self.store, mailbox, readonly, recent_from)
+            await claim_on_select(self.store, view)
         self.view = view
         self.state = State.SELECTED
-        keywords = sorted({f for flags in view.flags.values() for f in flags.split()
-                           if not f.startswith("\\")})
-        flags = " ".join(list(SYSTEM_FLAGS) + keywords)
-        out += f"* FLAGS ({flags})\r\n".encode()
-        out += b"* OK [PERMANENTFLAGS " + (b"()" if readonly else
-                                          PERMANENT_FLAGS) + b"] Flags permitted\r\n"
+        out += view.flags_lines()
         out += b"* %d EXISTS\r\n" % view.exists
         if not self.options.rev2:
             out += b"* %d RECENT\r\n" % len(view.recent)
@@ -384,7 +416,8 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         out += b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % mailbox.uidvalidity
         out += b"* OK [UIDNEXT %d] Predicted next UID\r\n" % mailbox.uidnext
         if self.options.condstore:
-            out += b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % mailbox.highestmodseq
+            view.highestmodseq_told = True
+            out += b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % view.modseq
         if self.options.rev2:
             out += b"* LIST () \"/\" " + self._name(mailbox.name) + b"\r\n"
         if qresync is not None:
@@ -512,6 +545,8 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         mailbox = self.store.mailbox(self.account_id, name)
         if mailbox is None:
             raise No("No such mailbox", "NONEXISTENT")
+        if "HIGHESTMODSEQ" in items:
+            self.options.condstore = True           # RFC 7162 §3.1: enabling command
         return self.status_line(mailbox, items) + \
             self._done(tag, "OK", "STATUS completed"), Action.NONE
 
@@ -522,10 +557,20 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         if {"MESSAGES", "UNSEEN", "DELETED", "SIZE", "RECENT"} & set(items):
             counts = self.store.mailbox_counts(mailbox.id)
             values.update(MESSAGES=counts.messages, UNSEEN=counts.unseen,
-                          DELETED=counts.deleted, SIZE=counts.size,
-                          RECENT=min(counts.messages, mailbox.uidnext - mailbox.recent_uid))
+                          DELETED=counts.deleted, SIZE=counts.size)
+        if "RECENT" in items:
+            values["RECENT"] = self._recent_count(mailbox.id)
         text = " ".join(f"{item} {values[item]}" for item in items)
         return b"* STATUS " + self._name(mailbox.name) + b" (" + text.encode() + b")\r\n"
+
+    def _recent_count(self, mailbox_id: int) -> int:
+        """RFC 3501 §6.3.10 STATUS RECENT as this session sees it: the messages no
+        session claimed yet, and those this session holds as \\Recent."""
+        count = self.store.recent_count(mailbox_id)
+        view = self.view
+        if view is not None and view.id == mailbox_id and not view.readonly:
+            count += len(view.recent - view.vanished)
+        return count
 
     def cmd_append(self, tag: str, r: Reader) -> Coroutine[Any, Any, Outcome]:
         r.sp()
@@ -562,10 +607,15 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         for content, flags, when in messages:
             if not content:
                 raise No("Empty message")
+            # RFC 3516 §4.4: binary parts are stored base64-encoded (BINARY undoes it)
+            content = mime.encode_binary_parts(content)
             uidvalidity, uid = await self.store.append(mailbox.id, content, flags, when)
             uids.append(uid)
         self.events.emit("imap-append", self.id, account=self.account, mailbox=name,
                          count=len(uids))
+        if self.view is not None and self.view.id == mailbox.id:
+            # RFC 9051 §6.3.12: appending to the selected mailbox announces it now.
+            await claim_recent(self.store, self.view)
         return self._ok(tag, "APPEND completed",
                         f"APPENDUID {uidvalidity} {render.sequence_set(uids)}")
 
@@ -580,10 +630,21 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         return out, Action.NONE
 
     def idle_update(self) -> bytes:
-        """Called by the connection when the watched mailbox changed during IDLE."""
+        """Called by the connection when the watched mailbox changed during IDLE.
+        New messages are told once their \\Recent is claimed: that is a store
+        write, so it runs as a task that wakes the connection again when done."""
         if self.idle_tag is None or self.view is None:
             return b""
+        if self._claim_due() and self.wake is not None:
+            if self._idle_claim is None or self._idle_claim.done():
+                self._idle_claim = asyncio.get_running_loop().create_task(
+                    self._claim_and_wake(self.view))
         return sync(self.store, self.view, self.options, expunge_ok=True)
+
+    async def _claim_and_wake(self, view: View) -> None:
+        await claim_recent(self.store, view)
+        if self.view is view and self.idle_tag is not None and self.wake is not None:
+            self.wake()
 
     def _idle_input(self, line: bytes) -> Outcome:
         tag, self.idle_tag = self.idle_tag or "*", None

@@ -119,12 +119,19 @@ class MailboxStore(abc.ABC):
         renaming a mailbox leaves the list alone (RFC 3501 §6.3.6: the server does
         not remove a name from it on its own)."""
     @abc.abstractmethod
-    async def claim_recent(self, mailbox_id: int) -> int:
-        """SELECT (read-write): the mailbox's recent_uid before, now moved to UIDNEXT."""
+    async def claim_recent(self, mailbox_id: int, up_to: int) -> int:
+        """\\Recent for a read-write session (RFC 3501 §2.3.2), in one atomic step:
+        the mailbox's recent_uid before, now moved up to `up_to` (never back). The
+        caller owns the UIDs from the returned value to up_to."""
+    @abc.abstractmethod
+    def recent_count(self, mailbox_id: int) -> int:
+        """Messages no session has claimed as \\Recent (UID >= recent_uid)."""
 
     @abc.abstractmethod
-    def message_states(self, mailbox_id: int, since_modseq: int = 0) -> list[MessageState]:
-        """Messages by UID; with since_modseq, only those changed after it."""
+    def message_states(self, mailbox_id: int, since_modseq: int = 0,
+                       from_uid: int = 0) -> list[MessageState]:
+        """Messages by UID; with since_modseq, only those changed after it; with
+        from_uid, only those with a UID from there on."""
     @abc.abstractmethod
     def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]: ...
     @abc.abstractmethod

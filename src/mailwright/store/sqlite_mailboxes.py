@@ -206,8 +206,8 @@ class SQLiteMailboxes(MailboxStore):
             raise MailboxError("INBOX cannot be deleted", "CANNOT")
 
         def job(c: sqlite3.Connection) -> list[str]:
-            row = c.execute("SELECT id FROM mailboxes WHERE account_id=? AND name=?",
-                            (account_id, name)).fetchone()
+            row = c.execute("SELECT id, uidvalidity FROM mailboxes WHERE account_id=? "
+                            "AND name=?", (account_id, name)).fetchone()
             if row is None:
                 raise MailboxError("No such mailbox", "NONEXISTENT")
             # RFC 9051 §6.3.5: a mailbox with inferiors keeps its name as a
@@ -217,8 +217,9 @@ class SQLiteMailboxes(MailboxStore):
                 raise MailboxError("Mailbox has child mailboxes; delete them first",
                                    "INUSE")
             blobs = [r[0] for r in c.execute("SELECT DISTINCT blob FROM messages "
-                                             "WHERE mailbox_id=?", row)]
-            c.execute("DELETE FROM mailboxes WHERE id=?", row)
+                                             "WHERE mailbox_id=?", row[:1])]
+            _retire_uidvalidity(c, row[1])
+            c.execute("DELETE FROM mailboxes WHERE id=?", row[:1])
             return self._release(c, blobs)
         await self._unlink(await self._writer.submit_async(job))
 
@@ -287,23 +288,30 @@ class SQLiteMailboxes(MailboxStore):
                       (account_id, name))
         await self._writer.submit_async(job)
 
-    async def claim_recent(self, mailbox_id: int) -> int:
+    async def claim_recent(self, mailbox_id: int, up_to: int) -> int:
         def job(c: sqlite3.Connection) -> int:
+            # The read and the move happen in the writer's transaction: no other
+            # session (of any process) can claim the same range in between.
             row = c.execute("SELECT recent_uid FROM mailboxes WHERE id=?",
                             (mailbox_id,)).fetchone()
-            c.execute("UPDATE mailboxes SET recent_uid=uidnext WHERE id=?", (mailbox_id,))
-            return row[0] if row else 0
+            if row is None:
+                return up_to                      # deleted: nothing to claim
+            if up_to > row[0]:
+                c.execute("UPDATE mailboxes SET recent_uid=? WHERE id=?", (up_to, mailbox_id))
+            return row[0]
         return await self._writer.submit_async(job)
 
+    def recent_count(self, mailbox_id: int) -> int:
+        return self.conn.execute(
+            "SELECT count(*) FROM messages m JOIN mailboxes b ON b.id=m.mailbox_id "
+            "WHERE m.mailbox_id=? AND m.uid >= b.recent_uid", (mailbox_id,)).fetchone()[0]
+
     # --- messages -----------------------------------------------------------------
-    def message_states(self, mailbox_id: int, since_modseq: int = 0) -> list[MessageState]:
-        if since_modseq:
-            rows = self.conn.execute("SELECT uid, flags, modseq FROM messages WHERE "
-                                     "mailbox_id=? AND modseq>? ORDER BY uid",
-                                     (mailbox_id, since_modseq))
-        else:
-            rows = self.conn.execute("SELECT uid, flags, modseq FROM messages WHERE "
-                                     "mailbox_id=? ORDER BY uid", (mailbox_id,))
+    def message_states(self, mailbox_id: int, since_modseq: int = 0,
+                       from_uid: int = 0) -> list[MessageState]:
+        rows = self.conn.execute("SELECT uid, flags, modseq FROM messages WHERE "
+                                 "mailbox_id=? AND uid>=? AND modseq>? ORDER BY uid",
+                                 (mailbox_id, from_uid, since_modseq))
         return [MessageState(*r) for r in rows]
 
     def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
@@ -505,9 +513,26 @@ def _adopt_legacy_subscriptions(conn: sqlite3.Connection) -> None:
 
 
 def _new_uidvalidity(c: sqlite3.Connection) -> int:
-    """RFC 9051 §2.3.1.1: a mailbox name re-created later must get a new UIDVALIDITY."""
+    """RFC 9051 §2.3.1.1: a mailbox name re-created later must get a greater
+    UIDVALIDITY. Greater than every value in use and every value ever retired (a
+    deleted mailbox's row is gone, so its value is kept in meta), even when the
+    name is re-created within the same second."""
     top = c.execute("SELECT max(uidvalidity) FROM mailboxes").fetchone()[0] or 0
-    return max(int(time.time()), top + 1)
+    value = max(int(time.time()), top + 1, _retired_uidvalidity(c) + 1)
+    _retire_uidvalidity(c, value)
+    return value
+
+
+def _retired_uidvalidity(c: sqlite3.Connection) -> int:
+    row = c.execute("SELECT value FROM meta WHERE key='uidvalidity_high'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _retire_uidvalidity(c: sqlite3.Connection, value: int) -> None:
+    """Remember the highest UIDVALIDITY given out (or held by a deleted mailbox)."""
+    if value > _retired_uidvalidity(c):
+        c.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('uidvalidity_high', ?)",
+                  (str(value),))
 
 
 def _like_prefix(name: str) -> str:
