@@ -199,9 +199,11 @@ def test_status_attributes():
             Reader(bad).status_atts()
 
 
-@pytest.mark.parametrize("bad", ["&'+,-", "&AMk", "&A-", "&2D0-", "x&Jjo!-"])
+@pytest.mark.parametrize("bad", ["&'+,-", "&AMk", "&A-", "&2D0-", "x&Jjo!-",
+                                 "&AEE-", "&ACY-", "&AMl-"])
 def test_modified_utf7_malformed(bad):
     # Not base64, unterminated, an odd octet, a lone surrogate: RFC 3501 §5.1.3
-    # names are UTF-16 in modified BASE64, ending in US-ASCII.
+    # names are UTF-16 in modified BASE64, ending in US-ASCII. "A" and "&" MUST NOT
+    # be encoded ("&-" is "&"); "&AMl-" is "&AMk-" (É) with stray leftover bits.
     with pytest.raises(mutf7.NameError_):
         mutf7.decode(bad)

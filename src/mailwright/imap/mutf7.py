@@ -11,14 +11,19 @@ class NameError_(ValueError):
     pass
 
 
+def _base64(text: str) -> str:
+    """Modified BASE64 of UTF-16: no padding, "," instead of "/"."""
+    raw = text.encode("utf-16-be")
+    return base64.b64encode(raw).decode().rstrip("=").replace("/", ",")
+
+
 def encode(name: str) -> str:
     out = []
     pending: list[str] = []
 
     def flush() -> None:
         if pending:
-            raw = "".join(pending).encode("utf-16-be")
-            out.append("&" + base64.b64encode(raw).decode().rstrip("=").replace("/", ",") + "-")
+            out.append("&" + _base64("".join(pending)) + "-")
             pending.clear()
 
     for ch in name:
@@ -47,14 +52,21 @@ def decode(name: str) -> str:
         if end < 0:
             raise NameError_("unterminated &... sequence")
         chunk = name[i + 1:end]
-        if not chunk:
-            out.append("&")
-        else:
-            b64 = chunk.replace(",", "/")
-            try:
-                raw = base64.b64decode(b64 + "=" * (-len(b64) % 4), validate=True)
-                out.append(raw.decode("utf-16-be"))
-            except (binascii.Error, UnicodeDecodeError):
-                raise NameError_("bad modified base64") from None
+        out.append(_decode_chunk(chunk) if chunk else "&")
         i = end + 1
     return "".join(out)
+
+
+def _decode_chunk(chunk: str) -> str:
+    b64 = chunk.replace(",", "/")
+    try:
+        raw = base64.b64decode(b64 + "=" * (-len(b64) % 4), validate=True)
+        text = raw.decode("utf-16-be")
+    except (binascii.Error, UnicodeDecodeError):
+        raise NameError_("bad modified base64") from None
+    # RFC 3501 §5.1.3: modified BASE64 MUST NOT represent a printable US-ASCII
+    # character. Requiring the leftover bits to be zero as well gives each run
+    # one spelling, so two client names never open the same mailbox.
+    if any(0x20 <= ord(c) <= 0x7E for c in text) or _base64(text) != chunk:
+        raise NameError_("modified base64 not in its one valid form")
+    return text
