@@ -21,8 +21,9 @@ test-deps:
 test: $(STAMP) test-deps
 	$(PY) -m pytest -q -p no:cacheprovider
 
-bench-deps: test-deps
-	@scripts/install-test-deps.sh --bench
+# --bench checks everything test-deps does, plus the peers; aiosmtpd goes into the venv.
+bench-deps: $(STAMP)
+	@VENV_PYTHON=$(PY) scripts/install-test-deps.sh --bench
 
 bench: $(STAMP) bench-deps
 	$(PY) bench/smtp_accept.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -17,10 +18,73 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
 
 
+def pytest_sessionstart(session):
+    """Every tool the suite drives must be able to do what the tests ask of it. A missing
+    capability (swaks without TLS, curl without IMAP...) fails the run here, naming the
+    tool, the capability and the Debian package, rather than as scattered failures or
+    skips."""
+    script = ROOT / "scripts" / "install-test-deps.sh"
+    res = subprocess.run(["bash", str(script), "--check"], capture_output=True, text=True,
+                         timeout=120)
+    if res.returncode != 0:
+        pytest.exit(f"test tools lack capabilities the suite needs:\n{res.stdout}{res.stderr}"
+                    "install them with `make test-deps` (scripts/install-test-deps.sh)",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+class PortAllocator:
+    """Ports for test servers, which bind them later themselves.
+
+    Asking the kernel for a free port (bind to port 0, close, hand the number out) can
+    return the same port twice within a run, since a closed port is free again: seven
+    listeners of one config then collide. The same port can also become the source port
+    of one of the suite's many outgoing connections before the server binds it. So: every
+    port is handed out once per run, walking from a random start (concurrent runs rarely
+    meet) through ports below the kernel's ephemeral range, and is checked free first.
+    """
+
+    FIRST = 10000
+
+    def __init__(self):
+        self.handed_out: set[int] = set()
+        self.ports = range(self.FIRST, max(self.FIRST + 1000, _ephemeral_low()))
+        self.next = random.randrange(len(self.ports))
+
+    def take(self, host: str) -> int:
+        for _ in range(len(self.ports)):
+            port = self.ports[self.next % len(self.ports)]
+            self.next += 1
+            if port not in self.handed_out and _bindable(host, port):
+                self.handed_out.add(port)
+                return port
+        raise RuntimeError(f"no free port on {host} in {self.ports}")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(host: str, port: int) -> bool:
+    """Free for TCP and UDP (unbound and the DNS test servers use both)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            with socket.socket(family, kind) as s:
+                s.bind((host, port))
+    except OSError:
+        return False
+    return True
+
+
+_ports = PortAllocator()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A port nobody listens on now, and that no other caller in this run gets."""
+    return _ports.take(host)
 
 
 _dns_server = None
