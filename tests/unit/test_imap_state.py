@@ -265,6 +265,17 @@ def test_condstore_flag_changes_of_other_sessions_carry_uid_and_modseq(store):
                             % modseq]
 
 
+def test_condstore_fetch_that_sets_seen_reports_uid_and_modseq(store):
+    deliver(store, 2)
+    a = Imap(store)
+    a.ok("SELECT INBOX")
+    a.ok("ENABLE CONDSTORE")
+    line = b"\r\n".join(a.ok("FETCH 2 BODY[TEXT]"))       # the body is a literal
+    modseq = store.message_states(store.mailbox(store.account_id(USER), "INBOX").id)[1].modseq
+    for item in (b"UID 2", b"FLAGS (\\Seen \\Recent)", b"MODSEQ (%d)" % modseq):
+        assert item in line, line
+
+
 def test_esearch_modseq_is_that_of_the_messages_returned(store):
     deliver(store, 4)
     a = Imap(store)

@@ -151,8 +151,8 @@ class SelectedCommands:
                 view.flags[s.uid] = s.flags
                 view.modseq_of[s.uid] = s.modseq
                 quiet.add(s.uid)
-            if changed and not any(i.name == "FLAGS" for i in items):
-                items = [*items, fetch.Item("FLAGS")]
+            if changed:
+                items = self._with_seen_change(items)
         needs_meta = any(i.needs_meta for i in items)
         needs_blob = any(i.needs_blob for i in items)
         # In slices, so that a FETCH of a whole large mailbox never sits in memory.
@@ -173,6 +173,13 @@ class SelectedCommands:
                     out = bytearray()       # the transport may still hold the old one
         return bytes(out) + self._done(tag, "OK", "FETCH completed", expunge_ok=uid,
                                        quiet=quiet), Action.NONE
+
+    def _with_seen_change(self, items: list[fetch.Item]) -> list[fetch.Item]:
+        """A FETCH that set \\Seen reports the new flags (RFC 9051 §6.4.5), and with
+        CONDSTORE enabled also UID and MODSEQ (RFC 7162 §3.1)."""
+        wanted = ["UID", "FLAGS", "MODSEQ"] if self.options.condstore else ["FLAGS"]
+        have = {i.name for i in items}
+        return [*items, *(fetch.Item(name) for name in wanted if name not in have)]
 
     async def _read(self, digest: str, size: int) -> bytes:
         try:
