@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from ..store.mailboxes import MessageData
 from . import mime, render
+from .base import No
 from .parser import ParseError, Reader
 
 MACROS = {
@@ -47,8 +48,9 @@ class Item:
 
     @property
     def needs_meta(self) -> bool:
-        return self.name in ("ENVELOPE", "BODY", "BODYSTRUCTURE", "RFC822.HEADER") \
-            or self.name.endswith("[]")
+        # RFC822.TEXT (BODY[TEXT]) starts where the stored header ends
+        return self.name in ("ENVELOPE", "BODY", "BODYSTRUCTURE", "RFC822.HEADER",
+                             "RFC822.TEXT") or self.name.endswith("[]")
 
     @functools.cached_property
     def label(self) -> bytes:
@@ -116,7 +118,7 @@ def _item(r: Reader) -> Item:
     if text == "MIME" and not path:
         raise ParseError("MIME needs a part number")
     partial = None
-    if r.accept(b"<"):
+    if name != "BINARY.SIZE" and r.accept(b"<"):     # RFC 3516 §4.2: no partial SIZE
         offset = r.number()
         r.expect(b".")
         partial = (offset, r.nz_number())
@@ -152,44 +154,60 @@ def render_message(seq: int, data: MessageData, items: list[Item], blob: bytes |
             value = render.literal(blob or b"")
         elif name == "RFC822.HEADER":
             value = render.literal(data.header or b"")
-        elif name == "RFC822.TEXT":
-            header = len(data.header or b"")
-            value = render.literal((blob or b"")[header:])
         else:
             if structure is None:
-                structure = mime.Part.from_list(json.loads(data.structure)) \
-                    if data.structure else mime.Part(0, 0, data.size)
-            value = _section(item, data, blob, structure)
+                structure = _structure(data, blob)
+            if name == "RFC822.TEXT":                # RFC 9051 §6.4.5: BODY[TEXT]
+                value = render.literal((blob or b"")[structure.body:structure.end])
+            else:
+                value = _section(item, data, blob, structure)
         out.append(item.label + b" " + value)
     return b"* %d FETCH (" % seq + b" ".join(out) + b")\r\n"
 
 
+def _structure(data: MessageData, blob: bytes | None) -> mime.Part:
+    """The stored part tree; for a message whose metadata the start-up backfill
+    has not computed yet, parsed from the blob here."""
+    if data.structure:
+        return mime.Part.from_list(json.loads(data.structure))
+    if blob is not None:
+        return mime.parse_structure(blob)[0]
+    return mime.Part(0, 0, data.size)
+
+
 def _section(item: Item, data: MessageData, blob: bytes | None, structure: mime.Part) -> bytes:
+    """BODY[...], BINARY[...] and BINARY.SIZE[...] of one message."""
     try:
         if item.name == "BODY[]":
-            if not item.path and item.text.startswith("HEADER"):
-                octets = data.header or b""
-                if item.text != "HEADER":
-                    octets = mime.header_fields(octets, list(item.fields),
-                                                item.text == "HEADER.FIELDS.NOT")
-            else:
-                octets = mime.section(blob or b"", structure, list(item.path), item.text,
-                                      list(item.fields))
+            octets = _body_section(item, data, blob or b"", structure)
         else:
-            part = mime.find_part(structure, list(item.path)) if item.path else structure
-            if part.is_multipart or part.is_message and item.path:
-                raise mime.SectionError
-            raw = (blob or b"")[part.body:part.end]
-            octets = mime.decode_transfer(raw, part.encoding)
-            if item.name == "BINARY.SIZE[]":
-                return str(len(octets)).encode()
+            octets = mime.binary(blob or b"", structure, list(item.path))
     except mime.SectionError:
-        if item.name == "BINARY.SIZE[]":
-            return b"0"
-        return b'""' if item.name == "BODY[]" else b"NIL"
+        # RFC 9051 §7.5.2: the section is an nstring; a part that is not there is
+        # NIL. BINARY.SIZE takes a number, and there is nothing: 0.
+        return b"0" if item.name == "BINARY.SIZE[]" else b"NIL"
+    except mime.UnknownEncoding:
+        # RFC 9051 §7.5.2 (RFC 3516 §4.2): a CTE we cannot decode fails the command
+        raise No("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE") from None
+    if item.name == "BINARY.SIZE[]":
+        return str(len(octets)).encode()
     if item.partial is not None:
+        # RFC 9051 §6.4.5: <origin.length>, counted in the decoded data for BINARY;
+        # from beyond the end, the empty string
         start, length = item.partial
         octets = octets[start:start + length]
-    if item.name == "BINARY[]" and b"\x00" in octets:
+    if item.name == "BINARY[]" and not mime.is_8bit(octets):
+        # RFC 3516 §4.3: binary-domain data goes out as literal8; 8bit data
+        # without NULs as an ordinary string
         return render.literal(octets, binary=True)
     return render.literal(octets)
+
+
+def _body_section(item: Item, data: MessageData, blob: bytes, structure: mime.Part) -> bytes:
+    if not item.path and item.text.startswith("HEADER") and data.header is not None:
+        # the top-level header is kept with the metadata: no blob read
+        if item.text == "HEADER":
+            return data.header
+        return mime.header_fields(data.header, list(item.fields),
+                                  item.text == "HEADER.FIELDS.NOT")
+    return mime.section(blob, structure, list(item.path), item.text, list(item.fields))

@@ -23,6 +23,7 @@ import html
 import json
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from . import render
 
@@ -109,6 +110,24 @@ class Headers(email.message.Message):
         self.set_raw(name, value)
         self.first.setdefault(name.lower(), value)
 
+    def get(self, name, failobj=None):
+        """The field's value unfolded (RFC 5322 §2.2.3: a CRLF before WSP is removed).
+        The email package's parameter helpers read values through here, so a folded
+        Content-Type yields `boundary="foo bar"`, not a boundary with a line break
+        in it. Unfolded on read, not at parse time: most folded fields (Received,
+        DKIM-Signature) are never read."""
+        value = super().get(name, failobj)
+        if isinstance(value, str) and "\n" in value:
+            value = _unfold(value)
+        return value
+
+
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
+def _unfold(value: str) -> str:
+    return _FOLD.sub("", value)
+
 
 def parse_headers(data: bytes, start: int, body: int) -> Headers:
     """The header fields of data[start:body], split here: several times cheaper
@@ -139,6 +158,13 @@ def part_headers(data: bytes, part: Part) -> Headers:
     return part.headers
 
 
+def _mechanism(value: str | None) -> str:
+    """RFC 2045 §6.1: the Content-Transfer-Encoding token, case-insensitive, with
+    comments around it dropped; 7bit when the field is absent (§6.1) or empty."""
+    words = re.sub(r"\([^()]*\)", " ", value or "").split()
+    return words[0].lower() if words else "7bit"
+
+
 def parse_structure(data: bytes, start: int = 0, end: int | None = None,
                     default: str = "text/plain", depth: int = 0,
                     count: list[int] | None = None) -> tuple[Part, email.message.Message]:
@@ -150,7 +176,7 @@ def parse_structure(data: bytes, start: int = 0, end: int | None = None,
     ctype = headers.get_content_type() if headers.get("Content-Type") else default
     if ctype == "text/plain" and headers.get("Content-Type") is None:
         ctype = default
-    encoding = str(headers.get("Content-Transfer-Encoding", "7bit")).strip().lower() or "7bit"
+    encoding = _mechanism(headers.get("Content-Transfer-Encoding"))
     part = Part(start, body, end, ctype, encoding, headers=headers)
     if depth >= MAX_DEPTH or count[0] > MAX_PARTS:
         return part, headers
@@ -182,12 +208,16 @@ def _split_multipart(data: bytes, start: int, end: int, boundary: bytes
         i = data.find(delim, pos, end)
         if i < 0:
             break
-        if i != start and data[i - 1:i] != b"\n":
-            pos = i + len(delim)
-            continue
         line_end = data.find(b"\n", i, end)
         line_end = end if line_end < 0 else line_end + 1
         closing = data.startswith(b"--", i + len(delim))
+        after = i + len(delim) + (2 if closing else 0)
+        if (i != start and data[i - 1:i] != b"\n") or \
+                data[after:line_end].strip(b" \t\r\n"):
+            # Not at a line start, or more than transport padding follows: a line
+            # such as "--foobar" is content, not a delimiter for boundary "foo".
+            pos = i + len(delim)
+            continue
         if part_start is not None:
             stop = i
             if stop > part_start and data[stop - 1:stop] == b"\n":
@@ -206,54 +236,71 @@ def _split_multipart(data: bytes, start: int, end: int, boundary: bytes
 _ADDR_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|\((?:[^()\\]|\\.)*\)|<[^>]*>|[,:;]|[^\s",:;<(]+')
 
 
-def parse_addresses(value: str) -> list[tuple[str | None, str | None, str | None, bool]]:
-    """(display name, mailbox, host, is_group_marker) items; a group is its start
-    (name, None, None, True), its members, then (None, None, None, True)."""
-    out: list = []
+class Address(NamedTuple):
+    """One item of an address list, as RFC 9051 §7.5.2 describes an address
+    structure. A group is its start marker (group=True, name = the group's
+    phrase), its members, then an end marker (group=True, name None)."""
+    name: str | None                   # display name
+    route: str | None                  # at-domain-list of an obs-route: "@a,@b"
+    mailbox: str | None                # local part
+    host: str | None
+    group: bool = False
+
+
+def _unquote(phrase: str) -> str:
+    if len(phrase) >= 2 and phrase.startswith('"') and phrase.endswith('"'):
+        return re.sub(r"\\(.)", r"\1", phrase[1:-1])
+    return phrase
+
+
+def parse_addresses(value: str) -> list[Address]:
+    """An RFC 5322 §3.4 address list (groups, obs-route, comments) as address
+    structures."""
+    out: list[Address] = []
     words: list[str] = []
     angle: str | None = None
+    comment: str | None = None
     in_group = False
 
     def flush() -> None:
-        nonlocal angle
-        if angle is None and not words:
-            return
+        nonlocal angle, comment
         if angle is not None:
-            name = " ".join(w for w in words) or None
-            spec = angle
+            name = _unquote(" ".join(words)) or None
+            route, _, spec = angle.rpartition(":")     # RFC 5322 §4.4 obs-route
+        elif words:
+            # "user@host (Real Name)": with no display name, the comment after a
+            # bare addr-spec is the only name given (the RFC 822 era's way of
+            # writing one), so it is the display name.
+            name, route, spec = comment, "", "".join(words)
         else:
-            name, spec = None, "".join(words)
-        local, _, host = spec.rpartition("@") if "@" in spec else (spec, "", "")
-        if name and name.startswith('"') and name.endswith('"') and len(name) >= 2:
-            name = re.sub(r"\\(.)", r"\1", name[1:-1])
-        out.append((name, local or None, host or None, False))
+            name = None
+        if angle is not None or words:
+            local, _, host = spec.rpartition("@") if "@" in spec else (spec, "", "")
+            out.append(Address(name, route or None, local or None, host or None))
         words.clear()
-        angle = None
+        angle = comment = None
 
     for token in _ADDR_TOKENS.findall(value):
         if token.startswith("("):
-            continue                                      # comment
-        if token.startswith("<"):
-            spec = token[1:-1].strip()
-            angle = spec.split(":")[-1] if ":" in spec else spec   # drop a source route
+            comment = re.sub(r"\\(.)", r"\1", token[1:-1]).strip() or None
+        elif token.startswith("<"):
+            angle = token[1:-1].strip()
         elif token == ",":
             flush()
         elif token == ":" and not in_group and angle is None:
-            name = " ".join(words)
-            if name.startswith('"') and name.endswith('"'):
-                name = name[1:-1]
-            out.append((name, None, None, True))
+            out.append(Address(_unquote(" ".join(words)), None, None, None, True))
             words.clear()
+            comment = None
             in_group = True
         elif token == ";" and in_group:
             flush()
-            out.append((None, None, None, True))
+            out.append(Address(None, None, None, None, True))
             in_group = False
         else:
             words.append(token)
     flush()
     if in_group:
-        out.append((None, None, None, True))
+        out.append(Address(None, None, None, None, True))
     return out
 
 
@@ -261,14 +308,15 @@ def _address_list(value: str | None) -> bytes:
     if not value:
         return b"NIL"
     items = []
-    for name, local, host, group in parse_addresses(value):
-        if group:
-            items.append(b"(NIL NIL " + render.string(name, False) + b" NIL)" if name is not None
-                         else b"(NIL NIL NIL NIL)")
+    for a in parse_addresses(value):
+        if a.group:
+            # RFC 9051 §7.5.2: group start (NIL NIL name NIL), group end all NIL
+            items.append(b"(NIL NIL " + render.string(a.name, False) + b" NIL)")
         else:
-            items.append(b"(" + b" ".join((render.string(name, False), b"NIL",
-                                          render.string(local, False),
-                                          render.string(host or "", False))) + b")")
+            items.append(render.paren((render.string(a.name, False),
+                                       render.string(a.route, False),
+                                       render.string(a.mailbox, False),
+                                       render.string(a.host or "", False))))
     return render.paren(items) if items else b"NIL"
 
 
@@ -277,7 +325,7 @@ def _raw(headers: Headers, name: str) -> str | None:
     if value is None:
         return None
     if "\n" in value:                                  # folded: unfold (RFC 5322 §2.2.3)
-        value = re.sub(r"\r?\n[ \t]", " ", value)
+        value = _unfold(value)
     return value.strip()
 
 
@@ -374,16 +422,120 @@ def decode_words(value: str | None) -> str:
         return value
 
 
+# RFC 2045 §6: the encodings we can undo. 7bit, 8bit and binary are identities
+# (they only name the domain of the data).
+IDENTITY_ENCODINGS = frozenset({"7bit", "8bit", "binary"})
+KNOWN_ENCODINGS = IDENTITY_ENCODINGS | {"base64", "quoted-printable"}
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=]+")
+_QP_OCTET = re.compile(rb"=([0-9A-Fa-f]{2})")
+
+
+def decode_base64(raw: bytes) -> bytes:
+    """RFC 2045 §6.8: characters outside the alphabet (line breaks, spaces, ...) are
+    ignored and "=" ends the data; a final quantum of one character (6 bits, no
+    whole octet) is dropped."""
+    chars = _NOT_BASE64.sub(b"", raw).split(b"=", 1)[0]
+    if len(chars) % 4 == 1:
+        chars = chars[:-1]
+    return binascii.a2b_base64(chars + b"=" * (-len(chars) % 4))
+
+
+def decode_quoted_printable(raw: bytes) -> bytes:
+    """RFC 2045 §6.7: trailing whitespace on a line is transport padding and is
+    deleted (rule 3); "=" at the end of a line, padding allowed after it, is a soft
+    line break (rule 5); other line breaks are CRLF; "=XX" is an octet (rule 1),
+    and an "=" not followed by two hex digits is kept as it is."""
+    out = bytearray()
+    lines = raw.split(b"\n")
+    for i, line in enumerate(lines):
+        line = line.rstrip(b" \t\r")
+        soft = line.endswith(b"=")
+        out += _QP_OCTET.sub(lambda m: bytes((int(m[1], 16),)), line[:-1] if soft else line)
+        if not soft and i < len(lines) - 1:
+            out += b"\r\n"
+    return bytes(out)
+
+
 def decode_transfer(raw: bytes, encoding: str) -> bytes:
     """Undo a Content-Transfer-Encoding (RFC 2045 §6); unknown ones stay as they are."""
     if encoding == "base64":
-        try:
-            return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", raw) + b"==")
-        except binascii.Error:
-            return b""
+        return decode_base64(raw)
     if encoding == "quoted-printable":
-        return binascii.a2b_qp(raw)
+        return decode_quoted_printable(raw)
     return raw
+
+
+# RFC 2045 §2.8: 8bit data has lines of at most 998 octets, CR and LF only
+# together as CRLF, and no NUL; anything else is binary (§2.9).
+_NOT_8BIT = re.compile(rb"\x00|\r(?!\n)|(?<!\r)\n|[^\r\n]{999}")
+
+
+def is_8bit(octets: bytes) -> bool:
+    return _NOT_8BIT.search(octets) is None
+
+
+# --- binary content at APPEND (RFC 3516 §4.4) ----------------------------------------------
+_CTE_BINARY = re.compile(rb"^content-transfer-encoding:[ \t]*binary\b", re.I | re.M)
+BASE64_LINE = 76                 # RFC 2045 §6.8: encoded lines of at most 76 characters
+
+
+def encode_binary_parts(data: bytes) -> bytes:
+    """The message with every binary leaf part re-encoded as base64. A client may
+    APPEND binary content (a literal8 with NULs, or Content-Transfer-Encoding:
+    binary); BODY[...] must then hand it out transfer-encoded into a textual
+    form (RFC 9051 §7.5.2), and RFC 3516 §4.4 lets the server change the CTE of
+    appended data as long as nothing is lost: BINARY[...] still returns the
+    original octets. Most messages are returned unchanged without being parsed."""
+    if b"\x00" not in data and not _CTE_BINARY.search(data):
+        return data
+    root, _ = parse_structure(data)
+    out = bytearray()
+    pos = 0
+    for part in _binary_leaves(data, root):
+        out += data[pos:part.start]
+        out += _base64_header(data[part.start:part.body], part is root)
+        body = base64.b64encode(data[part.body:part.end])
+        out += b"\r\n".join(body[i:i + BASE64_LINE] for i in range(0, len(body), BASE64_LINE))
+        pos = part.end
+    return bytes(out + data[pos:]) if pos else data
+
+
+def _binary_leaves(data: bytes, part: Part) -> list[Part]:
+    """Discrete parts (not multipart/*, not message/*: those may only have an
+    identity CTE, RFC 2046 §5) that are binary: declared so, or holding NULs. In
+    the order they appear."""
+    if part.children:
+        return [p for child in part.children for p in _binary_leaves(data, child)]
+    if part.is_multipart or part.ctype.startswith("message/") or part.body >= part.end:
+        return []
+    if part.encoding == "binary" or (part.encoding in IDENTITY_ENCODINGS
+                                     and b"\x00" in data[part.body:part.end]):
+        return [part]
+    return []
+
+
+def _base64_header(header: bytes, top: bool) -> bytes:
+    """A part's header block with its Content-Transfer-Encoding field replaced
+    by base64 (and, at the top level, a MIME-Version field if it had none)."""
+    lines = header.splitlines(keepends=True)
+    blank = lines.pop() if lines and lines[-1] in (b"\r\n", b"\n") else b"\r\n"
+    kept: list[bytes] = []
+    skipping = False
+    has_version = False
+    for line in lines:
+        if line[:1] in (b" ", b"\t"):                  # continuation of the field above
+            if not skipping:
+                kept.append(line)
+            continue
+        name = line.split(b":", 1)[0].strip().lower()
+        skipping = name == b"content-transfer-encoding"
+        has_version = has_version or name == b"mime-version"
+        if not skipping:
+            kept.append(line)
+    if top and not has_version:
+        kept.append(b"MIME-Version: 1.0\r\n")
+    kept.append(b"Content-Transfer-Encoding: base64\r\n")
+    return b"".join(kept) + blank
 
 
 def _charset_text(raw: bytes, charset: str | None) -> str:
@@ -443,9 +595,9 @@ def base_subject(subject: str) -> str:
 
 
 def _first_mailbox(value: str | None) -> str:
-    for _name, local, _host, group in parse_addresses(value or ""):
-        if not group:
-            return (local or "").lower()
+    for a in parse_addresses(value or ""):
+        if not a.group:
+            return (a.mailbox or "").lower()
     return ""
 
 
@@ -488,23 +640,38 @@ def parse(data: bytes) -> MessageMeta:
 
 # --- sections (RFC 9051 §6.4.5 BODY[section]) -------------------------------------------------
 class SectionError(Exception):
-    """The section does not exist in this message: the FETCH item is empty."""
+    """The section does not exist in this message: the FETCH item is NIL."""
+
+
+class UnknownEncoding(Exception):
+    """BINARY of a part whose Content-Transfer-Encoding we cannot undo."""
 
 
 def find_part(root: Part, path: list[int]) -> Part:
-    """The part a section-part names: "1.2" is the second part of the first part;
-    a message/rfc822 part's numbers continue into the message it holds."""
-    part = root
+    """The part a section-part names (RFC 9051 §6.4.5). A message's parts are
+    the parts of its multipart body, or else its body alone as part 1 ("every
+    message has at least one part number"); a message/rfc822 part's own number
+    is followed by the numbers of the parts of the message it encapsulates. So
+    in a message/rfc822 message, 1 is the encapsulated message and 1.1 its first
+    part; in a multipart one, 2.1 is the first part of part 2."""
+    part, is_message = root, True
     for n in path:
-        if part.is_message:
-            part = part.children[0]
-        if part.is_multipart and part.children:
-            if not 1 <= n <= len(part.children):
-                raise SectionError
-            part = part.children[n - 1]
-        elif n != 1:
+        parts = _numbered_parts(part, is_message)
+        if not 1 <= n <= len(parts):
             raise SectionError
+        part, is_message = parts[n - 1], False
     return part
+
+
+def _numbered_parts(part: Part, is_message: bool) -> list[Part]:
+    """The parts numbered below `part`: a message (the top level, or the one a
+    message/rfc822 part holds) has at least part 1; a multipart part has its
+    body parts; any other part has none."""
+    if not is_message and part.is_message:
+        part, is_message = part.children[0], True
+    if part.is_multipart and part.children:
+        return part.children
+    return [part] if is_message else []
 
 
 def header_fields(header: bytes, names: list[str], exclude: bool) -> bytes:
@@ -528,19 +695,20 @@ def header_fields(header: bytes, names: list[str], exclude: bool) -> bytes:
 
 def section(data: bytes, root: Part, path: list[int], text: str,
             fields: list[str] | None = None) -> bytes:
-    """The octets of BODY[path.text] (text: "", HEADER, HEADER.FIELDS, HEADER.FIELDS.NOT,
-    TEXT, MIME)."""
-    if not path:
-        part = root
-    else:
-        part = find_part(root, path)
+    """The octets of BODY[path.text] (RFC 9051 §6.4.5; text: "", HEADER,
+    HEADER.FIELDS, HEADER.FIELDS.NOT, TEXT, MIME)."""
+    part = find_part(root, path) if path else root
     if text == "":
+        # [] is the whole message; [n] a part's body without its MIME header
         return data[part.body:part.end] if path else data
     if text == "MIME":
+        # [n.MIME]: the part's own MIME header block, blank line included
         if not path:
             raise SectionError
         return data[part.start:part.body]
     if path:
+        # HEADER and TEXT after a part number need a message/rfc822 part: they
+        # address the header and body of the message it encapsulates.
         if not part.is_message:
             raise SectionError
         part = part.children[0]
@@ -550,3 +718,16 @@ def section(data: bytes, root: Part, path: list[int], text: str,
     if text == "HEADER":
         return header
     return header_fields(header, fields or [], text == "HEADER.FIELDS.NOT")
+
+
+def binary(data: bytes, root: Part, path: list[int]) -> bytes:
+    """The octets of BINARY[path] (RFC 3516 §4.2, RFC 9051 §6.4.5): the part's
+    body with its Content-Transfer-Encoding undone. BINARY[] is the whole message
+    as stored (its header is never encoded). Composite parts can only carry an
+    identity encoding (RFC 2045 §6.4), so theirs come back as they are."""
+    if not path:
+        return data
+    part = find_part(root, path)
+    if part.encoding not in KNOWN_ENCODINGS:
+        raise UnknownEncoding(part.encoding)
+    return decode_transfer(data[part.body:part.end], part.encoding)

@@ -30,7 +30,7 @@ from ..store.mailboxes import (
     HIERARCHY,
     MailboxError,
 )
-from . import mutf7, render
+from . import mime, mutf7, render
 from .auth_commands import MECHANISMS, AuthCommands
 from .base import COMMAND_STATES, No, Outcome, State, tagged
 from .notify import MailboxWatch
@@ -607,6 +607,8 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         for content, flags, when in messages:
             if not content:
                 raise No("Empty message")
+            # RFC 3516 §4.4: binary parts are stored base64-encoded (BINARY undoes it)
+            content = mime.encode_binary_parts(content)
             uidvalidity, uid = await self.store.append(mailbox.id, content, flags, when)
             uids.append(uid)
         self.events.emit("imap-append", self.id, account=self.account, mailbox=name,
