@@ -92,9 +92,9 @@ def test_decoded_text_and_sort_keys():
     assert "Crème brûlée" in m.text and "<p>" not in m.text
     assert "inner body" in m.text
     assert m.subject == "Résumé [list] Re: hello"
-    assert mime.base_subject("Re: [list] Fwd: Hello (fwd)") == "hello"
-    assert mime.base_subject("[Fwd: Lunch]") == "lunch"
-    assert m.sort_from == "john.q.public"
+    assert threads.base_subject("Re: [list] Fwd: Hello (fwd)") == ("Hello", True)
+    assert threads.base_subject("[Fwd: Lunch]") == ("Lunch", True)
+    assert m.sort_from == "JOHN.Q.PUBLIC"            # collated (RFC 5256 §3)
     assert m.sent == 1057049557.0
 
 
@@ -105,7 +105,7 @@ def test_message_without_mime_headers():
 
 
 def row(uid, date, subject, msgid, refs="", irt=""):
-    return (uid, date, 100, date, subject, "", "", "", msgid, irt, refs)
+    return (uid, date, 100, date, subject, "", "", "", msgid, irt, refs, subject, "", "")
 
 
 def test_thread_references_and_orderedsubject():

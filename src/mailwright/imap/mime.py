@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 import email.header
 import email.message
 import email.utils
@@ -25,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from . import render
+from . import render, threads
 
 MAX_DEPTH = 16            # nested multiparts / messages: deeper ones stay opaque
 MAX_PARTS = 500
@@ -69,19 +70,23 @@ class MessageMeta:
     body: bytes                     # FETCH BODY (non-extensible)
     bodystructure: bytes
     header: bytes                   # the top-level header block, blank line included
-    sent: float | None              # Date: header, for SENTBEFORE/SORT DATE
+    sent: float | None              # Date: header, for SORT DATE
+    sent_day: int | None            # its date as written, YYYYMMDD, for SENTBEFORE/ON/SINCE
     subject: str                    # decoded
-    base_subject: str               # RFC 5256 §2.1
-    from_: str                      # decoded, for SEARCH FROM
+    base_subject: str               # RFC 5256 §2.1, collated (threads.sort_subject)
+    from_: str                      # what SEARCH FROM matches (_address_text)
     to: str
     cc: str
     bcc: str
-    sort_from: str                  # RFC 5256 §3: first addr-mailbox, lowercased
+    sort_from: str                  # RFC 5256 §3: first addr-mailbox, collated
     sort_to: str
     sort_cc: str
+    display_from: str               # RFC 5957 §3: first address's display value, collated
+    display_to: str
     message_id: str
     in_reply_to: str
     references: str
+    header_text: str                # every header field decoded, for SEARCH TEXT
     text: str                       # decoded body text
 
     def structure_json(self) -> str:
@@ -567,38 +572,57 @@ def _text_of(data: bytes, part: Part, out: list[str], budget: list[int]) -> None
     out.append(text)
 
 
-# --- sort keys (RFC 5256) --------------------------------------------------------------------
-_SUBJ_LEADER = re.compile(r"^(?:\s*(?:re|fwd?)\s*(?:\[[^\[\]]*\])?\s*:|\s*\[[^\[\]]*\]\s*)",
-                          re.I)
-_SUBJ_TRAILER = re.compile(r"(?:\s*\(fwd\)\s*|\s+)$", re.I)
+# --- search and sort keys (RFC 9051 §6.4.4, RFC 5256, RFC 5957) -------------------------------
+_COMMENT = re.compile(r"\((?:[^()\\]|\\.)*\)")
 
 
-def base_subject(subject: str) -> str:
-    """RFC 5256 §2.1: strip reply/forward markers and list tags, fold whitespace."""
-    s = re.sub(r"\s+", " ", subject).strip()
-    while True:
-        prev = s
-        while True:
-            t = _SUBJ_TRAILER.sub("", s)
-            if t == s:
-                break
-            s = t
-        while True:
-            m = _SUBJ_LEADER.match(s)
-            if not m or not s[m.end():].strip():
-                break
-            s = s[m.end():].strip()
-        if s.lower().startswith("[fwd:") and s.endswith("]"):
-            s = s[5:-1].strip()
-        if s == prev:
-            return s.lower()
+def _bare(text: str | None) -> str:
+    """A mailbox or host without the comments and folding whitespace (CFWS, RFC 5322
+    §3.2.2) an address may carry between its tokens."""
+    return re.sub(r"\s+", "", _COMMENT.sub("", text or ""))
 
 
-def _first_mailbox(value: str | None) -> str:
+def _first_address(value: str | None) -> tuple[str, str, str] | None:
+    """(decoded display name, mailbox, host) of a field's first address structure:
+    a group's start counts, its name standing as the mailbox (RFC 9051 §7.5.2)."""
     for a in parse_addresses(value or ""):
-        if not a.group:
-            return (a.mailbox or "").lower()
-    return ""
+        if a.group:
+            return "", a.name or "", ""
+        return decode_words(a.name), _bare(a.mailbox), _bare(a.host)
+    return None
+
+
+def _address_text(value: str | None) -> str:
+    """What SEARCH FROM/TO/CC/BCC look in (RFC 9051 §6.4.4): the decoded field, then
+    each address as mailbox@host without CFWS, one a line, so that
+    "<user (c)@ (c) example.org>" is found as user@example.org."""
+    if not value:
+        return ""
+    specs = [_bare(a.mailbox) + ("@" + _bare(a.host) if a.host else "")
+             for a in parse_addresses(value) if not a.group and a.mailbox]
+    return "\n".join([decode_words(value), *specs])
+
+
+def _header_text(headers: Headers) -> str:
+    """Every header field, unfolded and decoded (RFC 2047): what SEARCH TEXT looks
+    in besides the body (RFC 9051 §6.4.4)."""
+    return "\n".join(f"{name}: {decode_words(_unfold(value))}"
+                     for name, value in headers.raw_items())
+
+
+def _sent_day(value: str | None) -> int | None:
+    """The Date: field's date as written, as YYYYMMDD: SENTBEFORE, SENTON and
+    SENTSINCE disregard its time and timezone (RFC 9051 §6.4.4)."""
+    if not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is None:
+            return None
+        day = datetime.date(*parsed[:3])
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return day.year * 10000 + day.month * 100 + day.day
 
 
 def _date(value: str | None) -> float | None:
@@ -615,6 +639,8 @@ def parse(data: bytes) -> MessageMeta:
     text: list[str] = []
     _text_of(data, part, text, [MAX_TEXT])
     subject = decode_words(_raw(headers, "Subject"))
+    first_from = _first_address(_raw(headers, "From"))
+    first_to = _first_address(_raw(headers, "To"))
     return MessageMeta(
         structure=part,
         envelope=envelope(headers),
@@ -622,18 +648,22 @@ def parse(data: bytes) -> MessageMeta:
         bodystructure=body_structure(data, part, extensible=True),
         header=data[:part.body],
         sent=_date(_raw(headers, "Date")),
+        sent_day=_sent_day(_raw(headers, "Date")),
         subject=subject,
-        base_subject=base_subject(subject),
-        from_=decode_words(_raw(headers, "From")),
-        to=decode_words(_raw(headers, "To")),
-        cc=decode_words(_raw(headers, "Cc")),
-        bcc=decode_words(_raw(headers, "Bcc")),
-        sort_from=_first_mailbox(_raw(headers, "From")),
-        sort_to=_first_mailbox(_raw(headers, "To")),
-        sort_cc=_first_mailbox(_raw(headers, "Cc")),
+        base_subject=threads.sort_subject(subject),
+        from_=_address_text(_raw(headers, "From")),
+        to=_address_text(_raw(headers, "To")),
+        cc=_address_text(_raw(headers, "Cc")),
+        bcc=_address_text(_raw(headers, "Bcc")),
+        sort_from=threads.mailbox_key(first_from),
+        sort_to=threads.mailbox_key(first_to),
+        sort_cc=threads.mailbox_key(_first_address(_raw(headers, "Cc"))),
+        display_from=threads.display_key(first_from),
+        display_to=threads.display_key(first_to),
         message_id=(_raw(headers, "Message-ID") or "").strip(),
         in_reply_to=(_raw(headers, "In-Reply-To") or "").strip(),
         references=(_raw(headers, "References") or "").strip(),
+        header_text=_header_text(headers),
         text="\n".join(text),
     )
 

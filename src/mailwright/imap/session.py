@@ -293,7 +293,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
                 caps.append("LOGINDISABLED")
             return " ".join(caps)
         caps += ["NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "LIST-EXTENDED",
-                 "LIST-STATUS", "SPECIAL-USE", "ESEARCH", "SEARCHRES", "SORT",
+                 "LIST-STATUS", "SPECIAL-USE", "ESEARCH", "SEARCHRES", "SORT", "SORT=DISPLAY",
                  "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT", "CONDSTORE", "QRESYNC",
                  "QUOTA", "QUOTA=RES-STORAGE", "BINARY", "MULTIAPPEND", "CREATE-SPECIAL-USE",
                  "STATUS=SIZE", "UTF8=ACCEPT", "WITHIN", "COMPRESS=DEFLATE",

@@ -1,23 +1,113 @@
-"""SORT and THREAD (RFC 5256) over the sort keys kept at delivery.
+"""SORT and THREAD (RFC 5256, RFC 5957 DISPLAY) over the sort keys kept at delivery,
+and how those keys are made: the base subject, the first address's mailbox or
+display value, and the i;unicode-casemap collation they are compared with.
 
 A key row is (uid, internaldate, size, sent, base_subject, sort_from, sort_to,
-sort_cc, msgid, in_reply_to, refs).
+sort_cc, msgid, in_reply_to, refs, subject, display_from, display_to); the string
+sort keys are stored already collated (`collate`), `subject` is the decoded Subject.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .parser import ParseError, Reader
 
-UID, ARRIVAL, SIZE, SENT, SUBJECT, FROM, TO, CC, MSGID, IN_REPLY_TO, REFS = range(11)
+(UID, ARRIVAL, SIZE, SENT, SUBJECT, FROM, TO, CC, MSGID, IN_REPLY_TO, REFS, RAW_SUBJECT,
+ DISPLAYFROM, DISPLAYTO) = range(14)
 SORT_KEYS = {"ARRIVAL": ARRIVAL, "CC": CC, "DATE": SENT, "FROM": FROM, "SIZE": SIZE,
-             "SUBJECT": SUBJECT, "TO": TO, "DISPLAY": FROM}
+             "SUBJECT": SUBJECT, "TO": TO, "DISPLAYFROM": DISPLAYFROM,
+             "DISPLAYTO": DISPLAYTO}
 _MSGID = re.compile(r"<[^<>\s]+>")
 
 
+# --- the keys (RFC 5256 §2, RFC 5051, RFC 5957) ----------------------------------------
+def collate(text: str) -> str:
+    """RFC 5051 i;unicode-casemap, the collation SORT and THREAD use (RFC 5256 §3):
+    titlecase each character, decompose (NFKD); the results compare as octets,
+    which for UTF-8 is the order of code points (Python's str order)."""
+    if text.isascii():
+        return text.upper()
+    return unicodedata.normalize("NFKD", "".join(c.title() for c in text))
+
+
+# RFC 5256 §5: subj-blob = "[" *BLOBCHAR "]" *WSP;
+# subj-refwd = ("re" / ("fw" ["d"])) *WSP [subj-blob] ":"; subj-leader =
+# (*subj-blob subj-refwd) / WSP; subj-trailer = "(fwd)" / WSP. Literals are
+# case-insensitive (RFC 5234 §2.3).
+_BLOB = r"\[[^\[\]]*\][ \t]*"
+_REFWD = re.compile(rf"(?:{_BLOB})*(?:re|fwd?)[ \t]*(?:{_BLOB})?:", re.I)
+_BLOB_RE = re.compile(_BLOB)
+_FWD_TRAILER = re.compile(r"\(fwd\)$", re.I)
+
+
+def base_subject(subject: str) -> tuple[str, bool]:
+    """RFC 5256 §2.1: the base subject of a decoded Subject, and whether it marks a
+    reply or forward (the extraction removed a subj-refwd, a "(fwd)" trailer or a
+    "[fwd: ...]" wrapper; RFC 5256 §4, REFERENCES step 5)."""
+    # (1) tabs and continuations to a space, runs of spaces to one
+    s = re.sub(r"[ \t\r\n]+", " ", subject)
+    reply = False
+    while True:
+        # (2) trailers, repeatedly
+        while True:
+            if s.endswith((" ", "\t")):
+                s = s.rstrip(" \t")
+            elif m := _FWD_TRAILER.search(s):
+                s = s[:m.start()]
+                reply = True
+            else:
+                break
+        # (3)-(5) leaders and leading blobs, until none is left
+        while True:
+            if s.startswith((" ", "\t")):
+                s = s.lstrip(" \t")
+            elif m := _REFWD.match(s):
+                s = s[m.end():]
+                reply = True
+            elif (m := _BLOB_RE.match(s)) and s[m.end():]:
+                s = s[m.end():]          # only when a non-empty subj-base remains
+            else:
+                break
+        # (6) "[fwd:" ... "]" around the rest: unwrap and start again from (2)
+        if s[:5].lower() == "[fwd:" and s.endswith("]"):
+            s = s[5:-1]
+            reply = True
+            continue
+        return s, reply
+
+
+def sort_subject(subject: str) -> str:
+    """The stored SUBJECT sort key: the collated base subject."""
+    return collate(base_subject(subject)[0])
+
+
+FirstAddress = tuple[str, str, str]    # (decoded display name, mailbox, host)
+
+
+def mailbox_key(address: FirstAddress | None) -> str:
+    """RFC 5256 §3 FROM / TO / CC: the addr-mailbox of the first address (a group's
+    name, when the field starts with a group, RFC 9051 §7.5.2)."""
+    return collate(address[1]) if address else ""
+
+
+def display_key(address: FirstAddress | None) -> str:
+    """RFC 5957 §3: the decoded display name if not empty, else mailbox@host, else
+    the mailbox, else the empty string."""
+    if address is None:
+        return ""
+    name, mailbox, host = address
+    if name.strip():
+        return collate(name.strip())
+    if mailbox and host:
+        return collate(f"{mailbox}@{host}")
+    return collate(mailbox)
+
+
+# --- SORT ----------------------------------------------------------------------------
 def parse_sort_criteria(r: Reader) -> list[tuple[int, bool]]:
     words = r.list_of(r.atom)
     out = []
@@ -48,25 +138,29 @@ def _value(row: tuple, key: int):
 
 
 def sort(rows: list[tuple], criteria: list[tuple[int, bool]]) -> list[int]:
-    """UIDs in order; ties fall back to the sequence (= UID) order."""
+    """UIDs in order; ties fall back to the sequence (= UID) order (RFC 5256 §3),
+    also under REVERSE, which reverses only its own key."""
     ordered = sorted(rows, key=lambda r: r[UID])
     for key, reverse in reversed(criteria):
         ordered.sort(key=lambda r, k=key: _value(r, k), reverse=reverse)
     return [r[UID] for r in ordered]
 
 
-@dataclass
+# --- THREAD ----------------------------------------------------------------------------
+@dataclass(eq=False)
 class Node:
-    uid: int | None                      # None: a placeholder for a missing message
+    uid: int | None                      # None: a dummy, for a message not in the set
     date: float = 0.0
     children: list[Node] = field(default_factory=list)
     parent: Node | None = None
     row: tuple | None = None
 
-    def first_date(self) -> float:
-        if self.uid is not None:
-            return self.date
-        return min((c.first_date() for c in self.children), default=0.0)
+    def sort_key(self) -> tuple[float, int]:
+        """Sent date, then sequence order (RFC 5256 §2.2); a dummy sorts as its
+        first child (RFC 5256 §4, REFERENCES steps 4 and 6)."""
+        if self.uid is not None or not self.children:
+            return self.date, self.uid or 0
+        return self.children[0].sort_key()
 
 
 def thread(rows: list[tuple], algorithm: str) -> list[Node]:
@@ -86,41 +180,60 @@ def _ordered_subject(rows: list[tuple]) -> list[Node]:
         root = Node(members[0][UID], _date(members[0]))
         root.children = [Node(m[UID], _date(m), parent=root) for m in members[1:]]
         roots.append(root)
-    roots.sort(key=lambda n: (n.date, n.uid))
+    roots.sort(key=Node.sort_key)
     return roots
 
 
 def _references(rows: list[tuple]) -> list[Node]:
-    """RFC 5256 §4 REFERENCES (after Zawinski): link messages by Message-ID,
-    References and In-Reply-To, prune placeholders, gather roots by subject."""
-    table: dict[str, Node] = {}
-    for row in sorted(rows, key=lambda r: r[UID]):
-        key = row[MSGID]
-        if not key or (key in table and table[key].uid is not None):   # none, or a duplicate
-            key = f"<uid-{row[UID]}@mailwright>"
-        node = table.setdefault(key, Node(None))
-        node.uid, node.date, node.row = row[UID], _date(row), row
-        refs = _MSGID.findall(row[REFS] or "") or _MSGID.findall(row[IN_REPLY_TO] or "")[:1]
-        parent = None
-        for ref in refs:
-            ref_node = table.setdefault(ref, Node(None))
-            if parent is not None and ref_node.parent is None and parent is not ref_node \
-                    and not _is_ancestor(ref_node, parent):
-                _link(parent, ref_node)
-            parent = ref_node
-        if node.parent is not None:
-            node.parent.children.remove(node)
-            node.parent = None
-        if parent is not None and parent is not node and not _is_ancestor(node, parent):
-            _link(parent, node)
-    roots = [n for n in table.values() if n.parent is None]
-    roots = _prune(roots, top=True)
-    roots = _gather_by_subject(roots)
-    _sort_tree(roots)
+    """RFC 5256 §4 REFERENCES (after Zawinski)."""
+    roots = _link_by_references(rows)                       # steps 1 and 2
+    roots = _prune(roots, top=True)                         # step 3
+    for node in roots:                                      # step 4
+        if node.uid is None:
+            node.children.sort(key=Node.sort_key)
+    roots.sort(key=Node.sort_key)
+    roots = _gather_by_subject(roots)                       # step 5
+    _sort_tree(roots)                                       # step 6
     return roots
 
 
-def _is_ancestor(node: Node, other: Node) -> bool:
+def _normal_msgid(msgid: str) -> str:
+    """RFC 5256 §4: msg-ids compare after normalizing quoting, so
+    <"01KF8JCEOCBS0045PS"@xxx.yyy.com> is <01KF8JCEOCBS0045PS@xxx.yyy.com>."""
+    return re.sub(r"\\(.)", r"\1", msgid.replace('"', ""))
+
+
+def _msgids(value: str | None) -> list[str]:
+    return [_normal_msgid(m) for m in _MSGID.findall(value or "")]
+
+
+def _link_by_references(rows: list[tuple]) -> list[Node]:
+    table: dict[str, Node] = {}
+    for row in sorted(rows, key=lambda r: r[UID]):
+        # A message without a Message-ID, or with one an earlier message has,
+        # gets a unique one (RFC 5256 §4 step 1).
+        own = _msgids(row[MSGID])[:1]
+        key = own[0] if own and (own[0] not in table or table[own[0]].uid is None) \
+            else f"uid {row[UID]}"
+        node = table.setdefault(key, Node(None))
+        node.uid, node.date, node.row = row[UID], _date(row), row
+        # References, or else the first msg-id of In-Reply-To.
+        refs = _msgids(row[REFS]) or _msgids(row[IN_REPLY_TO])[:1]
+        parent = None
+        for ref in refs:                  # (1)(A): each reference the parent of the next
+            ref_node = table.setdefault(ref, Node(None))
+            if parent is not None and ref_node.parent is None \
+                    and not _is_ancestor(ref_node, parent):
+                _link(parent, ref_node)
+            parent = ref_node
+        if node.parent is not None:       # (1)(B): the last reference is the parent
+            _unlink(node)
+        if parent is not None and not _is_ancestor(node, parent):
+            _link(parent, node)
+    return [n for n in table.values() if n.parent is None]
+
+
+def _is_ancestor(node: Node, other: Node | None) -> bool:
     """Is `node` an ancestor of `other` (or the same)?"""
     while other is not None:
         if other is node:
@@ -134,7 +247,15 @@ def _link(parent: Node, child: Node) -> None:
     parent.children.append(child)
 
 
+def _unlink(node: Node) -> None:
+    if node.parent is not None:
+        node.parent.children.remove(node)
+        node.parent = None
+
+
 def _prune(nodes: list[Node], top: bool) -> list[Node]:
+    """Step 3: drop dummies without children; replace the others by their children,
+    except a dummy at the top with more than one child."""
     out = []
     for node in nodes:
         node.children = _prune(node.children, top=False)
@@ -145,54 +266,64 @@ def _prune(nodes: list[Node], top: bool) -> list[Node]:
                 continue
             if not top or len(node.children) == 1:
                 for c in node.children:
-                    c.parent = node.parent
+                    c.parent = None if top else node.parent
                 out += node.children
                 continue
         out.append(node)
     return out
 
 
-def _subject(node: Node) -> str:
-    if node.row is not None:
-        return node.row[SUBJECT] or ""
-    return next((_subject(c) for c in node.children if _subject(c)), "")
-
-
-def _is_reply(node: Node) -> bool:
-    return node.row is not None and bool(node.row[IN_REPLY_TO] or node.row[REFS])
+def _thread_subject(node: Node) -> tuple[str, bool]:
+    """Step 5 (B)(i): the base subject of the message, or of a dummy's first child;
+    and whether that message is a reply or forward."""
+    message = node if node.uid is not None or not node.children else node.children[0]
+    if message.row is None:
+        return "", False
+    reply = base_subject(message.row[RAW_SUBJECT] or "")[1]
+    return message.row[SUBJECT] or "", reply
 
 
 def _gather_by_subject(roots: list[Node]) -> list[Node]:
-    by_subject: dict[str, Node] = {}
-    out: list[Node] = []
-    for node in roots:
-        subject = _subject(node)
-        other = by_subject.get(subject) if subject else None
-        if other is None:
-            if subject:
-                by_subject[subject] = node
-            out.append(node)
+    """Step 5: threads whose first messages share a base subject are merged."""
+    subjects = {node: _thread_subject(node) for node in roots}
+    table: dict[str, Node] = {}
+    for node in roots:                                      # (B) the subject table
+        subject, reply = subjects[node]
+        if not subject:
             continue
-        if other.uid is None and node.uid is None:
-            for c in node.children:
+        other = table.get(subject)
+        if other is None or (other.uid is not None and (
+                node.uid is None or (subjects[other][1] and not reply))):
+            table[subject] = node
+    dropped: set[Node] = set()
+    made: list[Node] = []
+    for node in roots:                                      # (C) merging
+        subject, reply = subjects[node]
+        other = table.get(subject) if subject else None
+        if other is None or other is node or node.parent is not None:
+            continue
+        if node.uid is None and other.uid is None:
+            for c in node.children:       # both dummies: the children become siblings
                 _link(other, c)
-        elif other.uid is None:
-            _link(other, node)
-        elif node.uid is not None and _is_reply(node) and not _is_reply(other):
-            _link(other, node)
+            node.children = []
+            dropped.add(node)
+        elif other.uid is None or (reply and not subjects[other][1]):
+            _link(other, node)            # under the dummy, or a reply under the original
         else:
-            holder = Node(None)
-            out[out.index(other)] = holder
+            holder = Node(None)           # otherwise: both under a new dummy
             _link(holder, other)
             _link(holder, node)
-            by_subject[subject] = holder
-    return out
+            table[subject] = holder
+            made.append(holder)
+    return [n for n in roots + made if n.parent is None and n not in dropped]
 
 
 def _sort_tree(nodes: list[Node]) -> None:
-    nodes.sort(key=lambda n: (n.first_date(), n.uid or 0))
+    """Step 6: every set of siblings by sent date, children before their parents'
+    level (a dummy sorts as its first child)."""
     for n in nodes:
         _sort_tree(n.children)
+    nodes.sort(key=Node.sort_key)
 
 
 def render_threads(roots: list[Node], number: Callable[[int], int | None]) -> bytes:

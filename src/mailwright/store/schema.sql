@@ -163,12 +163,16 @@ CREATE TABLE IF NOT EXISTS message_meta (
     blob TEXT NOT NULL UNIQUE,
     -- small search and sort keys first: SQLite reads a row's columns in order, and
     -- the rendered structures below may spill onto overflow pages
-    sent REAL,                            -- Date: (SENTBEFORE, SORT DATE)
+    sent REAL,                            -- Date: as a time (SORT DATE)
+    sent_day INTEGER,                     -- Date:'s day as written, YYYYMMDD (SENTON...)
     subject TEXT NOT NULL,                -- decoded (SEARCH SUBJECT)
-    base_subject TEXT NOT NULL,           -- RFC 5256 §2.1 (SORT SUBJECT, THREAD)
+    base_subject TEXT NOT NULL,           -- RFC 5256 §2.1, collated (SORT SUBJECT, THREAD)
     from_ TEXT NOT NULL, to_ TEXT NOT NULL, cc TEXT NOT NULL, bcc TEXT NOT NULL,
     sort_from TEXT NOT NULL, sort_to TEXT NOT NULL, sort_cc TEXT NOT NULL,
+    display_from TEXT NOT NULL DEFAULT '', -- RFC 5957 DISPLAYFROM / DISPLAYTO, collated
+    display_to TEXT NOT NULL DEFAULT '',
     msgid TEXT NOT NULL, in_reply_to TEXT NOT NULL, refs TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 0,   -- of the parse (store/sqlite_mailboxes.py)
     envelope BLOB NOT NULL,               -- rendered ENVELOPE
     body BLOB NOT NULL,                   -- rendered BODY
     bodystructure BLOB NOT NULL,          -- rendered BODYSTRUCTURE
@@ -177,8 +181,9 @@ CREATE TABLE IF NOT EXISTS message_meta (
 );
 
 -- Full-text index (SEARCH TEXT/BODY): decoded header fields and decoded body text.
+-- Trigrams, because SEARCH matches substrings, not words (RFC 9051 §6.4.4).
 CREATE VIRTUAL TABLE IF NOT EXISTS message_text USING fts5(
-    hdr, body, tokenize = 'unicode61 remove_diacritics 2'
+    hdr, body, tokenize = 'trigram'
 );
 
 -- Expunged UIDs with the MODSEQ of their removal: other sessions learn of them

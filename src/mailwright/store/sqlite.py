@@ -67,6 +67,10 @@ ADDED_COLUMNS = (
     ("queue_recipients", "lease", "REAL NOT NULL DEFAULT 0"),
     ("mailboxes", "recent_uid", "INTEGER NOT NULL DEFAULT 1"),
     ("messages", "meta_id", "INTEGER"),
+    ("message_meta", "sent_day", "INTEGER"),
+    ("message_meta", "display_from", "TEXT NOT NULL DEFAULT ''"),
+    ("message_meta", "display_to", "TEXT NOT NULL DEFAULT ''"),
+    ("message_meta", "version", "INTEGER NOT NULL DEFAULT 0"),   # 0: parse again
 )
 MAX_ALIAS_DEPTH = 8
 

@@ -10,6 +10,8 @@ import json
 import re
 import sqlite3
 import time
+import unicodedata
+from importlib import resources
 
 from ..address import AddressError, parse_mailbox
 from ..imap import mime
@@ -34,6 +36,46 @@ MAX_SUBSCRIPTIONS = 1000         # per account
 MAX_NAME = 512                   # octets, UTF-8
 
 
+# What a message's parse stores changes with the parser: message_meta rows carry the
+# version that made them, and the start-up backfill parses older rows again.
+# 1: Date's day as written, display sort keys, collated sort keys, RFC 5256 base
+#    subject, address search text, every header field in the trigram text index.
+META_VERSION = 1
+_META_COLUMNS = ("envelope", "body", "bodystructure", "structure", "header", "sent",
+                 "sent_day", "subject", "base_subject", "from_", "to_", "cc", "bcc",
+                 "sort_from", "sort_to", "sort_cc", "display_from", "display_to", "msgid",
+                 "in_reply_to", "refs", "version")
+
+
+def _meta_values(m: mime.MessageMeta) -> tuple:
+    """The message_meta values of a parse, in _META_COLUMNS order."""
+    return (m.envelope, m.body, m.bodystructure, m.structure_json(), m.header, m.sent,
+            m.sent_day, m.subject, m.base_subject, m.from_, m.to, m.cc, m.bcc, m.sort_from,
+            m.sort_to, m.sort_cc, m.display_from, m.display_to, m.message_id,
+            m.in_reply_to, m.references, META_VERSION)
+
+
+def _index_text(c: sqlite3.Connection, meta_id: int, m: mime.MessageMeta) -> None:
+    # OR REPLACE: a stale index row under a reused rowid must not fail the delivery
+    c.execute("INSERT OR REPLACE INTO message_text (rowid, hdr, body) VALUES (?,?,?)",
+              (meta_id, fold(m.header_text), fold(m.text)))
+
+
+# Combining diacritical marks (the blocks for Latin, Greek, Cyrillic and symbols).
+_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+
+
+def fold(text: str) -> str:
+    """What the text index holds and is asked for: diacritics taken off, so "cafe"
+    finds "café" (RFC 9051 §6.4.4 allows flexible matching for TEXT and BODY); the
+    index folds case itself. Composed again afterwards (NFC), so scripts whose
+    letters decompose without marks (Hangul) are stored as written."""
+    if text.isascii():
+        return text
+    bare = _MARKS.sub("", unicodedata.normalize("NFKD", text))
+    return unicodedata.normalize("NFC", bare)
+
+
 def ensure_meta(c: sqlite3.Connection, digest: str, content: bytes,
                 parsed: mime.MessageMeta | None = None) -> int:
     """Store a message's parse once per blob (RFC 9051 FETCH data, sort and search
@@ -44,16 +86,10 @@ def ensure_meta(c: sqlite3.Connection, digest: str, content: bytes,
     if row:
         return row[0]
     m = parsed or mime.parse(content)
-    cur = c.execute(
-        "INSERT INTO message_meta (blob, envelope, body, bodystructure, structure, header, "
-        "sent, subject, base_subject, from_, to_, cc, bcc, sort_from, sort_to, sort_cc, "
-        "msgid, in_reply_to, refs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (digest, m.envelope, m.body, m.bodystructure, m.structure_json(), m.header, m.sent,
-         m.subject, m.base_subject, m.from_, m.to, m.cc, m.bcc, m.sort_from, m.sort_to,
-         m.sort_cc, m.message_id, m.in_reply_to, m.references))
-    # OR REPLACE: a stale index row under a reused rowid must not fail the delivery
-    c.execute("INSERT OR REPLACE INTO message_text (rowid, hdr, body) VALUES (?,?,?)",
-              (cur.lastrowid, " ".join((m.subject, m.from_, m.to, m.cc, m.bcc)), m.text))
+    marks = ",".join("?" * (len(_META_COLUMNS) + 1))
+    cur = c.execute(f"INSERT INTO message_meta (blob, {', '.join(_META_COLUMNS)}) "
+                    f"VALUES ({marks})", (digest, *_meta_values(m)))
+    _index_text(c, cur.lastrowid, m)
     return cur.lastrowid
 
 
@@ -62,6 +98,19 @@ def _meta_job(items: list[tuple[str, bytes]]):
         for digest, content in items:
             c.execute("UPDATE messages SET meta_id=? WHERE blob=? AND meta_id IS NULL",
                       (ensure_meta(c, digest, content), digest))
+    return job
+
+
+def _reparse_job(items: list[tuple[int, mime.MessageMeta]]):
+    """Replace the stored parse of older metadata rows by a new one."""
+    assignments = ", ".join(f"{column}=?" for column in _META_COLUMNS)
+
+    def job(c: sqlite3.Connection) -> None:
+        for meta_id, m in items:
+            # The row may have gone (its last message expunged) since it was read.
+            if c.execute(f"UPDATE message_meta SET {assignments} WHERE id=?",
+                         (*_meta_values(m), meta_id)).rowcount:
+                _index_text(c, meta_id, m)
     return job
 
 
@@ -114,6 +163,7 @@ class SQLiteMailboxes(MailboxStore):
         # mailbox id -> ((UIDNEXT, HIGHESTMODSEQ), counts at that version)
         self._counts_cache: dict[int, tuple] = {}
         _adopt_legacy_subscriptions(conn)
+        _adopt_trigram_index(conn)
 
     # --- mailboxes --------------------------------------------------------------
     def account_id(self, account: str) -> int | None:
@@ -415,7 +465,11 @@ class SQLiteMailboxes(MailboxStore):
 
     async def backfill_meta(self, batch: int = 200) -> int:
         """Parse messages stored before IMAP metadata existed (an upgraded data_dir),
-        a batch per writer job so deliveries are never held up for long."""
+        then parse again those whose metadata an older version made; a batch per
+        writer job so deliveries are never held up for long. How many were parsed."""
+        return await self._parse_unparsed(batch) + await self._reparse_stale(batch)
+
+    async def _parse_unparsed(self, batch: int) -> int:
         done = 0
         while True:
             digests = [r[0] for r in self.conn.execute(
@@ -426,6 +480,24 @@ class SQLiteMailboxes(MailboxStore):
             contents = await asyncio.to_thread(self._read_blobs, digests)
             await self._writer.submit_async(_meta_job(list(zip(digests, contents, strict=True))))
             done += len(digests)
+
+    async def _reparse_stale(self, batch: int) -> int:
+        done = last = 0
+        while True:
+            # In id order, from where the last batch ended: one pass over the table.
+            rows = self.conn.execute(
+                "SELECT id, blob FROM message_meta WHERE id>? AND version<? ORDER BY id "
+                "LIMIT ?", (last, META_VERSION, batch)).fetchall()
+            if not rows:
+                return done
+            parsed = await asyncio.to_thread(self._parse_blobs, [r[1] for r in rows])
+            await self._writer.submit_async(_reparse_job(
+                [(r[0], m) for r, m in zip(rows, parsed, strict=True)]))
+            done += len(rows)
+            last = rows[-1][0]
+
+    def _parse_blobs(self, digests: list[str]) -> list[mime.MessageMeta]:
+        return [mime.parse(self.read_blob(d)) for d in digests]
 
     def _read_blobs(self, digests: list[str]) -> list[bytes]:
         return [self.read_blob(d) for d in digests]
@@ -454,13 +526,15 @@ class SQLiteMailboxes(MailboxStore):
 
     def sort_keys(self, mailbox_id: int, uids: list[int]) -> list[tuple]:
         """(uid, internaldate, size, sent, base_subject, sort_from, sort_to, sort_cc,
-        msgid, in_reply_to, refs) for SORT and THREAD."""
+        msgid, in_reply_to, refs, subject, display_from, display_to) for SORT and
+        THREAD (the row imap/threads.py reads)."""
         out = []
         wanted = set(uids)
         for lo, hi in _ranges(uids):
             out += [r for r in self.conn.execute(
                 "SELECT m.uid, m.internaldate, m.size, x.sent, x.base_subject, x.sort_from, "
-                "x.sort_to, x.sort_cc, x.msgid, x.in_reply_to, x.refs FROM messages m "
+                "x.sort_to, x.sort_cc, x.msgid, x.in_reply_to, x.refs, x.subject, "
+                "x.display_from, x.display_to FROM messages m "
                 "LEFT JOIN message_meta x ON x.id=m.meta_id WHERE m.mailbox_id=? "
                 "AND m.uid BETWEEN ? AND ? ORDER BY m.uid", (mailbox_id, lo, hi))
                 if r[0] in wanted]
@@ -506,6 +580,33 @@ def _adopt_legacy_subscriptions(conn: sqlite3.Connection) -> None:
                          "SELECT account_id, name FROM mailboxes WHERE subscribed")
         conn.execute("INSERT OR IGNORE INTO meta (key, value) "
                      "VALUES ('subscriptions_adopted', '1')")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _has_trigram_index(conn: sqlite3.Connection) -> bool:
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type='table' "
+                       "AND name='message_text'").fetchone()
+    return row is not None and "trigram" in row[0]
+
+
+def _adopt_trigram_index(conn: sqlite3.Connection) -> None:
+    """Databases from before substring SEARCH have a word index (FTS5 unicode61):
+    make the table anew as schema.sql has it, and mark every parse as older so the
+    start-up backfill fills the new index (META_VERSION)."""
+    if _has_trigram_index(conn):
+        return
+    schema = resources.files("mailwright.store").joinpath("schema.sql").read_text()
+    create = re.search(r"CREATE VIRTUAL TABLE IF NOT EXISTS message_text\b.*?;", schema, re.S)
+    assert create is not None, "schema.sql defines message_text"
+    conn.execute("BEGIN IMMEDIATE")          # one step, even with several processes
+    try:
+        if not _has_trigram_index(conn):
+            conn.execute("DROP TABLE IF EXISTS message_text")
+            conn.execute(create[0])
+            conn.execute("UPDATE message_meta SET version=0")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -647,28 +748,80 @@ def _like(text: str) -> str:
     return "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
 
 
-def _fts_phrase(text: str) -> str | None:
-    """An FTS5 query matching the words of `text` in order, the last as a prefix
-    (so "meet" finds "meeting"); None when the text has no word characters."""
-    if not re.search(r"\w", text):
-        return None
-    return '"' + text.replace('"', '""') + '" *'
+# The text index is FTS5's trigram tokenizer (case-folding): a phrase of three or
+# more characters finds every row holding it as a substring, as SEARCH asks (RFC 9051
+# §6.4.4). A shorter one has no trigram to look up: those rows are scanned.
+TRIGRAM = 3
 
 
 def _fts_query(key: tuple) -> str | None:
-    """The FTS5 query of a TEXT or BODY key (BODY: the body column only)."""
-    if key[0] not in ("text", "body"):
+    """The FTS5 query of a TEXT or BODY key (BODY: the body column only), or None
+    when the index cannot answer it."""
+    needle = fold(key[1]) if key[0] in ("text", "body") else ""
+    if len(needle) < TRIGRAM:
         return None
-    phrase = _fts_phrase(key[1])
-    if phrase is None:
-        return None
+    phrase = '"' + needle.replace('"', '""') + '"'
     return phrase if key[0] == "text" else "body : " + phrase
 
 
-def _day_bounds(day: datetime.date) -> tuple[float, float]:
-    """RFC 9051 §6.4.4: dates disregard time and zone; a day in the server's zone."""
-    start = datetime.datetime(day.year, day.month, day.day).timestamp()
-    return start, start + 86400
+def _text_sql(key: tuple, args: list) -> str:
+    """TEXT: the header fields or the body hold the string; BODY: the body does."""
+    if not key[1]:
+        return "1"                              # the empty string is in every text
+    query = _fts_query(key)
+    if query is not None:
+        args.append(query)
+        return "x.id IN (SELECT rowid FROM message_text WHERE message_text MATCH ?)"
+    like = _like(fold(key[1]))
+    if key[0] == "body":
+        args.append(like)
+        where = "body LIKE ? ESCAPE '\\'"
+    else:
+        args += [like, like]
+        where = "hdr LIKE ? ESCAPE '\\' OR body LIKE ? ESCAPE '\\'"
+    return f"x.id IN (SELECT rowid FROM message_text WHERE {where})"
+
+
+def _day_start(day: datetime.date) -> float:
+    """The first second of a day in the server's zone (the zone INTERNALDATE is
+    shown in, render.date_time)."""
+    return datetime.datetime(day.year, day.month, day.day).timestamp()
+
+
+def _internaldate_sql(op: str, day: datetime.date, args: list) -> str:
+    """BEFORE / ON / SINCE: the internal date's day, disregarding time (RFC 9051
+    §6.4.4). The next day starts at its own midnight, not always 24 hours later."""
+    start = _day_start(day)
+    if op == "before":
+        args.append(start)
+        return "m.internaldate < ?"
+    if op == "since":
+        args.append(start)
+        return "m.internaldate >= ?"
+    args += [start, _day_start(day + datetime.timedelta(days=1))]
+    return "m.internaldate >= ? AND m.internaldate < ?"
+
+
+_DAY_OPS = {"before": "<", "on": "=", "since": ">="}
+
+
+def _sent_sql(op: str, day: datetime.date, args: list) -> str:
+    """SENTBEFORE / SENTON / SENTSINCE: the Date: field's date as written, time and
+    timezone disregarded (RFC 9051 §6.4.4). A message without a valid Date: has no
+    such date: it matches none of them (and so matches their NOT)."""
+    args.append(day.year * 10000 + day.month * 100 + day.day)
+    return f"coalesce(x.sent_day {_DAY_OPS[op]} ?, 0)"
+
+
+def _header_sql(field: str, text: str, args: list) -> str:
+    """HEADER field string: a substring of the field's decoded value; an empty
+    string matches every message that has the field (RFC 9051 §6.4.4)."""
+    column = _HEADER_COLUMNS.get(field)
+    if column and text:
+        args.append(_like(text))
+        return f"{column} LIKE ? ESCAPE '\\'"
+    args += [field, text]
+    return "header_match(x.header, ?, ?)"
 
 
 def _sql(key: tuple, args: list) -> str:
@@ -701,29 +854,13 @@ def _sql(key: tuple, args: list) -> str:
         return ("EXISTS (SELECT 1 FROM json_each(?) j WHERE m.uid BETWEEN "
                 "json_extract(j.value, '$[0]') AND json_extract(j.value, '$[1]'))")
     if kind == "header":
-        column = _HEADER_COLUMNS.get(key[1])
-        if column:
-            args.append(_like(key[2]))
-            return f"{column} LIKE ? ESCAPE '\\'"
-        args += [key[1], key[2]]
-        return "header_match(x.header, ?, ?)"
+        return _header_sql(key[1], key[2], args)
     if kind in ("text", "body"):
-        query = _fts_query(key)
-        if query is None:
-            return "1"
-        args.append(query)
-        return "x.id IN (SELECT rowid FROM message_text WHERE message_text MATCH ?)"
-    if kind in ("internaldate", "sent"):
-        column = "m.internaldate" if kind == "internaldate" else "x.sent"
-        start, end = _day_bounds(key[2])
-        if key[1] == "before":
-            args.append(start)
-            return f"{column} < ?"
-        if key[1] == "since":
-            args.append(start)
-            return f"{column} >= ?"
-        args += [start, end]
-        return f"{column} >= ? AND {column} < ?"
+        return _text_sql(key, args)
+    if kind == "internaldate":
+        return _internaldate_sql(key[1], key[2], args)
+    if kind == "sent":
+        return _sent_sql(key[1], key[2], args)
     if kind == "larger":
         args.append(key[1])
         return "m.size > ?"
