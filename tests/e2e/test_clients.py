@@ -89,12 +89,14 @@ def test_curl_smtp_ssl_reqd(server, tmp_path):
     msg = tmp_path / "msg.eml"
     msg.write_bytes(f"From: alice@example.test\r\nTo: bob@example.test\r\nSubject: {token}\r\n"
                     f"\r\nsent by curl\r\n".encode())
-    res = run(["curl", "-sS", "--ssl-reqd", "-k", f"smtp://127.0.0.1:{server.ports['submission']}",
+    ca = str(server.data_dir / "tls" / "ca.pem")          # the server's own CA, checks on
+    res = run(["curl", "-sS", "--ssl-reqd", "--cacert", ca,
+               f"smtp://127.0.0.1:{server.ports['submission']}",
                "--mail-from", "alice@example.test", "--mail-rcpt", "bob@example.test",
                "-u", f"alice@example.test:{PASSWORD}", "-T", str(msg)])
     assert res.returncode == 0, res.stderr.decode()
     assert delivered(server, "bob@example.test", token)
-    res = run(["curl", "-sS", "-k", f"smtps://127.0.0.1:{server.ports['submissions']}",
+    res = run(["curl", "-sS", "--cacert", ca, f"smtps://127.0.0.1:{server.ports['submissions']}",
                "--mail-from", "alice@example.test", "--mail-rcpt", "carol@example.test",
                "-u", f"alice@example.test:{PASSWORD}", "-T", str(msg)])
     assert res.returncode == 0, res.stderr.decode()
@@ -107,7 +109,8 @@ def test_msmtp(server, auth):
     token = marker()
     msg = f"From: bob@example.test\r\nTo: alice@example.test\r\nSubject: {token}\r\n\r\nhi\r\n"
     res = run(["msmtp", "--host=127.0.0.1", f"--port={server.ports['submission']}",
-               "--tls=on", "--tls-starttls=on", "--tls-certcheck=off", f"--auth={auth}",
+               "--tls=on", "--tls-starttls=on",
+               f"--tls-trust-file={server.data_dir / 'tls' / 'ca.pem'}", f"--auth={auth}",
                "--user=bob@example.test", f"--passwordeval=echo '{PASSWORD}'",
                "--from=bob@example.test", "alice@example.test"], input=msg.encode())
     assert res.returncode == 0, res.stderr.decode()
