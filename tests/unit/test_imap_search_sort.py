@@ -136,6 +136,7 @@ TEXTS = [
     message("Subject: lunch", "Content-Transfer-Encoding: quoted-printable",
             body="soft=\r\nbreak and caf=C3=A9"),              # "softbreak and café"
     message("X-Extra: hello beautiful header", "X-Extra: another one", body="ok"),
+    message("Subject: parts", body="abc bcd cde"),
 ]
 
 
@@ -153,14 +154,17 @@ def test_text_and_body_match_substrings_case_insensitively(store):
     assert c.answer("SEARCH TEXT CAFE") == "* SEARCH 2 3"
     assert c.answer("SEARCH BODY \"café\"") == "* SEARCH 3"
     assert c.answer("SEARCH BODY ok") == "* SEARCH 4"
-    assert c.answer("SEARCH NOT TEXT report") == "* SEARCH 2 3 4"
+    assert c.answer("SEARCH NOT TEXT report") == "* SEARCH 2 3 4 5"
+    # every trigram of "abcde" is in message 5, the string is not
+    assert c.answer("SEARCH BODY abcde") == "* SEARCH"
+    assert c.answer("SEARCH BODY \"c bcd c\" TEXT parts") == "* SEARCH 5"
 
 
 def test_header_with_an_empty_string_matches_messages_having_the_field(store):
     # RFC 9051 §6.4.4 HEADER: a zero-length string matches every message that has
     # the field, whatever its contents.
     c = fill(store, "headers", TEXTS)
-    assert c.answer('SEARCH HEADER Subject ""') == "* SEARCH 1 2 3"
+    assert c.answer('SEARCH HEADER Subject ""') == "* SEARCH 1 2 3 5"
     assert c.answer('SEARCH NOT HEADER subject ""') == "* SEARCH 4"
     assert c.answer('SEARCH HEADER X-Extra ""') == "* SEARCH 4"
     assert c.answer('SEARCH HEADER X-Extra "another"') == "* SEARCH 4"   # a later field

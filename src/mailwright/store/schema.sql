@@ -180,10 +180,12 @@ CREATE TABLE IF NOT EXISTS message_meta (
     header BLOB NOT NULL                  -- the top-level header block
 );
 
--- Full-text index (SEARCH TEXT/BODY): decoded header fields and decoded body text.
--- Trigrams, because SEARCH matches substrings, not words (RFC 9051 §6.4.4).
+-- Full-text index (SEARCH TEXT/BODY): decoded header fields and decoded body text,
+-- case and diacritics folded. Trigrams, because SEARCH matches substrings, not words
+-- (RFC 9051 §6.4.4); no positions or column sizes: a trigram lookup only narrows the
+-- rows down, instr() on the text decides (store/sqlite_mailboxes.py).
 CREATE VIRTUAL TABLE IF NOT EXISTS message_text USING fts5(
-    hdr, body, tokenize = 'trigram'
+    hdr, body, tokenize = 'trigram', detail = none, columnsize = 0
 );
 
 -- Expunged UIDs with the MODSEQ of their removal: other sessions learn of them

@@ -66,13 +66,14 @@ _MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20
 
 
 def fold(text: str) -> str:
-    """What the text index holds and is asked for: diacritics taken off, so "cafe"
-    finds "café" (RFC 9051 §6.4.4 allows flexible matching for TEXT and BODY); the
-    index folds case itself. Composed again afterwards (NFC), so scripts whose
-    letters decompose without marks (Hangul) are stored as written."""
+    """What the text index holds and is asked for: case folded (SEARCH matching is
+    case-insensitive, RFC 9051 §6.4.4) and diacritics taken off, so "cafe" finds
+    "Café" (flexible matching, which RFC 9051 allows for TEXT and BODY). Composed
+    again afterwards (NFC), so letters that decompose without marks (Hangul) are
+    stored as written."""
     if text.isascii():
-        return text
-    bare = _MARKS.sub("", unicodedata.normalize("NFKD", text))
+        return text.lower()
+    bare = _MARKS.sub("", unicodedata.normalize("NFKD", text.casefold()))
     return unicodedata.normalize("NFC", bare)
 
 
@@ -163,7 +164,7 @@ class SQLiteMailboxes(MailboxStore):
         # mailbox id -> ((UIDNEXT, HIGHESTMODSEQ), counts at that version)
         self._counts_cache: dict[int, tuple] = {}
         _adopt_legacy_subscriptions(conn)
-        _adopt_trigram_index(conn)
+        _adopt_text_index(conn)
 
     # --- mailboxes --------------------------------------------------------------
     def account_id(self, account: str) -> int | None:
@@ -505,16 +506,18 @@ class SQLiteMailboxes(MailboxStore):
     # --- search and sort ------------------------------------------------------------
     def search(self, mailbox_id: int, key) -> list[int]:
         terms = list(key[1]) if key[0] == "and" else [key]
-        driver = next((t for t in terms if _fts_query(t) is not None), None)
+        driver = next((t for t in terms if _indexed(t)), None)
         if driver is not None:
             # A full-text term among the top-level keys: start from the index's
             # matches (CROSS JOIN fixes the order), reach the messages by blob ("+"
             # keeps SQLite from scanning the mailbox instead), then check the rest.
-            args: list = [_fts_query(driver), mailbox_id]
+            args: list = []
+            found = _text_match(driver, args)
+            args.append(mailbox_id)
             where = _sql(("and", [t for t in terms if t is not driver]), args)
             return [r[0] for r in self.conn.execute(
                 f"SELECT m.uid FROM message_text t CROSS JOIN message_meta x "
-                f"CROSS JOIN messages m WHERE t.message_text MATCH ? AND x.id=t.rowid "
+                f"CROSS JOIN messages m WHERE {found} AND x.id=t.rowid "
                 f"AND m.blob=x.blob AND +m.mailbox_id=? AND ({where}) ORDER BY m.uid", args)]
         args = [mailbox_id]
         where = _sql(key, args)
@@ -586,24 +589,30 @@ def _adopt_legacy_subscriptions(conn: sqlite3.Connection) -> None:
         raise
 
 
-def _has_trigram_index(conn: sqlite3.Connection) -> bool:
-    row = conn.execute("SELECT sql FROM sqlite_master WHERE type='table' "
-                       "AND name='message_text'").fetchone()
-    return row is not None and "trigram" in row[0]
+def _fts5_arguments(sql: str) -> str:
+    """The arguments of a CREATE VIRTUAL TABLE ... USING fts5(...), spaces normalized."""
+    found = re.search(r"USING\s+fts5\s*\((.*)\)", sql, re.S)
+    return " ".join(found[1].split()) if found else ""
 
 
-def _adopt_trigram_index(conn: sqlite3.Connection) -> None:
-    """Databases from before substring SEARCH have a word index (FTS5 unicode61):
-    make the table anew as schema.sql has it, and mark every parse as older so the
-    start-up backfill fills the new index (META_VERSION)."""
-    if _has_trigram_index(conn):
-        return
+def _adopt_text_index(conn: sqlite3.Connection) -> None:
+    """A database whose text index was declared otherwise than schema.sql declares it
+    now (from before substring SEARCH: a word index, FTS5 unicode61) gets the table
+    anew, and every parse is marked as older so that the start-up backfill fills the
+    new index (see META_VERSION)."""
     schema = resources.files("mailwright.store").joinpath("schema.sql").read_text()
     create = re.search(r"CREATE VIRTUAL TABLE IF NOT EXISTS message_text\b.*?;", schema, re.S)
-    assert create is not None, "schema.sql defines message_text"
+    assert create is not None, "schema.sql declares message_text"
+
+    def current() -> bool:
+        row = conn.execute("SELECT sql FROM sqlite_master WHERE type='table' "
+                           "AND name='message_text'").fetchone()
+        return row is not None and _fts5_arguments(row[0]) == _fts5_arguments(create[0])
+    if current():
+        return
     conn.execute("BEGIN IMMEDIATE")          # one step, even with several processes
     try:
-        if not _has_trigram_index(conn):
+        if not current():
             conn.execute("DROP TABLE IF EXISTS message_text")
             conn.execute(create[0])
             conn.execute("UPDATE message_meta SET version=0")
@@ -748,38 +757,46 @@ def _like(text: str) -> str:
     return "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
 
 
-# The text index is FTS5's trigram tokenizer (case-folding): a phrase of three or
-# more characters finds every row holding it as a substring, as SEARCH asks (RFC 9051
-# §6.4.4). A shorter one has no trigram to look up: those rows are scanned.
+# The text index is FTS5's trigram tokenizer over folded text (`fold`), without
+# positions (detail=none: the index is about the size of the text, and writing it
+# at delivery costs a fraction of what positions do). A string of three or more
+# characters selects the rows holding all of its trigrams; instr() then keeps those
+# that hold the string itself: SEARCH matches substrings (RFC 9051 §6.4.4). A
+# shorter string has no trigram to look up: the rows are scanned.
 TRIGRAM = 3
 
 
-def _fts_query(key: tuple) -> str | None:
-    """The FTS5 query of a TEXT or BODY key (BODY: the body column only), or None
-    when the index cannot answer it."""
-    needle = fold(key[1]) if key[0] in ("text", "body") else ""
+def _indexed(key: tuple) -> bool:
+    """Can the index narrow down this key?"""
+    return key[0] in ("text", "body") and len(fold(key[1])) >= TRIGRAM
+
+
+def _trigrams(needle: str) -> str:
+    """An FTS5 query for the rows holding every trigram of the needle."""
+    grams = dict.fromkeys(needle[i:i + TRIGRAM] for i in range(len(needle) - TRIGRAM + 1))
+    return " AND ".join('"' + g.replace('"', '""') + '"' for g in grams)
+
+
+def _text_match(key: tuple, args: list) -> str:
+    """The condition on message_text `t` for a TEXT key (the header fields or the
+    body hold the string) or a BODY key (the body does)."""
+    needle = fold(key[1])
+    found = "instr(t.body, ?) > 0"
+    args_found = [needle]
+    if key[0] == "text":
+        found = f"(instr(t.hdr, ?) > 0 OR {found})"
+        args_found.insert(0, needle)
     if len(needle) < TRIGRAM:
-        return None
-    phrase = '"' + needle.replace('"', '""') + '"'
-    return phrase if key[0] == "text" else "body : " + phrase
+        args += args_found
+        return found
+    args += [_trigrams(needle), *args_found]
+    return f"t.message_text MATCH ? AND {found}"
 
 
 def _text_sql(key: tuple, args: list) -> str:
-    """TEXT: the header fields or the body hold the string; BODY: the body does."""
     if not key[1]:
         return "1"                              # the empty string is in every text
-    query = _fts_query(key)
-    if query is not None:
-        args.append(query)
-        return "x.id IN (SELECT rowid FROM message_text WHERE message_text MATCH ?)"
-    like = _like(fold(key[1]))
-    if key[0] == "body":
-        args.append(like)
-        where = "body LIKE ? ESCAPE '\\'"
-    else:
-        args += [like, like]
-        where = "hdr LIKE ? ESCAPE '\\' OR body LIKE ? ESCAPE '\\'"
-    return f"x.id IN (SELECT rowid FROM message_text WHERE {where})"
+    return f"x.id IN (SELECT t.rowid FROM message_text t WHERE {_text_match(key, args)})"
 
 
 def _day_start(day: datetime.date) -> float:
