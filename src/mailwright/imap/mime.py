@@ -563,7 +563,10 @@ def _text_of(data: bytes, part: Part, out: list[str], budget: list[int]) -> None
     if not part.ctype.startswith("text/"):
         return
     headers = part_headers(data, part)
-    raw = decode_transfer(data[part.body:part.end], part.encoding)
+    # Only the encoded octets that can give budget*4 decoded ones (quoted-printable
+    # takes at most 3 each, with soft breaks): not a copy of a whole large part.
+    encoded = data[part.body:min(part.end, part.body + budget[0] * 16)]
+    raw = decode_transfer(encoded, part.encoding)
     text = _charset_text(raw[:budget[0] * 4], headers.get_content_charset())
     if part.ctype == "text/html":
         text = html.unescape(_TAGS.sub(" ", text))

@@ -15,6 +15,12 @@ A session offers: greeting(), receive(bytes), process() -> (bytes, Action,
 pending coroutine or None), complete(outcome) -> (bytes, Action), timeout,
 timed_out() -> bytes, tls_started(TLSInfo), disconnected(), buffered (octets
 of unprocessed input), backlog (process() stopped early with work left).
+
+Flow control reads `buffered` as input received and not parsed yet. A session
+must not count what it has already consumed, such as the part of an SMTP
+message passed to its spool: that cannot shrink before the end of the message
+is read, and while reading is paused it never would be (every message over the
+high-water mark would hang until the data timeout).
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ from .timeouts import IdleTimeouts
 
 log = logging.getLogger("mailwright.net")
 
-# Stop reading from a client that pipelines faster than we answer.
+# Stop reading from a client that sends faster than we parse (pipelined commands
+# while a delivery is awaited, say); resume once what is unparsed is below LOW.
 READ_HIGH_WATER = 1 << 20
 READ_LOW_WATER = 1 << 16
 

@@ -1,13 +1,19 @@
 """Byte stream → SMTP command lines, DATA messages and BDAT chunks (sans-I/O).
 
-The framer never holds more than its limits: a command line longer than the
-hard limit is dropped up to its end and reported once; a DATA message larger
-than the size limit is dropped while the stream is still read up to the
-terminator; a BDAT chunk that will not be kept is counted, not stored.
+The framer holds only input it has not parsed yet, and little of it: a command
+line longer than the hard limit is dropped up to its end and reported once;
+message text (DATA, un-stuffed, or BDAT chunk data) is handed on piece by piece,
+as it arrives, to a sink the session gives (a spool: memory, then a file). So
+`buffered`, what flow control measures, never includes the message collected so
+far: a client is paused only when it sends faster than we parse, and the end of
+a large message can always be read. A DATA message larger than the size limit
+stops going to the sink but is still read up to its terminator, so the session
+can answer 552 and go on; a BDAT chunk that will not be kept is counted, not
+stored.
 
 Smuggling (the 2023 "SMTP smuggling" family): only CRLF "." CRLF ends DATA
 (RFC 5321 §4.1.1.4). A bare LF or bare CR anywhere in the message is reported
-as a problem and the session rejects the whole message, so `\\n.\\n` or
+(TextCheck) and the session rejects the whole message, so `\\n.\\n` or
 `\\r.\\r` can never end one message and start another here, nor be relayed on
 to a server that would read them that way.
 """
@@ -15,11 +21,17 @@ to a server that would read them that way.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from ..net.lines import LineBuffer, LineTooLong
+from ..net.lines import LineBuffer, LineMeter, LineTooLong
 
 _TERMINATOR = b"\r\n.\r\n"
+_END_LINE = b".\r\n"            # the terminator as seen at the start of a line
+# RFC 5321 §4.5.3.1.6 / RFC 5322 §2.1.1: 1000 octets per text line with its CRLF.
+RFC_TEXT_LINE = 1000
+
+Sink = Callable[[bytes], None]   # takes message text, piece by piece
 
 
 @dataclass(frozen=True)
@@ -29,15 +41,16 @@ class CommandLine:
 
 @dataclass(frozen=True)
 class MessageData:
-    content: bytes                      # dot-unstuffed, every line CRLF-terminated
-    problems: frozenset[str] = field(default_factory=frozenset)  # see Problem
+    """The end of a DATA message; its text went to the sink given to start_data()."""
+    size: int            # octets after un-stuffing (counted on past the limit)
+    too_big: bool        # past max_message_size: the sink did not get all of it
 
 
 @dataclass(frozen=True)
 class Chunk:
-    data: bytes          # empty when the chunk was discarded
+    """The end of a BDAT chunk; its data went to the sink given to start_bdat()."""
     size: int            # octets the client sent in this chunk
-    kept: bool
+    kept: bool           # False: there was no sink, the data was dropped
 
 
 class Problem(enum.StrEnum):
@@ -53,23 +66,66 @@ class Mode(enum.Enum):
     BDAT = 3
 
 
-class Framer:
-    def __init__(self, hard_line_limit: int, text_line: int, max_message_size: int):
-        self.max_message_size = max_message_size
+class TextCheck:
+    """What is wrong with message text, fed in pieces of any size: NUL, bare CR or
+    LF (RFC 5321 §2.3.8), lines longer than `text_line` octets with their CRLF
+    (0: no limit). DATA text is fed after un-stuffing, so the dot a client doubled
+    for transparency is not counted (RFC 5321 §4.5.3.1.6)."""
+
+    def __init__(self, text_line: int = 0):
         self.text_line = text_line
+        self.problems: set[Problem] = set()
+        self.lines = LineMeter(max(text_line, RFC_TEXT_LINE))
+        self._cr = False         # the last piece ended with a CR (its LF may follow)
+
+    @property
+    def long_lines(self) -> bool:
+        """A line over RFC 5322's 998 octets (+ CRLF): relaying must re-encode it."""
+        return self.lines.longest > RFC_TEXT_LINE
+
+    def feed(self, text: bytes) -> None:
+        if not text:
+            return
+        if b"\x00" in text:
+            self.problems.add(Problem.NUL)
+        self._newlines(text)
+        self.lines.feed(text)
+
+    def _newlines(self, text: bytes) -> None:
+        crlf = text.count(b"\r\n")
+        cr = text.count(b"\r")
+        if self._cr:                      # the CR the previous piece ended with
+            cr += 1
+            crlf += text[0] == 0x0A
+        self._cr = text[-1] == 0x0D
+        cr -= self._cr                    # counted with the next piece
+        if text.count(b"\n") != crlf or cr != crlf:
+            self.problems.add(Problem.BARE_NEWLINE)
+
+    def finish(self) -> set[Problem]:
+        if self._cr:
+            self.problems.add(Problem.BARE_NEWLINE)
+        if self.text_line and self.lines.longest > self.text_line:
+            self.problems.add(Problem.LONG_LINE)
+        return self.problems
+
+
+class Framer:
+    def __init__(self, hard_line_limit: int, max_message_size: int):
+        self.max_message_size = max_message_size
         self.mode = Mode.COMMAND
         self._lines = LineBuffer(hard_line_limit)
         self._buf = self._lines.buf          # shared: DATA and BDAT read from it too
-        self._data = bytearray()
-        self._scanned = 0
-        self._too_big = False
+        self._sink: Sink | None = None
+        self._size = 0
+        self._line_start = True
         self._bdat_left = 0
         self._bdat_size = 0
-        self._bdat_keep = False
 
     @property
     def buffered(self) -> int:
-        return len(self._buf) + len(self._data)
+        """Octets received and not parsed yet (message text handed on is not counted)."""
+        return len(self._buf)
 
     def feed(self, data: bytes) -> None:
         self._buf += data
@@ -79,19 +135,19 @@ class Framer:
         RFC 3207 §4.2 / CVE-2011-0411, pipelined plaintext must not survive)."""
         self._lines.discard()
 
-    def start_data(self) -> None:
+    def start_data(self, sink: Sink) -> None:
         self.mode = Mode.DATA
-        # A virtual CRLF before the first line lets "." on the first line end
-        # an empty message and lets the first line be unstuffed like any other.
-        self._data = bytearray(b"\r\n")
-        self._scanned = 0
-        self._too_big = False
+        self._sink = sink
+        self._size = 0
+        # The line after "DATA" starts a line: "." there can end an empty message,
+        # and a first line beginning with a dot is un-stuffed like any other.
+        self._line_start = True
 
-    def start_bdat(self, size: int, keep: bool) -> None:
+    def start_bdat(self, size: int, sink: Sink | None) -> None:
+        """Read `size` octets of chunk data into `sink` (None: read and drop them)."""
         self.mode = Mode.BDAT
         self._bdat_left = self._bdat_size = size
-        self._bdat_keep = keep
-        self._data = bytearray()
+        self._sink = sink
 
     def next_event(self) -> CommandLine | LineTooLong | MessageData | Chunk | None:
         if self.mode is Mode.COMMAND:
@@ -109,57 +165,66 @@ class Framer:
         return CommandLine(line)
 
     def _next_message(self) -> MessageData | None:
-        if self._buf:
-            self._data += self._buf
-            self._buf.clear()
-        end = self._data.find(_TERMINATOR, max(0, self._scanned - 4))
-        if end < 0:
-            self._scanned = len(self._data)
-            # Bounded buffering: past the size limit keep only the tail that
-            # could hold the start of the terminator.
-            if len(self._data) > self.max_message_size + len(_TERMINATOR) + 2:
-                self._too_big = True
-                del self._data[:-4]
-                self._scanned = 0
-            return None
-        rest = self._data[end + len(_TERMINATOR):]
-        raw = bytes(self._data[:end + 2])          # keeps the virtual CRLF prefix
-        self._data = bytearray()
-        self._buf[:0] = rest
-        self.mode = Mode.COMMAND
-        if self._too_big:
-            return MessageData(b"", frozenset({Problem.TOO_BIG}))
-        problems = self.problems_in(raw)
-        # RFC 5321 §4.5.2: drop the first "." of every line that starts with one.
-        content = raw.replace(b"\r\n..", b"\r\n.")[2:]
-        if len(content) > self.max_message_size:
-            problems.add(Problem.TOO_BIG)
-        return MessageData(content, frozenset(problems))
+        """Pass on all the text that can be decided now; the end of the message once
+        its terminator has been read."""
+        buf = self._buf
+        while buf:
+            if self._line_start and buf[0] == 0x2E:          # "." starting a line
+                if len(buf) < len(_END_LINE) and _END_LINE.startswith(buf):
+                    return None                             # the terminator, maybe
+                if buf.startswith(_END_LINE):
+                    del buf[:len(_END_LINE)]
+                    return self._end_of_message()
+                # RFC 5321 §4.5.2: the first character of a line is a period and
+                # there are others on the line: the first one is deleted.
+                del buf[:1]
+                self._line_start = False
+                continue
+            take = _text_span(buf)
+            if not take:
+                return None
+            text = bytes(buf[:take])
+            del buf[:take]
+            self._line_start = text.endswith(b"\n")
+            # Lines inside the piece: the same rule (its first line was handled above).
+            self._pass_on(text.replace(b"\n.", b"\n"))
+        return None
 
-    def problems_in(self, raw: bytes) -> set[Problem]:
-        """What is wrong with message text: NUL, bare CR/LF, overlong lines."""
-        problems = set()
-        if b"\x00" in raw:
-            problems.add(Problem.NUL)
-        crlf = raw.count(b"\r\n")
-        if raw.count(b"\n") != crlf or raw.count(b"\r") != crlf:
-            problems.add(Problem.BARE_NEWLINE)
-        # A line with its CRLF may hold text_line octets; split at LF keeps the CR.
-        # (A regex scan for a run of non-newlines is quadratic in practice: far slower.)
-        if len(raw) >= self.text_line and max(map(len, raw.split(b"\n"))) >= self.text_line:
-            problems.add(Problem.LONG_LINE)
-        return problems
+    def _pass_on(self, text: bytes) -> None:
+        self._size += len(text)
+        if self._size > self.max_message_size:
+            self._sink = None            # too big: read on to the terminator, keep nothing
+        if self._sink is not None:
+            self._sink(text)
+
+    def _end_of_message(self) -> MessageData:
+        self.mode = Mode.COMMAND
+        self._sink = None
+        return MessageData(self._size, self._size > self.max_message_size)
 
     def _next_chunk(self) -> Chunk | None:
         if self._bdat_left and self._buf:
             take = min(self._bdat_left, len(self._buf))
-            if self._bdat_keep:
-                self._data += self._buf[:take]
+            if self._sink is not None:
+                self._sink(bytes(self._buf[:take]))
             del self._buf[:take]
             self._bdat_left -= take
         if self._bdat_left:
             return None
         self.mode = Mode.COMMAND
-        data = bytes(self._data)
-        self._data = bytearray()
-        return Chunk(data, self._bdat_size, self._bdat_keep)
+        kept, self._sink = self._sink is not None, None
+        return Chunk(self._bdat_size, kept)
+
+
+def _text_span(buf: bytearray) -> int:
+    """How much of buf (not starting a line with ".") is message text that can be
+    passed on now: up to the CRLF that begins the terminator; else up to the last
+    line end (a "." may start the next line); else, inside a long line, all but a
+    final CR (its LF may come next)."""
+    end = buf.find(_TERMINATOR)
+    if end >= 0:
+        return end + 2
+    lf = buf.rfind(b"\n")
+    if lf >= 0:
+        return lf + 1
+    return len(buf) - buf.endswith(b"\r")

@@ -28,12 +28,23 @@ from ..auth.lockout import AuthLockout
 from ..config import Config
 from ..events.log import EventLog
 from ..net.connection import Action, LineSession, TLSInfo
+from ..queue.downgrade import shorten_lines
 from ..store.base import Delivery, MailStore, RemoteRecipient, Target
+from ..store.blobs import Content, Spool, Spooled, whole
 from ..trust.authresults import strip_ours
 from ..trust.inbound import ConnectionChecks, InboundChecks, Verdict
 from ..trust.outbound import OutboundSigner
 from . import replies as R
-from .framing import Chunk, CommandLine, Framer, LineTooLong, MessageData, Mode, Problem
+from .framing import (
+    Chunk,
+    CommandLine,
+    Framer,
+    LineTooLong,
+    MessageData,
+    Mode,
+    Problem,
+    TextCheck,
+)
 from .params import ParamError, PathArgument, decode_xtext, parse_path_argument
 from .replies import Reply
 from .trace import protocol_name, received, return_path
@@ -45,6 +56,8 @@ SASL_LINE_LIMIT = 12288
 # ORCPT (500) with their xtext expansion.
 PARAM_LINE_ALLOWANCE = 1536
 _NOTIFY_VALUES = {"SUCCESS", "FAILURE", "DELAY"}
+# RFC 5321 §4.2.3 452 / RFC 3463 4.3.1: the spool could not be written (disk full).
+_STORAGE_FULL = Reply(452, "4.3.1", "Insufficient system storage, try again later")
 
 
 Outcome = tuple[Reply | None, Action]     # what one command (or message, or chunk) gives
@@ -58,6 +71,29 @@ class Recipient:
     orcpt: str | None = None
 
 
+class Incoming:
+    """One transaction's message text as it arrives (after DATA, or every BDAT
+    chunk): checked on the fly and spooled (memory, then a file: store/blobs.py),
+    so neither the framer nor the session ever holds a large message whole."""
+
+    def __init__(self, check: TextCheck, spool: Spool):
+        self.check = check
+        self.spool = spool
+
+    @property
+    def size(self) -> int:
+        return self.spool.size
+
+    def write(self, text: bytes) -> None:
+        self.check.feed(text)
+        self.spool.write(text)
+
+    async def content(self) -> Content:
+        if self.spool.spilled:            # may read the file (see Spool.content)
+            return await asyncio.to_thread(self.spool.content)
+        return self.spool.content()
+
+
 @dataclass
 class Transaction:
     mail_from: Address | None            # None: the null reverse-path <>
@@ -66,7 +102,7 @@ class Transaction:
     ret: str | None = None
     envid: str | None = None
     recipients: list[Recipient] = field(default_factory=list)
-    chunks: bytearray | None = None      # BDAT data received so far
+    incoming: Incoming | None = None     # set at DATA or at the first BDAT
     size: int = 0                        # RFC 1870 SIZE= as declared (0: not given)
 
     @property
@@ -103,8 +139,7 @@ class SmtpSession(LineSession):
         self.outbound = outbound          # DKIM signing and ARC sealing
         self.connection_checks = ConnectionChecks()
         self.id = f"{_PROCESS_TAG}{next(_serial):X}"
-        self.framer = Framer(SASL_LINE_LIMIT + 2, self.limits.text_line,
-                             self.limits.max_message_size)
+        self.framer = Framer(SASL_LINE_LIMIT + 2, self.limits.max_message_size)
         self.helo: str | None = None
         self.esmtp = False
         self.account: str | None = None
@@ -183,6 +218,7 @@ class SmtpSession(LineSession):
         return R.TIMEOUT.render()
 
     def disconnected(self) -> None:
+        self.transaction = None           # a message half received: its spool goes
         self.events.emit("disconnect", self.id, ip=self.conn.client_ip,
                          accepted=self.accepted, errors=self.errors)
 
@@ -425,7 +461,7 @@ class SmtpSession(LineSession):
         txn = self.transaction
         if txn is None:
             return self._no_transaction, Action.NONE
-        if txn.chunks is not None:
+        if txn.incoming is not None:
             return Reply(503, "5.5.1", "RCPT not allowed after BDAT"), Action.NONE
         try:
             path = parse_path_argument(arg, "TO:", allow_null=False)
@@ -492,18 +528,25 @@ class SmtpSession(LineSession):
         txn = self.transaction
         if txn is None:
             return self._no_transaction, Action.NONE
-        if txn.chunks is not None:
+        if txn.incoming is not None:
             return Reply(503, "5.5.1", "DATA not allowed after BDAT"), Action.NONE
         if not txn.recipients:
             return R.NO_VALID_RCPTS, Action.NONE
-        self.framer.start_data()
+        txn.incoming = self._incoming()
+        self.framer.start_data(txn.incoming.write)
         return R.START_DATA, Action.NONE
+
+    def _incoming(self) -> Incoming:
+        return Incoming(TextCheck(self.limits.text_line), self.store.spool())
 
     async def _end_of_data(self, event: MessageData) -> Outcome:
         txn = self.transaction
         self.transaction = None
-        assert txn is not None
-        return await self._accept(txn, event.content, event.problems)
+        assert txn is not None and txn.incoming is not None
+        problems = txn.incoming.check.finish()
+        if event.too_big:
+            problems.add(Problem.TOO_BIG)
+        return await self._accept(txn, txn.incoming, problems)
 
     def cmd_bdat(self, arg: str) -> tuple[Reply | None, Action]:
         # RFC 3030 §2: BDAT size [LAST]. The chunk follows whatever we answer,
@@ -520,13 +563,14 @@ class SmtpSession(LineSession):
             error = self._no_transaction
         elif not txn.recipients:
             error = R.NO_VALID_RCPTS
-        keep = error is None
-        if txn is not None and keep:
-            if txn.chunks is None:
-                txn.chunks = bytearray()
-            keep = len(txn.chunks) + size <= self.limits.max_message_size
+        sink = None
+        if txn is not None and error is None:
+            if txn.incoming is None:
+                txn.incoming = self._incoming()
+            if txn.incoming.size + size <= self.limits.max_message_size:
+                sink = txn.incoming.write
         self.bdat_pending = (last, error)
-        self.framer.start_bdat(size, keep)
+        self.framer.start_bdat(size, sink)   # None: read the chunk and drop it
         return None, Action.NONE          # answered once the chunk is read
 
     def _end_of_chunk(self, chunk: Chunk) -> Outcome | Coroutine[Any, Any, Outcome]:
@@ -536,36 +580,42 @@ class SmtpSession(LineSession):
         if error:
             return error, Action.NONE
         txn = self.transaction
-        assert txn is not None and txn.chunks is not None
+        assert txn is not None and txn.incoming is not None
         if not chunk.kept:
+            # RFC 3030 §2: the chunk was read all the same; the transaction is over.
             self.transaction = None
             self.events.emit("rejected", self.id, code=552, reason="too-big")
             return Reply(552, "5.3.4", "Message size exceeds fixed maximum message size"), \
                 Action.NONE
-        txn.chunks += chunk.data
         if not last:
             return Reply(250, "2.0.0", f"{chunk.size} octets received"), Action.NONE
         self.transaction = None
-        content = bytes(txn.chunks)
-        return self._accept(txn, content, self.framer.problems_in(content))
+        return self._accept(txn, txn.incoming, txn.incoming.check.finish())
 
-    async def _accept(self, txn: Transaction, content: bytes, problems) -> Outcome:
-        """Final checks, trace headers, durable store; the reply after DATA / BDAT LAST."""
+    async def _accept(self, txn: Transaction, incoming: Incoming, problems) -> Outcome:
+        """Final checks, trace headers, durable store; the reply after DATA / BDAT LAST.
+
+        A large message is a Spooled one here (header in memory, the rest in its spool
+        file): prepending trace fields (`trace + content`) does not copy it, and it is
+        read whole only by what needs every octet at once (DKIM/ARC signatures, the
+        IMAP parse at delivery, re-encoding for relay), each in a thread."""
         reject = _content_rejection(problems)
         if reject:
             self.events.emit("rejected", self.id, ip=self.conn.client_ip, code=reject.code,
                              reason=sorted(p.value for p in problems)[0],
                              mail_from=txn.reverse_path)
             return reject, Action.NONE
+        if incoming.spool.error is not None:
+            self.events.emit("store-error", self.id, error=repr(incoming.spool.error))
+            return _STORAGE_FULL, Action.NONE
+        content = await incoming.content()
         verdict = None
         if self.inbound is not None and self.account is None:
-            content = strip_ours(content, self.inbound.authserv_id)   # RFC 8601 §5
+            content = _edit_head(content, self._strip_ours)
             verdict = await self._check(txn, content)
             if verdict.reject is not None:
                 return verdict.reject, Action.NONE
             content = verdict.header + content
-        elif self.outbound is not None and self.account is not None:
-            content = await self.outbound.sign(content, txn.reverse_path) + content
         now = time.time()
         message_id = _message_id(now)
         local = [t.account_id for r in txn.recipients for t in r.targets if t.is_local]
@@ -580,12 +630,20 @@ class SmtpSession(LineSession):
             message_id=message_id, tls=self.conn.tls,
             recipient=str(txn.recipients[0].address) if len(txn.recipients) == 1 else None,
             timestamp=now)
-        relay_content = trace + content
-        if remote and verdict is not None and self.outbound is not None:
-            # A forward through an alias: seal it so the next hop can trust our
-            # verdict although SPF (and maybe DKIM) no longer pass there (RFC 8617).
-            relay_content = await self.outbound.seal(
-                relay_content, [r.address.domain for r in txn.recipients]) + relay_content
+        # Relayed copies must keep to RFC 5322's 998 octets per line: re-encoded here,
+        # before signing and sealing, so that the signatures cover what is sent.
+        shorten = bool(remote) and incoming.check.long_lines
+        signed = await self._signed(txn, content) if local or not shorten else b""
+        relay_content: Content = b""
+        if remote:
+            relay_body = await self._signed(txn, await _shortened(content)) \
+                if shorten else signed
+            relay_content = trace + relay_body
+            if verdict is not None and self.outbound is not None:
+                # A forward through an alias: seal it so the next hop can trust our
+                # verdict although SPF (and maybe DKIM) no longer pass there (RFC 8617).
+                relay_content = await self.outbound.seal(
+                    relay_content, [r.address.domain for r in txn.recipients]) + relay_content
         quarantine = frozenset(
             t.account_id for r in txn.recipients for t in r.targets
             if t.is_local and verdict is not None
@@ -593,7 +651,7 @@ class SmtpSession(LineSession):
         delivery = Delivery(
             message_id=message_id, mail_from=txn.reverse_path,
             local_accounts=local,
-            local_content=return_path(txn.reverse_path) + trace + content if local else b"",
+            local_content=return_path(txn.reverse_path) + trace + signed if local else b"",
             remote=remote, relay_content=relay_content if remote else b"",
             body=txn.body, smtputf8=txn.smtputf8, ret=txn.ret, envid=txn.envid,
             sender_account=self.account, quarantine=quarantine)
@@ -612,7 +670,16 @@ class SmtpSession(LineSession):
             tls=f"{self.conn.tls.version}/{self.conn.tls.cipher}" if self.conn.tls else "")
         return Reply(250, "2.0.0", f"OK: queued as {message_id}"), Action.NONE
 
-    async def _check(self, txn: Transaction, content: bytes) -> Verdict:
+    def _strip_ours(self, header: bytes) -> bytes:
+        return strip_ours(header, self.inbound.authserv_id)          # RFC 8601 §5
+
+    async def _signed(self, txn: Transaction, content: Content) -> Content:
+        """Submitted mail with our DKIM signature in front (trust/outbound.py)."""
+        if self.outbound is None or self.account is None:
+            return content
+        return await self.outbound.sign(content, txn.reverse_path) + content
+
+    async def _check(self, txn: Transaction, content: Content) -> Verdict:
         domains = {r.address.domain for r in txn.recipients}
         try:
             verdict = await self.inbound.check(
@@ -672,6 +739,18 @@ def _message_id(now: float) -> str:
     return f"{int(now * 1_000_000):X}{_PROCESS_TAG}{next(_serial) & 0xFFFF:04X}"
 
 
+def _edit_head(content: Content, edit: Callable[[bytes], bytes]) -> Content:
+    """Apply an edit of the header block; a spooled message's head is that block."""
+    if isinstance(content, Spooled):
+        return content.with_head(edit(content.head))
+    return edit(content)
+
+
+async def _shortened(content: Content) -> bytes:
+    """The message re-encoded for relay (queue/downgrade.py), in a thread."""
+    return await asyncio.to_thread(lambda: shorten_lines(whole(content)))
+
+
 def _content_rejection(problems) -> Reply | None:
     if Problem.TOO_BIG in problems:
         return Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
@@ -681,6 +760,7 @@ def _content_rejection(problems) -> Reply | None:
         return Reply(554, "5.6.0", "Message contains a bare CR or LF; lines must end with "
                                    "CRLF (RFC 5321 §2.3.8)")
     if Problem.LONG_LINE in problems:
-        return Reply(554, "5.6.0", "Message contains a line longer than 1000 octets "
-                                   "(RFC 5321 §4.5.3.1.6)")
+        # Only with limits.text_line set: by default long lines are accepted.
+        return Reply(554, "5.6.0", "Message contains a line longer than the limit of "
+                                   "1000 octets (RFC 5321 §4.5.3.1.6)")
     return None

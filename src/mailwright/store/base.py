@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from ..address import Address
 from ..auth.sasl import Credentials
+from .blobs import Content, Spool
 from .mailboxes import MailboxStore
 
 # RFC 6154 special-use mailboxes created with every account.
@@ -53,9 +54,9 @@ class Delivery:
     message_id: str
     mail_from: str                               # '' for <>
     local_accounts: list[int] = field(default_factory=list)
-    local_content: bytes = b""                   # with Return-Path (RFC 5321 §4.4)
+    local_content: Content = b""                 # with Return-Path (RFC 5321 §4.4)
     remote: list[RemoteRecipient] = field(default_factory=list)
-    relay_content: bytes = b""                   # without Return-Path
+    relay_content: Content = b""                 # without Return-Path
     body: str | None = None
     smtputf8: bool = False
     ret: str | None = None
@@ -180,6 +181,11 @@ class MailStore(MailboxStore):
     def may_send_as(self, account: str, address: Address) -> bool: ...
 
     # --- durable writes ------------------------------------------------------
+    def spool(self) -> Spool:
+        """Where a message being received goes as it arrives (a store with files
+        spills large ones to a temporary file next to its blobs)."""
+        return Spool(None)
+
     @abc.abstractmethod
     async def deliver(self, delivery: Delivery) -> None:
         """Returns once content and metadata are durable (fsynced, committed)."""

@@ -47,7 +47,7 @@ from .base import (
     StoreError,
     Target,
 )
-from .blobs import BlobStore, digest_of
+from .blobs import BlobStore, Content, Spool, Spooled, Written, digest_of, whole
 from .sqlite_mailboxes import SQLiteMailboxes, drop_meta, ensure_meta
 from .sqlite_mailboxes import _expunge_rows as expunge_rows
 
@@ -120,14 +120,14 @@ class _Writer(threading.Thread):
         self.events: collections.deque = collections.deque()
 
     def submit(self, fn: Callable[..., Any] | None,
-               blobs: tuple[bytes, ...] = ()) -> concurrent.futures.Future:
+               blobs: tuple[Content, ...] = ()) -> concurrent.futures.Future:
         """Queue fn(conn), or fn(conn, digests) when blobs are given: the blobs are
         durable before fn runs. fn=None stops the writer."""
         fut: concurrent.futures.Future = concurrent.futures.Future()
         self.jobs.put(_Job(fn, blobs, fut))
         return fut
 
-    def submit_async(self, fn: Callable[..., Any], blobs: tuple[bytes, ...] = ()
+    def submit_async(self, fn: Callable[..., Any], blobs: tuple[Content, ...] = ()
                      ) -> asyncio.Future:
         """As submit, for a coroutine running on an event loop."""
         loop = asyncio.get_running_loop()
@@ -151,6 +151,8 @@ class _Writer(threading.Thread):
                     break
             stop = [job for job in batch if job.fn is None]
             self._run_batch([job for job in batch if job.fn is not None])
+            # Drop the jobs before waiting for more: their blobs may hold spool files.
+            del batch
             if stop:
                 self.conn.close()
                 _settle([(job.future, True, None) for job in stop])
@@ -159,7 +161,7 @@ class _Writer(threading.Thread):
     def _write_blobs(self, batch: list[_Job]) -> list[_Job]:
         """Write the batch's large blobs as files with one sync; small ones go into
         the transaction itself. Returns the jobs that may go on."""
-        large = [b for job in batch for b in job.blobs if len(b) > INLINE_BLOB_MAX]
+        large = [b for job in batch for b in job.blobs if _is_file(b)]
         try:
             files = iter(self.blobs.write_batch(large) if large else [])
         except OSError as e:
@@ -171,11 +173,13 @@ class _Writer(threading.Thread):
                 continue
             job.digests = []
             for b in job.blobs:
-                if len(b) > INLINE_BLOB_MAX:
+                if _is_file(b):
                     job.digests.append(next(files))
                 else:
-                    job.digests.append(digest_of(b))
-                    job.inline.append((job.digests[-1], b))
+                    data = whole(b)
+                    job.digests.append(digest_of(data))
+                    job.inline.append((job.digests[-1], data))
+            job.blobs = ()
         return batch
 
     def _run_batch(self, batch: list[_Job]) -> None:
@@ -489,21 +493,34 @@ class SQLiteStore(SQLiteMailboxes, MailStore):
                    for t in json.loads(row[0]))
 
     # --- delivery ----------------------------------------------------------
+    def spool(self) -> Spool:
+        return self.blobs.spool()
+
     async def deliver(self, delivery: Delivery) -> None:
+        local, relay = delivery.local_content, delivery.relay_content
+        # Parsed once for every local copy, before the writer job (see ensure_meta):
+        # on the loop (on the writer thread it would hold the GIL against the loop for
+        # a whole batch), or for a spooled message in a thread (see _prepare_large).
+        parsed = None
+        if isinstance(local, Spooled) or isinstance(relay, Spooled):
+            local, relay, parsed = await asyncio.to_thread(
+                self._prepare_large, local if delivery.local_accounts else b"",
+                relay if delivery.remote else b"")
+        elif delivery.local_accounts:
+            parsed = mime.parse(local)
         blobs = []
         if delivery.local_accounts:
-            blobs.append(delivery.local_content)
+            blobs.append(local)
         if delivery.remote:
-            blobs.append(delivery.relay_content)
+            blobs.append(relay)
         now = time.time()
-        # Parsed here, on the loop (see ensure_meta); once for every local copy.
-        parsed = mime.parse(delivery.local_content) if delivery.local_accounts else None
+        local_size, relay_size = len(local), len(relay)
 
         def job(c: sqlite3.Connection, digests: list[str]) -> None:
             local_blob = digests[0] if delivery.local_accounts else None
             relay_blob = digests[-1] if delivery.remote else None
-            meta_id = ensure_meta(c, local_blob, delivery.local_content, parsed) \
-                if local_blob else None
+            # parsed is given, so ensure_meta does not need the content again
+            meta_id = ensure_meta(c, local_blob, b"", parsed) if local_blob else None
             for account_id in dict.fromkeys(delivery.local_accounts):
                 name = "Junk" if account_id in delivery.quarantine else "INBOX"
                 box = c.execute("SELECT id, uidnext, highestmodseq FROM mailboxes "
@@ -519,13 +536,13 @@ class SQLiteStore(SQLiteMailboxes, MailStore):
                           (uid + 1, modseq + 1, box_id))
                 c.execute("INSERT INTO messages (mailbox_id, uid, blob, size, internaldate, "
                           "modseq, message_id, meta_id) VALUES (?,?,?,?,?,?,?,?)",
-                          (box_id, uid, local_blob, len(delivery.local_content), now,
+                          (box_id, uid, local_blob, local_size, now,
                            modseq + 1, delivery.message_id, meta_id))
             if delivery.remote:
                 cur = c.execute(
                     "INSERT INTO queue (message_id, blob, size, mail_from, body, smtputf8, ret, "
                     "envid, sender_account, created) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (delivery.message_id, relay_blob, len(delivery.relay_content),
+                    (delivery.message_id, relay_blob, relay_size,
                      delivery.mail_from, delivery.body, int(delivery.smtputf8), delivery.ret,
                      delivery.envid, delivery.sender_account, now))
                 c.executemany(
@@ -534,6 +551,19 @@ class SQLiteStore(SQLiteMailboxes, MailStore):
                     [(cur.lastrowid, r.address, r.notify, r.orcpt, now)
                      for r in delivery.remote])
         await self._writer.submit_async(job, tuple(blobs))
+
+    def _prepare_large(self, local: Content, relay: Content
+                       ) -> tuple[Content | Written, Content | Written, mime.MessageMeta | None]:
+        """Spooled copies written to their blob files now, and the local copy parsed
+        from its file: read back in one allocation, the only time the message is
+        whole in memory. Blocking: runs in a thread."""
+        if isinstance(local, Spooled):
+            local = self.blobs.prewrite(local)
+        if isinstance(relay, Spooled):
+            relay = self.blobs.prewrite(relay)
+        parsed = mime.parse(local.read() if isinstance(local, Written) else local) \
+            if local else None
+        return local, relay, parsed
 
     def record_event(self, ts: float, type: str, session: str | None,
                      message_id: str | None, data: dict) -> None:
@@ -800,6 +830,10 @@ class SQLiteStore(SQLiteMailboxes, MailStore):
             (limit,))
         return [dict(ts=t, type=ty, session=s, message_id=m, **json.loads(d))
                 for t, ty, s, m, d in rows]
+
+
+def _is_file(blob: Content | Written) -> bool:
+    return isinstance(blob, Written) or len(blob) > INLINE_BLOB_MAX
 
 
 def _drop_if_final(c: sqlite3.Connection, queue_id: int) -> tuple[bool, list[str]]:

@@ -21,6 +21,7 @@ from ..config import CheckActions, Config
 from ..dns import Resolver
 from ..smtp.replies import Reply
 from ..store.base import MailStore
+from ..store.blobs import Content, head_of, whole
 from . import arc as arc_mod
 from . import authresults as ar
 from . import dkim as dkim_mod
@@ -103,10 +104,11 @@ class InboundChecks:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     async def check(self, conn: ConnectionChecks, ip: str, helo: str, mail_from: str,
-                    content: bytes, domains: set[str]) -> Verdict:
-        """domains: the local domains of the recipients."""
+                    content: Content, domains: set[str]) -> Verdict:
+        """domains: the local domains of the recipients. A spooled message is read
+        whole only to verify signatures, in the thread that verifies them."""
         bridge = Bridge(self.resolver, asyncio.get_running_loop())
-        fields, _ = ar.split_header(content)
+        fields, _ = ar.split_header(head_of(content))
         names = {f.split(b":", 1)[0].strip().lower() for f in fields}
         from_domain, from_problem = author_domain(fields)
         await self.connection(conn, ip, helo, domains)
@@ -116,10 +118,10 @@ class InboundChecks:
         need_spf = any(self._enabled(c, domains) for c in ("spf", "dmarc_reject",
                                                             "dmarc_quarantine"))
         spf_task = self._spf(bridge, ip, mail_from, helo) if need_spf else none()
-        dkim_task = self._in_thread(dkim_mod.verify, bridge, content) \
+        dkim_task = self._in_thread(_on_whole, dkim_mod.verify, bridge, content) \
             if b"dkim-signature" in names else none()
         # ARC is validated whenever a chain is present: sealing a forward records it.
-        arc_task = self._in_thread(arc_mod.verify, bridge, content) \
+        arc_task = self._in_thread(_on_whole, arc_mod.verify, bridge, content) \
             if b"arc-seal" in names else none()
         sav_task = self.verifier.verify(mail_from) \
             if mail_from and self.verifier and self._enabled("sender_verify", domains) \
@@ -238,6 +240,10 @@ def _failures(conn: ConnectionChecks, spf, dkims, arc, dmarc: DMARCResult | None
     if sav is not None and sav.result == "fail":
         failed.append("sender_verify")
     return failed
+
+
+def _on_whole(verify, bridge: Bridge, content: Content):
+    return verify(bridge, whole(content))
 
 
 def author_domain(fields: list[bytes]) -> tuple[str | None, str]:

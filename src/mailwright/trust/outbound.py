@@ -9,6 +9,7 @@ import logging
 import time
 
 from ..store.base import MailStore
+from ..store.blobs import Content, head_of, whole
 from . import arc as arc_mod
 from . import authresults as ar
 from . import dkim as dkim_mod
@@ -37,30 +38,31 @@ class OutboundSigner:
                                         signing_keys(self.store, domain))
         return hit[1]
 
-    def signing_domain(self, content: bytes, mail_from: str) -> str | None:
+    def signing_domain(self, content: Content, mail_from: str) -> str | None:
         """The From domain when it is ours and has keys (what DMARC aligns with),
         else the MAIL FROM domain when that has keys."""
-        fields, _ = ar.split_header(content)
+        fields, _ = ar.split_header(head_of(content))
         author, _ = author_domain(fields)
         for domain in (author, mail_from.rpartition("@")[2].lower() if mail_from else None):
             if domain and self.store.is_local_domain(domain) and self.keys(domain):
                 return domain
         return None
 
-    async def sign(self, content: bytes, mail_from: str) -> bytes:
-        """DKIM-Signature fields to prepend (b"" when no local key applies)."""
+    async def sign(self, content: Content, mail_from: str) -> bytes:
+        """DKIM-Signature fields to prepend (b"" when no local key applies). A spooled
+        message is read whole in the signing thread (the body hash needs all of it)."""
         domain = self.signing_domain(content, mail_from)
         if domain is None:
             return b""
         keys = self.keys(domain)
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                self.pool, dkim_mod.sign, content, keys)
+                self.pool, _sign_whole, content, keys)
         except Exception as e:             # a bad key file must not lose the message
             log.error("DKIM signing for %s failed: %s", domain, e)
             return b""
 
-    async def seal(self, content: bytes, domains: list[str]) -> bytes:
+    async def seal(self, content: Content, domains: list[str]) -> bytes:
         """An ARC set for a forward, sealed by the first of the alias domains with an
         RSA key; content must carry our Authentication-Results (with arc=)."""
         for domain in domains:
@@ -69,9 +71,18 @@ class OutboundSigner:
                 continue
             try:
                 return await asyncio.get_running_loop().run_in_executor(
-                    self.pool, arc_mod.seal, content, key, self.authserv_id,
+                    self.pool, _seal_whole, content, key, self.authserv_id,
                     int(time.time()))
             except Exception as e:
                 log.error("ARC sealing for %s failed: %s", domain, e)
                 return b""
         return b""
+
+
+def _sign_whole(content: Content, keys: list[dkim_mod.SigningKey]) -> bytes:
+    return dkim_mod.sign(whole(content), keys)
+
+
+def _seal_whole(content: Content, key: dkim_mod.SigningKey, authserv_id: str,
+                now: int) -> bytes:
+    return arc_mod.seal(whole(content), key, authserv_id, now)
