@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ..store.base import QueuedMessage, QueuedRecipient
 from . import dane
-from .downgrade import ConversionImpossible, is_8bit, to_7bit
+from .downgrade import ConversionImpossible, is_8bit, shorten_lines, to_7bit
 from .smtpclient import ProtocolError, Reply, SMTPConnection
 
 DELIVERED, DEFERRED, BOUNCED = "delivered", "deferred", "bounced"
@@ -193,6 +193,9 @@ async def _transaction(conn: SMTPConnection, message: QueuedMessage,
         bounce = Outcome(BOUNCED, "553 5.6.7 the receiving server does not support SMTPUTF8",
                          remote)
         return {r.id: bounce for r in recipients}
+    # RFC 5322 §2.1.1 / RFC 5321 §4.5.3.1.6: no line over 998 octets goes out as it
+    # is (sessions re-encode before signing; this catches DSNs and older entries).
+    content = shorten_lines(content)
     if not conn.supports("8BITMIME") and is_8bit(content):
         try:
             content = to_7bit(content)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 MAX_REPLY_LINES = 100
 MAX_LINE = 4096
+DATA_SLICE = 1 << 20           # message text is written (and drained) this much at a time
 _REPLY_LINE = re.compile(rb"^(\d{3})([ -]?)(.*?)\r?\n?$", re.S)
 
 
@@ -121,13 +122,16 @@ class SMTPConnection:
         return reply
 
     async def data(self, content: bytes, final_timeout: float) -> Reply:
-        """The message after a 354: dot-stuffed (RFC 5321 §4.5.2), then "."."""
+        """The message after a 354: dot-stuffed (RFC 5321 §4.5.2), then ".".
+        Written in slices, each given the command timeout to drain (RFC 5321
+        §4.5.3.2.5 times each data block, not the whole of a large message)."""
         body = content.replace(b"\r\n.", b"\r\n..")
         if body.startswith(b"."):
             body = b"." + body
-        if body and not body.endswith(b"\r\n"):
-            body += b"\r\n"
-        await self._write(body + b".\r\n")
+        view = memoryview(body)
+        for start in range(0, len(view), DATA_SLICE):
+            await self._write(view[start:start + DATA_SLICE])
+        await self._write(b".\r\n" if not body or body.endswith(b"\r\n") else b"\r\n.\r\n")
         return await self.read_reply(final_timeout)
 
     async def quit(self) -> None:
