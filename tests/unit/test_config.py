@@ -29,7 +29,23 @@ def test_good_config(tmp_path):
     assert [listener.role for listener in cfg.listeners] == ["mx", "submissions"]
     assert cfg.listeners[1].address == "127.0.0.1" and cfg.listeners[1].implicit_tls
     assert cfg.limits.max_recipients == 50 and cfg.limits.command_timeout == 60.0
-    assert cfg.limits.text_line == 1000
+    assert cfg.limits.text_line == 0          # long lines accepted by default
+
+
+@pytest.mark.parametrize("value, limit", [(0, 0), (1000, 1000), (4096, 4096)])
+def test_text_line_limit_is_an_option(tmp_path, value, limit):
+    # RFC 5321 §4.5.3.1.6: 1000 octets with the CRLF, or no limit (0).
+    path = tmp_path / "m.toml"
+    path.write_text(GOOD.replace("[limits]\n", f"[limits]\ntext_line = {value}\n"))
+    assert load(str(path)).limits.text_line == limit
+
+
+def test_text_line_below_the_rfc_is_refused(tmp_path):
+    path = tmp_path / "m.toml"
+    path.write_text(GOOD.replace("[limits]\n", "[limits]\ntext_line = 998\n"))
+    with pytest.raises(ConfigError) as e:
+        load(str(path))
+    assert "m.toml:14: limits.text_line: must be 0 (no limit) or at least 1000" in str(e.value)
 
 
 @pytest.mark.parametrize("change, message", [
