@@ -30,6 +30,7 @@ bench: $(STAMP) bench-deps
 	$(PY) bench/pop3_download.py
 	$(PY) bench/imap.py
 	$(PY) bench/relay.py
+	$(PY) bench/message_sizes.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
