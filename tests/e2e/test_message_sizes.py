@@ -287,8 +287,8 @@ def test_bdat_mx_plain(server, size):
 
 
 @pytest.mark.parametrize("role, size", [("mx", MIB - 1), ("mx", 5 * MIB),
-                                        ("submission", MIB + 1), ("submission", MAX + 1),
-                                        ("submissions", 5 * MIB)])
+                                        ("submission", MIB + 1), ("submission", 24 * MIB),
+                                        ("submission", MAX + 1), ("submissions", 5 * MIB)])
 def test_smtplib_data(server, role, size):
     login = role != "mx"
     sender = "alice@example.test" if login else "sender@remote.test"
