@@ -19,6 +19,7 @@ test-deps:
 	@scripts/install-test-deps.sh
 
 test: $(STAMP) test-deps
+	$(VENV)/bin/ruff check src tests bench
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # --bench checks everything test-deps does, plus the peers; aiosmtpd goes into the venv.

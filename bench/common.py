@@ -37,10 +37,21 @@ def loopback_dns():
     return _dns
 
 
+def free_ports(n: int) -> list[int]:
+    """n distinct free ports: all bound at once before any is released, so one
+    configuration never gets the same port twice."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def wait_port(port: int, proc: subprocess.Popen) -> None:
@@ -89,8 +100,8 @@ class Mailwright:
                  workers: int = 1):
         self.dir = work / "mailwright"
         self.dir.mkdir()
-        self.ports = {role: free_port()
-                      for role in ("mx", "submission", "submissions", "pop3", "pop3s", "imap")}
+        roles = ("mx", "submission", "submissions", "pop3", "pop3s", "imap")
+        self.ports = dict(zip(roles, free_ports(len(roles)), strict=True))
         self.port = self.ports["mx"]
         listeners = "".join(f"[[listeners]]\nrole = \"{role}\"\nport = {port}\n"
                             for role, port in self.ports.items())

@@ -45,7 +45,7 @@ class Listener:
 
 @dataclass(frozen=True)
 class TLSSettings:
-    cert: str = ""   # PEM certificate chain; empty: self-signed in data_dir/tls
+    cert: str = ""   # PEM certificate chain; empty: issued by our own CA in data_dir/tls
     key: str = ""
 
 
@@ -448,7 +448,7 @@ def parse(text: str, path: str = "<config>") -> Config:
         raise r.error("workers", f"expected a number of processes 1-256, got {workers!r}")
     tls = r.section(data, "tls", TLSSettings)
     if bool(tls.cert) != bool(tls.key):
-        raise r.error("tls", "set both cert and key, or neither (self-signed)")
+        raise r.error("tls", "set both cert and key, or neither (a certificate from the server's own CA)")
     tls = TLSSettings(*(str((base / p).resolve()) if p else "" for p in (tls.cert, tls.key)))
     for key, p in (("tls.cert", tls.cert), ("tls.key", tls.key)):
         if p and not Path(p).is_file():

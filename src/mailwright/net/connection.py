@@ -205,7 +205,11 @@ class SessionProtocol(asyncio.Protocol):
     def _pump(self) -> None:
         """Process what the session can now; start a task for what must be awaited."""
         while True:
-            out, action, pending = self.session.process()
+            try:
+                out, action, pending = self.session.process()
+            except Exception:  # a bug in a synchronous handler: as _guard does for tasks
+                self._fail()
+                return
             if out:
                 self.transport.write(out)
             if pending is not None:
@@ -244,10 +248,15 @@ class SessionProtocol(asyncio.Protocol):
         try:
             await coro
         except Exception:  # never a traceback to the peer; log it here
-            log.exception("session %s failed", self.session.id)
-            if not self.closing:
-                self.transport.write(self.INTERNAL_ERROR)
-                self._close()
+            self._fail()
+
+    def _fail(self) -> None:
+        """A bug, not bad input: log it, tell the peer in the protocol's words, close.
+        The session's state can't be trusted after an unexpected exception."""
+        log.exception("session %s failed", self.session.id)
+        if not self.closing:
+            self.transport.write(self.INTERNAL_ERROR)
+            self._close()
 
     async def _await_outcome(self, pending: Coroutine) -> None:
         outcome = await pending
