@@ -448,7 +448,8 @@ def parse(text: str, path: str = "<config>") -> Config:
         raise r.error("workers", f"expected a number of processes 1-256, got {workers!r}")
     tls = r.section(data, "tls", TLSSettings)
     if bool(tls.cert) != bool(tls.key):
-        raise r.error("tls", "set both cert and key, or neither (a certificate from the server's own CA)")
+        raise r.error("tls", "set both cert and key, or neither "
+                      "(a certificate from the server's own CA)")
     tls = TLSSettings(*(str((base / p).resolve()) if p else "" for p in (tls.cert, tls.key)))
     for key, p in (("tls.cert", tls.cert), ("tls.key", tls.key)):
         if p and not Path(p).is_file():
