@@ -18,6 +18,7 @@ from mailwright.events.log import EventLog
 from mailwright.imap import mime, threads
 from mailwright.imap.notify import MailboxWatch
 from mailwright.imap.session import ImapSession
+from mailwright.store import query
 from mailwright.store.sqlite import SQLiteStore
 from mailwright.store.sqlite_mailboxes import META_VERSION
 
@@ -338,12 +339,12 @@ def test_older_metadata_and_word_index_are_rebuilt_at_start_up(tmp_path):
         assert "trigram" in sql.fetchone()[0]
         assert s.conn.execute("SELECT version, sent_day FROM message_meta").fetchall() == \
             [(0, None)]
-        assert s.search(box.id, ("body", "ancake")) == []           # not indexed yet
+        assert s.search(box.id, query.Body("ancake")) == []           # not indexed yet
         assert asyncio.run(s.backfill_meta()) == 1
         assert s.conn.execute("SELECT version, sent_day, display_from FROM message_meta"
                               ).fetchall() == [(META_VERSION, 20070325, "OLD")]
-        assert s.search(box.id, ("body", "ancake")) == [1]
-        assert s.search(box.id, ("sent", "on", datetime.date(2007, 3, 25))) == [1]
+        assert s.search(box.id, query.Body("ancake")) == [1]
+        assert s.search(box.id, query.SentDate("on", datetime.date(2007, 3, 25))) == [1]
         assert asyncio.run(s.backfill_meta()) == 0                  # done once
     finally:
         s.close()

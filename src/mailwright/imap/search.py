@@ -1,18 +1,19 @@
-"""SEARCH keys (RFC 9051 §6.4.4, RFC 3501 §6.4.4, RFC 7162 MODSEQ) as a small tree.
+"""SEARCH keys (RFC 9051 §6.4.4, RFC 3501 §6.4.4, RFC 7162 MODSEQ, RFC 5032 WITHIN),
+parsed into the store's query tree (store/query.py).
 
-Key = ("all",) | ("and", [Key]) | ("or", Key, Key) | ("not", Key)
-    | ("flag", flag, present) | ("seq", SequenceSet) | ("uid", SequenceSet)
-    | ("recent",) | ("header", field, text) | ("text", text) | ("body", text)
-    | ("internaldate" | "sent", "before" | "on" | "since", date)
-    | ("larger" | "smaller", n) | ("modseq", n) | ("older" | "younger", seconds)
-
-The session turns "seq" and "recent" into UID sets; the store turns the rest
-into its query language.
+Three keys only the session can answer: message sequence numbers (`Sequence`), UID
+sets that may name "$" or "*" (`UidSequence`) and \\Recent (`Recent`). They stay in
+the tree as parsed; the session turns them into `query.Uids` before the store
+searches (see `resolve`).
 """
 
 from __future__ import annotations
 
-from .parser import ParseError, Reader
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..store import query as q
+from .parser import ParseError, Reader, SequenceSet
 
 _FLAG_KEYS = {
     "ANSWERED": ("\\Answered", True), "DELETED": ("\\Deleted", True),
@@ -23,9 +24,9 @@ _FLAG_KEYS = {
 }
 _HEADER_KEYS = {"BCC": "bcc", "CC": "cc", "FROM": "from", "SUBJECT": "subject", "TO": "to"}
 _DATE_KEYS = {
-    "BEFORE": ("internaldate", "before"), "ON": ("internaldate", "on"),
-    "SINCE": ("internaldate", "since"), "SENTBEFORE": ("sent", "before"),
-    "SENTON": ("sent", "on"), "SENTSINCE": ("sent", "since"),
+    "BEFORE": (q.InternalDate, "before"), "ON": (q.InternalDate, "on"),
+    "SINCE": (q.InternalDate, "since"), "SENTBEFORE": (q.SentDate, "before"),
+    "SENTON": (q.SentDate, "on"), "SENTSINCE": (q.SentDate, "since"),
 }
 CHARSETS = ("UTF-8", "US-ASCII")
 MAX_DEPTH = 64
@@ -33,6 +34,23 @@ MAX_DEPTH = 64
 
 class BadCharset(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Sequence:
+    """Message sequence numbers (as parsed: may hold "*" and "$")."""
+    numbers: SequenceSet
+
+
+@dataclass(frozen=True)
+class UidSequence:
+    """UIDs (as parsed: may hold "*" and "$")."""
+    numbers: SequenceSet
+
+
+@dataclass(frozen=True)
+class Recent:
+    """\\Recent: the messages this session was told are recent (RFC 3501 §2.3.2)."""
 
 
 def parse_program(r: Reader, charset_keyword: bool = True) -> list:
@@ -51,7 +69,7 @@ def parse_program(r: Reader, charset_keyword: bool = True) -> list:
     return keys
 
 
-def parse_key(r: Reader, depth: int) -> tuple:
+def parse_key(r: Reader, depth: int):
     if depth > MAX_DEPTH:
         raise ParseError("search keys nested too deeply")
     if r.open():
@@ -59,56 +77,64 @@ def parse_key(r: Reader, depth: int) -> tuple:
         while not r.close():
             r.sp()
             keys.append(parse_key(r, depth + 1))
-        return ("and", keys)
+        return q.And(tuple(keys))
     if r.is_sequence_set_next():
-        return ("seq", r.sequence_set())
+        return Sequence(r.sequence_set())
     word = r.atom().upper()
     if word == "ALL":
-        return ("all",)
+        return q.All()
     if word in _FLAG_KEYS:
-        flag, present = _FLAG_KEYS[word]
-        return ("flag", flag, present)
+        return q.Flag(*_FLAG_KEYS[word])
     if word in ("KEYWORD", "UNKEYWORD"):
         r.sp()
-        return ("flag", r.atom(), word == "KEYWORD")
+        return q.Flag(r.atom(), word == "KEYWORD")
     if word in _HEADER_KEYS:
         r.sp()
-        return ("header", _HEADER_KEYS[word], r.astr())
+        return q.Header(_HEADER_KEYS[word], r.astr())
     if word == "HEADER":
         r.sp()
         name = r.astr()
         r.sp()
-        return ("header", name.lower(), r.astr())
-    if word in ("TEXT", "BODY"):
+        return q.Header(name.lower(), r.astr())
+    if word == "TEXT":
         r.sp()
-        return (word.lower(), r.astr())
+        return q.Text(r.astr())
+    if word == "BODY":
+        r.sp()
+        return q.Body(r.astr())
     if word in _DATE_KEYS:
         r.sp()
-        column, op = _DATE_KEYS[word]
-        return (column, op, r.date())
-    if word in ("LARGER", "SMALLER"):
+        kind, relation = _DATE_KEYS[word]
+        return kind(relation, r.date())
+    if word == "LARGER":
         r.sp()
-        return (word.lower(), r.number())
-    if word in ("OLDER", "YOUNGER"):             # RFC 5032 WITHIN
+        return q.Larger(r.number())
+    if word == "SMALLER":
         r.sp()
-        return (word.lower(), r.nz_number())
+        return q.Smaller(r.number())
+    if word == "OLDER":                           # RFC 5032 WITHIN
+        r.sp()
+        return q.Older(r.nz_number())
+    if word == "YOUNGER":
+        r.sp()
+        return q.Younger(r.nz_number())
     if word == "NOT":
         r.sp()
-        return ("not", parse_key(r, depth + 1))
+        return q.Not(parse_key(r, depth + 1))
     if word == "OR":
         r.sp()
         a = parse_key(r, depth + 1)
         r.sp()
-        return ("or", a, parse_key(r, depth + 1))
+        return q.Or(a, parse_key(r, depth + 1))
     if word == "UID":
         r.sp()
-        return ("uid", r.sequence_set())
+        return UidSequence(r.sequence_set())
     if word == "RECENT":
-        return ("recent",)
+        return Recent()
     if word == "OLD":
-        return ("not", ("recent",))
+        return q.Not(Recent())
     if word == "NEW":
-        return ("and", [("recent",), ("flag", "\\Seen", False)])
+        return q.And((Recent(), q.Flag("\\Seen", False)))
     if word == "MODSEQ":                          # RFC 7162 §3.1.5
         r.sp()
         if r.peek() == b'"':
@@ -116,18 +142,19 @@ def parse_key(r: Reader, depth: int) -> tuple:
             r.sp()
             r.atom()                              # entry type: priv / shared / all
             r.sp()
-        return ("modseq", r.number())
+        return q.ModSeq(r.number())
     raise ParseError(f"unknown search key {word}")
 
 
-def uses(key: tuple, kind: str) -> bool:
-    """Does the key tree contain a key of this kind?"""
-    if key[0] == kind:
-        return True
-    if key[0] == "and":
-        return any(uses(k, kind) for k in key[1])
-    if key[0] == "or":
-        return uses(key[1], kind) or uses(key[2], kind)
-    if key[0] == "not":
-        return uses(key[1], kind)
-    return False
+def resolve(key, uids: Callable[[Sequence | UidSequence | Recent], q.Uids]):
+    """The tree with every session key (Sequence, UidSequence, Recent) replaced by the
+    `query.Uids` that `uids` gives for it: what the store can search."""
+    if isinstance(key, Sequence | UidSequence | Recent):
+        return uids(key)
+    if isinstance(key, q.And):
+        return q.And(tuple(resolve(k, uids) for k in key.keys))
+    if isinstance(key, q.Or):
+        return q.Or(resolve(key.left, uids), resolve(key.right, uids))
+    if isinstance(key, q.Not):
+        return q.Not(resolve(key.key, uids))
+    return key

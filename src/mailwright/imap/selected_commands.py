@@ -9,6 +9,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from ..net.connection import Action
+from ..store import query
 from ..store.base import READ_IN_THREAD
 from ..store.mailboxes import normalize_flag
 from . import fetch, render, search, threads
@@ -35,7 +36,7 @@ class SelectedCommands:
 
     async def _close_expunge(self, tag: str, view: View) -> Outcome:
         # RFC 9051 §6.4.1: expunge \Deleted messages silently.
-        deleted = self.store.search(view.id, ("flag", "\\Deleted", True))
+        deleted = self.store.search(view.id, query.Flag("\\Deleted"))
         await self.store.expunge(view.id, deleted)
         return tagged(tag, "OK", "CLOSE completed"), Action.NONE
 
@@ -62,7 +63,7 @@ class SelectedCommands:
 
     async def _expunge(self, tag: str, only: list[int] | None) -> Outcome:
         view = self._writable()
-        deleted = self.store.search(view.id, ("flag", "\\Deleted", True))
+        deleted = self.store.search(view.id, query.Flag("\\Deleted"))
         if only is not None:
             wanted = set(only)
             deleted = [u for u in deleted if u in wanted]
@@ -298,10 +299,10 @@ class SelectedCommands:
             if not returns:
                 returns = ["ALL"]
         keys = self._search_keys(r, charset_keyword=True)
-        found = self._search(("and", keys))
+        found = self._search(keys)
         view = self.view
         result = found if uid else [view.seq_of(u) for u in found]
-        by_modseq = any(search.uses(k, "modseq") for k in keys)
+        by_modseq = any(query.contains(k, query.ModSeq) for k in keys)
         if by_modseq:
             self.options.condstore = True           # RFC 7162 §3.1: enabling command
         if returns is not None and "SAVE" in returns:
@@ -355,34 +356,27 @@ class SelectedCommands:
             raise No("Supported charsets: UTF-8, US-ASCII", "BADCHARSET (UTF-8 US-ASCII)") \
                 from None
 
-    def _search(self, key: tuple) -> list[int]:
+    def _search(self, keys: list) -> list[int]:
         """Resolve what only the session knows (sequence numbers, \\Recent, "$"),
-        then let the store search."""
+        then let the store search for messages matching every key."""
         view = self.view
-        return [u for u in self.store.search(view.id, self._resolve(key))
-                if view.seq_of(u) is not None]
+        found = self.store.search(view.id, search.resolve(query.And(tuple(keys)),
+                                                          self._uids))
+        return [u for u in found if view.seq_of(u) is not None]
 
-    def _resolve(self, key: tuple) -> tuple:
+    def _uids(self, key: search.Sequence | search.UidSequence | search.Recent) -> query.Uids:
         view = self.view
-        kind = key[0]
-        if kind in ("seq", "uid"):
-            return ("uids", view.uid_ranges(key[1], kind == "uid", self.saved))
-        if kind == "recent":
-            return ("uids", [(u, u) for u in sorted(view.recent)])
-        if kind == "and":
-            return ("and", [self._resolve(k) for k in key[1]])
-        if kind == "or":
-            return ("or", self._resolve(key[1]), self._resolve(key[2]))
-        if kind == "not":
-            return ("not", self._resolve(key[1]))
-        return key
+        if isinstance(key, search.Recent):
+            return query.Uids(tuple((u, u) for u in sorted(view.recent)))
+        by_uid = isinstance(key, search.UidSequence)
+        return query.Uids(tuple(view.uid_ranges(key.numbers, by_uid, self.saved)))
 
     def cmd_sort(self, tag: str, r: Reader, uid: bool) -> Outcome:
         r.sp()
         criteria = threads.parse_sort_criteria(r)
         r.sp()
         keys = self._search_keys(r, charset_keyword=False)
-        found = self._search(("and", keys))
+        found = self._search(keys)
         ordered = threads.sort(self.store.sort_keys(self.view.id, found), criteria)
         result = ordered if uid else [self.view.seq_of(u) for u in ordered]
         return b"* SORT" + b"".join(b" %d" % n for n in result) + b"\r\n" + \
@@ -395,7 +389,7 @@ class SelectedCommands:
             raise ParseError(f"unknown threading algorithm {algorithm}")
         r.sp()
         keys = self._search_keys(r, charset_keyword=False)
-        found = self._search(("and", keys))
+        found = self._search(keys)
         rows = self.store.sort_keys(self.view.id, found)
         tree = threads.thread(rows, algorithm)
         number = (lambda u: u) if uid else self.view.seq_of

@@ -10,6 +10,8 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
+from .query import Query
+
 # RFC 9051 §2.3.2: system flags, matched case-insensitively and kept in this form.
 SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
 HIERARCHY = "/"
@@ -158,9 +160,8 @@ class MailboxStore(abc.ABC):
     async def backfill_meta(self) -> int:
         """Compute the parse-once metadata of messages stored without it; how many."""
     @abc.abstractmethod
-    def search(self, mailbox_id: int, key) -> list[int]:
-        """UIDs (ascending) of the messages matching a search key (imap.search.Key,
-        with sequence sets already turned into UID sets)."""
+    def search(self, mailbox_id: int, key: Query) -> list[int]:
+        """UIDs (ascending) of the messages matching a query (store/query.py)."""
     @abc.abstractmethod
     def sort_keys(self, mailbox_id: int, uids: list[int]) -> list[tuple]: ...
     @abc.abstractmethod

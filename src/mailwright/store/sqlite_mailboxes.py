@@ -15,6 +15,7 @@ from importlib import resources
 
 from ..address import AddressError, parse_mailbox
 from ..imap import mime
+from . import query
 from .base import StoreError
 from .mailboxes import (
     HIERARCHY,
@@ -504,8 +505,8 @@ class SQLiteMailboxes(MailboxStore):
         return [self.read_blob(d) for d in digests]
 
     # --- search and sort ------------------------------------------------------------
-    def search(self, mailbox_id: int, key) -> list[int]:
-        terms = list(key[1]) if key[0] == "and" else [key]
+    def search(self, mailbox_id: int, key: query.Query) -> list[int]:
+        terms = list(key.keys) if isinstance(key, query.And) else [key]
         driver = next((t for t in terms if _indexed(t)), None)
         if driver is not None:
             # A full-text term among the top-level keys: start from the index's
@@ -514,7 +515,7 @@ class SQLiteMailboxes(MailboxStore):
             args: list = []
             found = _text_match(driver, args)
             args.append(mailbox_id)
-            where = _sql(("and", [t for t in terms if t is not driver]), args)
+            where = _sql(query.And(tuple(t for t in terms if t is not driver)), args)
             return [r[0] for r in self.conn.execute(
                 f"SELECT m.uid FROM message_text t CROSS JOIN message_meta x "
                 f"CROSS JOIN messages m WHERE {found} AND x.id=t.rowid "
@@ -766,9 +767,9 @@ def _like(text: str) -> str:
 TRIGRAM = 3
 
 
-def _indexed(key: tuple) -> bool:
+def _indexed(key) -> bool:
     """Can the index narrow down this key?"""
-    return key[0] in ("text", "body") and len(fold(key[1])) >= TRIGRAM
+    return isinstance(key, query.Text | query.Body) and len(fold(key.text)) >= TRIGRAM
 
 
 def _trigrams(needle: str) -> str:
@@ -777,13 +778,13 @@ def _trigrams(needle: str) -> str:
     return " AND ".join('"' + g.replace('"', '""') + '"' for g in grams)
 
 
-def _text_match(key: tuple, args: list) -> str:
+def _text_match(key: query.Text | query.Body, args: list) -> str:
     """The condition on message_text `t` for a TEXT key (the header fields or the
     body hold the string) or a BODY key (the body does)."""
-    needle = fold(key[1])
+    needle = fold(key.text)
     found = "instr(t.body, ?) > 0"
     args_found = [needle]
-    if key[0] == "text":
+    if isinstance(key, query.Text):
         found = f"(instr(t.hdr, ?) > 0 OR {found})"
         args_found.insert(0, needle)
     if len(needle) < TRIGRAM:
@@ -793,8 +794,8 @@ def _text_match(key: tuple, args: list) -> str:
     return f"t.message_text MATCH ? AND {found}"
 
 
-def _text_sql(key: tuple, args: list) -> str:
-    if not key[1]:
+def _text_sql(key: query.Text | query.Body, args: list) -> str:
+    if not key.text:
         return "1"                              # the empty string is in every text
     return f"x.id IN (SELECT t.rowid FROM message_text t WHERE {_text_match(key, args)})"
 
@@ -841,56 +842,65 @@ def _header_sql(field: str, text: str, args: list) -> str:
     return "header_match(x.header, ?, ?)"
 
 
-def _sql(key: tuple, args: list) -> str:
-    kind = key[0]
-    if kind == "all":
-        return "1"
-    if kind == "and":
-        return " AND ".join(f"({_sql(k, args)})" for k in key[1]) or "1"
-    if kind == "or":
-        return f"({_sql(key[1], args)}) OR ({_sql(key[2], args)})"
-    if kind == "not":
-        return f"NOT ({_sql(key[1], args)})"
-    if kind == "flag":
-        flag = normalize_flag(key[1])
-        if flag in SYSTEM_FLAGS:           # stored in canonical case: an exact match
-            args.append(f" {flag} ")
-            test = "instr(' ' || m.flags || ' ', ?) > 0"
-        else:                              # keywords match case-insensitively
-            args.append(f" {flag.lower()} ")
-            test = "instr(lower(' ' || m.flags || ' '), ?) > 0"
-        return test if key[2] else f"NOT {test}"
-    if kind == "uids":                            # resolved by the session: [(lo, hi)]
-        ranges = key[1]
-        if not ranges:
-            return "0"
-        if len(ranges) == 1:
-            args += list(ranges[0])
-            return "m.uid BETWEEN ? AND ?"
-        args.append(json.dumps(ranges))
-        return ("EXISTS (SELECT 1 FROM json_each(?) j WHERE m.uid BETWEEN "
-                "json_extract(j.value, '$[0]') AND json_extract(j.value, '$[1]'))")
-    if kind == "header":
-        return _header_sql(key[1], key[2], args)
-    if kind in ("text", "body"):
-        return _text_sql(key, args)
-    if kind == "internaldate":
-        return _internaldate_sql(key[1], key[2], args)
-    if kind == "sent":
-        return _sent_sql(key[1], key[2], args)
-    if kind == "larger":
-        args.append(key[1])
-        return "m.size > ?"
-    if kind == "smaller":
-        args.append(key[1])
-        return "m.size < ?"
-    if kind == "modseq":
-        args.append(key[1])
-        return "m.modseq >= ?"
-    if kind == "older":
-        args.append(time.time() - key[1])
-        return "m.internaldate <= ?"
-    if kind == "younger":
-        args.append(time.time() - key[1])
-        return "m.internaldate >= ?"
-    raise ValueError(f"search key {kind} not resolved")
+def _flag_sql(key: query.Flag, args: list) -> str:
+    flag = normalize_flag(key.name)
+    if flag in SYSTEM_FLAGS:               # stored in canonical case: an exact match
+        args.append(f" {flag} ")
+        test = "instr(' ' || m.flags || ' ', ?) > 0"
+    else:                                  # keywords match case-insensitively
+        args.append(f" {flag.lower()} ")
+        test = "instr(lower(' ' || m.flags || ' '), ?) > 0"
+    return test if key.present else f"NOT {test}"
+
+
+def _uids_sql(key: query.Uids, args: list) -> str:
+    ranges = key.ranges
+    if not ranges:
+        return "0"
+    if len(ranges) == 1:
+        args += list(ranges[0])
+        return "m.uid BETWEEN ? AND ?"
+    args.append(json.dumps(ranges))
+    return ("EXISTS (SELECT 1 FROM json_each(?) j WHERE m.uid BETWEEN "
+            "json_extract(j.value, '$[0]') AND json_extract(j.value, '$[1]'))")
+
+
+def _compare(sql: str, value, args: list) -> str:
+    args.append(value)
+    return sql
+
+
+def _sql(key: query.Query, args: list) -> str:
+    """The WHERE condition for a query (rows `m` of messages, `x` of message_meta)."""
+    match key:
+        case query.All():
+            return "1"
+        case query.And(keys):
+            return " AND ".join(f"({_sql(k, args)})" for k in keys) or "1"
+        case query.Or(left, right):
+            return f"({_sql(left, args)}) OR ({_sql(right, args)})"
+        case query.Not(inner):
+            return f"NOT ({_sql(inner, args)})"
+        case query.Flag():
+            return _flag_sql(key, args)
+        case query.Uids():
+            return _uids_sql(key, args)
+        case query.Header(field, text):
+            return _header_sql(field, text, args)
+        case query.Text() | query.Body():
+            return _text_sql(key, args)
+        case query.InternalDate(relation, day):
+            return _internaldate_sql(relation, day, args)
+        case query.SentDate(relation, day):
+            return _sent_sql(relation, day, args)
+        case query.Larger(octets):
+            return _compare("m.size > ?", octets, args)
+        case query.Smaller(octets):
+            return _compare("m.size < ?", octets, args)
+        case query.ModSeq(at_least):
+            return _compare("m.modseq >= ?", at_least, args)
+        case query.Older(seconds):
+            return _compare("m.internaldate <= ?", time.time() - seconds, args)
+        case query.Younger(seconds):
+            return _compare("m.internaldate >= ?", time.time() - seconds, args)
+    raise TypeError(f"not a search query: {key!r}")
