@@ -18,6 +18,7 @@ from .auth.lockout import AuthLockout
 from .config import Config, Listener
 from .dns import Resolver
 from .events.log import EventLog
+from .events.types import Event
 from .imap.notify import MailboxWatch
 from .imap.server import ImapProtocol
 from .net.limits import ConnectionLimiter
@@ -231,7 +232,7 @@ class App:
                 log.error("POP3 expiry failed: %s", e)
             else:
                 if removed:
-                    self.services.events.emit("pop3-expired", removed=removed)
+                    self.services.events.emit(Event.POP3_EXPIRED, removed=removed)
             await asyncio.sleep(self.config.pop3.expire_interval)
 
     async def run_started(self) -> None:

@@ -1,7 +1,8 @@
 """Events: one structured log line and one row in the event table per step.
 
 Never passwords, never message bodies: callers pass only envelope facts,
-sizes, codes and identifiers.
+sizes, codes and identifiers. Every event type and its fields are declared in
+events/types.py (docs/EVENTS.md); `EventLog.emit` is the one way to record one.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import time
 from typing import Any
 
 from ..store.base import MailStore
+from .types import Event, check_fields
 
 log = logging.getLogger("mailwright.events")
 
@@ -26,10 +28,14 @@ class EventLog:
     def __init__(self, store: MailStore | None):
         self.store = store
 
-    def emit(self, type: str, session: str | None = None, message_id: str | None = None,
+    def emit(self, event: Event, session: str | None = None, message_id: str | None = None,
              **data: Any) -> None:
+        if not isinstance(event, Event):
+            raise TypeError(f"event types come from events.types.Event, not {event!r}")
+        check_fields(event, data.keys())
+        name = event.value
         if log.isEnabledFor(logging.INFO):
-            parts = [f"event={type}"]
+            parts = [f"event={name}"]
             if session:
                 parts.append(f"session={session}")
             if message_id:
@@ -37,4 +43,4 @@ class EventLog:
             parts += [f"{k}={_fmt(v)}" for k, v in data.items()]
             log.info(" ".join(parts))
         if self.store is not None:
-            self.store.record_event(time.time(), type, session, message_id, data)
+            self.store.record_event(time.time(), name, session, message_id, data)

@@ -9,6 +9,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from ..auth import sasl
+from ..events.types import Event
 from ..net.connection import Action
 from .base import Outcome, State, tagged
 from .parser import ParseError, Reader
@@ -104,7 +105,7 @@ class AuthCommands:
         if isinstance(step, sasl.Success):
             return self._finish_success(tag, step.account)
         delay = self.lockout.record_failure(self.client_ip)
-        self.events.emit("auth-fail", self.id, ip=self.client_ip, protocol="imap",
+        self.events.emit(Event.AUTH_FAIL, self.id, ip=self.client_ip, protocol="imap",
                          mechanism=mechanism, username=getattr(step, "username", ""))
         await asyncio.sleep(delay)
         return tagged(tag, "NO", "Authentication failed", "AUTHENTICATIONFAILED")
@@ -117,7 +118,7 @@ class AuthCommands:
         self.lockout.record_success(self.client_ip)
         self.account, self.account_id = account, account_id
         self.state = State.AUTHENTICATED
-        self.events.emit("auth-ok", self.id, ip=self.client_ip, protocol="imap",
+        self.events.emit(Event.AUTH_OK, self.id, ip=self.client_ip, protocol="imap",
                          account=account)
         return tagged(tag, "OK", f"Logged in as {account}",
                      "CAPABILITY " + self._capabilities())

@@ -24,6 +24,7 @@ from ..auth import sasl
 from ..auth.lockout import AuthLockout
 from ..config import Config
 from ..events.log import EventLog
+from ..events.types import Event
 from ..net.connection import Action, LineSession, TLSInfo
 from ..store.base import MailStore
 from ..store.mailboxes import (
@@ -99,7 +100,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         return AUTOLOGOUT if self.state is not State.NOT_AUTHENTICATED else PREAUTH_TIMEOUT
 
     def greeting(self) -> bytes:
-        self.events.emit("imap-connect", self.id, ip=self.client_ip,
+        self.events.emit(Event.IMAP_CONNECT, self.id, ip=self.client_ip,
                          tls=self.tls.version if self.tls else "")
         return b"* OK [CAPABILITY " + self._capabilities().encode() + b"] " \
             + f"{self.config.hostname} IMAP Mailwright ready\r\n".encode()
@@ -109,7 +110,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
 
     def tls_started(self, info: TLSInfo) -> None:
         self.tls = info
-        self.events.emit("starttls", self.id, version=info.version, cipher=info.cipher)
+        self.events.emit(Event.STARTTLS, self.id, version=info.version, cipher=info.cipher)
 
     def timed_out(self) -> bytes:
         self.closed = True
@@ -117,7 +118,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
 
     def disconnected(self) -> None:
         self._stop_idle()
-        self.events.emit("imap-disconnect", self.id, ip=self.client_ip,
+        self.events.emit(Event.IMAP_DISCONNECT, self.id, ip=self.client_ip,
                          account=self.account or "")
 
     def _next_input(self):
@@ -329,7 +330,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
             fields = {(k or b"").decode("utf-8", "replace")[:30]:
                       (v or b"").decode("utf-8", "replace")[:100]
                       for k, v in zip(items[::2], items[1::2], strict=True)}
-            self.events.emit("imap-id", self.id, **{"client": fields})
+            self.events.emit(Event.IMAP_ID, self.id, **{"client": fields})
         r.end()
         return b'* ID ("name" "Mailwright" "vendor" "Mailwright")\r\n' + \
             self._done(tag, "OK", "ID completed"), Action.NONE
@@ -423,7 +424,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         if qresync is not None:
             out += self._qresync_replay(mailbox.uidvalidity, *qresync)
         code = "READ-ONLY" if readonly else "READ-WRITE"
-        self.events.emit("imap-select", self.id, account=self.account, mailbox=mailbox.name)
+        self.events.emit(Event.IMAP_SELECT, self.id, account=self.account, mailbox=mailbox.name)
         return bytes(out) + tagged(tag, "OK", f"{'EXAMINE' if readonly else 'SELECT'} completed",
                                   code), Action.NONE
 
@@ -611,7 +612,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
             content = mime.encode_binary_parts(content)
             uidvalidity, uid = await self.store.append(mailbox.id, content, flags, when)
             uids.append(uid)
-        self.events.emit("imap-append", self.id, account=self.account, mailbox=name,
+        self.events.emit(Event.IMAP_APPEND, self.id, account=self.account, mailbox=name,
                          count=len(uids))
         if self.view is not None and self.view.id == mailbox.id:
             # RFC 9051 §6.3.12: appending to the selected mailbox announces it now.

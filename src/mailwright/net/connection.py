@@ -32,6 +32,7 @@ import ssl
 from collections.abc import Coroutine
 from dataclasses import dataclass
 
+from ..events.types import Event
 from .limits import ConnectionLimiter
 from .timeouts import IdleTimeouts
 
@@ -147,7 +148,7 @@ class SessionProtocol(asyncio.Protocol):
         self.ip = peer[0]
         refused = self.limiter.acquire(self.ip)
         if refused:
-            self.services.events.emit("refused", ip=self.ip, role=self.listener.role,
+            self.services.events.emit(Event.REFUSED, ip=self.ip, role=self.listener.role,
                                       reason=refused)
             self.ip = ""
             self.closing = True

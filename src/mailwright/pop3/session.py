@@ -23,6 +23,7 @@ from ..auth import sasl
 from ..auth.lockout import AuthLockout
 from ..config import Config
 from ..events.log import EventLog
+from ..events.types import Event
 from ..net.connection import Action, LineSession, TLSInfo
 from ..net.lines import LineBuffer, LineTooLong
 from ..store.base import READ_IN_THREAD, Maildrop, MailStore, StoreError
@@ -126,7 +127,7 @@ class Pop3Session(LineSession):
         return len(self.lines.buf)
 
     def greeting(self) -> bytes:
-        self.events.emit("pop3-connect", self.id, ip=self.client_ip,
+        self.events.emit(Event.POP3_CONNECT, self.id, ip=self.client_ip,
                          tls=self.tls.version if self.tls else "")
         return ok(f"{self.config.hostname} POP3 Mailwright ready")
 
@@ -136,7 +137,7 @@ class Pop3Session(LineSession):
     def tls_started(self, info: TLSInfo) -> None:
         self.tls = info
         self.user = None
-        self.events.emit("starttls", self.id, version=info.version, cipher=info.cipher)
+        self.events.emit(Event.STARTTLS, self.id, version=info.version, cipher=info.cipher)
 
     def timed_out(self) -> bytes:
         self.closed = True
@@ -145,7 +146,7 @@ class Pop3Session(LineSession):
     def disconnected(self) -> None:
         # Without QUIT nothing is deleted (RFC 1939 §6); only the lock goes.
         self._unlock()
-        self.events.emit("pop3-disconnect", self.id, ip=self.client_ip,
+        self.events.emit(Event.POP3_DISCONNECT, self.id, ip=self.client_ip,
                          account=self.account or "")
 
     def _unlock(self) -> None:
@@ -231,11 +232,11 @@ class Pop3Session(LineSession):
             removed = await self.store.pop3_update(self.maildrop.mailbox_id, deleted,
                                                    sorted(self.retrieved))
         except Exception as e:
-            self.events.emit("store-error", self.id, error=repr(e))
+            self.events.emit(Event.STORE_ERROR, self.id, error=repr(e))
             self._unlock()
             return err("[SYS/TEMP] Some deleted messages not removed"), Action.CLOSE
         self._unlock()
-        self.events.emit("pop3-update", self.id, account=self.account, deleted=removed,
+        self.events.emit(Event.POP3_UPDATE, self.id, account=self.account, deleted=removed,
                          retrieved=len(self.retrieved))
         left = len(self.maildrop.messages) - len(self.deleted)
         return ok(f"{self.config.hostname} signing off ({left} messages left)"), Action.CLOSE
@@ -345,7 +346,7 @@ class Pop3Session(LineSession):
         if isinstance(step, sasl.Success):
             return self._finish_success(step.account)[0]
         delay = self.lockout.record_failure(self.client_ip)
-        self.events.emit("auth-fail", self.id, ip=self.client_ip, protocol="pop3",
+        self.events.emit(Event.AUTH_FAIL, self.id, ip=self.client_ip, protocol="pop3",
                          mechanism=mechanism, username=getattr(step, "username", ""))
         await asyncio.sleep(delay)
         return err("[AUTH] Authentication failed")
@@ -370,7 +371,7 @@ class Pop3Session(LineSession):
         self.shared.last_login[account] = now
         self.account = account
         self.state = State.TRANSACTION
-        self.events.emit("auth-ok", self.id, ip=self.client_ip, protocol="pop3",
+        self.events.emit(Event.AUTH_OK, self.id, ip=self.client_ip, protocol="pop3",
                          account=account)
         count, size = self._stat()
         return ok(f"{account} has {count} messages ({size} octets)"), Action.NONE

@@ -22,6 +22,7 @@ from ..address import AddressError, parse_mailbox
 from ..config import Config
 from ..dns import DNSError, NXDomain, Resolver, TempFailure
 from ..events.log import EventLog
+from ..events.types import Event
 from ..store.base import (
     READ_IN_THREAD,
     Delivery,
@@ -164,7 +165,7 @@ class QueueRunner:
             updates.append(RecipientUpdate(r.id, state, outcome.reply,
                                            now + delay if state == DEFERRED else now, warn,
                                            r.address, outcome.remote, outcome.tls))
-            self.events.emit(state, None, message.message_id, rcpt=r.address,
+            self.events.emit(Event(state), None, message.message_id, rcpt=r.address,
                              remote=outcome.remote, tls=outcome.tls, reply=outcome.reply,
                              attempt=r.attempts + 1)
             action = {BOUNCED: "failed", DELIVERED: "delivered"}.get(state)
@@ -219,7 +220,7 @@ class QueueRunner:
         matching = [h for h in hops if policy.allows(h.host)]
         if policy.mode == "testing":
             if len(matching) < len(hops):
-                self.events.emit("mta-sts-testing", domain=domain,
+                self.events.emit(Event.MTA_STS_TESTING, domain=domain,
                                  unmatched=",".join(h.host for h in hops if h not in matching))
             return [(h, MX_TRANSPORT) for h in hops], port
         # enforce (RFC 8461 §5): listed MX hosts only, authenticated TLS only.
@@ -339,7 +340,7 @@ class QueueRunner:
             message_id=report_id, mail_from="", local_accounts=local,
             local_content=b"Return-Path: <>\r\n" + report if local else b"",
             remote=remote, relay_content=report if remote else b""))
-        self.events.emit("dsn", None, report_id, to=str(sender),
+        self.events.emit(Event.DSN, None, report_id, to=str(sender),
                          actions=",".join(sorted({n.action for n in notices})))
         if remote:
             self.wake()

@@ -27,6 +27,7 @@ from ..auth import sasl
 from ..auth.lockout import AuthLockout
 from ..config import Config
 from ..events.log import EventLog
+from ..events.types import Event
 from ..net.connection import Action, LineSession, TLSInfo
 from ..queue.downgrade import shorten_lines
 from ..store.base import Delivery, MailStore, RemoteRecipient, Target
@@ -177,7 +178,7 @@ class SmtpSession(LineSession):
         return self.limits.data_timeout if self.in_data else self.limits.command_timeout
 
     def greeting(self) -> bytes:
-        self.events.emit("connect", self.id, ip=self.conn.client_ip, role=self.conn.role,
+        self.events.emit(Event.SMTP_CONNECT, self.id, ip=self.conn.client_ip, role=self.conn.role,
                          tls=self.conn.tls.version if self.conn.tls else "")
         return Reply(220, "", f"{self.config.hostname} ESMTP Mailwright").render(False)
 
@@ -191,7 +192,7 @@ class SmtpSession(LineSession):
         self.helo = None
         self.esmtp = False
         self.transaction = None
-        self.events.emit("starttls", self.id, version=info.version, cipher=info.cipher)
+        self.events.emit(Event.STARTTLS, self.id, version=info.version, cipher=info.cipher)
 
     def _next_input(self):
         return self.framer.next_event()
@@ -205,7 +206,7 @@ class SmtpSession(LineSession):
                 if self.errors >= self.limits.max_errors:
                     out += R.TOO_MANY_ERRORS.render()
                     action = Action.CLOSE
-                    self.events.emit("too-many-errors", self.id, ip=self.conn.client_ip)
+                    self.events.emit(Event.TOO_MANY_ERRORS, self.id, ip=self.conn.client_ip)
         if action is Action.START_TLS:
             self.framer.discard_input()
         elif action is Action.CLOSE:
@@ -214,12 +215,12 @@ class SmtpSession(LineSession):
 
     def timed_out(self) -> bytes:
         self.closed = True
-        self.events.emit("timeout", self.id, ip=self.conn.client_ip)
+        self.events.emit(Event.TIMEOUT, self.id, ip=self.conn.client_ip)
         return R.TIMEOUT.render()
 
     def disconnected(self) -> None:
         self.transaction = None           # a message half received: its spool goes
-        self.events.emit("disconnect", self.id, ip=self.conn.client_ip,
+        self.events.emit(Event.SMTP_DISCONNECT, self.id, ip=self.conn.client_ip,
                          accepted=self.accepted, errors=self.errors)
 
     def _dispatch(self, event) -> Outcome | Coroutine[Any, Any, Outcome]:
@@ -319,7 +320,7 @@ class SmtpSession(LineSession):
         if not parts or len(parts) > 2:
             return Reply(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]"), Action.NONE
         if (left := self.lockout.locked_for(self.conn.client_ip)) > 0:
-            self.events.emit("auth-locked", self.id, ip=self.conn.client_ip,
+            self.events.emit(Event.AUTH_LOCKED, self.id, ip=self.conn.client_ip, protocol="smtp",
                              seconds=round(left))
             return Reply(454, "4.7.0", "Too many failed authentications; try again later"), \
                 Action.NONE
@@ -366,7 +367,7 @@ class SmtpSession(LineSession):
             return self._auth_success()
         self.sasl = None
         delay = self.lockout.record_failure(self.conn.client_ip)
-        self.events.emit("auth-fail", self.id, ip=self.conn.client_ip,
+        self.events.emit(Event.AUTH_FAIL, self.id, ip=self.conn.client_ip, protocol="smtp",
                          mechanism=mech.name if mech else "", username=step.username)
         await self.sleep(delay)
         if step.malformed:
@@ -378,7 +379,7 @@ class SmtpSession(LineSession):
         self.sasl = None
         self.account = self._pending_account
         self.lockout.record_success(self.conn.client_ip)
-        self.events.emit("auth-ok", self.id, ip=self.conn.client_ip,
+        self.events.emit(Event.AUTH_OK, self.id, ip=self.conn.client_ip, protocol="smtp",
                          mechanism=mech.name if mech else "", account=self.account)
         return R.AUTH_OK
 
@@ -408,7 +409,7 @@ class SmtpSession(LineSession):
                 Action.NONE
         if (self.account and self.config.submission.enforce_sender and txn.mail_from
                 and not self.store.may_send_as(self.account, txn.mail_from)):
-            self.events.emit("sender-rejected", self.id, account=self.account,
+            self.events.emit(Event.SENDER_REJECTED, self.id, account=self.account,
                              mail_from=txn.reverse_path)
             return Reply(553, "5.7.1",
                          f"Sender address rejected: not owned by {self.account}"), Action.NONE
@@ -478,17 +479,17 @@ class SmtpSession(LineSession):
         if targets is None:
             # Not one of our domains: relaying is only for authenticated users.
             if self.account is None:
-                self.events.emit("rejected", self.id, ip=self.conn.client_ip, code=550,
+                self.events.emit(Event.REJECTED, self.id, ip=self.conn.client_ip, code=550,
                                  reason="relay-denied", rcpt=str(address))
                 return R.RELAY_DENIED, Action.NONE
             targets = [Target(str(address))]
         elif not targets:
-            self.events.emit("rejected", self.id, ip=self.conn.client_ip, code=550,
+            self.events.emit(Event.REJECTED, self.id, ip=self.conn.client_ip, code=550,
                              reason="unknown-user", rcpt=str(address))
             return R.NO_SUCH_USER, Action.NONE
         # RFC 9208 §4 / RFC 3463 4.2.2: a full mailbox is a temporary failure.
         if any(t.is_local and self.store.over_quota(t.account_id, txn.size) for t in targets):
-            self.events.emit("rejected", self.id, ip=self.conn.client_ip, code=452,
+            self.events.emit(Event.REJECTED, self.id, ip=self.conn.client_ip, code=452,
                              reason="over-quota", rcpt=str(address))
             return R.MAILBOX_FULL, Action.NONE
         rcpt.targets = targets
@@ -584,7 +585,7 @@ class SmtpSession(LineSession):
         if not chunk.kept:
             # RFC 3030 §2: the chunk was read all the same; the transaction is over.
             self.transaction = None
-            self.events.emit("rejected", self.id, code=552, reason="too-big")
+            self.events.emit(Event.REJECTED, self.id, code=552, reason="too-big")
             return Reply(552, "5.3.4", "Message size exceeds fixed maximum message size"), \
                 Action.NONE
         if not last:
@@ -601,12 +602,12 @@ class SmtpSession(LineSession):
         IMAP parse at delivery, re-encoding for relay), each in a thread."""
         reject = _content_rejection(problems)
         if reject:
-            self.events.emit("rejected", self.id, ip=self.conn.client_ip, code=reject.code,
+            self.events.emit(Event.REJECTED, self.id, ip=self.conn.client_ip, code=reject.code,
                              reason=sorted(p.value for p in problems)[0],
                              mail_from=txn.reverse_path)
             return reject, Action.NONE
         if incoming.spool.error is not None:
-            self.events.emit("store-error", self.id, error=repr(incoming.spool.error))
+            self.events.emit(Event.STORE_ERROR, self.id, error=repr(incoming.spool.error))
             return _STORAGE_FULL, Action.NONE
         content = await incoming.content()
         verdict = None
@@ -658,13 +659,13 @@ class SmtpSession(LineSession):
         try:
             await self.store.deliver(delivery)
         except Exception as e:
-            self.events.emit("store-error", self.id, message_id, error=repr(e))
+            self.events.emit(Event.STORE_ERROR, self.id, message_id, error=repr(e))
             return R.LOCAL_ERROR, Action.NONE
         self.accepted += 1
         if remote and self.on_queued:
             self.on_queued()
         self.events.emit(
-            "accepted", self.id, message_id, ip=self.conn.client_ip, size=len(content),
+            Event.ACCEPTED, self.id, message_id, ip=self.conn.client_ip, size=len(content),
             mail_from=txn.reverse_path, rcpts=len(txn.recipients), local=len(set(local)),
             remote=len(remote), account=self.account or "",
             tls=f"{self.conn.tls.version}/{self.conn.tls.cipher}" if self.conn.tls else "")
@@ -686,15 +687,15 @@ class SmtpSession(LineSession):
                 self.connection_checks, self.conn.client_ip, self.helo or "",
                 txn.reverse_path, content, domains)
         except Exception as e:         # a check must never lose a message: tag nothing
-            self.events.emit("check-error", self.id, error=repr(e))
+            self.events.emit(Event.CHECK_ERROR, self.id, error=repr(e))
             return Verdict(b"")
         if verdict.failed:
-            self.events.emit("auth-checks", self.id, ip=self.conn.client_ip,
+            self.events.emit(Event.AUTH_CHECKS, self.id, ip=self.conn.client_ip,
                              mail_from=txn.reverse_path, failed=",".join(verdict.failed),
                              action="reject" if verdict.reject else
                              "quarantine" if verdict.quarantine_domains else "tag")
         if verdict.reject is not None:
-            self.events.emit("rejected", self.id, ip=self.conn.client_ip,
+            self.events.emit(Event.REJECTED, self.id, ip=self.conn.client_ip,
                              code=verdict.reject.code, reason=",".join(verdict.failed),
                              mail_from=txn.reverse_path)
         return verdict

@@ -1,0 +1,111 @@
+"""The registry of event types: every event Mailwright records, and the fields it carries.
+
+An event is one log line (`event=<name> session=... msgid=... key=value ...`) and one
+row of the events table (ts, type, session, message_id, data as JSON). Its name is the
+member's value; `required` fields are always in `data`, `optional` ones only where the
+emitting step knows them. docs/EVENTS.md is the table for readers of logs; a unit test
+keeps the two the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+
+class Event(StrEnum):
+    """One member per event type; `EventLog.emit` refuses names not listed here."""
+
+    required: tuple[str, ...]      # in the order the log line shows them
+    optional: tuple[str, ...]
+    needed: frozenset[str]
+    fields: frozenset[str]         # required and optional
+    doc: str
+
+    def __new__(cls, name: str, required: str, optional: str, doc: str) -> Event:
+        member = str.__new__(cls, name)
+        member._value_ = name
+        member.required = tuple(required.split())
+        member.optional = tuple(optional.split())
+        member.needed = frozenset(member.required)
+        member.fields = member.needed | frozenset(member.optional)
+        member.doc = doc
+        return member
+
+    # --- any listener -----------------------------------------------------------
+    REFUSED = ("refused", "ip role reason", "",
+               "a connection refused by the connection limits (total or per IP)")
+    STARTTLS = ("starttls", "version cipher", "",
+                "a session (SMTP, IMAP or POP3) switched to TLS")
+    AUTH_OK = ("auth-ok", "ip account protocol", "mechanism",
+               "a client authenticated (protocol smtp, imap or pop3)")
+    AUTH_FAIL = ("auth-fail", "ip protocol mechanism username", "",
+                 "an authentication failed (wrong credentials or malformed exchange)")
+    AUTH_LOCKED = ("auth-locked", "ip protocol seconds", "",
+                   "authentication refused: the IP is locked out for `seconds` more")
+    STORE_ERROR = ("store-error", "error", "",
+                   "a store write failed; the client got a temporary failure")
+
+    # --- SMTP -------------------------------------------------------------------
+    SMTP_CONNECT = ("smtp-connect", "ip role tls", "",
+                    "an SMTP connection was greeted (tls: version, '' for plaintext)")
+    SMTP_DISCONNECT = ("smtp-disconnect", "ip accepted errors", "",
+                       "an SMTP connection ended: messages accepted, errors counted")
+    TOO_MANY_ERRORS = ("too-many-errors", "ip", "",
+                       "an SMTP session closed after too many bad commands")
+    TIMEOUT = ("timeout", "ip", "", "an SMTP session idle too long was closed (421)")
+    SENDER_REJECTED = ("sender-rejected", "account mail_from", "",
+                       "MAIL FROM an address the authenticated account may not use")
+    REJECTED = ("rejected", "code reason", "ip rcpt mail_from",
+                "a recipient or message refused with SMTP reply `code`")
+    ACCEPTED = ("accepted", "ip size mail_from rcpts local remote account tls", "",
+                "a message stored and/or queued; the 250 reply follows")
+    CHECK_ERROR = ("check-error", "error", "",
+                   "inbound checks (SPF/DKIM/DMARC/ARC) raised; the message is delivered "
+                   "untagged")
+    AUTH_CHECKS = ("auth-checks", "ip mail_from failed action", "",
+                   "inbound checks failed: the action taken (reject, quarantine, tag)")
+
+    # --- IMAP -------------------------------------------------------------------
+    IMAP_CONNECT = ("imap-connect", "ip tls", "", "an IMAP connection was greeted")
+    IMAP_DISCONNECT = ("imap-disconnect", "ip account", "", "an IMAP connection ended")
+    IMAP_ID = ("imap-id", "client", "", "the client's ID fields (RFC 2971)")
+    IMAP_SELECT = ("imap-select", "account mailbox", "", "a mailbox was selected or examined")
+    IMAP_APPEND = ("imap-append", "account mailbox count", "", "messages were appended")
+
+    # --- POP3 -------------------------------------------------------------------
+    POP3_CONNECT = ("pop3-connect", "ip tls", "", "a POP3 connection was greeted")
+    POP3_DISCONNECT = ("pop3-disconnect", "ip account", "", "a POP3 connection ended")
+    POP3_UPDATE = ("pop3-update", "account deleted retrieved", "",
+                   "the UPDATE state (RFC 1939 §6) removed `deleted` messages")
+    POP3_EXPIRED = ("pop3-expired", "removed", "",
+                    "downloaded messages removed by the EXPIRE policy (RFC 2449 §6.7)")
+
+    # --- outbound queue ---------------------------------------------------------
+    DELIVERED = ("delivered", "rcpt remote tls reply attempt", "",
+                 "a queued recipient was accepted by the remote host")
+    DEFERRED = ("deferred", "rcpt remote tls reply attempt", "",
+                "a delivery attempt failed temporarily; it is retried later")
+    BOUNCED = ("bounced", "rcpt remote tls reply attempt", "",
+               "a queued recipient failed permanently (or gave up after max_age)")
+    DSN = ("dsn", "to actions", "", "a delivery status notification (RFC 3464) was sent")
+    MTA_STS_TESTING = ("mta-sts-testing", "domain unmatched", "",
+                       "MX hosts outside a testing-mode MTA-STS policy were used (RFC 8461)")
+
+
+class EventSchemaError(TypeError):
+    """An event emitted with fields its registry entry does not declare: a bug, like
+    a wrong keyword argument."""
+
+
+def check_fields(event: Event, fields: Iterable[str]) -> None:
+    """Raise EventSchemaError unless `fields` has every required field and no undeclared one."""
+    if event.needed.issubset(fields) and event.fields.issuperset(fields):
+        return
+    given = set(fields)
+    problems = []
+    if missing := event.needed - given:
+        problems.append(f"missing {sorted(missing)}")
+    if unknown := given - event.fields:
+        problems.append(f"undeclared {sorted(unknown)}")
+    raise EventSchemaError(f"event {event}: {'; '.join(problems)}")
