@@ -148,3 +148,25 @@ def test_backfill_parses_messages_stored_before_metadata(imap_store):
     assert asyncio.run(imap_store.backfill_meta()) == 1
     assert imap_store.message_data(box.id, [1], meta=True)[0].envelope == data.envelope
     assert asyncio.run(imap_store.backfill_meta()) == 0
+
+
+# --- the too-many-errors close counts BAD responses ---------------------------------------
+def test_too_many_bad_commands_close_the_connection(imap_store):
+    # Every BAD counts (RFC 9051 §7.1.3), whatever the tag's length, and so does the
+    # untagged BAD for a line without a tag; a NO (a command understood but refused)
+    # does not. max_errors is 10: nine BADs, then the tenth closes.
+    c = Imap(imap_store)
+    tag = "t" * 100
+    for _ in range(5):
+        assert c.cmd(f"{tag} FROBNICATE")[-1].startswith(tag.encode() + b" BAD")
+    for _ in range(2):
+        assert c.cmd("+") == [b"* BAD Missing or invalid tag"]
+        assert c.cmd("n SELECT no-such-mailbox")[-1].startswith(b"n BAD")   # not logged in
+    c.login()
+    for _ in range(12):
+        assert c.cmd("n SELECT no-such-mailbox")[-1].startswith(b"n NO")
+    assert not c.s.closed
+    assert c.cmd("x NOOP") == [b"x OK NOOP completed"]
+    lines = c.cmd("y NOOP extra")
+    assert lines[-2].startswith(b"y BAD") and lines[-1] == b"* BYE Too many errors, closing"
+    assert c.actions[-1] is Action.CLOSE and c.s.closed

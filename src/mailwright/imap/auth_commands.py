@@ -25,7 +25,7 @@ class AuthCommands:
     def cmd_starttls(self, tag: str, r: Reader) -> Outcome:
         r.end()
         if self.tls is not None or not self.tls_available:
-            return tagged(tag, "BAD", "TLS is already active or not available"), Action.NONE
+            return self._bad(tag, "TLS is already active or not available"), Action.NONE
         return tagged(tag, "OK", "Begin TLS negotiation now"), Action.START_TLS
 
     def _locked(self, tag: str) -> Outcome | None:
@@ -81,13 +81,13 @@ class AuthCommands:
         text = line.rstrip(b"\r\n")
         if text == b"*":                                  # RFC 9051 §6.2.2: cancelled
             self.sasl = None
-            return tagged(tag, "BAD", "Authentication cancelled"), Action.NONE
+            return self._bad(tag, "Authentication cancelled"), Action.NONE
         if self.sasl.verified is not None:                # reply to the server-final
             return self._finish_success(tag, self.sasl.verified), Action.NONE
         data = sasl.decode_response(text.decode("ascii", "replace"))
         if data is None:
             self.sasl = None
-            return tagged(tag, "BAD", "Invalid base64 in authentication response"), Action.NONE
+            return self._bad(tag, "Invalid base64 in authentication response"), Action.NONE
         return self._sasl_continue(data)
 
     async def _sasl_continue(self, data: bytes) -> Outcome:

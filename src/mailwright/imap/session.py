@@ -84,7 +84,8 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         self.sasl_tag = ""
         self.idle_tag: str | None = None
         self.closed = False
-        self.errors = 0
+        self.errors = 0                        # BAD responses written
+        self._answered_bad = False             # the response being written is a BAD
         self.send: Callable[[bytes], Awaitable[None]] | None = None   # set by the connection
         self.wake: Callable[[], None] | None = None                   # set by the connection
         self.compress_requested = False
@@ -127,8 +128,8 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
     def _emit(self, out: bytearray, outcome: Outcome) -> Action:
         reply, action = outcome
         out += reply
-        last = reply[reply.rfind(b"\r\n", 0, len(reply) - 2) + 2:] if reply else b""
-        if b" BAD " in last[:64] and not last.startswith(b"*"):
+        if self._answered_bad:
+            self._answered_bad = False
             self.errors += 1
             if self.errors >= self.config.limits.max_errors and action is Action.NONE:
                 out += b"* BYE Too many errors, closing\r\n"
@@ -146,13 +147,13 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         if isinstance(item, TooBig):
             tag = command_tag(item.command)
             if item.close:
-                return (tagged(tag, "BAD", "Literal too large; closing", "TOOBIG")
+                return (self._bad(tag, "Literal too large; closing", "TOOBIG")
                         + b"* BYE Literal too large\r\n"), Action.CLOSE
             return tagged(tag, "NO", "Literal too large", "TOOBIG"), Action.NONE
         if isinstance(item, LineTooLong):
             self.sasl = None
-            return tagged(command_tag(item.command), "BAD", "Command line too long",
-                         "TOOBIG"), Action.NONE
+            return self._bad(command_tag(item.command), "Command line too long",
+                             "TOOBIG"), Action.NONE
         if self.idle_tag is not None:
             return self._idle_input(item)
         if self.sasl is not None:
@@ -161,7 +162,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         try:
             tag = r.tag()
         except ParseError:
-            return b"* BAD Missing or invalid tag\r\n", Action.NONE
+            return self._bad("*", "Missing or invalid tag"), Action.NONE
         try:
             r.sp()
             name = r.atom().upper()
@@ -174,14 +175,14 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
                                 "SORT", "THREAD"):
                     raise ParseError(f"UID {name} is not a command")
         except ParseError as e:
-            return tagged(tag, "BAD", str(e) or "Syntax error"), Action.NONE
+            return self._bad(tag, str(e) or "Syntax error"), Action.NONE
         handler = getattr(self, f"cmd_{name.lower()}", None) if name.isalpha() else None
         if handler is None:
-            return tagged(tag, "BAD", f"Unknown command {name[:40]}"), Action.NONE
+            return self._bad(tag, f"Unknown command {name[:40]}"), Action.NONE
         needed = self._STATES.get(name)
         if needed and self.state not in needed:
-            return tagged(tag, "BAD", f"{name} is not valid in the "
-                         f"{self.state.name.replace('_', ' ').lower()} state"), Action.NONE
+            return self._bad(tag, f"{name} is not valid in the "
+                             f"{self.state.name.replace('_', ' ').lower()} state"), Action.NONE
         if name not in self._LEAVES_MAILBOX and self._claim_due():
             return self._claim_then(tag, name, handler, r, uid)
         return self._invoke(tag, name, handler, r, uid)
@@ -191,7 +192,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         try:
             outcome = handler(tag, r, uid) if name in self._UID_AWARE else handler(tag, r)
         except ParseError as e:
-            return tagged(tag, "BAD", f"{name}: {e}"), Action.NONE
+            return self._bad(tag, f"{name}: {e}"), Action.NONE
         except No as e:
             return self._done(tag, "NO", str(e), e.code), Action.NONE
         except MailboxError as e:
@@ -224,7 +225,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         except (No, MailboxError) as e:
             return self._done(tag, "NO", str(e), e.code), Action.NONE
         except ParseError as e:
-            return tagged(tag, "BAD", str(e)), Action.NONE
+            return self._bad(tag, str(e)), Action.NONE
 
     _STATES = COMMAND_STATES
     # Commands after which the selected mailbox's news are never told: claiming
@@ -251,6 +252,13 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
             return b""
         view.highestmodseq_told = True
         return b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % view.modseq
+
+    def _bad(self, tag: str, text: str, code: str = "") -> bytes:
+        """The BAD for a command that was not understood (RFC 9051 §7.1.3), tagged, or
+        untagged ("*") when its tag cannot be told; the session notes it, and _emit
+        counts it toward the too-many-errors close."""
+        self._answered_bad = True
+        return tagged(tag, "BAD", text, code)
 
     def _ok(self, tag: str, text: str, code: str = "", **kw) -> Outcome:
         return self._done(tag, "OK", text, code, **kw), Action.NONE
@@ -651,7 +659,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         tag, self.idle_tag = self.idle_tag or "*", None
         self._stop_idle()
         if line.rstrip(b"\r\n").upper() != b"DONE":
-            return tagged(tag, "BAD", "Expected DONE"), Action.NONE
+            return self._bad(tag, "Expected DONE"), Action.NONE
         return self._ok(tag, "IDLE terminated", expunge_ok=True)
 
     def _stop_idle(self) -> None:
