@@ -176,7 +176,8 @@ def test_several_worker_processes(tmp_path):
 def test_queue_commands(tmp_path):
     import asyncio
 
-    from mailwright.store.base import Delivery, RemoteRecipient
+    from mailwright.store.messages import Delivery
+    from mailwright.store.queue import RemoteRecipient
     srv = MailServer(tmp_path)
     srv.cli("domain", "add", "example.test")
     store = srv.store()

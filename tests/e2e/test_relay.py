@@ -122,7 +122,8 @@ def test_kill_9_during_delivery_loses_nothing(tmp_path):
 
     from aiosmtpd.controller import Controller
 
-    from mailwright.store.base import Delivery, RemoteRecipient
+    from mailwright.store.messages import Delivery
+    from mailwright.store.queue import RemoteRecipient
 
     dns = loopback_dns()
     dns.add_zone("sink.test", ZONE.format(d="sink.test", ip="127.0.0.1"))

@@ -17,7 +17,7 @@ from mailwright.imap.notify import MailboxWatch
 from mailwright.imap.parser import Reader
 from mailwright.imap.session import ImapSession
 from mailwright.net.connection import Action
-from mailwright.store.base import Delivery
+from mailwright.store.messages import Delivery, LocalCopy
 
 from .conftest import PASSWORD
 from .session_harness import TLS, drive, make_config
@@ -35,7 +35,7 @@ def imap_store(store):
     async def fill():
         for i in range(3):
             await store.deliver(Delivery(
-                message_id=f"IMAP{i}", mail_from="a@x.test", local_accounts=[account_id],
+                message_id=f"IMAP{i}", mail_from="a@x.test", local=[LocalCopy(account_id)],
                 local_content=f"Subject: message {i}\r\nFrom: A <a@x.test>\r\n\r\n"
                               f"body {i}\r\n".encode()))
     if not store.message_states(store.mailbox(account_id, "INBOX").id):
@@ -129,7 +129,7 @@ def test_arbitrary_input_never_breaks_the_session(imap_store, pieces):
     out = c.send(b"".join(pieces) + b"\r\nz NOOP\r\n")
     if b"{" not in out:                  # no literal data: every line is a response line
         assert all(RESPONSE.match(line) for line in out.split(b"\r\n") if line), out
-    if not c.s.closed and c.s.idle_tag is None and c.s.sasl is None and \
+    if not c.s.closed and c.s.idle_tag is None and not c.s.sasl.active and \
             c.s.framer.need == 0 and not c.s.framer.command:
         assert b"z OK NOOP completed" in out
     assert len(imap_store.message_states(

@@ -15,7 +15,7 @@ from mailwright.auth.lockout import AuthLockout
 from mailwright.events.log import EventLog
 from mailwright.net.connection import Action
 from mailwright.pop3.session import Pop3Session, Shared, dot_stuff, top
-from mailwright.store.base import Delivery
+from mailwright.store.messages import Delivery, LocalCopy
 
 from .conftest import PASSWORD
 from .session_harness import TLS, drive, make_config
@@ -36,14 +36,14 @@ def pop_store(store):
     """Three messages in pop@example.test's INBOX."""
     if store.credentials(USER) is None:
         store.add_account(parse_mailbox(USER), PASSWORD)
-    account_id = store.resolve(parse_mailbox(USER))[0].account_id
+    account_id = store.account_id(USER)
 
     async def fill():
         for i, body in enumerate([b"Subject: one\r\n\r\nfirst\r\n",
                                   b"Subject: two\r\n\r\n.dotted\r\nline 2\r\nline 3\r\n",
                                   b"Subject: three\r\n\r\nno final newline"]):
             await store.deliver(Delivery(message_id=f"POP{i}", mail_from="a@x.test",
-                                         local_accounts=[account_id], local_content=body))
+                                         local=[LocalCopy(account_id)], local_content=body))
     if not store.maildrop(USER).messages:
         asyncio.run(fill())
     return store

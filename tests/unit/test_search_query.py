@@ -9,6 +9,7 @@ import datetime
 
 from mailwright.address import parse_mailbox
 from mailwright.imap import search
+from mailwright.imap.fetch import views as fetch_views
 from mailwright.imap.parser import Reader
 from mailwright.store import query as q
 from mailwright.store.sqlite import SQLiteStore
@@ -53,7 +54,7 @@ def test_session_keys_stay_until_resolved():
 
 
 def test_the_sqlite_store_answers_the_tree(tmp_path):
-    s = SQLiteStore(tmp_path)
+    s = SQLiteStore(tmp_path, render_views=fetch_views)
     try:
         s.add_domain("example.test")
         s.add_account(parse_mailbox("q@example.test"), PASSWORD)

@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any
 
-from ..store.base import MailStore
+from ..store.events import EventStore
 from .types import Event, check_fields
 
 log = logging.getLogger("mailwright.events")
@@ -25,7 +25,7 @@ def _fmt(value: Any) -> str:
 
 
 class EventLog:
-    def __init__(self, store: MailStore | None):
+    def __init__(self, store: EventStore | None):
         self.store = store
 
     def emit(self, event: Event, session: str | None = None, message_id: str | None = None,

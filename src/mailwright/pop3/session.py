@@ -26,7 +26,8 @@ from ..events.log import EventLog
 from ..events.types import Event
 from ..net.connection import Action, LineSession, TLSInfo
 from ..net.lines import LineBuffer, LineTooLong
-from ..store.base import READ_IN_THREAD, Maildrop, MailStore, StoreError
+from ..store.base import READ_IN_THREAD, MailStore, StoreError
+from ..store.mailboxes import Maildrop
 from .locks import MaildropLocks
 
 # RFC 2449 §4: a command line is at most 255 octets; RFC 5034 §4 lets an AUTH

@@ -15,12 +15,11 @@ import socket
 import ssl
 from dataclasses import dataclass
 
-from ..store.base import QueuedMessage, QueuedRecipient
+from ..store.queue import QueuedMessage, QueuedRecipient
 from . import dane
 from .downgrade import ConversionImpossible, is_8bit, shorten_lines, to_7bit
 from .smtpclient import ProtocolError, Reply, SMTPConnection
-
-DELIVERED, DEFERRED, BOUNCED = "delivered", "deferred", "bounced"
+from .states import BOUNCED, DEFERRED, DELIVERED
 
 
 @dataclass(frozen=True)

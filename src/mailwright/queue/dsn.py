@@ -12,7 +12,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from ..store.base import QueuedMessage, QueuedRecipient
+from ..store.queue import QueuedMessage, QueuedRecipient
 
 
 @dataclass(frozen=True)

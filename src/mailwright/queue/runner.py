@@ -20,21 +20,19 @@ from dataclasses import dataclass
 
 from ..address import AddressError, parse_mailbox
 from ..config import Config
+from ..delivery.local import local_copies
+from ..delivery.recipients import resolve
 from ..dns import DNSError, NXDomain, Resolver, TempFailure
 from ..events.log import EventLog
 from ..events.types import Event
-from ..store.base import (
-    READ_IN_THREAD,
-    Delivery,
-    MailStore,
-    QueuedMessage,
-    RecipientUpdate,
-    RemoteRecipient,
-)
+from ..store.base import READ_IN_THREAD, MailStore
+from ..store.messages import Delivery
+from ..store.queue import QueuedMessage, RecipientUpdate, RemoteRecipient
 from . import dane, dsn
-from .client import BOUNCED, DEFERRED, DELIVERED, MX_TRANSPORT, Outcome, Session, Transport
+from .client import MX_TRANSPORT, Outcome, Session, Transport
 from .mtasts import MTASTS
 from .routing import Hop, PermanentRouteError, route
+from .states import BOUNCED, DEFERRED, DELIVERED, FINAL
 
 log = logging.getLogger("mailwright.queue")
 
@@ -176,7 +174,7 @@ class QueueRunner:
         # Never bounce a bounce (RFC 3464 §2). The original is read before the update,
         # which drops the message (and its blob) once every recipient is final.
         original = await self._content(message) if notices and message.mail_from else None
-        await self.store.queue_update(message.id, updates)
+        await self.store.queue_update(message.id, updates, FINAL)
         if original is not None:
             await self._notify(message, notices, original)
 
@@ -331,13 +329,13 @@ class QueueRunner:
         except AddressError:
             log.warning("cannot report to invalid sender %r", message.mail_from)
             return
-        targets = self.store.resolve(sender)
-        local = [t.account_id for t in targets or [] if t.is_local]
+        targets = resolve(self.store, sender)
+        local = local_copies([(False, targets or [])])
         remote = [RemoteRecipient(t.address) for t in targets or [] if not t.is_local] \
             if targets is not None else [RemoteRecipient(str(sender))]
         report_id = f"{message.message_id}D{int(self.clock() * 1000) % 100000:05d}"
         await self.store.deliver(Delivery(
-            message_id=report_id, mail_from="", local_accounts=local,
+            message_id=report_id, mail_from="", local=local,
             local_content=b"Return-Path: <>\r\n" + report if local else b"",
             remote=remote, relay_content=report if remote else b""))
         self.events.emit(Event.DSN, None, report_id, to=str(sender),

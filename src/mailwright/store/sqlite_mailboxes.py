@@ -11,23 +11,26 @@ import re
 import sqlite3
 import time
 import unicodedata
+from dataclasses import dataclass
 from importlib import resources
 
 from ..address import AddressError, parse_mailbox
-from ..imap import mime
+from ..message.headers import field_matches
+from ..message.meta import MessageMeta, parse_message
 from . import query
 from .base import StoreError
 from .mailboxes import (
     HIERARCHY,
     SYSTEM_FLAGS,
+    FetchViews,
     Mailbox,
     MailboxCounts,
     MailboxError,
-    MailboxStore,
     MessageData,
     MessageState,
     OverQuota,
     Quota,
+    RenderViews,
     normalize_flag,
 )
 
@@ -48,15 +51,20 @@ _META_COLUMNS = ("envelope", "body", "bodystructure", "structure", "header", "se
                  "in_reply_to", "refs", "version")
 
 
-def _meta_values(m: mime.MessageMeta) -> tuple:
+# A message's parse and the FETCH views rendered from it: what message_meta keeps.
+Indexed = tuple[MessageMeta, FetchViews]
+
+
+def _meta_values(indexed: Indexed) -> tuple:
     """The message_meta values of a parse, in _META_COLUMNS order."""
-    return (m.envelope, m.body, m.bodystructure, m.structure_json(), m.header, m.sent,
+    m, v = indexed
+    return (v.envelope, v.body, v.bodystructure, m.structure_json(), m.header, m.sent,
             m.sent_day, m.subject, m.base_subject, m.from_, m.to, m.cc, m.bcc, m.sort_from,
             m.sort_to, m.sort_cc, m.display_from, m.display_to, m.message_id,
             m.in_reply_to, m.references, META_VERSION)
 
 
-def _index_text(c: sqlite3.Connection, meta_id: int, m: mime.MessageMeta) -> None:
+def _index_text(c: sqlite3.Connection, meta_id: int, m: MessageMeta) -> None:
     # OR REPLACE: a stale index row under a reused rowid must not fail the delivery
     c.execute("INSERT OR REPLACE INTO message_text (rowid, hdr, body) VALUES (?,?,?)",
               (meta_id, fold(m.header_text), fold(m.text)))
@@ -78,41 +86,40 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFC", bare)
 
 
-def ensure_meta(c: sqlite3.Connection, digest: str, content: bytes,
-                parsed: mime.MessageMeta | None = None) -> int:
-    """Store a message's parse once per blob (RFC 9051 FETCH data, sort and search
-    keys, the full-text index); its message_meta id. A copy of a stored blob finds it
-    done. Callers on the event loop pass `parsed`: parsing here, on the writer thread,
-    would hold the GIL against the loop for the whole batch."""
+def ensure_meta(c: sqlite3.Connection, digest: str, indexed: Indexed) -> int:
+    """Store a message's parse once per blob (FETCH views, sort and search keys, the
+    full-text index); its message_meta id. A copy of a stored blob finds it done.
+    The parse is made before the writer job, on the loop or in a thread: parsing
+    here, on the writer thread, would hold the GIL against the loop for the whole
+    batch."""
     row = c.execute("SELECT id FROM message_meta WHERE blob=?", (digest,)).fetchone()
     if row:
         return row[0]
-    m = parsed or mime.parse(content)
     marks = ",".join("?" * (len(_META_COLUMNS) + 1))
     cur = c.execute(f"INSERT INTO message_meta (blob, {', '.join(_META_COLUMNS)}) "
-                    f"VALUES ({marks})", (digest, *_meta_values(m)))
-    _index_text(c, cur.lastrowid, m)
+                    f"VALUES ({marks})", (digest, *_meta_values(indexed)))
+    _index_text(c, cur.lastrowid, indexed[0])
     return cur.lastrowid
 
 
-def _meta_job(items: list[tuple[str, bytes]]):
+def _meta_job(items: list[tuple[str, Indexed]]):
     def job(c: sqlite3.Connection) -> None:
-        for digest, content in items:
+        for digest, indexed in items:
             c.execute("UPDATE messages SET meta_id=? WHERE blob=? AND meta_id IS NULL",
-                      (ensure_meta(c, digest, content), digest))
+                      (ensure_meta(c, digest, indexed), digest))
     return job
 
 
-def _reparse_job(items: list[tuple[int, mime.MessageMeta]]):
+def _reparse_job(items: list[tuple[int, Indexed]]):
     """Replace the stored parse of older metadata rows by a new one."""
     assignments = ", ".join(f"{column}=?" for column in _META_COLUMNS)
 
     def job(c: sqlite3.Connection) -> None:
-        for meta_id, m in items:
+        for meta_id, indexed in items:
             # The row may have gone (its last message expunged) since it was read.
             if c.execute(f"UPDATE message_meta SET {assignments} WHERE id=?",
-                         (*_meta_values(m), meta_id)).rowcount:
-                _index_text(c, meta_id, m)
+                         (*_meta_values(indexed), meta_id)).rowcount:
+                _index_text(c, meta_id, indexed[0])
     return job
 
 
@@ -126,15 +133,7 @@ def drop_meta(c: sqlite3.Connection, digest: str) -> None:
 def header_match(header: bytes | None, field: str, text: str) -> bool:
     """SEARCH HEADER field text (RFC 9051 §6.4.4): a substring of that field's
     decoded value, case-insensitively; an empty text matches any such field."""
-    if header is None:
-        return False
-    wanted = field.lower()
-    fields = mime.parse_headers(header, 0, len(header))
-    needle = text.lower()
-    for value in fields.get_all(wanted, []) or []:
-        if not needle or needle in mime.decode_words(str(value)).lower():
-            return True
-    return False
+    return header is not None and field_matches(header, field, text)
 
 
 def valid_name(name: str) -> str | None:
@@ -157,8 +156,14 @@ def canonical_name(name: str) -> str:
     return name
 
 
-class SQLiteMailboxes(MailboxStore):
+class SQLiteMailboxes:
     conn: sqlite3.Connection
+    render_views: RenderViews        # given by the composition root (imap/fetch.py)
+
+    def _index(self, content: bytes) -> Indexed:
+        """A message's parse and its FETCH views, made once per stored blob."""
+        meta = parse_message(content)
+        return meta, self.render_views(content, meta)
 
     def _init_mailboxes(self, conn: sqlite3.Connection) -> None:
         conn.create_function("header_match", 3, header_match, deterministic=True)
@@ -427,22 +432,18 @@ class SQLiteMailboxes(MailboxStore):
     async def append(self, mailbox_id: int, content: bytes, flags: list[str],
                      internaldate: float) -> tuple[int, int]:
         flag_text = " ".join(dict.fromkeys(normalize_flag(f) for f in flags))
-        parsed = mime.parse(content)
+        parsed = self._index(content)
 
         def job(c: sqlite3.Connection, digests: list[str]) -> tuple[int, int]:
-            box = c.execute("SELECT account_id, uidvalidity, uidnext, highestmodseq FROM "
-                            "mailboxes WHERE id=?", (mailbox_id,)).fetchone()
+            box = c.execute("SELECT account_id, uidvalidity FROM mailboxes WHERE id=?",
+                            (mailbox_id,)).fetchone()
             if box is None:
                 raise MailboxError("Mailbox was deleted", "TRYCREATE")
             _check_quota(c, box[0], len(content))
-            meta_id = ensure_meta(c, digests[0], content, parsed)
-            uid, modseq = box[2], box[3] + 1
-            c.execute("INSERT INTO messages (mailbox_id, uid, blob, size, internaldate, flags, "
-                      "modseq, message_id, meta_id) VALUES (?,?,?,?,?,?,?,?,?)",
-                      (mailbox_id, uid, digests[0], len(content), internaldate, flag_text,
-                       modseq, f"append-{digests[0][:16]}", meta_id))
-            c.execute("UPDATE mailboxes SET uidnext=?, highestmodseq=? WHERE id=?",
-                      (uid + 1, modseq, mailbox_id))
+            meta_id = ensure_meta(c, digests[0], parsed)
+            [uid] = add_messages(c, mailbox_id, [NewMessage(
+                digests[0], len(content), internaldate, flag_text,
+                f"append-{digests[0][:16]}", meta_id)])
             return box[1], uid
         return await self._writer.submit_async(job, (content,))
 
@@ -479,8 +480,8 @@ class SQLiteMailboxes(MailboxStore):
                 (batch,))]
             if not digests:
                 return done
-            contents = await asyncio.to_thread(self._read_blobs, digests)
-            await self._writer.submit_async(_meta_job(list(zip(digests, contents, strict=True))))
+            indexed = await asyncio.to_thread(self._index_blobs, digests)
+            await self._writer.submit_async(_meta_job(list(zip(digests, indexed, strict=True))))
             done += len(digests)
 
     async def _reparse_stale(self, batch: int) -> int:
@@ -492,17 +493,14 @@ class SQLiteMailboxes(MailboxStore):
                 "LIMIT ?", (last, META_VERSION, batch)).fetchall()
             if not rows:
                 return done
-            parsed = await asyncio.to_thread(self._parse_blobs, [r[1] for r in rows])
+            indexed = await asyncio.to_thread(self._index_blobs, [r[1] for r in rows])
             await self._writer.submit_async(_reparse_job(
-                [(r[0], m) for r, m in zip(rows, parsed, strict=True)]))
+                [(r[0], m) for r, m in zip(rows, indexed, strict=True)]))
             done += len(rows)
             last = rows[-1][0]
 
-    def _parse_blobs(self, digests: list[str]) -> list[mime.MessageMeta]:
-        return [mime.parse(self.read_blob(d)) for d in digests]
-
-    def _read_blobs(self, digests: list[str]) -> list[bytes]:
-        return [self.read_blob(d) for d in digests]
+    def _index_blobs(self, digests: list[str]) -> list[Indexed]:
+        return [self._index(self.read_blob(d)) for d in digests]
 
     # --- search and sort ------------------------------------------------------------
     def search(self, mailbox_id: int, key: query.Query) -> list[int]:
@@ -560,13 +558,10 @@ class SQLiteMailboxes(MailboxStore):
                 raise StoreError(f"no such account: {account}")
         self._write(job)
 
-    def over_quota(self, account_id: int, size: int) -> bool:
-        """Would `size` more octets exceed the account's quota? (SMTP RCPT, RFC 9208 §4)."""
+    def quota_limit(self, account_id: int) -> int:
         row = self.conn.execute("SELECT quota_bytes FROM accounts WHERE id=?",
                                 (account_id,)).fetchone()
-        if not row or not row[0]:
-            return False
-        return _usage(self.conn, account_id)[0] + size > row[0]
+        return (row[0] or 0) if row else 0
 
 
 def _adopt_legacy_subscriptions(conn: sqlite3.Connection) -> None:
@@ -680,8 +675,12 @@ def _usage(c: sqlite3.Connection, account_id: int) -> tuple[int, int]:
 
 
 def _check_quota(c: sqlite3.Connection, account_id: int, size: int) -> None:
+    """The account's limit holds in the transaction that writes (RFC 9208 §5.1)."""
     row = c.execute("SELECT quota_bytes FROM accounts WHERE id=?", (account_id,)).fetchone()
-    if row and row[0] and _usage(c, account_id)[0] + size > row[0]:
+    if not row or not row[0]:
+        return
+    used, count = _usage(c, account_id)
+    if Quota(used, row[0], count).exceeded_by(size):
         raise OverQuota()
 
 
@@ -693,13 +692,40 @@ def _size_of(c: sqlite3.Connection, mailbox_id: int, uids: list[int]) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class NewMessage:
+    """A message row to add: the blob it references and what IMAP keeps with it."""
+    blob: str
+    size: int
+    internaldate: float
+    flags: str
+    message_id: str
+    meta_id: int | None
+
+
+def add_messages(c: sqlite3.Connection, mailbox_id: int, messages: list[NewMessage]
+                 ) -> list[int]:
+    """Add messages to a mailbox: the next UIDs (RFC 9051 §2.3.1.1), one new MODSEQ
+    for all of them (RFC 7162 §3.1.1), UIDNEXT and HIGHESTMODSEQ moved on. The one
+    way a message enters a mailbox (delivery, APPEND, COPY/MOVE); their UIDs."""
+    if not messages:
+        return []
+    box = c.execute("SELECT uidnext, highestmodseq FROM mailboxes WHERE id=?",
+                    (mailbox_id,)).fetchone()
+    first, modseq = box[0], box[1] + 1
+    uids = list(range(first, first + len(messages)))
+    c.executemany("INSERT INTO messages (mailbox_id, uid, blob, size, internaldate, flags, "
+                  "modseq, message_id, meta_id) VALUES (?,?,?,?,?,?,?,?,?)",
+                  [(mailbox_id, uid, m.blob, m.size, m.internaldate, m.flags, modseq,
+                    m.message_id, m.meta_id) for uid, m in zip(uids, messages, strict=True)])
+    c.execute("UPDATE mailboxes SET uidnext=?, highestmodseq=? WHERE id=?",
+              (first + len(messages), modseq, mailbox_id))
+    return uids
+
+
 def _copy_rows(c: sqlite3.Connection, source_id: int, uids: list[int], target_id: int
                ) -> list[tuple[int, int]]:
     """Copy messages (same blob, flags kept, RFC 9051 §6.4.7) to new UIDs in the target."""
-    box = c.execute("SELECT uidnext, highestmodseq FROM mailboxes WHERE id=?",
-                    (target_id,)).fetchone()
-    uid, modseq = box[0], box[1] + 1
-    pairs = []
     rows = []
     for lo, hi in _ranges(uids):
         rows += c.execute("SELECT uid, blob, size, internaldate, flags, message_id, meta_id "
@@ -707,19 +733,9 @@ def _copy_rows(c: sqlite3.Connection, source_id: int, uids: list[int], target_id
                           "WHERE mailbox_id=? AND uid BETWEEN ? AND ? ORDER BY uid",
                           (source_id, lo, hi)).fetchall()
     wanted = set(uids)
-    for src_uid, blob, size, internaldate, flags, message_id, meta_id in rows:
-        if src_uid not in wanted:
-            continue
-        c.execute("INSERT INTO messages (mailbox_id, uid, blob, size, internaldate, flags, "
-                  "modseq, message_id, meta_id) VALUES (?,?,?,?,?,?,?,?,?)",
-                  (target_id, uid, blob, size, internaldate, flags, modseq, message_id,
-                   meta_id))
-        pairs.append((src_uid, uid))
-        uid += 1
-    if pairs:
-        c.execute("UPDATE mailboxes SET uidnext=?, highestmodseq=? WHERE id=?",
-                  (uid, modseq, target_id))
-    return pairs
+    rows = [r for r in rows if r[0] in wanted]
+    new = add_messages(c, target_id, [NewMessage(*r[1:]) for r in rows])
+    return [(r[0], uid) for r, uid in zip(rows, new, strict=True)]
 
 
 def _expunge_rows(c: sqlite3.Connection, mailbox_id: int, uids: list[int],

@@ -17,7 +17,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from ..store.base import DKIMKeyInfo, MailStore, StoreError
+from ..store.base import MailStore, StoreError
+from ..store.directory import DKIMKeyInfo
 from .dkim import SigningKey
 
 ALGORITHMS = (("rsa", "rsa-sha256"), ("ed25519", "ed25519-sha256"))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ..config import Config
 from ..dns import DNSError, Resolver
 from ..queue.mtasts import MTASTS, parse_txt
-from ..store.base import DKIMKeyInfo
+from ..store.directory import DKIMKeyInfo
 from . import spf as spf_mod
 from .dmarc import parse_record
 from .dnsbridge import Bridge

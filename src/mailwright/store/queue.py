@@ -1,0 +1,92 @@
+"""The outbound queue: queued messages, their recipients' state, claims with leases.
+
+The store keeps the state; the rules (when an attempt's outcome is final, when to
+retry, when to give up) belong to the queue runner (queue/runner.py,
+queue/states.py), which passes them in.
+
+Claims and outcomes are coroutines (writes); listing is blocking (the CLI).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class RemoteRecipient:
+    address: str
+    notify: str | None = None      # RFC 3461 NOTIFY=
+    orcpt: str | None = None       # RFC 3461 ORCPT=
+
+
+@dataclass(frozen=True)
+class QueuedRecipient:
+    id: int
+    address: str
+    notify: str | None
+    orcpt: str | None
+    state: str              # pending | deferred | delivered | bounced | held
+    attempts: int
+    next_attempt: float
+    last_reply: str | None
+    delay_warned: bool = False
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    id: int
+    message_id: str
+    mail_from: str
+    blob: str
+    size: int
+    body: str | None
+    smtputf8: bool
+    ret: str | None
+    envid: str | None
+    created: float
+    recipients: list[QueuedRecipient]
+
+
+@dataclass(frozen=True)
+class RecipientUpdate:
+    """The outcome of one delivery attempt for one queued recipient."""
+    recipient_id: int
+    state: str              # delivered | deferred | bounced
+    reply: str
+    next_attempt: float = 0.0
+    delay_warned: bool = False
+    address: str = ""
+    remote: str = ""        # host [ip] that answered ("" when none was reached)
+    tls: str = ""           # protocol and cipher used, "" for plaintext
+
+
+class QueueStore(Protocol):
+    # --- reads (blocking; async in phase 2) -----------------------------------------
+    def queue_messages(self) -> list[QueuedMessage]: ...
+    def queue_message(self, message_id: str) -> QueuedMessage | None: ...
+    def queue_attempts(self, message_id: str) -> list[dict]: ...
+
+    # --- writes -------------------------------------------------------------------------
+    async def queue_claim(self, now: float, limit: int, lease: float) -> list[QueuedMessage]:
+        """Claim due recipients (pending/deferred, time come, not leased) for `lease`
+        seconds; PostgreSQL: SELECT ... FOR UPDATE SKIP LOCKED."""
+        ...
+
+    async def queue_update(self, queue_id: int, updates: list[RecipientUpdate],
+                           final: Collection[str]) -> bool:
+        """Record attempt outcomes; in the same transaction, drop the message once
+        every recipient's state is one of `final` (the runner's rule). True when the
+        message left the queue."""
+        ...
+
+    def queue_release_leases(self) -> int:
+        """At start-up, before any worker runs: claims of a crashed process lapse."""
+        ...
+
+    def queue_set_state(self, message_id: str | None, state: str, now: float) -> int:
+        """Admin: hold / release / retry (now) recipients of one message or all; returns count."""
+        ...
+
+    def queue_delete(self, message_id: str) -> bool: ...
