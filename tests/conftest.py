@@ -172,8 +172,9 @@ class MailServer:
         self.proc = None
 
     def store(self):
+        from mailwright.imap.fetch import views as fetch_views
         from mailwright.store.sqlite import SQLiteStore
-        return SQLiteStore(self.data_dir)
+        return SQLiteStore(self.data_dir, render_views=fetch_views)
 
     def inbox(self, address: str, mailbox: str = "INBOX") -> list[bytes]:
         """The stored messages of an account, read straight from the store files."""

@@ -16,10 +16,10 @@ from pathlib import Path
 from .address import Address, parse_mailbox
 from .auth.lockout import AuthLockout
 from .config import Config, Listener
-from .delivery import pop3_expiry
 from .dns import Resolver
 from .events.log import EventLog
 from .events.types import Event
+from .imap.fetch import views as fetch_views
 from .imap.notify import MailboxWatch
 from .imap.server import ImapProtocol
 from .net.limits import ConnectionLimiter
@@ -75,7 +75,8 @@ def trust_services(config: Config, store: MailStore, resolver: Resolver
 
 
 def open_store(config: Config) -> SQLiteStore:
-    return SQLiteStore(config.data_dir)
+    # The store keeps IMAP's FETCH views of each message without knowing IMAP.
+    return SQLiteStore(config.data_dir, render_views=fetch_views)
 
 
 def server_certificate(config: Config) -> LocalCertificate:
@@ -228,7 +229,7 @@ class App:
         """Enforce the per-domain POP3 EXPIRE policy (RFC 2449 §6.7) periodically."""
         while True:
             try:
-                removed = await pop3_expiry.expire(self.store, time.time())
+                removed = await self.store.expire_pop3(time.time())
             except Exception as e:
                 log.error("POP3 expiry failed: %s", e)
             else:

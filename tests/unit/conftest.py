@@ -1,6 +1,7 @@
 import pytest
 
 from mailwright.address import parse_mailbox
+from mailwright.imap.fetch import views as fetch_views
 from mailwright.store.sqlite import SQLiteStore
 
 PASSWORD = "s3cret-password"
@@ -8,7 +9,7 @@ PASSWORD = "s3cret-password"
 
 @pytest.fixture(scope="session")
 def store(tmp_path_factory):
-    s = SQLiteStore(tmp_path_factory.mktemp("store"))
+    s = SQLiteStore(tmp_path_factory.mktemp("store"), render_views=fetch_views)
     s.add_domain("example.test")
     s.add_domain("bücher.test")
     for user in ("alice@example.test", "bob@example.test", "Dörte@bücher.test"):

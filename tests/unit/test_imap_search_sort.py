@@ -15,9 +15,12 @@ import pytest
 from mailwright.address import parse_mailbox
 from mailwright.auth.lockout import AuthLockout
 from mailwright.events.log import EventLog
-from mailwright.imap import mime, threads
+from mailwright.imap import threads
+from mailwright.imap.fetch import views as fetch_views
 from mailwright.imap.notify import MailboxWatch
 from mailwright.imap.session import ImapSession
+from mailwright.message import keys
+from mailwright.message.meta import parse_message
 from mailwright.store import query
 from mailwright.store.sqlite import SQLiteStore
 from mailwright.store.sqlite_mailboxes import META_VERSION
@@ -54,7 +57,7 @@ class Client:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    s = SQLiteStore(tmp_path_factory.mktemp("search"))
+    s = SQLiteStore(tmp_path_factory.mktemp("search"), render_views=fetch_views)
     s.add_domain("example.test")
     s.add_account(parse_mailbox(USER), PASSWORD)
     yield s
@@ -213,30 +216,30 @@ def test_address_keys_match_the_address_without_comments(store):
     ("   ", "", False),
 ])
 def test_base_subject(subject, base, reply):
-    assert threads.base_subject(subject) == (base, reply)       # RFC 5256 §2.1
+    assert keys.base_subject(subject) == (base, reply)       # RFC 5256 §2.1
 
 
 def test_collation_is_unicode_casemap():
     # RFC 5051: titlecase, then NFKD, compared as octets: case is ignored, and
     # letters (titlecased) come before "[" and "_".
-    assert threads.collate("abc") == threads.collate("ABC")
-    assert sorted(["_x", "[x]", "b", "A"], key=threads.collate) == ["A", "b", "[x]", "_x"]
-    assert threads.collate("é") == threads.collate("E\u0301")
-    assert threads.collate("ǆ") == threads.collate("ǅ")
+    assert keys.collate("abc") == keys.collate("ABC")
+    assert sorted(["_x", "[x]", "b", "A"], key=keys.collate) == ["A", "b", "[x]", "_x"]
+    assert keys.collate("é") == keys.collate("E\u0301")
+    assert keys.collate("ǆ") == keys.collate("ǅ")
 
 
 def test_address_sort_keys():
     # RFC 5256 §3: the first address's addr-mailbox; a group's start is an address
     # whose mailbox is the group's name (RFC 9051 §7.5.2).
-    m = mime.parse(message("From: Zed <alice@example.org>", "Cc: Group: bob@x.org;",
-                           "To: =?utf-8?q?=C3=89mile?= <e@x.org>"))
+    m = parse_message(message("From: Zed <alice@example.org>", "Cc: Group: bob@x.org;",
+                              "To: =?utf-8?q?=C3=89mile?= <e@x.org>"))
     assert (m.sort_from, m.sort_cc, m.sort_to) == ("ALICE", "GROUP", "E")
     # RFC 5957 §3: the display name, else mailbox@host, else the mailbox.
-    assert m.display_from == "ZED" and m.display_to == threads.collate("Émile")
-    assert mime.parse(message("To: bob@x.org")).display_to == "BOB@X.ORG"
-    assert mime.parse(message("To: bob")).display_to == "BOB"
-    assert mime.parse(message("To: empty:;")).display_to == "EMPTY"
-    assert mime.parse(message("Subject: x")).display_from == ""
+    assert m.display_from == "ZED" and m.display_to == keys.collate("Émile")
+    assert parse_message(message("To: bob@x.org")).display_to == "BOB@X.ORG"
+    assert parse_message(message("To: bob")).display_to == "BOB"
+    assert parse_message(message("To: empty:;")).display_to == "EMPTY"
+    assert parse_message(message("Subject: x")).display_from == ""
 
 
 SORTED = [
@@ -264,7 +267,7 @@ def test_sort_by_subject_and_addresses(store):
 
 # --- THREAD=REFERENCES ----------------------------------------------------------------------
 def row(uid, date, subject, msgid, refs="", irt=""):
-    return (uid, date, 100, date, threads.sort_subject(subject), "", "", "", msgid, irt,
+    return (uid, date, 100, date, keys.subject_key(subject), "", "", "", msgid, irt,
             refs, subject, "", "")
 
 
@@ -314,7 +317,7 @@ def test_thread_through_the_session_uses_the_stored_subject(store):
 
 # --- metadata from an older version -------------------------------------------------------
 def test_older_metadata_and_word_index_are_rebuilt_at_start_up(tmp_path):
-    s = SQLiteStore(tmp_path)
+    s = SQLiteStore(tmp_path, render_views=fetch_views)
     s.add_domain("example.test")
     s.add_account(parse_mailbox(USER), PASSWORD)
     account = s.account_id(USER)
@@ -333,7 +336,7 @@ def test_older_metadata_and_word_index_are_rebuilt_at_start_up(tmp_path):
     s._write(downgrade)
     s.close()
 
-    s = SQLiteStore(tmp_path)
+    s = SQLiteStore(tmp_path, render_views=fetch_views)
     try:
         sql = s.conn.execute("SELECT sql FROM sqlite_master WHERE name='message_text'")
         assert "trigram" in sql.fetchone()[0]

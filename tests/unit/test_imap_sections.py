@@ -13,9 +13,12 @@ import pytest
 from mailwright.address import parse_mailbox
 from mailwright.auth.lockout import AuthLockout
 from mailwright.events.log import EventLog
-from mailwright.imap import mime
+from mailwright.imap.fetch import views
 from mailwright.imap.notify import MailboxWatch
 from mailwright.imap.session import ImapSession
+from mailwright.message import encoding, sections
+from mailwright.message.meta import parse_message
+from mailwright.store.mailboxes import FetchViews
 
 from .conftest import PASSWORD
 from .session_harness import TLS, drive, make_config
@@ -92,14 +95,20 @@ part 4.2.2.2
 """)
 
 
+def fetch_views(data: bytes) -> FetchViews:
+    """ENVELOPE, BODY and BODYSTRUCTURE as stored at delivery."""
+    return views(data, parse_message(data))
+
+
 def sec(data: bytes, path: str, text: str = "", fields: list[str] | None = None) -> bytes:
-    root = mime.parse(data).structure
+    root = parse_message(data).structure
     numbers = [int(n) for n in path.split(".")] if path else []
-    return mime.section(data, root, numbers, text, fields)
+    return sections.section(data, root, numbers, text, fields)
 
 
 def ctype_of(data: bytes, path: str) -> str:
-    return mime.find_part(mime.parse(data).structure, [int(n) for n in path.split(".")]).ctype
+    root = parse_message(data).structure
+    return sections.find_part(root, [int(n) for n in path.split(".")]).ctype
 
 
 @pytest.mark.parametrize("path,ctype", [
@@ -136,7 +145,7 @@ def test_sections_of_the_rfc_example():
     ("1", "HEADER"), ("4", "TEXT"), ("4.1", "HEADER"),
 ])
 def test_sections_that_do_not_exist(path, text):
-    with pytest.raises(mime.SectionError):
+    with pytest.raises(sections.SectionError):
         sec(EXAMPLE, path, text)
 
 
@@ -148,7 +157,7 @@ def test_a_message_that_is_not_multipart_has_part_1_only():
     assert sec(SIMPLE, "1") == b"line one\r\nline two\r\n"
     assert sec(SIMPLE, "1", "MIME") == b"From: a@example.test\r\nSubject: simple\r\n\r\n"
     for path, text in (("2", ""), ("1.1", ""), ("1", "HEADER"), ("1", "TEXT")):
-        with pytest.raises(mime.SectionError):
+        with pytest.raises(sections.SectionError):
             sec(SIMPLE, path, text)
 
 
@@ -177,7 +186,7 @@ def test_message_rfc822_numbers_continue_into_the_encapsulated_message():
     assert sec(NESTED, "1.1", "HEADER") == inner
     assert sec(NESTED, "1.1", "TEXT") == b"Hello world\r\n"
     assert sec(NESTED, "1.1.1") == b"Hello world\r\n"
-    with pytest.raises(mime.SectionError):
+    with pytest.raises(sections.SectionError):
         sec(NESTED, "1.2")
 
 
@@ -215,7 +224,7 @@ def test_folded_boundary_parameter_is_unfolded():
     data = crlf('Content-Type: multipart/mixed; boundary="foo\n bar"\n\n'
                 "--foo bar\nContent-Type: text/x-myown; charset=us-ascii\n\nhello\n\n"
                 "--foo bar--\n")
-    meta = mime.parse(data)
+    meta = fetch_views(data)
     assert meta.body == b'(("TEXT" "X-MYOWN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 7 1) ' \
                         b'"MIXED")'
     assert b'("BOUNDARY" "foo bar")' in meta.bodystructure
@@ -226,14 +235,14 @@ def test_a_longer_boundary_line_is_not_a_delimiter():
     data = crlf('Content-Type: multipart/mixed; boundary="b"\n\n'
                 "--b\n\none\n--bb\nstill one\n--b--\n")
     assert sec(data, "1") == b"one\r\n--bb\r\nstill one"
-    with pytest.raises(mime.SectionError):
+    with pytest.raises(sections.SectionError):
         sec(data, "2")
 
 
 # --- BINARY (RFC 3516, RFC 9051 §6.4.5) ------------------------------------------------------
 def binary(data: bytes, path: str) -> bytes:
-    root = mime.parse(data).structure
-    return mime.binary(data, root, [int(n) for n in path.split(".")] if path else [])
+    root = parse_message(data).structure
+    return sections.decoded(data, root, [int(n) for n in path.split(".")] if path else [])
 
 
 def part_with(cte: str, content: str, ctype: str = "text/plain") -> bytes:
@@ -274,16 +283,16 @@ def test_binary_of_identity_encodings_is_the_content_as_is():
 
 
 def test_binary_of_an_unknown_encoding_is_refused():
-    with pytest.raises(mime.UnknownEncoding):
+    with pytest.raises(sections.UnknownEncoding):
         binary(part_with("x-uuencode", "begin 644 f\n`\nend"), "1")
 
 
 def test_the_8bit_domain():
     # RFC 2045 §2.8: CRLF lines of at most 998 octets, no NUL
-    assert mime.is_8bit(b"caf\xc3\xa9\r\nline\r\n")
-    assert mime.is_8bit(b"x" * 998 + b"\r\n")
+    assert encoding.is_8bit(b"caf\xc3\xa9\r\nline\r\n")
+    assert encoding.is_8bit(b"x" * 998 + b"\r\n")
     for octets in (b"a\x00b", b"a\rb", b"a\nb", b"\n", b"a\r", b"x" * 999):
-        assert not mime.is_8bit(octets), octets
+        assert not encoding.is_8bit(octets), octets
 
 
 # --- APPEND of binary content (RFC 3516 §4.4) ------------------------------------------------
@@ -293,9 +302,9 @@ BINARY_MESSAGE = (b"From: user@example.test\r\nMime-Version: 1.0\r\n"
 
 
 def test_binary_parts_are_stored_base64_encoded_without_loss():
-    stored = mime.encode_binary_parts(BINARY_MESSAGE)
+    stored = encoding.encode_binary_parts(BINARY_MESSAGE)
     assert b"\x00" not in stored and b"Content-Transfer-Encoding: binary" not in stored
-    meta = mime.parse(stored)
+    meta = fetch_views(stored)
     assert b'"BASE64"' in meta.bodystructure
     assert sec(stored, "1") == b"AC3kCg0KCg=="
     assert binary(stored, "1") == b"\x00-\xe4\n\r\n\n"
@@ -307,17 +316,17 @@ def test_only_binary_parts_are_re_encoded():
                 "Content-Type: application/octet-stream\n"
                 "Content-Transfer-Encoding: BINARY\n"
                 "  (folded comment)\n\n") + b"\x00\x01\x02" + crlf("\n--x--\n")
-    stored = mime.encode_binary_parts(data)
+    stored = encoding.encode_binary_parts(data)
     assert sec(stored, "1") == b"plain text"
     assert sec(stored, "2", "MIME") == (b"Content-Type: application/octet-stream\r\n"
                                         b"Content-Transfer-Encoding: base64\r\n\r\n")
     assert binary(stored, "2") == b"\x00\x01\x02"
-    assert mime.encode_binary_parts(EXAMPLE) is EXAMPLE               # nothing binary
+    assert encoding.encode_binary_parts(EXAMPLE) is EXAMPLE               # nothing binary
 
 
 # --- ENVELOPE address structures (RFC 9051 §7.5.2) -------------------------------------------
 def envelope(header: str) -> str:
-    return mime.parse(crlf(header + "\n\nbody\n")).envelope.decode()
+    return fetch_views(crlf(header + "\n\nbody\n")).envelope.decode()
 
 
 def test_a_comment_after_a_bare_address_is_its_name():

@@ -26,6 +26,15 @@ class ScramKeys:
     iterations: int
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """What the store knows about an account, for authentication (here, not with
+    the SASL mechanisms, so the store that hands them out needs no protocol code)."""
+    account: str               # canonical address of the account
+    password_hash: str
+    scram: ScramKeys
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 

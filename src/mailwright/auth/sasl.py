@@ -16,17 +16,9 @@ import os
 from dataclasses import dataclass
 from typing import Protocol
 
-from .passwords import DUMMY_HASH, ScramKeys, verify_password
+from .passwords import DUMMY_HASH, Credentials, ScramKeys, verify_password
 
 MECHANISMS = ("PLAIN", "LOGIN", "SCRAM-SHA-256")
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """What the store knows about an account, for authentication."""
-    account: str               # canonical address of the account
-    password_hash: str
-    scram: ScramKeys
 
 
 class CredentialSource(Protocol):

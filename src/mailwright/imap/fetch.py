@@ -1,5 +1,6 @@
 """FETCH data items (RFC 9051 §6.4.5, §7.5.2; RFC 3516 BINARY; RFC 7162 MODSEQ):
-parsing the request and rendering one message's response."""
+parsing the request and rendering one message's response; ENVELOPE, BODY and
+BODYSTRUCTURE rendered from message/'s data once, at delivery (`views`)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,16 @@ import functools
 import json
 from dataclasses import dataclass
 
-from ..store.mailboxes import MessageData
-from . import mime, render
+from ..message.addresses import Address
+from ..message.bodyparts import BodyPart, Disposition, Params, describe
+from ..message.encoding import is_8bit
+from ..message.envelope import AddressField, Envelope, envelope
+from ..message.headers import select_fields
+from ..message.meta import MessageMeta
+from ..message.sections import SectionError, UnknownEncoding, decoded, section
+from ..message.structure import Part, parse_structure
+from ..store.mailboxes import FetchViews, MessageData
+from . import render
 from .base import No
 from .parser import ParseError, Reader
 
@@ -165,28 +174,28 @@ def render_message(seq: int, data: MessageData, items: list[Item], blob: bytes |
     return b"* %d FETCH (" % seq + b" ".join(out) + b")\r\n"
 
 
-def _structure(data: MessageData, blob: bytes | None) -> mime.Part:
+def _structure(data: MessageData, blob: bytes | None) -> Part:
     """The stored part tree; for a message whose metadata the start-up backfill
     has not computed yet, parsed from the blob here."""
     if data.structure:
-        return mime.Part.from_list(json.loads(data.structure))
+        return Part.from_list(json.loads(data.structure))
     if blob is not None:
-        return mime.parse_structure(blob)[0]
-    return mime.Part(0, 0, data.size)
+        return parse_structure(blob)[0]
+    return Part(0, 0, data.size)
 
 
-def _section(item: Item, data: MessageData, blob: bytes | None, structure: mime.Part) -> bytes:
+def _section(item: Item, data: MessageData, blob: bytes | None, structure: Part) -> bytes:
     """BODY[...], BINARY[...] and BINARY.SIZE[...] of one message."""
     try:
         if item.name == "BODY[]":
             octets = _body_section(item, data, blob or b"", structure)
         else:
-            octets = mime.binary(blob or b"", structure, list(item.path))
-    except mime.SectionError:
+            octets = decoded(blob or b"", structure, list(item.path))
+    except SectionError:
         # RFC 9051 §7.5.2: the section is an nstring; a part that is not there is
         # NIL. BINARY.SIZE takes a number, and there is nothing: 0.
         return b"0" if item.name == "BINARY.SIZE[]" else b"NIL"
-    except mime.UnknownEncoding:
+    except UnknownEncoding:
         # RFC 9051 §7.5.2 (RFC 3516 §4.2): a CTE we cannot decode fails the command
         raise No("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE") from None
     if item.name == "BINARY.SIZE[]":
@@ -196,18 +205,101 @@ def _section(item: Item, data: MessageData, blob: bytes | None, structure: mime.
         # from beyond the end, the empty string
         start, length = item.partial
         octets = octets[start:start + length]
-    if item.name == "BINARY[]" and not mime.is_8bit(octets):
+    if item.name == "BINARY[]" and not is_8bit(octets):
         # RFC 3516 §4.3: binary-domain data goes out as literal8; 8bit data
         # without NULs as an ordinary string
         return render.literal(octets, binary=True)
     return render.literal(octets)
 
 
-def _body_section(item: Item, data: MessageData, blob: bytes, structure: mime.Part) -> bytes:
+def _body_section(item: Item, data: MessageData, blob: bytes, structure: Part) -> bytes:
     if not item.path and item.text.startswith("HEADER") and data.header is not None:
         # the top-level header is kept with the metadata: no blob read
         if item.text == "HEADER":
             return data.header
-        return mime.header_fields(data.header, list(item.fields),
-                                  item.text == "HEADER.FIELDS.NOT")
-    return mime.section(blob, structure, list(item.path), item.text, list(item.fields))
+        return select_fields(data.header, list(item.fields), item.text == "HEADER.FIELDS.NOT")
+    return section(blob, structure, list(item.path), item.text, list(item.fields))
+
+
+# --- ENVELOPE, BODY, BODYSTRUCTURE (RFC 9051 §7.5.2) ------------------------------------
+def views(data: bytes, meta: MessageMeta) -> FetchViews:
+    """The three renderings the store keeps with a message's metadata, so that
+    FETCH of them never reads or parses the message (the store is given this
+    function by the composition root: it knows no protocol)."""
+    body = describe(data, meta.structure)
+    return FetchViews(render_envelope(envelope(meta.headers)),
+                      render_body(body, extensible=False),
+                      render_body(body, extensible=True))
+
+
+def render_envelope(env: Envelope) -> bytes:
+    """Header values as sent (not decoded); Sender and Reply-To, when absent or
+    empty, are From."""
+    return render.paren([
+        render.string(env.date, False),
+        render.string(env.subject, False),
+        _address_list(env.from_),
+        _address_list(env.sender if env.sender is not None else env.from_),
+        _address_list(env.reply_to if env.reply_to is not None else env.from_),
+        _address_list(env.to),
+        _address_list(env.cc),
+        _address_list(env.bcc),
+        render.string(env.in_reply_to, False),
+        render.string(env.message_id, False),
+    ])
+
+
+def _address(a: Address) -> bytes:
+    if a.group:
+        # group start (NIL NIL name NIL), group end all NIL
+        return b"(NIL NIL " + render.string(a.name, False) + b" NIL)"
+    return render.paren((render.string(a.name, False), render.string(a.route, False),
+                         render.string(a.mailbox, False), render.string(a.host or "", False)))
+
+
+def _address_list(addresses: AddressField) -> bytes:
+    if not addresses:
+        return b"NIL"
+    return render.paren([_address(a) for a in addresses])
+
+
+def _params(params: Params) -> bytes:
+    items = []
+    for key, value in params:
+        items += [render.string(key.upper() if key.islower() else key, False),
+                  render.string(value, False)]
+    return render.paren(items) if items else b"NIL"
+
+
+def _disposition(disposition: Disposition | None) -> bytes:
+    if disposition is None:
+        return b"NIL"
+    return b"(" + render.string(disposition.kind, False) + b" " + \
+        _params(disposition.params) + b")"
+
+
+def _extension(part: BodyPart) -> list[bytes]:
+    """body-ext-1part / body-ext-mpart after the type-specific fields."""
+    return [_disposition(part.disposition), render.string(part.language, False),
+            render.string(part.location, False)]
+
+
+def render_body(part: BodyPart, extensible: bool) -> bytes:
+    """BODY (extensible=False) or BODYSTRUCTURE of a part."""
+    if part.is_multipart:
+        kids = b"".join(render_body(c, extensible) for c in part.parts)
+        out = [kids, render.string(part.subtype.upper(), False)]
+        if extensible:
+            out += [_params(part.params), *_extension(part)]
+        return b"(" + b" ".join(out) + b")"
+    out = [render.string(part.type.upper(), False), render.string(part.subtype.upper(), False),
+           _params(part.params), render.string(part.id, False),
+           render.string(part.description, False), render.string(part.encoding.upper(), False),
+           str(part.size).encode()]
+    if part.envelope is not None and part.message is not None:
+        out += [render_envelope(part.envelope), render_body(part.message, extensible)]
+    if part.lines is not None:
+        out.append(str(part.lines).encode())
+    if extensible:
+        out += [render.string(part.md5, False), *_extension(part)]
+    return b"(" + b" ".join(out) + b")"

@@ -25,13 +25,14 @@ from ..auth.lockout import AuthLockout
 from ..config import Config
 from ..events.log import EventLog
 from ..events.types import Event
+from ..message.encoding import encode_binary_parts
 from ..net.connection import Action, LineSession, TLSInfo
 from ..store.base import MailStore
 from ..store.mailboxes import (
     HIERARCHY,
     MailboxError,
 )
-from . import mime, mutf7, render
+from . import mutf7, render
 from .auth_commands import MECHANISMS, AuthCommands
 from .base import COMMAND_STATES, No, Outcome, State, tagged
 from .notify import MailboxWatch
@@ -617,7 +618,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
             if not content:
                 raise No("Empty message")
             # RFC 3516 §4.4: binary parts are stored base64-encoded (BINARY undoes it)
-            content = mime.encode_binary_parts(content)
+            content = encode_binary_parts(content)
             uidvalidity, uid = await self.store.append(mailbox.id, content, flags, when)
             uids.append(uid)
         self.events.emit(Event.IMAP_APPEND, self.id, account=self.account, mailbox=name,

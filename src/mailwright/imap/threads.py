@@ -1,19 +1,19 @@
-"""SORT and THREAD (RFC 5256, RFC 5957 DISPLAY) over the sort keys kept at delivery,
-and how those keys are made: the base subject, the first address's mailbox or
-display value, and the i;unicode-casemap collation they are compared with.
+"""SORT and THREAD (RFC 5256, RFC 5957 DISPLAY) over the sort keys kept at delivery
+(made by message/keys.py: base subject, first address's mailbox or display value,
+collated in i;unicode-casemap).
 
 A key row is (uid, internaldate, size, sent, base_subject, sort_from, sort_to,
 sort_cc, msgid, in_reply_to, refs, subject, display_from, display_to); the string
-sort keys are stored already collated (`collate`), `subject` is the decoded Subject.
+sort keys are stored already collated, `subject` is the decoded Subject.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..message.keys import base_subject
 from .parser import ParseError, Reader
 
 (UID, ARRIVAL, SIZE, SENT, SUBJECT, FROM, TO, CC, MSGID, IN_REPLY_TO, REFS, RAW_SUBJECT,
@@ -22,89 +22,6 @@ SORT_KEYS = {"ARRIVAL": ARRIVAL, "CC": CC, "DATE": SENT, "FROM": FROM, "SIZE": S
              "SUBJECT": SUBJECT, "TO": TO, "DISPLAYFROM": DISPLAYFROM,
              "DISPLAYTO": DISPLAYTO}
 _MSGID = re.compile(r"<[^<>\s]+>")
-
-
-# --- the keys (RFC 5256 §2, RFC 5051, RFC 5957) ----------------------------------------
-def collate(text: str) -> str:
-    """RFC 5051 i;unicode-casemap, the collation SORT and THREAD use (RFC 5256 §3):
-    titlecase each character, decompose (NFKD); the results compare as octets,
-    which for UTF-8 is the order of code points (Python's str order)."""
-    if text.isascii():
-        return text.upper()
-    return unicodedata.normalize("NFKD", "".join(c.title() for c in text))
-
-
-# RFC 5256 §5: subj-blob = "[" *BLOBCHAR "]" *WSP;
-# subj-refwd = ("re" / ("fw" ["d"])) *WSP [subj-blob] ":"; subj-leader =
-# (*subj-blob subj-refwd) / WSP; subj-trailer = "(fwd)" / WSP. Literals are
-# case-insensitive (RFC 5234 §2.3).
-_BLOB = r"\[[^\[\]]*\][ \t]*"
-_REFWD = re.compile(rf"(?:{_BLOB})*(?:re|fwd?)[ \t]*(?:{_BLOB})?:", re.I)
-_BLOB_RE = re.compile(_BLOB)
-_FWD_TRAILER = re.compile(r"\(fwd\)$", re.I)
-
-
-def base_subject(subject: str) -> tuple[str, bool]:
-    """RFC 5256 §2.1: the base subject of a decoded Subject, and whether it marks a
-    reply or forward (the extraction removed a subj-refwd, a "(fwd)" trailer or a
-    "[fwd: ...]" wrapper; RFC 5256 §4, REFERENCES step 5)."""
-    # (1) tabs and continuations to a space, runs of spaces to one
-    s = re.sub(r"[ \t\r\n]+", " ", subject)
-    reply = False
-    while True:
-        # (2) trailers, repeatedly
-        while True:
-            if s.endswith((" ", "\t")):
-                s = s.rstrip(" \t")
-            elif m := _FWD_TRAILER.search(s):
-                s = s[:m.start()]
-                reply = True
-            else:
-                break
-        # (3)-(5) leaders and leading blobs, until none is left
-        while True:
-            if s.startswith((" ", "\t")):
-                s = s.lstrip(" \t")
-            elif m := _REFWD.match(s):
-                s = s[m.end():]
-                reply = True
-            elif (m := _BLOB_RE.match(s)) and s[m.end():]:
-                s = s[m.end():]          # only when a non-empty subj-base remains
-            else:
-                break
-        # (6) "[fwd:" ... "]" around the rest: unwrap and start again from (2)
-        if s[:5].lower() == "[fwd:" and s.endswith("]"):
-            s = s[5:-1]
-            reply = True
-            continue
-        return s, reply
-
-
-def sort_subject(subject: str) -> str:
-    """The stored SUBJECT sort key: the collated base subject."""
-    return collate(base_subject(subject)[0])
-
-
-FirstAddress = tuple[str, str, str]    # (decoded display name, mailbox, host)
-
-
-def mailbox_key(address: FirstAddress | None) -> str:
-    """RFC 5256 §3 FROM / TO / CC: the addr-mailbox of the first address (a group's
-    name, when the field starts with a group, RFC 9051 §7.5.2)."""
-    return collate(address[1]) if address else ""
-
-
-def display_key(address: FirstAddress | None) -> str:
-    """RFC 5957 §3: the decoded display name if not empty, else mailbox@host, else
-    the mailbox, else the empty string."""
-    if address is None:
-        return ""
-    name, mailbox, host = address
-    if name.strip():
-        return collate(name.strip())
-    if mailbox and host:
-        return collate(f"{mailbox}@{host}")
-    return collate(mailbox)
 
 
 # --- SORT ----------------------------------------------------------------------------

@@ -30,7 +30,8 @@ import quopri
 import re
 from email.parser import BytesParser
 
-from ..imap import mime
+from ..message.encoding import decode_transfer
+from ..message.structure import Part, parse_structure
 from ..net.lines import longest_line
 
 # RFC 5322 §2.1.1: at most 998 characters per line, excluding the CRLF.
@@ -92,7 +93,7 @@ def shorten_lines(content: bytes) -> bytes:
     doc says; the same bytes object when there is none."""
     if not has_long_lines(content):
         return content
-    root, _ = mime.parse_structure(content)
+    root, _ = parse_structure(content)
     out = bytearray(content)
     # Last part first: what comes before a changed part keeps its offsets.
     for part in reversed(_parts(root)):
@@ -104,7 +105,7 @@ def shorten_lines(content: bytes) -> bytes:
     return bytes(out)
 
 
-def _parts(part: mime.Part) -> list[mime.Part]:
+def _parts(part: Part) -> list[Part]:
     """Every part, in the order they appear in the message."""
     found = [part]
     for child in part.children:
@@ -112,10 +113,10 @@ def _parts(part: mime.Part) -> list[mime.Part]:
     return found
 
 
-def _reencoded(content: bytes, part: mime.Part, top: bool) -> bytes:
+def _reencoded(content: bytes, part: Part, top: bool) -> bytes:
     """A leaf (its header and body) with its body in a short-line encoding."""
     raw = content[part.body:part.end]
-    decoded = mime.decode_transfer(raw, part.encoding)
+    decoded = decode_transfer(raw, part.encoding)
     if part.ctype.startswith("text/"):
         # quoted-printable keeps text readable; line breaks stay line breaks, in CRLF
         # (b2a_qp writes its soft breaks as LF when the text has no CRLF of its own)

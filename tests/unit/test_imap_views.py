@@ -1,8 +1,10 @@
-"""Parse-once message metadata: ENVELOPE, BODYSTRUCTURE, sections, decoded text,
-sort keys and threads (RFC 9051 §7.5.2, RFC 5256)."""
+"""IMAP's views of a parsed message, rendered once at delivery: ENVELOPE, BODY and
+BODYSTRUCTURE (RFC 9051 §7.5.2); SORT and THREAD over the stored keys (RFC 5256)."""
 
-from mailwright.imap import mime, threads
+from mailwright.imap import threads
+from mailwright.imap.fetch import views
 from mailwright.imap.parser import Reader
+from mailwright.message.meta import parse_message
 
 MESSAGE = b"\r\n".join([
     b'From: "Joe Q. Public" <john.q.public@example.com>',
@@ -38,7 +40,7 @@ MESSAGE = b"\r\n".join([
 
 
 def test_envelope_keeps_raw_values_and_groups():
-    m = mime.parse(MESSAGE)
+    m = views(MESSAGE, parse_message(MESSAGE))
     env = m.envelope.decode()
     assert env.startswith('("Tue, 1 Jul 2003 10:52:37 +0200" "=?utf-8?q?R=C3=A9sum=C3=A9?=')
     assert '(("Mary Smith" NIL "mary" "x.test") (NIL NIL "jdoe" "example.org"))' in env
@@ -47,7 +49,7 @@ def test_envelope_keeps_raw_values_and_groups():
 
 
 def test_bodystructure_parts_sizes_and_lines():
-    m = mime.parse(MESSAGE)
+    m = views(MESSAGE, parse_message(MESSAGE))
     bs = m.bodystructure.decode()
     assert bs.startswith('(("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "QUOTED-PRINTABLE" 17 1 ')
     assert '"MIXED" ("BOUNDARY" "XX") NIL NIL NIL)' in bs
@@ -71,35 +73,9 @@ def test_bodystructure_parts_sizes_and_lines():
         assert depth == 0
 
 
-def test_sections():
-    m = mime.parse(MESSAGE)
-    root = m.structure
-    assert mime.section(MESSAGE, root, [1], "") == b"Caf=C3=A9 au lait"
-    assert mime.section(MESSAGE, root, [1], "MIME").startswith(b"Content-Type: text/plain")
-    assert mime.section(MESSAGE, root, [3], "HEADER") == b"Subject: inner\r\nFrom: a@b.c\r\n\r\n"
-    assert mime.section(MESSAGE, root, [3], "TEXT") == b"inner body"
-    assert mime.section(MESSAGE, root, [3, 1], "") == b"inner body"
-    assert mime.section(MESSAGE, root, [], "HEADER.FIELDS", ["to"]) == \
-        b"To: Mary Smith <mary@x.test>, jdoe@example.org\r\n\r\n"
-    part = mime.find_part(root, [2])
-    assert mime.decode_transfer(MESSAGE[part.body:part.end], part.encoding) == \
-        "<p>Crème brûlée</p>".encode("iso-8859-1")
-
-
-def test_decoded_text_and_sort_keys():
-    m = mime.parse(MESSAGE)
-    assert "Café au lait" in m.text
-    assert "Crème brûlée" in m.text and "<p>" not in m.text
-    assert "inner body" in m.text
-    assert m.subject == "Résumé [list] Re: hello"
-    assert threads.base_subject("Re: [list] Fwd: Hello (fwd)") == ("Hello", True)
-    assert threads.base_subject("[Fwd: Lunch]") == ("Lunch", True)
-    assert m.sort_from == "JOHN.Q.PUBLIC"            # collated (RFC 5256 §3)
-    assert m.sent == 1057049557.0
-
-
 def test_message_without_mime_headers():
-    m = mime.parse(b"Subject: plain\r\n\r\nline one\r\nline two\r\n")
+    data = b"Subject: plain\r\n\r\nline one\r\nline two\r\n"
+    m = views(data, parse_message(data))
     assert m.bodystructure.startswith(b'("TEXT" "PLAIN" ("CHARSET" "US-ASCII") NIL NIL "7BIT" '
                                       b'20 2')
 

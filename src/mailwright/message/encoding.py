@@ -1,0 +1,117 @@
+"""Content-Transfer-Encoding (RFC 2045 §6): undoing base64 and quoted-printable,
+telling 8bit data from binary, and re-encoding binary parts as base64."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from .structure import IDENTITY_ENCODINGS, Part, parse_structure
+
+# The encodings we can undo.
+KNOWN_ENCODINGS = IDENTITY_ENCODINGS | {"base64", "quoted-printable"}
+BASE64_LINE = 76                 # RFC 2045 §6.8: encoded lines of at most 76 characters
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=]+")
+_QP_OCTET = re.compile(rb"=([0-9A-Fa-f]{2})")
+# RFC 2045 §2.8: 8bit data has lines of at most 998 octets, CR and LF only
+# together as CRLF, and no NUL; anything else is binary (§2.9).
+_NOT_8BIT = re.compile(rb"\x00|\r(?!\n)|(?<!\r)\n|[^\r\n]{999}")
+_CTE_BINARY = re.compile(rb"^content-transfer-encoding:[ \t]*binary\b", re.I | re.M)
+
+
+def decode_base64(raw: bytes) -> bytes:
+    """RFC 2045 §6.8: characters outside the alphabet (line breaks, spaces, ...) are
+    ignored and "=" ends the data; a final quantum of one character (6 bits, no
+    whole octet) is dropped."""
+    chars = _NOT_BASE64.sub(b"", raw).split(b"=", 1)[0]
+    if len(chars) % 4 == 1:
+        chars = chars[:-1]
+    return binascii.a2b_base64(chars + b"=" * (-len(chars) % 4))
+
+
+def decode_quoted_printable(raw: bytes) -> bytes:
+    """RFC 2045 §6.7: trailing whitespace on a line is transport padding and is
+    deleted (rule 3); "=" at the end of a line, padding allowed after it, is a soft
+    line break (rule 5); other line breaks are CRLF; "=XX" is an octet (rule 1),
+    and an "=" not followed by two hex digits is kept as it is."""
+    out = bytearray()
+    lines = raw.split(b"\n")
+    for i, line in enumerate(lines):
+        line = line.rstrip(b" \t\r")
+        soft = line.endswith(b"=")
+        out += _QP_OCTET.sub(lambda m: bytes((int(m[1], 16),)), line[:-1] if soft else line)
+        if not soft and i < len(lines) - 1:
+            out += b"\r\n"
+    return bytes(out)
+
+
+def decode_transfer(raw: bytes, encoding: str) -> bytes:
+    """Undo a Content-Transfer-Encoding (RFC 2045 §6); unknown ones stay as they are."""
+    if encoding == "base64":
+        return decode_base64(raw)
+    if encoding == "quoted-printable":
+        return decode_quoted_printable(raw)
+    return raw
+
+
+def is_8bit(octets: bytes) -> bool:
+    return _NOT_8BIT.search(octets) is None
+
+
+def encode_binary_parts(data: bytes) -> bytes:
+    """The message with every binary leaf part re-encoded as base64, nothing lost
+    (decoding gives the original octets back). For a message that arrived with
+    binary content (NULs, or Content-Transfer-Encoding: binary) and must be handed
+    out in a textual form. Most messages are returned unchanged without being
+    parsed."""
+    if b"\x00" not in data and not _CTE_BINARY.search(data):
+        return data
+    root, _ = parse_structure(data)
+    out = bytearray()
+    pos = 0
+    for part in _binary_leaves(data, root):
+        out += data[pos:part.start]
+        out += _base64_header(data[part.start:part.body], part is root)
+        body = base64.b64encode(data[part.body:part.end])
+        out += b"\r\n".join(body[i:i + BASE64_LINE] for i in range(0, len(body), BASE64_LINE))
+        pos = part.end
+    return bytes(out + data[pos:]) if pos else data
+
+
+def _binary_leaves(data: bytes, part: Part) -> list[Part]:
+    """Discrete parts (not multipart/*, not message/*: those may only have an
+    identity CTE, RFC 2046 §5) that are binary: declared so, or holding NULs. In
+    the order they appear."""
+    if part.children:
+        return [p for child in part.children for p in _binary_leaves(data, child)]
+    if part.is_multipart or part.ctype.startswith("message/") or part.body >= part.end:
+        return []
+    if part.encoding == "binary" or (part.encoding in IDENTITY_ENCODINGS
+                                     and b"\x00" in data[part.body:part.end]):
+        return [part]
+    return []
+
+
+def _base64_header(header: bytes, top: bool) -> bytes:
+    """A part's header block with its Content-Transfer-Encoding field replaced
+    by base64 (and, at the top level, a MIME-Version field if it had none)."""
+    lines = header.splitlines(keepends=True)
+    blank = lines.pop() if lines and lines[-1] in (b"\r\n", b"\n") else b"\r\n"
+    kept: list[bytes] = []
+    skipping = False
+    has_version = False
+    for line in lines:
+        if line[:1] in (b" ", b"\t"):                  # continuation of the field above
+            if not skipping:
+                kept.append(line)
+            continue
+        name = line.split(b":", 1)[0].strip().lower()
+        skipping = name == b"content-transfer-encoding"
+        has_version = has_version or name == b"mime-version"
+        if not skipping:
+            kept.append(line)
+    if top and not has_version:
+        kept.append(b"MIME-Version: 1.0\r\n")
+    kept.append(b"Content-Transfer-Encoding: base64\r\n")
+    return b"".join(kept) + blank
