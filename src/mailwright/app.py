@@ -16,6 +16,7 @@ from pathlib import Path
 from .address import Address, parse_mailbox
 from .auth.lockout import AuthLockout
 from .config import Config, Listener
+from .delivery import pop3_expiry
 from .dns import Resolver
 from .events.log import EventLog
 from .events.types import Event
@@ -70,7 +71,7 @@ def trust_services(config: Config, store: MailStore, resolver: Resolver
                                   positive_ttl=checks.sender_verify_positive_ttl,
                                   negative_ttl=checks.sender_verify_negative_ttl,
                                   rate=checks.sender_verify_rate)
-    inbound = InboundChecks(config, resolver, store, verifier)
+    inbound = InboundChecks(config, resolver, verifier)
     return inbound, OutboundSigner(store, inbound.authserv_id)
 
 
@@ -229,7 +230,7 @@ class App:
         """Enforce the per-domain POP3 EXPIRE policy (RFC 2449 §6.7) periodically."""
         while True:
             try:
-                removed = await self.store.expire_pop3(time.time())
+                removed = await pop3_expiry.expire(self.store, time.time())
             except Exception as e:
                 log.error("POP3 expiry failed: %s", e)
             else:

@@ -17,7 +17,7 @@ from mailwright.events.log import EventLog
 from mailwright.imap.fetch import views as fetch_views
 from mailwright.imap.notify import MailboxWatch
 from mailwright.imap.session import ImapSession
-from mailwright.store.base import Delivery
+from mailwright.store.messages import Delivery, LocalCopy
 from mailwright.store.sqlite import SQLiteStore
 
 from .conftest import PASSWORD
@@ -73,7 +73,7 @@ def deliver(store, count: int = 1) -> None:
         for i in range(count):
             await store.deliver(Delivery(
                 message_id=f"S{i}-{id(store)}", mail_from="a@x.test",
-                local_accounts=[account_id],
+                local=[LocalCopy(account_id)],
                 local_content=f"Subject: m{i}\r\n\r\nbody {i}\r\n".encode()))
     asyncio.run(run())
 
@@ -159,7 +159,7 @@ def test_idle_claims_recent_before_telling_new_messages(store):
         out, _, pending = a.s.process()
         assert out.startswith(b"+ ") and pending is None
         await store.deliver(Delivery(message_id="idle1", mail_from="a@x.test",
-                                     local_accounts=[store.account_id(USER)],
+                                     local=[LocalCopy(store.account_id(USER))],
                                      local_content=b"Subject: x\r\n\r\nx\r\n"))
         first = a.s.idle_update()          # the claim is a store write: not yet told
         await a.s._idle_claim

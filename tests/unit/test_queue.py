@@ -8,6 +8,7 @@ import dataclasses
 import email
 import email.policy
 import random
+import time
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -19,7 +20,9 @@ from mailwright.imap.fetch import views as fetch_views
 from mailwright.queue import dsn
 from mailwright.queue.routing import PermanentRouteError, route
 from mailwright.queue.runner import QueueRunner
-from mailwright.store.base import Delivery, QueuedRecipient, RemoteRecipient
+from mailwright.queue.states import BOUNCED, DEFERRED, DELIVERED, FINAL
+from mailwright.store.messages import Delivery
+from mailwright.store.queue import QueuedRecipient, RecipientUpdate, RemoteRecipient
 from mailwright.store.sqlite import SQLiteStore
 
 from ..conftest import free_port, loopback_dns
@@ -434,3 +437,35 @@ def test_two_runners_never_deliver_the_same_message(world):
     delivered = sorted(r for _, rcpts, _ in peer.received for r in rcpts)
     assert delivered == sorted(f"r{i}@peer.test" for i in range(30))    # each once
     assert store.queue_messages() == []
+
+
+def test_message_leaves_the_queue_once_every_recipient_is_final(tmp_path):
+    # RFC 5321 §4.5.4.1: a recipient is retried until delivered or given up (bounced);
+    # a held one waits for the admin. The message and its blob go with the last.
+    store = home_store(tmp_path)
+    try:
+        clock = Clock(time.time())
+        mid = enqueue(store, clock, ["a@far.test", "b@far.test", "c@far.test"])
+        store.queue_set_state(mid, "held", clock.now)
+        store._write(lambda c: c.execute("UPDATE queue_recipients SET state='pending' "
+                                         "WHERE address='a@far.test'"))
+        [message] = asyncio.run(store.queue_claim(clock.now, 10, lease=60))
+        [a] = message.recipients
+        assert not asyncio.run(store.queue_update(message.id, [
+            RecipientUpdate(a.id, DELIVERED, "250 ok")], FINAL))     # b, c held
+        store.queue_set_state(mid, "retry", clock.now)
+        [message] = asyncio.run(store.queue_claim(clock.now, 10, lease=60))
+        b, c = message.recipients
+        assert not asyncio.run(store.queue_update(message.id, [
+            RecipientUpdate(b.id, BOUNCED, "550 no"),
+            RecipientUpdate(c.id, DEFERRED, "451 later", clock.now + 60)], FINAL))
+        assert store.queue_message(mid) is not None
+        [message] = asyncio.run(store.queue_claim(clock.now + 60, 10, lease=60))
+        blob = message.blob
+        assert asyncio.run(store.queue_update(message.id, [
+            RecipientUpdate(message.recipients[0].id, DELIVERED, "250 ok")], FINAL))
+        assert store.queue_message(mid) is None
+        assert store.conn.execute("SELECT count(*) FROM blob_inline WHERE digest=?",
+                                  (blob,)).fetchone()[0] == 0
+    finally:
+        store.close()

@@ -6,8 +6,9 @@ import asyncio
 import time
 
 from mailwright.address import parse_mailbox
+from mailwright.delivery import pop3_expiry
 from mailwright.imap.fetch import views as fetch_views
-from mailwright.store.base import Delivery
+from mailwright.store.messages import Delivery, LocalCopy
 from mailwright.store.sqlite import INLINE_BLOB_MAX, SQLiteStore
 
 
@@ -16,12 +17,13 @@ def make(tmp_path) -> tuple[SQLiteStore, int, int]:
     store.add_domain("shop.test")
     store.add_account(parse_mailbox("a@shop.test"), "password-1")
     store.add_account(parse_mailbox("b@shop.test"), "password-2")
-    ids = [store.resolve(parse_mailbox(x))[0].account_id for x in ("a@shop.test", "b@shop.test")]
+    ids = [store.account_id(x) for x in ("a@shop.test", "b@shop.test")]
     return store, ids[0], ids[1]
 
 
 def deliver(store, accounts, content: bytes, mid: str) -> None:
-    asyncio.run(store.deliver(Delivery(message_id=mid, mail_from="", local_accounts=accounts,
+    asyncio.run(store.deliver(Delivery(message_id=mid, mail_from="",
+                                       local=[LocalCopy(a) for a in accounts],
                                        local_content=content)))
 
 
@@ -62,10 +64,10 @@ def test_pop3_expire_policy(tmp_path):
     uids = [m.uid for m in box.messages]
     asyncio.run(store.pop3_update(box.mailbox_id, [], uids[:2]))     # two downloaded
     now = time.time()
-    assert asyncio.run(store.expire_pop3(now + 400 * 86400)) == 0    # no policy: never
+    assert asyncio.run(pop3_expiry.expire(store, now + 400 * 86400)) == 0   # no policy: never
     store.set_pop3_expire("shop.test", 7)
     assert store.pop3_expire_days("a@shop.test") == 7
-    assert asyncio.run(store.expire_pop3(now + 6 * 86400)) == 0
-    assert asyncio.run(store.expire_pop3(now + 8 * 86400)) == 2
+    assert asyncio.run(pop3_expiry.expire(store, now + 6 * 86400)) == 0
+    assert asyncio.run(pop3_expiry.expire(store, now + 8 * 86400)) == 2
     assert [m.uid for m in store.maildrop("a@shop.test").messages] == uids[2:]
     store.close()

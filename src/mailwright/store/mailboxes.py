@@ -1,16 +1,19 @@
-"""The mailbox interface the IMAP engine uses: mailboxes, messages by UID, flags,
-MODSEQ (RFC 7162), expunge tombstones, search and quota.
+"""Mailboxes and the messages in them: what IMAP and POP3 ask of the store.
+
+Mailboxes, messages by UID, flags, MODSEQ (RFC 7162), expunge tombstones, search
+(store/query.py), sort keys and quota (RFC 9208); the POP3 maildrop (RFC 1939).
 
 Reads are blocking point queries (fast, indexed) on the caller's connection;
-writes are coroutines that return once committed.
+writes are coroutines that return once committed. Phase 2 of issue 14 makes the
+reads coroutines too: each protocol below lists its reads apart from its writes
+so that change is one mechanical step.
 """
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from ..message.meta import MessageMeta
 from .query import Query
@@ -95,9 +98,24 @@ class Quota:
     limit: int                    # octets; 0: none
     messages: int
 
+    def exceeded_by(self, size: int) -> bool:
+        """Would `size` more octets go over the limit? (RFC 9208 §5.1 STORAGE)"""
+        return bool(self.limit) and self.used + size > self.limit
 
-def flags_text(flags) -> str:
-    return " ".join(flags)
+
+@dataclass(frozen=True)
+class MaildropMessage:
+    uid: int
+    size: int
+    blob: str
+
+
+@dataclass(frozen=True)
+class Maildrop:
+    """The INBOX as POP3 sees it at login (RFC 1939 §3): UIDVALIDITY, messages by UID."""
+    mailbox_id: int
+    uidvalidity: int
+    messages: list[MaildropMessage]
 
 
 def normalize_flag(flag: str) -> str:
@@ -108,83 +126,108 @@ def normalize_flag(flag: str) -> str:
     return flag
 
 
-class MailboxStore(abc.ABC):
-    @abc.abstractmethod
-    def account_id(self, account: str) -> int | None: ...
-    @abc.abstractmethod
+class MailboxStore(Protocol):
+    # --- reads (blocking; async in phase 2) -----------------------------------------
     def mailboxes(self, account_id: int) -> list[Mailbox]: ...
-    @abc.abstractmethod
     def mailbox(self, account_id: int, name: str) -> Mailbox | None: ...
-    @abc.abstractmethod
     def mailbox_by_id(self, mailbox_id: int) -> Mailbox | None: ...
-    @abc.abstractmethod
     def mailbox_counts(self, mailbox_id: int) -> MailboxCounts: ...
-    @abc.abstractmethod
     def mailbox_versions(self, mailbox_ids: list[int]) -> dict[int, tuple[int, int]]:
         """(uidnext, highestmodseq) of each mailbox that still exists."""
-    @abc.abstractmethod
-    async def create_mailbox(self, account_id: int, name: str,
-                             special_use: str | None = None) -> Mailbox: ...
-    @abc.abstractmethod
-    async def delete_mailbox(self, account_id: int, name: str) -> None: ...
-    @abc.abstractmethod
-    async def rename_mailbox(self, account_id: int, old: str, new: str) -> None: ...
-    @abc.abstractmethod
+        ...
+
     def subscriptions(self, account_id: int) -> list[str]:
         """The subscribed names, sorted; they need not exist (RFC 9051 §6.3.7)."""
-    @abc.abstractmethod
-    async def subscribe(self, account_id: int, name: str, subscribed: bool) -> None:
-        """Add a name to the subscription list or remove it. Creating, deleting or
-        renaming a mailbox leaves the list alone (RFC 3501 §6.3.6: the server does
-        not remove a name from it on its own)."""
-    @abc.abstractmethod
-    async def claim_recent(self, mailbox_id: int, up_to: int) -> int:
-        """\\Recent for a read-write session (RFC 3501 §2.3.2), in one atomic step:
-        the mailbox's recent_uid before, now moved up to `up_to` (never back). The
-        caller owns the UIDs from the returned value to up_to."""
-    @abc.abstractmethod
+        ...
+
     def recent_count(self, mailbox_id: int) -> int:
         """Messages no session has claimed as \\Recent (UID >= recent_uid)."""
+        ...
 
-    @abc.abstractmethod
     def message_states(self, mailbox_id: int, since_modseq: int = 0,
                        from_uid: int = 0) -> list[MessageState]:
         """Messages by UID; with since_modseq, only those changed after it; with
         from_uid, only those with a UID from there on."""
-    @abc.abstractmethod
-    def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]: ...
-    @abc.abstractmethod
-    def message_data(self, mailbox_id: int, uids: list[int], meta: bool) -> list[MessageData]: ...
+        ...
 
-    @abc.abstractmethod
-    async def store_flags(self, mailbox_id: int, uids: list[int], mode: str, flags: list[str],
-                          unchangedsince: int | None = None
+    def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]: ...
+    def message_data(self, mailbox_id: int, uids: list[int], meta: bool
+                     ) -> list[MessageData]: ...
+    def search(self, mailbox_id: int, key: Query) -> list[int]:
+        """UIDs (ascending) of the messages matching a query (store/query.py)."""
+        ...
+
+    def sort_keys(self, mailbox_id: int, uids: list[int]) -> list[tuple]:
+        """(uid, internaldate, size, sent, base_subject, sort_from, sort_to, sort_cc,
+        msgid, in_reply_to, refs, subject, display_from, display_to) for SORT and
+        THREAD (the row imap/threads.py reads)."""
+        ...
+
+    def quota(self, account_id: int) -> Quota: ...
+    def quota_limit(self, account_id: int) -> int:
+        """The account's storage limit in octets; 0: none (no usage is summed)."""
+        ...
+
+    # --- writes (coroutines, return once committed) ------------------------------------
+    async def create_mailbox(self, account_id: int, name: str,
+                             special_use: str | None = None) -> Mailbox: ...
+    async def delete_mailbox(self, account_id: int, name: str) -> None: ...
+    async def rename_mailbox(self, account_id: int, old: str, new: str) -> None: ...
+    async def subscribe(self, account_id: int, name: str, subscribed: bool) -> None:
+        """Add a name to the subscription list or remove it. Creating, deleting or
+        renaming a mailbox leaves the list alone (RFC 3501 §6.3.6: the server does
+        not remove a name from it on its own)."""
+        ...
+
+    async def claim_recent(self, mailbox_id: int, up_to: int) -> int:
+        """\\Recent for a read-write session (RFC 3501 §2.3.2), in one atomic step:
+        the mailbox's recent_uid before, now moved up to `up_to` (never back). The
+        caller owns the UIDs from the returned value to up_to."""
+        ...
+
+    async def store_flags(self, mailbox_id: int, uids: list[int], mode: str,
+                          flags: list[str], unchangedsince: int | None = None
                           ) -> tuple[list[MessageState], list[int]]:
         """mode: set | add | remove. Returns (changed messages, UIDs that failed
         the UNCHANGEDSINCE test, RFC 7162 §3.1.3)."""
-    @abc.abstractmethod
-    async def expunge(self, mailbox_id: int, uids: list[int]) -> list[int]: ...
-    @abc.abstractmethod
+        ...
+
+    async def expunge(self, mailbox_id: int, uids: list[int]) -> list[int]:
+        """Remove messages (tombstones kept for QRESYNC); the UIDs removed."""
+        ...
+
     async def append(self, mailbox_id: int, content: bytes, flags: list[str],
                      internaldate: float) -> tuple[int, int]:
-        """Store a message; (UIDVALIDITY, UID). Raises OverQuota."""
-    @abc.abstractmethod
+        """Store a message; (UIDVALIDITY, UID). Raises OverQuota when it would go over
+        the account's limit (checked in the same transaction as the write)."""
+        ...
+
     async def copy(self, source_id: int, uids: list[int], target_id: int, move: bool
                    ) -> tuple[int, list[tuple[int, int]]]:
         """(target UIDVALIDITY, [(source UID, new UID)]). Raises OverQuota."""
+        ...
 
-    @abc.abstractmethod
     async def backfill_meta(self) -> int:
         """Compute the parse-once metadata of messages stored without it; how many."""
-    @abc.abstractmethod
-    def search(self, mailbox_id: int, key: Query) -> list[int]:
-        """UIDs (ascending) of the messages matching a query (store/query.py)."""
-    @abc.abstractmethod
-    def sort_keys(self, mailbox_id: int, uids: list[int]) -> list[tuple]: ...
-    @abc.abstractmethod
-    def quota(self, account_id: int) -> Quota: ...
-    @abc.abstractmethod
+        ...
+
+    # --- administration (blocking) -----------------------------------------------------
     def set_quota(self, account: str, limit: int) -> None: ...
-    @abc.abstractmethod
-    def over_quota(self, account_id: int, size: int) -> bool:
-        """Would `size` more octets exceed the account's quota?"""
+
+
+class Maildrops(Protocol):
+    """POP3 (RFC 1939): the INBOX fixed at login, the UPDATE state, EXPIRE data."""
+
+    # --- reads (blocking; async in phase 2) -----------------------------------------
+    def maildrop(self, account: str) -> Maildrop: ...
+    def pop3_retrieved_by(self, domain: str, when: float) -> dict[int, list[int]]:
+        """Maildrop messages of the domain's accounts first downloaded over POP3 at
+        or before `when`: UIDs by mailbox id (what an EXPIRE policy may remove)."""
+        ...
+
+    # --- writes ---------------------------------------------------------------------------
+    async def pop3_update(self, mailbox_id: int, deleted: list[int],
+                          retrieved: list[int]) -> int:
+        """The UPDATE state (RFC 1939 §6): remove `deleted`, note the first download of
+        `retrieved`; how many were removed."""
+        ...

@@ -140,22 +140,6 @@ CREATE TABLE IF NOT EXISTS dkim_keys (
     UNIQUE (domain, selector)
 );
 
--- DMARC aggregate report data (RFC 7489 §7.2, appendix C): one row per day, source and
--- outcome, counted, for a later reporting feature.
-CREATE TABLE IF NOT EXISTS dmarc_records (
-    day TEXT NOT NULL,                    -- UTC date
-    header_from TEXT NOT NULL,
-    policy_domain TEXT NOT NULL,
-    source_ip TEXT NOT NULL,
-    disposition TEXT NOT NULL,            -- none | quarantine | reject
-    dkim TEXT NOT NULL,                   -- aligned DKIM result
-    spf TEXT NOT NULL,                    -- aligned SPF result
-    dkim_domain TEXT NOT NULL,
-    spf_domain TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    PRIMARY KEY (day, header_from, source_ip, disposition, dkim, spf, dkim_domain, spf_domain)
-);
-
 -- IMAP (RFC 9051): what a message's parse at delivery found, once per blob (every
 -- copy shares it), so FETCH of metadata and SEARCH never re-read the message.
 CREATE TABLE IF NOT EXISTS message_meta (

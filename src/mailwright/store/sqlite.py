@@ -23,31 +23,27 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..address import Address, AddressError, canonical_domain, display_domain, parse_mailbox
 from ..auth.passwords import Credentials, ScramKeys, hash_password, scram_keys
-from .base import (
-    DEFAULT_MAILBOXES,
-    AccountInfo,
-    AliasInfo,
-    Delivery,
-    DKIMKeyInfo,
-    Maildrop,
-    MaildropMessage,
-    MailStore,
-    QueuedMessage,
-    QueuedRecipient,
-    RecipientUpdate,
-    StoreError,
-    Target,
-)
+from .base import StoreError
 from .blobs import BlobStore, Content, Spool, Spooled, Written, digest_of, whole
-from .mailboxes import RenderViews
-from .sqlite_mailboxes import Indexed, SQLiteMailboxes, drop_meta, ensure_meta
+from .directory import DEFAULT_MAILBOXES, AccountInfo, AliasInfo, DKIMKeyInfo
+from .mailboxes import Maildrop, MaildropMessage, RenderViews
+from .messages import Delivery, LocalCopy
+from .queue import QueuedMessage, QueuedRecipient, RecipientUpdate
+from .sqlite_mailboxes import (
+    Indexed,
+    NewMessage,
+    SQLiteMailboxes,
+    add_messages,
+    drop_meta,
+    ensure_meta,
+)
 from .sqlite_mailboxes import _expunge_rows as expunge_rows
 
 log = logging.getLogger("mailwright.store")
@@ -71,7 +67,6 @@ ADDED_COLUMNS = (
     ("message_meta", "display_to", "TEXT NOT NULL DEFAULT ''"),
     ("message_meta", "version", "INTEGER NOT NULL DEFAULT 0"),   # 0: parse again
 )
-MAX_ALIAS_DEPTH = 8
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -233,7 +228,7 @@ def _noop(conn: sqlite3.Connection) -> None:
     return None
 
 
-class SQLiteStore(SQLiteMailboxes, MailStore):
+class SQLiteStore(SQLiteMailboxes):
     def __init__(self, data_dir: Path, render_views: RenderViews):
         self.data_dir = data_dir
         self.render_views = render_views
@@ -440,57 +435,22 @@ class SQLiteStore(SQLiteMailboxes, MailStore):
         return [AliasInfo(str(Address(lp, d)) if lp else f"@{d}", json.loads(t))
                 for lp, d, t in self.conn.execute(sql, args)]
 
-    # --- recipient resolution ---------------------------------------------
-    def resolve(self, address: Address) -> list[Target] | None:
-        # The common case first: one indexed query finds an account, which
-        # exists only in a local domain.
+    # --- lookups -------------------------------------------------------------
+    def find_account(self, address: Address) -> int | None:
         row = self.conn.execute("SELECT id FROM accounts WHERE lookup=?",
                                 (address.key,)).fetchone()
-        if row:
-            return [Target(str(address), row[0])]
-        if not self.is_local_domain(address.domain):
-            return None
-        targets: dict[str, Target] = {}
-        self._expand(address, targets, set(), 0)
-        return list(targets.values())
+        return row[0] if row else None
 
-    def _expand(self, address: Address, out: dict[str, Target], seen: set[str],
-                depth: int) -> None:
-        if address.key in seen or depth > MAX_ALIAS_DEPTH:
-            return
-        seen.add(address.key)
-        if not self.is_local_domain(address.domain):
-            out.setdefault(address.key, Target(str(address)))
-            return
-        row = self.conn.execute("SELECT id FROM accounts WHERE lookup=?",
-                                (address.key,)).fetchone()
-        if row:
-            out.setdefault(address.key, Target(str(address), row[0]))
-            return
-        alias = self.conn.execute("SELECT targets FROM aliases WHERE lookup=?",
-                                  (address.key,)).fetchone()
-        if alias is None:
-            # The catch-all applies only to addresses that are neither account nor alias.
-            alias = self.conn.execute("SELECT targets FROM aliases WHERE lookup=?",
-                                      (f"@{address.domain}",)).fetchone()
-        if alias is None:
-            return
-        for text in json.loads(alias[0]):
-            try:
-                self._expand(parse_mailbox(text), out, seen, depth + 1)
-            except AddressError:
-                log.warning("alias target %r of %s is invalid; skipped", text, address)
+    def alias(self, address: Address) -> list[str] | None:
+        return self._alias_targets(address.key)
 
-    def may_send_as(self, account: str, address: Address) -> bool:
-        owner = parse_mailbox(account)
-        if owner.key == address.key:
-            return True
+    def catch_all(self, domain: str) -> list[str] | None:
+        return self._alias_targets(f"@{domain}")
+
+    def _alias_targets(self, lookup: str) -> list[str] | None:
         row = self.conn.execute("SELECT targets FROM aliases WHERE lookup=?",
-                                (address.key,)).fetchone()
-        if not row:
-            return False
-        return any(t.lower() == owner.key or _key_of(t) == owner.key
-                   for t in json.loads(row[0]))
+                                (lookup,)).fetchone()
+        return json.loads(row[0]) if row else None
 
     # --- delivery ----------------------------------------------------------
     def spool(self) -> Spool:
@@ -504,12 +464,12 @@ class SQLiteStore(SQLiteMailboxes, MailStore):
         parsed = None
         if isinstance(local, Spooled) or isinstance(relay, Spooled):
             local, relay, parsed = await asyncio.to_thread(
-                self._prepare_large, local if delivery.local_accounts else b"",
+                self._prepare_large, local if delivery.local else b"",
                 relay if delivery.remote else b"")
-        elif delivery.local_accounts:
+        elif delivery.local:
             parsed = self._index(local)
         blobs = []
-        if delivery.local_accounts:
+        if delivery.local:
             blobs.append(local)
         if delivery.remote:
             blobs.append(relay)
@@ -517,26 +477,12 @@ class SQLiteStore(SQLiteMailboxes, MailStore):
         local_size, relay_size = len(local), len(relay)
 
         def job(c: sqlite3.Connection, digests: list[str]) -> None:
-            local_blob = digests[0] if delivery.local_accounts else None
+            local_blob = digests[0] if delivery.local else None
             relay_blob = digests[-1] if delivery.remote else None
             meta_id = ensure_meta(c, local_blob, parsed) if local_blob else None
-            for account_id in dict.fromkeys(delivery.local_accounts):
-                name = "Junk" if account_id in delivery.quarantine else "INBOX"
-                box = c.execute("SELECT id, uidnext, highestmodseq FROM mailboxes "
-                                "WHERE account_id=? AND name=?", (account_id, name)).fetchone()
-                if box is None and name == "Junk":          # deleted by the user: INBOX
-                    box = c.execute("SELECT id, uidnext, highestmodseq FROM mailboxes "
-                                    "WHERE account_id=? AND name='INBOX'",
-                                    (account_id,)).fetchone()
-                if box is None:
-                    raise StoreError(f"account {account_id} has no {name}")
-                box_id, uid, modseq = box
-                c.execute("UPDATE mailboxes SET uidnext=?, highestmodseq=? WHERE id=?",
-                          (uid + 1, modseq + 1, box_id))
-                c.execute("INSERT INTO messages (mailbox_id, uid, blob, size, internaldate, "
-                          "modseq, message_id, meta_id) VALUES (?,?,?,?,?,?,?,?)",
-                          (box_id, uid, local_blob, local_size, now,
-                           modseq + 1, delivery.message_id, meta_id))
+            for copy in delivery.local:
+                add_messages(c, _first_mailbox(c, copy), [NewMessage(
+                    local_blob, local_size, now, "", delivery.message_id, meta_id)])
             if delivery.remote:
                 cur = c.execute(
                     "INSERT INTO queue (message_id, blob, size, mail_from, body, smtputf8, ret, "
@@ -619,7 +565,8 @@ class SQLiteStore(SQLiteMailboxes, MailStore):
         found = self._queue_rows("WHERE q.message_id=?", (message_id,))
         return found[0] if found else None
 
-    async def queue_update(self, queue_id: int, updates: list[RecipientUpdate]) -> bool:
+    async def queue_update(self, queue_id: int, updates: list[RecipientUpdate],
+                           final: Collection[str]) -> bool:
         now = time.time()
 
         def job(c: sqlite3.Connection) -> tuple[bool, list[str]]:
@@ -633,7 +580,7 @@ class SQLiteStore(SQLiteMailboxes, MailStore):
                           "reply) VALUES (?,?,?,?,?,?)",
                           [(queue_id, u.address, now, u.remote, u.tls, u.reply)
                            for u in updates])
-            return _drop_if_final(c, queue_id)
+            return _drop_if_final(c, queue_id, final)
         done, files = await self._writer.submit_async(job)
         await self._unlink(files)
         return done
@@ -718,27 +665,20 @@ class SQLiteStore(SQLiteMailboxes, MailStore):
                                 (parse_mailbox(account).domain,)).fetchone()
         return row[0] if row else None
 
-    async def expire_pop3(self, now: float) -> int:
-        """Delete messages downloaded over POP3 longer ago than their domain keeps them."""
-        def job(c: sqlite3.Connection) -> tuple[int, list[str]]:
-            rows = c.execute(
-                "SELECT m.mailbox_id, m.uid FROM messages m JOIN mailboxes b ON m.mailbox_id=b.id "
-                "JOIN accounts a ON b.account_id=a.id JOIN domains d ON a.domain_id=d.id "
-                "WHERE d.pop3_expire_days IS NOT NULL AND b.name='INBOX' "
-                "AND m.pop3_retrieved IS NOT NULL "
-                "AND m.pop3_retrieved <= ? - d.pop3_expire_days * 86400.0", (now,)).fetchall()
-            by_box: dict[int, list[int]] = {}
-            for box, uid in rows:
-                by_box.setdefault(box, []).append(uid)
-            removed, files = 0, []
-            for box, uids in by_box.items():
-                gone, f = expunge_rows(c, box, uids, _release_blobs)
-                removed += len(gone)
-                files += f
-            return removed, files
-        removed, files = await self._writer.submit_async(job)
-        await self._unlink(files)
-        return removed
+    def pop3_expire_policies(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT name, pop3_expire_days FROM domains "
+                                      "WHERE pop3_expire_days IS NOT NULL"))
+
+    def pop3_retrieved_by(self, domain: str, when: float) -> dict[int, list[int]]:
+        rows = self.conn.execute(
+            "SELECT m.mailbox_id, m.uid FROM messages m JOIN mailboxes b ON m.mailbox_id=b.id "
+            "JOIN accounts a ON b.account_id=a.id JOIN domains d ON a.domain_id=d.id "
+            "WHERE d.name=? AND b.name='INBOX' AND m.pop3_retrieved <= ? "
+            "ORDER BY m.mailbox_id, m.uid", (domain, when))
+        by_box: dict[int, list[int]] = {}
+        for box, uid in rows:
+            by_box.setdefault(box, []).append(uid)
+        return by_box
 
     @staticmethod
     def _release(c: sqlite3.Connection, digests) -> list[str]:
@@ -790,19 +730,6 @@ class SQLiteStore(SQLiteMailboxes, MailStore):
             return [path for path, _ in rows]
         return self._write(job)
 
-    def record_dmarc(self, row: tuple) -> None:
-        """Count one DMARC evaluation (day, header_from, policy_domain, source_ip,
-        disposition, dkim, spf, dkim_domain, spf_domain); written with the next batch."""
-        def job(c: sqlite3.Connection) -> None:
-            c.execute("INSERT INTO dmarc_records VALUES (?,?,?,?,?,?,?,?,?,1) "
-                      "ON CONFLICT DO UPDATE SET count=count+1", row)
-        self._writer.submit(job)
-
-    def dmarc_records(self) -> list[dict]:
-        cur = self.conn.execute("SELECT * FROM dmarc_records ORDER BY day, header_from")
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur]
-
     # --- reading (for tests and later the IMAP engine) ---------------------------
     def read_blob(self, digest: str) -> bytes:
         row = self.conn.execute("SELECT data FROM blob_inline WHERE digest=?",
@@ -835,10 +762,23 @@ def _is_file(blob: Content | Written) -> bool:
     return isinstance(blob, Written) or len(blob) > INLINE_BLOB_MAX
 
 
-def _drop_if_final(c: sqlite3.Connection, queue_id: int) -> tuple[bool, list[str]]:
-    """Remove a queued message once no recipient is waiting any more."""
-    if c.execute("SELECT 1 FROM queue_recipients WHERE queue_id=? AND state IN "
-                 "('pending','deferred','held') LIMIT 1", (queue_id,)).fetchone():
+def _first_mailbox(c: sqlite3.Connection, copy: LocalCopy) -> int:
+    """The first of the copy's mailboxes that its account has."""
+    for name in copy.mailboxes:
+        row = c.execute("SELECT id FROM mailboxes WHERE account_id=? AND name=?",
+                        (copy.account_id, name)).fetchone()
+        if row:
+            return row[0]
+    raise StoreError(f"account {copy.account_id} has none of {', '.join(copy.mailboxes)}")
+
+
+def _drop_if_final(c: sqlite3.Connection, queue_id: int, final: Collection[str]
+                   ) -> tuple[bool, list[str]]:
+    """Remove a queued message once every recipient's state is final."""
+    states = list(final)
+    marks = ",".join("?" * len(states))
+    if c.execute(f"SELECT 1 FROM queue_recipients WHERE queue_id=? AND state NOT IN ({marks}) "
+                 "LIMIT 1", (queue_id, *states)).fetchone():
         return False, []
     row = c.execute("SELECT blob FROM queue WHERE id=?", (queue_id,)).fetchone()
     c.execute("DELETE FROM queue WHERE id=?", (queue_id,))
@@ -864,13 +804,6 @@ def _domain(text: str) -> str:
         return canonical_domain(text.strip())
     except AddressError as e:
         raise StoreError(f"invalid domain {text!r}: {e}") from None
-
-
-def _key_of(text: str) -> str:
-    try:
-        return parse_mailbox(text).key
-    except AddressError:
-        return text.lower()
 
 
 def _alias_source(source: str) -> tuple[str, str, str]:

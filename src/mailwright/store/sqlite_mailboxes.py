@@ -11,6 +11,7 @@ import re
 import sqlite3
 import time
 import unicodedata
+from dataclasses import dataclass
 from importlib import resources
 
 from ..address import AddressError, parse_mailbox
@@ -25,7 +26,6 @@ from .mailboxes import (
     Mailbox,
     MailboxCounts,
     MailboxError,
-    MailboxStore,
     MessageData,
     MessageState,
     OverQuota,
@@ -156,7 +156,7 @@ def canonical_name(name: str) -> str:
     return name
 
 
-class SQLiteMailboxes(MailboxStore):
+class SQLiteMailboxes:
     conn: sqlite3.Connection
     render_views: RenderViews        # given by the composition root (imap/fetch.py)
 
@@ -435,19 +435,15 @@ class SQLiteMailboxes(MailboxStore):
         parsed = self._index(content)
 
         def job(c: sqlite3.Connection, digests: list[str]) -> tuple[int, int]:
-            box = c.execute("SELECT account_id, uidvalidity, uidnext, highestmodseq FROM "
-                            "mailboxes WHERE id=?", (mailbox_id,)).fetchone()
+            box = c.execute("SELECT account_id, uidvalidity FROM mailboxes WHERE id=?",
+                            (mailbox_id,)).fetchone()
             if box is None:
                 raise MailboxError("Mailbox was deleted", "TRYCREATE")
             _check_quota(c, box[0], len(content))
             meta_id = ensure_meta(c, digests[0], parsed)
-            uid, modseq = box[2], box[3] + 1
-            c.execute("INSERT INTO messages (mailbox_id, uid, blob, size, internaldate, flags, "
-                      "modseq, message_id, meta_id) VALUES (?,?,?,?,?,?,?,?,?)",
-                      (mailbox_id, uid, digests[0], len(content), internaldate, flag_text,
-                       modseq, f"append-{digests[0][:16]}", meta_id))
-            c.execute("UPDATE mailboxes SET uidnext=?, highestmodseq=? WHERE id=?",
-                      (uid + 1, modseq, mailbox_id))
+            [uid] = add_messages(c, mailbox_id, [NewMessage(
+                digests[0], len(content), internaldate, flag_text,
+                f"append-{digests[0][:16]}", meta_id)])
             return box[1], uid
         return await self._writer.submit_async(job, (content,))
 
@@ -562,13 +558,10 @@ class SQLiteMailboxes(MailboxStore):
                 raise StoreError(f"no such account: {account}")
         self._write(job)
 
-    def over_quota(self, account_id: int, size: int) -> bool:
-        """Would `size` more octets exceed the account's quota? (SMTP RCPT, RFC 9208 §4)."""
+    def quota_limit(self, account_id: int) -> int:
         row = self.conn.execute("SELECT quota_bytes FROM accounts WHERE id=?",
                                 (account_id,)).fetchone()
-        if not row or not row[0]:
-            return False
-        return _usage(self.conn, account_id)[0] + size > row[0]
+        return (row[0] or 0) if row else 0
 
 
 def _adopt_legacy_subscriptions(conn: sqlite3.Connection) -> None:
@@ -682,8 +675,12 @@ def _usage(c: sqlite3.Connection, account_id: int) -> tuple[int, int]:
 
 
 def _check_quota(c: sqlite3.Connection, account_id: int, size: int) -> None:
+    """The account's limit holds in the transaction that writes (RFC 9208 §5.1)."""
     row = c.execute("SELECT quota_bytes FROM accounts WHERE id=?", (account_id,)).fetchone()
-    if row and row[0] and _usage(c, account_id)[0] + size > row[0]:
+    if not row or not row[0]:
+        return
+    used, count = _usage(c, account_id)
+    if Quota(used, row[0], count).exceeded_by(size):
         raise OverQuota()
 
 
@@ -695,13 +692,40 @@ def _size_of(c: sqlite3.Connection, mailbox_id: int, uids: list[int]) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class NewMessage:
+    """A message row to add: the blob it references and what IMAP keeps with it."""
+    blob: str
+    size: int
+    internaldate: float
+    flags: str
+    message_id: str
+    meta_id: int | None
+
+
+def add_messages(c: sqlite3.Connection, mailbox_id: int, messages: list[NewMessage]
+                 ) -> list[int]:
+    """Add messages to a mailbox: the next UIDs (RFC 9051 §2.3.1.1), one new MODSEQ
+    for all of them (RFC 7162 §3.1.1), UIDNEXT and HIGHESTMODSEQ moved on. The one
+    way a message enters a mailbox (delivery, APPEND, COPY/MOVE); their UIDs."""
+    if not messages:
+        return []
+    box = c.execute("SELECT uidnext, highestmodseq FROM mailboxes WHERE id=?",
+                    (mailbox_id,)).fetchone()
+    first, modseq = box[0], box[1] + 1
+    uids = list(range(first, first + len(messages)))
+    c.executemany("INSERT INTO messages (mailbox_id, uid, blob, size, internaldate, flags, "
+                  "modseq, message_id, meta_id) VALUES (?,?,?,?,?,?,?,?,?)",
+                  [(mailbox_id, uid, m.blob, m.size, m.internaldate, m.flags, modseq,
+                    m.message_id, m.meta_id) for uid, m in zip(uids, messages, strict=True)])
+    c.execute("UPDATE mailboxes SET uidnext=?, highestmodseq=? WHERE id=?",
+              (first + len(messages), modseq, mailbox_id))
+    return uids
+
+
 def _copy_rows(c: sqlite3.Connection, source_id: int, uids: list[int], target_id: int
                ) -> list[tuple[int, int]]:
     """Copy messages (same blob, flags kept, RFC 9051 §6.4.7) to new UIDs in the target."""
-    box = c.execute("SELECT uidnext, highestmodseq FROM mailboxes WHERE id=?",
-                    (target_id,)).fetchone()
-    uid, modseq = box[0], box[1] + 1
-    pairs = []
     rows = []
     for lo, hi in _ranges(uids):
         rows += c.execute("SELECT uid, blob, size, internaldate, flags, message_id, meta_id "
@@ -709,19 +733,9 @@ def _copy_rows(c: sqlite3.Connection, source_id: int, uids: list[int], target_id
                           "WHERE mailbox_id=? AND uid BETWEEN ? AND ? ORDER BY uid",
                           (source_id, lo, hi)).fetchall()
     wanted = set(uids)
-    for src_uid, blob, size, internaldate, flags, message_id, meta_id in rows:
-        if src_uid not in wanted:
-            continue
-        c.execute("INSERT INTO messages (mailbox_id, uid, blob, size, internaldate, flags, "
-                  "modseq, message_id, meta_id) VALUES (?,?,?,?,?,?,?,?,?)",
-                  (target_id, uid, blob, size, internaldate, flags, modseq, message_id,
-                   meta_id))
-        pairs.append((src_uid, uid))
-        uid += 1
-    if pairs:
-        c.execute("UPDATE mailboxes SET uidnext=?, highestmodseq=? WHERE id=?",
-                  (uid, modseq, target_id))
-    return pairs
+    rows = [r for r in rows if r[0] in wanted]
+    new = add_messages(c, target_id, [NewMessage(*r[1:]) for r in rows])
+    return [(r[0], uid) for r, uid in zip(rows, new, strict=True)]
 
 
 def _expunge_rows(c: sqlite3.Connection, mailbox_id: int, uids: list[int],

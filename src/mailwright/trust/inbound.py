@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from ..config import CheckActions, Config
 from ..dns import Resolver
 from ..smtp.replies import Reply
-from ..store.base import MailStore
 from ..store.blobs import Content, head_of, whole
 from . import arc as arc_mod
 from . import authresults as ar
@@ -72,13 +71,12 @@ _REJECTS = {
 
 
 class InboundChecks:
-    def __init__(self, config: Config, resolver: Resolver, store: MailStore,
+    def __init__(self, config: Config, resolver: Resolver,
                  verifier: SenderVerifier | None = None, threads: int = 16):
         self.config = config
         self.settings = config.checks
         self.authserv_id = config.checks.authserv_id or config.hostname
         self.resolver = resolver
-        self.store = store
         self.dmarc = Evaluator(resolver)
         self.verifier = verifier
         self.pool = concurrent.futures.ThreadPoolExecutor(threads, "mailwright-trust")
@@ -133,7 +131,6 @@ class InboundChecks:
         if from_domain and any(self._enabled(c, domains) for c in ("dmarc_reject",
                                                                   "dmarc_quarantine")):
             dmarc = await self.dmarc.evaluate(from_domain, spf, dkims)
-            self._record_dmarc(dmarc, ip, spf, dkims)
         elif from_problem:
             dmarc = DMARCResult("permerror", reason=from_problem)
 
@@ -178,16 +175,6 @@ class InboundChecks:
         # Mixed recipients cannot get different SMTP replies after DATA: those whose
         # domain would reject get the message in Junk (nothing is lost).
         verdict.quarantine_domains = {d for d, (s, _) in worst.items() if s >= 1}
-
-    def _record_dmarc(self, dmarc: DMARCResult, ip: str, spf, dkims) -> None:
-        if dmarc.result not in ("pass", "fail"):
-            return
-        dkim_domain = next((d.domain for d in dkims if d.result == "pass"), "")
-        self.store.record_dmarc((
-            time.strftime("%Y-%m-%d", time.gmtime()), dmarc.from_domain, dmarc.policy_domain,
-            ip, dmarc.disposition, "pass" if dmarc.dkim_aligned else "fail",
-            "pass" if dmarc.spf_aligned else "fail", dkim_domain,
-            spf.domain if spf else ""))
 
     def _header(self, conn: ConnectionChecks, spf, dkims, arc, dmarc, sav,
                 mail_from: str) -> bytes:
