@@ -71,7 +71,7 @@ def trust_services(config: Config, store: MailStore, resolver: Resolver
                                   positive_ttl=checks.sender_verify_positive_ttl,
                                   negative_ttl=checks.sender_verify_negative_ttl,
                                   rate=checks.sender_verify_rate)
-    inbound = InboundChecks(config, resolver, store, verifier)
+    inbound = InboundChecks(config, resolver, verifier)
     return inbound, OutboundSigner(store, inbound.authserv_id)
 
 

@@ -730,19 +730,6 @@ class SQLiteStore(SQLiteMailboxes):
             return [path for path, _ in rows]
         return self._write(job)
 
-    def record_dmarc(self, row: tuple) -> None:
-        """Count one DMARC evaluation (day, header_from, policy_domain, source_ip,
-        disposition, dkim, spf, dkim_domain, spf_domain); written with the next batch."""
-        def job(c: sqlite3.Connection) -> None:
-            c.execute("INSERT INTO dmarc_records VALUES (?,?,?,?,?,?,?,?,?,1) "
-                      "ON CONFLICT DO UPDATE SET count=count+1", row)
-        self._writer.submit(job)
-
-    def dmarc_records(self) -> list[dict]:
-        cur = self.conn.execute("SELECT * FROM dmarc_records ORDER BY day, header_from")
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur]
-
     # --- reading (for tests and later the IMAP engine) ---------------------------
     def read_blob(self, digest: str) -> bytes:
         row = self.conn.execute("SELECT data FROM blob_inline WHERE digest=?",
