@@ -1,8 +1,10 @@
-"""SASL server mechanisms (RFC 4422): PLAIN (RFC 4616), LOGIN, SCRAM-SHA-256 (RFC 7677).
+"""SASL server mechanisms (RFC 4422): PLAIN (RFC 4616), LOGIN, SCRAM-SHA-256 (RFC 7677),
+and the one registry of them: which names exist, which protocol offers which, when.
 
 Each mechanism is a small state machine: it is given the client's decoded
-responses and answers with a challenge, a success or a failure. Protocol
-framing (base64, "334 ", "+ ", "*" to cancel) belongs to SMTP/IMAP/POP3.
+responses and answers with a challenge, a success or a failure. Running an
+exchange (base64, cancellation, lockout) is auth/driver.py's; the continuation
+line's syntax ("334 ", "+ ") belongs to SMTP/IMAP/POP3.
 """
 
 from __future__ import annotations
@@ -13,12 +15,11 @@ import binascii
 import hashlib
 import hmac
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from .passwords import DUMMY_HASH, Credentials, ScramKeys, verify_password
-
-MECHANISMS = ("PLAIN", "LOGIN", "SCRAM-SHA-256")
 
 
 class CredentialSource(Protocol):
@@ -216,31 +217,6 @@ def _scram_name(text: str) -> str:
     return text.replace("=2C", ",").replace("=3D", "=")
 
 
-class Exchange:
-    """One SASL exchange over "+ base64" continuation lines (IMAP, POP3): challenges
-    and SCRAM's server-final go out as continuations; the client's reply to a
-    server-final completes the success it verified (RFC 4422 §5)."""
-
-    def __init__(self, mechanism: Mechanism):
-        self.mechanism = mechanism
-        self.verified: str | None = None      # account, once the server-final is out
-
-    async def start(self, initial: bytes | None) -> bytes | Step:
-        return self._next(await self.mechanism.start(initial))
-
-    async def respond(self, data: bytes) -> bytes | Step:
-        """A continuation line to send, or the outcome."""
-        return self._next(await self.mechanism.respond(data))
-
-    def _next(self, step: Step) -> bytes | Step:
-        if isinstance(step, Challenge):
-            return b"+ " + base64.b64encode(step.data) + b"\r\n"
-        if isinstance(step, Success) and step.final is not None:
-            self.verified = step.account
-            return b"+ " + base64.b64encode(step.final) + b"\r\n"
-        return step
-
-
 def decode_response(text: str) -> bytes | None:
     """A base64 SASL response or initial response (RFC 4954 §4, RFC 5034 §4);
     "=" is the empty initial response; None when it is not valid base64."""
@@ -252,6 +228,48 @@ def decode_response(text: str) -> bytes | None:
         return None
 
 
-def make_mechanism(name: str, source: CredentialSource) -> Mechanism | None:
-    cls = {"PLAIN": Plain, "LOGIN": Login, "SCRAM-SHA-256": ScramSha256}.get(name.upper())
-    return cls(source) if cls else None
+@dataclass(frozen=True)
+class Registered:
+    factory: Callable[[CredentialSource], Mechanism]
+    protocols: frozenset[str]          # the protocols that offer it
+
+
+# Every mechanism we implement, by its SASL name (RFC 4422 §3.1), in the order they
+# are announced. LOGIN is offered by SMTP alone: it exists for mail clients that
+# know no other mechanism there, while IMAP (LOGIN, RFC 9051 §6.2.3) and POP3
+# (USER/PASS, RFC 1939 §7) have a plaintext login command of their own.
+REGISTRY: dict[str, Registered] = {
+    "PLAIN": Registered(Plain, frozenset({"smtp", "imap", "pop3"})),
+    "LOGIN": Registered(Login, frozenset({"smtp"})),
+    "SCRAM-SHA-256": Registered(ScramSha256, frozenset({"smtp", "imap", "pop3"})),
+}
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What one protocol offers and when. No authentication at all over a
+    connection without TLS unless the administrator allows it (imap/pop3
+    allow_plaintext_auth; never for SMTP): RFC 4954 §4, RFC 2595 §2.2 and
+    RFC 9051 §6.2.3 (LOGINDISABLED) ask for that configuration."""
+    protocol: str                      # smtp | imap | pop3
+    allow_plaintext: bool = False
+
+    def allowed(self, tls: bool) -> bool:
+        return tls or self.allow_plaintext
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, entry in REGISTRY.items()
+                     if self.protocol in entry.protocols)
+
+    def mechanisms(self, tls: bool) -> tuple[str, ...]:
+        """The names to announce (EHLO AUTH, CAPABILITY AUTH=, CAPA SASL)."""
+        return self.names if self.allowed(tls) else ()
+
+    def create(self, name: str, source: CredentialSource) -> Mechanism | None:
+        """A fresh mechanism for one exchange; None when this protocol offers no such
+        name (SASL names are case-insensitive in all three protocols)."""
+        entry = REGISTRY.get(name.upper())
+        if entry is None or self.protocol not in entry.protocols:
+            return None
+        return entry.factory(source)

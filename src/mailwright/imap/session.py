@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from ..auth import sasl
+from ..auth.driver import Authenticator
 from ..auth.lockout import AuthLockout
 from ..config import Config
 from ..events.log import EventLog
@@ -33,7 +34,7 @@ from ..store.mailboxes import (
     MailboxError,
 )
 from . import mutf7, render
-from .auth_commands import MECHANISMS, AuthCommands
+from .auth_commands import AuthCommands
 from .base import COMMAND_STATES, No, Outcome, State, tagged
 from .notify import MailboxWatch
 from .parser import (
@@ -81,8 +82,9 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         self.options = Options()
         self.view: View | None = None
         self.saved: list[int] = []             # RFC 5182 SEARCHRES "$"
-        self.sasl: sasl.Exchange | None = None
-        self.sasl_tag = ""
+        self.sasl = Authenticator(sasl.Offer("imap", config.imap.allow_plaintext_auth), store,
+                                  lockout, events, client_ip, self.id)
+        self.sasl_tag = ""                     # the AUTHENTICATE command's, while it runs
         self.idle_tag: str | None = None
         self.closed = False
         self.errors = 0                        # BAD responses written
@@ -152,12 +154,12 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
                         + b"* BYE Literal too large\r\n"), Action.CLOSE
             return tagged(tag, "NO", "Literal too large", "TOOBIG"), Action.NONE
         if isinstance(item, LineTooLong):
-            self.sasl = None
+            self.sasl.abort()
             return self._bad(command_tag(item.command), "Command line too long",
                              "TOOBIG"), Action.NONE
         if self.idle_tag is not None:
             return self._idle_input(item)
-        if self.sasl is not None:
+        if self.sasl.active:
             return self._sasl_response(item)
         r = Reader(item)
         try:
@@ -298,7 +300,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
             if self.tls is None and self.tls_available:
                 caps.append("STARTTLS")
             if self._auth_allowed:
-                caps += [f"AUTH={m}" for m in MECHANISMS]
+                caps += [f"AUTH={m}" for m in self.sasl.offer.mechanisms(self.tls is not None)]
             else:
                 caps.append("LOGINDISABLED")
             return " ".join(caps)

@@ -11,15 +11,17 @@ dropped connection deletes nothing.
 from __future__ import annotations
 
 import asyncio
+import base64
 import enum
 import itertools
 import secrets
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from ..auth import sasl
+from ..auth import driver, sasl
+from ..auth.driver import Authenticator
 from ..auth.lockout import AuthLockout
 from ..config import Config
 from ..events.log import EventLog
@@ -39,7 +41,16 @@ MIN_TIMEOUT = 600.0
 # Stop answering pipelined RETRs once this much output is waiting, so that a
 # client that pipelines the whole maildrop never makes us hold it all.
 OUTPUT_BUDGET = 256 * 1024
-POP3_MECHANISMS = ("PLAIN", "SCRAM-SHA-256")
+
+# RFC 5034 §4, RFC 2449 §8.1.2 [AUTH]: exchanges that end before any credentials
+# are checked.
+_AUTH_ENDED = {
+    driver.Ended.LOCKED: "[AUTH] Too many failed logins; try again later",
+    driver.Ended.UNSUPPORTED: "Unrecognized authentication mechanism",
+    driver.Ended.INVALID_INITIAL: "Invalid base64 in initial response",
+    driver.Ended.INVALID_RESPONSE: "Invalid base64 in authentication response",
+    driver.Ended.CANCELLED: "Authentication canceled",
+}
 
 Outcome = tuple[bytes, Action]
 _serial = itertools.count()
@@ -116,7 +127,8 @@ class Pop3Session(LineSession):
         self.maildrop: Maildrop | None = None
         self.deleted: set[int] = set()        # message numbers
         self.retrieved: set[int] = set()      # UIDs
-        self.sasl: sasl.Exchange | None = None
+        self.sasl = Authenticator(sasl.Offer("pop3", config.pop3.allow_plaintext_auth), store,
+                                  lockout, events, client_ip, self.id)
         self.holds_lock = False
         self.errors = 0
         self.closed = False
@@ -175,9 +187,9 @@ class Pop3Session(LineSession):
 
     def _dispatch(self, line: bytes | LineTooLong) -> Outcome | Coroutine[Any, Any, Outcome]:
         if isinstance(line, LineTooLong):
-            self.sasl = None
+            self.sasl.abort()
             return err("Line too long"), Action.NONE
-        if self.sasl:
+        if self.sasl.active:
             return self._sasl_response(line)
         if b"\x00" in line:
             return err("NUL characters are not allowed"), Action.NONE
@@ -205,7 +217,7 @@ class Pop3Session(LineSession):
                 "IMPLEMENTATION Mailwright"]
         if self.state is State.AUTHORIZATION:
             if self._auth_allowed:
-                caps += ["USER", "SASL " + " ".join(POP3_MECHANISMS)]
+                caps += ["USER", "SASL " + " ".join(self.sasl.offer.names)]
             if self.tls is None and self.tls_available:
                 caps.append("STLS")
         if self.config.pop3.login_delay:
@@ -245,7 +257,7 @@ class Pop3Session(LineSession):
     # --- AUTHORIZATION ----------------------------------------------------------------
     @property
     def _auth_allowed(self) -> bool:
-        return self.tls is not None or self.config.pop3.allow_plaintext_auth
+        return self.sasl.offer.allowed(self.tls is not None)
 
     def cmd_stls(self, arg: str) -> Outcome:
         if e := self._need(State.AUTHORIZATION):
@@ -279,82 +291,37 @@ class Pop3Session(LineSession):
             return err("[AUTH] Plaintext authentication disallowed; use STLS first"), \
                 Action.NONE
         user, self.user = self.user, None
-        if locked := self._locked():
-            return locked, Action.NONE
-        return self._password(user, arg)
-
-    async def _password(self, user: str, password: str) -> Outcome:
-        step = await sasl.check_password(self.store, user, password)
-        return await self._finish_auth(step, "USER"), Action.NONE
-
-    def _locked(self) -> bytes | None:
-        if self.lockout.locked_for(self.client_ip) > 0:
-            return err("[AUTH] Too many failed logins; try again later")
-        return None
+        return self._authenticated(self.sasl.password(user, arg, "USER"))
 
     def cmd_auth(self, arg: str) -> Outcome | Coroutine[Any, Any, Outcome]:
         if e := self._need(State.AUTHORIZATION):
             return e, Action.NONE
         parts = arg.split()
         if not parts:       # RFC 1734 style listing, which many clients still ask for
-            return multiline("Mechanisms follow", list(POP3_MECHANISMS)), Action.NONE
+            return multiline("Mechanisms follow", list(self.sasl.offer.names)), Action.NONE
         if not self._auth_allowed:
             return err("[AUTH] Authentication disallowed without TLS; use STLS first"), \
                 Action.NONE
         if len(parts) > 2:
             return err("Syntax: AUTH mechanism [initial-response]"), Action.NONE
-        if locked := self._locked():
-            return locked, Action.NONE
-        mech = sasl.make_mechanism(parts[0], self.store) \
-            if parts[0].upper() in POP3_MECHANISMS else None
-        if mech is None:
-            return err("Unrecognized authentication mechanism"), Action.NONE
-        initial = None
-        if len(parts) == 2:
-            initial = sasl.decode_response(parts[1])
-            if initial is None:
-                return err("Invalid base64 in initial response"), Action.NONE
-        self.sasl = sasl.Exchange(mech)
-        return self._sasl_start(self.sasl, initial)
+        initial = parts[1] if len(parts) == 2 else None
+        return self._authenticated(self.sasl.begin(parts[0], initial))
 
-    async def _sasl_start(self, exchange: sasl.Exchange, initial: bytes | None) -> Outcome:
-        return await self._sasl_step(await exchange.start(initial)), Action.NONE
+    def _sasl_response(self, line: bytes) -> Coroutine[Any, Any, Outcome]:
+        return self._authenticated(self.sasl.respond(line))
 
-    def _sasl_response(self, line: bytes) -> Outcome | Coroutine[Any, Any, Outcome]:
-        if line == b"*":                                  # RFC 5034 §4: client cancels
-            self.sasl = None
-            return err("Authentication canceled"), Action.NONE
-        if self.sasl.verified is not None:                # reply to the server-final
-            return self._finish_success(self.sasl.verified)
-        data = sasl.decode_response(line.decode("ascii", "replace"))
-        if data is None:
-            self.sasl = None
-            return err("Invalid base64 in authentication response"), Action.NONE
-        return self._sasl_continue(data)
-
-    async def _sasl_continue(self, data: bytes) -> Outcome:
-        assert self.sasl is not None
-        return await self._sasl_step(await self.sasl.respond(data)), Action.NONE
-
-    async def _sasl_step(self, step: bytes | sasl.Step) -> bytes:
-        if isinstance(step, bytes):                       # a continuation
-            return step
-        mech = self.sasl.mechanism.name if self.sasl else ""
-        self.sasl = None
-        return await self._finish_auth(step, mech)
-
-    async def _finish_auth(self, step: sasl.Step, mechanism: str) -> bytes:
-        if isinstance(step, sasl.Success):
-            return self._finish_success(step.account)[0]
-        delay = self.lockout.record_failure(self.client_ip)
-        self.events.emit(Event.AUTH_FAIL, self.id, ip=self.client_ip, protocol="pop3",
-                         mechanism=mechanism, username=getattr(step, "username", ""))
-        await asyncio.sleep(delay)
-        return err("[AUTH] Authentication failed")
+    async def _authenticated(self, pending: Awaitable[driver.Result]) -> Outcome:
+        """The authentication driver's result in POP3's words (RFC 5034 §4)."""
+        result = await pending
+        if isinstance(result, driver.Continue):
+            return b"+ " + base64.b64encode(result.data) + b"\r\n", Action.NONE
+        if isinstance(result, driver.Authenticated):
+            return self._finish_success(result.account)
+        if isinstance(result, driver.Rejected):
+            return err("[AUTH] Authentication failed"), Action.NONE
+        return err(_AUTH_ENDED[result]), Action.NONE
 
     def _finish_success(self, account: str) -> Outcome:
-        self.sasl = None
-        self.lockout.record_success(self.client_ip)
         delay = self.config.pop3.login_delay
         last = self.shared.last_login.get(account)
         now = time.monotonic()

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..address import Address
-from ..auth import sasl
+from ..auth import driver, sasl
+from ..auth.driver import Authenticator
 from ..auth.lockout import AuthLockout
 from ..config import Config
 from ..events.log import EventLog
@@ -59,6 +60,15 @@ PARAM_LINE_ALLOWANCE = 1536
 _NOTIFY_VALUES = {"SUCCESS", "FAILURE", "DELAY"}
 # RFC 5321 §4.2.3 452 / RFC 3463 4.3.1: the spool could not be written (disk full).
 _STORAGE_FULL = Reply(452, "4.3.1", "Insufficient system storage, try again later")
+# RFC 4954 §4, §6: the replies to exchanges that end before any credentials are checked.
+_AUTH_ENDED = {
+    driver.Ended.LOCKED: Reply(454, "4.7.0", "Too many failed authentications; try again later"),
+    driver.Ended.UNSUPPORTED: Reply(504, "5.5.4", "Unrecognized authentication mechanism"),
+    driver.Ended.INVALID_INITIAL: Reply(501, "5.5.2", "Invalid base64 in initial response"),
+    driver.Ended.INVALID_RESPONSE: Reply(501, "5.5.2",
+                                         "Invalid base64 in authentication response"),
+    driver.Ended.CANCELLED: Reply(501, "5.0.0", "Authentication canceled"),
+}
 
 
 Outcome = tuple[Reply | None, Action]     # what one command (or message, or chunk) gives
@@ -145,9 +155,8 @@ class SmtpSession(LineSession):
         self.esmtp = False
         self.account: str | None = None
         self.transaction: Transaction | None = None
-        self.sasl: sasl.Mechanism | None = None
-        self.sasl_final_pending = False
-        self._pending_account: str | None = None
+        self.sasl = Authenticator(sasl.Offer("smtp"), store, lockout, events,
+                                  conn.client_ip, self.id, sleep)
         self.bdat_pending: tuple[bool, Reply | None] | None = None   # (last, error reply)
         self.accepted = 0
         self.errors = 0
@@ -229,13 +238,13 @@ class SmtpSession(LineSession):
         if isinstance(event, Chunk):
             return self._end_of_chunk(event)
         if isinstance(event, LineTooLong):
-            if self.sasl:
-                self.sasl = None
+            if self.sasl.active:
+                self.sasl.abort()
                 return Reply(500, "5.5.6", "Authentication exchange line is too long"), \
                     Action.NONE
             return R.LINE_TOO_LONG, Action.NONE
         assert isinstance(event, CommandLine)
-        if self.sasl:
+        if self.sasl.active:
             return self._sasl_response(event.line)
         return self._command(event.line)
 
@@ -280,8 +289,9 @@ class SmtpSession(LineSession):
                  "SMTPUTF8", "ENHANCEDSTATUSCODES", "CHUNKING", "DSN"]
         if self.conn.tls is None and self.conn.tls_available:
             lines.append("STARTTLS")
-        if self.submission and self.conn.tls is not None and self.account is None:
-            lines.append("AUTH " + " ".join(sasl.MECHANISMS))
+        mechanisms = self.sasl.offer.mechanisms(self.conn.tls is not None)
+        if self.submission and mechanisms and self.account is None:
+            lines.append("AUTH " + " ".join(mechanisms))
         lines.append("HELP")
         # RFC 2034 §3: no enhanced status codes on the EHLO response.
         return Reply(250, "", *lines), Action.NONE
@@ -299,7 +309,7 @@ class SmtpSession(LineSession):
             return Reply(503, "5.5.1", "TLS already active"), Action.NONE
         if not self.conn.tls_available:
             return Reply(502, "5.5.1", "STARTTLS not available"), Action.NONE
-        if self.transaction or self.sasl:
+        if self.transaction or self.sasl.active:
             return Reply(503, "5.5.1", "STARTTLS not allowed during a transaction"), Action.NONE
         return Reply(220, "2.0.0", "Ready to start TLS"), Action.START_TLS
 
@@ -307,7 +317,7 @@ class SmtpSession(LineSession):
     async def cmd_auth(self, arg: str) -> tuple[Reply, Action]:
         if not self.submission:
             return Reply(503, "5.5.1", "Authentication not enabled on this port"), Action.NONE
-        if self.conn.tls is None:
+        if not self.sasl.offer.allowed(self.conn.tls is not None):
             return R.TLS_REQUIRED, Action.NONE
         if not self.esmtp:
             return R.BAD_SEQUENCE_HELO if self.helo is None else \
@@ -319,69 +329,25 @@ class SmtpSession(LineSession):
         parts = arg.split()
         if not parts or len(parts) > 2:
             return Reply(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]"), Action.NONE
-        if (left := self.lockout.locked_for(self.conn.client_ip)) > 0:
-            self.events.emit(Event.AUTH_LOCKED, self.id, ip=self.conn.client_ip, protocol="smtp",
-                             seconds=round(left))
-            return Reply(454, "4.7.0", "Too many failed authentications; try again later"), \
-                Action.NONE
-        mech = sasl.make_mechanism(parts[0], self.store)
-        if mech is None:
-            return Reply(504, "5.5.4", "Unrecognized authentication mechanism"), Action.NONE
-        initial = None
-        if len(parts) == 2:
-            initial = sasl.decode_response(parts[1])
-            if initial is None:
-                return Reply(501, "5.5.2", "Invalid base64 in initial response"), Action.NONE
-        self.sasl = mech
-        return await self._sasl_step(await mech.start(initial)), Action.NONE
+        initial = parts[1] if len(parts) == 2 else None
+        return self._auth_reply(await self.sasl.begin(parts[0], initial)), Action.NONE
 
     async def _sasl_response(self, raw: bytes) -> Outcome:
-        return await self._sasl_reply(raw), Action.NONE
+        return self._auth_reply(await self.sasl.respond(raw)), Action.NONE
 
-    async def _sasl_reply(self, raw: bytes) -> Reply:
-        if raw == b"*":                                   # RFC 4954 §4: client cancels
-            self.sasl = None
-            self.sasl_final_pending = False
-            return Reply(501, "5.0.0", "Authentication canceled")
-        if self.sasl_final_pending:                       # reply to the server-final 334
-            self.sasl_final_pending = False
-            return self._auth_success()
-        data = sasl.decode_response(raw.decode("ascii", "replace"))
-        if data is None:
-            self.sasl = None
-            return Reply(501, "5.5.2", "Invalid base64 in authentication response")
-        assert self.sasl is not None
-        return await self._sasl_step(await self.sasl.respond(data))
-
-    async def _sasl_step(self, step: sasl.Step) -> Reply:
-        mech = self.sasl
-        if isinstance(step, sasl.Challenge):
-            return Reply(334, "", base64.b64encode(step.data).decode())
-        if isinstance(step, sasl.Success):
-            self._pending_account = step.account
-            if step.final is not None:
-                # RFC 4954 §4: server data with success is sent as a challenge,
-                # answered with an empty line, then 235.
-                self.sasl_final_pending = True
-                return Reply(334, "", base64.b64encode(step.final).decode())
-            return self._auth_success()
-        self.sasl = None
-        delay = self.lockout.record_failure(self.conn.client_ip)
-        self.events.emit(Event.AUTH_FAIL, self.id, ip=self.conn.client_ip, protocol="smtp",
-                         mechanism=mech.name if mech else "", username=step.username)
-        await self.sleep(delay)
-        if step.malformed:
-            return Reply(501, "5.5.2", "Malformed authentication exchange")
-        return R.AUTH_FAILED
-
-    def _auth_success(self) -> Reply:
-        mech = self.sasl
-        self.sasl = None
-        self.account = self._pending_account
-        self.lockout.record_success(self.conn.client_ip)
-        self.events.emit(Event.AUTH_OK, self.id, ip=self.conn.client_ip, protocol="smtp",
-                         mechanism=mech.name if mech else "", account=self.account)
-        return R.AUTH_OK
+    def _auth_reply(self, result: driver.Result) -> Reply:
+        """The authentication driver's result in SMTP's words (RFC 4954 §4, §6)."""
+        if isinstance(result, driver.Continue):
+            return Reply(334, "", base64.b64encode(result.data).decode())
+        if isinstance(result, driver.Authenticated):
+            self.account = result.account
+            self.events.emit(Event.AUTH_OK, self.id, ip=self.conn.client_ip, protocol="smtp",
+                             mechanism=result.mechanism, account=self.account)
+            return R.AUTH_OK
+        if isinstance(result, driver.Rejected):
+            return Reply(501, "5.5.2", "Malformed authentication exchange") \
+                if result.malformed else R.AUTH_FAILED
+        return _AUTH_ENDED[result]
 
     # --- the mail transaction ---------------------------------------------------
     @property
