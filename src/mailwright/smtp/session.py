@@ -581,7 +581,8 @@ class SmtpSession(LineSession):
             content = _edit_head(content, self._strip_ours)
             verdict = await self._check(txn, content)
             if verdict.reject is not None:
-                return verdict.reject, Action.NONE
+                # after DATA, one answer for every recipient (RFC 5321 §4.2.5)
+                return Reply(550, verdict.reject.status, verdict.reject.text), Action.NONE
             content = verdict.header + content
         now = time.time()
         message_id = _message_id(now)
@@ -662,7 +663,7 @@ class SmtpSession(LineSession):
                              "quarantine" if verdict.quarantine_domains else "tag")
         if verdict.reject is not None:
             self.events.emit(Event.REJECTED, self.id, ip=self.conn.client_ip,
-                             code=verdict.reject.code, reason=",".join(verdict.failed),
+                             code=550, reason=",".join(verdict.failed),
                              mail_from=txn.reverse_path)
         return verdict
 

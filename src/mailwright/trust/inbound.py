@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 from ..config import CheckActions, Config
 from ..dns import Resolver
-from ..smtp.replies import Reply
 from ..store.blobs import Content, head_of, whole
 from . import arc as arc_mod
 from . import authresults as ar
@@ -47,10 +46,20 @@ class ConnectionChecks:
     helo_name: str = ""
 
 
+@dataclass(frozen=True)
+class CheckRejection:
+    """Why the checks refuse the message, in no protocol's syntax: an enhanced status
+    code (RFC 3463; RFC 7372 for authentication failures) and a text. The delivery
+    stage makes it a Rejection, which the receiving protocol answers in its own
+    terms (SMTP: 550 after DATA)."""
+    status: str
+    text: str
+
+
 @dataclass
 class Verdict:
     header: bytes                               # Authentication-Results to prepend
-    reject: Reply | None = None                 # every recipient domain refuses it
+    reject: CheckRejection | None = None        # every recipient domain refuses it
     quarantine_domains: set[str] = field(default_factory=set)
     failed: list[str] = field(default_factory=list)   # checks that failed (for events)
     arc: arc_mod.ARCResult | None = None
@@ -169,8 +178,8 @@ class InboundChecks:
             worst[domain] = (severity, check)
         if domains and all(s == 2 for s, _ in worst.values()):
             check = next(iter(worst.values()))[1]
-            code, text = _REJECTS[check]
-            verdict.reject = Reply(550, code, text.format(**facts))
+            status, text = _REJECTS[check]
+            verdict.reject = CheckRejection(status, text.format(**facts))
             return
         # Mixed recipients cannot get different SMTP replies after DATA: those whose
         # domain would reject get the message in Junk (nothing is lost).
