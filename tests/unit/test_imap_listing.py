@@ -14,7 +14,13 @@ import pytest
 from mailwright.address import parse_mailbox
 from mailwright.auth.lockout import AuthLockout
 from mailwright.events.log import EventLog
-from mailwright.imap.listing import ListCommand, listing, name_matcher, parse_list
+from mailwright.imap.listing import (
+    ListCommand,
+    list_responses,
+    listing,
+    name_matcher,
+    parse_list,
+)
 from mailwright.imap.notify import MailboxWatch
 from mailwright.imap.parser import ParseError, Reader
 from mailwright.imap.session import ImapSession
@@ -178,6 +184,43 @@ def test_modified_utf7_patterns_match_names_as_the_client_sees_them():
     assert shown(parse('"" "Été"'.encode()), names, [], utf8=True)[0][0] == "Été"
     assert shown(parse(b'"" &AMk-t&AOk-'), names, [], utf8=True) == []
 
+
+
+
+class Listable:
+    """The two reads a listing makes of the store (MailboxStore)."""
+
+    def __init__(self, mailboxes: list[Mailbox], subscriptions: list[str]):
+        self._boxes, self._subscriptions = mailboxes, subscriptions
+
+    def mailboxes(self, account_id: int) -> list[Mailbox]:
+        return self._boxes
+
+    def subscriptions(self, account_id: int) -> list[str]:
+        return self._subscriptions
+
+
+def test_responses_without_a_session():
+    # The responses come from the command, the store's two reads, the client's name
+    # form and a STATUS renderer: no session state is reached into.
+    store = Listable(boxes("INBOX", "Caf\u00e9"), ["Gone"])
+    asked: list[tuple[str, list[str]]] = []
+
+    def status_line(box: Mailbox, items: list[str]) -> bytes:
+        asked.append((box.name, items))
+        return b"* STATUS x\r\n"
+
+    cmd = parse(b'(SUBSCRIBED) "" * RETURN (STATUS (MESSAGES))')
+    out = list_responses(cmd, store, 1, False, status_line)
+    # RFC 5819 §2: STATUS only for a name that exists; RFC 3501 §5.1.3: modified UTF-7
+    assert out == b'* LIST (\\NonExistent \\Subscribed) "/" "Gone"\r\n'
+    assert asked == []
+    out = list_responses(parse(b'"" * RETURN (STATUS (MESSAGES))'), store, 1, False,
+                         status_line)
+    assert b'"Caf&AOk-"' in out and asked == [("Caf\u00e9", ["MESSAGES"]), ("INBOX", ["MESSAGES"])]
+    # RFC 9051 §6.3.9: an empty pattern asks for the delimiter; no store read needed
+    assert list_responses(parse(b'"" ""'), None, 1, True, status_line) == \
+        b'* LIST (\\Noselect) "/" ""\r\n'
 
 # --- sessions over a real store ----------------------------------------------------------
 _users = itertools.count()

@@ -14,15 +14,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from ..net.connection import Action
-from ..store.mailboxes import HIERARCHY, Mailbox
+from ..store.mailboxes import HIERARCHY, Mailbox, MailboxStore
 from . import mutf7, render
 from .parser import ParseError, Reader
-
-if TYPE_CHECKING:
-    from .session import ImapSession
 
 # RFC 5258 §6 (and RFC 6154 §6 for SPECIAL-USE): base options select mailboxes,
 # REMOTE is independent of them, RECURSIVEMATCH modifies the base options.
@@ -225,24 +220,28 @@ def _entry(cmd: ListCommand, name: str, box: Mailbox | None, subscribed: bool,
     return Listed(name, box, tuple(attributes), childinfo)
 
 
-# --- the command ------------------------------------------------------------------------
-def list_command(session: ImapSession, tag: str, r: Reader, lsub: bool):
-    cmd = parse_list(r, lsub)
-    verb = "LSUB" if lsub else "LIST"
-    if not lsub and cmd.patterns == ("",) and not cmd.select:
+# --- the responses ----------------------------------------------------------------------
+# A STATUS response for a mailbox (RFC 9051 §7.2.4), as the session renders it.
+StatusLine = Callable[[Mailbox, list[str]], bytes]
+
+
+def list_responses(cmd: ListCommand, store: MailboxStore, account_id: int, utf8: bool,
+                   status_line: StatusLine) -> bytes:
+    """The untagged responses of a LIST or LSUB command; names in UTF-8 or modified
+    UTF-7 as `utf8` says."""
+    if not cmd.lsub and cmd.patterns == ("",) and not cmd.select:
         # RFC 9051 §6.3.9: the hierarchy delimiter and root name.
-        return b'* LIST (\\Noselect) "/" ""\r\n' + \
-            session._done(tag, "OK", "LIST completed"), Action.NONE
-    match = name_matcher(cmd.reference, cmd.patterns, session._utf8)
-    store = session.store
+        return b'* LIST (\\Noselect) "/" ""\r\n'
+    verb = "LSUB" if cmd.lsub else "LIST"
+    match = name_matcher(cmd.reference, cmd.patterns, utf8)
     out = bytearray()
-    for entry in listing(cmd, store.mailboxes(session.account_id),
-                         store.subscriptions(session.account_id), match):
-        out += response_line(verb, entry, session._name(entry.name))
+    for entry in listing(cmd, store.mailboxes(account_id), store.subscriptions(account_id),
+                         match):
+        out += response_line(verb, entry, render.mailbox_name(entry.name, utf8))
         # RFC 5819 §2: STATUS only for mailboxes that can be selected.
         if cmd.status_items and entry.mailbox is not None:
-            out += session.status_line(entry.mailbox, list(cmd.status_items))
-    return bytes(out) + session._done(tag, "OK", f"{verb} completed"), Action.NONE
+            out += status_line(entry.mailbox, list(cmd.status_items))
+    return bytes(out)
 
 
 def response_line(verb: str, entry: Listed, name: bytes) -> bytes:

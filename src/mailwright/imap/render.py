@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import time
 
+from . import mutf7
 from .parser import MONTHS
 
 QUOTED_MAX = 1024
@@ -30,6 +31,12 @@ def string(value: bytes | str | None, utf8: bool = True) -> bytes:
             and b"\x00" not in data and (utf8 or data.isascii()):
         return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
     return literal(data)
+
+
+def mailbox_name(name: str, utf8: bool) -> bytes:
+    """A mailbox name as the client reads it: UTF-8 under IMAP4rev2 or UTF8=ACCEPT
+    (RFC 9051 §5.1, RFC 6855 §3), modified UTF-7 otherwise (RFC 3501 §5.1.3)."""
+    return string(name if utf8 else mutf7.encode(name))
 
 
 def literal(data: bytes, binary: bool = False) -> bytes:

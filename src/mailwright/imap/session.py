@@ -36,6 +36,7 @@ from ..store.mailboxes import (
 from . import mutf7, render
 from .auth_commands import AuthCommands
 from .base import COMMAND_STATES, No, Outcome, State, tagged
+from .listing import list_responses, parse_list
 from .notify import MailboxWatch
 from .parser import (
     CONTINUE,
@@ -292,7 +293,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         return ("INBOX" + sep + rest) if head.upper() == "INBOX" else text
 
     def _name(self, name: str) -> bytes:
-        return render.string(name if self._utf8 else mutf7.encode(name))
+        return render.mailbox_name(name, self._utf8)
 
     def _capabilities(self) -> str:
         caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
@@ -538,12 +539,16 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         return self._ok(tag, f"{'SUBSCRIBE' if on else 'UNSUBSCRIBE'} completed")
 
     def cmd_list(self, tag: str, r: Reader) -> Outcome:
-        from .listing import list_command
-        return list_command(self, tag, r, lsub=False)
+        return self._list(tag, r, lsub=False)
 
     def cmd_lsub(self, tag: str, r: Reader) -> Outcome:
-        from .listing import list_command
-        return list_command(self, tag, r, lsub=True)
+        return self._list(tag, r, lsub=True)
+
+    def _list(self, tag: str, r: Reader, lsub: bool) -> Outcome:
+        cmd = parse_list(r, lsub)
+        out = list_responses(cmd, self.store, self.account_id, self._utf8, self.status_line)
+        return out + self._done(tag, "OK", f"{'LSUB' if lsub else 'LIST'} completed"), \
+            Action.NONE
 
     def cmd_status(self, tag: str, r: Reader) -> Outcome:
         r.sp()
