@@ -31,8 +31,8 @@ from .pop3.server import Pop3Protocol
 from .pop3.session import Shared as Pop3Shared
 from .queue.runner import QueueRunner
 from .smtp.server import SmtpProtocol
+from .store import open_store as open_backend
 from .store.base import MailStore
-from .store.sqlite import SQLiteStore
 from .trust.inbound import InboundChecks
 from .trust.outbound import OutboundSigner
 from .trust.sav import SenderVerifier
@@ -75,9 +75,10 @@ def trust_services(config: Config, store: MailStore, resolver: Resolver
     return inbound, OutboundSigner(store, inbound.authserv_id)
 
 
-def open_store(config: Config) -> SQLiteStore:
-    # The store keeps IMAP's FETCH views of each message without knowing IMAP.
-    return SQLiteStore(config.data_dir, render_views=fetch_views)
+def open_store(config: Config) -> MailStore:
+    """The configured store backend. It keeps IMAP's FETCH views of each message
+    (imap/fetch.py) without knowing IMAP: the views are handed to it here."""
+    return open_backend(config, render_views=fetch_views)
 
 
 def server_certificate(config: Config) -> LocalCertificate:

@@ -201,6 +201,15 @@ class LogSettings:
     level: str = "info"
 
 
+# The store backends store/__init__.py can open.
+STORE_BACKENDS = ("sqlite",)
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    backend: str = "sqlite"       # sqlite: data_dir/mail.db + data_dir/blobs, one node
+
+
 @dataclass(frozen=True)
 class Config:
     path: str
@@ -222,6 +231,7 @@ class Config:
     checks: ChecksSettings = field(default_factory=ChecksSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
 
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
@@ -401,7 +411,7 @@ def parse(text: str, path: str = "<config>") -> Config:
     r = _Reader(path, text)
     top_level = {"hostname", "data_dir", "listeners", "workers", "tls", "limits", "auth",
                  "submission", "pop3", "imap", "dns", "queue", "relayhost", "transports", "checks",
-                 "demo", "log"}
+                 "demo", "log", "store"}
     for key in data:
         if key not in top_level:
             raise r.error(key, f"unknown key (known: {', '.join(sorted(top_level))})")
@@ -484,6 +494,10 @@ def parse(text: str, path: str = "<config>") -> Config:
         raise r.error("relayhost.username", "set password_file too")
     transports = _transports(r, data)
     log = r.section(data, "log", LogSettings)
+    store = r.section(data, "store", StoreSettings)
+    if store.backend not in STORE_BACKENDS:
+        raise r.error("store.backend",
+                      f"expected one of {', '.join(STORE_BACKENDS)}, got {store.backend!r}")
     if log.level not in ("debug", "info", "warning", "error"):
         raise r.error("log.level", f"expected debug, info, warning or error, got {log.level!r}")
     return Config(
@@ -497,4 +511,5 @@ def parse(text: str, path: str = "<config>") -> Config:
         queue=r.section(data, "queue", QueueSettings),
         relayhost=relayhost, relayhost_password=relay_password, transports=transports,
         checks=_checks(r, data), demo=r.section(data, "demo", DemoSettings), log=log,
+        store=store,
     )

@@ -74,6 +74,18 @@ def test_errors_name_file_key_and_line(tmp_path, change, message):
     assert message in str(e.value)
 
 
+def test_store_backend(tmp_path):
+    path = tmp_path / "m.toml"
+    path.write_text(GOOD)
+    assert load(str(path)).store.backend == "sqlite"               # the default
+    path.write_text(GOOD + '\n[store]\nbackend = "sqlite"\n')
+    assert load(str(path)).store.backend == "sqlite"
+    path.write_text(GOOD + '\n[store]\nbackend = "postgresql"\n')
+    with pytest.raises(ConfigError) as e:
+        load(str(path))
+    assert "m.toml:18: store.backend: expected one of sqlite, got 'postgresql'" in str(e.value)
+
+
 def test_missing_file_and_tls_files(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file"):
         load(str(tmp_path / "nope.toml"))

@@ -25,7 +25,7 @@ from mailwright.imap.notify import MailboxWatch
 from mailwright.imap.parser import ParseError, Reader
 from mailwright.imap.session import ImapSession
 from mailwright.store.mailboxes import Mailbox
-from mailwright.store.sqlite_mailboxes import _adopt_legacy_subscriptions
+from mailwright.store.sqlite.schema import adopt_legacy_subscriptions
 
 from .conftest import PASSWORD
 from .session_harness import TLS, drive, make_config
@@ -344,10 +344,10 @@ def test_legacy_subscribed_column_is_adopted_once():
         " PRIMARY KEY (account_id, name));"
         "INSERT INTO mailboxes (account_id, name, subscribed) VALUES"
         " (1, 'INBOX', 1), (1, 'Hidden', 0), (2, 'Other', 1);")
-    _adopt_legacy_subscriptions(conn)
+    adopt_legacy_subscriptions(conn)
     assert conn.execute("SELECT account_id, name FROM subscriptions ORDER BY 1, 2"
                         ).fetchall() == [(1, "INBOX"), (2, "Other")]
     # Mailboxes created afterwards get the old column's default: not adopted again.
     conn.execute("INSERT INTO mailboxes (account_id, name) VALUES (1, 'New')")
-    _adopt_legacy_subscriptions(conn)
+    adopt_legacy_subscriptions(conn)
     assert conn.execute("SELECT count(*) FROM subscriptions").fetchone()[0] == 2

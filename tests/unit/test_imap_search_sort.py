@@ -23,7 +23,7 @@ from mailwright.message import keys
 from mailwright.message.meta import parse_message
 from mailwright.store import query
 from mailwright.store.sqlite import SQLiteStore
-from mailwright.store.sqlite_mailboxes import META_VERSION
+from mailwright.store.sqlite.meta import META_VERSION
 
 from .conftest import PASSWORD
 from .session_harness import TLS, drive, make_config

@@ -9,7 +9,8 @@ from mailwright.address import parse_mailbox
 from mailwright.delivery import pop3_expiry
 from mailwright.imap.fetch import views as fetch_views
 from mailwright.store.messages import Delivery, LocalCopy
-from mailwright.store.sqlite import INLINE_BLOB_MAX, SQLiteStore
+from mailwright.store.sqlite import SQLiteStore
+from mailwright.store.sqlite.db import INLINE_BLOB_MAX
 
 
 def make(tmp_path) -> tuple[SQLiteStore, int, int]:

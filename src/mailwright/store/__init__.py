@@ -1,0 +1,23 @@
+"""The mail store: interfaces per concern (base.py and the modules it names) and the
+backends that implement them; `open_store` opens the one the configuration names
+(`[store] backend`, config.py STORE_BACKENDS)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from .base import MailStore
+    from .mailboxes import RenderViews
+
+
+def open_store(config: Config, render_views: RenderViews) -> MailStore:
+    """The configured backend over config.data_dir. `render_views` renders a message's
+    FETCH views at delivery (the composition root passes imap/fetch.py's)."""
+    backend = config.store.backend
+    if backend == "sqlite":
+        # Imported here: a backend's modules (and its driver) load only when chosen.
+        from .sqlite import SQLiteStore
+        return SQLiteStore(config.data_dir, render_views)
+    raise ValueError(f"no store backend {backend!r} (config.py checks the name)")

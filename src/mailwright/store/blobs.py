@@ -44,7 +44,7 @@ from pathlib import Path
 # disks); creating a batch's files from several threads overlaps it.
 WRITE_THREADS = 8
 # A message being received stays in memory up to this size, then goes to a file.
-# Smaller ones would pay for a file creation (see store/sqlite.py INLINE_BLOB_MAX).
+# Smaller ones would pay for a file creation (see store/sqlite/db.py INLINE_BLOB_MAX).
 SPOOL_MEMORY = 256 * 1024
 # Large blobs are copied and hashed in slices of this size.
 COPY_SLICE = 1 << 20

@@ -156,7 +156,7 @@ CREATE TABLE IF NOT EXISTS message_meta (
     display_from TEXT NOT NULL DEFAULT '', -- RFC 5957 DISPLAYFROM / DISPLAYTO, collated
     display_to TEXT NOT NULL DEFAULT '',
     msgid TEXT NOT NULL, in_reply_to TEXT NOT NULL, refs TEXT NOT NULL,
-    version INTEGER NOT NULL DEFAULT 0,   -- of the parse (store/sqlite_mailboxes.py)
+    version INTEGER NOT NULL DEFAULT 0,   -- of the parse (store/sqlite/meta.py)
     envelope BLOB NOT NULL,               -- rendered ENVELOPE
     body BLOB NOT NULL,                   -- rendered BODY
     bodystructure BLOB NOT NULL,          -- rendered BODYSTRUCTURE
@@ -167,7 +167,7 @@ CREATE TABLE IF NOT EXISTS message_meta (
 -- Full-text index (SEARCH TEXT/BODY): decoded header fields and decoded body text,
 -- case and diacritics folded. Trigrams, because SEARCH matches substrings, not words
 -- (RFC 9051 §6.4.4); no positions or column sizes: a trigram lookup only narrows the
--- rows down, instr() on the text decides (store/sqlite_mailboxes.py).
+-- rows down, instr() on the text decides (store/sqlite/search.py).
 CREATE VIRTUAL TABLE IF NOT EXISTS message_text USING fts5(
     hdr, body, tokenize = 'trigram', detail = none, columnsize = 0
 );

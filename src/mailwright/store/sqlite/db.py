@@ -1,0 +1,195 @@
+"""The SQLite connection and the one writer thread with group commit.
+
+The writer takes every job waiting in its queue (up to a batch limit), runs each
+inside a savepoint of one transaction and commits once: concurrent deliveries share
+a single fsync (group commit), and one failing job does not undo the others. Blob
+files are written before, in a small thread pool, where concurrent fsyncs are
+merged by the filesystem journal. The event loop only ever waits on futures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..blobs import BlobStore, Content, Written, digest_of, whole
+
+log = logging.getLogger("mailwright.store")
+
+
+# Messages up to this size are stored inside the database (in the batch's one
+# transaction); larger ones as files. Creating a file per small message costs
+# more system time than the message itself on many filesystems.
+INLINE_BLOB_MAX = 64 * 1024
+MAX_BATCH = 512
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is durable once it returns (never acknowledge what is not fsynced).
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class Job:
+    __slots__ = ("fn", "blobs", "future", "loop", "digests", "inline")
+
+    def __init__(self, fn, blobs, future, loop=None):
+        self.fn = fn
+        self.blobs = blobs
+        self.future = future          # concurrent.futures.Future, or asyncio.Future
+        self.loop = loop              # the asyncio loop owning `future`, if any
+        self.digests: list[str] | None = None
+        self.inline: list[tuple[str, bytes]] = []
+
+
+def settle(items: list) -> None:
+    for future, ok, value in items:
+        if future.done():             # an asyncio waiter may have been cancelled
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+class Writer(threading.Thread):
+    """The one thread that writes: blob files first (one sync for the batch), then
+    every job's SQL in one transaction (one commit for the batch), then every
+    waiter woken: one call into each event loop per batch, not one per job."""
+
+    def __init__(self, path: Path, blobs: BlobStore):
+        super().__init__(name="mailwright-writer", daemon=True)
+        self.conn = connect(path)
+        self.blobs = blobs
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.events: collections.deque = collections.deque()
+
+    def submit(self, fn: Callable[..., Any] | None,
+               blobs: tuple[Content, ...] = ()) -> concurrent.futures.Future:
+        """Queue fn(conn), or fn(conn, digests) when blobs are given: the blobs are
+        durable before fn runs. fn=None stops the writer."""
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        self.jobs.put(Job(fn, blobs, fut))
+        return fut
+
+    def submit_async(self, fn: Callable[..., Any], blobs: tuple[Content, ...] = ()
+                     ) -> asyncio.Future:
+        """As submit, for a coroutine running on an event loop."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self.jobs.put(Job(fn, blobs, fut, loop))
+        return fut
+
+    def add_event(self, row: tuple) -> None:
+        """Events need no waiter: they are written with the next batch."""
+        self.events.append(row)
+        if len(self.events) == 1:
+            self.jobs.put(Job(noop, (), concurrent.futures.Future()))
+
+    def run(self) -> None:
+        while True:
+            batch = [self.jobs.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self.jobs.get_nowait())
+                except queue.Empty:
+                    break
+            stop = [job for job in batch if job.fn is None]
+            self._run_batch([job for job in batch if job.fn is not None])
+            # Drop the jobs before waiting for more: their blobs may hold spool files.
+            del batch
+            if stop:
+                self.conn.close()
+                settle([(job.future, True, None) for job in stop])
+                return
+
+    def _write_blobs(self, batch: list[Job]) -> list[Job]:
+        """Write the batch's large blobs as files with one sync; small ones go into
+        the transaction itself. Returns the jobs that may go on."""
+        large = [b for job in batch for b in job.blobs if is_file(b)]
+        try:
+            files = iter(self.blobs.write_batch(large) if large else [])
+        except OSError as e:
+            log.error("blob write failed: %s", e)
+            self._wake([(job, False, e) for job in batch if job.blobs])
+            return [job for job in batch if not job.blobs]
+        for job in batch:
+            if not job.blobs:
+                continue
+            job.digests = []
+            for b in job.blobs:
+                if is_file(b):
+                    job.digests.append(next(files))
+                else:
+                    data = whole(b)
+                    job.digests.append(digest_of(data))
+                    job.inline.append((job.digests[-1], data))
+            job.blobs = ()
+        return batch
+
+    def _run_batch(self, batch: list[Job]) -> None:
+        batch = self._write_blobs(batch)
+        events = []
+        while self.events:
+            events.append(self.events.popleft())
+        results = []
+        c = self.conn
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            if events:
+                c.executemany("INSERT INTO events (ts, type, session, message_id, data) "
+                              "VALUES (?,?,?,?,?)", events)
+            for job in batch:
+                c.execute("SAVEPOINT job")
+                try:
+                    if job.inline:
+                        c.executemany("INSERT OR IGNORE INTO blob_inline (digest, data) "
+                                      "VALUES (?, ?)", job.inline)
+                    value = job.fn(c) if job.digests is None else job.fn(c, job.digests)
+                    results.append((job, True, value))
+                    c.execute("RELEASE job")
+                except Exception as e:
+                    c.execute("ROLLBACK TO job")
+                    c.execute("RELEASE job")
+                    results.append((job, False, e))
+            c.execute("COMMIT")
+        except Exception as e:
+            log.error("store commit failed: %s", e)
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            results = [(job, False, e) for job in batch]
+        self._wake(results)
+
+    @staticmethod
+    def _wake(results: list) -> None:
+        by_loop: dict[Any, list] = {}
+        for job, ok, value in results:
+            by_loop.setdefault(job.loop, []).append((job.future, ok, value))
+        for loop, items in by_loop.items():
+            if loop is None:
+                settle(items)
+            else:
+                try:
+                    loop.call_soon_threadsafe(settle, items)
+                except RuntimeError:      # the loop is closed: nobody is waiting
+                    pass
+
+
+def noop(conn: sqlite3.Connection) -> None:
+    return None
+
+
+def is_file(blob: Content | Written) -> bool:
+    return isinstance(blob, Written) or len(blob) > INLINE_BLOB_MAX

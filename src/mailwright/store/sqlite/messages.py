@@ -1,0 +1,293 @@
+"""Messages in mailboxes: the one way a message enters a mailbox (add_messages:
+delivery, APPEND, COPY/MOVE), copies, expunges with tombstones, flags and MODSEQ
+(RFC 7162), and what FETCH reads."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from ..base import StoreError
+from ..blobs import Content, Spool, Spooled, Written
+from ..mailboxes import MailboxError, MessageData, MessageState, normalize_flag
+from ..messages import Delivery, LocalCopy
+from .blobrefs import release_blobs
+from .meta import Indexed, ensure_meta
+from .queue import enqueue
+from .quota import check_quota
+
+
+class SQLiteMessages:
+    conn: sqlite3.Connection
+
+    # --- messages -----------------------------------------------------------------
+    def message_states(self, mailbox_id: int, since_modseq: int = 0,
+                       from_uid: int = 0) -> list[MessageState]:
+        rows = self.conn.execute("SELECT uid, flags, modseq FROM messages WHERE "
+                                 "mailbox_id=? AND uid>=? AND modseq>? ORDER BY uid",
+                                 (mailbox_id, from_uid, since_modseq))
+        return [MessageState(*r) for r in rows]
+
+    def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT uid FROM expunged WHERE mailbox_id=? AND modseq>? ORDER BY uid",
+            (mailbox_id, modseq))]
+
+    def message_data(self, mailbox_id: int, uids: list[int], meta: bool) -> list[MessageData]:
+        if not uids:
+            return []
+        cols = ("x.envelope, x.body, x.bodystructure, x.structure, x.header" if meta
+                else "NULL, NULL, NULL, NULL, NULL")
+        join = "LEFT JOIN message_meta x ON x.id=m.meta_id" if meta else ""
+        out = []
+        for lo, hi in ranges(uids):
+            out += [MessageData(*r) for r in self.conn.execute(
+                f"SELECT m.uid, m.flags, m.modseq, m.size, m.internaldate, m.blob, {cols} "
+                f"FROM messages m {join} WHERE m.mailbox_id=? AND m.uid BETWEEN ? AND ? "
+                f"ORDER BY m.uid", (mailbox_id, lo, hi))]
+        wanted = set(uids)
+        return [d for d in out if d.uid in wanted]
+
+    async def store_flags(self, mailbox_id: int, uids: list[int], mode: str, flags: list[str],
+                          unchangedsince: int | None = None
+                          ) -> tuple[list[MessageState], list[int]]:
+        given = list(dict.fromkeys(normalize_flag(f) for f in flags))
+
+        def job(c: sqlite3.Connection) -> tuple[list[MessageState], list[int]]:
+            box = c.execute("SELECT highestmodseq FROM mailboxes WHERE id=?",
+                            (mailbox_id,)).fetchone()
+            if box is None:
+                raise MailboxError("Mailbox was deleted", "NONEXISTENT")
+            modseq = box[0] + 1
+            changed, failed = [], []
+            for lo, hi in ranges(uids):
+                for uid, old, mod in c.execute(
+                        "SELECT uid, flags, modseq FROM messages WHERE mailbox_id=? "
+                        "AND uid BETWEEN ? AND ?", (mailbox_id, lo, hi)).fetchall():
+                    if unchangedsince is not None and mod > unchangedsince:
+                        failed.append(uid)
+                        continue
+                    new = _apply(old, mode, given)
+                    if new != old:
+                        changed.append(MessageState(uid, new, modseq))
+            if changed:
+                c.executemany("UPDATE messages SET flags=?, modseq=? WHERE mailbox_id=? "
+                              "AND uid=?", [(s.flags, modseq, mailbox_id, s.uid)
+                                            for s in changed])
+                c.execute("UPDATE mailboxes SET highestmodseq=? WHERE id=?",
+                          (modseq, mailbox_id))
+            return changed, sorted(failed)
+        return await self._writer.submit_async(job)
+
+    async def expunge(self, mailbox_id: int, uids: list[int]) -> list[int]:
+        def job(c: sqlite3.Connection) -> tuple[list[int], list[str]]:
+            return expunge_rows(c, mailbox_id, uids, release_blobs)
+        gone, files = await self._writer.submit_async(job)
+        await self._unlink(files)
+        return gone
+
+    async def append(self, mailbox_id: int, content: bytes, flags: list[str],
+                     internaldate: float) -> tuple[int, int]:
+        flag_text = " ".join(dict.fromkeys(normalize_flag(f) for f in flags))
+        parsed = self._index(content)
+
+        def job(c: sqlite3.Connection, digests: list[str]) -> tuple[int, int]:
+            box = c.execute("SELECT account_id, uidvalidity FROM mailboxes WHERE id=?",
+                            (mailbox_id,)).fetchone()
+            if box is None:
+                raise MailboxError("Mailbox was deleted", "TRYCREATE")
+            check_quota(c, box[0], len(content))
+            meta_id = ensure_meta(c, digests[0], parsed)
+            [uid] = add_messages(c, mailbox_id, [NewMessage(
+                digests[0], len(content), internaldate, flag_text,
+                f"append-{digests[0][:16]}", meta_id)])
+            return box[1], uid
+        return await self._writer.submit_async(job, (content,))
+
+    async def copy(self, source_id: int, uids: list[int], target_id: int, move: bool
+                   ) -> tuple[int, list[tuple[int, int]]]:
+        def job(c: sqlite3.Connection) -> tuple[tuple[int, list], list[str]]:
+            box = c.execute("SELECT account_id, uidvalidity FROM mailboxes WHERE id=?",
+                            (target_id,)).fetchone()
+            if box is None:
+                raise MailboxError("Target mailbox was deleted", "TRYCREATE")
+            size = _size_of(c, source_id, uids)
+            if source_id != target_id or not move:
+                check_quota(c, box[0], size)
+            pairs = copy_rows(c, source_id, uids, target_id)
+            files: list[str] = []
+            if move:
+                _, files = expunge_rows(c, source_id, [s for s, _ in pairs], release_blobs)
+            return (box[1], pairs), files
+        result, files = await self._writer.submit_async(job)
+        await self._unlink(files)
+        return result
+
+    # --- delivery ----------------------------------------------------------
+    def spool(self) -> Spool:
+        return self.blobs.spool()
+
+    async def deliver(self, delivery: Delivery) -> None:
+        local, relay = delivery.local_content, delivery.relay_content
+        # Parsed once for every local copy, before the writer job (see ensure_meta):
+        # on the loop (on the writer thread it would hold the GIL against the loop for
+        # a whole batch), or for a spooled message in a thread (see _prepare_large).
+        parsed = None
+        if isinstance(local, Spooled) or isinstance(relay, Spooled):
+            local, relay, parsed = await asyncio.to_thread(
+                self._prepare_large, local if delivery.local else b"",
+                relay if delivery.remote else b"")
+        elif delivery.local:
+            parsed = self._index(local)
+        blobs = []
+        if delivery.local:
+            blobs.append(local)
+        if delivery.remote:
+            blobs.append(relay)
+        now = time.time()
+        local_size, relay_size = len(local), len(relay)
+
+        def job(c: sqlite3.Connection, digests: list[str]) -> None:
+            local_blob = digests[0] if delivery.local else None
+            relay_blob = digests[-1] if delivery.remote else None
+            meta_id = ensure_meta(c, local_blob, parsed) if local_blob else None
+            for copy in delivery.local:
+                add_messages(c, _first_mailbox(c, copy), [NewMessage(
+                    local_blob, local_size, now, "", delivery.message_id, meta_id)])
+            if delivery.remote:
+                enqueue(c, delivery, relay_blob, relay_size, now)
+        await self._writer.submit_async(job, tuple(blobs))
+
+    def _prepare_large(self, local: Content, relay: Content
+                       ) -> tuple[Content | Written, Content | Written, Indexed | None]:
+        """Spooled copies written to their blob files now, and the local copy parsed
+        from its file: read back in one allocation, the only time the message is
+        whole in memory. Blocking: runs in a thread."""
+        if isinstance(local, Spooled):
+            local = self.blobs.prewrite(local)
+        if isinstance(relay, Spooled):
+            relay = self.blobs.prewrite(relay)
+        parsed = self._index(local.read() if isinstance(local, Written) else local) \
+            if local else None
+        return local, relay, parsed
+
+    # --- reading -------------------------------------------------------------------
+    def read_blob(self, digest: str) -> bytes:
+        row = self.conn.execute("SELECT data FROM blob_inline WHERE digest=?",
+                                (digest,)).fetchone()
+        return row[0] if row else self.blobs.read(digest)
+
+
+def _first_mailbox(c: sqlite3.Connection, copy: LocalCopy) -> int:
+    """The first of the copy's mailboxes that its account has."""
+    for name in copy.mailboxes:
+        row = c.execute("SELECT id FROM mailboxes WHERE account_id=? AND name=?",
+                        (copy.account_id, name)).fetchone()
+        if row:
+            return row[0]
+    raise StoreError(f"account {copy.account_id} has none of {', '.join(copy.mailboxes)}")
+
+
+def ranges(uids: list[int]) -> list[tuple[int, int]]:
+    """Sorted UIDs as few (low, high) runs, for range queries."""
+    out: list[list[int]] = []
+    for uid in sorted(set(uids)):
+        if out and uid == out[-1][1] + 1:
+            out[-1][1] = uid
+        else:
+            out.append([uid, uid])
+    return [(a, b) for a, b in out]
+
+
+def _apply(old: str, mode: str, given: list[str]) -> str:
+    current = old.split()
+    if mode == "set":
+        return " ".join(given)
+    lower = {f.lower() for f in given}
+    if mode == "add":
+        have = {f.lower() for f in current}
+        return " ".join(current + [f for f in given if f.lower() not in have])
+    return " ".join(f for f in current if f.lower() not in lower)
+
+
+def _size_of(c: sqlite3.Connection, mailbox_id: int, uids: list[int]) -> int:
+    total = 0
+    for lo, hi in ranges(uids):
+        total += c.execute("SELECT coalesce(sum(size), 0) FROM messages WHERE mailbox_id=? "
+                           "AND uid BETWEEN ? AND ?", (mailbox_id, lo, hi)).fetchone()[0]
+    return total
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message row to add: the blob it references and what IMAP keeps with it."""
+    blob: str
+    size: int
+    internaldate: float
+    flags: str
+    message_id: str
+    meta_id: int | None
+
+
+def add_messages(c: sqlite3.Connection, mailbox_id: int, messages: list[NewMessage]
+                 ) -> list[int]:
+    """Add messages to a mailbox: the next UIDs (RFC 9051 §2.3.1.1), one new MODSEQ
+    for all of them (RFC 7162 §3.1.1), UIDNEXT and HIGHESTMODSEQ moved on. The one
+    way a message enters a mailbox (delivery, APPEND, COPY/MOVE); their UIDs."""
+    if not messages:
+        return []
+    box = c.execute("SELECT uidnext, highestmodseq FROM mailboxes WHERE id=?",
+                    (mailbox_id,)).fetchone()
+    first, modseq = box[0], box[1] + 1
+    uids = list(range(first, first + len(messages)))
+    c.executemany("INSERT INTO messages (mailbox_id, uid, blob, size, internaldate, flags, "
+                  "modseq, message_id, meta_id) VALUES (?,?,?,?,?,?,?,?,?)",
+                  [(mailbox_id, uid, m.blob, m.size, m.internaldate, m.flags, modseq,
+                    m.message_id, m.meta_id) for uid, m in zip(uids, messages, strict=True)])
+    c.execute("UPDATE mailboxes SET uidnext=?, highestmodseq=? WHERE id=?",
+              (first + len(messages), modseq, mailbox_id))
+    return uids
+
+
+def copy_rows(c: sqlite3.Connection, source_id: int, uids: list[int], target_id: int
+               ) -> list[tuple[int, int]]:
+    """Copy messages (same blob, flags kept, RFC 9051 §6.4.7) to new UIDs in the target."""
+    rows = []
+    for lo, hi in ranges(uids):
+        rows += c.execute("SELECT uid, blob, size, internaldate, flags, message_id, meta_id "
+                          "FROM messages "
+                          "WHERE mailbox_id=? AND uid BETWEEN ? AND ? ORDER BY uid",
+                          (source_id, lo, hi)).fetchall()
+    wanted = set(uids)
+    rows = [r for r in rows if r[0] in wanted]
+    new = add_messages(c, target_id, [NewMessage(*r[1:]) for r in rows])
+    return [(r[0], uid) for r, uid in zip(rows, new, strict=True)]
+
+
+def expunge_rows(c: sqlite3.Connection, mailbox_id: int, uids: list[int],
+                  release=None) -> tuple[list[int], list[str]]:
+    """Remove messages, leave tombstones with the new MODSEQ (RFC 7162 §3.2.10), and
+    release blobs nothing references any more (files returned for unlinking)."""
+    if not uids:
+        return [], []
+    gone, blobs = [], []
+    for lo, hi in ranges(uids):
+        for uid, blob in c.execute("SELECT uid, blob FROM messages WHERE mailbox_id=? AND "
+                                   "uid BETWEEN ? AND ?", (mailbox_id, lo, hi)).fetchall():
+            gone.append(uid)
+            blobs.append(blob)
+    wanted = set(uids)
+    gone = [u for u in gone if u in wanted]
+    if not gone:
+        return [], []
+    modseq = c.execute("SELECT highestmodseq FROM mailboxes WHERE id=?",
+                       (mailbox_id,)).fetchone()[0] + 1
+    c.executemany("DELETE FROM messages WHERE mailbox_id=? AND uid=?",
+                  [(mailbox_id, u) for u in gone])
+    c.executemany("INSERT INTO expunged (mailbox_id, uid, modseq) VALUES (?,?,?)",
+                  [(mailbox_id, u, modseq) for u in gone])
+    c.execute("UPDATE mailboxes SET highestmodseq=? WHERE id=?", (modseq, mailbox_id))
+    files = release(c, blobs) if release else []
+    return gone, files

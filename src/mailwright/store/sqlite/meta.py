@@ -1,0 +1,148 @@
+"""Parse once: a message's metadata (FETCH views, sort and search keys) and its
+full-text index row, stored once per blob, and the start-up backfill that parses
+rows stored before (or by an older parse)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import unicodedata
+
+from ...message.meta import MessageMeta, parse_message
+from ..mailboxes import FetchViews, RenderViews
+
+# What a message's parse stores changes with the parser: message_meta rows carry the
+# version that made them, and the start-up backfill parses older rows again.
+# 1: Date's day as written, display sort keys, collated sort keys, RFC 5256 base
+#    subject, address search text, every header field in the trigram text index.
+META_VERSION = 1
+_META_COLUMNS = ("envelope", "body", "bodystructure", "structure", "header", "sent",
+                 "sent_day", "subject", "base_subject", "from_", "to_", "cc", "bcc",
+                 "sort_from", "sort_to", "sort_cc", "display_from", "display_to", "msgid",
+                 "in_reply_to", "refs", "version")
+
+
+# A message's parse and the FETCH views rendered from it: what message_meta keeps.
+Indexed = tuple[MessageMeta, FetchViews]
+
+
+def _meta_values(indexed: Indexed) -> tuple:
+    """The message_meta values of a parse, in _META_COLUMNS order."""
+    m, v = indexed
+    return (v.envelope, v.body, v.bodystructure, m.structure_json(), m.header, m.sent,
+            m.sent_day, m.subject, m.base_subject, m.from_, m.to, m.cc, m.bcc, m.sort_from,
+            m.sort_to, m.sort_cc, m.display_from, m.display_to, m.message_id,
+            m.in_reply_to, m.references, META_VERSION)
+
+
+def _index_text(c: sqlite3.Connection, meta_id: int, m: MessageMeta) -> None:
+    # OR REPLACE: a stale index row under a reused rowid must not fail the delivery
+    c.execute("INSERT OR REPLACE INTO message_text (rowid, hdr, body) VALUES (?,?,?)",
+              (meta_id, fold(m.header_text), fold(m.text)))
+
+
+# Combining diacritical marks (the blocks for Latin, Greek, Cyrillic and symbols).
+_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+
+
+def fold(text: str) -> str:
+    """What the text index holds and is asked for: case folded (SEARCH matching is
+    case-insensitive, RFC 9051 §6.4.4) and diacritics taken off, so "cafe" finds
+    "Café" (flexible matching, which RFC 9051 allows for TEXT and BODY). Composed
+    again afterwards (NFC), so letters that decompose without marks (Hangul) are
+    stored as written."""
+    if text.isascii():
+        return text.lower()
+    bare = _MARKS.sub("", unicodedata.normalize("NFKD", text.casefold()))
+    return unicodedata.normalize("NFC", bare)
+
+
+def ensure_meta(c: sqlite3.Connection, digest: str, indexed: Indexed) -> int:
+    """Store a message's parse once per blob (FETCH views, sort and search keys, the
+    full-text index); its message_meta id. A copy of a stored blob finds it done.
+    The parse is made before the writer job, on the loop or in a thread: parsing
+    here, on the writer thread, would hold the GIL against the loop for the whole
+    batch."""
+    row = c.execute("SELECT id FROM message_meta WHERE blob=?", (digest,)).fetchone()
+    if row:
+        return row[0]
+    marks = ",".join("?" * (len(_META_COLUMNS) + 1))
+    cur = c.execute(f"INSERT INTO message_meta (blob, {', '.join(_META_COLUMNS)}) "
+                    f"VALUES ({marks})", (digest, *_meta_values(indexed)))
+    _index_text(c, cur.lastrowid, indexed[0])
+    return cur.lastrowid
+
+
+def meta_job(items: list[tuple[str, Indexed]]):
+    def job(c: sqlite3.Connection) -> None:
+        for digest, indexed in items:
+            c.execute("UPDATE messages SET meta_id=? WHERE blob=? AND meta_id IS NULL",
+                      (ensure_meta(c, digest, indexed), digest))
+    return job
+
+
+def reparse_job(items: list[tuple[int, Indexed]]):
+    """Replace the stored parse of older metadata rows by a new one."""
+    assignments = ", ".join(f"{column}=?" for column in _META_COLUMNS)
+
+    def job(c: sqlite3.Connection) -> None:
+        for meta_id, indexed in items:
+            # The row may have gone (its last message expunged) since it was read.
+            if c.execute(f"UPDATE message_meta SET {assignments} WHERE id=?",
+                         (*_meta_values(indexed), meta_id)).rowcount:
+                _index_text(c, meta_id, indexed[0])
+    return job
+
+
+def drop_meta(c: sqlite3.Connection, digest: str) -> None:
+    row = c.execute("SELECT id FROM message_meta WHERE blob=?", (digest,)).fetchone()
+    if row:
+        c.execute("DELETE FROM message_text WHERE rowid=?", row)
+        c.execute("DELETE FROM message_meta WHERE id=?", row)
+
+
+class SQLiteMeta:
+    conn: sqlite3.Connection
+    render_views: RenderViews        # given by the composition root (imap/fetch.py)
+
+    def _index(self, content: bytes) -> Indexed:
+        """A message's parse and its FETCH views, made once per stored blob."""
+        meta = parse_message(content)
+        return meta, self.render_views(content, meta)
+
+    async def backfill_meta(self, batch: int = 200) -> int:
+        """Parse messages stored before IMAP metadata existed (an upgraded data_dir),
+        then parse again those whose metadata an older version made; a batch per
+        writer job so deliveries are never held up for long. How many were parsed."""
+        return await self._parse_unparsed(batch) + await self._reparse_stale(batch)
+
+    async def _parse_unparsed(self, batch: int) -> int:
+        done = 0
+        while True:
+            digests = [r[0] for r in self.conn.execute(
+                "SELECT DISTINCT blob FROM messages WHERE meta_id IS NULL LIMIT ?",
+                (batch,))]
+            if not digests:
+                return done
+            indexed = await asyncio.to_thread(self._index_blobs, digests)
+            await self._writer.submit_async(meta_job(list(zip(digests, indexed, strict=True))))
+            done += len(digests)
+
+    async def _reparse_stale(self, batch: int) -> int:
+        done = last = 0
+        while True:
+            # In id order, from where the last batch ended: one pass over the table.
+            rows = self.conn.execute(
+                "SELECT id, blob FROM message_meta WHERE id>? AND version<? ORDER BY id "
+                "LIMIT ?", (last, META_VERSION, batch)).fetchall()
+            if not rows:
+                return done
+            indexed = await asyncio.to_thread(self._index_blobs, [r[1] for r in rows])
+            await self._writer.submit_async(reparse_job(
+                [(r[0], m) for r, m in zip(rows, indexed, strict=True)]))
+            done += len(rows)
+            last = rows[-1][0]
+
+    def _index_blobs(self, digests: list[str]) -> list[Indexed]:
+        return [self._index(self.read_blob(d)) for d in digests]
