@@ -36,12 +36,14 @@ def make_config(**limits):
 
 class Harness:
     def __init__(self, store, role: str = "mx", tls: bool = False, config=None,
-                 lockout: AuthLockout | None = None, events: EventLog | None = None):
+                 lockout: AuthLockout | None = None, events: EventLog | None = None,
+                 pipeline=None):
         self.config = config or make_config()
         self.lockout = lockout or AuthLockout(self.config.auth)
         self.session = SmtpSession(Connection(role, "192.0.2.7", 40000, TLS if tls else None),
                                    self.config, store, self.lockout,
-                                   events or EventLog(None), sleep=_no_sleep)
+                                   events or EventLog(None), sleep=_no_sleep,
+                                   pipeline=pipeline)
         self.session.greeting()
         self.actions: list[Action] = []
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..delivery.pipeline import Refusal
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -58,4 +60,17 @@ NUL_REJECTED = Reply(501, "5.5.2", "NUL characters are not allowed")
 BYE = Reply(221, "2.0.0", "Bye")
 TOO_MANY_ERRORS = Reply(421, "4.7.0", "Too many errors, closing connection")
 TIMEOUT = Reply(421, "4.4.2", "Timeout exceeded, closing connection")
-LOCAL_ERROR = Reply(451, "4.3.0", "Local error in processing, try again later")
+
+
+# The basic code for a message refused after DATA (RFC 5321 §4.2.2-§4.2.3), by the
+# class and subject of its enhanced status (RFC 3463 §3): mailbox (452: full, RFC 3463
+# 4.2.2), mail system (451 local error), message length (552), content (554), policy
+# (550). Anything else: 451 temporary, 554 "transaction failed".
+_REFUSAL_CODES = {"4.2": 452, "4.3": 451, "5.3": 552, "5.6": 554, "5.7": 550}
+
+
+def for_refusal(refusal: Refusal) -> Reply:
+    """The SMTP reply for a delivery pipeline's protocol-neutral refusal."""
+    kind = refusal.status[:3]
+    code = _REFUSAL_CODES.get(kind, 554 if refusal.permanent else 451)
+    return Reply(code, refusal.status, refusal.text)

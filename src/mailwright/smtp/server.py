@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..delivery.assemble import Parts, pipeline_for
 from ..net.connection import SessionProtocol, TLSInfo
 from .replies import Reply
 from .session import Connection, SmtpSession
@@ -13,11 +14,12 @@ class SmtpProtocol(SessionProtocol):
 
     def make_session(self, ip: str, port: int, tls: TLSInfo | None) -> SmtpSession:
         s = self.services
-        return SmtpSession(Connection(self.listener.role, ip, port, tls),
-                           s.config, s.store, s.lockout, s.events,
-                           on_queued=s.runner.wake if s.runner else None,
-                           inbound=s.inbound if self.listener.role == "mx" else None,
-                           outbound=s.outbound)
+        role = self.listener.role
+        pipeline = pipeline_for(role, Parts(
+            s.config, s.store, s.events, inbound=s.inbound, outbound=s.outbound,
+            on_queued=s.runner.wake if s.runner else None))
+        return SmtpSession(Connection(role, ip, port, tls), s.config, s.store, s.lockout,
+                           s.events, pipeline=pipeline)
 
     def refusal(self, reason: str) -> bytes:
         return Reply(421, "4.7.0", reason).render()

@@ -19,23 +19,23 @@ import itertools
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from ..address import Address
 from ..auth import driver, sasl
 from ..auth.driver import Authenticator
 from ..auth.lockout import AuthLockout
 from ..config import Config
+from ..delivery import quota, recipients
+from ..delivery.assemble import Parts, pipeline_for
+from ..delivery.pipeline import Pipeline, Refusal, Rejection
+from ..delivery.received import Client, Envelope, ReceivedMessage, Recipient
+from ..delivery.recipients import Target
 from ..events.log import EventLog
 from ..events.types import Event
 from ..net.connection import Action, LineSession, TLSInfo
-from ..queue.downgrade import shorten_lines
-from ..store.base import Delivery, MailStore, RemoteRecipient, Target
-from ..store.blobs import Content, Spool, Spooled, whole
-from ..trust.authresults import strip_ours
-from ..trust.inbound import ConnectionChecks, InboundChecks, Verdict
-from ..trust.outbound import OutboundSigner
+from ..store.base import MailStore
+from ..store.blobs import Content, Spool
 from . import replies as R
 from .framing import (
     Chunk,
@@ -49,7 +49,6 @@ from .framing import (
 )
 from .params import ParamError, PathArgument, decode_xtext, parse_path_argument
 from .replies import Reply
-from .trace import protocol_name, received, return_path
 
 # RFC 4954 §4: an AUTH command line and a SASL response line may be 12288 octets.
 SASL_LINE_LIMIT = 12288
@@ -72,14 +71,6 @@ _AUTH_ENDED = {
 
 
 Outcome = tuple[Reply | None, Action]     # what one command (or message, or chunk) gives
-
-
-@dataclass
-class Recipient:
-    address: Address
-    targets: list[Target]
-    notify: str | None = None
-    orcpt: str | None = None
 
 
 class Incoming:
@@ -106,19 +97,14 @@ class Incoming:
 
 
 @dataclass
-class Transaction:
-    mail_from: Address | None            # None: the null reverse-path <>
-    body: str | None = None
-    smtputf8: bool = False
-    ret: str | None = None
-    envid: str | None = None
-    recipients: list[Recipient] = field(default_factory=list)
+class Transaction(Envelope):
+    """A mail transaction (RFC 5321 §3.3): the envelope as MAIL and RCPT build it, and
+    the message text as it arrives."""
     incoming: Incoming | None = None     # set at DATA or at the first BDAT
-    size: int = 0                        # RFC 1870 SIZE= as declared (0: not given)
 
-    @property
-    def reverse_path(self) -> str:
-        return str(self.mail_from) if self.mail_from else ""
+    def envelope(self) -> Envelope:
+        return Envelope(self.mail_from, self.body, self.smtputf8, self.ret, self.envid,
+                        self.recipients, self.size)
 
 
 @dataclass
@@ -135,9 +121,7 @@ class SmtpSession(LineSession):
     def __init__(self, conn: Connection, config: Config, store: MailStore,
                  lockout: AuthLockout, events: EventLog,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 on_queued: Callable[[], None] | None = None,
-                 inbound: InboundChecks | None = None,
-                 outbound: OutboundSigner | None = None):
+                 pipeline: Pipeline | None = None):
         self.conn = conn
         self.config = config
         self.limits = config.limits
@@ -145,10 +129,9 @@ class SmtpSession(LineSession):
         self.lockout = lockout
         self.events = events
         self.sleep = sleep
-        self.on_queued = on_queued        # tells the queue runner there is work
-        self.inbound = inbound            # SPF/DKIM/DMARC/ARC/iprev/HELO on received mail
-        self.outbound = outbound          # DKIM signing and ARC sealing
-        self.connection_checks = ConnectionChecks()
+        # What happens to a message once received (delivery/assemble.py); by default
+        # stamped and stored, with no checks or signatures.
+        self.pipeline = pipeline or pipeline_for(conn.role, Parts(config, store, events))
         self.id = f"{_PROCESS_TAG}{next(_serial):X}"
         self.framer = Framer(SASL_LINE_LIMIT + 2, self.limits.max_message_size)
         self.helo: str | None = None
@@ -374,7 +357,7 @@ class SmtpSession(LineSession):
             return Reply(553, "5.6.7", "Non-ASCII sender address needs the SMTPUTF8 parameter"), \
                 Action.NONE
         if (self.account and self.config.submission.enforce_sender and txn.mail_from
-                and not self.store.may_send_as(self.account, txn.mail_from)):
+                and not recipients.may_send_as(self.store, self.account, txn.mail_from)):
             self.events.emit(Event.SENDER_REJECTED, self.id, account=self.account,
                              mail_from=txn.reverse_path)
             return Reply(553, "5.7.1",
@@ -441,7 +424,7 @@ class SmtpSession(LineSession):
                          "Non-ASCII recipient address needs SMTPUTF8 on MAIL FROM"), Action.NONE
         if len(txn.recipients) >= self.limits.max_recipients:
             return R.TOO_MANY_RCPTS, Action.NONE
-        targets = self.store.resolve(address)
+        targets = recipients.resolve(self.store, address)
         if targets is None:
             # Not one of our domains: relaying is only for authenticated users.
             if self.account is None:
@@ -454,7 +437,7 @@ class SmtpSession(LineSession):
                              reason="unknown-user", rcpt=str(address))
             return R.NO_SUCH_USER, Action.NONE
         # RFC 9208 §4 / RFC 3463 4.2.2: a full mailbox is a temporary failure.
-        if any(t.is_local and self.store.over_quota(t.account_id, txn.size) for t in targets):
+        if quota.any_over_quota(self.store, targets, txn.size):
             self.events.emit(Event.REJECTED, self.id, ip=self.conn.client_ip, code=452,
                              reason="over-quota", rcpt=str(address))
             return R.MAILBOX_FULL, Action.NONE
@@ -560,12 +543,12 @@ class SmtpSession(LineSession):
         return self._accept(txn, txn.incoming, txn.incoming.check.finish())
 
     async def _accept(self, txn: Transaction, incoming: Incoming, problems) -> Outcome:
-        """Final checks, trace headers, durable store; the reply after DATA / BDAT LAST.
+        """The reply after DATA / BDAT LAST: the message as transmitted is checked here,
+        then it is received and the delivery pipeline takes it (delivery/assemble.py).
 
-        A large message is a Spooled one here (header in memory, the rest in its spool
-        file): prepending trace fields (`trace + content`) does not copy it, and it is
-        read whole only by what needs every octet at once (DKIM/ARC signatures, the
-        IMAP parse at delivery, re-encoding for relay), each in a thread."""
+        A large message is a Spooled one (header in memory, the rest in its spool file):
+        the pipeline prepends fields without copying it and reads it whole only where
+        every octet is needed at once, in a thread."""
         reject = _content_rejection(problems)
         if reject:
             self.events.emit(Event.REJECTED, self.id, ip=self.conn.client_ip, code=reject.code,
@@ -575,97 +558,29 @@ class SmtpSession(LineSession):
         if incoming.spool.error is not None:
             self.events.emit(Event.STORE_ERROR, self.id, error=repr(incoming.spool.error))
             return _STORAGE_FULL, Action.NONE
-        content = await incoming.content()
-        verdict = None
-        if self.inbound is not None and self.account is None:
-            content = _edit_head(content, self._strip_ours)
-            verdict = await self._check(txn, content)
-            if verdict.reject is not None:
-                # after DATA, one answer for every recipient (RFC 5321 §4.2.5)
-                return Reply(550, verdict.reject.status, verdict.reject.text), Action.NONE
-            content = verdict.header + content
-        now = time.time()
-        message_id = _message_id(now)
-        local = [t.account_id for r in txn.recipients for t in r.targets if t.is_local]
-        remote = [RemoteRecipient(t.address, r.notify, r.orcpt)
-                  for r in txn.recipients for t in r.targets if not t.is_local]
-        remote = list({r.address.lower(): r for r in remote}.values())
-        trace = received(
-            helo=self.helo or "", client_ip=self.conn.client_ip,
-            hostname=self.config.hostname,
-            protocol=protocol_name(self.esmtp, self.conn.tls is not None,
-                                   self.account is not None, txn.smtputf8),
-            message_id=message_id, tls=self.conn.tls,
-            recipient=str(txn.recipients[0].address) if len(txn.recipients) == 1 else None,
-            timestamp=now)
-        # Relayed copies must keep to RFC 5322's 998 octets per line: re-encoded here,
-        # before signing and sealing, so that the signatures cover what is sent.
-        shorten = bool(remote) and incoming.check.long_lines
-        signed = await self._signed(txn, content) if local or not shorten else b""
-        relay_content: Content = b""
-        if remote:
-            relay_body = await self._signed(txn, await _shortened(content)) \
-                if shorten else signed
-            relay_content = trace + relay_body
-            if verdict is not None and self.outbound is not None:
-                # A forward through an alias: seal it so the next hop can trust our
-                # verdict although SPF (and maybe DKIM) no longer pass there (RFC 8617).
-                relay_content = await self.outbound.seal(
-                    relay_content, [r.address.domain for r in txn.recipients]) + relay_content
-        quarantine = frozenset(
-            t.account_id for r in txn.recipients for t in r.targets
-            if t.is_local and verdict is not None
-            and r.address.domain in verdict.quarantine_domains)
-        delivery = Delivery(
-            message_id=message_id, mail_from=txn.reverse_path,
-            local_accounts=local,
-            local_content=return_path(txn.reverse_path) + trace + signed if local else b"",
-            remote=remote, relay_content=relay_content if remote else b"",
-            body=txn.body, smtputf8=txn.smtputf8, ret=txn.ret, envid=txn.envid,
-            sender_account=self.account, quarantine=quarantine)
+        msg = self._received(txn, await incoming.content(), incoming.check.long_lines)
         try:
-            await self.store.deliver(delivery)
-        except Exception as e:
-            self.events.emit(Event.STORE_ERROR, self.id, message_id, error=repr(e))
-            return R.LOCAL_ERROR, Action.NONE
+            await self.pipeline.run(msg)
+        except Refusal as refusal:
+            return self._refused(refusal, txn), Action.NONE
         self.accepted += 1
-        if remote and self.on_queued:
-            self.on_queued()
-        self.events.emit(
-            Event.ACCEPTED, self.id, message_id, ip=self.conn.client_ip, size=len(content),
-            mail_from=txn.reverse_path, rcpts=len(txn.recipients), local=len(set(local)),
-            remote=len(remote), account=self.account or "",
-            tls=f"{self.conn.tls.version}/{self.conn.tls.cipher}" if self.conn.tls else "")
-        return Reply(250, "2.0.0", f"OK: queued as {message_id}"), Action.NONE
+        return Reply(250, "2.0.0", f"OK: queued as {msg.id}"), Action.NONE
 
-    def _strip_ours(self, header: bytes) -> bytes:
-        return strip_ours(header, self.inbound.authserv_id)          # RFC 8601 §5
+    def _received(self, txn: Transaction, content: Content, long_lines: bool
+                  ) -> ReceivedMessage:
+        now = time.time()
+        client = Client(self.id, self.conn.client_ip, self.helo or "", self.esmtp,
+                        self.conn.tls, self.account, self.conn.role)
+        return ReceivedMessage(_message_id(now), now, txn.envelope(), client, content,
+                               long_lines)
 
-    async def _signed(self, txn: Transaction, content: Content) -> Content:
-        """Submitted mail with our DKIM signature in front (trust/outbound.py)."""
-        if self.outbound is None or self.account is None:
-            return content
-        return await self.outbound.sign(content, txn.reverse_path) + content
-
-    async def _check(self, txn: Transaction, content: Content) -> Verdict:
-        domains = {r.address.domain for r in txn.recipients}
-        try:
-            verdict = await self.inbound.check(
-                self.connection_checks, self.conn.client_ip, self.helo or "",
-                txn.reverse_path, content, domains)
-        except Exception as e:         # a check must never lose a message: tag nothing
-            self.events.emit(Event.CHECK_ERROR, self.id, error=repr(e))
-            return Verdict(b"")
-        if verdict.failed:
-            self.events.emit(Event.AUTH_CHECKS, self.id, ip=self.conn.client_ip,
-                             mail_from=txn.reverse_path, failed=",".join(verdict.failed),
-                             action="reject" if verdict.reject else
-                             "quarantine" if verdict.quarantine_domains else "tag")
-        if verdict.reject is not None:
+    def _refused(self, refusal: Refusal, txn: Transaction) -> Reply:
+        reply = R.for_refusal(refusal)
+        if isinstance(refusal, Rejection):
             self.events.emit(Event.REJECTED, self.id, ip=self.conn.client_ip,
-                             code=550, reason=",".join(verdict.failed),
+                             code=reply.code, reason=refusal.reason,
                              mail_from=txn.reverse_path)
-        return verdict
+        return reply
 
     # --- the rest ----------------------------------------------------------------
     def cmd_rset(self, arg: str) -> tuple[Reply, Action]:
@@ -695,8 +610,6 @@ class SmtpSession(LineSession):
                      "See RFC 5321"), Action.NONE
 
 
-
-
 _PROCESS_TAG = secrets.token_hex(2).upper()
 _serial = itertools.count()
 
@@ -705,18 +618,6 @@ def _message_id(now: float) -> str:
     # Time-ordered and unique: microseconds, a per-process random tag (two nodes,
     # or a restart within the same microsecond) and a per-process counter.
     return f"{int(now * 1_000_000):X}{_PROCESS_TAG}{next(_serial) & 0xFFFF:04X}"
-
-
-def _edit_head(content: Content, edit: Callable[[bytes], bytes]) -> Content:
-    """Apply an edit of the header block; a spooled message's head is that block."""
-    if isinstance(content, Spooled):
-        return content.with_head(edit(content.head))
-    return edit(content)
-
-
-async def _shortened(content: Content) -> bytes:
-    """The message re-encoded for relay (queue/downgrade.py), in a thread."""
-    return await asyncio.to_thread(lambda: shorten_lines(whole(content)))
 
 
 def _content_rejection(problems) -> Reply | None:

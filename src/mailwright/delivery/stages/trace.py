@@ -1,4 +1,5 @@
-"""Trace header fields added on acceptance (RFC 5321 §4.4)."""
+"""Stage: trace fields (RFC 5321 §4.4): Received on every copy, Return-Path on those
+delivered here."""
 
 from __future__ import annotations
 
@@ -7,9 +8,28 @@ import email.utils
 import functools
 import re
 
-from ..net.connection import TLSInfo
+from ...net.connection import TLSInfo
+from ..received import ReceivedMessage
 
 _UNSAFE = re.compile(r"[^\x21-\x27\x2a-\x7e\u0080-\U0010ffff]")
+
+
+class TraceStage:
+    def __init__(self, hostname: str):
+        self.hostname = hostname
+
+    async def run(self, msg: ReceivedMessage) -> None:
+        client, envelope = msg.client, msg.envelope
+        recipients = envelope.recipients
+        msg.trace = received(
+            helo=client.helo, client_ip=client.ip, hostname=self.hostname,
+            protocol=protocol_name(client.esmtp, client.tls is not None,
+                                   client.account is not None, envelope.smtputf8),
+            message_id=msg.id, tls=client.tls,
+            recipient=str(recipients[0].address) if len(recipients) == 1 else None,
+            timestamp=msg.received_at)
+        # RFC 5321 §4.4: the delivery server records the reverse-path at final delivery.
+        msg.return_path = return_path(envelope.reverse_path)
 
 
 def protocol_name(esmtp: bool, tls: bool, authenticated: bool, smtputf8: bool) -> str:

@@ -1,0 +1,67 @@
+"""Which stages run, in which order, for each listener role: the one place to add one.
+
+Order matters: checks see the message as it came; trace fields are stamped before
+anything that rewrites the text; relayed copies are re-encoded before they are signed
+or sealed, so the signatures cover what is sent; storing comes last, and only after it
+does the client hear 250.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..config import Config
+from ..events.log import EventLog
+from ..store.base import MailStore
+from ..trust.inbound import InboundChecks
+from ..trust.outbound import OutboundSigner
+from .pipeline import Pipeline, Stage
+from .stages.inbound_checks import CheckStage
+from .stages.relay_format import RelayFormatStage
+from .stages.sign import SealStage, SignStage
+from .stages.store import StoreStage
+from .stages.trace import TraceStage
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What the stages are built from (app.py holds one set per process)."""
+    config: Config
+    store: MailStore
+    events: EventLog
+    inbound: InboundChecks | None = None       # None: no authentication checks
+    outbound: OutboundSigner | None = None     # None: no DKIM signing / ARC sealing
+    on_queued: Callable[[], None] | None = None
+
+
+def mx_pipeline(s: Parts) -> Pipeline:
+    """Mail from other servers: checked, stamped, forwards sealed, stored or queued."""
+    stages: list[Stage] = []
+    if s.inbound is not None:
+        stages.append(CheckStage(s.inbound, s.events))
+    stages.append(TraceStage(s.config.hostname))
+    stages.append(RelayFormatStage())
+    if s.outbound is not None:
+        stages.append(SealStage(s.outbound))
+    stages.append(StoreStage(s.store, s.events, s.on_queued))
+    return Pipeline(stages)
+
+
+def submission_pipeline(s: Parts) -> Pipeline:
+    """Mail our users submit: stamped, DKIM-signed, stored or queued."""
+    stages: list[Stage] = [TraceStage(s.config.hostname)]
+    # Issue 17: the tracking-rewrite stage goes here (only authenticated senders' mail
+    # is rewritten), before relay formatting and signing so both cover the rewrite.
+    stages.append(RelayFormatStage())
+    if s.outbound is not None:
+        stages.append(SignStage(s.outbound))
+    stages.append(StoreStage(s.store, s.events, s.on_queued))
+    return Pipeline(stages)
+
+
+def pipeline_for(role: str, parts: Parts) -> Pipeline:
+    """A new pipeline for one connection (the checks keep per-connection results)."""
+    if role == "mx":
+        return mx_pipeline(parts)
+    return submission_pipeline(parts)

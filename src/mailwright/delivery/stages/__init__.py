@@ -1,0 +1,1 @@
+"""The delivery pipeline's stages, one job each (see delivery/pipeline.py)."""

@@ -1,0 +1,48 @@
+"""Stage: the message made durable: local copies into mailboxes, remote recipients into
+the queue (store.deliver, one batch commit). Only after it does SMTP say 250."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ...events.log import EventLog
+from ...events.types import Event
+from ...store.base import MailStore
+from ...store.messages import Delivery
+from ..pipeline import TemporaryFailure
+from ..received import ReceivedMessage
+from ..routes import route
+
+
+class StoreStage:
+    def __init__(self, store: MailStore, events: EventLog,
+                 on_queued: Callable[[], None] | None = None):
+        self.store = store
+        self.events = events
+        self.on_queued = on_queued            # tells the queue runner there is work
+
+    async def run(self, msg: ReceivedMessage) -> None:
+        envelope, client = msg.envelope, msg.client
+        routes = route(envelope.recipients)
+        delivery = Delivery(
+            message_id=msg.id, mail_from=envelope.reverse_path,
+            local=routes.local,
+            local_content=msg.local_copy() if routes.local else b"",
+            remote=routes.remote, relay_content=msg.relay_copy() if routes.remote else b"",
+            body=envelope.body, smtputf8=envelope.smtputf8, ret=envelope.ret,
+            envid=envelope.envid, sender_account=client.account)
+        try:
+            await self.store.deliver(delivery)
+        except Exception as e:
+            self.events.emit(Event.STORE_ERROR, client.session_id, msg.id, error=repr(e))
+            # RFC 3463 4.3.0: other mail system status (the client tries again later).
+            raise TemporaryFailure("4.3.0", "Local error in processing, try again later") \
+                from e
+        if routes.remote and self.on_queued:
+            self.on_queued()
+        self.events.emit(
+            Event.ACCEPTED, client.session_id, msg.id, ip=client.ip, size=len(msg.content),
+            mail_from=envelope.reverse_path, rcpts=len(envelope.recipients),
+            local=len(routes.local), remote=len(routes.remote),
+            account=client.account or "",
+            tls=f"{client.tls.version}/{client.tls.cipher}" if client.tls else "")

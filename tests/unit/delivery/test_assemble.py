@@ -1,0 +1,44 @@
+"""Which stages run for which listener, in which order."""
+
+from __future__ import annotations
+
+from mailwright.delivery.assemble import Parts, pipeline_for
+from mailwright.delivery.stages.inbound_checks import CheckStage
+from mailwright.delivery.stages.relay_format import RelayFormatStage
+from mailwright.delivery.stages.sign import SealStage, SignStage
+from mailwright.delivery.stages.store import StoreStage
+from mailwright.delivery.stages.trace import TraceStage
+
+from ..session_harness import make_config
+from .helpers import Events
+
+
+class Stub:
+    authserv_id = "mx.example.test"
+
+
+def kinds(role: str, **parts) -> list[type]:
+    p = Parts(make_config(), object(), Events().log, **parts)
+    return [type(stage) for stage in pipeline_for(role, p).stages]
+
+
+def test_mx_checks_stamps_formats_seals_stores():
+    assert kinds("mx", inbound=Stub(), outbound=Stub()) == [
+        CheckStage, TraceStage, RelayFormatStage, SealStage, StoreStage]
+
+
+def test_submission_stamps_formats_signs_stores():
+    for role in ("submission", "submissions"):
+        assert kinds(role, inbound=Stub(), outbound=Stub()) == [
+            TraceStage, RelayFormatStage, SignStage, StoreStage]
+
+
+def test_without_checks_or_keys_those_stages_are_left_out():
+    assert kinds("mx") == [TraceStage, RelayFormatStage, StoreStage]
+    assert kinds("submission") == [TraceStage, RelayFormatStage, StoreStage]
+
+
+def test_each_connection_gets_its_own_checks_state():
+    p = Parts(make_config(), object(), Events().log, inbound=Stub())
+    first, second = pipeline_for("mx", p).stages[0], pipeline_for("mx", p).stages[0]
+    assert first.connection is not second.connection
