@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 
 from mailwright.address import parse_mailbox
 from mailwright.delivery import pop3_expiry
 from mailwright.imap.fetch import views as fetch_views
+from mailwright.store.base import MailStore
 from mailwright.store.messages import Delivery, LocalCopy
 from mailwright.store.sqlite import SQLiteStore
 from mailwright.store.sqlite.db import INLINE_BLOB_MAX
@@ -72,3 +74,23 @@ def test_pop3_expire_policy(tmp_path):
     assert asyncio.run(pop3_expiry.expire(store, now + 8 * 86400)) == 2
     assert [m.uid for m in store.maildrop("a@shop.test").messages] == uids[2:]
     store.close()
+
+
+def test_sqlite_store_implements_every_store_protocol_method_as_declared():
+    # The protocols are the contract a second backend implements: every method, with
+    # the same parameters and the same sync/async shape (reads are blocking, writes
+    # coroutines, until phase 2 of issue 14 makes reads coroutines too).
+    declared = {}
+    for proto in MailStore.__mro__:
+        if proto.__module__.startswith("mailwright."):
+            for name, fn in vars(proto).items():
+                if inspect.isfunction(fn) and not name.startswith("_"):
+                    declared.setdefault(name, fn)
+    assert {"deliver", "search", "queue_claim", "find_account", "record_event",
+            "pop3_update", "close"} <= declared.keys()
+    for name, fn in declared.items():
+        impl = getattr(SQLiteStore, name, None)
+        assert impl is not None, f"SQLiteStore lacks {name}"
+        assert inspect.iscoroutinefunction(impl) == inspect.iscoroutinefunction(fn), name
+        wanted = list(inspect.signature(fn).parameters)
+        assert list(inspect.signature(impl).parameters)[:len(wanted)] == wanted, name

@@ -24,8 +24,9 @@ def inbox_and_junk(s, account):
             for box in (s.mailbox(account, "INBOX"), s.mailbox(account, "Junk"))]
 
 
-def test_quarantined_copy_lands_in_junk_or_inbox_without_one(ann):
-    s, ann = ann
+def test_quarantined_copy_lands_in_junk_or_inbox_without_one(ann_store):
+    s, ann = ann_store
+
     def deliver(copies):
         asyncio.run(s.deliver(Delivery(message_id="J", mail_from="", local=copies,
                                        local_content=b"Subject: j\r\n\r\nx\r\n")))

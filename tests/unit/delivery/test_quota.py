@@ -8,11 +8,11 @@ from mailwright.delivery.recipients import Target
 from mailwright.store.mailboxes import Quota
 
 
-def test_rcpt_quota_decision(ann):
+def test_rcpt_quota_decision(ann_store):
     assert Quota(used=90, limit=100, messages=3).exceeded_by(11)
     assert not Quota(used=90, limit=100, messages=3).exceeded_by(10)
     assert not Quota(used=10 ** 9, limit=0, messages=3).exceeded_by(1)    # 0: no limit
-    s, ann = ann
+    s, ann = ann_store
     target = [Target("ann@a.test", ann), Target("far@remote.test")]
     assert not quota.any_over_quota(s, target, 10 ** 9)
     s.set_quota("ann@a.test", 1000)

@@ -1,0 +1,19 @@
+"""A store with one account, for the delivery policy tests that need real lookups."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailwright.address import parse_mailbox
+from mailwright.imap.fetch import views as fetch_views
+from mailwright.store.sqlite import SQLiteStore
+
+
+@pytest.fixture
+def ann_store(tmp_path):
+    """(store, account id) of ann@a.test, alone in domain a.test."""
+    s = SQLiteStore(tmp_path, render_views=fetch_views)
+    s.add_domain("a.test")
+    s.add_account(parse_mailbox("ann@a.test"), "password-1")
+    yield s, s.account_id("ann@a.test")
+    s.close()
