@@ -20,6 +20,7 @@ test-deps:
 
 test: $(STAMP) test-deps
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # --bench checks everything test-deps does, plus the peers; aiosmtpd goes into the venv.

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
-from ..store.events import EventStore
 from .types import Event, check_fields
 
 log = logging.getLogger("mailwright.events")
@@ -24,8 +23,18 @@ def _fmt(value: Any) -> str:
     return text
 
 
+class EventSink(Protocol):
+    """Where event rows go (the store implements it: store/events.py). Declared here,
+    so events/ sits below the store and imports nothing of it."""
+
+    def record_event(self, ts: float, type: str, session: str | None,
+                     message_id: str | None, data: dict) -> None:
+        """Queue an event row; written with the next batch, never blocking the caller."""
+        ...
+
+
 class EventLog:
-    def __init__(self, store: EventStore | None):
+    def __init__(self, store: EventSink | None):
         self.store = store
 
     def emit(self, event: Event, session: str | None = None, message_id: str | None = None,

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ..events.log import EventSink
 
-class EventStore(Protocol):
-    def record_event(self, ts: float, type: str, session: str | None,
-                     message_id: str | None, data: dict) -> None:
-        """Queue an event row; written with the next batch, never blocking the caller."""
-        ...
+
+class EventStore(EventSink, Protocol):
+    # record_event: events/log.py EventSink
 
     def events(self, limit: int = 100) -> list[dict]:
         """The latest events, newest first (blocking read; async in phase 2)."""
