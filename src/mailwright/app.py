@@ -6,14 +6,13 @@ import asyncio
 import functools
 import ipaddress
 import logging
-import secrets
 import signal
 import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .address import Address, parse_mailbox
+from .address import Address
 from .auth.lockout import AuthLockout
 from .config import Config, Listener
 from .delivery import pop3_expiry
@@ -92,20 +91,6 @@ def server_certificate(config: Config) -> LocalCertificate:
 def tls_context(config: Config):
     certificate = server_certificate(config)
     return server_context(certificate.cert, certificate.key)
-
-
-def bootstrap_demo(config: Config, store: MailStore) -> str | None:
-    """First start with a [demo] section: create its domain and user; return the password."""
-    if not (config.demo.domain and config.demo.user):
-        return None
-    address = parse_mailbox(f"{config.demo.user}@{config.demo.domain}")
-    if not store.is_local_domain(address.domain):
-        store.add_domain(address.domain)
-    if store.credentials(str(address)) is not None:
-        return None
-    password = secrets.token_urlsafe(12)
-    store.add_account(address, password)
-    return password
 
 
 def connect_summary(config: Config, demo: Address | None, password: str | None,

@@ -1,4 +1,9 @@
-"""The command line: serve, config, domain, user, alias, queue, dkim, dns."""
+"""The command line: serve, config, domain, user, alias, queue, dkim, dns.
+
+Only arguments and rendering live here: every operation is admin/'s (the HTTP API
+calls the same), and its refusals (AdminError) become "mailwright: error: ..." and
+exit status 1.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,14 @@ import contextlib
 import getpass
 import logging
 import sys
+import time
 
 from . import config as config_mod
-from .address import AddressError, display_domain, parse_mailbox
-from .store.base import StoreError
-
-MIN_PASSWORD = 8
+from .admin import Admin, AdminError, config_check, validate
 
 
 class CliError(Exception):
-    pass
+    """A problem with the command line itself (arguments, terminal)."""
 
 
 def _load(args) -> config_mod.Config:
@@ -24,45 +27,29 @@ def _load(args) -> config_mod.Config:
 
 
 @contextlib.contextmanager
-def _store(args):
+def _admin(args):
     from .app import open_store
-    store = open_store(_load(args))
+    cfg = _load(args)
+    store = open_store(cfg)
     try:
-        yield store
+        yield Admin(store, cfg)
     finally:
         store.close()
 
 
-def _address(text: str):
-    try:
-        return parse_mailbox(text.strip())
-    except AddressError as e:
-        raise CliError(f"invalid address {text!r}: {e}") from None
-
-
 def _read_password(args) -> str:
     if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    elif sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    if sys.stdin.isatty():
         password = getpass.getpass("New password: ")
         if getpass.getpass("Repeat password: ") != password:
             raise CliError("passwords do not match")
-    else:
-        raise CliError("no terminal to ask for the password: pipe it in with --password-stdin")
-    if len(password) < MIN_PASSWORD:
-        raise CliError(f"password too short: use at least {MIN_PASSWORD} characters")
-    return password
+        return password
+    raise CliError("no terminal to ask for the password: pipe it in with --password-stdin")
 
 
 def cmd_serve(args) -> int:
-    from .app import (
-        ListenError,
-        bind_listeners,
-        bootstrap_demo,
-        connect_summary,
-        open_store,
-        server_certificate,
-    )
+    from .app import ListenError, bind_listeners, connect_summary, open_store, server_certificate
     from .workers import run_worker, supervise
     cfg = _load(args)
     logging.basicConfig(level=cfg.log.level.upper(), stream=sys.stderr,
@@ -78,7 +65,7 @@ def cmd_serve(args) -> int:
         raise CliError(f"cannot open the mail store in {cfg.data_dir}: {e.strerror or e}") \
             from None
     try:
-        password = bootstrap_demo(cfg, store)
+        demo = Admin(store, cfg).ensure_demo()
         store.queue_release_leases()      # no worker runs yet: old claims are void
     finally:
         store.close()          # workers open their own; no threads may cross a fork
@@ -88,8 +75,8 @@ def cmd_serve(args) -> int:
         sockets = bind_listeners(cfg)
     except ListenError as e:
         raise CliError(str(e)) from None
-    demo = parse_mailbox(f"{cfg.demo.user}@{cfg.demo.domain}") if cfg.demo.user else None
-    print(connect_summary(cfg, demo, password, certificate.ca), flush=True)
+    print(connect_summary(cfg, demo.address if demo else None,
+                          demo.password if demo else None, certificate.ca), flush=True)
     if cfg.workers == 1:
         run_worker(cfg, sockets)
         return 0
@@ -97,71 +84,53 @@ def cmd_serve(args) -> int:
 
 
 def cmd_config_check(args) -> int:
-    cfg = _load(args)
-    print(f"{cfg.path}: OK ({len(cfg.listeners)} listeners, data_dir {cfg.data_dir})")
+    r = config_check.report(_load(args))
+    print(f"{r.path}: OK ({r.listeners} listeners, data_dir {r.data_dir})")
     return 0
 
 
 def cmd_domain(args) -> int:
-    with _store(args) as store:
+    with _admin(args) as admin:
         if args.action == "add":
-            name = store.add_domain(args.domain)
-            print(f"added domain {display_domain(name)}")
+            print(f"added domain {admin.domains.add(args.domain).display}")
         elif args.action == "remove":
-            store.remove_domain(args.domain, force=args.force)
+            admin.domains.remove(args.domain, force=args.force)
             print(f"removed domain {args.domain}")
         elif args.action == "set":
-            days = _expire_days(args.pop3_expire)
-            store.set_pop3_expire(args.domain, days)
+            days = admin.domains.set_pop3_expire(args.domain,
+                                                 _expire_days(args.pop3_expire)).days
             print(f"{args.domain}: POP3 downloads kept "
                   + ("until the client deletes them" if days is None else f"{days} days"))
         else:
-            for name in store.list_domains():
-                shown = display_domain(name)
-                print(shown if shown == name else f"{shown} ({name})")
+            for d in admin.domains.list():
+                print(d.display if d.display == d.name else f"{d.display} ({d.name})")
     return 0
 
 
-def _local_domain(store, text: str) -> str:
-    from .address import canonical_domain
-    try:
-        domain = canonical_domain(text)
-    except AddressError as e:
-        raise CliError(f"invalid domain {text!r}: {e}") from None
-    if not store.is_local_domain(domain):
-        raise CliError(f"{text} is not a local domain: mailwright domain add {text}")
-    return domain
-
-
 def cmd_dkim(args) -> int:
-    from .trust import keys as keys_mod
-    cfg = _load(args)
-    with _store(args) as store:
+    with _admin(args) as admin:
         if args.action == "list":
-            domain = _local_domain(store, args.domain) if args.domain else None
-            for k in store.dkim_keys(domain):
+            for k in admin.dkim.list(args.domain):
                 print(f"{k.domain}\t{k.selector}\t{k.algorithm}\t"
                       f"{'signing' if k.active else 'published'}")
-            return 0
-        domain = _local_domain(store, args.domain)
-        if args.action == "generate":
-            name = args.selector or keys_mod.default_name()
-            made = keys_mod.generate(store, cfg.data_dir, domain, name)
-            print(f"; DKIM keys for {domain} (private keys in {cfg.data_dir / 'dkim' / domain})")
-            for k in made:
+        elif args.action == "generate":
+            made = admin.dkim.generate(args.domain, args.selector or None)
+            domain, name = made.domain, made.name
+            print(f"; DKIM keys for {domain} (private keys in {made.directory})")
+            for k in made.keys:
                 print(_zone_line(f"{k.selector}._domainkey.{domain}", "TXT", k.txt))
-            if made[0].active:
+            if made.active:
                 print(f"; {domain} signs with {name} now; publish the records above.")
             else:
                 print(f"; publish the records, wait for the TTL of the old ones, then: "
                       f"mailwright dkim activate {domain} {name}")
         elif args.action == "activate":
-            store.activate_dkim_keys(domain, args.selector)
-            print(f"{domain} now signs with {args.selector}; keep the old records published "
+            made = admin.dkim.activate(args.domain, args.selector)
+            print(f"{made.domain} now signs with {made.name}; keep the old records published "
                   "until mail signed with them has arrived, then: mailwright dkim retire")
         elif args.action == "retire":
-            keys_mod.retire(store, domain, args.selector)
-            print(f"retired {args.selector} of {domain}: remove its TXT records from DNS")
+            gone = admin.dkim.retire(args.domain, args.selector)
+            print(f"retired {gone.name} of {gone.domain}: remove its TXT records from DNS")
     return 0
 
 
@@ -174,32 +143,29 @@ def _zone_line(name: str, rtype: str, value: str) -> str:
 
 def cmd_dns(args) -> int:
     import asyncio
-
-    from .dns import Resolver
-    from .trust import records
-    cfg = _load(args)
-    with _store(args) as store:
-        domain = _local_domain(store, args.domain)
-        keys = store.dkim_keys(domain)
-    if args.action == "records":
-        print(f"; DNS records for {domain}")
-        for r in records.expected(cfg, domain, keys):
-            print(f"; {r.purpose}")
-            print(_zone_line(r.name, r.type, r.value))
-        print(f"; MTA-STS also needs mta-sts.{domain} (A/CNAME) serving over HTTPS "
-              f"https://mta-sts.{domain}/.well-known/mta-sts.txt containing:")
-        for line in records.mta_sts_policy(cfg).splitlines():
-            print(f";   {line}")
-        print(f"; Reverse DNS: ask whoever owns this server's IP addresses for a PTR record "
-              f"naming {cfg.hostname} (and an A/AAAA record for {cfg.hostname} back to them).")
-        return 0
-    dns = cfg.dns
-    resolver = Resolver(list(dns.nameservers), dns.port, dns.timeout)
-    findings = asyncio.run(records.check(cfg, resolver, domain, keys))
-    width = max(len(f.what) for f in findings)
-    for f in findings:
+    with _admin(args) as admin:
+        if args.action == "records":
+            _print_records(admin.dns.records(args.domain))
+            return 0
+        report = asyncio.run(admin.dns.check(args.domain))
+    width = max(len(f.what) for f in report.findings)
+    for f in report.findings:
         print(f"{f.status:<8} {f.what:<{width}}  {f.detail}")
-    return 1 if any(f.status in ("missing", "wrong", "error") for f in findings) else 0
+    return 1 if report.failed else 0
+
+
+def _print_records(r) -> None:
+    domain, host = r.domain, r.hostname
+    print(f"; DNS records for {domain}")
+    for record in r.records:
+        print(f"; {record.purpose}")
+        print(_zone_line(record.name, record.type, record.value))
+    print(f"; MTA-STS also needs mta-sts.{domain} (A/CNAME) serving over HTTPS "
+          f"https://mta-sts.{domain}/.well-known/mta-sts.txt containing:")
+    for line in r.mta_sts_policy.splitlines():
+        print(f";   {line}")
+    print(f"; Reverse DNS: ask whoever owns this server's IP addresses for a PTR record "
+          f"naming {host} (and an A/AAAA record for {host} back to them).")
 
 
 def _expire_days(text: str) -> int | None:
@@ -224,116 +190,109 @@ def _size(text: str) -> int:
 
 
 def cmd_user(args) -> int:
-    with _store(args) as store:
+    with _admin(args) as admin:
+        if args.action == "list":
+            _print_accounts(admin.accounts.list(args.domain))
+            return 0
+        address = validate.address(args.address)      # refused before asking a password
         if args.action == "add":
-            address = _address(args.address)
-            store.add_account(address, _read_password(args))
-            print(f"added user {address}")
+            made = admin.accounts.add(address, _read_password(args))
+            print(f"added user {made.address}")
         elif args.action == "passwd":
-            address = _address(args.address)
-            store.set_password(address, _read_password(args))
-            print(f"password changed for {address}")
+            changed = admin.accounts.set_password(address, _read_password(args))
+            print(f"password changed for {changed.address}")
         elif args.action == "remove":
-            address = _address(args.address)
-            store.remove_account(address)
-            print(f"removed user {address} and its mail")
+            gone = admin.accounts.remove(address)
+            print(f"removed user {gone.address} and its mail")
         elif args.action == "quota":
-            address = _address(args.address)
-            limit = _size(args.size)
-            store.set_quota(str(address), limit)
-            print(f"quota of {address}: " + (f"{limit} octets" if limit else "none"))
-        else:
-            rows = store.list_accounts(args.domain)
-            width = max([len(r.address) for r in rows] + [7])
-            print(f"{'ADDRESS':<{width}}  {'MESSAGES':>8}  {'SIZE':>12}")
-            for r in rows:
-                print(f"{r.address:<{width}}  {r.messages:>8}  {r.size:>12}")
+            quota = admin.accounts.set_quota(address, _size(args.size))
+            print(f"quota of {quota.address}: "
+                  + (f"{quota.limit} octets" if quota.limit else "none"))
     return 0
 
 
+def _print_accounts(rows) -> None:
+    width = max([len(r.address) for r in rows] + [7])
+    print(f"{'ADDRESS':<{width}}  {'MESSAGES':>8}  {'SIZE':>12}")
+    for r in rows:
+        print(f"{r.address:<{width}}  {r.messages:>8}  {r.size:>12}")
+
+
 def cmd_alias(args) -> int:
-    with _store(args) as store:
+    with _admin(args) as admin:
         if args.action == "add":
-            store.add_alias(args.source, args.targets)
+            admin.aliases.add(args.source, args.targets)
             print(f"alias {args.source} -> {', '.join(args.targets)}")
         elif args.action == "remove":
-            store.remove_alias(args.source)
+            admin.aliases.remove(args.source)
             print(f"removed alias {args.source}")
         else:
-            for a in store.list_aliases(args.domain):
+            for a in admin.aliases.list(args.domain):
                 print(f"{a.source} -> {', '.join(a.targets)}")
     return 0
 
 
 def cmd_queue(args) -> int:
-    import time
-
-    from rich.console import Console
-    from rich.table import Table
-    console = Console()
-    with _store(args) as store:
+    with _admin(args) as admin:
         if args.action == "list":
-            messages = store.queue_messages()
-            table = Table(title=f"{len(messages)} queued message(s)")
-            for col in ("ID", "AGE", "SIZE", "FROM", "RECIPIENTS"):
-                table.add_column(col)
-            by_state: dict[str, int] = {}
-            for m in messages:
-                for r in m.recipients:
-                    by_state[r.state] = by_state.get(r.state, 0) + 1
-                table.add_row(m.message_id, _age(time.time() - m.created), str(m.size),
-                              m.mail_from or "<>",
-                              "\n".join(f"{r.address} ({r.state})" for r in m.recipients))
-            console.print(table)
-            by_domain: dict[str, int] = {}
-            for m in messages:
-                for r in m.recipients:
-                    domain = r.address.rpartition("@")[2]
-                    by_domain[domain] = by_domain.get(domain, 0) + 1
-            if messages:
-                console.print("by state: " + ", ".join(f"{k} {v}" for k, v in sorted(
-                    by_state.items())))
-                console.print("by destination: " + ", ".join(
-                    f"{k} {v}" for k, v in sorted(by_domain.items(), key=lambda kv: -kv[1])))
+            _print_queue(admin.queue.list())
         elif args.action == "show":
-            m = store.queue_message(args.id)
-            if m is None:
-                raise CliError(f"no queued message {args.id} (see: mailwright queue list)")
-            console.print(f"message {m.message_id}: from <{m.mail_from}>, {m.size} octets, "
-                          f"queued {_age(time.time() - m.created)} ago"
-                          + (f", ENVID {m.envid}" if m.envid else "")
-                          + (f", RET={m.ret}" if m.ret else ""))
-            table = Table()
-            for col in ("RECIPIENT", "STATE", "ATTEMPTS", "NEXT", "LAST REPLY"):
-                table.add_column(col)
-            for r in m.recipients:
-                due = _age(r.next_attempt - time.time()) if r.state == "deferred" else ""
-                table.add_row(r.address, r.state, str(r.attempts), due, r.last_reply or "")
-            console.print(table)
-            attempts = store.queue_attempts(m.message_id)
-            if attempts:
-                log = Table(title="attempts")
-                for col in ("AGO", "RECIPIENT", "REMOTE", "TLS", "REPLY"):
-                    log.add_column(col)
-                for a in attempts:
-                    log.add_row(_age(time.time() - a["ts"]), a["address"], a["remote"],
-                                a["tls"] or "none", a["reply"])
-                console.print(log)
+            _print_entry(admin.queue.show(args.id))
         elif args.action == "delete":
-            if not store.queue_delete(args.id):
-                raise CliError(f"no queued message {args.id}")
-            print(f"deleted {args.id}")
+            print(f"deleted {admin.queue.delete(args.id)}")
         else:
-            target = None if args.action == "flush" or args.all else args.id
-            if target is None and args.action in ("hold", "release", "retry") and not args.all:
-                raise CliError(f"queue {args.action} needs a message ID or --all")
-            state = "held" if args.action == "hold" else "pending"
-            n = store.queue_set_state(target, state, time.time())
+            if args.action == "flush":
+                done = admin.queue.flush()
+            else:
+                change = getattr(admin.queue, args.action)    # hold / release / retry
+                done = change(args.id, all_messages=args.all)
             verb = {"hold": "held", "release": "released"}.get(args.action, "due now")
-            print(f"{n} recipient(s) {verb}"
+            print(f"{done.recipients} recipient(s) {verb}"
                   + ("; a running server picks them up within [queue] interval"
                      if verb != "held" else ""))
     return 0
+
+
+def _print_queue(overview) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    console, now = Console(), time.time()
+    messages = overview.messages
+    table = Table(title=f"{len(messages)} queued message(s)")
+    for col in ("ID", "AGE", "SIZE", "FROM", "RECIPIENTS"):
+        table.add_column(col)
+    for m in messages:
+        table.add_row(m.message_id, _age(now - m.created), str(m.size), m.mail_from or "<>",
+                      "\n".join(f"{r.address} ({r.state})" for r in m.recipients))
+    console.print(table)
+    if messages:
+        console.print("by state: " + ", ".join(f"{k} {v}" for k, v in overview.by_state.items()))
+        console.print("by destination: " + ", ".join(
+            f"{k} {v}" for k, v in overview.by_destination))
+
+
+def _print_entry(entry) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    console, now, m = Console(), time.time(), entry.message
+    console.print(f"message {m.message_id}: from <{m.mail_from}>, {m.size} octets, "
+                  f"queued {_age(now - m.created)} ago"
+                  + (f", ENVID {m.envid}" if m.envid else "")
+                  + (f", RET={m.ret}" if m.ret else ""))
+    table = Table()
+    for col in ("RECIPIENT", "STATE", "ATTEMPTS", "NEXT", "LAST REPLY"):
+        table.add_column(col)
+    for r in m.recipients:
+        due = _age(r.next_attempt - now) if r.state == "deferred" else ""
+        table.add_row(r.address, r.state, str(r.attempts), due, r.last_reply or "")
+    console.print(table)
+    if entry.attempts:
+        log = Table(title="attempts")
+        for col in ("AGO", "RECIPIENT", "REMOTE", "TLS", "REPLY"):
+            log.add_column(col)
+        for a in entry.attempts:
+            log.add_row(_age(now - a.ts), a.address, a.remote, a.tls or "none", a.reply)
+        console.print(log)
 
 
 def _age(seconds: float) -> str:
@@ -449,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     except config_mod.ConfigError as e:
         print(f"mailwright: config error: {e}", file=sys.stderr)
         return 2
-    except (CliError, StoreError) as e:
+    except (CliError, AdminError) as e:
         print(f"mailwright: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -4,29 +4,24 @@ halves under data_dir/dkim/<domain>/, and give the TXT records to publish.
 A key set has a name and two selectors, <name>-rsa and <name>-ed25519: receivers
 that know Ed25519 (RFC 8463) check that signature, the rest check RSA (RFC 8301
 asks for 2048 bits). Rotation: generate a new set, publish it, activate it; the
-old set stays published (and in `dns records`) until it is retired.
+old set stays published (and in `dns records`) until it is retired. The rules of
+rotation (names, which set signs) are admin/dkim.py's; this module makes the keys.
 """
 
 from __future__ import annotations
 
 import base64
 import os
-import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from ..store.base import MailStore, StoreError
+from ..store.base import MailStore
 from ..store.directory import DKIMKeyInfo
 from .dkim import SigningKey
 
 ALGORITHMS = (("rsa", "rsa-sha256"), ("ed25519", "ed25519-sha256"))
-
-
-def default_name(now: float | None = None) -> str:
-    """Dated, so rotations sort: mw202611."""
-    return "mw" + time.strftime("%Y%m", time.gmtime(now or time.time()))
 
 
 def _rsa_pair() -> tuple[bytes, str]:
@@ -50,19 +45,12 @@ def _ed25519_pair() -> tuple[bytes, str]:
         f"v=DKIM1; k=ed25519; p={base64.b64encode(public).decode()}"
 
 
-def generate(store: MailStore, data_dir: Path, domain: str, name: str) -> list[DKIMKeyInfo]:
-    """Create and record a key set; active when the domain had none."""
-    if not store.is_local_domain(domain):
-        raise StoreError(f"{domain} is not a local domain (mailwright domain add {domain})")
-    if not name or not all(c.isalnum() or c == "-" for c in name) or len(name) > 50:
-        raise StoreError(f"invalid selector name {name!r}: letters, digits and '-' only")
-    existing = store.dkim_keys(domain)
-    if any(k.name == name for k in existing):
-        raise StoreError(f"a key set named {name} already exists for {domain}")
-    active = not any(k.active for k in existing)
-    directory = data_dir / "dkim" / domain
+def write_key_set(directory: Path, domain: str, name: str, active: bool,
+                  now: float) -> list[DKIMKeyInfo]:
+    """Make the key pairs of a set and write their private halves to
+    directory/<selector>.key (mode 0600, never over an existing file); what to record."""
     directory.mkdir(parents=True, exist_ok=True)
-    keys, now = [], time.time()
+    keys = []
     for suffix, algorithm in ALGORITHMS:
         private, txt = _rsa_pair() if suffix == "rsa" else _ed25519_pair()
         path = directory / f"{name}-{suffix}.key"
@@ -71,12 +59,11 @@ def generate(store: MailStore, data_dir: Path, domain: str, name: str) -> list[D
             f.write(private)
         keys.append(DKIMKeyInfo(domain, name, f"{name}-{suffix}", algorithm, str(path), txt,
                                 active, now))
-    store.add_dkim_keys(keys)
     return keys
 
 
-def retire(store: MailStore, domain: str, name: str) -> None:
-    for path in store.remove_dkim_keys(domain, name):
+def delete_key_files(paths: list[str]) -> None:
+    for path in paths:
         Path(path).unlink(missing_ok=True)
 
 

@@ -1,0 +1,97 @@
+"""The outbound queue as an admin sees it: list, show, hold, release, retry, flush,
+delete. Delivery itself is queue/runner.py's; a running server picks up what is
+made due here within [queue] interval."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from ..store.queue import QueuedMessage
+from .context import Context
+from .errors import Invalid, NotFound
+
+HELD, PENDING = "held", "pending"
+
+
+@dataclass(frozen=True)
+class QueueOverview:
+    messages: list[QueuedMessage]
+    by_state: dict[str, int]               # recipients per state, by state name
+    by_destination: list[tuple[str, int]]  # recipients per domain, most first
+
+    @classmethod
+    def of(cls, messages: list[QueuedMessage]) -> QueueOverview:
+        states: Counter[str] = Counter()
+        domains: Counter[str] = Counter()
+        for m in messages:
+            for r in m.recipients:
+                states[r.state] += 1
+                domains[r.address.rpartition("@")[2]] += 1
+        return cls(messages, dict(sorted(states.items())), domains.most_common())
+
+
+@dataclass(frozen=True)
+class Attempt:
+    ts: float
+    address: str
+    remote: str            # host [ip] that answered, "" when none was reached
+    tls: str | None        # protocol/cipher; "" or None for plaintext
+    reply: str
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    message: QueuedMessage
+    attempts: list[Attempt]
+
+
+@dataclass(frozen=True)
+class Rescheduled:
+    recipients: int        # how many recipients changed
+    state: str             # held, or pending (due now)
+
+
+class Queue:
+    def __init__(self, ctx: Context):
+        self.store = ctx.store
+        self.clock = ctx.clock
+
+    def list(self) -> QueueOverview:
+        return QueueOverview.of(self.store.queue_messages())
+
+    def show(self, message_id: str) -> QueueEntry:
+        m = self.store.queue_message(message_id)
+        if m is None:
+            raise NotFound(f"no queued message {message_id} (see: mailwright queue list)")
+        return QueueEntry(m, [Attempt(**a) for a in self.store.queue_attempts(message_id)])
+
+    def hold(self, message_id: str | None = None, *, all_messages: bool = False) -> Rescheduled:
+        """Stop delivery attempts for pending and deferred recipients."""
+        return self._set(HELD, "hold", message_id, all_messages)
+
+    def release(self, message_id: str | None = None, *, all_messages: bool = False) -> Rescheduled:
+        """Held (and waiting) recipients become due now."""
+        return self._set(PENDING, "release", message_id, all_messages)
+
+    def retry(self, message_id: str | None = None, *, all_messages: bool = False) -> Rescheduled:
+        """Waiting (and held) recipients become due now."""
+        return self._set(PENDING, "retry", message_id, all_messages)
+
+    def flush(self) -> Rescheduled:
+        """Every waiting or held recipient becomes due now."""
+        return self._set(PENDING, "flush", None, True)
+
+    def delete(self, message_id: str) -> str:
+        """Drop a message from the queue without a bounce."""
+        if not self.store.queue_delete(message_id):
+            raise NotFound(f"no queued message {message_id}")
+        return message_id
+
+    def _set(self, state: str, action: str, message_id: str | None,
+             all_messages: bool) -> Rescheduled:
+        # Everything only when asked for in so many words, never by a missing ID.
+        if message_id is None and not all_messages:
+            raise Invalid(f"queue {action} needs a message ID or --all")
+        target = None if all_messages else message_id
+        return Rescheduled(self.store.queue_set_state(target, state, self.clock()), state)

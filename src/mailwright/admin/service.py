@@ -1,0 +1,44 @@
+"""Admin: the one object the CLI (and the HTTP API of issue 15) holds.
+
+    admin = Admin(store, config)
+    admin.accounts.add("alice@example.com", password)       # -> Account
+    admin.queue.hold("0005f1...")                           # -> Rescheduled
+
+Operations take plain values (strings as an admin types them, ints, None), check them,
+call the store through its public methods and return dataclasses; a refusal is an
+AdminError (Invalid, NotFound, Conflict) whose text says what to do. Nothing here
+prints, parses arguments or exits. The store's administrative methods block, so an
+async caller runs these in a thread; the DNS check is a coroutine (it resolves).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ..config import Config
+from ..dns import Resolver
+from ..store.base import MailStore
+from .accounts import Accounts
+from .aliases import Aliases
+from .context import Context
+from .demo import DemoAccount, ensure_demo
+from .dkim import DkimKeys
+from .dns import Dns
+from .domains import Domains
+from .queue import Queue
+
+
+class Admin:
+    def __init__(self, store: MailStore, config: Config, resolver: Resolver | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.ctx = Context(store, config, clock, resolver)
+        self.domains = Domains(self.ctx)
+        self.accounts = Accounts(self.ctx)
+        self.aliases = Aliases(self.ctx)
+        self.dkim = DkimKeys(self.ctx)
+        self.queue = Queue(self.ctx)
+        self.dns = Dns(self.ctx)
+
+    def ensure_demo(self) -> DemoAccount | None:
+        return ensure_demo(self.ctx)

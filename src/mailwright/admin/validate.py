@@ -1,0 +1,66 @@
+"""Input checks shared by the admin operations: syntax first (Invalid), then existence
+(NotFound), so the store is only asked for changes that can succeed."""
+
+from __future__ import annotations
+
+from ..address import Address, AddressError, canonical_domain, display_domain, parse_mailbox
+from ..store.base import MailStore
+from .errors import Invalid, NotFound
+
+MIN_PASSWORD = 8
+MAX_SELECTOR = 50
+
+
+def domain(text: str) -> str:
+    """The canonical (lowercase A-label) form of a domain name."""
+    try:
+        return canonical_domain(text.strip())
+    except AddressError as e:
+        raise Invalid(f"invalid domain {text!r}: {e}") from None
+
+
+def address(value: str | Address) -> Address:
+    """A mailbox address (RFC 5321 §4.1.2, RFC 6531 for UTF-8)."""
+    if isinstance(value, Address):
+        return value
+    try:
+        return parse_mailbox(value.strip())
+    except AddressError as e:
+        raise Invalid(f"invalid address {value!r}: {e}") from None
+
+
+def password(text: str) -> str:
+    if len(text) < MIN_PASSWORD:
+        raise Invalid(f"password too short: use at least {MIN_PASSWORD} characters")
+    return text
+
+
+def selector_name(name: str) -> str:
+    """A key set name: it becomes the DNS labels <name>-rsa and <name>-ed25519
+    (RFC 6376 §3.1 selectors are dot-atoms; we keep to letters, digits and '-')."""
+    if not name or len(name) > MAX_SELECTOR or not all(c.isalnum() or c == "-" for c in name):
+        raise Invalid(f"invalid selector name {name!r}: letters, digits and '-' only")
+    return name
+
+
+def existing_domain(store: MailStore, text: str, hint: str = "") -> str:
+    """A local domain, for the operations on domains and on their accounts and aliases."""
+    name = domain(text)
+    if not store.is_local_domain(name):
+        raise NotFound(f"no such domain: {display_domain(name)}" + (f" ({hint})" if hint else ""))
+    return name
+
+
+def local_domain(store: MailStore, text: str) -> str:
+    """A local domain, for the operations that publish for one (DKIM keys, DNS records)."""
+    name = domain(text)
+    if not store.is_local_domain(name):
+        raise NotFound(f"{text} is not a local domain: mailwright domain add {text}")
+    return name
+
+
+def existing_account(store: MailStore, value: str | Address) -> Address:
+    a = address(value)
+    if store.account_id(str(a)) is None:
+        raise NotFound(f"no such account: {a}")
+    return a
