@@ -20,14 +20,15 @@ from dataclasses import dataclass
 
 from ..address import AddressError, parse_mailbox
 from ..config import Config
-from ..delivery.local import local_copies
-from ..delivery.recipients import resolve
+from ..delivery.destinations import destinations
+from ..delivery.received import Recipient
+from ..delivery.recipients import Target, resolve
 from ..dns import DNSError, NXDomain, Resolver, TempFailure
 from ..events.log import EventLog
 from ..events.types import Event
 from ..store.base import READ_IN_THREAD, MailStore
 from ..store.messages import Delivery
-from ..store.queue import QueuedMessage, RecipientUpdate, RemoteRecipient
+from ..store.queue import QueuedMessage, RecipientUpdate
 from . import dane, dsn
 from .client import MX_TRANSPORT, Outcome, Session, Transport
 from .mtasts import MTASTS
@@ -330,15 +331,15 @@ class QueueRunner:
             log.warning("cannot report to invalid sender %r", message.mail_from)
             return
         targets = resolve(self.store, sender)
-        local = local_copies([(False, targets or [])])
-        remote = [RemoteRecipient(t.address) for t in targets or [] if not t.is_local] \
-            if targets is not None else [RemoteRecipient(str(sender))]
+        # A sender outside our domains gets the report through the queue.
+        where = destinations([Recipient(sender, [Target(str(sender))] if targets is None
+                                        else targets)])
         report_id = f"{message.message_id}D{int(self.clock() * 1000) % 100000:05d}"
         await self.store.deliver(Delivery(
-            message_id=report_id, mail_from="", local=local,
-            local_content=b"Return-Path: <>\r\n" + report if local else b"",
-            remote=remote, relay_content=report if remote else b""))
+            message_id=report_id, mail_from="", local=where.local,
+            local_content=b"Return-Path: <>\r\n" + report if where.local else b"",
+            remote=where.remote, relay_content=report if where.remote else b""))
         self.events.emit(Event.DSN, None, report_id, to=str(sender),
                          actions=",".join(sorted({n.action for n in notices})))
-        if remote:
+        if where.remote:
             self.wake()

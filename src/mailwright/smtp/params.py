@@ -6,7 +6,10 @@ import re
 from dataclasses import dataclass, field
 
 from ..address import Address, AddressError, parse_mailbox
+from ..delivery.received import Envelope, Recipient
 from .replies import Reply
+
+_NOTIFY_VALUES = {"SUCCESS", "FAILURE", "DELAY"}
 
 
 class ParamError(Exception):
@@ -100,3 +103,71 @@ def _find_path_end(text: str) -> int:
             return i
         i += 1
     return -1
+
+
+def read_mail_parameters(envelope: Envelope, params: dict[str, str | None], esmtp: bool,
+                         max_size: int) -> None:
+    """MAIL FROM's ESMTP parameters into the envelope; ParamError with the reply."""
+    if params and not esmtp:
+        raise ParamError(Reply(555, "5.5.4", "Parameters need EHLO"))
+    for key, value in params.items():
+        if key == "SIZE":                                        # RFC 1870
+            if not value or not value.isdigit():
+                raise ParamError(Reply(501, "5.5.4", "Invalid SIZE value"))
+            if int(value) > max_size:
+                raise ParamError(Reply(552, "5.3.4",
+                                       "Message size exceeds fixed maximum message size"))
+            envelope.size = int(value)
+        elif key == "BODY":                                      # RFC 6152
+            body = (value or "").upper()
+            if body not in ("7BIT", "8BITMIME"):
+                raise ParamError(Reply(501, "5.5.4", "BODY must be 7BIT or 8BITMIME"))
+            envelope.body = body
+        elif key == "SMTPUTF8":                                  # RFC 6531 §3.4
+            if value is not None:
+                raise ParamError(Reply(501, "5.5.4", "SMTPUTF8 takes no value"))
+            envelope.smtputf8 = True
+        elif key == "RET":                                       # RFC 3461 §4.3
+            ret = (value or "").upper()
+            if ret not in ("FULL", "HDRS"):
+                raise ParamError(Reply(501, "5.5.4", "RET must be FULL or HDRS"))
+            envelope.ret = ret
+        elif key == "ENVID":                                     # RFC 3461 §4.4
+            try:
+                envid = decode_xtext(value or "")
+            except ValueError:
+                envid = ""
+            if not envid or len(value or "") > 100:
+                raise ParamError(Reply(501, "5.5.4", "Invalid ENVID value"))
+            envelope.envid = envid
+        elif key == "AUTH":
+            # RFC 4954 §5: the claimed original submitter. We are not relaying
+            # on behalf of a trusted MTA, so it is accepted and not used.
+            continue
+        else:
+            raise ParamError(Reply(555, "5.5.4", f"Unsupported parameter {key}"))
+
+
+def read_rcpt_parameters(rcpt: Recipient, params: dict[str, str | None], esmtp: bool) -> None:
+    """RCPT TO's ESMTP parameters (RFC 3461 DSN) into rcpt; ParamError with the reply."""
+    if params and not esmtp:
+        raise ParamError(Reply(555, "5.5.4", "Parameters need EHLO"))
+    for key, value in params.items():
+        if key == "NOTIFY":                                      # RFC 3461 §4.1
+            words = (value or "").upper().split(",")
+            if words != ["NEVER"] and not (set(words) <= _NOTIFY_VALUES
+                                           and len(set(words)) == len(words)):
+                raise ParamError(Reply(501, "5.5.4",
+                                       "NOTIFY must be NEVER or SUCCESS,FAILURE,DELAY"))
+            rcpt.notify = ",".join(words)
+        elif key == "ORCPT":                                     # RFC 3461 §4.2
+            addr_type, sep, xtext = (value or "").partition(";")
+            try:
+                original = decode_xtext(xtext)
+            except ValueError:
+                original = ""
+            if not sep or not addr_type or not original:
+                raise ParamError(Reply(501, "5.5.4", "Invalid ORCPT value"))
+            rcpt.orcpt = f"{addr_type};{original}"
+        else:
+            raise ParamError(Reply(555, "5.5.4", f"Unsupported parameter {key}"))

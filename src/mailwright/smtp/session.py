@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import itertools
-import secrets
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -28,15 +25,15 @@ from ..auth.lockout import AuthLockout
 from ..config import Config
 from ..delivery import quota, recipients
 from ..delivery.assemble import Parts, pipeline_for
-from ..delivery.pipeline import Pipeline, Refusal, Rejection
-from ..delivery.received import Client, Envelope, ReceivedMessage, Recipient
+from ..delivery.pipeline import Pipeline
+from ..delivery.received import Recipient
 from ..delivery.recipients import Target
 from ..events.log import EventLog
 from ..events.types import Event
 from ..net.connection import Action, LineSession, TLSInfo
 from ..store.base import MailStore
-from ..store.blobs import Content, Spool
 from . import replies as R
+from .data import Answer, DataCommands, Transaction
 from .framing import (
     Chunk,
     CommandLine,
@@ -44,10 +41,14 @@ from .framing import (
     LineTooLong,
     MessageData,
     Mode,
-    Problem,
-    TextCheck,
 )
-from .params import ParamError, PathArgument, decode_xtext, parse_path_argument
+from .ids import session_id
+from .params import (
+    ParamError,
+    parse_path_argument,
+    read_mail_parameters,
+    read_rcpt_parameters,
+)
 from .replies import Reply
 
 # RFC 4954 §4: an AUTH command line and a SASL response line may be 12288 octets.
@@ -56,9 +57,6 @@ SASL_LINE_LIMIT = 12288
 # beyond 512 octets; this covers SIZE, BODY, SMTPUTF8, RET, ENVID (100), AUTH and
 # ORCPT (500) with their xtext expansion.
 PARAM_LINE_ALLOWANCE = 1536
-_NOTIFY_VALUES = {"SUCCESS", "FAILURE", "DELAY"}
-# RFC 5321 §4.2.3 452 / RFC 3463 4.3.1: the spool could not be written (disk full).
-_STORAGE_FULL = Reply(452, "4.3.1", "Insufficient system storage, try again later")
 # RFC 4954 §4, §6: the replies to exchanges that end before any credentials are checked.
 _AUTH_ENDED = {
     driver.Ended.LOCKED: Reply(454, "4.7.0", "Too many failed authentications; try again later"),
@@ -68,43 +66,6 @@ _AUTH_ENDED = {
                                          "Invalid base64 in authentication response"),
     driver.Ended.CANCELLED: Reply(501, "5.0.0", "Authentication canceled"),
 }
-
-
-Outcome = tuple[Reply | None, Action]     # what one command (or message, or chunk) gives
-
-
-class Incoming:
-    """One transaction's message text as it arrives (after DATA, or every BDAT
-    chunk): checked on the fly and spooled (memory, then a file: store/blobs.py),
-    so neither the framer nor the session ever holds a large message whole."""
-
-    def __init__(self, check: TextCheck, spool: Spool):
-        self.check = check
-        self.spool = spool
-
-    @property
-    def size(self) -> int:
-        return self.spool.size
-
-    def write(self, text: bytes) -> None:
-        self.check.feed(text)
-        self.spool.write(text)
-
-    async def content(self) -> Content:
-        if self.spool.spilled:            # may read the file (see Spool.content)
-            return await asyncio.to_thread(self.spool.content)
-        return self.spool.content()
-
-
-@dataclass
-class Transaction(Envelope):
-    """A mail transaction (RFC 5321 §3.3): the envelope as MAIL and RCPT build it, and
-    the message text as it arrives."""
-    incoming: Incoming | None = None     # set at DATA or at the first BDAT
-
-    def envelope(self) -> Envelope:
-        return Envelope(self.mail_from, self.body, self.smtputf8, self.ret, self.envid,
-                        self.recipients, self.size)
 
 
 @dataclass
@@ -117,7 +78,7 @@ class Connection:
     tls_available: bool = True
 
 
-class SmtpSession(LineSession):
+class SmtpSession(DataCommands, LineSession):
     def __init__(self, conn: Connection, config: Config, store: MailStore,
                  lockout: AuthLockout, events: EventLog,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -132,7 +93,7 @@ class SmtpSession(LineSession):
         # What happens to a message once received (delivery/assemble.py); by default
         # stamped and stored, with no checks or signatures.
         self.pipeline = pipeline or pipeline_for(conn.role, Parts(config, store, events))
-        self.id = f"{_PROCESS_TAG}{next(_serial):X}"
+        self.id = session_id()
         self.framer = Framer(SASL_LINE_LIMIT + 2, self.limits.max_message_size)
         self.helo: str | None = None
         self.esmtp = False
@@ -189,7 +150,7 @@ class SmtpSession(LineSession):
     def _next_input(self):
         return self.framer.next_event()
 
-    def _emit(self, out: bytearray, outcome: Outcome) -> Action:
+    def _emit(self, out: bytearray, outcome: Answer) -> Action:
         reply, action = outcome
         if reply is not None:
             out += reply.render()
@@ -215,7 +176,7 @@ class SmtpSession(LineSession):
         self.events.emit(Event.SMTP_DISCONNECT, self.id, ip=self.conn.client_ip,
                          accepted=self.accepted, errors=self.errors)
 
-    def _dispatch(self, event) -> Outcome | Coroutine[Any, Any, Outcome]:
+    def _dispatch(self, event) -> Answer | Coroutine[Any, Any, Answer]:
         if isinstance(event, MessageData):
             return self._end_of_data(event)
         if isinstance(event, Chunk):
@@ -231,7 +192,7 @@ class SmtpSession(LineSession):
             return self._sasl_response(event.line)
         return self._command(event.line)
 
-    def _command(self, raw: bytes) -> Outcome | Coroutine[Any, Any, Outcome]:
+    def _command(self, raw: bytes) -> Answer | Coroutine[Any, Any, Answer]:
         if b"\x00" in raw:
             return R.NUL_REJECTED, Action.NONE
         try:
@@ -315,7 +276,7 @@ class SmtpSession(LineSession):
         initial = parts[1] if len(parts) == 2 else None
         return self._auth_reply(await self.sasl.begin(parts[0], initial)), Action.NONE
 
-    async def _sasl_response(self, raw: bytes) -> Outcome:
+    async def _sasl_response(self, raw: bytes) -> Answer:
         return self._auth_reply(await self.sasl.respond(raw)), Action.NONE
 
     def _auth_reply(self, result: driver.Result) -> Reply:
@@ -350,7 +311,8 @@ class SmtpSession(LineSession):
                 Action.CLOSE
         try:
             path = parse_path_argument(arg, "FROM:", allow_null=True)
-            txn = self._mail_params(path)
+            txn = Transaction(path.address)
+            read_mail_parameters(txn, path.params, self.esmtp, self.limits.max_message_size)
         except ParamError as e:
             return e.reply, Action.NONE
         if txn.mail_from and txn.mail_from.needs_smtputf8 and not txn.smtputf8:
@@ -365,48 +327,6 @@ class SmtpSession(LineSession):
         self.transaction = txn
         return R.SENDER_OK, Action.NONE
 
-    def _mail_params(self, path: PathArgument) -> Transaction:
-        txn = Transaction(path.address)
-        if path.params and not self.esmtp:
-            raise ParamError(Reply(555, "5.5.4", "Parameters need EHLO"))
-        for key, value in path.params.items():
-            if key == "SIZE":                                        # RFC 1870
-                if not value or not value.isdigit():
-                    raise ParamError(Reply(501, "5.5.4", "Invalid SIZE value"))
-                if int(value) > self.limits.max_message_size:
-                    raise ParamError(Reply(552, "5.3.4",
-                                           "Message size exceeds fixed maximum message size"))
-                txn.size = int(value)
-            elif key == "BODY":                                      # RFC 6152
-                body = (value or "").upper()
-                if body not in ("7BIT", "8BITMIME"):
-                    raise ParamError(Reply(501, "5.5.4", "BODY must be 7BIT or 8BITMIME"))
-                txn.body = body
-            elif key == "SMTPUTF8":                                  # RFC 6531 §3.4
-                if value is not None:
-                    raise ParamError(Reply(501, "5.5.4", "SMTPUTF8 takes no value"))
-                txn.smtputf8 = True
-            elif key == "RET":                                       # RFC 3461 §4.3
-                ret = (value or "").upper()
-                if ret not in ("FULL", "HDRS"):
-                    raise ParamError(Reply(501, "5.5.4", "RET must be FULL or HDRS"))
-                txn.ret = ret
-            elif key == "ENVID":                                     # RFC 3461 §4.4
-                try:
-                    envid = decode_xtext(value or "")
-                except ValueError:
-                    envid = ""
-                if not envid or len(value or "") > 100:
-                    raise ParamError(Reply(501, "5.5.4", "Invalid ENVID value"))
-                txn.envid = envid
-            elif key == "AUTH":
-                # RFC 4954 §5: the claimed original submitter. We are not relaying
-                # on behalf of a trusted MTA, so it is accepted and not used.
-                pass
-            else:
-                raise ParamError(Reply(555, "5.5.4", f"Unsupported parameter {key}"))
-        return txn
-
     def cmd_rcpt(self, arg: str) -> tuple[Reply, Action]:
         txn = self.transaction
         if txn is None:
@@ -415,7 +335,9 @@ class SmtpSession(LineSession):
             return Reply(503, "5.5.1", "RCPT not allowed after BDAT"), Action.NONE
         try:
             path = parse_path_argument(arg, "TO:", allow_null=False)
-            rcpt = self._rcpt_params(path)
+            assert path.address is not None
+            rcpt = Recipient(path.address, [])
+            read_rcpt_parameters(rcpt, path.params, self.esmtp)
         except ParamError as e:
             return e.reply, Action.NONE
         address = rcpt.address
@@ -446,142 +368,6 @@ class SmtpSession(LineSession):
             txn.recipients.append(rcpt)
         return R.RECIPIENT_OK, Action.NONE
 
-    def _rcpt_params(self, path: PathArgument) -> Recipient:
-        assert path.address is not None
-        rcpt = Recipient(path.address, [])
-        if path.params and not self.esmtp:
-            raise ParamError(Reply(555, "5.5.4", "Parameters need EHLO"))
-        for key, value in path.params.items():
-            if key == "NOTIFY":                                      # RFC 3461 §4.1
-                words = (value or "").upper().split(",")
-                if words != ["NEVER"] and not (set(words) <= _NOTIFY_VALUES
-                                               and len(set(words)) == len(words)):
-                    raise ParamError(Reply(501, "5.5.4",
-                                           "NOTIFY must be NEVER or SUCCESS,FAILURE,DELAY"))
-                rcpt.notify = ",".join(words)
-            elif key == "ORCPT":                                     # RFC 3461 §4.2
-                addr_type, sep, xtext = (value or "").partition(";")
-                try:
-                    original = decode_xtext(xtext)
-                except ValueError:
-                    original = ""
-                if not sep or not addr_type or not original:
-                    raise ParamError(Reply(501, "5.5.4", "Invalid ORCPT value"))
-                rcpt.orcpt = f"{addr_type};{original}"
-            else:
-                raise ParamError(Reply(555, "5.5.4", f"Unsupported parameter {key}"))
-        return rcpt
-
-    def cmd_data(self, arg: str) -> tuple[Reply, Action]:
-        if arg:
-            return Reply(501, "5.5.4", "Syntax: DATA"), Action.NONE
-        txn = self.transaction
-        if txn is None:
-            return self._no_transaction, Action.NONE
-        if txn.incoming is not None:
-            return Reply(503, "5.5.1", "DATA not allowed after BDAT"), Action.NONE
-        if not txn.recipients:
-            return R.NO_VALID_RCPTS, Action.NONE
-        txn.incoming = self._incoming()
-        self.framer.start_data(txn.incoming.write)
-        return R.START_DATA, Action.NONE
-
-    def _incoming(self) -> Incoming:
-        return Incoming(TextCheck(self.limits.text_line), self.store.spool())
-
-    async def _end_of_data(self, event: MessageData) -> Outcome:
-        txn = self.transaction
-        self.transaction = None
-        assert txn is not None and txn.incoming is not None
-        problems = txn.incoming.check.finish()
-        if event.too_big:
-            problems.add(Problem.TOO_BIG)
-        return await self._accept(txn, txn.incoming, problems)
-
-    def cmd_bdat(self, arg: str) -> tuple[Reply | None, Action]:
-        # RFC 3030 §2: BDAT size [LAST]. The chunk follows whatever we answer,
-        # so it is always read (and discarded on error) before the reply.
-        parts = arg.split()
-        if not parts or len(parts) > 2 or not parts[0].isdigit() or \
-                (len(parts) == 2 and parts[1].upper() != "LAST"):
-            # Without a valid size the stream cannot be resynchronised.
-            return Reply(501, "5.5.4", "Syntax: BDAT size [LAST]; closing"), Action.CLOSE
-        size, last = int(parts[0]), len(parts) == 2
-        txn = self.transaction
-        error = None
-        if txn is None:
-            error = self._no_transaction
-        elif not txn.recipients:
-            error = R.NO_VALID_RCPTS
-        sink = None
-        if txn is not None and error is None:
-            if txn.incoming is None:
-                txn.incoming = self._incoming()
-            if txn.incoming.size + size <= self.limits.max_message_size:
-                sink = txn.incoming.write
-        self.bdat_pending = (last, error)
-        self.framer.start_bdat(size, sink)   # None: read the chunk and drop it
-        return None, Action.NONE          # answered once the chunk is read
-
-    def _end_of_chunk(self, chunk: Chunk) -> Outcome | Coroutine[Any, Any, Outcome]:
-        assert self.bdat_pending is not None
-        last, error = self.bdat_pending
-        self.bdat_pending = None
-        if error:
-            return error, Action.NONE
-        txn = self.transaction
-        assert txn is not None and txn.incoming is not None
-        if not chunk.kept:
-            # RFC 3030 §2: the chunk was read all the same; the transaction is over.
-            self.transaction = None
-            self.events.emit(Event.REJECTED, self.id, code=552, reason="too-big")
-            return Reply(552, "5.3.4", "Message size exceeds fixed maximum message size"), \
-                Action.NONE
-        if not last:
-            return Reply(250, "2.0.0", f"{chunk.size} octets received"), Action.NONE
-        self.transaction = None
-        return self._accept(txn, txn.incoming, txn.incoming.check.finish())
-
-    async def _accept(self, txn: Transaction, incoming: Incoming, problems) -> Outcome:
-        """The reply after DATA / BDAT LAST: the message as transmitted is checked here,
-        then it is received and the delivery pipeline takes it (delivery/assemble.py).
-
-        A large message is a Spooled one (header in memory, the rest in its spool file):
-        the pipeline prepends fields without copying it and reads it whole only where
-        every octet is needed at once, in a thread."""
-        reject = _content_rejection(problems)
-        if reject:
-            self.events.emit(Event.REJECTED, self.id, ip=self.conn.client_ip, code=reject.code,
-                             reason=sorted(p.value for p in problems)[0],
-                             mail_from=txn.reverse_path)
-            return reject, Action.NONE
-        if incoming.spool.error is not None:
-            self.events.emit(Event.STORE_ERROR, self.id, error=repr(incoming.spool.error))
-            return _STORAGE_FULL, Action.NONE
-        msg = self._received(txn, await incoming.content(), incoming.check.long_lines)
-        try:
-            await self.pipeline.run(msg)
-        except Refusal as refusal:
-            return self._refused(refusal, txn), Action.NONE
-        self.accepted += 1
-        return Reply(250, "2.0.0", f"OK: queued as {msg.id}"), Action.NONE
-
-    def _received(self, txn: Transaction, content: Content, long_lines: bool
-                  ) -> ReceivedMessage:
-        now = time.time()
-        client = Client(self.id, self.conn.client_ip, self.helo or "", self.esmtp,
-                        self.conn.tls, self.account, self.conn.role)
-        return ReceivedMessage(_message_id(now), now, txn.envelope(), client, content,
-                               long_lines)
-
-    def _refused(self, refusal: Refusal, txn: Transaction) -> Reply:
-        reply = R.for_refusal(refusal)
-        if isinstance(refusal, Rejection):
-            self.events.emit(Event.REJECTED, self.id, ip=self.conn.client_ip,
-                             code=reply.code, reason=refusal.reason,
-                             mail_from=txn.reverse_path)
-        return reply
-
     # --- the rest ----------------------------------------------------------------
     def cmd_rset(self, arg: str) -> tuple[Reply, Action]:
         if arg:
@@ -610,26 +396,3 @@ class SmtpSession(LineSession):
                      "See RFC 5321"), Action.NONE
 
 
-_PROCESS_TAG = secrets.token_hex(2).upper()
-_serial = itertools.count()
-
-
-def _message_id(now: float) -> str:
-    # Time-ordered and unique: microseconds, a per-process random tag (two nodes,
-    # or a restart within the same microsecond) and a per-process counter.
-    return f"{int(now * 1_000_000):X}{_PROCESS_TAG}{next(_serial) & 0xFFFF:04X}"
-
-
-def _content_rejection(problems) -> Reply | None:
-    if Problem.TOO_BIG in problems:
-        return Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
-    if Problem.NUL in problems:
-        return Reply(554, "5.6.0", "Message contains NUL characters")
-    if Problem.BARE_NEWLINE in problems:
-        return Reply(554, "5.6.0", "Message contains a bare CR or LF; lines must end with "
-                                   "CRLF (RFC 5321 §2.3.8)")
-    if Problem.LONG_LINE in problems:
-        # Only with limits.text_line set: by default long lines are accepted.
-        return Reply(554, "5.6.0", "Message contains a line longer than the limit of "
-                                   "1000 octets (RFC 5321 §4.5.3.1.6)")
-    return None

@@ -11,13 +11,13 @@ import asyncio
 
 from ...queue.downgrade import shorten_lines
 from ...store.blobs import whole
+from ..destinations import destinations
 from ..received import ReceivedMessage
-from ..routes import route
 
 
 class RelayFormatStage:
     async def run(self, msg: ReceivedMessage) -> None:
-        if not msg.long_lines or not route(msg.envelope.recipients).remote:
+        if not msg.long_lines or not destinations(msg.envelope.recipients).remote:
             return
         content = msg.content
         # Needs every octet at once: in a thread (a spooled message is read there).

@@ -9,8 +9,8 @@ no longer pass there. Both read a spooled message whole in their signing thread.
 from __future__ import annotations
 
 from ...trust.outbound import OutboundSigner
+from ..destinations import destinations
 from ..received import ReceivedMessage
-from ..routes import route
 
 
 class SignStage:
@@ -22,7 +22,7 @@ class SignStage:
             return
         mail_from = msg.envelope.reverse_path
         # content goes to local mailboxes, and is relayed as it is unless re-encoded.
-        if msg.relay_text is None or route(msg.envelope.recipients).local:
+        if msg.relay_text is None or destinations(msg.envelope.recipients).local:
             msg.signature = await self.signer.sign(msg.content, mail_from)
         if msg.relay_text is not None:
             msg.relay_signature = await self.signer.sign(msg.relay_text, mail_from)
@@ -34,7 +34,7 @@ class SealStage:
 
     async def run(self, msg: ReceivedMessage) -> None:
         # The seal records our verdict (RFC 8617 §5.1.1 cv=): only checked mail has one.
-        if not msg.checked or not route(msg.envelope.recipients).remote:
+        if not msg.checked or not destinations(msg.envelope.recipients).remote:
             return
         msg.relay_seal = await self.signer.seal(
             msg.relay_copy(), [r.address.domain for r in msg.envelope.recipients])

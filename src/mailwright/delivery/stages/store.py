@@ -9,9 +9,9 @@ from ...events.log import EventLog
 from ...events.types import Event
 from ...store.base import MailStore
 from ...store.messages import Delivery
+from ..destinations import destinations
 from ..pipeline import TemporaryFailure
 from ..received import ReceivedMessage
-from ..routes import route
 
 
 class StoreStage:
@@ -23,12 +23,12 @@ class StoreStage:
 
     async def run(self, msg: ReceivedMessage) -> None:
         envelope, client = msg.envelope, msg.client
-        routes = route(envelope.recipients)
+        where = destinations(envelope.recipients)
         delivery = Delivery(
             message_id=msg.id, mail_from=envelope.reverse_path,
-            local=routes.local,
-            local_content=msg.local_copy() if routes.local else b"",
-            remote=routes.remote, relay_content=msg.relay_copy() if routes.remote else b"",
+            local=where.local,
+            local_content=msg.local_copy() if where.local else b"",
+            remote=where.remote, relay_content=msg.relay_copy() if where.remote else b"",
             body=envelope.body, smtputf8=envelope.smtputf8, ret=envelope.ret,
             envid=envelope.envid, sender_account=client.account)
         try:
@@ -38,11 +38,11 @@ class StoreStage:
             # RFC 3463 4.3.0: other mail system status (the client tries again later).
             raise TemporaryFailure("4.3.0", "Local error in processing, try again later") \
                 from e
-        if routes.remote and self.on_queued:
+        if where.remote and self.on_queued:
             self.on_queued()
         self.events.emit(
             Event.ACCEPTED, client.session_id, msg.id, ip=client.ip, size=len(msg.content),
             mail_from=envelope.reverse_path, rcpts=len(envelope.recipients),
-            local=len(routes.local), remote=len(routes.remote),
+            local=len(where.local), remote=len(where.remote),
             account=client.account or "",
             tls=f"{client.tls.version}/{client.tls.cipher}" if client.tls else "")

@@ -17,12 +17,12 @@ from .received import Recipient
 
 
 @dataclass(frozen=True)
-class Routes:
+class Destinations:
     local: list[LocalCopy]           # one per account reached
     remote: list[RemoteRecipient]    # one per remote address, compared case-insensitively
 
 
-def route(recipients: Iterable[Recipient]) -> Routes:
+def destinations(recipients: Iterable[Recipient]) -> Destinations:
     recipients = list(recipients)
     remote: dict[str, RemoteRecipient] = {}
     for rcpt in recipients:
@@ -32,5 +32,5 @@ def route(recipients: Iterable[Recipient]) -> Routes:
                 # Of equal addresses the last one's parameters are kept: one queue row each.
                 remote[target.address.lower()] = RemoteRecipient(
                     target.address, rcpt.notify, rcpt.orcpt)
-    return Routes(local_copies((r.junk, r.targets) for r in recipients),
-                  list(remote.values()))
+    return Destinations(local_copies((r.junk, r.targets) for r in recipients),
+                        list(remote.values()))
