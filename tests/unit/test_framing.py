@@ -363,8 +363,8 @@ def test_queue_client_sends_no_line_over_998_octets():
     """The send-time net for queued messages with long lines (DSNs quoting one)."""
     import asyncio
 
-    from mailwright.queue.client import _transaction
-    from mailwright.queue.smtpclient import Reply
+    from mailwright.mx.smtpclient import Reply
+    from mailwright.queue.transaction import _transaction
     sent = []
 
     class Peer:

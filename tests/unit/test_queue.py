@@ -18,7 +18,6 @@ from mailwright.dns import Resolver
 from mailwright.events.log import EventLog
 from mailwright.imap.fetch import views as fetch_views
 from mailwright.queue import dsn
-from mailwright.queue.routing import PermanentRouteError, route
 from mailwright.queue.runner import QueueRunner
 from mailwright.queue.states import BOUNCED, DEFERRED, DELIVERED, FINAL
 from mailwright.store.messages import Delivery
@@ -126,31 +125,18 @@ def enqueue(store, clock, rcpts: list[str], body=b"Subject: hello\r\n\r\nbody\r\
     return message_id
 
 
+def reconfigured(runner: QueueRunner, *, port: int | None = None, **config) -> QueueRunner:
+    """A runner on `runner`'s store, resolver, events and clock with a changed
+    configuration (port: the queue's SMTP port); routing is built from it."""
+    cfg = dataclasses.replace(runner.config, **config)
+    if port is not None:
+        cfg = dataclasses.replace(cfg, queue=dataclasses.replace(cfg.queue, port=port))
+    return QueueRunner(cfg, runner.store, runner.resolver, runner.events, clock=runner.clock)
+
+
 def sender_inbox(store) -> list[bytes]:
     return [store.read_blob(r["blob"])
             for r in store.mailbox_messages(parse_mailbox("sender@home.test"))]
-
-
-# --- routing --------------------------------------------------------------------
-def test_route_mx_order_and_shuffle(dns_port):
-    resolver = Resolver(["127.0.0.1"], port=dns_port, timeout=2)
-    seen = set()
-    for seed in range(20):
-        hops = asyncio.run(route(resolver, "peer.test", random.Random(seed)))
-        assert hops[-1].host == "backup.peer.test"
-        seen.add(tuple(h.host for h in hops[:2]))
-    assert seen == {("mx1.peer.test", "mx2.peer.test"), ("mx2.peer.test", "mx1.peer.test")}
-
-
-def test_route_implicit_null_and_missing(dns_port):
-    resolver = Resolver(["127.0.0.1"], port=dns_port, timeout=2)
-    hops = asyncio.run(route(resolver, "implicit.peer.test"))
-    assert [(h.host, h.addresses) for h in hops] == [("implicit.peer.test", ("127.0.0.1",))]
-    for domain, status in (("nullmx.peer.test", "5.1.10"), ("nope.peer.test", "5.1.2"),
-                           ("dangling.peer.test", "5.4.4")):
-        with pytest.raises(PermanentRouteError) as e:
-            asyncio.run(route(resolver, domain))
-        assert e.value.status == status
 
 
 # --- delivery, retry, bounce ---------------------------------------------------------
@@ -234,7 +220,7 @@ def test_notify_success_and_ret_hdrs(world):
 
 def test_unreachable_host_defers_then_gives_up(world):
     store, runner, clock, peer = world
-    runner.settings = dataclasses.replace(runner.settings, port=free_port())   # nobody there
+    runner = reconfigured(runner, port=free_port())   # nobody there
     mid = enqueue(store, clock, ["x@peer.test"])
     asyncio.run(runner.run_once())
     [r] = store.queue_message(mid).recipients
@@ -265,7 +251,7 @@ def test_dsn_notify_rules():
 
 def test_delay_warning_once(world):
     store, runner, clock, peer = world
-    runner.settings = dataclasses.replace(runner.settings, port=free_port())   # nobody there
+    runner = reconfigured(runner, port=free_port())   # nobody there
     mid = enqueue(store, clock, ["late@peer.test"])
     asyncio.run(runner.run_once())
     assert sender_inbox(store) == []                  # too early to warn
@@ -318,7 +304,7 @@ class SevenBitPeer:
 def test_8bit_converted_for_a_peer_without_8bitmime(world):
     store, runner, clock, _ = world
     peer = SevenBitPeer()
-    runner.settings = dataclasses.replace(runner.settings, port=peer.port)
+    runner = reconfigured(runner, port=peer.port)
     body = ("Subject: 8bit\r\nContent-Type: text/plain; charset=utf-8\r\n"
             "Content-Transfer-Encoding: 8bit\r\n\r\nGrüße\r\n").encode()
     enqueue(store, clock, ["seven@peer.test"], body=body)
@@ -335,9 +321,8 @@ def test_8bit_converted_for_a_peer_without_8bitmime(world):
 def test_transport_override_sends_a_domain_elsewhere(world):
     store, runner, clock, peer = world
     from mailwright.config import TransportSettings
-    runner.config = dataclasses.replace(runner.config, transports=(
+    runner = reconfigured(runner, port=free_port(), transports=(             # MX path dead
         TransportSettings("partner.test", "127.0.0.1", peer.port, "none"),))
-    runner.settings = dataclasses.replace(runner.settings, port=free_port())   # MX path dead
     enqueue(store, clock, ["x@partner.test"])          # partner.test is in no DNS zone
     asyncio.run(runner.run_once())
     assert [r for _, r, _ in peer.received] == [["x@partner.test"]]
@@ -365,7 +350,7 @@ def test_message_without_final_crlf_is_terminated(world):
 
 def test_unreachable_destination_backs_off_as_a_whole(world):
     store, runner, clock, _ = world
-    runner.settings = dataclasses.replace(runner.settings, port=free_port())   # nobody there
+    runner = reconfigured(runner, port=free_port())   # nobody there
     enqueue(store, clock, ["a@peer.test"])
     asyncio.run(runner.run_once())
     assert runner.unreachable["peer.test"][0] == 1
@@ -412,7 +397,7 @@ def test_client_pipelines_mail_rcpt_data(world):
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    runner.settings = dataclasses.replace(runner.settings, port=listener.getsockname()[1])
+    runner = reconfigured(runner, port=listener.getsockname()[1])
     mid = enqueue(store, clock, ["ok@peer.test", "gone@peer.test"])
     asyncio.run(runner.run_once())
     thread.join(5)

@@ -12,7 +12,6 @@ twice, never lose it (the usual MTA trade, RFC 5321 §6.1).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import time
 from collections.abc import Callable
@@ -23,17 +22,17 @@ from ..config import Config
 from ..delivery.destinations import destinations
 from ..delivery.received import Recipient
 from ..delivery.recipients import Target, resolve
-from ..dns import DNSError, NXDomain, Resolver, TempFailure
+from ..dns import Resolver, TempFailure
 from ..events.log import EventLog
 from ..events.types import Event
+from ..mx.connection import OutboundConnection, Transport
+from ..mx.routing import PermanentRouteError, RouteDefer, Router
 from ..store.base import READ_IN_THREAD, MailStore
 from ..store.messages import Delivery
 from ..store.queue import QueuedMessage, RecipientUpdate
-from . import dane, dsn
-from .client import MX_TRANSPORT, Outcome, Session, Transport
-from .mtasts import MTASTS
-from .routing import Hop, PermanentRouteError, route
+from . import dsn, transaction
 from .states import BOUNCED, DEFERRED, DELIVERED, FINAL
+from .transaction import Outcome
 
 log = logging.getLogger("mailwright.queue")
 
@@ -41,10 +40,6 @@ log = logging.getLogger("mailwright.queue")
 # sooner; the lease only matters if a worker dies mid-run, and every lease is
 # released when the server starts.
 CLAIM_LEASE = 3600.0
-
-
-class RouteDefer(Exception):
-    """No usable route now (a policy forbids the ones we have): defer with this reply."""
 
 
 class _Run:
@@ -78,14 +73,6 @@ class Item:
     recipients: list
 
 
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-        return True
-    except ValueError:
-        return False
-
-
 class QueueRunner:
     def __init__(self, config: Config, store: MailStore, resolver: Resolver, events: EventLog,
                  clock: Callable[[], float] = time.time):
@@ -97,8 +84,7 @@ class QueueRunner:
         self.clock = clock
         self._wake = asyncio.Event()
         self.unreachable: dict[str, tuple[int, float]] = {}   # domain -> (failures, until)
-        self.sts = MTASTS(resolver, self.settings.ca_bundle, self.settings.mta_sts_port,
-                          clock=clock) if self.settings.mta_sts else None
+        self.router = Router(config, resolver, events, clock)
 
     def wake(self) -> None:
         self._wake.set()
@@ -185,71 +171,10 @@ class QueueRunner:
             return self.store.read_blob(message.blob)
         return await asyncio.to_thread(self.store.read_blob, message.blob)
 
-    async def _fixed_hop(self, host: str) -> list[Hop]:
-        try:
-            addresses = (host,) if _is_ip(host) else tuple(await self.resolver.addresses(host))
-        except NXDomain:
-            addresses = ()
-        if not addresses:
-            raise TempFailure(f"{host} has no address")
-        return [Hop(host, addresses)]
-
-    async def _hops(self, domain: str) -> tuple[list[tuple[Hop, Transport]], int]:
-        """Where mail for a domain goes, and how to talk to each host: a [[transports]]
-        entry, else the relayhost, else the MX hosts, each under DANE (RFC 7672) when
-        it has validated TLSA records, else under the domain's MTA-STS policy."""
-        for t in self.config.transports:
-            if t.domain == domain:
-                return [(h, Transport(t.tls)) for h in await self._fixed_hop(t.host)], t.port
-        relay = self.config.relayhost
-        if relay.host:
-            transport = Transport(relay.tls, relay.username, self.config.relayhost_password,
-                                  relay.verify_certificate)
-            return [(h, transport) for h in await self._fixed_hop(relay.host)], relay.port
-        port = self.settings.port
-        hops = await route(self.resolver, domain)
-        tlsa = await self._tlsa(domain, hops, port)
-        policy = None
-        if not any(tlsa.values()) and self.sts:
-            # RFC 8461 §2: DANE, where present, takes precedence over MTA-STS.
-            policy = await self.sts.policy(domain)
-        if policy is None or policy.mode == "none":
-            return [(h, Transport(tlsa=tlsa[h.host]) if tlsa[h.host] else MX_TRANSPORT)
-                    for h in hops], port
-        matching = [h for h in hops if policy.allows(h.host)]
-        if policy.mode == "testing":
-            if len(matching) < len(hops):
-                self.events.emit(Event.MTA_STS_TESTING, domain=domain,
-                                 unmatched=",".join(h.host for h in hops if h not in matching))
-            return [(h, MX_TRANSPORT) for h in hops], port
-        # enforce (RFC 8461 §5): listed MX hosts only, authenticated TLS only.
-        if not matching:
-            raise RouteDefer(f"451 4.7.5 no MX host of {domain} matches its MTA-STS policy")
-        transport = Transport(tls="starttls", verify=True, cafile=self.settings.ca_bundle)
-        return [(h, transport) for h in matching], port
-
-    async def _tlsa(self, domain: str, hops: list[Hop], port: int) -> dict[str, tuple]:
-        """Validated TLSA records per MX host; only when the MX answer was validated
-        too (RFC 7672 §2.2.1), since an unsigned MX name proves nothing."""
-        out: dict[str, tuple] = {h.host: () for h in hops}
-        if not self.settings.dane:
-            return out
-        try:
-            if not (await self.resolver.query(domain, "MX")).authenticated:
-                return out
-            for h in hops:
-                answer = await self.resolver.query(f"_{port}._tcp.{h.host}", "TLSA")
-                if answer.authenticated:
-                    out[h.host] = tuple(dane.TLSA(r.usage, r.selector, r.mtype, r.cert)
-                                        for r in answer.records)
-        except DNSError:
-            pass     # no validated records: plain opportunistic TLS
-        return out
-
     async def _deliver_domain(self, domain: str, items: list[Item], run: _Run) -> None:
         try:
             self._check_backoff(domain)
-            routes, port = await self._hops(domain)
+            route = await self.router.route(domain)
         except (PermanentRouteError, TempFailure, RouteDefer) as e:
             if isinstance(e, PermanentRouteError):
                 outcome = Outcome(BOUNCED, f"550 {e.status} {e.text}")
@@ -260,10 +185,10 @@ class QueueRunner:
             for item in items:
                 run.finished(item, {r.id: outcome for r in item.recipients})
             return
-        endpoints = [(hop.host, ip, transport) for hop, transport in routes
+        endpoints = [(hop.host, ip, transport) for hop, transport in route.hops
                      for ip in hop.addresses]
         lanes = max(1, min(self.settings.per_destination, len(items)))
-        reached = await asyncio.gather(*(self._lane(items[i::lanes], endpoints, port, run)
+        reached = await asyncio.gather(*(self._lane(items[i::lanes], endpoints, route.port, run)
                                          for i in range(lanes)))
         self._note_reachability(domain, any(reached))
 
@@ -292,11 +217,11 @@ class QueueRunner:
         remaining: list[tuple[Item, dict[int, Outcome]]] = [(item, {}) for item in items]
         for n, (host, ip, transport) in enumerate(endpoints):
             last = n == len(endpoints) - 1
-            session = Session(ip=ip, port=port, host=host, helo=self.config.hostname,
-                              timeout=self.settings.timeout,
-                              source_address=self.settings.source_address,
-                              transport=transport)
-            if await session.open() is None:
+            connection = OutboundConnection(
+                ip=ip, port=port, host=host, helo=self.config.hostname,
+                timeout=self.settings.timeout, source_address=self.settings.source_address,
+                transport=transport)
+            if await connection.open() is None:
                 reached = True
             still = []
             commit = None
@@ -308,13 +233,14 @@ class QueueRunner:
                     commit = None
                 pending = [r for r in item.recipients if r.id not in got
                            or got[r.id].state == DEFERRED]
-                content = await self._content(item.message) if not session.broken else b""
-                got.update(await session.send(item.message, pending, content))
+                content = await self._content(item.message) \
+                    if not connection.failure else b""
+                got.update(await transaction.send(connection, item.message, pending, content))
                 if not last and any(got[r.id].state == DEFERRED for r in pending):
                     still.append((item, got))
                 else:
                     commit = run.finished(item, got)
-            await session.close()
+            await connection.close()
             remaining = still
             if not remaining:
                 return reached

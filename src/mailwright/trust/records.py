@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ..config import Config
 from ..dns import DNSError, Resolver
-from ..queue.mtasts import MTASTS, parse_txt
+from ..mx.mtasts import MTASTS, parse_txt
 from ..store.directory import DKIMKeyInfo
 from . import spf as spf_mod
 from .dmarc import parse_record

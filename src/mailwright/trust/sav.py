@@ -15,11 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..dns import DNSError, Resolver
-from ..queue.client import open_socket
-from ..queue.smtpclient import ProtocolError, SMTPConnection
+from ..mx.connection import LOST, OutboundConnection, Transport
+from ..mx.routing import NullMX, PermanentRouteError, exchangers
+from ..mx.smtpclient import Reply
 
 MAX_CACHE = 100_000
 RATE_WINDOW = 60.0
+_CALLOUT = Transport(tls="none")
 
 
 @dataclass(frozen=True)
@@ -67,15 +69,16 @@ class SenderVerifier:
                 self.cache.popitem(last=False)
         return result
 
-    async def _hosts(self, domain: str) -> list[str]:
-        mx = await self.resolver.mx(domain)
-        if mx and mx[0].host == "":
-            return []                          # null MX (RFC 7505): accepts no mail
-        names = [m.host for m in mx] or [domain]
+    async def _hosts(self, domain: str) -> list[tuple[str, str]]:
+        """(name, address) of the domain's first three exchangers; [] for a null MX."""
+        try:
+            names = await exchangers(self.resolver, domain)
+        except NullMX:
+            return []                          # RFC 7505: accepts no mail
         hosts = []
         for name in names[:3]:
             try:
-                hosts += await self.resolver.addresses(name)
+                hosts += [(name, ip) for ip in await self.resolver.addresses(name)]
             except DNSError:
                 continue
         return hosts
@@ -83,33 +86,35 @@ class SenderVerifier:
     async def _callout(self, address: str, domain: str) -> SAVResult:
         try:
             hosts = await self._hosts(domain)
-        except DNSError as e:
+        except (DNSError, PermanentRouteError) as e:
             return SAVResult("unknown", address, f"DNS: {e}")
         if not hosts:
             return SAVResult("fail", address, "the domain accepts no mail (null MX)")
-        for ip in hosts[:2]:
+        for name, ip in hosts[:2]:
             self.callouts += 1
-            conn = None
-            try:
-                sock = await open_socket(ip, self.port, "", self.timeout)
-                conn = await SMTPConnection.open(sock, self.timeout)
-                greeting = await conn.read_reply()
-                if greeting.code != 220:
-                    continue
-                if (await conn.ehlo(self.hostname)).code != 250:
-                    continue
-                if (await conn.command("MAIL FROM:<>")).code != 250:
-                    continue
-                reply = await conn.command(f"RCPT TO:<{address}>")
-                await conn.quit()
-            except (OSError, TimeoutError, ProtocolError):
+            reply = await self._ask(name, ip, address)
+            if reply is None:
                 continue
-            finally:
-                if conn is not None:
-                    conn.close()
             if reply.code // 100 == 2:
                 return SAVResult("pass", address, str(reply))
             if reply.code // 100 == 5:
                 return SAVResult("fail", address, str(reply))
             return SAVResult("unknown", address, str(reply))
         return SAVResult("unknown", address, "no mail server answered")
+
+    async def _ask(self, name: str, ip: str, address: str) -> Reply | None:
+        """The reply to RCPT TO:<address> after MAIL FROM:<> (plaintext, as callouts
+        always were); None when the host could not be asked."""
+        connection = OutboundConnection(ip=ip, port=self.port, host=name, helo=self.hostname,
+                                        timeout=self.timeout, transport=_CALLOUT)
+        if await connection.open() is not None:
+            return None
+        try:
+            if (await connection.smtp.command("MAIL FROM:<>")).code != 250:
+                return None
+            return await connection.smtp.command(f"RCPT TO:<{address}>")
+        except LOST as e:
+            connection.lost(e)
+            return None
+        finally:
+            await connection.close()

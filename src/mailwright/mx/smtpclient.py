@@ -4,8 +4,9 @@ Hand-written rather than aiosmtplib (which this project used first) because
 outbound delivery needs RFC 2920 PIPELINING — MAIL, every RCPT and DATA in one
 write, the replies read back in order — and aiosmtplib keeps a single response
 waiter, so it cannot have two commands in flight. Like the server, it speaks
-the protocol and nothing else: what to send, and what a reply means for a
-recipient, is decided in queue/client.py.
+the protocol and nothing else: reaching the host (TLS policy, DANE, AUTH) is
+mx/connection.py's, what to send and what a reply means for a queued recipient
+queue/transaction.py's.
 """
 
 from __future__ import annotations

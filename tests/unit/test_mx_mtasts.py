@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from mailwright.dns import Resolver
 from mailwright.events.log import EventLog
-from mailwright.queue.mtasts import MTASTS, Policy, PolicyError, parse_policy, parse_txt
+from mailwright.mx.mtasts import MTASTS, Policy, PolicyError, parse_policy, parse_txt
 from mailwright.queue.runner import QueueRunner
 
 from ..conftest import loopback_dns

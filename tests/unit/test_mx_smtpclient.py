@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from mailwright.queue.smtpclient import ProtocolError, Reply, SMTPConnection
+from mailwright.mx.smtpclient import ProtocolError, Reply, SMTPConnection
 
 
 def scripted(script: bytes):

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from ..dns import DNSError, Resolver
+
 
 @dataclass(frozen=True)
 class TLSA:
@@ -22,6 +24,25 @@ class TLSA:
     selector: int
     mtype: int
     data: bytes
+
+
+async def lookup(resolver: Resolver, domain: str, hosts: list[str],
+                 port: int) -> dict[str, tuple[TLSA, ...]]:
+    """Validated TLSA records per MX host (RFC 7672 §2.2: _port._tcp.host); only when
+    the MX answer was validated too (§2.2.1), since an unsigned MX name proves
+    nothing. A host without validated records maps to () (opportunistic TLS)."""
+    out: dict[str, tuple[TLSA, ...]] = {host: () for host in hosts}
+    try:
+        if not (await resolver.query(domain, "MX")).authenticated:
+            return out
+        for host in hosts:
+            answer = await resolver.query(f"_{port}._tcp.{host}", "TLSA")
+            if answer.authenticated:
+                out[host] = tuple(TLSA(r.usage, r.selector, r.mtype, r.cert)
+                                  for r in answer.records)
+    except DNSError:
+        pass     # no validated records: plain opportunistic TLS
+    return out
 
 
 def authenticates(records: tuple[TLSA, ...]) -> bool:

@@ -20,13 +20,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from mailwright.dns import Resolver
 from mailwright.events.log import EventLog
-from mailwright.queue import dane
+from mailwright.mx import dane
 from mailwright.queue.runner import QueueRunner
 
 from ..conftest import free_port
 from ..dnsserver import DNSServer
 from .session_harness import make_config
-from .test_mtasts import LoopbackCA
+from .test_mx_mtasts import LoopbackCA
 from .test_queue import Clock, Peer, enqueue, home_store
 
 ZONE = """$TTL 300
