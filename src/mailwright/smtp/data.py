@@ -14,11 +14,11 @@ from ..delivery.pipeline import Refusal, Rejection
 from ..delivery.received import Client, Envelope, ReceivedMessage
 from ..events.types import Event
 from ..net.connection import Action
+from ..smtpreply import Reply
 from ..store.blobs import Content, Spool
 from . import replies as R
 from .framing import Chunk, MessageData, Problem, TextCheck
 from .ids import message_id
-from .replies import Reply
 
 # RFC 5321 §4.2.3 452 / RFC 3463 4.3.1: the spool could not be written (disk full).
 _STORAGE_FULL = Reply(452, "4.3.1", "Insufficient system storage, try again later")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ..address import Address, AddressError, parse_mailbox
 from ..delivery.received import Envelope, Recipient
-from .replies import Reply
+from ..smtpreply import Reply
 
 _NOTIFY_VALUES = {"SUCCESS", "FAILURE", "DELAY"}
 

@@ -1,41 +1,10 @@
-"""SMTP replies (RFC 5321 §4.2) with enhanced status codes (RFC 2034, RFC 3463)."""
+"""The replies our SMTP server sends from several places (the Reply type is
+smtpreply.py's), and the reply for a delivery pipeline's refusal."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..delivery.pipeline import Refusal
-
-
-@dataclass(frozen=True)
-class Reply:
-    code: int
-    status: str            # enhanced status code, "" for the greeting / 354 / 334
-    lines: tuple[str, ...]
-
-    def __init__(self, code: int, status: str, *lines: str):
-        object.__setattr__(self, "code", code)
-        object.__setattr__(self, "status", status)
-        object.__setattr__(self, "lines", lines or ("",))
-
-    def render(self, enhanced: bool = True) -> bytes:
-        """Multi-line replies use `code-text` for all but the last line (RFC 5321 §4.2.1)."""
-        cache = self.__dict__.setdefault("_wire", {})
-        if enhanced not in cache:
-            cache[enhanced] = self._render(enhanced)
-        return cache[enhanced]
-
-    def _render(self, enhanced: bool) -> bytes:
-        out = []
-        last = len(self.lines) - 1
-        for i, text in enumerate(self.lines):
-            sep = " " if i == last else "-"
-            prefix = f"{self.status} " if (enhanced and self.status) else ""
-            line = f"{self.code}{sep}{prefix}{text}"
-            # RFC 4954 §4: a challenge is "334 " + base64, even when empty.
-            out.append((line if self.code == 334 else line.rstrip()) + "\r\n")
-        return "".join(out).encode("utf-8")
-
+from ..smtpreply import Reply
 
 # Replies used from several places. Codes follow RFC 5321 §4.2.2/§4.3.2,
 # enhanced codes RFC 3463 / the IANA "SMTP Enhanced Status Codes" registry.

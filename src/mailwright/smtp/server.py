@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..delivery.assemble import Parts, pipeline_for
 from ..net.connection import SessionProtocol, TLSInfo
-from .replies import Reply
+from ..smtpreply import Reply
 from .session import Connection, SmtpSession
 
 

@@ -31,6 +31,7 @@ from ..delivery.recipients import Target
 from ..events.log import EventLog
 from ..events.types import Event
 from ..net.connection import Action, LineSession, TLSInfo
+from ..smtpreply import Reply
 from ..store.base import MailStore
 from . import replies as R
 from .data import Answer, DataCommands, Transaction
@@ -49,7 +50,6 @@ from .params import (
     read_mail_parameters,
     read_rcpt_parameters,
 )
-from .replies import Reply
 
 # RFC 4954 §4: an AUTH command line and a SASL response line may be 12288 octets.
 SASL_LINE_LIMIT = 12288
