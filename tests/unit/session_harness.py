@@ -70,7 +70,7 @@ class Harness:
 
 def drive(session, data: bytes) -> tuple[bytes, Action]:
     """Feed bytes to a session and run it as net/connection.py does: process, await
-    what must be awaited, hand the outcome back, repeat. Returns output and last action."""
+    what must be awaited, hand the answer back, repeat. Returns output and last action."""
     session.receive(data)
     out = bytearray()
 

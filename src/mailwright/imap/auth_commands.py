@@ -12,7 +12,7 @@ from typing import Any
 from ..auth import driver, sasl
 from ..events.types import Event
 from ..net.connection import Action
-from .base import Outcome, State, tagged
+from .base import Answer, State, tagged
 from .parser import ParseError, Reader
 
 # RFC 9051 §6.2.2, §7.1: the answers to exchanges that end before any credentials
@@ -33,13 +33,13 @@ class AuthCommands:
     def _auth_allowed(self) -> bool:
         return self.sasl.offer.allowed(self.tls is not None)
 
-    def cmd_starttls(self, tag: str, r: Reader) -> Outcome:
+    def cmd_starttls(self, tag: str, r: Reader) -> Answer:
         r.end()
         if self.tls is not None or not self.tls_available:
             return self._bad(tag, "TLS is already active or not available"), Action.NONE
         return tagged(tag, "OK", "Begin TLS negotiation now"), Action.START_TLS
 
-    def cmd_login(self, tag: str, r: Reader) -> Outcome | Coroutine[Any, Any, Outcome]:
+    def cmd_login(self, tag: str, r: Reader) -> Answer | Coroutine[Any, Any, Answer]:
         r.sp()
         user = r.astr()
         r.sp()
@@ -50,7 +50,7 @@ class AuthCommands:
                          "PRIVACYREQUIRED"), Action.NONE
         return self._authenticated(tag, self.sasl.password(user, password, "LOGIN"))
 
-    def cmd_authenticate(self, tag: str, r: Reader) -> Outcome | Coroutine[Any, Any, Outcome]:
+    def cmd_authenticate(self, tag: str, r: Reader) -> Answer | Coroutine[Any, Any, Answer]:
         r.sp()
         mechanism = r.atom()
         initial = None
@@ -66,10 +66,10 @@ class AuthCommands:
         self.sasl_tag = tag
         return self._authenticated(tag, self.sasl.begin(mechanism, initial))
 
-    def _sasl_response(self, line: bytes) -> Coroutine[Any, Any, Outcome]:
+    def _sasl_response(self, line: bytes) -> Coroutine[Any, Any, Answer]:
         return self._authenticated(self.sasl_tag, self.sasl.respond(line.rstrip(b"\r\n")))
 
-    async def _authenticated(self, tag: str, pending: Awaitable[driver.Result]) -> Outcome:
+    async def _authenticated(self, tag: str, pending: Awaitable[driver.Result]) -> Answer:
         return self._auth_response(tag, await pending), Action.NONE
 
     def _auth_response(self, tag: str, result: driver.Result) -> bytes:

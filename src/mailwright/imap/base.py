@@ -7,7 +7,9 @@ import enum
 
 from ..net.connection import Action
 
-Outcome = tuple[bytes, Action]
+# What the session gives for one input (a command, a literal, an IDLE DONE): the
+# response bytes and what the transport does next (net/connection.py).
+Answer = tuple[bytes, Action]
 
 
 class State(enum.Enum):

@@ -13,7 +13,7 @@ from ..store import query
 from ..store.base import READ_IN_THREAD
 from ..store.mailboxes import normalize_flag
 from . import fetch, render, search, threads
-from .base import No, Outcome, State, tagged
+from .base import Answer, No, State, tagged
 from .parser import ParseError, Reader
 from .selected import View, claim_recent
 
@@ -24,7 +24,7 @@ SYNC_FETCH_MAX = 2000
 
 
 class SelectedCommands:
-    def cmd_close(self, tag: str, r: Reader) -> Outcome | Coroutine[Any, Any, Outcome]:
+    def cmd_close(self, tag: str, r: Reader) -> Answer | Coroutine[Any, Any, Answer]:
         r.end()
         view = self.view
         assert view is not None
@@ -34,13 +34,13 @@ class SelectedCommands:
             return tagged(tag, "OK", "CLOSE completed"), Action.NONE
         return self._close_expunge(tag, view)
 
-    async def _close_expunge(self, tag: str, view: View) -> Outcome:
+    async def _close_expunge(self, tag: str, view: View) -> Answer:
         # RFC 9051 §6.4.1: expunge \Deleted messages silently.
         deleted = self.store.search(view.id, query.Flag("\\Deleted"))
         await self.store.expunge(view.id, deleted)
         return tagged(tag, "OK", "CLOSE completed"), Action.NONE
 
-    def cmd_unselect(self, tag: str, r: Reader) -> Outcome:
+    def cmd_unselect(self, tag: str, r: Reader) -> Answer:
         r.end()
         self._close_view()
         self.state = State.AUTHENTICATED
@@ -52,7 +52,7 @@ class SelectedCommands:
             raise No("Mailbox is read-only", "READ-ONLY")
         return self.view
 
-    def cmd_expunge(self, tag: str, r: Reader, uid: bool) -> Coroutine[Any, Any, Outcome]:
+    def cmd_expunge(self, tag: str, r: Reader, uid: bool) -> Coroutine[Any, Any, Answer]:
         uids = None
         if uid:
             r.sp()
@@ -61,7 +61,7 @@ class SelectedCommands:
         r.end()
         return self._expunge(tag, uids)
 
-    async def _expunge(self, tag: str, only: list[int] | None) -> Outcome:
+    async def _expunge(self, tag: str, only: list[int] | None) -> Answer:
         view = self._writable()
         deleted = self.store.search(view.id, query.Flag("\\Deleted"))
         if only is not None:
@@ -75,7 +75,7 @@ class SelectedCommands:
         return self.view.uids_for(r.sequence_set(), uid, self.saved)
 
     def cmd_fetch(self, tag: str, r: Reader, uid: bool
-                  ) -> Outcome | Coroutine[Any, Any, Outcome]:
+                  ) -> Answer | Coroutine[Any, Any, Answer]:
         r.sp()
         seqset = r.sequence_set()
         uids = self.view.uids_for(seqset, uid, self.saved)
@@ -142,7 +142,7 @@ class SelectedCommands:
 
     async def _fetch_stream(self, tag: str, uids: list[int], items: list[fetch.Item],
                             changedsince: int | None, seen: bool, prefix: bytes,
-                            uid: bool) -> Outcome:
+                            uid: bool) -> Answer:
         view = self.view
         out = bytearray(prefix)
         quiet: set[int] = set()
@@ -190,7 +190,7 @@ class SelectedCommands:
         except OSError:
             raise No("Message content unavailable", "SERVERBUG") from None
 
-    def cmd_store(self, tag: str, r: Reader, uid: bool) -> Coroutine[Any, Any, Outcome]:
+    def cmd_store(self, tag: str, r: Reader, uid: bool) -> Coroutine[Any, Any, Answer]:
         r.sp()
         uids = self._set(r, uid)
         r.sp()
@@ -219,7 +219,7 @@ class SelectedCommands:
         return self._store(tag, uids, mode[base], flags, silent, unchangedsince, uid)
 
     async def _store(self, tag: str, uids: list[int], mode: str, flags: list[str],
-                     silent: bool, unchangedsince: int | None, uid: bool) -> Outcome:
+                     silent: bool, unchangedsince: int | None, uid: bool) -> Answer:
         view = self._writable()
         if unchangedsince is not None:
             self.options.condstore = True
@@ -245,14 +245,14 @@ class SelectedCommands:
         return bytes(out) + self._done(tag, "OK", "STORE completed", code, expunge_ok=uid,
                                        quiet=set(uids)), Action.NONE
 
-    def cmd_copy(self, tag: str, r: Reader, uid: bool) -> Coroutine[Any, Any, Outcome]:
+    def cmd_copy(self, tag: str, r: Reader, uid: bool) -> Coroutine[Any, Any, Answer]:
         return self._copy_command(tag, r, uid, move=False)
 
-    def cmd_move(self, tag: str, r: Reader, uid: bool) -> Coroutine[Any, Any, Outcome]:
+    def cmd_move(self, tag: str, r: Reader, uid: bool) -> Coroutine[Any, Any, Answer]:
         return self._copy_command(tag, r, uid, move=True)
 
     def _copy_command(self, tag: str, r: Reader, uid: bool, move: bool
-                      ) -> Coroutine[Any, Any, Outcome]:
+                      ) -> Coroutine[Any, Any, Answer]:
         r.sp()
         uids = self._set(r, uid)
         r.sp()
@@ -260,7 +260,7 @@ class SelectedCommands:
         r.end()
         return self._copy(tag, uids, name, move)
 
-    async def _copy(self, tag: str, uids: list[int], name: str, move: bool) -> Outcome:
+    async def _copy(self, tag: str, uids: list[int], name: str, move: bool) -> Answer:
         view = self._writable() if move else self.view
         target = self.store.mailbox(self.account_id, name)
         if target is None:
@@ -284,7 +284,7 @@ class SelectedCommands:
                 Action.NONE
         return self._ok(tag, "COPY completed", code)
 
-    def cmd_search(self, tag: str, r: Reader, uid: bool) -> Outcome:
+    def cmd_search(self, tag: str, r: Reader, uid: bool) -> Answer:
         r.sp()
         returns = None
         if r.accept(b"RETURN ("):                       # RFC 4731 ESEARCH
@@ -371,7 +371,7 @@ class SelectedCommands:
         by_uid = isinstance(key, search.UidSequence)
         return query.Uids(tuple(view.uid_ranges(key.numbers, by_uid, self.saved)))
 
-    def cmd_sort(self, tag: str, r: Reader, uid: bool) -> Outcome:
+    def cmd_sort(self, tag: str, r: Reader, uid: bool) -> Answer:
         r.sp()
         criteria = threads.parse_sort_criteria(r)
         r.sp()
@@ -382,7 +382,7 @@ class SelectedCommands:
         return b"* SORT" + b"".join(b" %d" % n for n in result) + b"\r\n" + \
             self._done(tag, "OK", "SORT completed"), Action.NONE
 
-    def cmd_thread(self, tag: str, r: Reader, uid: bool) -> Outcome:
+    def cmd_thread(self, tag: str, r: Reader, uid: bool) -> Answer:
         r.sp()
         algorithm = r.atom().upper()
         if algorithm not in ("REFERENCES", "ORDEREDSUBJECT"):

@@ -35,7 +35,7 @@ from ..store.mailboxes import (
 )
 from . import mutf7, render
 from .auth_commands import AuthCommands
-from .base import COMMAND_STATES, No, Outcome, State, tagged
+from .base import COMMAND_STATES, Answer, No, State, tagged
 from .listing import list_responses, parse_list
 from .notify import MailboxWatch
 from .parser import (
@@ -129,8 +129,8 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
     def _next_input(self):
         return self.framer.next()
 
-    def _emit(self, out: bytearray, outcome: Outcome) -> Action:
-        reply, action = outcome
+    def _emit(self, out: bytearray, answer: Answer) -> Action:
+        reply, action = answer
         out += reply
         if self._answered_bad:
             self._answered_bad = False
@@ -145,7 +145,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         return action
 
     # --- dispatch --------------------------------------------------------------------
-    def _dispatch(self, item) -> Outcome | Coroutine[Any, Any, Outcome]:
+    def _dispatch(self, item) -> Answer | Coroutine[Any, Any, Answer]:
         if item is CONTINUE:
             return b"+ Ready for literal data\r\n", Action.NONE
         if isinstance(item, TooBig):
@@ -192,18 +192,18 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         return self._invoke(tag, name, handler, r, uid)
 
     def _invoke(self, tag: str, name: str, handler, r: Reader, uid: bool
-                ) -> Outcome | Coroutine[Any, Any, Outcome]:
+                ) -> Answer | Coroutine[Any, Any, Answer]:
         try:
-            outcome = handler(tag, r, uid) if name in self._UID_AWARE else handler(tag, r)
+            answer = handler(tag, r, uid) if name in self._UID_AWARE else handler(tag, r)
         except ParseError as e:
             return self._bad(tag, f"{name}: {e}"), Action.NONE
         except No as e:
             return self._done(tag, "NO", str(e), e.code), Action.NONE
         except MailboxError as e:
             return self._done(tag, "NO", str(e), e.code), Action.NONE
-        if isinstance(outcome, Coroutine):
-            return self._guarded(tag, outcome)
-        return outcome
+        if isinstance(answer, Coroutine):
+            return self._guarded(tag, answer)
+        return answer
 
     def _claim_due(self) -> bool:
         """Have messages arrived whose \\Recent this read-write session must claim
@@ -215,15 +215,15 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         return view.id in versions and view.claim_due(versions[view.id][0])
 
     async def _claim_then(self, tag: str, name: str, handler, r: Reader, uid: bool
-                          ) -> Outcome:
+                          ) -> Answer:
         assert self.view is not None
         await claim_recent(self.store, self.view)
-        outcome = self._invoke(tag, name, handler, r, uid)
-        if isinstance(outcome, Coroutine):
-            return await outcome
-        return outcome
+        answer = self._invoke(tag, name, handler, r, uid)
+        if isinstance(answer, Coroutine):
+            return await answer
+        return answer
 
-    async def _guarded(self, tag: str, coro: Coroutine) -> Outcome:
+    async def _guarded(self, tag: str, coro: Coroutine) -> Answer:
         try:
             return await coro
         except (No, MailboxError) as e:
@@ -264,7 +264,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         self._answered_bad = True
         return tagged(tag, "BAD", text, code)
 
-    def _ok(self, tag: str, text: str, code: str = "", **kw) -> Outcome:
+    def _ok(self, tag: str, text: str, code: str = "", **kw) -> Answer:
         return self._done(tag, "OK", text, code, **kw), Action.NONE
 
     @property
@@ -314,25 +314,25 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         return " ".join(caps)
 
     # --- any state -----------------------------------------------------------------------
-    def cmd_capability(self, tag: str, r: Reader) -> Outcome:
+    def cmd_capability(self, tag: str, r: Reader) -> Answer:
         r.end()
         return b"* CAPABILITY " + self._capabilities().encode() + b"\r\n" + \
             self._done(tag, "OK", "CAPABILITY completed"), Action.NONE
 
-    def cmd_noop(self, tag: str, r: Reader) -> Outcome:
+    def cmd_noop(self, tag: str, r: Reader) -> Answer:
         r.end()
         return self._ok(tag, "NOOP completed", expunge_ok=True)
 
-    def cmd_check(self, tag: str, r: Reader) -> Outcome:
+    def cmd_check(self, tag: str, r: Reader) -> Answer:
         r.end()
         return self._ok(tag, "CHECK completed", expunge_ok=True)
 
-    def cmd_logout(self, tag: str, r: Reader) -> Outcome:
+    def cmd_logout(self, tag: str, r: Reader) -> Answer:
         r.end()
         self.state = State.LOGOUT
         return b"* BYE Logging out\r\n" + tagged(tag, "OK", "LOGOUT completed"), Action.CLOSE
 
-    def cmd_id(self, tag: str, r: Reader) -> Outcome:
+    def cmd_id(self, tag: str, r: Reader) -> Answer:
         # RFC 2971: the client's identification is logged; ours is answered.
         r.sp()
         if not r.accept(b"NIL"):
@@ -348,7 +348,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
             self._done(tag, "OK", "ID completed"), Action.NONE
 
     # --- authenticated ----------------------------------------------------------------------------
-    def cmd_enable(self, tag: str, r: Reader) -> Outcome:
+    def cmd_enable(self, tag: str, r: Reader) -> Answer:
         enabled = []
         while r.accept(b" "):
             cap = r.atom().upper()
@@ -371,18 +371,18 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         return ("* ENABLED " + " ".join(enabled)).rstrip().encode() + b"\r\n" + \
             self._done(tag, "OK", "ENABLE completed"), Action.NONE
 
-    def cmd_namespace(self, tag: str, r: Reader) -> Outcome:
+    def cmd_namespace(self, tag: str, r: Reader) -> Answer:
         r.end()
         return b'* NAMESPACE (("" "/")) NIL NIL\r\n' + \
             self._done(tag, "OK", "NAMESPACE completed"), Action.NONE
 
-    def cmd_select(self, tag: str, r: Reader) -> Coroutine[Any, Any, Outcome]:
+    def cmd_select(self, tag: str, r: Reader) -> Coroutine[Any, Any, Answer]:
         return self._select(tag, r, readonly=False)
 
-    def cmd_examine(self, tag: str, r: Reader) -> Coroutine[Any, Any, Outcome]:
+    def cmd_examine(self, tag: str, r: Reader) -> Coroutine[Any, Any, Answer]:
         return self._select(tag, r, readonly=True)
 
-    async def _select(self, tag: str, r: Reader, readonly: bool) -> Outcome:
+    async def _select(self, tag: str, r: Reader, readonly: bool) -> Answer:
         r.sp()
         name = self._mailbox_arg(r)
         qresync = None
@@ -479,7 +479,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         self.view = None
         self.saved = []
 
-    def cmd_create(self, tag: str, r: Reader) -> Coroutine[Any, Any, Outcome]:
+    def cmd_create(self, tag: str, r: Reader) -> Coroutine[Any, Any, Answer]:
         r.sp()
         name = self._mailbox_arg(r)
         special = None
@@ -494,26 +494,26 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         r.end()
         return self._create(tag, name.rstrip(HIERARCHY), special)
 
-    async def _create(self, tag: str, name: str, special: str | None) -> Outcome:
+    async def _create(self, tag: str, name: str, special: str | None) -> Answer:
         if name == "INBOX":
             raise No("INBOX exists already", "ALREADYEXISTS")
         await self.store.create_mailbox(self.account_id, name, special)
         return self._ok(tag, "CREATE completed")
 
-    def cmd_delete(self, tag: str, r: Reader) -> Coroutine[Any, Any, Outcome]:
+    def cmd_delete(self, tag: str, r: Reader) -> Coroutine[Any, Any, Answer]:
         r.sp()
         name = self._mailbox_arg(r)
         r.end()
         return self._delete(tag, name)
 
-    async def _delete(self, tag: str, name: str) -> Outcome:
+    async def _delete(self, tag: str, name: str) -> Answer:
         if self.view is not None and self.view.mailbox.name == name:
             self._close_view()
             self.state = State.AUTHENTICATED
         await self.store.delete_mailbox(self.account_id, name)
         return self._ok(tag, "DELETE completed")
 
-    def cmd_rename(self, tag: str, r: Reader) -> Coroutine[Any, Any, Outcome]:
+    def cmd_rename(self, tag: str, r: Reader) -> Coroutine[Any, Any, Answer]:
         r.sp()
         old = self._mailbox_arg(r)
         r.sp()
@@ -521,36 +521,36 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         r.end()
         return self._rename(tag, old, new)
 
-    async def _rename(self, tag: str, old: str, new: str) -> Outcome:
+    async def _rename(self, tag: str, old: str, new: str) -> Answer:
         await self.store.rename_mailbox(self.account_id, old, new)
         return self._ok(tag, "RENAME completed")
 
-    def cmd_subscribe(self, tag: str, r: Reader) -> Coroutine[Any, Any, Outcome]:
+    def cmd_subscribe(self, tag: str, r: Reader) -> Coroutine[Any, Any, Answer]:
         return self._subscribe(tag, r, True)
 
-    def cmd_unsubscribe(self, tag: str, r: Reader) -> Coroutine[Any, Any, Outcome]:
+    def cmd_unsubscribe(self, tag: str, r: Reader) -> Coroutine[Any, Any, Answer]:
         return self._subscribe(tag, r, False)
 
-    async def _subscribe(self, tag: str, r: Reader, on: bool) -> Outcome:
+    async def _subscribe(self, tag: str, r: Reader, on: bool) -> Answer:
         r.sp()
         name = self._mailbox_arg(r)
         r.end()
         await self.store.subscribe(self.account_id, name, on)
         return self._ok(tag, f"{'SUBSCRIBE' if on else 'UNSUBSCRIBE'} completed")
 
-    def cmd_list(self, tag: str, r: Reader) -> Outcome:
+    def cmd_list(self, tag: str, r: Reader) -> Answer:
         return self._list(tag, r, lsub=False)
 
-    def cmd_lsub(self, tag: str, r: Reader) -> Outcome:
+    def cmd_lsub(self, tag: str, r: Reader) -> Answer:
         return self._list(tag, r, lsub=True)
 
-    def _list(self, tag: str, r: Reader, lsub: bool) -> Outcome:
+    def _list(self, tag: str, r: Reader, lsub: bool) -> Answer:
         cmd = parse_list(r, lsub)
         out = list_responses(cmd, self.store, self.account_id, self._utf8, self.status_line)
         return out + self._done(tag, "OK", f"{'LSUB' if lsub else 'LIST'} completed"), \
             Action.NONE
 
-    def cmd_status(self, tag: str, r: Reader) -> Outcome:
+    def cmd_status(self, tag: str, r: Reader) -> Answer:
         r.sp()
         name = self._mailbox_arg(r)
         r.sp()
@@ -589,7 +589,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
             count += len(view.recent - view.vanished)
         return count
 
-    def cmd_append(self, tag: str, r: Reader) -> Coroutine[Any, Any, Outcome]:
+    def cmd_append(self, tag: str, r: Reader) -> Coroutine[Any, Any, Answer]:
         r.sp()
         name = self._mailbox_arg(r)
         messages = []
@@ -615,7 +615,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
             raise ParseError("APPEND needs a message literal")
         return self._append(tag, name, messages)
 
-    async def _append(self, tag: str, name: str, messages: list) -> Outcome:
+    async def _append(self, tag: str, name: str, messages: list) -> Answer:
         mailbox = self.store.mailbox(self.account_id, name)
         if mailbox is None:
             raise No("No such mailbox; create it first", "TRYCREATE")
@@ -636,7 +636,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         return self._ok(tag, "APPEND completed",
                         f"APPENDUID {uidvalidity} {render.sequence_set(uids)}")
 
-    def cmd_idle(self, tag: str, r: Reader) -> Outcome:
+    def cmd_idle(self, tag: str, r: Reader) -> Answer:
         r.end()
         self.idle_tag = tag
         out = b"+ idling\r\n"
@@ -663,7 +663,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         if self.view is view and self.idle_tag is not None and self.wake is not None:
             self.wake()
 
-    def _idle_input(self, line: bytes) -> Outcome:
+    def _idle_input(self, line: bytes) -> Answer:
         tag, self.idle_tag = self.idle_tag or "*", None
         self._stop_idle()
         if line.rstrip(b"\r\n").upper() != b"DONE":
@@ -674,7 +674,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         if self.view is not None and self.wake is not None:
             self.watch.unwatch(self.view.id, self.wake)
 
-    def cmd_getquotaroot(self, tag: str, r: Reader) -> Outcome:
+    def cmd_getquotaroot(self, tag: str, r: Reader) -> Answer:
         r.sp()
         name = self._mailbox_arg(r)
         r.end()
@@ -686,7 +686,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
             out += self._quota_line(quota)
         return out + self._done(tag, "OK", "GETQUOTAROOT completed"), Action.NONE
 
-    def cmd_getquota(self, tag: str, r: Reader) -> Outcome:
+    def cmd_getquota(self, tag: str, r: Reader) -> Answer:
         r.sp()
         root = r.astr()
         r.end()
@@ -702,10 +702,10 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         return (f'* QUOTA "" (STORAGE {(quota.used + 1023) // 1024} {quota.limit // 1024})'
                 "\r\n").encode()
 
-    def cmd_setquota(self, tag: str, r: Reader) -> Outcome:
+    def cmd_setquota(self, tag: str, r: Reader) -> Answer:
         raise No("Quotas are set by the administrator (mailwright user quota)", "NOPERM")
 
-    def cmd_compress(self, tag: str, r: Reader) -> Outcome:
+    def cmd_compress(self, tag: str, r: Reader) -> Answer:
         r.sp()
         if r.atom().upper() != "DEFLATE":
             raise ParseError("only DEFLATE is supported")

@@ -12,7 +12,7 @@ task, and input arriving meanwhile waits in the session's buffer, so replies
 stay in order.
 
 A session offers: greeting(), receive(bytes), process() -> (bytes, Action,
-pending coroutine or None), complete(outcome) -> (bytes, Action), timeout,
+pending coroutine or None), complete(answer) -> (bytes, Action), timeout,
 timed_out() -> bytes, tls_started(TLSInfo), disconnected(), buffered (octets
 of unprocessed input), backlog (process() stopped early with work left).
 
@@ -62,8 +62,8 @@ class LineSession:
     """The processing loop shared by the protocol sessions (SMTP, POP3).
 
     Subclasses provide _next_input() (the next complete command, message or
-    chunk, or None), _dispatch(item) (an outcome, or a coroutine giving one) and
-    _emit(out, outcome) (append the reply, return the Action)."""
+    chunk, or None), _dispatch(item) (an answer: the reply and the Action, or a
+    coroutine giving one) and _emit(out, answer) (append the reply, return the Action)."""
     closed = False
     backlog = False                     # process() stopped early with work left
     output_budget: int | None = None    # stop after this much output (None: never)
@@ -71,7 +71,7 @@ class LineSession:
     def process(self) -> tuple[bytes, Action, Coroutine | None]:
         """Handle every complete input in order; stop early for STARTTLS, close, or
         work that must be awaited. Returns the reply bytes, what the transport must
-        do, and the coroutine to await, if any: its outcome goes to complete(),
+        do, and the coroutine to await, if any: its answer goes to complete(),
         then process() again."""
         out = bytearray()
         self.backlog = False
@@ -82,18 +82,18 @@ class LineSession:
             item = self._next_input()
             if item is None:
                 break
-            outcome = self._dispatch(item)
-            if isinstance(outcome, Coroutine):
-                return bytes(out), Action.NONE, outcome
-            action = self._emit(out, outcome)
+            answer = self._dispatch(item)
+            if isinstance(answer, Coroutine):
+                return bytes(out), Action.NONE, answer
+            action = self._emit(out, answer)
             if action is not Action.NONE:
                 return bytes(out), action, None
         return bytes(out), Action.NONE, None
 
-    def complete(self, outcome) -> tuple[bytes, Action]:
-        """The outcome of a coroutine process() handed out, as reply bytes and action."""
+    def complete(self, answer) -> tuple[bytes, Action]:
+        """The answer of a coroutine process() handed out, as reply bytes and action."""
         out = bytearray()
-        action = self._emit(out, outcome)
+        action = self._emit(out, answer)
         return bytes(out), action
 
     def _next_input(self):
@@ -102,7 +102,7 @@ class LineSession:
     def _dispatch(self, item):
         raise NotImplementedError
 
-    def _emit(self, out: bytearray, outcome) -> Action:
+    def _emit(self, out: bytearray, answer) -> Action:
         raise NotImplementedError
 
 
@@ -214,7 +214,7 @@ class SessionProtocol(asyncio.Protocol):
             if out:
                 self.transport.write(out)
             if pending is not None:
-                self._spawn(self._await_outcome(pending))
+                self._spawn(self._await_answer(pending))
                 return
             if action is not Action.NONE or not self.session.backlog or self.write_paused:
                 break
@@ -259,12 +259,12 @@ class SessionProtocol(asyncio.Protocol):
             self.transport.write(self.INTERNAL_ERROR)
             self._close()
 
-    async def _await_outcome(self, pending: Coroutine) -> None:
-        outcome = await pending
+    async def _await_answer(self, pending: Coroutine) -> None:
+        answer = await pending
         self.busy = False
         if self.closing:
             return
-        out, action = self.session.complete(outcome)
+        out, action = self.session.complete(answer)
         if out:
             self.transport.write(out)
         if action is Action.NONE and not self.stopping:

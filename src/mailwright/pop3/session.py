@@ -52,7 +52,9 @@ _AUTH_ENDED = {
     driver.Ended.CANCELLED: "Authentication canceled",
 }
 
-Outcome = tuple[bytes, Action]
+# What the session gives for one command: the response bytes and what the transport
+# does next (net/connection.py).
+Answer = tuple[bytes, Action]
 _serial = itertools.count()
 _TAG = secrets.token_hex(2).upper()
 
@@ -171,8 +173,8 @@ class Pop3Session(LineSession):
     def _next_input(self):
         return self.lines.next_line()
 
-    def _emit(self, out: bytearray, outcome: Outcome) -> Action:
-        reply, action = outcome
+    def _emit(self, out: bytearray, answer: Answer) -> Action:
+        reply, action = answer
         out += reply
         if reply.startswith(b"-ERR"):
             self.errors += 1
@@ -185,7 +187,7 @@ class Pop3Session(LineSession):
             self.closed = True
         return action
 
-    def _dispatch(self, line: bytes | LineTooLong) -> Outcome | Coroutine[Any, Any, Outcome]:
+    def _dispatch(self, line: bytes | LineTooLong) -> Answer | Coroutine[Any, Any, Answer]:
         if isinstance(line, LineTooLong):
             self.sasl.abort()
             return err("Line too long"), Action.NONE
@@ -212,7 +214,7 @@ class Pop3Session(LineSession):
         return None
 
     # --- any state -----------------------------------------------------------------
-    def cmd_capa(self, arg: str) -> Outcome:
+    def cmd_capa(self, arg: str) -> Answer:
         caps = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING",
                 "IMPLEMENTATION Mailwright"]
         if self.state is State.AUTHORIZATION:
@@ -232,12 +234,12 @@ class Pop3Session(LineSession):
         days = self.store.pop3_expire_days(self.account)
         return "NEVER" if days is None else str(days)
 
-    def cmd_quit(self, arg: str) -> Outcome | Coroutine[Any, Any, Outcome]:
+    def cmd_quit(self, arg: str) -> Answer | Coroutine[Any, Any, Answer]:
         if self.state is State.AUTHORIZATION:
             return ok(f"{self.config.hostname} signing off"), Action.CLOSE
         return self._update()
 
-    async def _update(self) -> Outcome:
+    async def _update(self) -> Answer:
         """RFC 1939 §6: the UPDATE state."""
         assert self.maildrop is not None
         deleted = [self.maildrop.messages[n - 1].uid for n in sorted(self.deleted)]
@@ -259,7 +261,7 @@ class Pop3Session(LineSession):
     def _auth_allowed(self) -> bool:
         return self.sasl.offer.allowed(self.tls is not None)
 
-    def cmd_stls(self, arg: str) -> Outcome:
+    def cmd_stls(self, arg: str) -> Answer:
         if e := self._need(State.AUTHORIZATION):
             return e, Action.NONE
         if self.tls is not None:
@@ -268,10 +270,10 @@ class Pop3Session(LineSession):
             return err("STLS not available"), Action.NONE
         return ok("Begin TLS negotiation"), Action.START_TLS
 
-    def cmd_apop(self, arg: str) -> Outcome:
+    def cmd_apop(self, arg: str) -> Answer:
         return err("APOP is not supported; use USER/PASS or AUTH over TLS"), Action.NONE
 
-    def cmd_user(self, arg: str) -> Outcome:
+    def cmd_user(self, arg: str) -> Answer:
         if e := self._need(State.AUTHORIZATION):
             return e, Action.NONE
         if not self._auth_allowed:
@@ -282,7 +284,7 @@ class Pop3Session(LineSession):
         self.user = arg.strip()
         return ok("Send PASS"), Action.NONE
 
-    def cmd_pass(self, arg: str) -> Outcome | Coroutine[Any, Any, Outcome]:
+    def cmd_pass(self, arg: str) -> Answer | Coroutine[Any, Any, Answer]:
         if e := self._need(State.AUTHORIZATION):
             return e, Action.NONE
         if self.user is None:
@@ -293,7 +295,7 @@ class Pop3Session(LineSession):
         user, self.user = self.user, None
         return self._authenticated(self.sasl.password(user, arg, "USER"))
 
-    def cmd_auth(self, arg: str) -> Outcome | Coroutine[Any, Any, Outcome]:
+    def cmd_auth(self, arg: str) -> Answer | Coroutine[Any, Any, Answer]:
         if e := self._need(State.AUTHORIZATION):
             return e, Action.NONE
         parts = arg.split()
@@ -307,10 +309,10 @@ class Pop3Session(LineSession):
         initial = parts[1] if len(parts) == 2 else None
         return self._authenticated(self.sasl.begin(parts[0], initial))
 
-    def _sasl_response(self, line: bytes) -> Coroutine[Any, Any, Outcome]:
+    def _sasl_response(self, line: bytes) -> Coroutine[Any, Any, Answer]:
         return self._authenticated(self.sasl.respond(line))
 
-    async def _authenticated(self, pending: Awaitable[driver.Result]) -> Outcome:
+    async def _authenticated(self, pending: Awaitable[driver.Result]) -> Answer:
         """The authentication driver's result in POP3's words (RFC 5034 §4)."""
         result = await pending
         if isinstance(result, driver.Continue):
@@ -321,7 +323,7 @@ class Pop3Session(LineSession):
             return err("[AUTH] Authentication failed"), Action.NONE
         return err(_AUTH_ENDED[result]), Action.NONE
 
-    def _finish_success(self, account: str) -> Outcome:
+    def _finish_success(self, account: str) -> Answer:
         delay = self.config.pop3.login_delay
         last = self.shared.last_login.get(account)
         now = time.monotonic()
@@ -360,13 +362,13 @@ class Pop3Session(LineSession):
             return None, err("No such message")
         return n, self.maildrop.messages[n - 1]
 
-    def cmd_stat(self, arg: str) -> Outcome:
+    def cmd_stat(self, arg: str) -> Answer:
         if e := self._need(State.TRANSACTION):
             return e, Action.NONE
         count, size = self._stat()
         return ok(f"{count} {size}"), Action.NONE
 
-    def _listing(self, arg: str, value) -> Outcome:
+    def _listing(self, arg: str, value) -> Answer:
         if arg:
             n, msg = self._message(arg)
             if n is None:
@@ -378,23 +380,23 @@ class Pop3Session(LineSession):
                  if n not in self.deleted]
         return multiline(f"{len(lines)} messages", lines), Action.NONE
 
-    def cmd_list(self, arg: str) -> Outcome:
+    def cmd_list(self, arg: str) -> Answer:
         return self._listing(arg.strip(), lambda m: m.size)
 
-    def cmd_uidl(self, arg: str) -> Outcome:
+    def cmd_uidl(self, arg: str) -> Answer:
         # Derived from UIDVALIDITY and UID: stable across sessions, never reused
         # (RFC 1939 §7), so a "leave on server" client never fetches a message twice.
         uidvalidity = self.maildrop.uidvalidity if self.maildrop else 0
         return self._listing(arg.strip(), lambda m: f"{uidvalidity}.{m.uid}")
 
-    def cmd_retr(self, arg: str) -> Outcome | Coroutine[Any, Any, Outcome]:
+    def cmd_retr(self, arg: str) -> Answer | Coroutine[Any, Any, Answer]:
         n, msg = self._message(arg.strip())
         if n is None:
             return msg, Action.NONE
         self.retrieved.add(msg.uid)
         return self._send(msg, None)
 
-    def cmd_top(self, arg: str) -> Outcome | Coroutine[Any, Any, Outcome]:
+    def cmd_top(self, arg: str) -> Answer | Coroutine[Any, Any, Answer]:
         number, _, lines = arg.strip().partition(" ")
         n, msg = self._message(number)
         if n is None:
@@ -403,12 +405,12 @@ class Pop3Session(LineSession):
             return err("Syntax: TOP message lines"), Action.NONE
         return self._send(msg, int(lines))
 
-    def _send(self, msg, lines: int | None) -> Outcome | Coroutine[Any, Any, Outcome]:
+    def _send(self, msg, lines: int | None) -> Answer | Coroutine[Any, Any, Answer]:
         if msg.size > READ_IN_THREAD:
             return self._send_large(msg, lines)
         return self._render(msg, self.store.read_blob(msg.blob), lines), Action.NONE
 
-    async def _send_large(self, msg, lines: int | None) -> Outcome:
+    async def _send_large(self, msg, lines: int | None) -> Answer:
         data = await asyncio.to_thread(self.store.read_blob, msg.blob)
         return self._render(msg, data, lines), Action.NONE
 
@@ -418,21 +420,21 @@ class Pop3Session(LineSession):
             return ok(f"{msg.size} octets") + dot_stuff(data)
         return ok("Top of message follows") + dot_stuff(top(data, lines))
 
-    def cmd_dele(self, arg: str) -> Outcome:
+    def cmd_dele(self, arg: str) -> Answer:
         n, msg = self._message(arg.strip())
         if n is None:
             return msg, Action.NONE
         self.deleted.add(n)
         return ok(f"Message {n} deleted"), Action.NONE
 
-    def cmd_rset(self, arg: str) -> Outcome:
+    def cmd_rset(self, arg: str) -> Answer:
         if e := self._need(State.TRANSACTION):
             return e, Action.NONE
         self.deleted.clear()
         count, size = self._stat()
         return ok(f"Maildrop has {count} messages ({size} octets)"), Action.NONE
 
-    def cmd_noop(self, arg: str) -> Outcome:
+    def cmd_noop(self, arg: str) -> Answer:
         if e := self._need(State.TRANSACTION):
             return e, Action.NONE
         return ok(), Action.NONE
