@@ -150,8 +150,8 @@ class SmtpSession(DataCommands, LineSession):
     def _next_input(self):
         return self.framer.next_event()
 
-    def _emit(self, out: bytearray, outcome: Answer) -> Action:
-        reply, action = outcome
+    def _emit(self, out: bytearray, answer: Answer) -> Action:
+        reply, action = answer
         if reply is not None:
             out += reply.render()
             if reply.code >= 500:
