@@ -363,8 +363,8 @@ def test_queue_client_sends_no_line_over_998_octets():
     """The send-time net for queued messages with long lines (DSNs quoting one)."""
     import asyncio
 
-    from mailwright.mx.smtpclient import Reply
     from mailwright.queue.transaction import _transaction
+    from mailwright.smtpreply import Reply
     sent = []
 
     class Peer:
@@ -372,11 +372,11 @@ def test_queue_client_sends_no_line_over_998_octets():
             return ext in ("8BITMIME", "PIPELINING")
 
         async def pipeline(self, lines, encoding):
-            return [Reply(250, "ok")] * (len(lines) - 1) + [Reply(354, "go")]
+            return [Reply(250, "", "ok")] * (len(lines) - 1) + [Reply(354, "", "go")]
 
         async def data(self, content, timeout):
             sent.append(content)
-            return Reply(250, "queued")
+            return Reply(250, "", "queued")
 
     class Message:
         smtputf8, body, ret, envid, mail_from = False, None, None, None, "a@x.test"

@@ -8,7 +8,8 @@ import socket
 
 import pytest
 
-from mailwright.mx.smtpclient import ProtocolError, Reply, SMTPConnection
+from mailwright.mx.smtpclient import ProtocolError, SMTPConnection
+from mailwright.smtpreply import Reply
 
 
 def scripted(script: bytes):
@@ -46,7 +47,7 @@ def test_multiline_reply_and_extensions():
     script = b"220 hi\r\n250-mx.test greets\r\n250-SIZE 1000\r\n250-PIPELINING\r\n250 DSN\r\n"
 
     async def go(conn):
-        assert await conn.read_reply() == Reply(220, "hi")
+        assert await conn.read_reply() == Reply(220, "", "hi")
         reply = await conn.ehlo("me")
         return reply, conn.extensions
     reply, ext = asyncio.run(scripted(script)(go))
@@ -59,7 +60,7 @@ def test_ehlo_refused_falls_back_to_helo():
         await conn.read_reply()
         return await conn.ehlo("me"), conn.extensions
     reply, ext = asyncio.run(scripted(b"220 old\r\n500 what\r\n250 ok\r\n")(go))
-    assert reply == Reply(250, "ok") and ext == {}
+    assert reply == Reply(250, "", "ok") and ext == {}
 
 
 @pytest.mark.parametrize("script", [b"hello\r\n", b"22x nope\r\n", b"", b"220-" * 2000,

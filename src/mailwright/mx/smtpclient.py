@@ -15,21 +15,13 @@ import asyncio
 import base64
 import re
 import ssl
-from dataclasses import dataclass
+
+from ..smtpreply import Reply
 
 MAX_REPLY_LINES = 100
 MAX_LINE = 4096
 DATA_SLICE = 1 << 20           # message text is written (and drained) this much at a time
 _REPLY_LINE = re.compile(rb"^(\d{3})([ -]?)(.*?)\r?\n?$", re.S)
-
-
-@dataclass(frozen=True)
-class Reply:
-    code: int
-    text: str
-
-    def __str__(self) -> str:
-        return f"{self.code} {self.text}".strip()
 
 
 class ProtocolError(Exception):
@@ -74,7 +66,7 @@ class SMTPConnection:
                 raise ProtocolError(f"malformed reply line {raw[:60]!r}")
             lines.append(m.group(3).decode("utf-8", "replace"))
             if m.group(2) != b"-":
-                return Reply(int(m.group(1)), "\n".join(lines))
+                return Reply.received(int(m.group(1)), lines)
         raise ProtocolError("reply has too many lines")
 
     async def _write(self, data: bytes) -> None:

@@ -13,7 +13,8 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..mx.connection import LOST, OutboundConnection
-from ..mx.smtpclient import Reply, SMTPConnection
+from ..mx.smtpclient import SMTPConnection
+from ..smtpreply import Reply
 from ..store.queue import QueuedMessage, QueuedRecipient
 from .downgrade import ConversionImpossible, is_8bit, shorten_lines, to_7bit
 from .states import BOUNCED, DEFERRED, DELIVERED
@@ -130,7 +131,7 @@ async def _transaction(conn: SMTPConnection, message: QueuedMessage,
         return outcomes
     if data_reply is None or data_reply.code != 354:
         await conn.command("RSET")
-        refused = data_reply or Reply(451, "4.3.0 DATA was not accepted")
+        refused = data_reply or Reply(451, "4.3.0", "DATA was not accepted")
         for r in accepted:
             outcomes[r.id] = Outcome(_state(refused.code), str(refused), remote)
         return outcomes

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ..dns import DNSError, Resolver
 from ..mx.connection import LOST, OutboundConnection, Transport
 from ..mx.routing import NullMX, PermanentRouteError, exchangers
-from ..mx.smtpclient import Reply
+from ..smtpreply import Reply
 
 MAX_CACHE = 100_000
 RATE_WINDOW = 60.0
