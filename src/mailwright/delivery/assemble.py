@@ -26,7 +26,8 @@ from .stages.trace import TraceStage
 
 @dataclass(frozen=True)
 class Parts:
-    """What the stages are built from (app.py holds one set per process)."""
+    """What the stages are built from: the process's shared services (smtp/server.py
+    passes app.py's), one pipeline made of them per connection."""
     config: Config
     store: MailStore
     events: EventLog
