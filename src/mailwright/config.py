@@ -61,7 +61,7 @@ class Limits:
     # delivered as they came. The SMTP framer streams message text, so a line of
     # any length costs no more memory than other text (max_message_size bounds it).
     # 1000 refuses what exceeds the RFC (554 5.6.0), the dot doubled for
-    # transparency not counted. (Relayed copies are re-encoded: queue/downgrade.py.)
+    # transparency not counted. (Relayed copies are re-encoded: mx/downgrade.py.)
     text_line: int = 0
     max_message_size: int = 25 * 1024 * 1024
     max_recipients: int = 100

@@ -205,7 +205,7 @@ def test_line_length_counts_the_crlf_across_pieces():
 def test_no_limit_by_default_but_long_lines_are_noted():
     check = checked(0, b"x" * 5000 + b"\r\n")
     assert check.problems == set()
-    assert check.long_lines                  # relaying must re-encode (queue/downgrade.py)
+    assert check.long_lines                  # relaying must re-encode (mx/downgrade.py)
     assert not checked(0, b"x" * 998 + b"\r\n").long_lines
 
 
@@ -311,7 +311,7 @@ def test_spool_reads_a_header_that_does_not_end_in_memory(tmp_path):
     assert spool.content() == (b"X-Long: " + b"h" * 70 + b"\r\n") * 10 + b"\r\nbody\r\n"
 
 
-# --- relaying long lines (RFC 5322 §2.1.1): queue/downgrade.py ------------------------------
+# --- relaying long lines (RFC 5322 §2.1.1): mx/downgrade.py ------------------------------
 def lines_of(message: bytes) -> list[bytes]:
     return message.split(b"\r\n")
 
@@ -320,7 +320,7 @@ def test_relay_copy_re_encodes_only_the_parts_with_long_lines():
     import email
     import email.policy
 
-    from mailwright.queue.downgrade import has_long_lines, shorten_lines
+    from mailwright.mx.downgrade import has_long_lines, shorten_lines
     html = "<p>Grüße</p>".encode() * 300                    # one 4.2 KB line
     message = (b"From: a@x.test\r\nSubject: " + b"w " * 600 + b"\r\n"
                b"MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n"
@@ -344,7 +344,7 @@ def test_relay_copy_re_encodes_only_the_parts_with_long_lines():
 
 
 def test_relay_copy_of_a_plain_message_becomes_mime():
-    from mailwright.queue.downgrade import shorten_lines
+    from mailwright.mx.downgrade import shorten_lines
     body = b"x" * 2000 + b"\r\nend\r\n"
     out = shorten_lines(b"Subject: plain\r\n\r\n" + body)
     head, _, encoded = out.partition(b"\r\n\r\n")
@@ -354,7 +354,7 @@ def test_relay_copy_of_a_plain_message_becomes_mime():
 
 
 def test_unfoldable_header_line_is_left_for_the_peer():
-    from mailwright.queue.downgrade import shorten_lines
+    from mailwright.mx.downgrade import shorten_lines
     message = b"X-Token: " + b"t" * 1500 + b"\r\n\r\nbody\r\n"
     assert shorten_lines(message) == message
 

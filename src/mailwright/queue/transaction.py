@@ -13,10 +13,10 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..mx.connection import LOST, OutboundConnection
+from ..mx.downgrade import ConversionImpossible, is_8bit, shorten_lines, to_7bit
 from ..mx.smtpclient import SMTPConnection
 from ..smtpreply import Reply
 from ..store.queue import QueuedMessage, QueuedRecipient
-from .downgrade import ConversionImpossible, is_8bit, shorten_lines, to_7bit
 from .states import BOUNCED, DEFERRED, DELIVERED
 
 

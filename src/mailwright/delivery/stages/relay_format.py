@@ -1,7 +1,7 @@
 """Stage: relayed copies keep to 998 octets a line (RFC 5322 §2.1.1).
 
 Local copies are stored as they came; a copy that leaves has its MIME leaves with longer
-lines re-encoded and long header lines folded (queue/downgrade.py shorten_lines). It
+lines re-encoded and long header lines folded (mx/downgrade.py shorten_lines). It
 runs before signing and sealing, so the signatures cover what is sent (RFC 6376 §5.3).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ...queue.downgrade import shorten_lines
+from ...mx.downgrade import shorten_lines
 from ...store.blobs import whole
 from ..destinations import destinations
 from ..received import ReceivedMessage
