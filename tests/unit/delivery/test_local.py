@@ -20,8 +20,9 @@ def test_junk_routing_one_copy_per_account():
 
 
 def inbox_and_junk(s, account):
-    return [len(s.message_states(box.id)) if box else None
-            for box in (s.mailbox(account, "INBOX"), s.mailbox(account, "Junk"))]
+    return [len(asyncio.run(s.message_states(box.id))) if box else None
+            for box in (asyncio.run(
+                    s.mailbox(account, "INBOX")), asyncio.run(s.mailbox(account, "Junk")))]
 
 
 def test_quarantined_copy_lands_in_junk_or_inbox_without_one(ann_store):
