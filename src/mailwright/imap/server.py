@@ -78,7 +78,7 @@ class ImapProtocol(SessionProtocol):
         # Busy, so input meanwhile waits; the idle timeout is left as it is (not
         # _spawn): news pushed to the client is not the client being active.
         self.busy = self.updating = True
-        asyncio.get_running_loop().create_task(self._guard(self._push_updates()))
+        self._run_now(self._push_updates())
 
     async def _push_updates(self) -> None:
         """IDLE updates (the store is read, so it is awaited), written unprompted."""

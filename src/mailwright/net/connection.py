@@ -261,6 +261,18 @@ class SessionProtocol(asyncio.Protocol):
             self.transport.resume_reading()
         self.timeouts.watch(self, self.session.timeout)
 
+    def _run_now(self, coro: Coroutine) -> None:
+        """Run coro at once and, if it has to wait, on in a guarded task (as _pump
+        does with a session's pending coroutine)."""
+        try:
+            awaited = coro.send(None)
+        except StopIteration:
+            return
+        except Exception:  # a bug: as _guard does for tasks
+            self._fail()
+            return
+        asyncio.get_running_loop().create_task(self._guard(_resume(coro, awaited)))
+
     def _spawn(self, coro: Coroutine) -> None:
         self.busy = True
         self.timeouts.unwatch(self)         # our own work is not the client's idleness
