@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import shutil
@@ -182,7 +183,7 @@ class MailServer:
         store = self.store()
         try:
             rows = store.mailbox_messages(parse_mailbox(address), mailbox)
-            return [store.read_blob(r["blob"]) for r in rows]
+            return [asyncio.run(store.read_blob(r["blob"])) for r in rows]
         finally:
             store.close()
 

@@ -8,6 +8,7 @@ exit status 1.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import getpass
 import logging
@@ -35,6 +36,15 @@ def _admin(args):
         yield Admin(store, cfg)
     finally:
         store.close()
+
+
+def _admin_command(command):
+    """A command over admin/ (whose operations are coroutines): the store is opened
+    for it and one event loop runs it."""
+    def run(args) -> int:
+        with _admin(args) as admin:
+            return asyncio.run(command(args, admin))
+    return run
 
 
 def _read_password(args) -> str:
@@ -65,8 +75,7 @@ def cmd_serve(args) -> int:
         raise CliError(f"cannot open the mail store in {cfg.data_dir}: {e.strerror or e}") \
             from None
     try:
-        demo = Admin(store, cfg).ensure_demo()
-        store.queue_release_leases()      # no worker runs yet: old claims are void
+        demo = asyncio.run(_prepare(Admin(store, cfg)))
     finally:
         store.close()          # workers open their own; no threads may cross a fork
     # Issue the certificate (and make the local CA) once, before any worker is forked.
@@ -83,54 +92,58 @@ def cmd_serve(args) -> int:
     return supervise(cfg, sockets)
 
 
+async def _prepare(admin: Admin):
+    demo = await admin.ensure_demo()
+    await admin.ctx.store.queue_release_leases()   # no worker runs yet: old claims are void
+    return demo
+
+
 def cmd_config_check(args) -> int:
     r = config_check.report(_load(args))
     print(f"{r.path}: OK ({r.listeners} listeners, data_dir {r.data_dir})")
     return 0
 
 
-def cmd_domain(args) -> int:
-    with _admin(args) as admin:
-        if args.action == "add":
-            print(f"added domain {admin.domains.add(args.domain).display}")
-        elif args.action == "remove":
-            admin.domains.remove(args.domain, force=args.force)
-            print(f"removed domain {args.domain}")
-        elif args.action == "set":
-            days = admin.domains.set_pop3_expire(args.domain,
-                                                 _expire_days(args.pop3_expire)).days
-            print(f"{args.domain}: POP3 downloads kept "
-                  + ("until the client deletes them" if days is None else f"{days} days"))
-        else:
-            for d in admin.domains.list():
-                print(d.display if d.display == d.name else f"{d.display} ({d.name})")
+async def cmd_domain(args, admin: Admin) -> int:
+    if args.action == "add":
+        print(f"added domain {(await admin.domains.add(args.domain)).display}")
+    elif args.action == "remove":
+        await admin.domains.remove(args.domain, force=args.force)
+        print(f"removed domain {args.domain}")
+    elif args.action == "set":
+        days = (await admin.domains.set_pop3_expire(args.domain,
+                                                    _expire_days(args.pop3_expire))).days
+        print(f"{args.domain}: POP3 downloads kept "
+              + ("until the client deletes them" if days is None else f"{days} days"))
+    else:
+        for d in await admin.domains.list():
+            print(d.display if d.display == d.name else f"{d.display} ({d.name})")
     return 0
 
 
-def cmd_dkim(args) -> int:
-    with _admin(args) as admin:
-        if args.action == "list":
-            for k in admin.dkim.list(args.domain):
-                print(f"{k.domain}\t{k.selector}\t{k.algorithm}\t"
-                      f"{'signing' if k.active else 'published'}")
-        elif args.action == "generate":
-            made = admin.dkim.generate(args.domain, args.selector or None)
-            domain, name = made.domain, made.name
-            print(f"; DKIM keys for {domain} (private keys in {made.directory})")
-            for k in made.keys:
-                print(_zone_line(f"{k.selector}._domainkey.{domain}", "TXT", k.txt))
-            if made.active:
-                print(f"; {domain} signs with {name} now; publish the records above.")
-            else:
-                print(f"; publish the records, wait for the TTL of the old ones, then: "
-                      f"mailwright dkim activate {domain} {name}")
-        elif args.action == "activate":
-            made = admin.dkim.activate(args.domain, args.selector)
-            print(f"{made.domain} now signs with {made.name}; keep the old records published "
-                  "until mail signed with them has arrived, then: mailwright dkim retire")
-        elif args.action == "retire":
-            gone = admin.dkim.retire(args.domain, args.selector)
-            print(f"retired {gone.name} of {gone.domain}: remove its TXT records from DNS")
+async def cmd_dkim(args, admin: Admin) -> int:
+    if args.action == "list":
+        for k in await admin.dkim.list(args.domain):
+            print(f"{k.domain}\t{k.selector}\t{k.algorithm}\t"
+                  f"{'signing' if k.active else 'published'}")
+    elif args.action == "generate":
+        made = await admin.dkim.generate(args.domain, args.selector or None)
+        domain, name = made.domain, made.name
+        print(f"; DKIM keys for {domain} (private keys in {made.directory})")
+        for k in made.keys:
+            print(_zone_line(f"{k.selector}._domainkey.{domain}", "TXT", k.txt))
+        if made.active:
+            print(f"; {domain} signs with {name} now; publish the records above.")
+        else:
+            print(f"; publish the records, wait for the TTL of the old ones, then: "
+                  f"mailwright dkim activate {domain} {name}")
+    elif args.action == "activate":
+        made = await admin.dkim.activate(args.domain, args.selector)
+        print(f"{made.domain} now signs with {made.name}; keep the old records published "
+              "until mail signed with them has arrived, then: mailwright dkim retire")
+    elif args.action == "retire":
+        gone = await admin.dkim.retire(args.domain, args.selector)
+        print(f"retired {gone.name} of {gone.domain}: remove its TXT records from DNS")
     return 0
 
 
@@ -141,13 +154,11 @@ def _zone_line(name: str, rtype: str, value: str) -> str:
     return f"{name}.\t3600\tIN\t{rtype}\t{value}"
 
 
-def cmd_dns(args) -> int:
-    import asyncio
-    with _admin(args) as admin:
-        if args.action == "records":
-            _print_records(admin.dns.records(args.domain))
-            return 0
-        report = asyncio.run(admin.dns.check(args.domain))
+async def cmd_dns(args, admin: Admin) -> int:
+    if args.action == "records":
+        _print_records(await admin.dns.records(args.domain))
+        return 0
+    report = await admin.dns.check(args.domain)
     width = max(len(f.what) for f in report.findings)
     for f in report.findings:
         print(f"{f.status:<8} {f.what:<{width}}  {f.detail}")
@@ -190,24 +201,32 @@ def _size(text: str) -> int:
 
 
 def cmd_user(args) -> int:
+    password = None
+    if args.action in ("add", "passwd"):
+        validate.address(args.address)                # refused before asking a password
+        password = _read_password(args)               # the terminal: before the loop
     with _admin(args) as admin:
-        if args.action == "list":
-            _print_accounts(admin.accounts.list(args.domain))
-            return 0
-        address = validate.address(args.address)      # refused before asking a password
-        if args.action == "add":
-            made = admin.accounts.add(address, _read_password(args))
-            print(f"added user {made.address}")
-        elif args.action == "passwd":
-            changed = admin.accounts.set_password(address, _read_password(args))
-            print(f"password changed for {changed.address}")
-        elif args.action == "remove":
-            gone = admin.accounts.remove(address)
-            print(f"removed user {gone.address} and its mail")
-        elif args.action == "quota":
-            quota = admin.accounts.set_quota(address, _size(args.size))
-            print(f"quota of {quota.address}: "
-                  + (f"{quota.limit} octets" if quota.limit else "none"))
+        return asyncio.run(_user(args, admin, password))
+
+
+async def _user(args, admin: Admin, password: str | None) -> int:
+    if args.action == "list":
+        _print_accounts(await admin.accounts.list(args.domain))
+        return 0
+    address = validate.address(args.address)
+    if args.action == "add":
+        made = await admin.accounts.add(address, password)
+        print(f"added user {made.address}")
+    elif args.action == "passwd":
+        changed = await admin.accounts.set_password(address, password)
+        print(f"password changed for {changed.address}")
+    elif args.action == "remove":
+        gone = await admin.accounts.remove(address)
+        print(f"removed user {gone.address} and its mail")
+    elif args.action == "quota":
+        quota = await admin.accounts.set_quota(address, _size(args.size))
+        print(f"quota of {quota.address}: "
+              + (f"{quota.limit} octets" if quota.limit else "none"))
     return 0
 
 
@@ -218,38 +237,36 @@ def _print_accounts(rows) -> None:
         print(f"{r.address:<{width}}  {r.messages:>8}  {r.size:>12}")
 
 
-def cmd_alias(args) -> int:
-    with _admin(args) as admin:
-        if args.action == "add":
-            admin.aliases.add(args.source, args.targets)
-            print(f"alias {args.source} -> {', '.join(args.targets)}")
-        elif args.action == "remove":
-            admin.aliases.remove(args.source)
-            print(f"removed alias {args.source}")
-        else:
-            for a in admin.aliases.list(args.domain):
-                print(f"{a.source} -> {', '.join(a.targets)}")
+async def cmd_alias(args, admin: Admin) -> int:
+    if args.action == "add":
+        await admin.aliases.add(args.source, args.targets)
+        print(f"alias {args.source} -> {', '.join(args.targets)}")
+    elif args.action == "remove":
+        await admin.aliases.remove(args.source)
+        print(f"removed alias {args.source}")
+    else:
+        for a in await admin.aliases.list(args.domain):
+            print(f"{a.source} -> {', '.join(a.targets)}")
     return 0
 
 
-def cmd_queue(args) -> int:
-    with _admin(args) as admin:
-        if args.action == "list":
-            _print_queue(admin.queue.list())
-        elif args.action == "show":
-            _print_entry(admin.queue.show(args.id))
-        elif args.action == "delete":
-            print(f"deleted {admin.queue.delete(args.id)}")
+async def cmd_queue(args, admin: Admin) -> int:
+    if args.action == "list":
+        _print_queue(await admin.queue.list())
+    elif args.action == "show":
+        _print_entry(await admin.queue.show(args.id))
+    elif args.action == "delete":
+        print(f"deleted {await admin.queue.delete(args.id)}")
+    else:
+        if args.action == "flush":
+            done = await admin.queue.flush()
         else:
-            if args.action == "flush":
-                done = admin.queue.flush()
-            else:
-                change = getattr(admin.queue, args.action)    # hold / release / retry
-                done = change(args.id, all_messages=args.all)
-            verb = {"hold": "held", "release": "released"}.get(args.action, "due now")
-            print(f"{done.recipients} recipient(s) {verb}"
-                  + ("; a running server picks them up within [queue] interval"
-                     if verb != "held" else ""))
+            change = getattr(admin.queue, args.action)    # hold / release / retry
+            done = await change(args.id, all_messages=args.all)
+        verb = {"hold": "held", "release": "released"}.get(args.action, "due now")
+        print(f"{done.recipients} recipient(s) {verb}"
+              + ("; a running server picks them up within [queue] interval"
+                 if verb != "held" else ""))
     return 0
 
 
@@ -333,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
             x.add_argument("--pop3-expire", metavar="DAYS|never", required=True,
                            help="delete mail downloaded over POP3 after DAYS days "
                                 "(RFC 2449 EXPIRE); never: keep it")
-    d.set_defaults(fn=cmd_domain)
+    d.set_defaults(fn=_admin_command(cmd_domain))
 
     u = sub.add_parser("user", parents=[common], help="manage accounts")
     usub = u.add_subparsers(dest="action", required=True)
@@ -360,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     aa.add_argument("targets", nargs="+", help="one or more target addresses")
     ar = asub.add_parser("remove", parents=[common])
     ar.add_argument("source")
-    a.set_defaults(fn=cmd_alias)
+    a.set_defaults(fn=_admin_command(cmd_alias))
 
     q = sub.add_parser("queue", parents=[common], help="inspect and manage the outbound queue")
     qsub = q.add_subparsers(dest="action", required=True)
@@ -374,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
         x = qsub.add_parser(name, parents=[common], help=text)
         x.add_argument("id", nargs="?")
         x.add_argument("--all", action="store_true")
-    q.set_defaults(fn=cmd_queue)
+    q.set_defaults(fn=_admin_command(cmd_queue))
 
     k = sub.add_parser("dkim", parents=[common], help="DKIM signing keys")
     ksub = k.add_subparsers(dest="action", required=True)
@@ -389,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
         x = ksub.add_parser(name, parents=[common], help=text)
         x.add_argument("domain")
         x.add_argument("selector", help="the key set name given to generate")
-    k.set_defaults(fn=cmd_dkim)
+    k.set_defaults(fn=_admin_command(cmd_dkim))
 
     n = sub.add_parser("dns", parents=[common], help="DNS records a domain should publish")
     nsub = n.add_subparsers(dest="action", required=True)
@@ -397,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="print every record to publish").add_argument("domain")
     nsub.add_parser("check", parents=[common],
                     help="resolve each record: found / missing / wrong").add_argument("domain")
-    n.set_defaults(fn=cmd_dns)
+    n.set_defaults(fn=_admin_command(cmd_dns))
     return p
 
 

@@ -7,6 +7,7 @@ Spoofs come straight from 127.0.0.5, which has no PTR and is in no SPF record.""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import smtplib
 import ssl
@@ -30,7 +31,7 @@ _dmarc IN TXT "v=DMARC1; p={policy}; rua=mailto:postmaster@{d}"
 def _dkim_records(server: MailServer, domain: str) -> str:
     store = server.store()
     try:
-        keys = store.dkim_keys(domain)
+        keys = asyncio.run(store.dkim_keys(domain))
     finally:
         store.close()
     return "".join(f"{k.selector}._domainkey IN TXT "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import signal
 import smtplib
@@ -55,7 +56,7 @@ def test_kill_9_loses_no_acknowledged_message(tmp_path):
         rows = store.mailbox_messages(parse_mailbox("alice@example.test"))
         subjects = {}
         for row in rows:
-            data = store.read_blob(row["blob"])
+            data = asyncio.run(store.read_blob(row["blob"]))
             # Nothing half-written: every visible message is whole and matches its name.
             assert hashlib.sha256(data).hexdigest() == row["blob"]
             assert data.endswith(b"payload line\r\n" * 200)

@@ -3,6 +3,7 @@ routed by MX records served from the loopback test DNS server."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import smtplib
@@ -73,7 +74,7 @@ def test_mail_from_a_to_b_and_bounce_back(tmp_path):
         assert "127.0.0.3" in status[1]["Remote-MTA"] or "mx.b.test" in status[1]["Remote-MTA"]
         store = a.store()
         try:
-            assert store.queue_messages() == []
+            assert asyncio.run(store.queue_messages()) == []
         finally:
             store.close()
     finally:
@@ -159,7 +160,7 @@ def test_kill_9_during_delivery_loses_nothing(tmp_path):
         wait_for(lambda: len(set(seen)) == total, timeout=120)
         store = a.store()
         try:
-            wait_for(lambda: not store.queue_messages(), timeout=30)
+            wait_for(lambda: not asyncio.run(store.queue_messages()), timeout=30)
         finally:
             store.close()
         # Duplicates only where the kill fell between the sink's 250 and our commit:

@@ -105,7 +105,7 @@ def parse_replies(raw: bytes) -> list[str]:
 
 def inbox(store, address: str) -> list[bytes]:
     from mailwright.address import parse_mailbox
-    return [store.read_blob(r["blob"])
+    return [asyncio.run(store.read_blob(r["blob"]))
             for r in store.mailbox_messages(parse_mailbox(address))]
 
 

@@ -50,8 +50,8 @@ def admin(tmp_path):
 @pytest.fixture
 def example(admin):
     """example.test with alice."""
-    admin.domains.add("example.test")
-    admin.accounts.add("alice@example.test", PASSWORD)
+    asyncio.run(admin.domains.add("example.test"))
+    asyncio.run(admin.accounts.add("alice@example.test", PASSWORD))
     return admin
 
 
@@ -63,53 +63,56 @@ def test_errors_are_one_family():
 
 
 def test_domain_add_canonicalises_and_lists(admin):
-    assert admin.domains.add(" Example.TEST ") == Domain("example.test", "example.test")
-    assert admin.domains.add("bücher.test") == Domain("xn--bcher-kva.test", "bücher.test")
-    assert admin.domains.list() == [Domain("example.test", "example.test"),
+    assert asyncio.run(
+            admin.domains.add(" Example.TEST ")) == Domain("example.test", "example.test")
+    assert asyncio.run(
+            admin.domains.add("bücher.test")) == Domain("xn--bcher-kva.test", "bücher.test")
+    assert asyncio.run(admin.domains.list()) == [Domain("example.test", "example.test"),
                                     Domain("xn--bcher-kva.test", "bücher.test")]
 
 
 def test_domain_add_refusals(admin):
     with pytest.raises(Invalid, match="invalid domain"):
-        admin.domains.add("no..dots")
-    admin.domains.add("example.test")
+        asyncio.run(admin.domains.add("no..dots"))
+    asyncio.run(admin.domains.add("example.test"))
     with pytest.raises(Conflict, match="already exists"):
-        admin.domains.add("EXAMPLE.test")
+        asyncio.run(admin.domains.add("EXAMPLE.test"))
 
 
 def test_domain_remove(example):
     with pytest.raises(NotFound, match="no such domain: other.test"):
-        example.domains.remove("other.test")
+        asyncio.run(example.domains.remove("other.test"))
     with pytest.raises(Conflict, match="1 account.*--force"):
-        example.domains.remove("example.test")
-    assert example.domains.remove("example.test", force=True).name == "example.test"
-    assert example.domains.list() == []
-    assert example.ctx.store.account_id("alice@example.test") is None
+        asyncio.run(example.domains.remove("example.test"))
+    assert asyncio.run(example.domains.remove("example.test", force=True)).name == "example.test"
+    assert asyncio.run(example.domains.list()) == []
+    assert asyncio.run(example.ctx.store.account_id("alice@example.test")) is None
 
 
 def test_pop3_expire(example):
-    result = example.domains.set_pop3_expire("Example.test", 30)
+    result = asyncio.run(example.domains.set_pop3_expire("Example.test", 30))
     assert (result.domain.name, result.days) == ("example.test", 30)
-    assert example.ctx.store.pop3_expire_days("alice@example.test") == 30
-    assert example.domains.set_pop3_expire("example.test", None).days is None
-    assert example.ctx.store.pop3_expire_days("alice@example.test") is None
+    assert asyncio.run(example.ctx.store.pop3_expire_days("alice@example.test")) == 30
+    assert asyncio.run(example.domains.set_pop3_expire("example.test", None)).days is None
+    assert asyncio.run(example.ctx.store.pop3_expire_days("alice@example.test")) is None
     with pytest.raises(Invalid):
-        example.domains.set_pop3_expire("example.test", -1)
+        asyncio.run(example.domains.set_pop3_expire("example.test", -1))
     with pytest.raises(NotFound):
-        example.domains.set_pop3_expire("other.test", 3)
+        asyncio.run(example.domains.set_pop3_expire("other.test", 3))
 
 
 # --- accounts ---------------------------------------------------------------------
 
 
 def test_account_add(admin):
-    admin.domains.add("example.test")
-    made = admin.accounts.add("Alice@EXAMPLE.test", PASSWORD)
+    asyncio.run(admin.domains.add("example.test"))
+    made = asyncio.run(admin.accounts.add("Alice@EXAMPLE.test", PASSWORD))
     assert made.address == "Alice@example.test"            # local part kept as given
-    [row] = admin.accounts.list("example.test")
+    [row] = asyncio.run(admin.accounts.list("example.test"))
     assert (row.address, row.messages, row.size) == ("Alice@example.test", 0, 0)
-    assert admin.ctx.store.mailbox(admin.ctx.store.account_id("alice@example.test"),
-                                   "INBOX") is not None
+    assert asyncio.run(
+            admin.ctx.store.mailbox(asyncio.run(admin.ctx.store.account_id("alice@example.test")),
+                                   "INBOX")) is not None
 
 
 @pytest.mark.parametrize("address, password, error, text", [
@@ -120,55 +123,59 @@ def test_account_add(admin):
     ("sales@example.test", PASSWORD, Conflict, "is an alias"),
 ])
 def test_account_add_refusals(example, address, password, error, text):
-    example.aliases.add("sales@example.test", ["alice@example.test"])
+    asyncio.run(example.aliases.add("sales@example.test", ["alice@example.test"]))
     with pytest.raises(error, match=text):
-        example.accounts.add(address, password)
+        asyncio.run(example.accounts.add(address, password))
 
 
 def test_password_change(example):
     store = example.ctx.store
-    before = store.credentials("alice@example.test").password_hash
-    assert example.accounts.set_password("alice@example.test", "another-pass").address \
+    before = asyncio.run(store.credentials("alice@example.test")).password_hash
+    assert asyncio.run(
+            example.accounts.set_password("alice@example.test", "another-pass")).address \
         == "alice@example.test"
-    assert store.credentials("alice@example.test").password_hash != before
+    assert asyncio.run(store.credentials("alice@example.test")).password_hash != before
     with pytest.raises(Invalid, match="password too short"):
-        example.accounts.set_password("alice@example.test", "x")
+        asyncio.run(example.accounts.set_password("alice@example.test", "x"))
     with pytest.raises(NotFound, match="no such account: bob@example.test"):
-        example.accounts.set_password("bob@example.test", "another-pass")
+        asyncio.run(example.accounts.set_password("bob@example.test", "another-pass"))
 
 
 def test_quota(example):
-    q = example.accounts.set_quota("alice@example.test", 500 << 20)
+    q = asyncio.run(example.accounts.set_quota("alice@example.test", 500 << 20))
     assert (q.address, q.limit, q.used, q.messages) == ("alice@example.test", 500 << 20, 0, 0)
     store = example.ctx.store
-    assert store.quota(store.account_id("alice@example.test")).limit == 500 << 20
-    assert example.accounts.set_quota("alice@example.test", 0).limit == 0
+    assert asyncio.run(
+            store.quota(asyncio.run(store.account_id("alice@example.test")))).limit == 500 << 20
+    assert asyncio.run(example.accounts.set_quota("alice@example.test", 0)).limit == 0
     with pytest.raises(Invalid):
-        example.accounts.set_quota("alice@example.test", -5)
+        asyncio.run(example.accounts.set_quota("alice@example.test", -5))
     with pytest.raises(NotFound):
-        example.accounts.set_quota("bob@example.test", 10)
+        asyncio.run(example.accounts.set_quota("bob@example.test", 10))
 
 
 def test_account_remove(example):
-    assert example.accounts.remove("ALICE@example.test").address == "ALICE@example.test"
-    assert example.accounts.list() == []
+    assert asyncio.run(
+            example.accounts.remove("ALICE@example.test")).address == "ALICE@example.test"
+    assert asyncio.run(example.accounts.list()) == []
     with pytest.raises(NotFound, match="no such account"):
-        example.accounts.remove("alice@example.test")
+        asyncio.run(example.accounts.remove("alice@example.test"))
     with pytest.raises(Invalid):
-        example.accounts.list("no..dots")
+        asyncio.run(example.accounts.list("no..dots"))
 
 
 # --- aliases ----------------------------------------------------------------------
 
 
 def test_alias_add_merges_targets(example):
-    first = example.aliases.add("sales@example.test", ["alice@example.test"])
+    first = asyncio.run(example.aliases.add("sales@example.test", ["alice@example.test"]))
     assert (first.source, first.targets) == ("sales@example.test", ["alice@example.test"])
-    both = example.aliases.add("Sales@example.test", ["x@remote.test", "ALICE@example.test"])
+    both = asyncio.run(
+            example.aliases.add("Sales@example.test", ["x@remote.test", "ALICE@example.test"]))
     assert both.targets == ["alice@example.test", "x@remote.test"]
-    catch_all = example.aliases.add("@Example.test", ["alice@example.test"])
+    catch_all = asyncio.run(example.aliases.add("@Example.test", ["alice@example.test"]))
     assert catch_all.source == "@example.test"
-    assert [a.source for a in example.aliases.list("example.test")] == [
+    assert [a.source for a in asyncio.run(example.aliases.list("example.test"))] == [
         "@example.test", "sales@example.test"]
 
 
@@ -182,23 +189,23 @@ def test_alias_add_merges_targets(example):
 ])
 def test_alias_add_refusals(example, source, targets, error, text):
     with pytest.raises(error, match=text):
-        example.aliases.add(source, targets)
+        asyncio.run(example.aliases.add(source, targets))
 
 
 def test_alias_remove(example):
-    example.aliases.add("sales@example.test", ["alice@example.test"])
-    gone = example.aliases.remove("SALES@example.test")
+    asyncio.run(example.aliases.add("sales@example.test", ["alice@example.test"]))
+    gone = asyncio.run(example.aliases.remove("SALES@example.test"))
     assert gone.targets == ["alice@example.test"]
-    assert example.aliases.list() == []
+    assert asyncio.run(example.aliases.list()) == []
     with pytest.raises(NotFound, match="no such alias"):
-        example.aliases.remove("sales@example.test")
+        asyncio.run(example.aliases.remove("sales@example.test"))
 
 
 # --- DKIM -------------------------------------------------------------------------
 
 
 def test_dkim_generate_first_set_signs(example, tmp_path):
-    made = example.dkim.generate("example.test")
+    made = asyncio.run(example.dkim.generate("example.test"))
     assert made.name == "mw202611"                   # from the clock: rotations sort
     assert made.active and made.directory == tmp_path / "dkim" / "example.test"
     assert [(k.selector, k.algorithm) for k in made.keys] == [
@@ -206,32 +213,34 @@ def test_dkim_generate_first_set_signs(example, tmp_path):
     for k in made.keys:
         assert stat.S_IMODE(Path(k.path).stat().st_mode) == 0o600
         assert k.txt.startswith("v=DKIM1; k=")
-    assert {k.selector for k in example.dkim.list("example.test")} == {
+    assert {k.selector for k in asyncio.run(example.dkim.list("example.test"))} == {
         k.selector for k in made.keys}
 
 
 def test_dkim_rotation(example):
-    old = example.dkim.generate("example.test", "k1")
-    new = example.dkim.generate("example.test", "k2")
+    old = asyncio.run(example.dkim.generate("example.test", "k1"))
+    new = asyncio.run(example.dkim.generate("example.test", "k2"))
     assert old.active and not new.active                     # published, not signing
     with pytest.raises(Conflict, match="activate another key set first"):
-        example.dkim.retire("example.test", "k1")
-    assert example.dkim.activate("example.test", "k2").active
-    retired = example.dkim.retire("example.test", "k1")
+        asyncio.run(example.dkim.retire("example.test", "k1"))
+    assert asyncio.run(example.dkim.activate("example.test", "k2")).active
+    retired = asyncio.run(example.dkim.retire("example.test", "k1"))
     assert not any(Path(k.path).exists() for k in retired.keys)
-    assert {k.name for k in example.dkim.list()} == {"k2"}
+    assert {k.name for k in asyncio.run(example.dkim.list())} == {"k2"}
 
 
 @pytest.mark.parametrize("call, error, text", [
-    (lambda a: a.dkim.generate("other.test"), NotFound, "not a local domain"),
-    (lambda a: a.dkim.generate("example.test", "bad_name"), Invalid, "invalid selector"),
-    (lambda a: a.dkim.generate("example.test", "k1"), Conflict, "already exists"),
-    (lambda a: a.dkim.activate("example.test", "k9"), NotFound, "no DKIM keys named k9"),
-    (lambda a: a.dkim.retire("example.test", "k9"), NotFound, "no DKIM keys named k9"),
-    (lambda a: a.dkim.list("other.test"), NotFound, "not a local domain"),
+    (lambda a: asyncio.run(a.dkim.generate("other.test")), NotFound, "not a local domain"),
+    (lambda a: asyncio.run(
+            a.dkim.generate("example.test", "bad_name")), Invalid, "invalid selector"),
+    (lambda a: asyncio.run(a.dkim.generate("example.test", "k1")), Conflict, "already exists"),
+    (lambda a: asyncio.run(
+            a.dkim.activate("example.test", "k9")), NotFound, "no DKIM keys named k9"),
+    (lambda a: asyncio.run(a.dkim.retire("example.test", "k9")), NotFound, "no DKIM keys named k9"),
+    (lambda a: asyncio.run(a.dkim.list("other.test")), NotFound, "not a local domain"),
 ])
 def test_dkim_refusals(example, call, error, text):
-    example.dkim.generate("example.test", "k1")
+    asyncio.run(example.dkim.generate("example.test", "k1"))
     with pytest.raises(error, match=text):
         call(example)
 
@@ -249,55 +258,55 @@ def _queue_one(admin, message_id: str = "Q1") -> None:
 
 def test_queue_list_and_show(example):
     _queue_one(example)
-    overview = example.queue.list()
+    overview = asyncio.run(example.queue.list())
     assert [m.message_id for m in overview.messages] == ["Q1"]
     assert overview.by_state == {"pending": 3}
     assert overview.by_destination == [("near.test", 2), ("far.test", 1)]
-    entry = example.queue.show("Q1")
+    entry = asyncio.run(example.queue.show("Q1"))
     assert [r.address for r in entry.message.recipients] == [
         "x@far.test", "y@near.test", "z@near.test"]
     assert entry.attempts == []
     with pytest.raises(NotFound, match="no queued message NOPE"):
-        example.queue.show("NOPE")
+        asyncio.run(example.queue.show("NOPE"))
 
 
 def test_queue_hold_release_retry_flush(example):
     _queue_one(example)
-    held = example.queue.hold("Q1")
+    held = asyncio.run(example.queue.hold("Q1"))
     assert (held.recipients, held.state) == (3, "held")
-    assert example.queue.list().by_state == {"held": 3}
-    assert example.queue.release(all_messages=True).recipients == 3
-    assert example.queue.list().by_state == {"pending": 3}
-    assert example.queue.retry("Q1").state == "pending"
-    assert example.queue.flush().recipients == 3
-    [r] = {r.next_attempt for r in example.queue.show("Q1").message.recipients}
+    assert asyncio.run(example.queue.list()).by_state == {"held": 3}
+    assert asyncio.run(example.queue.release(all_messages=True)).recipients == 3
+    assert asyncio.run(example.queue.list()).by_state == {"pending": 3}
+    assert asyncio.run(example.queue.retry("Q1")).state == "pending"
+    assert asyncio.run(example.queue.flush()).recipients == 3
+    [r] = {r.next_attempt for r in asyncio.run(example.queue.show("Q1")).message.recipients}
     assert r == NOW                                             # due now, by the clock
     for action in (example.queue.hold, example.queue.release, example.queue.retry):
         with pytest.raises(Invalid, match="needs a message ID or --all"):
-            action()
+            asyncio.run(action())
 
 
 def test_queue_delete(example):
     _queue_one(example)
-    assert example.queue.delete("Q1") == "Q1"
-    assert example.queue.list().messages == []
+    assert asyncio.run(example.queue.delete("Q1")) == "Q1"
+    assert asyncio.run(example.queue.list()).messages == []
     with pytest.raises(NotFound, match="no queued message Q1"):
-        example.queue.delete("Q1")
+        asyncio.run(example.queue.delete("Q1"))
 
 
 # --- DNS, config, demo ------------------------------------------------------------
 
 
 def test_dns_records(example):
-    example.dkim.generate("example.test", "k1")
-    r = example.dns.records("Example.test")
+    asyncio.run(example.dkim.generate("example.test", "k1"))
+    r = asyncio.run(example.dns.records("Example.test"))
     assert (r.domain, r.hostname) == ("example.test", "mx.example.test")
     by_name = {(x.name, x.type): x.value for x in r.records}
     assert by_name[("example.test", "MX")] == "10 mx.example.test."
     assert by_name[("k1-rsa._domainkey.example.test", "TXT")].startswith("v=DKIM1; k=rsa;")
     assert "mx: mx.example.test" in r.mta_sts_policy
     with pytest.raises(NotFound, match="not a local domain"):
-        example.dns.records("other.test")
+        asyncio.run(example.dns.records("other.test"))
 
 
 def test_dns_check_through_the_configured_resolver(tmp_path):
@@ -310,7 +319,7 @@ def test_dns_check_through_the_configured_resolver(tmp_path):
         store = open_store(cfg)
         try:
             admin = Admin(store, cfg, clock=lambda: NOW)
-            admin.domains.add("example.test")
+            asyncio.run(admin.domains.add("example.test"))
             report = asyncio.run(admin.dns.check("example.test"))
         finally:
             store.close()
@@ -333,15 +342,15 @@ def test_demo_account_made_once(tmp_path):
     store = open_store(cfg)
     try:
         admin = Admin(store, cfg)
-        first = admin.ensure_demo()
+        first = asyncio.run(admin.ensure_demo())
         assert str(first.address) == "me@demo.test" and len(first.password) >= 16
-        assert store.credentials("me@demo.test") is not None
-        again = admin.ensure_demo()
+        assert asyncio.run(store.credentials("me@demo.test")) is not None
+        again = asyncio.run(admin.ensure_demo())
         assert again.address == first.address and again.password is None
     finally:
         store.close()
 
 
 def test_no_demo_without_its_section(admin):
-    assert admin.ensure_demo() is None
-    assert admin.domains.list() == []
+    assert asyncio.run(admin.ensure_demo()) is None
+    assert asyncio.run(admin.domains.list()) == []

@@ -1,3 +1,4 @@
+import asyncio
 import os
 
 import pytest
@@ -243,7 +244,7 @@ def send(h: Harness, wire: bytes, rcpt: str = "alice@example.test") -> list[str]
 def stored(store, address: str = "alice@example.test") -> bytes:
     from mailwright.address import parse_mailbox
     row = store.mailbox_messages(parse_mailbox(address))[-1]
-    return store.read_blob(row["blob"])
+    return asyncio.run(store.read_blob(row["blob"]))
 
 
 def test_session_accepts_a_998_octet_dotted_line_under_the_strict_limit(store):

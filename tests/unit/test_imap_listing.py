@@ -193,10 +193,10 @@ class Listable:
     def __init__(self, mailboxes: list[Mailbox], subscriptions: list[str]):
         self._boxes, self._subscriptions = mailboxes, subscriptions
 
-    def mailboxes(self, account_id: int) -> list[Mailbox]:
+    async def mailboxes(self, account_id: int) -> list[Mailbox]:
         return self._boxes
 
-    def subscriptions(self, account_id: int) -> list[str]:
+    async def subscriptions(self, account_id: int) -> list[str]:
         return self._subscriptions
 
 
@@ -206,20 +206,20 @@ def test_responses_without_a_session():
     store = Listable(boxes("INBOX", "Caf\u00e9"), ["Gone"])
     asked: list[tuple[str, list[str]]] = []
 
-    def status_line(box: Mailbox, items: list[str]) -> bytes:
+    async def status_line(box: Mailbox, items: list[str]) -> bytes:
         asked.append((box.name, items))
         return b"* STATUS x\r\n"
 
     cmd = parse(b'(SUBSCRIBED) "" * RETURN (STATUS (MESSAGES))')
-    out = list_responses(cmd, store, 1, False, status_line)
+    out = asyncio.run(list_responses(cmd, store, 1, False, status_line))
     # RFC 5819 §2: STATUS only for a name that exists; RFC 3501 §5.1.3: modified UTF-7
     assert out == b'* LIST (\\NonExistent \\Subscribed) "/" "Gone"\r\n'
     assert asked == []
-    out = list_responses(parse(b'"" * RETURN (STATUS (MESSAGES))'), store, 1, False,
-                         status_line)
+    out = asyncio.run(list_responses(parse(b'"" * RETURN (STATUS (MESSAGES))'), store, 1,
+                                     False, status_line))
     assert b'"Caf&AOk-"' in out and asked == [("Caf\u00e9", ["MESSAGES"]), ("INBOX", ["MESSAGES"])]
     # RFC 9051 §6.3.9: an empty pattern asks for the delimiter; no store read needed
-    assert list_responses(parse(b'"" ""'), None, 1, True, status_line) == \
+    assert asyncio.run(list_responses(parse(b'"" ""'), None, 1, True, status_line)) == \
         b'* LIST (\\Noselect) "/" ""\r\n'
 
 # --- sessions over a real store ----------------------------------------------------------
@@ -229,7 +229,7 @@ _users = itertools.count()
 class Client:
     def __init__(self, store):
         self.user = f"lister{next(_users)}@example.test"
-        store.add_account(parse_mailbox(self.user), PASSWORD)
+        asyncio.run(store.add_account(parse_mailbox(self.user), PASSWORD))
         config = make_config()
         self.s = ImapSession("192.0.2.9", TLS, config, store, AuthLockout(config.auth),
                              EventLog(None), MailboxWatch(store))
@@ -327,11 +327,11 @@ def test_lsub_empty_pattern_is_not_a_list_response(store):
 
 # --- the subscription list in the store ----------------------------------------------------
 def test_subscription_limits_and_names(store):
-    account = store.account_id(Client(store).user)
+    account = asyncio.run(store.account_id(Client(store).user))
     with pytest.raises(Exception, match="wildcards"):
         asyncio.run(store.subscribe(account, "x%", True))
     asyncio.run(store.subscribe(account, "inbox/Sub", True))
-    assert "INBOX/Sub" in store.subscriptions(account)
+    assert "INBOX/Sub" in asyncio.run(store.subscriptions(account))
 
 
 def test_legacy_subscribed_column_is_adopted_once():

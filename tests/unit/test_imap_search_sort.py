@@ -58,15 +58,15 @@ class Client:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     s = SQLiteStore(tmp_path_factory.mktemp("search"), render_views=fetch_views)
-    s.add_domain("example.test")
-    s.add_account(parse_mailbox(USER), PASSWORD)
+    asyncio.run(s.add_domain("example.test"))
+    asyncio.run(s.add_account(parse_mailbox(USER), PASSWORD))
     yield s
     s.close()
 
 
 def fill(store, name: str, messages: list[bytes], dates: list[float] | None = None) -> Client:
     """A new mailbox holding the messages (in order), selected in a new session."""
-    account = store.account_id(USER)
+    account = asyncio.run(store.account_id(USER))
 
     async def run():
         box = await store.create_mailbox(account, name)
@@ -318,9 +318,9 @@ def test_thread_through_the_session_uses_the_stored_subject(store):
 # --- metadata from an older version -------------------------------------------------------
 def test_older_metadata_and_word_index_are_rebuilt_at_start_up(tmp_path):
     s = SQLiteStore(tmp_path, render_views=fetch_views)
-    s.add_domain("example.test")
-    s.add_account(parse_mailbox(USER), PASSWORD)
-    account = s.account_id(USER)
+    asyncio.run(s.add_domain("example.test"))
+    asyncio.run(s.add_account(parse_mailbox(USER), PASSWORD))
+    account = asyncio.run(s.account_id(USER))
     box = asyncio.run(s.create_mailbox(account, "old"))
     asyncio.run(s.append(box.id, message("Date: Sun, 25 Mar 2007 01:00:00 +0200",
                                          "From: Old <old@example.org>", body="pancakes"),
@@ -333,7 +333,7 @@ def test_older_metadata_and_word_index_are_rebuilt_at_start_up(tmp_path):
                   "tokenize = 'unicode61 remove_diacritics 2')")
         for column in ("sent_day", "display_from", "display_to", "version"):
             c.execute(f"ALTER TABLE message_meta DROP COLUMN {column}")
-    s._write(downgrade)
+    s._writer.submit(downgrade).result()
     s.close()
 
     s = SQLiteStore(tmp_path, render_views=fetch_views)
@@ -342,12 +342,13 @@ def test_older_metadata_and_word_index_are_rebuilt_at_start_up(tmp_path):
         assert "trigram" in sql.fetchone()[0]
         assert s.conn.execute("SELECT version, sent_day FROM message_meta").fetchall() == \
             [(0, None)]
-        assert s.search(box.id, query.Body("ancake")) == []           # not indexed yet
+        assert asyncio.run(s.search(box.id, query.Body("ancake"))) == []           # not indexed yet
         assert asyncio.run(s.backfill_meta()) == 1
         assert s.conn.execute("SELECT version, sent_day, display_from FROM message_meta"
                               ).fetchall() == [(META_VERSION, 20070325, "OLD")]
-        assert s.search(box.id, query.Body("ancake")) == [1]
-        assert s.search(box.id, query.SentDate("on", datetime.date(2007, 3, 25))) == [1]
+        assert asyncio.run(s.search(box.id, query.Body("ancake"))) == [1]
+        assert asyncio.run(
+                s.search(box.id, query.SentDate("on", datetime.date(2007, 3, 25)))) == [1]
         assert asyncio.run(s.backfill_meta()) == 0                  # done once
     finally:
         s.close()

@@ -6,6 +6,7 @@ and the ENVELOPE address structures (RFC 9051 §7.5.2)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
@@ -356,8 +357,8 @@ USER = "sections@example.test"
 
 @pytest.fixture(scope="module")
 def session_store(store):
-    if store.credentials(USER) is None:
-        store.add_account(parse_mailbox(USER), PASSWORD)
+    if asyncio.run(store.credentials(USER)) is None:
+        asyncio.run(store.add_account(parse_mailbox(USER), PASSWORD))
     return store
 
 

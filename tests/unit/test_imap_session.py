@@ -28,9 +28,9 @@ RESPONSE = re.compile(rb"^(\* |\+ |[^ ]+ (OK|NO|BAD) )")
 
 @pytest.fixture(scope="module")
 def imap_store(store):
-    if store.credentials(USER) is None:
-        store.add_account(parse_mailbox(USER), PASSWORD)
-    account_id = store.account_id(USER)
+    if asyncio.run(store.credentials(USER)) is None:
+        asyncio.run(store.add_account(parse_mailbox(USER), PASSWORD))
+    account_id = asyncio.run(store.account_id(USER))
 
     async def fill():
         for i in range(3):
@@ -38,7 +38,7 @@ def imap_store(store):
                 message_id=f"IMAP{i}", mail_from="a@x.test", local=[LocalCopy(account_id)],
                 local_content=f"Subject: message {i}\r\nFrom: A <a@x.test>\r\n\r\n"
                               f"body {i}\r\n".encode()))
-    if not store.message_states(store.mailbox(account_id, "INBOX").id):
+    if not asyncio.run(store.message_states(asyncio.run(store.mailbox(account_id, "INBOX")).id)):
         asyncio.run(fill())
     return store
 
@@ -132,21 +132,22 @@ def test_arbitrary_input_never_breaks_the_session(imap_store, pieces):
     if not c.s.closed and c.s.idle_tag is None and not c.s.sasl.active and \
             c.s.framer.need == 0 and not c.s.framer.command:
         assert b"z OK NOOP completed" in out
-    assert len(imap_store.message_states(
-        imap_store.mailbox(imap_store.account_id(USER), "INBOX").id)) >= 3
+    assert len(asyncio.run(imap_store.message_states(
+        asyncio.run(
+                imap_store.mailbox(asyncio.run(imap_store.account_id(USER)), "INBOX")).id))) >= 3
 
 
 def test_backfill_parses_messages_stored_before_metadata(imap_store):
     # An upgraded data_dir: messages whose metadata was never computed.
-    box = imap_store.mailbox(imap_store.account_id(USER), "INBOX")
-    data = imap_store.message_data(box.id, [1], meta=True)[0]
+    box = asyncio.run(imap_store.mailbox(asyncio.run(imap_store.account_id(USER)), "INBOX"))
+    data = asyncio.run(imap_store.message_data(box.id, [1], meta=True))[0]
     def forget(c):
         c.execute("DELETE FROM message_meta WHERE blob=?", (data.blob,))
         c.execute("UPDATE messages SET meta_id=NULL WHERE blob=?", (data.blob,))
-    imap_store._write(forget)
-    assert imap_store.message_data(box.id, [1], meta=True)[0].envelope is None
+    imap_store._writer.submit(forget).result()
+    assert asyncio.run(imap_store.message_data(box.id, [1], meta=True))[0].envelope is None
     assert asyncio.run(imap_store.backfill_meta()) == 1
-    assert imap_store.message_data(box.id, [1], meta=True)[0].envelope == data.envelope
+    assert asyncio.run(imap_store.message_data(box.id, [1], meta=True))[0].envelope == data.envelope
     assert asyncio.run(imap_store.backfill_meta()) == 0
 
 

@@ -30,8 +30,8 @@ USER = "state@example.test"
 def store(tmp_path):
     """A store of our own per test: \\Recent and MODSEQ values start from zero."""
     s = SQLiteStore(tmp_path, render_views=fetch_views)
-    s.add_domain("example.test")
-    s.add_account(parse_mailbox(USER), PASSWORD)
+    asyncio.run(s.add_domain("example.test"))
+    asyncio.run(s.add_account(parse_mailbox(USER), PASSWORD))
     yield s
     s.close()
 
@@ -67,7 +67,7 @@ class Imap:
 
 
 def deliver(store, count: int = 1) -> None:
-    account_id = store.account_id(USER)
+    account_id = asyncio.run(store.account_id(USER))
 
     async def run():
         for i in range(count):
@@ -156,14 +156,15 @@ def test_idle_claims_recent_before_telling_new_messages(store):
         woken = []
         a.s.wake = lambda: woken.append(1)
         a.s.receive(b"i IDLE\r\n")
-        out, _, pending = a.s.process()
-        assert out.startswith(b"+ ") and pending is None
+        _, _, pending = a.s.process()              # IDLE reads the store: awaited
+        out, _ = a.s.complete(await pending)
+        assert out.startswith(b"+ ")
         await store.deliver(Delivery(message_id="idle1", mail_from="a@x.test",
-                                     local=[LocalCopy(store.account_id(USER))],
+                                     local=[LocalCopy(await store.account_id(USER))],
                                      local_content=b"Subject: x\r\n\r\nx\r\n"))
-        first = a.s.idle_update()          # the claim is a store write: not yet told
+        first = (await a.s.idle_update())          # the claim is a store write: not yet told
         await a.s._idle_claim
-        return first, a.s.idle_update(), len(woken)
+        return first, (await a.s.idle_update()), len(woken)
 
     first, second, wakes = asyncio.run(run())
     assert b"EXISTS" not in first
@@ -172,12 +173,12 @@ def test_idle_claims_recent_before_telling_new_messages(store):
 
 
 def test_claims_never_overlap_or_move_back(store):
-    box = store.mailbox(store.account_id(USER), "INBOX")
+    box = asyncio.run(store.mailbox(asyncio.run(store.account_id(USER)), "INBOX"))
     deliver(store, 3)
     assert asyncio.run(store.claim_recent(box.id, 3)) == 1      # UIDs 1-2 claimed
     assert asyncio.run(store.claim_recent(box.id, 3)) == 3      # nothing left below 3
     assert asyncio.run(store.claim_recent(box.id, 2)) == 3      # never back
-    assert store.recent_count(box.id) == 1                      # UID 3
+    assert asyncio.run(store.recent_count(box.id)) == 1                      # UID 3
 
 
 # --- FLAGS for new keywords ---------------------------------------------------------------------
@@ -245,7 +246,7 @@ def test_condstore_enabling_command_reports_highestmodseq(store, command):
     assert not any(b"HIGHESTMODSEQ" in line for line in lines)
     lines = a.ok(command)
     # RFC 7162 §3.1: the first enabling command while selected tells HIGHESTMODSEQ
-    highest = store.mailbox(store.account_id(USER), "INBOX").highestmodseq
+    highest = asyncio.run(store.mailbox(asyncio.run(store.account_id(USER)), "INBOX")).highestmodseq
     assert b"* OK [HIGHESTMODSEQ %d] Highest" % highest in lines, lines
     assert not any(b"HIGHESTMODSEQ" in line for line in a.ok("NOOP"))     # once
     # ... and from then on every untagged FETCH of a flag change carries UID and MODSEQ
@@ -261,7 +262,8 @@ def test_condstore_flag_changes_of_other_sessions_carry_uid_and_modseq(store):
     assert not any(b"HIGHESTMODSEQ" in line for line in a.ok("FETCH 1 MODSEQ"))   # told
     b.ok("SELECT INBOX")
     b.ok("STORE 1 +FLAGS.SILENT (\\Answered)")
-    modseq = store.message_states(store.mailbox(store.account_id(USER), "INBOX").id)[0].modseq
+    modseq = asyncio.run(store.message_states(asyncio.run(
+            store.mailbox(asyncio.run(store.account_id(USER)), "INBOX")).id))[0].modseq
     assert a.ok("NOOP") == [b"* 1 FETCH (UID 1 FLAGS (\\Answered \\Recent) MODSEQ (%d))"
                             % modseq]
 
@@ -272,7 +274,8 @@ def test_condstore_fetch_that_sets_seen_reports_uid_and_modseq(store):
     a.ok("SELECT INBOX")
     a.ok("ENABLE CONDSTORE")
     line = b"\r\n".join(a.ok("FETCH 2 BODY[TEXT]"))       # the body is a literal
-    modseq = store.message_states(store.mailbox(store.account_id(USER), "INBOX").id)[1].modseq
+    modseq = asyncio.run(store.message_states(asyncio.run(
+            store.mailbox(asyncio.run(store.account_id(USER)), "INBOX")).id))[1].modseq
     for item in (b"UID 2", b"FLAGS (\\Seen \\Recent)", b"MODSEQ (%d)" % modseq):
         assert item in line, line
 

@@ -132,6 +132,6 @@ def test_matching_tlsa_delivers_mismatch_defers(tmp_path, dane_world):
     bad = enqueue(store, clock, ["y@dane-bad.test"])
     asyncio.run(runner.run_once())
     assert [rcpts for _, rcpts, _ in peer.received] == [["x@dane-ok.test"]]
-    [r] = store.queue_message(bad).recipients
+    [r] = asyncio.run(store.queue_message(bad)).recipients
     assert r.state == "deferred" and "4.7.5" in r.last_reply and "DANE" in r.last_reply
     store.close()

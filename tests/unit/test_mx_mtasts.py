@@ -177,7 +177,7 @@ def test_enforce_needs_verified_starttls(tmp_path, sts_world):
         store, runner, clock = runner_for(tmp_path / "a", sts_world, plain.port)
         mid = enqueue(store, clock, ["x@sts1.test"])
         asyncio.run(runner.run_once())
-        [r] = store.queue_message(mid).recipients
+        [r] = asyncio.run(store.queue_message(mid)).recipients
         assert r.state == "deferred" and "4.7.4" in r.last_reply    # never in plaintext
         assert plain.received == []
         store.close()
@@ -192,9 +192,10 @@ def test_enforce_needs_verified_starttls(tmp_path, sts_world):
         enqueue(store, clock, ["x@sts1.test"])
         asyncio.run(runner.run_once())
         assert [rcpts for _, rcpts, _ in tls_peer.received] == [["x@sts1.test"]]
-        assert store.queue_messages() == []
-        store._write(lambda c: None)               # events are written with the next batch
-        [delivered] = [e for e in store.events() if e["type"] == "delivered"]
+        assert asyncio.run(store.queue_messages()) == []
+        # events are written with the next batch
+        store._writer.submit(lambda c: None).result()
+        [delivered] = [e for e in asyncio.run(store.events()) if e["type"] == "delivered"]
         assert delivered["tls"].startswith("TLSv1.")    # the TLS used is on record
         store.close()
     finally:
@@ -209,7 +210,7 @@ def test_enforce_with_unlisted_mx_defers_and_testing_delivers(tmp_path, sts_worl
         mid = enqueue(store, clock, ["x@sts2.test"])
         enqueue(store, clock, ["y@sts3.test"])
         asyncio.run(runner.run_once())
-        [r] = store.queue_message(mid).recipients
+        [r] = asyncio.run(store.queue_message(mid)).recipients
         assert r.state == "deferred" and r.last_reply.startswith("451 4.7.5")
         assert [rcpts for _, rcpts, _ in peer.received] == [["y@sts3.test"]]
         assert sender_inbox(store) == []

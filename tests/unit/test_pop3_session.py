@@ -34,9 +34,9 @@ def shared_state() -> Shared:
 @pytest.fixture(scope="module")
 def pop_store(store):
     """Three messages in pop@example.test's INBOX."""
-    if store.credentials(USER) is None:
-        store.add_account(parse_mailbox(USER), PASSWORD)
-    account_id = store.account_id(USER)
+    if asyncio.run(store.credentials(USER)) is None:
+        asyncio.run(store.add_account(parse_mailbox(USER), PASSWORD))
+    account_id = asyncio.run(store.account_id(USER))
 
     async def fill():
         for i, body in enumerate([b"Subject: one\r\n\r\nfirst\r\n",
@@ -44,7 +44,7 @@ def pop_store(store):
                                   b"Subject: three\r\n\r\nno final newline"]):
             await store.deliver(Delivery(message_id=f"POP{i}", mail_from="a@x.test",
                                          local=[LocalCopy(account_id)], local_content=body))
-    if not store.maildrop(USER).messages:
+    if not asyncio.run(store.maildrop(USER)).messages:
         asyncio.run(fill())
     return store
 
@@ -78,7 +78,7 @@ def test_login_stat_list_uidl(pop_store):
     listing = p.cmd("LIST")
     assert listing.startswith("+OK 3 messages\r\n1 ") and listing.endswith("\r\n.\r\n")
     uidl = p.cmd("UIDL").split("\r\n")[1:4]
-    box = pop_store.maildrop(USER)
+    box = asyncio.run(pop_store.maildrop(USER))
     assert uidl == [f"{n} {box.uidvalidity}.{m.uid}" for n, m in enumerate(box.messages, 1)]
     assert p.cmd("UIDL 2") == f"+OK 2 {box.uidvalidity}.{box.messages[1].uid}\r\n"
     assert p.cmd("LIST 9").startswith("-ERR")
@@ -88,7 +88,8 @@ def test_retr_is_byte_exact_with_dot_stuffing(pop_store):
     p = Pop(pop_store)
     p.login()
     reply = p.send("RETR 2\r\n")
-    stored = pop_store.read_blob(pop_store.maildrop(USER).messages[1].blob)
+    stored = asyncio.run(
+            pop_store.read_blob(asyncio.run(pop_store.maildrop(USER)).messages[1].blob))
     assert reply == f"+OK {len(stored)} octets\r\n".encode() + \
         stored.replace(b"\r\n.", b"\r\n..") + b".\r\n"
     assert b"\r\n..dotted\r\n" in reply
@@ -115,7 +116,7 @@ def test_dele_rset_and_quit_without_update(pop_store):
     assert p.cmd("RSET").startswith("+OK Maildrop has 3 messages")
     p.cmd("DELE 2")
     p.s.disconnected()            # the connection drops: nothing is deleted
-    assert len(pop_store.maildrop(USER).messages) == 3
+    assert len(asyncio.run(pop_store.maildrop(USER)).messages) == 3
 
 
 def test_in_use_and_lock_released(pop_store):

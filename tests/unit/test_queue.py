@@ -91,8 +91,8 @@ class Clock:
 def home_store(path) -> SQLiteStore:
     """A store for the sending side: domain home.test, account sender@home.test."""
     store = SQLiteStore(path, render_views=fetch_views)
-    store.add_domain("home.test")
-    store.add_account(parse_mailbox("sender@home.test"), "password-1")
+    asyncio.run(store.add_domain("home.test"))
+    asyncio.run(store.add_account(parse_mailbox("sender@home.test"), "password-1"))
     return store
 
 
@@ -117,11 +117,11 @@ def enqueue(store, clock, rcpts: list[str], body=b"Subject: hello\r\n\r\nbody\r\
         remote=[RemoteRecipient(r, notify) for r in rcpts], relay_content=body,
         ret=ret, envid=envid)))
     # The store stamps real time; move "created" onto the test clock.
-    store._write(lambda c: c.execute("UPDATE queue SET created=? WHERE message_id=?",
-                                     (clock.now, message_id)))
-    store._write(lambda c: c.execute(
+    store._writer.submit(lambda c: c.execute("UPDATE queue SET created=? WHERE message_id=?",
+                                     (clock.now, message_id))).result()
+    store._writer.submit(lambda c: c.execute(
         "UPDATE queue_recipients SET next_attempt=? WHERE queue_id=(SELECT id FROM queue "
-        "WHERE message_id=?)", (clock.now, message_id)))
+        "WHERE message_id=?)", (clock.now, message_id))).result()
     return message_id
 
 
@@ -135,7 +135,7 @@ def reconfigured(runner: QueueRunner, *, port: int | None = None, **config) -> Q
 
 
 def sender_inbox(store) -> list[bytes]:
-    return [store.read_blob(r["blob"])
+    return [asyncio.run(store.read_blob(r["blob"]))
             for r in store.mailbox_messages(parse_mailbox("sender@home.test"))]
 
 
@@ -148,7 +148,7 @@ def test_delivered_to_peer_with_envelope(world):
     assert mail_from == "sender@home.test"
     assert sorted(rcpts) == ["other@peer.test", "rcpt@peer.test"]
     assert content == b"Subject: hello\r\n\r\nbody\r\n"
-    assert store.queue_messages() == []
+    assert asyncio.run(store.queue_messages()) == []
     assert sender_inbox(store) == []              # no DSN unless asked
 
 
@@ -159,16 +159,16 @@ def test_451_then_250_after_backoff(world):
     mid = enqueue(store, clock, ["slow@peer.test"])
     asyncio.run(runner.run_once())
     assert peer.received == []
-    [r] = store.queue_message(mid).recipients
+    [r] = asyncio.run(store.queue_message(mid)).recipients
     assert r.state == "deferred" and r.last_reply.startswith("451 4.7.1")
     assert r.next_attempt == pytest.approx(clock.now + 300)
-    [attempt] = store.queue_attempts(mid)
+    [attempt] = asyncio.run(store.queue_attempts(mid))
     assert attempt["address"] == "slow@peer.test" and attempt["reply"].startswith("451")
     assert attempt["remote"].endswith("[127.0.0.1]") and attempt["tls"] == ""
     assert asyncio.run(runner.run_once()) == 0          # not due yet
     clock.now += 301
     assert asyncio.run(runner.run_once()) == 1
-    assert store.queue_message(mid) is None
+    assert asyncio.run(store.queue_message(mid)) is None
     assert peer.received[-1][1] == ["slow@peer.test"]
 
 
@@ -202,7 +202,7 @@ def test_never_bounce_a_bounce_and_notify_never(world):
     enqueue(store, clock, ["gone@peer.test"], notify="NEVER")
     asyncio.run(runner.run_once())
     assert sender_inbox(store) == []
-    assert store.queue_messages() == []
+    assert asyncio.run(store.queue_messages()) == []
 
 
 def test_notify_success_and_ret_hdrs(world):
@@ -223,11 +223,11 @@ def test_unreachable_host_defers_then_gives_up(world):
     runner = reconfigured(runner, port=free_port())   # nobody there
     mid = enqueue(store, clock, ["x@peer.test"])
     asyncio.run(runner.run_once())
-    [r] = store.queue_message(mid).recipients
+    [r] = asyncio.run(store.queue_message(mid)).recipients
     assert r.state == "deferred" and r.last_reply.startswith("451 4.4.1")
     clock.now += runner.settings.max_age + 1
     asyncio.run(runner.run_once())
-    assert store.queue_message(mid) is None
+    assert asyncio.run(store.queue_message(mid)) is None
     [report] = sender_inbox(store)
     assert b"gave up after 5 days" in report
 
@@ -263,7 +263,7 @@ def test_delay_warning_once(world):
     clock.now += runner.settings.max_retry + 1
     asyncio.run(runner.run_once())
     assert len(sender_inbox(store)) == 1               # not twice
-    assert store.queue_message(mid).recipients[0].delay_warned
+    assert asyncio.run(store.queue_message(mid)).recipients[0].delay_warned
 
 
 class SevenBitPeer:
@@ -356,9 +356,9 @@ def test_unreachable_destination_backs_off_as_a_whole(world):
     assert runner.unreachable["peer.test"][0] == 1
     later = enqueue(store, clock, ["b@peer.test"])       # new mail, same dead destination
     asyncio.run(runner.run_once())
-    [r] = store.queue_message(later).recipients
+    [r] = asyncio.run(store.queue_message(later)).recipients
     assert r.state == "deferred" and "unreachable" in r.last_reply   # no connection tried
-    assert store.queue_attempts(later)[0]["remote"] == ""
+    assert asyncio.run(store.queue_attempts(later))[0]["remote"] == ""
 
 
 def test_client_pipelines_mail_rcpt_data(world):
@@ -404,7 +404,7 @@ def test_client_pipelines_mail_rcpt_data(world):
     listener.close()
     [batch] = first_batch
     assert batch.startswith(b"MAIL FROM:<sender@home.test>") and batch.endswith(b"DATA\r\n")
-    assert store.queue_message(mid) is None                    # delivered + bounced
+    assert asyncio.run(store.queue_message(mid)) is None                    # delivered + bounced
     assert b"Status: 5.1.1" in sender_inbox(store)[0]
 
 
@@ -421,7 +421,7 @@ def test_two_runners_never_deliver_the_same_message(world):
     assert sum(counts) == 30
     delivered = sorted(r for _, rcpts, _ in peer.received for r in rcpts)
     assert delivered == sorted(f"r{i}@peer.test" for i in range(30))    # each once
-    assert store.queue_messages() == []
+    assert asyncio.run(store.queue_messages()) == []
 
 
 def test_message_leaves_the_queue_once_every_recipient_is_final(tmp_path):
@@ -431,25 +431,25 @@ def test_message_leaves_the_queue_once_every_recipient_is_final(tmp_path):
     try:
         clock = Clock(time.time())
         mid = enqueue(store, clock, ["a@far.test", "b@far.test", "c@far.test"])
-        store.queue_set_state(mid, "held", clock.now)
-        store._write(lambda c: c.execute("UPDATE queue_recipients SET state='pending' "
-                                         "WHERE address='a@far.test'"))
+        asyncio.run(store.queue_set_state(mid, "held", clock.now))
+        store._writer.submit(lambda c: c.execute("UPDATE queue_recipients SET state='pending' "
+                                         "WHERE address='a@far.test'")).result()
         [message] = asyncio.run(store.queue_claim(clock.now, 10, lease=60))
         [a] = message.recipients
         assert not asyncio.run(store.queue_update(message.id, [
             RecipientUpdate(a.id, DELIVERED, "250 ok")], FINAL))     # b, c held
-        store.queue_set_state(mid, "retry", clock.now)
+        asyncio.run(store.queue_set_state(mid, "retry", clock.now))
         [message] = asyncio.run(store.queue_claim(clock.now, 10, lease=60))
         b, c = message.recipients
         assert not asyncio.run(store.queue_update(message.id, [
             RecipientUpdate(b.id, BOUNCED, "550 no"),
             RecipientUpdate(c.id, DEFERRED, "451 later", clock.now + 60)], FINAL))
-        assert store.queue_message(mid) is not None
+        assert asyncio.run(store.queue_message(mid)) is not None
         [message] = asyncio.run(store.queue_claim(clock.now + 60, 10, lease=60))
         blob = message.blob
         assert asyncio.run(store.queue_update(message.id, [
             RecipientUpdate(message.recipients[0].id, DELIVERED, "250 ok")], FINAL))
-        assert store.queue_message(mid) is None
+        assert asyncio.run(store.queue_message(mid)) is None
         assert store.conn.execute("SELECT count(*) FROM blob_inline WHERE digest=?",
                                   (blob,)).fetchone()[0] == 0
     finally:

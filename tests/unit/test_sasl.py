@@ -26,7 +26,7 @@ class Source:
     def __init__(self):
         self.creds = Credentials(ACCOUNT, hash_password(PASSWORD), scram_keys(PASSWORD))
 
-    def credentials(self, username: str) -> Credentials | None:
+    async def credentials(self, username: str) -> Credentials | None:
         return self.creds if username.lower() == ACCOUNT else None
 
 

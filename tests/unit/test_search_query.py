@@ -56,16 +56,18 @@ def test_session_keys_stay_until_resolved():
 def test_the_sqlite_store_answers_the_tree(tmp_path):
     s = SQLiteStore(tmp_path, render_views=fetch_views)
     try:
-        s.add_domain("example.test")
-        s.add_account(parse_mailbox("q@example.test"), PASSWORD)
-        box = s.mailbox(s.account_id("q@example.test"), "INBOX")
+        asyncio.run(s.add_domain("example.test"))
+        asyncio.run(s.add_account(parse_mailbox("q@example.test"), PASSWORD))
+        box = asyncio.run(s.mailbox(asyncio.run(s.account_id("q@example.test")), "INBOX"))
         for i, subject in enumerate(("lunch", "Invoice", "lunch again")):
             asyncio.run(s.append(box.id, f"Subject: {subject}\r\n\r\n{'x' * i * 100}\r\n"
                                  .encode(), ["\\Seen"] if i == 1 else [], 0.0))
-        assert s.search(box.id, q.Header("subject", "LUNCH")) == [1, 3]
-        assert s.search(box.id, q.And((q.Text("lunch"), q.Not(q.Uids(((1, 1),)))))) == [3]
-        assert s.search(box.id, q.Or(q.Flag("\\Seen"), q.Larger(150))) == [2, 3]
-        assert s.search(box.id, q.Uids(((1, 1), (3, 9)))) == [1, 3]
-        assert s.search(box.id, q.Body("invoice")) == []        # the subject is no body
+        assert asyncio.run(s.search(box.id, q.Header("subject", "LUNCH"))) == [1, 3]
+        assert asyncio.run(
+                s.search(box.id, q.And((q.Text("lunch"), q.Not(q.Uids(((1, 1),))))))) == [3]
+        assert asyncio.run(s.search(box.id, q.Or(q.Flag("\\Seen"), q.Larger(150)))) == [2, 3]
+        assert asyncio.run(s.search(box.id, q.Uids(((1, 1), (3, 9))))) == [1, 3]
+        assert asyncio.run(
+                s.search(box.id, q.Body("invoice"))) == []        # the subject is no body
     finally:
         s.close()

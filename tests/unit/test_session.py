@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import pytest
@@ -174,7 +175,7 @@ def test_auth_plain_then_relay_with_dsn_parameters(store):
     row = store.conn.execute("SELECT ret, envid FROM queue WHERE message_id=?",
                              (q["message_id"],)).fetchone()
     assert row == ("HDRS", "abc+def")
-    blob = store.read_blob(q["blob"])
+    blob = asyncio.run(store.read_blob(q["blob"]))
     assert b"with ESMTPSA" in blob and b"Return-Path" not in blob
     assert b"(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256 bits))" in blob
 
@@ -514,8 +515,8 @@ def test_events_recorded(store):
     h = Harness(store, events=EventLog(store))
     h.ehlo()
     data_reply(h, b"hello\r\n.\r\n")
-    store._write(lambda c: None)       # wait for the writer to pass the events
-    kinds = [e["type"] for e in store.events(10)]
+    store._writer.submit(lambda c: None).result()       # wait for the writer to pass the events
+    kinds = [e["type"] for e in asyncio.run(store.events(10))]
     assert "accepted" in kinds
 
 

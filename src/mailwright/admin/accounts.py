@@ -28,44 +28,44 @@ class Accounts:
     def __init__(self, ctx: Context):
         self.store = ctx.store
 
-    def add(self, address: str, password: str) -> Account:
+    async def add(self, address: str, password: str) -> Account:
         """A new account with the default mailboxes (RFC 6154 special-use)."""
         a = validate.address(address)
         validate.password(password)
-        validate.existing_domain(self.store, a.domain,
+        await validate.existing_domain(self.store, a.domain,
                                  hint=f"add it with: mailwright domain add {a.domain}")
         with store_refusals():                    # exists, or is an alias
-            self.store.add_account(a, password)
+            await self.store.add_account(a, password)
         return Account(str(a))
 
-    def list(self, domain: str | None = None) -> list[AccountInfo]:
+    async def list(self, domain: str | None = None) -> list[AccountInfo]:
         """Accounts with their message count and size, of one domain or all."""
-        return self.store.list_accounts(validate.domain(domain) if domain else None)
+        return await self.store.list_accounts(validate.domain(domain) if domain else None)
 
-    def set_password(self, address: str, password: str) -> Account:
+    async def set_password(self, address: str, password: str) -> Account:
         a = validate.address(address)
         validate.password(password)
-        validate.existing_account(self.store, a)
+        await validate.existing_account(self.store, a)
         with store_refusals():
-            self.store.set_password(a, password)
+            await self.store.set_password(a, password)
         return Account(str(a))
 
-    def set_quota(self, address: str, limit: int) -> AccountQuota:
+    async def set_quota(self, address: str, limit: int) -> AccountQuota:
         """Limit the account's stored mail to `limit` octets (0: no limit)."""
         if limit < 0:
             raise Invalid(f"a quota is a size in octets (0 for none), not {limit}")
         a = validate.address(address)
-        account_id = self.store.account_id(str(a))
+        account_id = await self.store.account_id(str(a))
         if account_id is None:
             raise NotFound(f"no such account: {a}")
         with store_refusals():
-            self.store.set_quota(str(a), limit)
-        quota = self.store.quota(account_id)
+            await self.store.set_quota(str(a), limit)
+        quota = await self.store.quota(account_id)
         return AccountQuota(str(a), quota.limit, quota.used, quota.messages)
 
-    def remove(self, address: str) -> Account:
+    async def remove(self, address: str) -> Account:
         """The account, its mailboxes and its mail."""
-        a = validate.existing_account(self.store, address)
+        a = await validate.existing_account(self.store, address)
         with store_refusals():
-            self.store.remove_account(a)
+            await self.store.remove_account(a)
         return Account(str(a))

@@ -26,31 +26,31 @@ class Aliases:
     def __init__(self, ctx: Context):
         self.store = ctx.store
 
-    def add(self, source: str, targets: list[str]) -> AliasInfo:
+    async def add(self, source: str, targets: list[str]) -> AliasInfo:
         """Add targets to the alias (created if new); returns it with all its targets.
         Targets may be local or remote addresses."""
         domain, key = _source(source)
         if not targets:
             raise Invalid("an alias needs at least one target address")
         addresses = [str(validate.address(t)) for t in targets]
-        validate.existing_domain(self.store, domain,
+        await validate.existing_domain(self.store, domain,
                                  hint=f"add it with: mailwright domain add {domain}")
         with store_refusals():                    # an account has that address
-            self.store.add_alias(source.strip(), addresses)
-        return self._find(domain, key, source)
+            await self.store.add_alias(source.strip(), addresses)
+        return await self._find(domain, key, source)
 
-    def list(self, domain: str | None = None) -> list[AliasInfo]:
-        return self.store.list_aliases(validate.domain(domain) if domain else None)
+    async def list(self, domain: str | None = None) -> list[AliasInfo]:
+        return await self.store.list_aliases(validate.domain(domain) if domain else None)
 
-    def remove(self, source: str) -> AliasInfo:
+    async def remove(self, source: str) -> AliasInfo:
         domain, key = _source(source)
-        alias = self._find(domain, key, source)
+        alias = await self._find(domain, key, source)
         with store_refusals():
-            self.store.remove_alias(source.strip())
+            await self.store.remove_alias(source.strip())
         return alias
 
-    def _find(self, domain: str, key: str, source: str) -> AliasInfo:
-        for alias in self.store.list_aliases(domain):
+    async def _find(self, domain: str, key: str, source: str) -> AliasInfo:
+        for alias in await self.store.list_aliases(domain):
             if _key(alias) == key:
                 return alias
         raise NotFound(f"no such alias: {source} (see: mailwright alias list {domain})")

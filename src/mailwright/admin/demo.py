@@ -17,17 +17,17 @@ class DemoAccount:
     password: str | None   # set only when the account was made now
 
 
-def ensure_demo(ctx: Context) -> DemoAccount | None:
+async def ensure_demo(ctx: Context) -> DemoAccount | None:
     """Create the demo domain and account if missing; None without a [demo] section."""
     demo = ctx.config.demo
     if not (demo.domain and demo.user):
         return None
     address = validate.address(f"{demo.user}@{demo.domain}")
     store = ctx.store
-    if not store.is_local_domain(address.domain):
-        store.add_domain(address.domain)
-    if store.account_id(str(address)) is not None:
+    if not await store.is_local_domain(address.domain):
+        await store.add_domain(address.domain)
+    if await store.account_id(str(address)) is not None:
         return DemoAccount(address, None)
     password = secrets.token_urlsafe(12)
-    store.add_account(address, password)
+    await store.add_account(address, password)
     return DemoAccount(address, password)

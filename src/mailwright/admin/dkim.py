@@ -9,6 +9,7 @@ one once mail signed with it has arrived (its TXT records can go then).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,47 +44,49 @@ class DkimKeys:
         self.data_dir = ctx.config.data_dir
         self.clock = ctx.clock
 
-    def list(self, domain: str | None = None) -> list[DKIMKeyInfo]:
-        return self.store.dkim_keys(validate.local_domain(self.store, domain)
+    async def list(self, domain: str | None = None) -> list[DKIMKeyInfo]:
+        return await self.store.dkim_keys(await validate.local_domain(self.store, domain)
                                     if domain else None)
 
-    def generate(self, domain: str, name: str | None = None) -> KeySet:
+    async def generate(self, domain: str, name: str | None = None) -> KeySet:
         """A new key set; it signs at once when the domain has no signing set, otherwise
         it is only published until activated."""
-        canonical = validate.local_domain(self.store, domain)
+        canonical = await validate.local_domain(self.store, domain)
         now = self.clock()
         name = validate.selector_name(default_name(now) if name is None else name)
-        existing = self.store.dkim_keys(canonical)
+        existing = await self.store.dkim_keys(canonical)
         if any(k.name == name for k in existing):
             raise Conflict(f"a key set named {name} already exists for {canonical}: "
                            f"choose another --selector")
         active = not any(k.active for k in existing)
         directory = self._directory(canonical)
-        made = key_files.write_key_set(directory, canonical, name, active, now)
+        # Key generation (RSA-2048) and the files: off the loop.
+        made = await asyncio.to_thread(key_files.write_key_set, directory, canonical, name,
+                                       active, now)
         with store_refusals():
-            self.store.add_dkim_keys(made)
+            await self.store.add_dkim_keys(made)
         return KeySet(canonical, name, made, directory)
 
-    def activate(self, domain: str, name: str) -> KeySet:
+    async def activate(self, domain: str, name: str) -> KeySet:
         """Sign with this set from now on (the others stay published)."""
-        canonical = validate.local_domain(self.store, domain)
-        self._find(canonical, name)
+        canonical = await validate.local_domain(self.store, domain)
+        await self._find(canonical, name)
         with store_refusals():
-            self.store.activate_dkim_keys(canonical, name)
-        return self._find(canonical, name)
+            await self.store.activate_dkim_keys(canonical, name)
+        return await self._find(canonical, name)
 
-    def retire(self, domain: str, name: str) -> KeySet:
+    async def retire(self, domain: str, name: str) -> KeySet:
         """Delete a set that no longer signs, and its private keys (Conflict while it
         signs)."""
-        canonical = validate.local_domain(self.store, domain)
-        retired = self._find(canonical, name)
+        canonical = await validate.local_domain(self.store, domain)
+        retired = await self._find(canonical, name)
         with store_refusals():                    # it still signs
-            paths = self.store.remove_dkim_keys(canonical, name)
-        key_files.delete_key_files(paths)
+            paths = await self.store.remove_dkim_keys(canonical, name)
+        await asyncio.to_thread(key_files.delete_key_files, paths)
         return retired
 
-    def _find(self, domain: str, name: str) -> KeySet:
-        keys = [k for k in self.store.dkim_keys(domain) if k.name == name]
+    async def _find(self, domain: str, name: str) -> KeySet:
+        keys = [k for k in await self.store.dkim_keys(domain) if k.name == name]
         if not keys:
             raise NotFound(f"no DKIM keys named {name} for {domain} "
                            f"(see: mailwright dkim list {domain})")

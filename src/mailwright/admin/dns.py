@@ -35,16 +35,16 @@ class Dns:
     def __init__(self, ctx: Context):
         self.ctx = ctx
 
-    def records(self, domain: str) -> DnsRecords:
-        canonical = validate.local_domain(self.ctx.store, domain)
+    async def records(self, domain: str) -> DnsRecords:
+        canonical = await validate.local_domain(self.ctx.store, domain)
         cfg = self.ctx.config
+        keys = await self.ctx.store.dkim_keys(canonical)
         return DnsRecords(canonical, cfg.hostname,
-                          records.expected(cfg, canonical, self.ctx.store.dkim_keys(canonical),
-                                           self.ctx.clock()),
+                          records.expected(cfg, canonical, keys, self.ctx.clock()),
                           records.mta_sts_policy(cfg))
 
     async def check(self, domain: str) -> DnsCheck:
-        canonical = validate.local_domain(self.ctx.store, domain)
-        keys = self.ctx.store.dkim_keys(canonical)
+        canonical = await validate.local_domain(self.ctx.store, domain)
+        keys = await self.ctx.store.dkim_keys(canonical)
         return DnsCheck(canonical, await records.check(self.ctx.config, self.ctx.resolver,
                                                        canonical, keys))

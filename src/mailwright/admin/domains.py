@@ -32,27 +32,27 @@ class Domains:
     def __init__(self, ctx: Context):
         self.store = ctx.store
 
-    def add(self, name: str) -> Domain:
+    async def add(self, name: str) -> Domain:
         canonical = validate.domain(name)
         with store_refusals():                    # already exists
-            self.store.add_domain(canonical)
+            await self.store.add_domain(canonical)
         return Domain.of(canonical)
 
-    def list(self) -> list[Domain]:
-        return [Domain.of(name) for name in self.store.list_domains()]
+    async def list(self) -> list[Domain]:
+        return [Domain.of(name) for name in await self.store.list_domains()]
 
-    def remove(self, name: str, force: bool = False) -> Domain:
+    async def remove(self, name: str, force: bool = False) -> Domain:
         """Without force, only a domain with no accounts and no aliases (Conflict);
         with force, its accounts, their mail and its aliases go too."""
-        canonical = validate.existing_domain(self.store, name)
+        canonical = await validate.existing_domain(self.store, name)
         with store_refusals():                    # still has accounts or aliases
-            self.store.remove_domain(canonical, force=force)
+            await self.store.remove_domain(canonical, force=force)
         return Domain.of(canonical)
 
-    def set_pop3_expire(self, name: str, days: int | None) -> Pop3Expiry:
+    async def set_pop3_expire(self, name: str, days: int | None) -> Pop3Expiry:
         if days is not None and days < 0:
             raise Invalid(f"POP3 expiry takes a number of days (0 or more) or none, not {days}")
-        canonical = validate.existing_domain(self.store, name)
+        canonical = await validate.existing_domain(self.store, name)
         with store_refusals():
-            self.store.set_pop3_expire(canonical, days)
+            await self.store.set_pop3_expire(canonical, days)
         return Pop3Expiry(Domain.of(canonical), days)

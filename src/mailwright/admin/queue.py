@@ -57,41 +57,45 @@ class Queue:
         self.store = ctx.store
         self.clock = ctx.clock
 
-    def list(self) -> QueueOverview:
-        return QueueOverview.of(self.store.queue_messages())
+    async def list(self) -> QueueOverview:
+        return QueueOverview.of(await self.store.queue_messages())
 
-    def show(self, message_id: str) -> QueueEntry:
-        m = self.store.queue_message(message_id)
+    async def show(self, message_id: str) -> QueueEntry:
+        m = await self.store.queue_message(message_id)
         if m is None:
             raise NotFound(f"no queued message {message_id} (see: mailwright queue list)")
-        return QueueEntry(m, [Attempt(**a) for a in self.store.queue_attempts(message_id)])
+        attempts = await self.store.queue_attempts(message_id)
+        return QueueEntry(m, [Attempt(**a) for a in attempts])
 
-    def hold(self, message_id: str | None = None, *, all_messages: bool = False) -> Rescheduled:
+    async def hold(self, message_id: str | None = None, *,
+                  all_messages: bool = False) -> Rescheduled:
         """Stop delivery attempts for pending and deferred recipients."""
-        return self._set(HELD, "hold", message_id, all_messages)
+        return await self._set(HELD, "hold", message_id, all_messages)
 
-    def release(self, message_id: str | None = None, *, all_messages: bool = False) -> Rescheduled:
+    async def release(self, message_id: str | None = None, *,
+                     all_messages: bool = False) -> Rescheduled:
         """Held (and waiting) recipients become due now."""
-        return self._set(PENDING, "release", message_id, all_messages)
+        return await self._set(PENDING, "release", message_id, all_messages)
 
-    def retry(self, message_id: str | None = None, *, all_messages: bool = False) -> Rescheduled:
+    async def retry(self, message_id: str | None = None, *,
+                   all_messages: bool = False) -> Rescheduled:
         """Waiting (and held) recipients become due now."""
-        return self._set(PENDING, "retry", message_id, all_messages)
+        return await self._set(PENDING, "retry", message_id, all_messages)
 
-    def flush(self) -> Rescheduled:
+    async def flush(self) -> Rescheduled:
         """Every waiting or held recipient becomes due now."""
-        return self._set(PENDING, "flush", None, True)
+        return await self._set(PENDING, "flush", None, True)
 
-    def delete(self, message_id: str) -> str:
+    async def delete(self, message_id: str) -> str:
         """Drop a message from the queue without a bounce."""
-        if not self.store.queue_delete(message_id):
+        if not await self.store.queue_delete(message_id):
             raise NotFound(f"no queued message {message_id}")
         return message_id
 
-    def _set(self, state: str, action: str, message_id: str | None,
+    async def _set(self, state: str, action: str, message_id: str | None,
              all_messages: bool) -> Rescheduled:
         # Everything only when asked for in so many words, never by a missing ID.
         if message_id is None and not all_messages:
             raise Invalid(f"queue {action} needs a message ID or --all")
         target = None if all_messages else message_id
-        return Rescheduled(self.store.queue_set_state(target, state, self.clock()), state)
+        return Rescheduled(await self.store.queue_set_state(target, state, self.clock()), state)

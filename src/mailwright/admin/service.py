@@ -1,14 +1,14 @@
 """Admin: the one object the CLI (and the HTTP API of issue 15) holds.
 
     admin = Admin(store, config)
-    admin.accounts.add("alice@example.com", password)       # -> Account
-    admin.queue.hold("0005f1...")                           # -> Rescheduled
+    await admin.accounts.add("alice@example.com", password)  # -> Account
+    await admin.queue.hold("0005f1...")                      # -> Rescheduled
 
 Operations take plain values (strings as an admin types them, ints, None), check them,
 call the store through its public methods and return dataclasses; a refusal is an
 AdminError (Invalid, NotFound, Conflict) whose text says what to do. Nothing here
-prints, parses arguments or exits. The store's administrative methods block, so an
-async caller runs these in a thread; the DNS check is a coroutine (it resolves).
+prints, parses arguments or exits. Every operation is a coroutine, as the store's
+methods are: the HTTP API awaits them on its loop, the CLI runs one loop per command.
 """
 
 from __future__ import annotations
@@ -40,5 +40,5 @@ class Admin:
         self.queue = Queue(self.ctx)
         self.dns = Dns(self.ctx)
 
-    def ensure_demo(self) -> DemoAccount | None:
-        return ensure_demo(self.ctx)
+    async def ensure_demo(self) -> DemoAccount | None:
+        return await ensure_demo(self.ctx)

@@ -43,24 +43,24 @@ def selector_name(name: str) -> str:
     return name
 
 
-def existing_domain(store: MailStore, text: str, hint: str = "") -> str:
+async def existing_domain(store: MailStore, text: str, hint: str = "") -> str:
     """A local domain, for the operations on domains and on their accounts and aliases."""
     name = domain(text)
-    if not store.is_local_domain(name):
+    if not await store.is_local_domain(name):
         raise NotFound(f"no such domain: {display_domain(name)}" + (f" ({hint})" if hint else ""))
     return name
 
 
-def local_domain(store: MailStore, text: str) -> str:
+async def local_domain(store: MailStore, text: str) -> str:
     """A local domain, for the operations that publish for one (DKIM keys, DNS records)."""
     name = domain(text)
-    if not store.is_local_domain(name):
+    if not await store.is_local_domain(name):
         raise NotFound(f"{text} is not a local domain: mailwright domain add {text}")
     return name
 
 
-def existing_account(store: MailStore, value: str | Address) -> Address:
+async def existing_account(store: MailStore, value: str | Address) -> Address:
     a = address(value)
-    if store.account_id(str(a)) is None:
+    if await store.account_id(str(a)) is None:
         raise NotFound(f"no such account: {a}")
     return a

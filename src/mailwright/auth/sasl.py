@@ -23,7 +23,7 @@ from .passwords import DUMMY_HASH, Credentials, ScramKeys, verify_password
 
 
 class CredentialSource(Protocol):
-    def credentials(self, username: str) -> Credentials | None: ...
+    async def credentials(self, username: str) -> Credentials | None: ...
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ Step = Challenge | Success | Failure
 
 
 async def check_password(source: CredentialSource, username: str, password: str) -> Step:
-    creds = source.credentials(username)
+    creds = await source.credentials(username)
     # Verify against a dummy hash for unknown users: the same cost either way,
     # so timing does not tell which accounts exist. argon2 runs off the loop.
     hashed = creds.password_hash if creds else DUMMY_HASH
@@ -148,10 +148,10 @@ class ScramSha256(Mechanism):
         except UnicodeDecodeError:
             return Failure(malformed=True)
         if not self.server_first:
-            return self._client_first(text)
+            return await self._client_first(text)
         return self._client_final(text)
 
-    def _client_first(self, text: str) -> Step:
+    async def _client_first(self, text: str) -> Step:
         # gs2-header = gs2-cbind-flag "," [ authzid ] ","  (RFC 5802 §7)
         parts = text.split(",", 2)
         if len(parts) != 3 or parts[0] not in ("n", "y") or \
@@ -164,7 +164,7 @@ class ScramSha256(Mechanism):
             return Failure(malformed=True)
         self.username = _scram_name(attrs["n"])
         authzid = _scram_name(parts[1][2:]) if parts[1] else ""
-        creds = self.source.credentials(self.username)
+        creds = await self.source.credentials(self.username)
         if creds is None or (authzid and authzid.lower() != self.username.lower()):
             # RFC 5802 §5.1: go on with made-up but stable values, so the
             # exchange fails only at the proof and does not reveal the user.

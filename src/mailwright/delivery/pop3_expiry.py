@@ -28,8 +28,8 @@ def due_since(days: int, now: float) -> float:
 async def expire(store: _Store, now: float) -> int:
     """Remove the messages every domain's policy says are due; how many."""
     removed = 0
-    for domain, days in store.pop3_expire_policies().items():
-        due = store.pop3_retrieved_by(domain, due_since(days, now))
+    for domain, days in (await store.pop3_expire_policies()).items():
+        due = await store.pop3_retrieved_by(domain, due_since(days, now))
         for mailbox_id, uids in due.items():
             removed += len(await store.expunge(mailbox_id, uids))
     return removed

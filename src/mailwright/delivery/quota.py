@@ -15,15 +15,17 @@ from ..store.mailboxes import MailboxStore
 from .recipients import Target
 
 
-def over_quota(store: MailboxStore, account_id: int, size: int) -> bool:
+async def over_quota(store: MailboxStore, account_id: int, size: int) -> bool:
     """Would `size` more octets take the account over its limit?"""
     # Most accounts have no limit: then their usage is not summed at all.
-    if not store.quota_limit(account_id):
+    if not await store.quota_limit(account_id):
         return False
-    return store.quota(account_id).exceeded_by(size)
+    return (await store.quota(account_id)).exceeded_by(size)
 
 
-def any_over_quota(store: MailboxStore, targets: Iterable[Target], size: int) -> bool:
+async def any_over_quota(store: MailboxStore, targets: Iterable[Target], size: int) -> bool:
     """Is any local target of one recipient full?"""
-    return any(t.account_id is not None and over_quota(store, t.account_id, size)
-               for t in targets)
+    for t in targets:
+        if t.account_id is not None and await over_quota(store, t.account_id, size):
+            return True
+    return False

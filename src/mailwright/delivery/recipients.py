@@ -34,49 +34,49 @@ class Target:
         return self.account_id is not None
 
 
-def resolve(directory: Directory, address: Address) -> list[Target] | None:
+async def resolve(directory: Directory, address: Address) -> list[Target] | None:
     """Targets for a local address ([] if unknown), None if the domain is not local."""
     # The common case first: one indexed query finds an account, which exists only
     # in a local domain.
-    account = directory.find_account(address)
+    account = await directory.find_account(address)
     if account is not None:
         return [Target(str(address), account)]
-    if not directory.is_local_domain(address.domain):
+    if not await directory.is_local_domain(address.domain):
         return None
     targets: dict[str, Target] = {}
-    _expand(directory, address, targets, set(), 0)
+    await _expand(directory, address, targets, set(), 0)
     return list(targets.values())
 
 
-def _expand(directory: Directory, address: Address, out: dict[str, Target],
+async def _expand(directory: Directory, address: Address, out: dict[str, Target],
             seen: set[str], depth: int) -> None:
     if address.key in seen or depth > MAX_ALIAS_DEPTH:
         return
     seen.add(address.key)
-    if not directory.is_local_domain(address.domain):
+    if not await directory.is_local_domain(address.domain):
         out.setdefault(address.key, Target(str(address)))
         return
-    account = directory.find_account(address)
+    account = await directory.find_account(address)
     if account is not None:
         out.setdefault(address.key, Target(str(address), account))
         return
-    targets = directory.alias(address)
+    targets = await directory.alias(address)
     if targets is None:
-        targets = directory.catch_all(address.domain)
+        targets = await directory.catch_all(address.domain)
     for text in targets or ():
         try:
-            _expand(directory, parse_mailbox(text), out, seen, depth + 1)
+            await _expand(directory, parse_mailbox(text), out, seen, depth + 1)
         except AddressError:
             log.warning("alias target %r of %s is invalid; skipped", text, address)
 
 
-def may_send_as(directory: Directory, account: str, address: Address) -> bool:
+async def may_send_as(directory: Directory, account: str, address: Address) -> bool:
     """A user may send as their own address, or as an alias that names them among its
     targets (not through a catch-all, and not through further aliases)."""
     owner = parse_mailbox(account)
     if owner.key == address.key:
         return True
-    targets = directory.alias(address)
+    targets = await directory.alias(address)
     return any(t.lower() == owner.key or _key_of(t) == owner.key for t in targets or ())
 
 

@@ -70,22 +70,22 @@ class AuthCommands:
         return self._authenticated(self.sasl_tag, self.sasl.respond(line.rstrip(b"\r\n")))
 
     async def _authenticated(self, tag: str, pending: Awaitable[driver.Result]) -> Answer:
-        return self._auth_response(tag, await pending), Action.NONE
+        return await self._auth_response(tag, await pending), Action.NONE
 
-    def _auth_response(self, tag: str, result: driver.Result) -> bytes:
+    async def _auth_response(self, tag: str, result: driver.Result) -> bytes:
         """The authentication driver's result in IMAP's words (RFC 9051 §6.2.2)."""
         if isinstance(result, driver.Continue):
             return b"+ " + base64.b64encode(result.data) + b"\r\n"
         if isinstance(result, driver.Authenticated):
-            return self._logged_in(tag, result.account)
+            return await self._logged_in(tag, result.account)
         if isinstance(result, driver.Rejected):
             return tagged(tag, "NO", "Authentication failed", "AUTHENTICATIONFAILED")
         if result in _ENDED_NO:
             return tagged(tag, "NO", *_ENDED_NO[result])
         return self._bad(tag, _ENDED_BAD[result])
 
-    def _logged_in(self, tag: str, account: str) -> bytes:
-        account_id = self.store.account_id(account)
+    async def _logged_in(self, tag: str, account: str) -> bytes:
+        account_id = await self.store.account_id(account)
         if account_id is None:
             return tagged(tag, "NO", "Account not available", "UNAVAILABLE")
         self.account, self.account_id = account, account_id

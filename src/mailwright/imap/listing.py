@@ -12,7 +12,7 @@ matches, so the client learns of it (RFC 5258 §3.5 CHILDINFO, RFC 3501 §6.3.9)
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from ..store.mailboxes import HIERARCHY, Mailbox, MailboxStore
@@ -222,10 +222,10 @@ def _entry(cmd: ListCommand, name: str, box: Mailbox | None, subscribed: bool,
 
 # --- the responses ----------------------------------------------------------------------
 # A STATUS response for a mailbox (RFC 9051 §7.2.4), as the session renders it.
-StatusLine = Callable[[Mailbox, list[str]], bytes]
+StatusLine = Callable[[Mailbox, list[str]], Awaitable[bytes]]
 
 
-def list_responses(cmd: ListCommand, store: MailboxStore, account_id: int, utf8: bool,
+async def list_responses(cmd: ListCommand, store: MailboxStore, account_id: int, utf8: bool,
                    status_line: StatusLine) -> bytes:
     """The untagged responses of a LIST or LSUB command; names in UTF-8 or modified
     UTF-7 as `utf8` says."""
@@ -235,12 +235,13 @@ def list_responses(cmd: ListCommand, store: MailboxStore, account_id: int, utf8:
     verb = "LSUB" if cmd.lsub else "LIST"
     match = name_matcher(cmd.reference, cmd.patterns, utf8)
     out = bytearray()
-    for entry in listing(cmd, store.mailboxes(account_id), store.subscriptions(account_id),
-                         match):
+    mailboxes = await store.mailboxes(account_id)
+    subscriptions = await store.subscriptions(account_id)
+    for entry in listing(cmd, mailboxes, subscriptions, match):
         out += response_line(verb, entry, render.mailbox_name(entry.name, utf8))
         # RFC 5819 §2: STATUS only for mailboxes that can be selected.
         if cmd.status_items and entry.mailbox is not None:
-            out += status_line(entry.mailbox, list(cmd.status_items))
+            out += await status_line(entry.mailbox, list(cmd.status_items))
     return bytes(out)
 
 

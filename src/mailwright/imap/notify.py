@@ -28,10 +28,10 @@ class MailboxWatch:
         self.versions: dict[int, tuple[int, int] | None] = {}
         self.task: asyncio.Task | None = None
 
-    def watch(self, mailbox_id: int, wake: Callable[[], None]) -> None:
+    async def watch(self, mailbox_id: int, wake: Callable[[], None]) -> None:
         if mailbox_id not in self.watchers:
             self.watchers[mailbox_id] = set()
-            self.versions[mailbox_id] = self.store.mailbox_versions([mailbox_id]).get(
+            self.versions[mailbox_id] = (await self.store.mailbox_versions([mailbox_id])).get(
                 mailbox_id)
         self.watchers[mailbox_id].add(wake)
         if self.task is None or self.task.done():
@@ -50,13 +50,13 @@ class MailboxWatch:
         while self.watchers:
             await asyncio.sleep(self.interval)
             try:
-                self.poll()
+                await self.poll()
             except Exception:                 # the store is busy or closing: next tick
                 log.exception("mailbox watch failed")
 
-    def poll(self) -> None:
+    async def poll(self) -> None:
         ids = list(self.watchers)
-        current = self.store.mailbox_versions(ids)
+        current = await self.store.mailbox_versions(ids)
         for mailbox_id in ids:
             now = current.get(mailbox_id)
             if now == self.versions.get(mailbox_id):

@@ -172,8 +172,8 @@ class View:
         return any(lo <= uid < hi for lo, hi in self.won)
 
 
-def open_view(store: MailStore, mailbox: Mailbox, readonly: bool, options: Options) -> View:
-    states = store.message_states(mailbox.id)
+async def open_view(store: MailStore, mailbox: Mailbox, readonly: bool, options: Options) -> View:
+    states = await store.message_states(mailbox.id)
     uids = [s.uid for s in states]
     view = View(mailbox, readonly, uids, {s.uid: s.flags for s in states},
                 mailbox.highestmodseq, max(mailbox.uidnext, uids[-1] + 1 if uids else 0),
@@ -190,7 +190,7 @@ async def claim_recent(store: MailStore, view: View, up_to: int | None = None) -
     """Claim \\Recent for the messages below up_to (default: the mailbox's UIDNEXT)
     that no other session claimed, before they are announced."""
     if up_to is None:
-        versions = store.mailbox_versions([view.id])
+        versions = await store.mailbox_versions([view.id])
         if view.id not in versions:
             return
         up_to = versions[view.id][0]
@@ -204,18 +204,18 @@ async def claim_on_select(store: MailStore, view: View) -> None:
     view.recent = {u for u in view.uids if view.won_recent(u)}
 
 
-def sync(store: MailStore, view: View, options: Options, expunge_ok: bool,
+async def sync(store: MailStore, view: View, options: Options, expunge_ok: bool,
          quiet: set[int] | None = None) -> bytes:
     """Untagged responses bringing the client up to date (RFC 9051 §7.4, §7.5).
     `quiet`: UIDs whose flag changes the current command reports itself."""
-    versions = store.mailbox_versions([view.id])
+    versions = await store.mailbox_versions([view.id])
     if view.id not in versions:
         return b""
     uidnext, modseq = versions[view.id]
     changed: list[MessageState] = []
     if modseq > view.modseq:
-        changed = _changes(store, view)
-    arrived = _arrivals(store, view, uidnext) if uidnext > view.uidnext else []
+        changed = await _changes(store, view)
+    arrived = await _arrivals(store, view, uidnext) if uidnext > view.uidnext else []
     out = bytearray(view.keyword_update(s.flags for s in changed + arrived))
     for s in changed:
         old, old_modseq = view.flags.get(s.uid), view.modseq_of.get(s.uid, 0)
@@ -229,23 +229,23 @@ def sync(store: MailStore, view: View, options: Options, expunge_ok: bool,
     if expunge_ok and view.vanished:
         out += _expunges(view, options)
     if arrived:
-        out += _announce(store, view, options, arrived)
+        out += await _announce(store, view, options, arrived)
     return bytes(out)
 
 
-def _changes(store: MailStore, view: View) -> list[MessageState]:
+async def _changes(store: MailStore, view: View) -> list[MessageState]:
     """Flag changes of known messages since view.modseq; expunges noted as vanished."""
     known = set(view.uids)
-    view.vanished |= set(store.expunged_since(view.id, view.modseq)) & known
-    return [s for s in store.message_states(view.id, view.modseq)
+    view.vanished |= set(await store.expunged_since(view.id, view.modseq)) & known
+    return [s for s in await store.message_states(view.id, view.modseq)
             if s.uid in known and s.uid not in view.vanished]
 
 
-def _arrivals(store: MailStore, view: View, uidnext: int) -> list[MessageState]:
+async def _arrivals(store: MailStore, view: View, uidnext: int) -> list[MessageState]:
     """Messages from view.uidnext on that may be announced now: for a read-write view
     only those whose \\Recent was claimed; the rest wait for the next claim."""
     limit = view.claimed_to if not view.readonly else None
-    arrived = [s for s in store.message_states(view.id, from_uid=view.uidnext)
+    arrived = [s for s in await store.message_states(view.id, from_uid=view.uidnext)
                if limit is None or s.uid < limit]
     top = uidnext if limit is None else min(uidnext, limit)
     if arrived:
@@ -262,11 +262,11 @@ def _expunges(view: View, options: Options) -> bytes:
     return b"".join(b"* %d EXPUNGE\r\n" % seq for seq in view.remove(gone))
 
 
-def _announce(store: MailStore, view: View, options: Options,
+async def _announce(store: MailStore, view: View, options: Options,
               arrived: list[MessageState]) -> bytes:
     unclaimed_from = None
     if view.readonly:
-        box = store.mailbox_by_id(view.id)
+        box = await store.mailbox_by_id(view.id)
         unclaimed_from = box.recent_uid if box else 0
     for s in arrived:
         view.uids.append(s.uid)

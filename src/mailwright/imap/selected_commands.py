@@ -4,13 +4,11 @@ ImapSession."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Coroutine
 from typing import Any
 
 from ..net.connection import Action
 from ..store import query
-from ..store.base import READ_IN_THREAD
 from ..store.mailboxes import normalize_flag
 from . import fetch, render, search, threads
 from .base import Answer, No, State, tagged
@@ -36,7 +34,7 @@ class SelectedCommands:
 
     async def _close_expunge(self, tag: str, view: View) -> Answer:
         # RFC 9051 §6.4.1: expunge \Deleted messages silently.
-        deleted = self.store.search(view.id, query.Flag("\\Deleted"))
+        deleted = await self.store.search(view.id, query.Flag("\\Deleted"))
         await self.store.expunge(view.id, deleted)
         return tagged(tag, "OK", "CLOSE completed"), Action.NONE
 
@@ -63,19 +61,18 @@ class SelectedCommands:
 
     async def _expunge(self, tag: str, only: list[int] | None) -> Answer:
         view = self._writable()
-        deleted = self.store.search(view.id, query.Flag("\\Deleted"))
+        deleted = await self.store.search(view.id, query.Flag("\\Deleted"))
         if only is not None:
             wanted = set(only)
             deleted = [u for u in deleted if u in wanted]
         await self.store.expunge(view.id, deleted)
-        return self._ok(tag, "EXPUNGE completed", expunge_ok=True)
+        return await self._ok(tag, "EXPUNGE completed", expunge_ok=True)
 
     def _set(self, r: Reader, uid: bool) -> list[int]:
         assert self.view is not None
         return self.view.uids_for(r.sequence_set(), uid, self.saved)
 
-    def cmd_fetch(self, tag: str, r: Reader, uid: bool
-                  ) -> Answer | Coroutine[Any, Any, Answer]:
+    async def cmd_fetch(self, tag: str, r: Reader, uid: bool) -> Answer:
         r.sp()
         seqset = r.sequence_set()
         uids = self.view.uids_for(seqset, uid, self.saved)
@@ -111,7 +108,7 @@ class SelectedCommands:
         if vanished:
             # RFC 7162 §3.2.6: expunged UIDs within the command's UID set.
             ranges = view.uid_ranges(seqset, True, self.saved)
-            gone = [u for u in self.store.expunged_since(view.id, changedsince)
+            gone = [u for u in await self.store.expunged_since(view.id, changedsince)
                     if any(lo <= u <= hi for lo, hi in ranges)]
             if gone:
                 prefix = b"* VANISHED (EARLIER) " + render.sequence_set(gone).encode() + \
@@ -119,16 +116,16 @@ class SelectedCommands:
         seen = not view.readonly and any(i.sets_seen for i in items)
         needs_blob = any(i.needs_blob for i in items)
         if not seen and not needs_blob and len(uids) <= SYNC_FETCH_MAX:
-            return prefix + self._fetch_rows(uids, items, changedsince, None) + \
-                self._done(tag, "OK", "FETCH completed", expunge_ok=uid), Action.NONE
-        return self._fetch_stream(tag, uids, items, changedsince, seen, prefix, uid)
+            return prefix + await self._fetch_rows(uids, items, changedsince, None) + \
+                await self._done(tag, "OK", "FETCH completed", expunge_ok=uid), Action.NONE
+        return await self._fetch_stream(tag, uids, items, changedsince, seen, prefix, uid)
 
-    def _fetch_rows(self, uids: list[int], items: list[fetch.Item], changedsince: int | None,
+    async def _fetch_rows(self, uids: list[int], items: list[fetch.Item], changedsince: int | None,
                     blobs: dict[str, bytes] | None) -> bytes:
         view = self.view
         out = bytearray()
         needs_meta = any(i.needs_meta for i in items)
-        for data in self.store.message_data(view.id, uids, needs_meta):
+        for data in await self.store.message_data(view.id, uids, needs_meta):
             if changedsince is not None and data.modseq <= changedsince:
                 continue
             seq = view.seq_of(data.uid)
@@ -158,7 +155,8 @@ class SelectedCommands:
         needs_blob = any(i.needs_blob for i in items)
         # In slices, so that a FETCH of a whole large mailbox never sits in memory.
         for start in range(0, len(uids), 64):
-            for data in self.store.message_data(view.id, uids[start:start + 64], needs_meta):
+            for data in await self.store.message_data(view.id, uids[start:start + 64],
+                                                      needs_meta):
                 if changedsince is not None and data.modseq <= changedsince:
                     continue
                 seq = view.seq_of(data.uid)
@@ -166,13 +164,13 @@ class SelectedCommands:
                     continue
                 blob = None
                 if needs_blob:
-                    blob = await self._read(data.blob, data.size)
+                    blob = await self._read(data.blob)
                 out += fetch.render_message(seq, data, items, blob, view.flag_list(data.uid),
                                             view.modseq_of.get(data.uid), self._utf8)
                 if len(out) >= STREAM_CHUNK and self.send is not None:
                     await self.send(out)
                     out = bytearray()       # the transport may still hold the old one
-        return bytes(out) + self._done(tag, "OK", "FETCH completed", expunge_ok=uid,
+        return bytes(out) + await self._done(tag, "OK", "FETCH completed", expunge_ok=uid,
                                        quiet=quiet), Action.NONE
 
     def _with_seen_change(self, items: list[fetch.Item]) -> list[fetch.Item]:
@@ -182,11 +180,9 @@ class SelectedCommands:
         have = {i.name for i in items}
         return [*items, *(fetch.Item(name) for name in wanted if name not in have)]
 
-    async def _read(self, digest: str, size: int) -> bytes:
+    async def _read(self, digest: str) -> bytes:
         try:
-            if size > READ_IN_THREAD:
-                return await asyncio.to_thread(self.store.read_blob, digest)
-            return self.store.read_blob(digest)
+            return await self.store.read_blob(digest)
         except OSError:
             raise No("Message content unavailable", "SERVERBUG") from None
 
@@ -242,7 +238,7 @@ class SelectedCommands:
         if failed:
             numbers = failed if uid else sorted(view.seq_of(u) for u in failed)
             code = "MODIFIED " + render.sequence_set(numbers)
-        return bytes(out) + self._done(tag, "OK", "STORE completed", code, expunge_ok=uid,
+        return bytes(out) + await self._done(tag, "OK", "STORE completed", code, expunge_ok=uid,
                                        quiet=set(uids)), Action.NONE
 
     def cmd_copy(self, tag: str, r: Reader, uid: bool) -> Coroutine[Any, Any, Answer]:
@@ -262,13 +258,13 @@ class SelectedCommands:
 
     async def _copy(self, tag: str, uids: list[int], name: str, move: bool) -> Answer:
         view = self._writable() if move else self.view
-        target = self.store.mailbox(self.account_id, name)
+        target = await self.store.mailbox(self.account_id, name)
         if target is None:
             raise No("No such mailbox; create it first", "TRYCREATE")
         verb = "MOVE" if move else "COPY"
         uids = [u for u in uids if u not in view.vanished]
         if not uids:
-            return self._ok(tag, f"{verb} completed (nothing to do)", expunge_ok=move)
+            return await self._ok(tag, f"{verb} completed (nothing to do)", expunge_ok=move)
         validity, pairs = await self.store.copy(view.id, uids, target.id, move)
         if target.id == view.id:
             # Copies into the selected mailbox are new messages of it: told now.
@@ -280,11 +276,11 @@ class SelectedCommands:
         if move:
             # RFC 6851 §4.3: COPYUID in an untagged OK before the EXPUNGEs.
             head = f"* OK [{code}] Moved\r\n".encode() if code else b""
-            return head + self._done(tag, "OK", "MOVE completed", expunge_ok=True), \
+            return head + await self._done(tag, "OK", "MOVE completed", expunge_ok=True), \
                 Action.NONE
-        return self._ok(tag, "COPY completed", code)
+        return await self._ok(tag, "COPY completed", code)
 
-    def cmd_search(self, tag: str, r: Reader, uid: bool) -> Answer:
+    async def cmd_search(self, tag: str, r: Reader, uid: bool) -> Answer:
         r.sp()
         returns = None
         if r.accept(b"RETURN ("):                       # RFC 4731 ESEARCH
@@ -299,7 +295,7 @@ class SelectedCommands:
             if not returns:
                 returns = ["ALL"]
         keys = self._search_keys(r, charset_keyword=True)
-        found = self._search(keys)
+        found = await self._search(keys)
         view = self.view
         result = found if uid else [view.seq_of(u) for u in found]
         by_modseq = any(query.contains(k, query.ModSeq) for k in keys)
@@ -309,17 +305,17 @@ class SelectedCommands:
             self.saved = found
             returns = [x for x in returns if x != "SAVE"]
             if not returns:
-                return self._ok(tag, "SEARCH completed, result saved")
+                return await self._ok(tag, "SEARCH completed, result saved")
         if returns is None and self.options.rev2:
             returns = ["ALL"]
         modseq = self._result_modseq(found, returns) if by_modseq else None
         if returns is not None:
             return self._esearch(tag, result, returns, uid, modseq) + \
-                self._done(tag, "OK", "SEARCH completed"), Action.NONE
+                await self._done(tag, "OK", "SEARCH completed"), Action.NONE
         line = b"* SEARCH" + b"".join(b" %d" % n for n in result)
         if modseq is not None:
             line += b" (MODSEQ %d)" % modseq
-        return line + b"\r\n" + self._done(tag, "OK", "SEARCH completed"), Action.NONE
+        return line + b"\r\n" + await self._done(tag, "OK", "SEARCH completed"), Action.NONE
 
     def _result_modseq(self, found: list[int], returns: list[str] | None) -> int | None:
         """RFC 7162 §3.1.5, RFC 4731 §3.2: the highest MODSEQ of the messages
@@ -356,12 +352,12 @@ class SelectedCommands:
             raise No("Supported charsets: UTF-8, US-ASCII", "BADCHARSET (UTF-8 US-ASCII)") \
                 from None
 
-    def _search(self, keys: list) -> list[int]:
+    async def _search(self, keys: list) -> list[int]:
         """Resolve what only the session knows (sequence numbers, \\Recent, "$"),
         then let the store search for messages matching every key."""
         view = self.view
-        found = self.store.search(view.id, search.resolve(query.And(tuple(keys)),
-                                                          self._uids))
+        found = await self.store.search(view.id, search.resolve(query.And(tuple(keys)),
+                                                                self._uids))
         return [u for u in found if view.seq_of(u) is not None]
 
     def _uids(self, key: search.Sequence | search.UidSequence | search.Recent) -> query.Uids:
@@ -371,27 +367,27 @@ class SelectedCommands:
         by_uid = isinstance(key, search.UidSequence)
         return query.Uids(tuple(view.uid_ranges(key.numbers, by_uid, self.saved)))
 
-    def cmd_sort(self, tag: str, r: Reader, uid: bool) -> Answer:
+    async def cmd_sort(self, tag: str, r: Reader, uid: bool) -> Answer:
         r.sp()
         criteria = threads.parse_sort_criteria(r)
         r.sp()
         keys = self._search_keys(r, charset_keyword=False)
-        found = self._search(keys)
-        ordered = threads.sort(self.store.sort_keys(self.view.id, found), criteria)
+        found = await self._search(keys)
+        ordered = threads.sort(await self.store.sort_keys(self.view.id, found), criteria)
         result = ordered if uid else [self.view.seq_of(u) for u in ordered]
         return b"* SORT" + b"".join(b" %d" % n for n in result) + b"\r\n" + \
-            self._done(tag, "OK", "SORT completed"), Action.NONE
+            await self._done(tag, "OK", "SORT completed"), Action.NONE
 
-    def cmd_thread(self, tag: str, r: Reader, uid: bool) -> Answer:
+    async def cmd_thread(self, tag: str, r: Reader, uid: bool) -> Answer:
         r.sp()
         algorithm = r.atom().upper()
         if algorithm not in ("REFERENCES", "ORDEREDSUBJECT"):
             raise ParseError(f"unknown threading algorithm {algorithm}")
         r.sp()
         keys = self._search_keys(r, charset_keyword=False)
-        found = self._search(keys)
-        rows = self.store.sort_keys(self.view.id, found)
+        found = await self._search(keys)
+        rows = await self.store.sort_keys(self.view.id, found)
         tree = threads.thread(rows, algorithm)
         number = (lambda u: u) if uid else self.view.seq_of
         return b"* THREAD " + threads.render_threads(tree, number) + b"\r\n" + \
-            self._done(tag, "OK", "THREAD completed"), Action.NONE
+            await self._done(tag, "OK", "THREAD completed"), Action.NONE

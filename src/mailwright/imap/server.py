@@ -36,6 +36,8 @@ class ImapProtocol(SessionProtocol):
         super().__init__(*args, **kwargs)
         self.inflate = None
         self.drained: asyncio.Event | None = None
+        self.updating = False              # an IDLE update is being read and written
+        self.wake_again = False
 
     def make_session(self, ip: str, port: int, tls: TLSInfo | None) -> ImapSession:
         s = self.services
@@ -68,11 +70,33 @@ class ImapProtocol(SessionProtocol):
             self.drained.set()
 
     def _wake(self) -> None:
+        if self.updating:
+            self.wake_again = True         # changed while being told: tell again
+            return
         if self.busy or self.closing or self.session is None:
             return
-        out = self.session.idle_update()
-        if out:
-            self.transport.write(out)
+        # Busy, so input meanwhile waits; the idle timeout is left as it is (not
+        # _spawn): news pushed to the client is not the client being active.
+        self.busy = self.updating = True
+        self._run_now(self._push_updates())
+
+    async def _push_updates(self) -> None:
+        """IDLE updates (the store is read, so it is awaited), written unprompted."""
+        try:
+            while True:
+                self.wake_again = False
+                out = await self.session.idle_update()
+                if self.closing:
+                    return
+                if out:
+                    self.transport.write(out)
+                if not self.wake_again:
+                    break
+        finally:
+            self.updating = False
+        self.busy = False
+        if self.session.buffered or self.eof:
+            self._pump()                   # input (DONE) that arrived meanwhile
 
     def _after(self, action: Action) -> None:
         if action is Action.COMPRESS:

@@ -187,7 +187,8 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         if needed and self.state not in needed:
             return self._bad(tag, f"{name} is not valid in the "
                              f"{self.state.name.replace('_', ' ').lower()} state"), Action.NONE
-        if name not in self._LEAVES_MAILBOX and self._claim_due():
+        if name not in self._LEAVES_MAILBOX and self.view is not None \
+                and not self.view.readonly:
             return self._claim_then(tag, name, handler, r, uid)
         return self._invoke(tag, name, handler, r, uid)
 
@@ -197,39 +198,43 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
             answer = handler(tag, r, uid) if name in self._UID_AWARE else handler(tag, r)
         except ParseError as e:
             return self._bad(tag, f"{name}: {e}"), Action.NONE
-        except No as e:
-            return self._done(tag, "NO", str(e), e.code), Action.NONE
-        except MailboxError as e:
-            return self._done(tag, "NO", str(e), e.code), Action.NONE
+        except (No, MailboxError) as e:
+            return self._refused(tag, e)
         if isinstance(answer, Coroutine):
-            return self._guarded(tag, answer)
+            return self._guarded(tag, name, answer)
         return answer
 
-    def _claim_due(self) -> bool:
+    async def _refused(self, tag: str, e: No | MailboxError) -> Answer:
+        return await self._done(tag, "NO", str(e), e.code), Action.NONE
+
+    async def _claim_due(self) -> bool:
         """Have messages arrived whose \\Recent this read-write session must claim
         before the command's response can announce them (RFC 3501 §2.3.2)?"""
         view = self.view
         if view is None or view.readonly:
             return False
-        versions = self.store.mailbox_versions([view.id])
+        versions = await self.store.mailbox_versions([view.id])
         return view.id in versions and view.claim_due(versions[view.id][0])
 
     async def _claim_then(self, tag: str, name: str, handler, r: Reader, uid: bool
                           ) -> Answer:
         assert self.view is not None
-        await claim_recent(self.store, self.view)
+        if await self._claim_due():
+            await claim_recent(self.store, self.view)
         answer = self._invoke(tag, name, handler, r, uid)
         if isinstance(answer, Coroutine):
             return await answer
         return answer
 
-    async def _guarded(self, tag: str, coro: Coroutine) -> Answer:
+    async def _guarded(self, tag: str, name: str, coro: Coroutine) -> Answer:
+        # Most handlers are coroutines (their tagged reply reads the store), so their
+        # syntax errors arrive here: worded as _invoke words a synchronous handler's.
         try:
             return await coro
         except (No, MailboxError) as e:
-            return self._done(tag, "NO", str(e), e.code), Action.NONE
+            return await self._done(tag, "NO", str(e), e.code), Action.NONE
         except ParseError as e:
-            return self._bad(tag, str(e)), Action.NONE
+            return self._bad(tag, f"{name}: {e}"), Action.NONE
 
     _STATES = COMMAND_STATES
     # Commands after which the selected mailbox's news are never told: claiming
@@ -238,12 +243,12 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
     _UID_AWARE = {"FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE", "SORT", "THREAD"}
 
     # --- helpers ------------------------------------------------------------------------
-    def _done(self, tag: str, status: str, text: str, code: str = "",
+    async def _done(self, tag: str, status: str, text: str, code: str = "",
               expunge_ok: bool = False, quiet: set[int] | None = None) -> bytes:
         """Pending updates for the selected mailbox, then the tagged response."""
         updates = b""
         if self.view is not None:
-            updates = sync(self.store, self.view, self.options, expunge_ok, quiet)
+            updates = await sync(self.store, self.view, self.options, expunge_ok, quiet)
             updates += self._highestmodseq_news()
         return updates + tagged(tag, status, text, code)
 
@@ -264,8 +269,8 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         self._answered_bad = True
         return tagged(tag, "BAD", text, code)
 
-    def _ok(self, tag: str, text: str, code: str = "", **kw) -> Answer:
-        return self._done(tag, "OK", text, code, **kw), Action.NONE
+    async def _ok(self, tag: str, text: str, code: str = "", **kw) -> Answer:
+        return await self._done(tag, "OK", text, code, **kw), Action.NONE
 
     @property
     def _utf8(self) -> bool:
@@ -314,25 +319,25 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         return " ".join(caps)
 
     # --- any state -----------------------------------------------------------------------
-    def cmd_capability(self, tag: str, r: Reader) -> Answer:
+    async def cmd_capability(self, tag: str, r: Reader) -> Answer:
         r.end()
         return b"* CAPABILITY " + self._capabilities().encode() + b"\r\n" + \
-            self._done(tag, "OK", "CAPABILITY completed"), Action.NONE
+            await self._done(tag, "OK", "CAPABILITY completed"), Action.NONE
 
-    def cmd_noop(self, tag: str, r: Reader) -> Answer:
+    async def cmd_noop(self, tag: str, r: Reader) -> Answer:
         r.end()
-        return self._ok(tag, "NOOP completed", expunge_ok=True)
+        return await self._ok(tag, "NOOP completed", expunge_ok=True)
 
-    def cmd_check(self, tag: str, r: Reader) -> Answer:
+    async def cmd_check(self, tag: str, r: Reader) -> Answer:
         r.end()
-        return self._ok(tag, "CHECK completed", expunge_ok=True)
+        return await self._ok(tag, "CHECK completed", expunge_ok=True)
 
     def cmd_logout(self, tag: str, r: Reader) -> Answer:
         r.end()
         self.state = State.LOGOUT
         return b"* BYE Logging out\r\n" + tagged(tag, "OK", "LOGOUT completed"), Action.CLOSE
 
-    def cmd_id(self, tag: str, r: Reader) -> Answer:
+    async def cmd_id(self, tag: str, r: Reader) -> Answer:
         # RFC 2971: the client's identification is logged; ours is answered.
         r.sp()
         if not r.accept(b"NIL"):
@@ -345,10 +350,10 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
             self.events.emit(Event.IMAP_ID, self.id, **{"client": fields})
         r.end()
         return b'* ID ("name" "Mailwright" "vendor" "Mailwright")\r\n' + \
-            self._done(tag, "OK", "ID completed"), Action.NONE
+            await self._done(tag, "OK", "ID completed"), Action.NONE
 
     # --- authenticated ----------------------------------------------------------------------------
-    def cmd_enable(self, tag: str, r: Reader) -> Answer:
+    async def cmd_enable(self, tag: str, r: Reader) -> Answer:
         enabled = []
         while r.accept(b" "):
             cap = r.atom().upper()
@@ -369,12 +374,12 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
             raise ParseError("expected capability names")
         r.end()
         return ("* ENABLED " + " ".join(enabled)).rstrip().encode() + b"\r\n" + \
-            self._done(tag, "OK", "ENABLE completed"), Action.NONE
+            await self._done(tag, "OK", "ENABLE completed"), Action.NONE
 
-    def cmd_namespace(self, tag: str, r: Reader) -> Answer:
+    async def cmd_namespace(self, tag: str, r: Reader) -> Answer:
         r.end()
         return b'* NAMESPACE (("" "/")) NIL NIL\r\n' + \
-            self._done(tag, "OK", "NAMESPACE completed"), Action.NONE
+            await self._done(tag, "OK", "NAMESPACE completed"), Action.NONE
 
     def cmd_select(self, tag: str, r: Reader) -> Coroutine[Any, Any, Answer]:
         return self._select(tag, r, readonly=False)
@@ -408,12 +413,12 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
             self._close_view()
             out += b"* OK [CLOSED] Previous mailbox closed\r\n"
             self.state = State.AUTHENTICATED
-        mailbox = self.store.mailbox(self.account_id, name)
+        mailbox = await self.store.mailbox(self.account_id, name)
         if mailbox is None:
             return bytes(out) + tagged(tag, "NO", "No such mailbox", "NONEXISTENT"), Action.NONE
         if condstore:
             self.options.condstore = True
-        view = open_view(self.store, mailbox, readonly, self.options)
+        view = await open_view(self.store, mailbox, readonly, self.options)
         if not readonly:
             await claim_on_select(self.store, view)
         self.view = view
@@ -434,7 +439,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         if self.options.rev2:
             out += b"* LIST () \"/\" " + self._name(mailbox.name) + b"\r\n"
         if qresync is not None:
-            out += self._qresync_replay(mailbox.uidvalidity, *qresync)
+            out += await self._qresync_replay(mailbox.uidvalidity, *qresync)
         code = "READ-ONLY" if readonly else "READ-WRITE"
         self.events.emit(Event.IMAP_SELECT, self.id, account=self.account, mailbox=mailbox.name)
         return bytes(out) + tagged(tag, "OK", f"{'EXAMINE' if readonly else 'SELECT'} completed",
@@ -456,20 +461,20 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         r.expect(b")")
         return uidvalidity, modseq, known
 
-    def _qresync_replay(self, uidvalidity: int, client_validity: int, modseq: int,
+    async def _qresync_replay(self, uidvalidity: int, client_validity: int, modseq: int,
                         known: SequenceSet | None) -> bytes:
         """VANISHED (EARLIER) and FETCH for what changed since the client's MODSEQ."""
         view = self.view
         if view is None or client_validity != uidvalidity:
             return b""
         out = bytearray()
-        gone = self.store.expunged_since(view.id, modseq)
+        gone = await self.store.expunged_since(view.id, modseq)
         if known is not None and gone:
             ranges = known.resolve(view.uidnext)
             gone = [u for u in gone if any(lo <= u <= hi for lo, hi in ranges)]
         if gone:
             out += b"* VANISHED (EARLIER) " + render.sequence_set(gone).encode() + b"\r\n"
-        for s in self.store.message_states(view.id, modseq):
+        for s in await self.store.message_states(view.id, modseq):
             if view.seq_of(s.uid):
                 out += view.flags_response(s.uid, self.options, with_uid=True)
         return bytes(out)
@@ -498,7 +503,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         if name == "INBOX":
             raise No("INBOX exists already", "ALREADYEXISTS")
         await self.store.create_mailbox(self.account_id, name, special)
-        return self._ok(tag, "CREATE completed")
+        return await self._ok(tag, "CREATE completed")
 
     def cmd_delete(self, tag: str, r: Reader) -> Coroutine[Any, Any, Answer]:
         r.sp()
@@ -511,7 +516,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
             self._close_view()
             self.state = State.AUTHENTICATED
         await self.store.delete_mailbox(self.account_id, name)
-        return self._ok(tag, "DELETE completed")
+        return await self._ok(tag, "DELETE completed")
 
     def cmd_rename(self, tag: str, r: Reader) -> Coroutine[Any, Any, Answer]:
         r.sp()
@@ -523,7 +528,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
 
     async def _rename(self, tag: str, old: str, new: str) -> Answer:
         await self.store.rename_mailbox(self.account_id, old, new)
-        return self._ok(tag, "RENAME completed")
+        return await self._ok(tag, "RENAME completed")
 
     def cmd_subscribe(self, tag: str, r: Reader) -> Coroutine[Any, Any, Answer]:
         return self._subscribe(tag, r, True)
@@ -536,21 +541,21 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         name = self._mailbox_arg(r)
         r.end()
         await self.store.subscribe(self.account_id, name, on)
-        return self._ok(tag, f"{'SUBSCRIBE' if on else 'UNSUBSCRIBE'} completed")
+        return await self._ok(tag, f"{'SUBSCRIBE' if on else 'UNSUBSCRIBE'} completed")
 
-    def cmd_list(self, tag: str, r: Reader) -> Answer:
+    def cmd_list(self, tag: str, r: Reader) -> Coroutine[Any, Any, Answer]:
         return self._list(tag, r, lsub=False)
 
-    def cmd_lsub(self, tag: str, r: Reader) -> Answer:
+    def cmd_lsub(self, tag: str, r: Reader) -> Coroutine[Any, Any, Answer]:
         return self._list(tag, r, lsub=True)
 
-    def _list(self, tag: str, r: Reader, lsub: bool) -> Answer:
+    async def _list(self, tag: str, r: Reader, lsub: bool) -> Answer:
         cmd = parse_list(r, lsub)
-        out = list_responses(cmd, self.store, self.account_id, self._utf8, self.status_line)
-        return out + self._done(tag, "OK", f"{'LSUB' if lsub else 'LIST'} completed"), \
+        out = await list_responses(cmd, self.store, self.account_id, self._utf8, self.status_line)
+        return out + await self._done(tag, "OK", f"{'LSUB' if lsub else 'LIST'} completed"), \
             Action.NONE
 
-    def cmd_status(self, tag: str, r: Reader) -> Answer:
+    async def cmd_status(self, tag: str, r: Reader) -> Answer:
         r.sp()
         name = self._mailbox_arg(r)
         r.sp()
@@ -559,31 +564,31 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         bad = [i for i in items if i not in STATUS_ITEMS]
         if bad or not items:
             raise ParseError(f"unknown STATUS item {bad[0] if bad else ''}".strip())
-        mailbox = self.store.mailbox(self.account_id, name)
+        mailbox = await self.store.mailbox(self.account_id, name)
         if mailbox is None:
             raise No("No such mailbox", "NONEXISTENT")
         if "HIGHESTMODSEQ" in items:
             self.options.condstore = True           # RFC 7162 §3.1: enabling command
-        return self.status_line(mailbox, items) + \
-            self._done(tag, "OK", "STATUS completed"), Action.NONE
+        return await self.status_line(mailbox, items) + \
+            await self._done(tag, "OK", "STATUS completed"), Action.NONE
 
-    def status_line(self, mailbox, items: list[str]) -> bytes:
+    async def status_line(self, mailbox, items: list[str]) -> bytes:
         values = {"UIDNEXT": mailbox.uidnext, "UIDVALIDITY": mailbox.uidvalidity,
                   "HIGHESTMODSEQ": mailbox.highestmodseq,
                   "APPENDLIMIT": self.config.limits.max_message_size}
         if {"MESSAGES", "UNSEEN", "DELETED", "SIZE", "RECENT"} & set(items):
-            counts = self.store.mailbox_counts(mailbox.id)
+            counts = await self.store.mailbox_counts(mailbox.id)
             values.update(MESSAGES=counts.messages, UNSEEN=counts.unseen,
                           DELETED=counts.deleted, SIZE=counts.size)
         if "RECENT" in items:
-            values["RECENT"] = self._recent_count(mailbox.id)
+            values["RECENT"] = await self._recent_count(mailbox.id)
         text = " ".join(f"{item} {values[item]}" for item in items)
         return b"* STATUS " + self._name(mailbox.name) + b" (" + text.encode() + b")\r\n"
 
-    def _recent_count(self, mailbox_id: int) -> int:
+    async def _recent_count(self, mailbox_id: int) -> int:
         """RFC 3501 §6.3.10 STATUS RECENT as this session sees it: the messages no
         session claimed yet, and those this session holds as \\Recent."""
-        count = self.store.recent_count(mailbox_id)
+        count = await self.store.recent_count(mailbox_id)
         view = self.view
         if view is not None and view.id == mailbox_id and not view.readonly:
             count += len(view.recent - view.vanished)
@@ -616,7 +621,7 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         return self._append(tag, name, messages)
 
     async def _append(self, tag: str, name: str, messages: list) -> Answer:
-        mailbox = self.store.mailbox(self.account_id, name)
+        mailbox = await self.store.mailbox(self.account_id, name)
         if mailbox is None:
             raise No("No such mailbox; create it first", "TRYCREATE")
         uids = []
@@ -633,37 +638,38 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         if self.view is not None and self.view.id == mailbox.id:
             # RFC 9051 §6.3.12: appending to the selected mailbox announces it now.
             await claim_recent(self.store, self.view)
-        return self._ok(tag, "APPEND completed",
+        return await self._ok(tag, "APPEND completed",
                         f"APPENDUID {uidvalidity} {render.sequence_set(uids)}")
 
-    def cmd_idle(self, tag: str, r: Reader) -> Answer:
+    async def cmd_idle(self, tag: str, r: Reader) -> Answer:
         r.end()
         self.idle_tag = tag
         out = b"+ idling\r\n"
         if self.view is not None:
-            out += sync(self.store, self.view, self.options, expunge_ok=True)
+            out += await sync(self.store, self.view, self.options, expunge_ok=True)
             if self.wake is not None:
-                self.watch.watch(self.view.id, self.wake)
+                await self.watch.watch(self.view.id, self.wake)
         return out, Action.NONE
 
-    def idle_update(self) -> bytes:
+    async def idle_update(self) -> bytes:
         """Called by the connection when the watched mailbox changed during IDLE.
         New messages are told once their \\Recent is claimed: that is a store
         write, so it runs as a task that wakes the connection again when done."""
         if self.idle_tag is None or self.view is None:
             return b""
-        if self._claim_due() and self.wake is not None:
+        view = self.view
+        if await self._claim_due() and self.wake is not None:
             if self._idle_claim is None or self._idle_claim.done():
                 self._idle_claim = asyncio.get_running_loop().create_task(
-                    self._claim_and_wake(self.view))
-        return sync(self.store, self.view, self.options, expunge_ok=True)
+                    self._claim_and_wake(view))
+        return await sync(self.store, view, self.options, expunge_ok=True)
 
     async def _claim_and_wake(self, view: View) -> None:
         await claim_recent(self.store, view)
         if self.view is view and self.idle_tag is not None and self.wake is not None:
             self.wake()
 
-    def _idle_input(self, line: bytes) -> Answer:
+    def _idle_input(self, line: bytes) -> Answer | Coroutine[Any, Any, Answer]:
         tag, self.idle_tag = self.idle_tag or "*", None
         self._stop_idle()
         if line.rstrip(b"\r\n").upper() != b"DONE":
@@ -674,26 +680,26 @@ class ImapSession(AuthCommands, SelectedCommands, LineSession):
         if self.view is not None and self.wake is not None:
             self.watch.unwatch(self.view.id, self.wake)
 
-    def cmd_getquotaroot(self, tag: str, r: Reader) -> Answer:
+    async def cmd_getquotaroot(self, tag: str, r: Reader) -> Answer:
         r.sp()
         name = self._mailbox_arg(r)
         r.end()
-        if self.store.mailbox(self.account_id, name) is None:
+        if await self.store.mailbox(self.account_id, name) is None:
             raise No("No such mailbox", "NONEXISTENT")
-        quota = self.store.quota(self.account_id)
+        quota = await self.store.quota(self.account_id)
         out = b"* QUOTAROOT " + self._name(name) + (b' ""' if quota.limit else b"") + b"\r\n"
         if quota.limit:
             out += self._quota_line(quota)
-        return out + self._done(tag, "OK", "GETQUOTAROOT completed"), Action.NONE
+        return out + await self._done(tag, "OK", "GETQUOTAROOT completed"), Action.NONE
 
-    def cmd_getquota(self, tag: str, r: Reader) -> Answer:
+    async def cmd_getquota(self, tag: str, r: Reader) -> Answer:
         r.sp()
         root = r.astr()
         r.end()
-        quota = self.store.quota(self.account_id)
+        quota = await self.store.quota(self.account_id)
         if root != "" or not quota.limit:
             raise No("No such quota root", "NONEXISTENT")
-        return self._quota_line(quota) + self._done(tag, "OK", "GETQUOTA completed"), \
+        return self._quota_line(quota) + await self._done(tag, "OK", "GETQUOTA completed"), \
             Action.NONE
 
     @staticmethod

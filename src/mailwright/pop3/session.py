@@ -10,7 +10,6 @@ dropped connection deletes nothing.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import enum
 import itertools
@@ -28,7 +27,7 @@ from ..events.log import EventLog
 from ..events.types import Event
 from ..net.connection import Action, LineSession, TLSInfo
 from ..net.lines import LineBuffer, LineTooLong
-from ..store.base import READ_IN_THREAD, MailStore, StoreError
+from ..store.base import MailStore, StoreError
 from ..store.mailboxes import Maildrop
 from .locks import MaildropLocks
 
@@ -214,7 +213,7 @@ class Pop3Session(LineSession):
         return None
 
     # --- any state -----------------------------------------------------------------
-    def cmd_capa(self, arg: str) -> Answer:
+    async def cmd_capa(self, arg: str) -> Answer:
         caps = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING",
                 "IMPLEMENTATION Mailwright"]
         if self.state is State.AUTHORIZATION:
@@ -224,14 +223,14 @@ class Pop3Session(LineSession):
                 caps.append("STLS")
         if self.config.pop3.login_delay:
             caps.append(f"LOGIN-DELAY {self.config.pop3.login_delay}")
-        caps.append(f"EXPIRE {self._expire_capability()}")
+        caps.append(f"EXPIRE {await self._expire_capability()}")
         return multiline("Capability list follows", caps), Action.NONE
 
-    def _expire_capability(self) -> str:
+    async def _expire_capability(self) -> str:
         # RFC 2449 §6.7: before login the policy may vary per user.
         if self.account is None:
             return "NEVER USER"
-        days = self.store.pop3_expire_days(self.account)
+        days = await self.store.pop3_expire_days(self.account)
         return "NEVER" if days is None else str(days)
 
     def cmd_quit(self, arg: str) -> Answer | Coroutine[Any, Any, Answer]:
@@ -318,12 +317,12 @@ class Pop3Session(LineSession):
         if isinstance(result, driver.Continue):
             return b"+ " + base64.b64encode(result.data) + b"\r\n", Action.NONE
         if isinstance(result, driver.Authenticated):
-            return self._finish_success(result.account)
+            return await self._finish_success(result.account)
         if isinstance(result, driver.Rejected):
             return err("[AUTH] Authentication failed"), Action.NONE
         return err(_AUTH_ENDED[result]), Action.NONE
 
-    def _finish_success(self, account: str) -> Answer:
+    async def _finish_success(self, account: str) -> Answer:
         delay = self.config.pop3.login_delay
         last = self.shared.last_login.get(account)
         now = time.monotonic()
@@ -333,7 +332,7 @@ class Pop3Session(LineSession):
         if not self.shared.locks.acquire(account):
             return err("[IN-USE] Maildrop already locked by another session"), Action.NONE
         try:
-            self.maildrop = self.store.maildrop(account)
+            self.maildrop = await self.store.maildrop(account)
         except StoreError as e:
             self.shared.locks.release(account)
             return err(f"[SYS/TEMP] {e}"), Action.NONE
@@ -405,14 +404,8 @@ class Pop3Session(LineSession):
             return err("Syntax: TOP message lines"), Action.NONE
         return self._send(msg, int(lines))
 
-    def _send(self, msg, lines: int | None) -> Answer | Coroutine[Any, Any, Answer]:
-        if msg.size > READ_IN_THREAD:
-            return self._send_large(msg, lines)
-        return self._render(msg, self.store.read_blob(msg.blob), lines), Action.NONE
-
-    async def _send_large(self, msg, lines: int | None) -> Answer:
-        data = await asyncio.to_thread(self.store.read_blob, msg.blob)
-        return self._render(msg, data, lines), Action.NONE
+    async def _send(self, msg, lines: int | None) -> Answer:
+        return self._render(msg, await self.store.read_blob(msg.blob), lines), Action.NONE
 
     @staticmethod
     def _render(msg, data: bytes, lines: int | None) -> bytes:

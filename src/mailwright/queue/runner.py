@@ -27,7 +27,7 @@ from ..events.log import EventLog
 from ..events.types import Event
 from ..mx.connection import OutboundConnection, Transport
 from ..mx.routing import PermanentRouteError, RouteDefer, Router
-from ..store.base import READ_IN_THREAD, MailStore
+from ..store.base import MailStore
 from ..store.messages import Delivery
 from ..store.queue import QueuedMessage, RecipientUpdate
 from . import dsn, transaction
@@ -167,9 +167,7 @@ class QueueRunner:
 
     async def _content(self, message: QueuedMessage) -> bytes:
         # Read when needed, one message at a time: never the whole due batch in memory.
-        if message.size <= READ_IN_THREAD:
-            return self.store.read_blob(message.blob)
-        return await asyncio.to_thread(self.store.read_blob, message.blob)
+        return await self.store.read_blob(message.blob)
 
     async def _deliver_domain(self, domain: str, items: list[Item], run: _Run) -> None:
         try:
@@ -256,7 +254,7 @@ class QueueRunner:
         except AddressError:
             log.warning("cannot report to invalid sender %r", message.mail_from)
             return
-        targets = resolve(self.store, sender)
+        targets = await resolve(self.store, sender)
         # A sender outside our domains gets the report through the queue.
         where = destinations([Recipient(sender, [Target(str(sender))] if targets is None
                                         else targets)])

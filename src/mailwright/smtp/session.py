@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from ..address import Address
 from ..auth import driver, sasl
 from ..auth.driver import Authenticator
 from ..auth.lockout import AuthLockout
@@ -299,7 +300,7 @@ class SmtpSession(DataCommands, LineSession):
         """The 503 for RCPT/DATA/BDAT outside a transaction (RFC 5321 §4.1.4)."""
         return R.BAD_SEQUENCE_HELO if self.helo is None else R.BAD_SEQUENCE_MAIL
 
-    def cmd_mail(self, arg: str) -> tuple[Reply, Action]:
+    def cmd_mail(self, arg: str) -> Answer | Coroutine[Any, Any, Answer]:
         if self.helo is None:
             return R.BAD_SEQUENCE_HELO, Action.NONE
         if self.submission and self.account is None:
@@ -318,16 +319,23 @@ class SmtpSession(DataCommands, LineSession):
         if txn.mail_from and txn.mail_from.needs_smtputf8 and not txn.smtputf8:
             return Reply(553, "5.6.7", "Non-ASCII sender address needs the SMTPUTF8 parameter"), \
                 Action.NONE
-        if (self.account and self.config.submission.enforce_sender and txn.mail_from
-                and not recipients.may_send_as(self.store, self.account, txn.mail_from)):
-            self.events.emit(Event.SENDER_REJECTED, self.id, account=self.account,
-                             mail_from=txn.reverse_path)
-            return Reply(553, "5.7.1",
-                         f"Sender address rejected: not owned by {self.account}"), Action.NONE
+        if self.account and self.config.submission.enforce_sender and txn.mail_from:
+            return self._mail_as(txn, self.account, txn.mail_from)
         self.transaction = txn
         return R.SENDER_OK, Action.NONE
 
-    def cmd_rcpt(self, arg: str) -> tuple[Reply, Action]:
+    async def _mail_as(self, txn: Transaction, account: str, sender: Address) -> Answer:
+        """MAIL of an authenticated user under enforce_sender: only as an address
+        of theirs (a directory lookup, so awaited)."""
+        if not await recipients.may_send_as(self.store, account, sender):
+            self.events.emit(Event.SENDER_REJECTED, self.id, account=account,
+                             mail_from=txn.reverse_path)
+            return Reply(553, "5.7.1",
+                         f"Sender address rejected: not owned by {account}"), Action.NONE
+        self.transaction = txn
+        return R.SENDER_OK, Action.NONE
+
+    async def cmd_rcpt(self, arg: str) -> Answer:
         txn = self.transaction
         if txn is None:
             return self._no_transaction, Action.NONE
@@ -346,7 +354,7 @@ class SmtpSession(DataCommands, LineSession):
                          "Non-ASCII recipient address needs SMTPUTF8 on MAIL FROM"), Action.NONE
         if len(txn.recipients) >= self.limits.max_recipients:
             return R.TOO_MANY_RCPTS, Action.NONE
-        targets = recipients.resolve(self.store, address)
+        targets = await recipients.resolve(self.store, address)
         if targets is None:
             # Not one of our domains: relaying is only for authenticated users.
             if self.account is None:
@@ -359,7 +367,7 @@ class SmtpSession(DataCommands, LineSession):
                              reason="unknown-user", rcpt=str(address))
             return R.NO_SUCH_USER, Action.NONE
         # RFC 9208 §4 / RFC 3463 4.2.2: a full mailbox is a temporary failure.
-        if quota.any_over_quota(self.store, targets, txn.size):
+        if await quota.any_over_quota(self.store, targets, txn.size):
             self.events.emit(Event.REJECTED, self.id, ip=self.conn.client_ip, code=452,
                              reason="over-quota", rcpt=str(address))
             return R.MAILBOX_FULL, Action.NONE

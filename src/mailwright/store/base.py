@@ -17,10 +17,6 @@ from .mailboxes import MailboxStore, Maildrops
 from .messages import MessageStore
 from .queue import QueueStore
 
-# Reading a blob larger than this may touch the disk for a while: callers on the
-# event loop hand such reads to a thread (store.read_blob is blocking).
-READ_IN_THREAD = 256 * 1024
-
 
 class StoreError(Exception):
     """A refused administrative change, phrased for the admin."""

@@ -10,6 +10,6 @@ from ..events.log import EventSink
 class EventStore(EventSink, Protocol):
     # record_event: events/log.py EventSink
 
-    def events(self, limit: int = 100) -> list[dict]:
-        """The latest events, newest first (blocking read; async in phase 2)."""
+    async def events(self, limit: int = 100) -> list[dict]:
+        """The latest events, newest first."""
         ...

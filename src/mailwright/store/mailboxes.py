@@ -3,10 +3,8 @@
 Mailboxes, messages by UID, flags, MODSEQ (RFC 7162), expunge tombstones, search
 (store/query.py), sort keys and quota (RFC 9208); the POP3 maildrop (RFC 1939).
 
-Reads are blocking point queries (fast, indexed) on the caller's connection;
-writes are coroutines that return once committed. Phase 2 of issue 14 makes the
-reads coroutines too: each protocol below lists its reads apart from its writes
-so that change is one mechanical step.
+Reads and writes are coroutines, so a backend over the network implements the
+same protocol (SQLite runs its reads inline); writes return once committed.
 """
 
 from __future__ import annotations
@@ -127,44 +125,44 @@ def normalize_flag(flag: str) -> str:
 
 
 class MailboxStore(Protocol):
-    # --- reads (blocking; async in phase 2) -----------------------------------------
-    def mailboxes(self, account_id: int) -> list[Mailbox]: ...
-    def mailbox(self, account_id: int, name: str) -> Mailbox | None: ...
-    def mailbox_by_id(self, mailbox_id: int) -> Mailbox | None: ...
-    def mailbox_counts(self, mailbox_id: int) -> MailboxCounts: ...
-    def mailbox_versions(self, mailbox_ids: list[int]) -> dict[int, tuple[int, int]]:
+    # --- reads ----------------------------------------------------------------------------
+    async def mailboxes(self, account_id: int) -> list[Mailbox]: ...
+    async def mailbox(self, account_id: int, name: str) -> Mailbox | None: ...
+    async def mailbox_by_id(self, mailbox_id: int) -> Mailbox | None: ...
+    async def mailbox_counts(self, mailbox_id: int) -> MailboxCounts: ...
+    async def mailbox_versions(self, mailbox_ids: list[int]) -> dict[int, tuple[int, int]]:
         """(uidnext, highestmodseq) of each mailbox that still exists."""
         ...
 
-    def subscriptions(self, account_id: int) -> list[str]:
+    async def subscriptions(self, account_id: int) -> list[str]:
         """The subscribed names, sorted; they need not exist (RFC 9051 §6.3.7)."""
         ...
 
-    def recent_count(self, mailbox_id: int) -> int:
+    async def recent_count(self, mailbox_id: int) -> int:
         """Messages no session has claimed as \\Recent (UID >= recent_uid)."""
         ...
 
-    def message_states(self, mailbox_id: int, since_modseq: int = 0,
+    async def message_states(self, mailbox_id: int, since_modseq: int = 0,
                        from_uid: int = 0) -> list[MessageState]:
         """Messages by UID; with since_modseq, only those changed after it; with
         from_uid, only those with a UID from there on."""
         ...
 
-    def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]: ...
-    def message_data(self, mailbox_id: int, uids: list[int], meta: bool
+    async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]: ...
+    async def message_data(self, mailbox_id: int, uids: list[int], meta: bool
                      ) -> list[MessageData]: ...
-    def search(self, mailbox_id: int, key: Query) -> list[int]:
+    async def search(self, mailbox_id: int, key: Query) -> list[int]:
         """UIDs (ascending) of the messages matching a query (store/query.py)."""
         ...
 
-    def sort_keys(self, mailbox_id: int, uids: list[int]) -> list[tuple]:
+    async def sort_keys(self, mailbox_id: int, uids: list[int]) -> list[tuple]:
         """(uid, internaldate, size, sent, base_subject, sort_from, sort_to, sort_cc,
         msgid, in_reply_to, refs, subject, display_from, display_to) for SORT and
         THREAD (the row imap/threads.py reads)."""
         ...
 
-    def quota(self, account_id: int) -> Quota: ...
-    def quota_limit(self, account_id: int) -> int:
+    async def quota(self, account_id: int) -> Quota: ...
+    async def quota_limit(self, account_id: int) -> int:
         """The account's storage limit in octets; 0: none (no usage is summed)."""
         ...
 
@@ -211,16 +209,16 @@ class MailboxStore(Protocol):
         """Compute the parse-once metadata of messages stored without it; how many."""
         ...
 
-    # --- administration (blocking) -----------------------------------------------------
-    def set_quota(self, account: str, limit: int) -> None: ...
+    # --- administration -------------------------------------------------------------------
+    async def set_quota(self, account: str, limit: int) -> None: ...
 
 
 class Maildrops(Protocol):
     """POP3 (RFC 1939): the INBOX fixed at login, the UPDATE state, EXPIRE data."""
 
-    # --- reads (blocking; async in phase 2) -----------------------------------------
-    def maildrop(self, account: str) -> Maildrop: ...
-    def pop3_retrieved_by(self, domain: str, when: float) -> dict[int, list[int]]:
+    # --- reads ----------------------------------------------------------------------------
+    async def maildrop(self, account: str) -> Maildrop: ...
+    async def pop3_retrieved_by(self, domain: str, when: float) -> dict[int, list[int]]:
         """Maildrop messages of the domain's accounts first downloaded over POP3 at
         or before `when`: UIDs by mailbox id (what an EXPIRE policy may remove)."""
         ...

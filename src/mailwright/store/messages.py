@@ -49,7 +49,6 @@ class MessageStore(Protocol):
         """Returns once content and metadata are durable (fsynced, committed)."""
         ...
 
-    def read_blob(self, digest: str) -> bytes:
-        """A stored message's octets (blocking: large ones may touch the disk, see
-        READ_IN_THREAD)."""
+    async def read_blob(self, digest: str) -> bytes:
+        """A stored message's octets (a backend reads large ones off the loop)."""
         ...

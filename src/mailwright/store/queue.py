@@ -4,7 +4,7 @@ The store keeps the state; the rules (when an attempt's outcome is final, when t
 retry, when to give up) belong to the queue runner (queue/runner.py,
 queue/states.py), which passes them in.
 
-Claims and outcomes are coroutines (writes); listing is blocking (the CLI).
+Every method is a coroutine: reads, claims, outcomes and the admin's changes.
 """
 
 from __future__ import annotations
@@ -63,10 +63,10 @@ class RecipientUpdate:
 
 
 class QueueStore(Protocol):
-    # --- reads (blocking; async in phase 2) -----------------------------------------
-    def queue_messages(self) -> list[QueuedMessage]: ...
-    def queue_message(self, message_id: str) -> QueuedMessage | None: ...
-    def queue_attempts(self, message_id: str) -> list[dict]: ...
+    # --- reads ----------------------------------------------------------------------------
+    async def queue_messages(self) -> list[QueuedMessage]: ...
+    async def queue_message(self, message_id: str) -> QueuedMessage | None: ...
+    async def queue_attempts(self, message_id: str) -> list[dict]: ...
 
     # --- writes -------------------------------------------------------------------------
     async def queue_claim(self, now: float, limit: int, lease: float) -> list[QueuedMessage]:
@@ -81,12 +81,12 @@ class QueueStore(Protocol):
         message left the queue."""
         ...
 
-    def queue_release_leases(self) -> int:
+    async def queue_release_leases(self) -> int:
         """At start-up, before any worker runs: claims of a crashed process lapse."""
         ...
 
-    def queue_set_state(self, message_id: str | None, state: str, now: float) -> int:
+    async def queue_set_state(self, message_id: str | None, state: str, now: float) -> int:
         """Admin: hold / release / retry (now) recipients of one message or all; returns count."""
         ...
 
-    def queue_delete(self, message_id: str) -> bool: ...
+    async def queue_delete(self, message_id: str) -> bool: ...

@@ -67,10 +67,10 @@ def delete_key_files(paths: list[str]) -> None:
         Path(path).unlink(missing_ok=True)
 
 
-def signing_keys(store: MailStore, domain: str) -> list[SigningKey]:
+async def signing_keys(store: MailStore, domain: str) -> list[SigningKey]:
     """The active key set of a domain, ready for dkim.sign ([] when it has none)."""
     out = []
-    for k in store.dkim_keys(domain):
+    for k in await store.dkim_keys(domain):
         if k.active:
             try:
                 private = Path(k.path).read_bytes()

@@ -30,31 +30,31 @@ class OutboundSigner:
         self.pool = pool or concurrent.futures.ThreadPoolExecutor(4, "mailwright-sign")
         self._keys: dict[str, tuple[float, list[dkim_mod.SigningKey]]] = {}
 
-    def keys(self, domain: str) -> list[dkim_mod.SigningKey]:
+    async def keys(self, domain: str) -> list[dkim_mod.SigningKey]:
         now = time.monotonic()
         hit = self._keys.get(domain)
         if hit is None or hit[0] < now:
             hit = self._keys[domain] = (now + KEY_CACHE_SECONDS,
-                                        signing_keys(self.store, domain))
+                                        await signing_keys(self.store, domain))
         return hit[1]
 
-    def signing_domain(self, content: Content, mail_from: str) -> str | None:
+    async def signing_domain(self, content: Content, mail_from: str) -> str | None:
         """The From domain when it is ours and has keys (what DMARC aligns with),
         else the MAIL FROM domain when that has keys."""
         fields, _ = ar.split_header(head_of(content))
         author, _ = author_domain(fields)
         for domain in (author, mail_from.rpartition("@")[2].lower() if mail_from else None):
-            if domain and self.store.is_local_domain(domain) and self.keys(domain):
+            if domain and await self.store.is_local_domain(domain) and await self.keys(domain):
                 return domain
         return None
 
     async def sign(self, content: Content, mail_from: str) -> bytes:
         """DKIM-Signature fields to prepend (b"" when no local key applies). A spooled
         message is read whole in the signing thread (the body hash needs all of it)."""
-        domain = self.signing_domain(content, mail_from)
+        domain = await self.signing_domain(content, mail_from)
         if domain is None:
             return b""
-        keys = self.keys(domain)
+        keys = await self.keys(domain)
         try:
             return await asyncio.get_running_loop().run_in_executor(
                 self.pool, _sign_whole, content, keys)
@@ -66,7 +66,8 @@ class OutboundSigner:
         """An ARC set for a forward, sealed by the first of the alias domains with an
         RSA key; content must carry our Authentication-Results (with arc=)."""
         for domain in domains:
-            key = next((k for k in self.keys(domain) if k.algorithm == "rsa-sha256"), None)
+            key = next((k for k in await self.keys(domain) if k.algorithm == "rsa-sha256"),
+                       None)
             if key is None:
                 continue
             try:

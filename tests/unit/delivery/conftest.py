@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from mailwright.address import parse_mailbox
@@ -13,7 +15,7 @@ from mailwright.store.sqlite import SQLiteStore
 def ann_store(tmp_path):
     """(store, account id) of ann@a.test, alone in domain a.test."""
     s = SQLiteStore(tmp_path, render_views=fetch_views)
-    s.add_domain("a.test")
-    s.add_account(parse_mailbox("ann@a.test"), "password-1")
-    yield s, s.account_id("ann@a.test")
+    asyncio.run(s.add_domain("a.test"))
+    asyncio.run(s.add_account(parse_mailbox("ann@a.test"), "password-1"))
+    yield s, asyncio.run(s.account_id("ann@a.test"))
     s.close()

@@ -20,8 +20,10 @@ def test_junk_routing_one_copy_per_account():
 
 
 def inbox_and_junk(s, account):
-    return [len(s.message_states(box.id)) if box else None
-            for box in (s.mailbox(account, "INBOX"), s.mailbox(account, "Junk"))]
+    async def counts():
+        boxes = [await s.mailbox(account, name) for name in ("INBOX", "Junk")]
+        return [len(await s.message_states(box.id)) if box else None for box in boxes]
+    return asyncio.run(counts())
 
 
 def test_quarantined_copy_lands_in_junk_or_inbox_without_one(ann_store):

@@ -16,14 +16,14 @@ def test_pop3_expire_removes_only_downloaded_messages_past_the_policy(ann_store)
         asyncio.run(s.deliver(Delivery(message_id=f"E{i}", mail_from="",
                                        local=[LocalCopy(ann)],
                                        local_content=f"Subject: {i}\r\n\r\n".encode())))
-    drop = s.maildrop("ann@a.test")
+    drop = asyncio.run(s.maildrop("ann@a.test"))
     uids = [m.uid for m in drop.messages]
     asyncio.run(s.pop3_update(drop.mailbox_id, [], uids[:2]))      # two downloaded
     now = time.time()
     assert asyncio.run(pop3_expiry.expire(s, now + 400 * 86400)) == 0   # no policy
-    s.set_pop3_expire("a.test", 0)           # RFC 2449 §6.7: EXPIRE 0, at once
-    assert s.pop3_retrieved_by("a.test", now - 60) == {}
-    assert s.pop3_retrieved_by("a.test", pop3_expiry.due_since(0, now + 1)) == \
+    asyncio.run(s.set_pop3_expire("a.test", 0))           # RFC 2449 §6.7: EXPIRE 0, at once
+    assert asyncio.run(s.pop3_retrieved_by("a.test", now - 60)) == {}
+    assert asyncio.run(s.pop3_retrieved_by("a.test", pop3_expiry.due_since(0, now + 1))) == \
         {drop.mailbox_id: uids[:2]}
     assert asyncio.run(pop3_expiry.expire(s, now + 1)) == 2
-    assert [m.uid for m in s.maildrop("ann@a.test").messages] == uids[2:]
+    assert [m.uid for m in asyncio.run(s.maildrop("ann@a.test")).messages] == uids[2:]

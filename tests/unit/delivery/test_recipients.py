@@ -4,6 +4,8 @@ are aliases, each address once; the catch-all; who may send as whom."""
 
 from __future__ import annotations
 
+import asyncio
+
 from mailwright.address import parse_mailbox
 from mailwright.delivery import recipients
 from mailwright.delivery.recipients import Target
@@ -15,21 +17,21 @@ class Directory:
     def __init__(self, domains, accounts, aliases):
         self.domains, self.accounts, self.aliases = set(domains), accounts, aliases
 
-    def is_local_domain(self, domain):
+    async def is_local_domain(self, domain):
         return domain in self.domains
 
-    def find_account(self, address):
+    async def find_account(self, address):
         return self.accounts.get(address.key)
 
-    def alias(self, address):
+    async def alias(self, address):
         return self.aliases.get(address.key)
 
-    def catch_all(self, domain):
+    async def catch_all(self, domain):
         return self.aliases.get(f"@{domain}")
 
 
 def resolve(directory, text):
-    return recipients.resolve(directory, parse_mailbox(text))
+    return asyncio.run(recipients.resolve(directory, parse_mailbox(text)))
 
 
 DIRECTORY = Directory(
@@ -74,8 +76,11 @@ def test_catch_all_only_for_addresses_that_are_neither_account_nor_alias():
 
 
 def test_may_send_as_own_address_or_an_alias_naming_the_user():
-    assert recipients.may_send_as(DIRECTORY, "ann@a.test", parse_mailbox("ANN@a.test"))
-    assert recipients.may_send_as(DIRECTORY, "ann@a.test", parse_mailbox("team@a.test"))
-    assert not recipients.may_send_as(DIRECTORY, "bob@b.test", parse_mailbox("team@a.test"))
+    assert asyncio.run(recipients.may_send_as(DIRECTORY, "ann@a.test", parse_mailbox("ANN@a.test")))
+    assert asyncio.run(
+            recipients.may_send_as(DIRECTORY, "ann@a.test", parse_mailbox("team@a.test")))
+    assert not asyncio.run(
+            recipients.may_send_as(DIRECTORY, "bob@b.test", parse_mailbox("team@a.test")))
     # Not through a catch-all: it names bob, but "any@b.test" is no alias of his.
-    assert not recipients.may_send_as(DIRECTORY, "bob@b.test", parse_mailbox("any@b.test"))
+    assert not asyncio.run(
+            recipients.may_send_as(DIRECTORY, "bob@b.test", parse_mailbox("any@b.test")))

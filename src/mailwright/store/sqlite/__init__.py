@@ -52,9 +52,9 @@ class SQLiteStore(SQLiteDirectory, SQLiteMailboxes, SQLiteMessages, SQLiteMeta, 
         self._writer = Writer(self.db_path, self.blobs)
         self._writer.start()
 
-    def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run fn in the writer's transaction and wait (for blocking callers)."""
-        return self._writer.submit(fn).result()
+    async def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run fn in the writer's transaction; its result once committed."""
+        return await self._writer.submit_async(fn)
 
     def close(self) -> None:
         self._writer.submit(None).result()

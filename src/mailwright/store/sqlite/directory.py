@@ -4,6 +4,7 @@ means is delivery/recipients.py's."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -25,7 +26,7 @@ class SQLiteDirectory:
         row = self.conn.execute("SELECT id FROM domains WHERE name=?", (domain,)).fetchone()
         return row[0] if row else None
 
-    def add_domain(self, domain: str) -> str:
+    async def add_domain(self, domain: str) -> str:
         name = domain_name(domain)
 
         def job(c: sqlite3.Connection) -> None:
@@ -33,10 +34,10 @@ class SQLiteDirectory:
                 c.execute("INSERT INTO domains (name, created) VALUES (?, ?)", (name, time.time()))
             except sqlite3.IntegrityError:
                 raise StoreError(f"domain {display_domain(name)} already exists") from None
-        self._write(job)
+        await self._write(job)
         return name
 
-    def remove_domain(self, domain: str, force: bool = False) -> None:
+    async def remove_domain(self, domain: str, force: bool = False) -> None:
         name = domain_name(domain)
 
         def job(c: sqlite3.Connection) -> None:
@@ -49,17 +50,18 @@ class SQLiteDirectory:
                 raise StoreError(f"domain {display_domain(name)} still has {n_acc} account(s) "
                                  f"and {n_ali} alias(es); remove them first or pass --force")
             c.execute("DELETE FROM domains WHERE id=?", row)
-        self._write(job)
+        await self._write(job)
 
-    def list_domains(self) -> list[str]:
+    async def list_domains(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT name FROM domains ORDER BY name")]
 
-    def is_local_domain(self, domain: str) -> bool:
+    async def is_local_domain(self, domain: str) -> bool:
         return self._domain_id(domain) is not None
 
     # --- accounts --------------------------------------------------------
-    def add_account(self, address: Address, password: str) -> None:
-        hashed, keys = hash_password(password), scram_keys(password)
+    async def add_account(self, address: Address, password: str) -> None:
+        # argon2 and PBKDF2 take tens of milliseconds: off the loop.
+        hashed, keys = await asyncio.to_thread(_password_keys, password)
 
         def job(c: sqlite3.Connection) -> None:
             row = c.execute("SELECT id FROM domains WHERE name=?", (address.domain,)).fetchone()
@@ -87,10 +89,11 @@ class SQLiteDirectory:
                 # only subscribed mailboxes see them); CREATE does not subscribe.
                 c.execute("INSERT INTO subscriptions (account_id, name) VALUES (?,?)",
                           (account_id, name))
-        self._write(job)
+        await self._write(job)
 
-    def set_password(self, address: Address, password: str) -> None:
-        hashed, keys = hash_password(password), scram_keys(password)
+    async def set_password(self, address: Address, password: str) -> None:
+        # argon2 and PBKDF2 take tens of milliseconds: off the loop.
+        hashed, keys = await asyncio.to_thread(_password_keys, password)
 
         def job(c: sqlite3.Connection) -> None:
             cur = c.execute(
@@ -100,9 +103,9 @@ class SQLiteDirectory:
                  address.key))
             if cur.rowcount == 0:
                 raise StoreError(f"no such account: {address}")
-        self._write(job)
+        await self._write(job)
 
-    def remove_account(self, address: Address) -> None:
+    async def remove_account(self, address: Address) -> None:
         def job(c: sqlite3.Connection) -> list[str]:
             row = c.execute("SELECT id FROM accounts WHERE lookup=?", (address.key,)).fetchone()
             if not row:
@@ -112,10 +115,9 @@ class SQLiteDirectory:
                 "WHERE b.account_id=?", row)]
             c.execute("DELETE FROM accounts WHERE id=?", row)
             return release_blobs(c, blobs)
-        for digest in self._write(job):
-            self.blobs.remove(digest)
+        await self._unlink(await self._write(job))
 
-    def list_accounts(self, domain: str | None = None) -> list[AccountInfo]:
+    async def list_accounts(self, domain: str | None = None) -> list[AccountInfo]:
         sql = ("SELECT a.local_part, d.name, a.created, count(m.id), coalesce(sum(m.size), 0) "
                "FROM accounts a JOIN domains d ON a.domain_id=d.id "
                "LEFT JOIN mailboxes b ON b.account_id=a.id "
@@ -129,7 +131,7 @@ class SQLiteDirectory:
                 for lp, d, created, n, size in self.conn.execute(sql, args)]
 
     # --- login names -------------------------------------------------------------
-    def account_id(self, account: str) -> int | None:
+    async def account_id(self, account: str) -> int | None:
         try:
             key = parse_mailbox(account).key
         except AddressError:
@@ -137,7 +139,7 @@ class SQLiteDirectory:
         row = self.conn.execute("SELECT id FROM accounts WHERE lookup=?", (key,)).fetchone()
         return row[0] if row else None
 
-    def credentials(self, username: str) -> Credentials | None:
+    async def credentials(self, username: str) -> Credentials | None:
         try:
             key = parse_mailbox(username.strip()).key
         except AddressError:
@@ -151,7 +153,7 @@ class SQLiteDirectory:
         return Credentials(str(Address(row[0], row[1])), row[2], ScramKeys(*row[3:]))
 
     # --- aliases ---------------------------------------------------------
-    def add_alias(self, source: str, targets: list[str]) -> None:
+    async def add_alias(self, source: str, targets: list[str]) -> None:
         src_local, src_domain, lookup = _alias_source(source)
         if not targets:
             raise StoreError("an alias needs at least one target address")
@@ -177,17 +179,17 @@ class SQLiteDirectory:
                 c.execute("INSERT INTO aliases (domain_id, local_part, lookup, targets, created) "
                           "VALUES (?,?,?,?,?)",
                           (row[0], src_local, lookup, json.dumps(norm), time.time()))
-        self._write(job)
+        await self._write(job)
 
-    def remove_alias(self, source: str) -> None:
+    async def remove_alias(self, source: str) -> None:
         _, _, lookup = _alias_source(source)
 
         def job(c: sqlite3.Connection) -> None:
             if c.execute("DELETE FROM aliases WHERE lookup=?", (lookup,)).rowcount == 0:
                 raise StoreError(f"no such alias: {source}")
-        self._write(job)
+        await self._write(job)
 
-    def list_aliases(self, domain: str | None = None) -> list[AliasInfo]:
+    async def list_aliases(self, domain: str | None = None) -> list[AliasInfo]:
         sql = ("SELECT a.local_part, d.name, a.targets FROM aliases a "
                "JOIN domains d ON a.domain_id=d.id ")
         args: tuple = ()
@@ -199,15 +201,15 @@ class SQLiteDirectory:
                 for lp, d, t in self.conn.execute(sql, args)]
 
     # --- lookups -------------------------------------------------------------
-    def find_account(self, address: Address) -> int | None:
+    async def find_account(self, address: Address) -> int | None:
         row = self.conn.execute("SELECT id FROM accounts WHERE lookup=?",
                                 (address.key,)).fetchone()
         return row[0] if row else None
 
-    def alias(self, address: Address) -> list[str] | None:
+    async def alias(self, address: Address) -> list[str] | None:
         return self._alias_targets(address.key)
 
-    def catch_all(self, domain: str) -> list[str] | None:
+    async def catch_all(self, domain: str) -> list[str] | None:
         return self._alias_targets(f"@{domain}")
 
     def _alias_targets(self, lookup: str) -> list[str] | None:
@@ -215,26 +217,26 @@ class SQLiteDirectory:
                                 (lookup,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def set_pop3_expire(self, domain: str, days: int | None) -> None:
+    async def set_pop3_expire(self, domain: str, days: int | None) -> None:
         name = domain_name(domain)
 
         def job(c: sqlite3.Connection) -> None:
             if c.execute("UPDATE domains SET pop3_expire_days=? WHERE name=?",
                          (days, name)).rowcount == 0:
                 raise StoreError(f"no such domain: {display_domain(name)}")
-        self._write(job)
+        await self._write(job)
 
-    def pop3_expire_days(self, account: str) -> int | None:
+    async def pop3_expire_days(self, account: str) -> int | None:
         row = self.conn.execute("SELECT pop3_expire_days FROM domains WHERE name=?",
                                 (parse_mailbox(account).domain,)).fetchone()
         return row[0] if row else None
 
-    def pop3_expire_policies(self) -> dict[str, int]:
+    async def pop3_expire_policies(self) -> dict[str, int]:
         return dict(self.conn.execute("SELECT name, pop3_expire_days FROM domains "
                                       "WHERE pop3_expire_days IS NOT NULL"))
 
     # --- email authentication ---------------------------------------------------
-    def add_dkim_keys(self, keys: list[DKIMKeyInfo]) -> None:
+    async def add_dkim_keys(self, keys: list[DKIMKeyInfo]) -> None:
         def job(c: sqlite3.Connection) -> None:
             for k in keys:
                 if c.execute("SELECT 1 FROM dkim_keys WHERE domain=? AND selector=?",
@@ -244,24 +246,24 @@ class SQLiteDirectory:
                           "txt, active, created) VALUES (?,?,?,?,?,?,?,?)",
                           (k.domain, k.name, k.selector, k.algorithm, k.path, k.txt,
                            int(k.active), k.created))
-        self._write(job)
+        await self._write(job)
 
-    def dkim_keys(self, domain: str | None = None) -> list[DKIMKeyInfo]:
+    async def dkim_keys(self, domain: str | None = None) -> list[DKIMKeyInfo]:
         where, args = ("WHERE domain=?", (domain,)) if domain else ("", ())
         rows = self.conn.execute(
             "SELECT domain, name, selector, algorithm, path, txt, active, created "
             f"FROM dkim_keys {where} ORDER BY domain, created, selector", args).fetchall()
         return [DKIMKeyInfo(*r[:6], bool(r[6]), r[7]) for r in rows]
 
-    def activate_dkim_keys(self, domain: str, name: str) -> None:
+    async def activate_dkim_keys(self, domain: str, name: str) -> None:
         def job(c: sqlite3.Connection) -> None:
             if not c.execute("SELECT 1 FROM dkim_keys WHERE domain=? AND name=?",
                              (domain, name)).fetchone():
                 raise StoreError(f"no DKIM keys named {name} for {domain}")
             c.execute("UPDATE dkim_keys SET active=(name=?) WHERE domain=?", (name, domain))
-        self._write(job)
+        await self._write(job)
 
-    def remove_dkim_keys(self, domain: str, name: str) -> list[str]:
+    async def remove_dkim_keys(self, domain: str, name: str) -> list[str]:
         """Retire a key set: returns the private key files to delete."""
         def job(c: sqlite3.Connection) -> list[str]:
             rows = c.execute("SELECT path, active FROM dkim_keys WHERE domain=? AND name=?",
@@ -273,7 +275,7 @@ class SQLiteDirectory:
                                  "set first (mailwright dkim activate)")
             c.execute("DELETE FROM dkim_keys WHERE domain=? AND name=?", (domain, name))
             return [path for path, _ in rows]
-        return self._write(job)
+        return await self._write(job)
 
 
 def domain_name(text: str) -> str:
@@ -293,3 +295,8 @@ def _alias_source(source: str) -> tuple[str, str, str]:
     except AddressError as e:
         raise StoreError(f"invalid alias address {source!r}: {e}") from None
     return a.local_part, a.domain, a.key
+
+
+def _password_keys(password: str) -> tuple[str, ScramKeys]:
+    """What the store keeps of a password: the argon2id hash and the SCRAM keys."""
+    return hash_password(password), scram_keys(password)

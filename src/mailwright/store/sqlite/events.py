@@ -14,7 +14,7 @@ class SQLiteEvents:
                      message_id: str | None, data: dict) -> None:
         self._writer.add_event((ts, type, session, message_id, json.dumps(data, default=str)))
 
-    def events(self, limit: int = 100) -> list[dict]:
+    async def events(self, limit: int = 100) -> list[dict]:
         rows = self.conn.execute(
             "SELECT ts, type, session, message_id, data FROM events ORDER BY id DESC LIMIT ?",
             (limit,))

@@ -40,26 +40,26 @@ def canonical_name(name: str) -> str:
 class SQLiteMailboxes:
     conn: sqlite3.Connection
 
-    def mailboxes(self, account_id: int) -> list[Mailbox]:
+    async def mailboxes(self, account_id: int) -> list[Mailbox]:
         rows = self.conn.execute(f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE account_id=? "
                                  "ORDER BY name", (account_id,))
         return [Mailbox(*r) for r in rows]
 
-    def mailbox(self, account_id: int, name: str) -> Mailbox | None:
+    async def mailbox(self, account_id: int, name: str) -> Mailbox | None:
         r = self.conn.execute(f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE account_id=? "
                               "AND name=?", (account_id, canonical_name(name))).fetchone()
         return Mailbox(*r) if r else None
 
-    def mailbox_by_id(self, mailbox_id: int) -> Mailbox | None:
+    async def mailbox_by_id(self, mailbox_id: int) -> Mailbox | None:
         r = self.conn.execute(f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE id=?",
                               (mailbox_id,)).fetchone()
         return Mailbox(*r) if r else None
 
-    def mailbox_counts(self, mailbox_id: int) -> MailboxCounts:
+    async def mailbox_counts(self, mailbox_id: int) -> MailboxCounts:
         # Every change to a mailbox moves its UIDNEXT or HIGHESTMODSEQ, so counts
         # computed at one (UIDNEXT, HIGHESTMODSEQ) hold until either moves: STATUS
         # of a large, quiet mailbox costs one indexed lookup, not a scan.
-        version = self.mailbox_versions([mailbox_id]).get(mailbox_id)
+        version = self._versions([mailbox_id]).get(mailbox_id)
         cache = self._counts_cache
         hit = cache.get(mailbox_id)
         if hit is not None and hit[0] == version:
@@ -78,7 +78,10 @@ class SQLiteMailboxes:
             "coalesce(sum(size), 0) FROM messages WHERE mailbox_id=?", (mailbox_id,)).fetchone()
         return MailboxCounts(*row)
 
-    def mailbox_versions(self, mailbox_ids: list[int]) -> dict[int, tuple[int, int]]:
+    async def mailbox_versions(self, mailbox_ids: list[int]) -> dict[int, tuple[int, int]]:
+        return self._versions(mailbox_ids)
+
+    def _versions(self, mailbox_ids: list[int]) -> dict[int, tuple[int, int]]:
         if not mailbox_ids:
             return {}
         marks = ",".join("?" * len(mailbox_ids))
@@ -112,7 +115,7 @@ class SQLiteMailboxes:
                           (account_id, path, special_use if i == len(levels) else None,
                            _new_uidvalidity(c)))
         await self._writer.submit_async(job)
-        found = self.mailbox(account_id, name)
+        found = await self.mailbox(account_id, name)
         assert found is not None
         return found
 
@@ -179,7 +182,7 @@ class SQLiteMailboxes:
                           (new + child[len(old):], child_id))
         await self._writer.submit_async(job)
 
-    def subscriptions(self, account_id: int) -> list[str]:
+    async def subscriptions(self, account_id: int) -> list[str]:
         rows = self.conn.execute("SELECT name FROM subscriptions WHERE account_id=? "
                                  "ORDER BY name", (account_id,))
         return [r[0] for r in rows]
@@ -217,7 +220,7 @@ class SQLiteMailboxes:
             return row[0]
         return await self._writer.submit_async(job)
 
-    def recent_count(self, mailbox_id: int) -> int:
+    async def recent_count(self, mailbox_id: int) -> int:
         return self.conn.execute(
             "SELECT count(*) FROM messages m JOIN mailboxes b ON b.id=m.mailbox_id "
             "WHERE m.mailbox_id=? AND m.uid >= b.recent_uid", (mailbox_id,)).fetchone()[0]

@@ -18,24 +18,28 @@ from .meta import Indexed, ensure_meta
 from .queue import enqueue
 from .quota import check_quota
 
+# Reading a blob file larger than this may touch the disk for a while: read_blob
+# reads it in a thread.
+READ_IN_THREAD = 256 * 1024
+
 
 class SQLiteMessages:
     conn: sqlite3.Connection
 
     # --- messages -----------------------------------------------------------------
-    def message_states(self, mailbox_id: int, since_modseq: int = 0,
+    async def message_states(self, mailbox_id: int, since_modseq: int = 0,
                        from_uid: int = 0) -> list[MessageState]:
         rows = self.conn.execute("SELECT uid, flags, modseq FROM messages WHERE "
                                  "mailbox_id=? AND uid>=? AND modseq>? ORDER BY uid",
                                  (mailbox_id, from_uid, since_modseq))
         return [MessageState(*r) for r in rows]
 
-    def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
+    async def expunged_since(self, mailbox_id: int, modseq: int) -> list[int]:
         return [r[0] for r in self.conn.execute(
             "SELECT uid FROM expunged WHERE mailbox_id=? AND modseq>? ORDER BY uid",
             (mailbox_id, modseq))]
 
-    def message_data(self, mailbox_id: int, uids: list[int], meta: bool) -> list[MessageData]:
+    async def message_data(self, mailbox_id: int, uids: list[int], meta: bool) -> list[MessageData]:
         if not uids:
             return []
         cols = ("x.envelope, x.body, x.bodystructure, x.structure, x.header" if meta
@@ -174,10 +178,25 @@ class SQLiteMessages:
         return local, relay, parsed
 
     # --- reading -------------------------------------------------------------------
-    def read_blob(self, digest: str) -> bytes:
+    async def read_blob(self, digest: str) -> bytes:
+        data = self._inline_blob(digest)
+        if data is not None:
+            return data
+        # A large file may touch the disk for a while: read it in a thread. Smaller
+        # ones come from the page cache faster than a thread hop would take.
+        if self.blobs.path(digest).stat().st_size > READ_IN_THREAD:
+            return await asyncio.to_thread(self.blobs.read, digest)
+        return self.blobs.read(digest)
+
+    def _read_blob(self, digest: str) -> bytes:
+        """read_blob for code already in a thread (the backfill): blocking."""
+        data = self._inline_blob(digest)
+        return data if data is not None else self.blobs.read(digest)
+
+    def _inline_blob(self, digest: str) -> bytes | None:
         row = self.conn.execute("SELECT data FROM blob_inline WHERE digest=?",
                                 (digest,)).fetchone()
-        return row[0] if row else self.blobs.read(digest)
+        return row[0] if row else None
 
 
 def _first_mailbox(c: sqlite3.Connection, copy: LocalCopy) -> int:

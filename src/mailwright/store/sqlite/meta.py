@@ -145,4 +145,4 @@ class SQLiteMeta:
             last = rows[-1][0]
 
     def _index_blobs(self, digests: list[str]) -> list[Indexed]:
-        return [self._index(self.read_blob(d)) for d in digests]
+        return [self._index(self._read_blob(d)) for d in digests]

@@ -17,7 +17,7 @@ from .messages import expunge_rows
 class SQLitePop3:
     conn: sqlite3.Connection
 
-    def maildrop(self, account: str) -> Maildrop:
+    async def maildrop(self, account: str) -> Maildrop:
         """The account's INBOX as POP3 sees it at login: UIDVALIDITY and messages by UID."""
         key = parse_mailbox(account).key
         box = self.conn.execute(
@@ -45,7 +45,7 @@ class SQLitePop3:
         await self._unlink(files)
         return removed
 
-    def pop3_retrieved_by(self, domain: str, when: float) -> dict[int, list[int]]:
+    async def pop3_retrieved_by(self, domain: str, when: float) -> dict[int, list[int]]:
         rows = self.conn.execute(
             "SELECT m.mailbox_id, m.uid FROM messages m JOIN mailboxes b ON m.mailbox_id=b.id "
             "JOIN accounts a ON b.account_id=a.id JOIN domains d ON a.domain_id=d.id "

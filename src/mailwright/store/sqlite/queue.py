@@ -70,15 +70,15 @@ class SQLiteQueue:
             return messages
         return await self._writer.submit_async(job)
 
-    def queue_release_leases(self) -> int:
+    async def queue_release_leases(self) -> int:
         """At start-up, before any worker runs: claims of a crashed process lapse now."""
-        return self._write(lambda c: c.execute(
+        return await self._write(lambda c: c.execute(
             "UPDATE queue_recipients SET lease=0 WHERE lease>0").rowcount)
 
-    def queue_messages(self) -> list[QueuedMessage]:
+    async def queue_messages(self) -> list[QueuedMessage]:
         return self._queue_rows("", ())
 
-    def queue_message(self, message_id: str) -> QueuedMessage | None:
+    async def queue_message(self, message_id: str) -> QueuedMessage | None:
         found = self._queue_rows("WHERE q.message_id=?", (message_id,))
         return found[0] if found else None
 
@@ -102,7 +102,7 @@ class SQLiteQueue:
         await self._unlink(files)
         return done
 
-    def queue_attempts(self, message_id: str) -> list[dict]:
+    async def queue_attempts(self, message_id: str) -> list[dict]:
         rows = self.conn.execute(
             "SELECT a.ts, a.address, a.remote, a.tls, a.reply FROM queue_attempts a "
             "JOIN queue q ON a.queue_id=q.id WHERE q.message_id=? ORDER BY a.id",
@@ -110,7 +110,7 @@ class SQLiteQueue:
         return [dict(zip(("ts", "address", "remote", "tls", "reply"), r, strict=True))
                 for r in rows]
 
-    def queue_set_state(self, message_id: str | None, state: str, now: float) -> int:
+    async def queue_set_state(self, message_id: str | None, state: str, now: float) -> int:
         # hold: pending/deferred -> held; release/retry: held/pending/deferred -> due now.
         sources = ("pending", "deferred") if state == "held" else ("held", "pending", "deferred")
         marks = ",".join("?" * len(sources))
@@ -124,9 +124,9 @@ class SQLiteQueue:
         def job(c: sqlite3.Connection) -> int:
             return c.execute(f"UPDATE queue_recipients SET state=?, next_attempt=? "
                              f"WHERE {where}", (new_state, now, *args)).rowcount
-        return self._write(job)
+        return await self._write(job)
 
-    def queue_delete(self, message_id: str) -> bool:
+    async def queue_delete(self, message_id: str) -> bool:
         def job(c: sqlite3.Connection) -> list[str] | None:
             row = c.execute("SELECT id, blob FROM queue WHERE message_id=?",
                             (message_id,)).fetchone()
@@ -134,9 +134,8 @@ class SQLiteQueue:
                 return None
             c.execute("DELETE FROM queue WHERE id=?", (row[0],))
             return release_blobs(c, [row[1]])
-        files = self._write(job)
-        for digest in files or []:
-            self.blobs.remove(digest)
+        files = await self._write(job)
+        await self._unlink(files or [])
         return files is not None
 
     def queued(self) -> list[dict]:

@@ -16,22 +16,22 @@ class SQLiteQuota:
     conn: sqlite3.Connection
     _write: Any
 
-    def quota(self, account_id: int) -> Quota:
+    async def quota(self, account_id: int) -> Quota:
         limit = self.conn.execute("SELECT quota_bytes FROM accounts WHERE id=?",
                                   (account_id,)).fetchone()
         used, count = usage(self.conn, account_id)
         return Quota(used, limit[0] if limit else 0, count)
 
-    def set_quota(self, account: str, limit: int) -> None:
+    async def set_quota(self, account: str, limit: int) -> None:
         key = parse_mailbox(account).key
 
         def job(c: sqlite3.Connection) -> None:
             if c.execute("UPDATE accounts SET quota_bytes=? WHERE lookup=?",
                          (limit, key)).rowcount == 0:
                 raise StoreError(f"no such account: {account}")
-        self._write(job)
+        await self._write(job)
 
-    def quota_limit(self, account_id: int) -> int:
+    async def quota_limit(self, account_id: int) -> int:
         row = self.conn.execute("SELECT quota_bytes FROM accounts WHERE id=?",
                                 (account_id,)).fetchone()
         return (row[0] or 0) if row else 0

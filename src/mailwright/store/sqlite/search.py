@@ -30,7 +30,7 @@ def register_functions(conn: sqlite3.Connection) -> None:
 class SQLiteSearch:
     conn: sqlite3.Connection
 
-    def search(self, mailbox_id: int, key: query.Query) -> list[int]:
+    async def search(self, mailbox_id: int, key: query.Query) -> list[int]:
         terms = list(key.keys) if isinstance(key, query.And) else [key]
         driver = next((t for t in terms if _indexed(t)), None)
         if driver is not None:
@@ -53,7 +53,7 @@ class SQLiteSearch:
             f"SELECT m.uid FROM messages m {join} WHERE m.mailbox_id=? AND ({where}) "
             f"ORDER BY m.uid", args)]
 
-    def sort_keys(self, mailbox_id: int, uids: list[int]) -> list[tuple]:
+    async def sort_keys(self, mailbox_id: int, uids: list[int]) -> list[tuple]:
         """(uid, internaldate, size, sent, base_subject, sort_from, sort_to, sort_cc,
         msgid, in_reply_to, refs, subject, display_from, display_to) for SORT and
         THREAD (the row imap/threads.py reads)."""
