@@ -27,7 +27,8 @@ import uuid
 
 import pytest
 
-from ..conftest import PASSWORD, MailServer, loopback_dns, require
+from ..conftest import PASSWORD, require
+from .relaying import relay_pair
 
 KIB, MIB = 1024, 1024 * 1024
 MAX = 25 * MIB                    # the default limits.max_message_size
@@ -371,30 +372,11 @@ def test_long_lines_accepted_and_delivered_intact(server):
     assert_delivered_intact(server, "bob@example.test", token, message)
 
 
-ZONE = """$TTL 60
-@    IN SOA ns.{d}. h.{d}. 1 3600 600 86400 60
-@    IN MX  10 mx.{d}.
-mx   IN A   {ip}
-"""
-
-
 def test_relayed_long_lines_are_re_encoded_local_copy_intact(tmp_path):
     """RFC 5322 §2.1.1: what we relay keeps to 998 octets a line. The long-line part is
     re-encoded (quoted-printable) and the long header folded before sending; the local
     copy of the same submission stays as it came."""
-    dns = loopback_dns()
-    dns.add_zone("long-a.test", ZONE.format(d="long-a.test", ip="127.0.0.6"))
-    dns.add_zone("long-b.test", ZONE.format(d="long-b.test", ip="127.0.0.7"))
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    b = MailServer(tmp_path / "b", host="127.0.0.7")
-    a = MailServer(tmp_path / "a", host="127.0.0.6",
-                   extra=f"[queue]\nport = {b.ports['mx']}\ninterval = 1.0\n"
-                         'source_address = "127.0.0.6"\n')
-    b.cli("domain", "add", "long-b.test")
-    b.add_user("bob@long-b.test")
-    a.cli("domain", "add", "long-a.test")
-    a.add_user("alice@long-a.test")
+    a, b = relay_pair(tmp_path, ("long-a.test", "127.0.0.6"), ("long-b.test", "127.0.0.7"))
     a.start()
     b.start()
     try:

@@ -11,12 +11,7 @@ import ssl
 import time
 
 from ..conftest import PASSWORD, MailServer, loopback_dns
-
-ZONE = """$TTL 60
-@    IN SOA ns.{d}. h.{d}. 1 3600 600 86400 60
-@    IN MX  10 mx.{d}.
-mx   IN A   {ip}
-"""
+from .relaying import ZONE, relay_pair
 
 
 def submit(server, *messages: tuple[str, str]) -> None:
@@ -40,19 +35,7 @@ def wait_for(predicate, timeout: float = 20.0):
 
 
 def test_mail_from_a_to_b_and_bounce_back(tmp_path):
-    dns = loopback_dns()
-    dns.add_zone("a.test", ZONE.format(d="a.test", ip="127.0.0.2"))
-    dns.add_zone("b.test", ZONE.format(d="b.test", ip="127.0.0.3"))
-    (tmp_path / "b").mkdir()
-    (tmp_path / "a").mkdir()
-    b = MailServer(tmp_path / "b", host="127.0.0.3")
-    a = MailServer(tmp_path / "a", host="127.0.0.2",
-                   extra=f"[queue]\nport = {b.ports['mx']}\ninterval = 1.0\n"
-                         'source_address = "127.0.0.2"\n')
-    b.cli("domain", "add", "b.test")
-    b.add_user("bob@b.test")
-    a.cli("domain", "add", "a.test")
-    a.add_user("alice@a.test")
+    a, b = relay_pair(tmp_path, ("a.test", "127.0.0.2"), ("b.test", "127.0.0.3"))
     a.start()
     b.start()
     try:
