@@ -179,8 +179,7 @@ class App:
                                  watch=MailboxWatch(self.store))
         self.servers: list[asyncio.AbstractServer] = []
         self.timeouts = IdleTimeouts()
-        dns = config.dns
-        resolver = Resolver(list(dns.nameservers), dns.port, dns.timeout)
+        resolver = Resolver.from_settings(config.dns)
         self.services.runner = QueueRunner(config, self.store, resolver, self.services.events)
         self.services.inbound, self.services.outbound = trust_services(config, self.store,
                                                                        resolver)

@@ -22,6 +22,8 @@ import dns.rdatatype
 import dns.resolver
 import dns.reversename
 
+from .config import DNSSettings
+
 
 class DNSError(Exception):
     """Base of resolution failures."""
@@ -58,6 +60,12 @@ NEGATIVE_TTL = 30.0
 
 
 class Resolver:
+    @classmethod
+    def from_settings(cls, settings: DNSSettings) -> Resolver:
+        """The resolver the config's [dns] section describes (empty nameservers: the
+        system's /etc/resolv.conf)."""
+        return cls(list(settings.nameservers), settings.port, settings.timeout)
+
     def __init__(self, nameservers: list[str] | None = None, port: int = 53,
                  timeout: float = 5.0, cache: bool = True):
         if nameservers:

@@ -22,6 +22,5 @@ class Context:
     @property
     def resolver(self) -> Resolver:
         if self._resolver is None:
-            dns = self.config.dns
-            self._resolver = Resolver(list(dns.nameservers), dns.port, dns.timeout)
+            self._resolver = Resolver.from_settings(self.config.dns)
         return self._resolver
