@@ -170,8 +170,9 @@ def bind_listeners(config: Config) -> list[tuple[Listener, socket.socket]]:
 
 
 class App:
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, primary: bool = True):
         self.config = config
+        self.primary = primary            # serves HTTP, runs housekeeping: workers.py
         self.store = open_store(config)
         self.services = Services(config, self.store, AuthLockout(config.auth),
                                  EventLog(self.store),

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-ROLES = ("mx", "submission", "submissions", "pop3", "pop3s", "imap", "imaps")
-IMPLICIT_TLS_ROLES = ("submissions", "pop3s", "imaps")
+ROLES = ("mx", "submission", "submissions", "pop3", "pop3s", "imap", "imaps", "http",
+         "https")
+# RFC 8314 §3 (and HTTPS, RFC 9110 §4.2.2): these speak TLS from the first byte.
+IMPLICIT_TLS_ROLES = ("submissions", "pop3s", "imaps", "https")
 ENV_VAR = "MAILWRIGHT_CONFIG"
 
 
@@ -37,7 +39,7 @@ class Listener:
 
     @property
     def protocol(self) -> str:
-        for protocol in ("pop3", "imap"):
+        for protocol in ("pop3", "imap", "http"):
             if self.role.startswith(protocol):
                 return protocol
         return "smtp"
@@ -201,6 +203,50 @@ class LogSettings:
     level: str = "info"
 
 
+@dataclass(frozen=True)
+class HttpSettings:
+    # The HTTP API (roles http / https): requests per minute one API key may make
+    # (a token bucket of this size, refilled continuously); 0: no limit.
+    rate_limit: int = 600
+    # /metrics (Prometheus): "loopback" serves scrapers on 127.0.0.0/8 and ::1 without a
+    # key and asks others for an admin key; "key" always asks for one.
+    metrics_auth: str = "loopback"
+
+
+# events.retention_days / a domain's override: this many days, or forever.
+UNLIMITED = "unlimited"
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    # Event rows older than this many days are deleted by the background pruner;
+    # 0 or "unlimited": kept forever. [events.domains."example.com"] overrides it
+    # for the events of one domain.
+    retention_days: int | None = 30             # None: unlimited
+    # Delivered outbound messages (their text) are kept this long after the last
+    # recipient's delivery, for the API to show; 0: removed at delivery.
+    message_retention_days: int = 7
+    prune_interval: float = 600.0               # seconds between pruner runs
+    prune_batch: int = 1000                     # rows per delete (short write locks)
+    domains: tuple[tuple[str, int | None], ...] = ()   # (domain, retention_days)
+
+    def retention_for(self, domain: str) -> int | None:
+        for name, days in self.domains:
+            if name == domain:
+                return days
+        return self.retention_days
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    timeout: float = 10.0            # seconds per delivery attempt (connect + response)
+    first_retry: float = 10.0        # seconds after the first failure; doubles
+    max_retry: float = 3600.0        # cap on the retry interval
+    max_age: float = 86400.0         # an event not delivered after this long is dropped
+    disable_after: int = 50          # consecutive failures before an endpoint is disabled
+    concurrency: int = 8             # deliveries in flight at once
+
+
 # The store backends store/__init__.py can open.
 STORE_BACKENDS = ("sqlite",)
 
@@ -232,6 +278,9 @@ class Config:
     demo: DemoSettings = field(default_factory=DemoSettings)
     log: LogSettings = field(default_factory=LogSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    events: EventSettings = field(default_factory=EventSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
@@ -386,6 +435,47 @@ def _checks(r: _Reader, data: dict) -> ChecksSettings:
                           defaults, tuple(per_domain))
 
 
+def _retention(r: _Reader, key: str, value: Any) -> int | None:
+    """A retention in days: a whole number, with 0 or "unlimited" for forever."""
+    if value == UNLIMITED or value == 0:
+        return None
+    if type(value) is not int or value < 0:
+        raise r.error(key, f'expected a number of days or "{UNLIMITED}", got {value!r}')
+    return value
+
+
+def _events(r: _Reader, data: dict) -> EventSettings:
+    """[events] holds the defaults; [events.domains."D"] retention_days overrides the
+    retention of one domain's events."""
+    from .address import AddressError, canonical_domain
+    raw = data.get("events", {})
+    if not isinstance(raw, dict):
+        raise r.error("events", "expected a table")
+    flat = {k: v for k, v in raw.items() if k not in ("domains", "retention_days")}
+    settings = r.section({"events": flat}, "events", EventSettings)
+    if settings.prune_batch < 1:
+        raise r.error("events.prune_batch", "must be at least 1")
+    if settings.prune_interval <= 0:
+        raise r.error("events.prune_interval", "must be more than 0 seconds")
+    default = _retention(r, "events.retention_days", raw.get("retention_days", 30))
+    domains = raw.get("domains", {})
+    if not isinstance(domains, dict):
+        raise r.error("events.domains", 'expected tables like [events.domains."example.com"]')
+    per_domain = []
+    for name, table in domains.items():
+        key = f"events.domains.{name}"
+        if not isinstance(table, dict) or set(table) - {"retention_days"}:
+            raise r.error(key, "expected a table with retention_days")
+        try:
+            domain = canonical_domain(name)
+        except AddressError as e:
+            raise r.error(key, f"expected a domain name: {e}") from None
+        per_domain.append((domain, _retention(r, f"{key}.retention_days",
+                                              table.get("retention_days", 30))))
+    return EventSettings(default, settings.message_retention_days, settings.prune_interval,
+                         settings.prune_batch, tuple(per_domain))
+
+
 def config_path(explicit: str | None) -> str:
     path = explicit or os.environ.get(ENV_VAR)
     if not path:
@@ -411,7 +501,7 @@ def parse(text: str, path: str = "<config>") -> Config:
     r = _Reader(path, text)
     top_level = {"hostname", "data_dir", "listeners", "workers", "tls", "limits", "auth",
                  "submission", "pop3", "imap", "dns", "queue", "relayhost", "transports", "checks",
-                 "demo", "log", "store"}
+                 "demo", "log", "store", "http", "events", "webhooks"}
     for key in data:
         if key not in top_level:
             raise r.error(key, f"unknown key (known: {', '.join(sorted(top_level))})")
@@ -498,6 +588,13 @@ def parse(text: str, path: str = "<config>") -> Config:
     if store.backend not in STORE_BACKENDS:
         raise r.error("store.backend",
                       f"expected one of {', '.join(STORE_BACKENDS)}, got {store.backend!r}")
+    http = r.section(data, "http", HttpSettings)
+    if http.metrics_auth not in ("loopback", "key"):
+        raise r.error("http.metrics_auth",
+                      f"expected loopback or key, got {http.metrics_auth!r}")
+    webhooks = r.section(data, "webhooks", WebhookSettings)
+    if webhooks.concurrency < 1 or webhooks.disable_after < 1:
+        raise r.error("webhooks", "concurrency and disable_after must be at least 1")
     if log.level not in ("debug", "info", "warning", "error"):
         raise r.error("log.level", f"expected debug, info, warning or error, got {log.level!r}")
     return Config(
@@ -511,5 +608,5 @@ def parse(text: str, path: str = "<config>") -> Config:
         queue=r.section(data, "queue", QueueSettings),
         relayhost=relayhost, relayhost_password=relay_password, transports=transports,
         checks=_checks(r, data), demo=r.section(data, "demo", DemoSettings), log=log,
-        store=store,
+        store=store, http=http, events=_events(r, data), webhooks=webhooks,
     )

@@ -9,6 +9,11 @@ than one core.
 
 Per process, not shared: connection limits, the failed-auth counters and POP3
 LOGIN-DELAY. The POP3 maildrop lock is a file lock, shared by all processes.
+
+One process is the primary (worker 0, and its replacement if it dies): it alone
+serves the HTTP API and /metrics (so an API key's rate limit is one counter) and runs
+the housekeeping tasks that must not run twice at once (event pruning, webhook
+deliveries). The mail protocols and the queue run in every process.
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ log = logging.getLogger("mailwright")
 RESPAWN_MIN_UPTIME = 5.0     # a worker dying sooner than this is a crash loop: give up
 
 
-def run_worker(config: Config, sockets: list[tuple[Listener, socket.socket]]) -> None:
+def run_worker(config: Config, sockets: list[tuple[Listener, socket.socket]],
+               primary: bool = True) -> None:
     from .app import App
-    app = App(config)
+    app = App(config, primary=primary)
     try:
         asyncio.run(_serve(app, sockets))
     finally:
@@ -43,23 +49,23 @@ async def _serve(app, sockets) -> None:
 
 def supervise(config: Config, sockets: list[tuple[Listener, socket.socket]]) -> int:
     """Fork config.workers workers, restart any that dies, stop them all on a signal."""
-    children: dict[int, float] = {}
+    children: dict[int, tuple[float, int]] = {}     # pid: (started, worker index)
     stopping = False
 
-    def spawn() -> None:
+    def spawn(index: int) -> None:
         pid = os.fork()
         if pid == 0:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, signal.SIG_DFL)
             code = 0
             try:
-                run_worker(config, sockets)
+                run_worker(config, sockets, primary=index == 0)
             except BaseException:  # a worker must never return into the supervisor's code
                 log.exception("worker %d failed", os.getpid())
                 code = 1
             finally:
                 os._exit(code)
-        children[pid] = time.monotonic()
+        children[pid] = (time.monotonic(), index)
 
     def stop(signum, frame) -> None:
         nonlocal stopping
@@ -72,8 +78,8 @@ def supervise(config: Config, sockets: list[tuple[Listener, socket.socket]]) -> 
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    for _ in range(config.workers):
-        spawn()
+    for index in range(config.workers):
+        spawn(index)
     log.info("supervisor %d started %d workers", os.getpid(), config.workers)
     status = 0
     while children:
@@ -81,14 +87,15 @@ def supervise(config: Config, sockets: list[tuple[Listener, socket.socket]]) -> 
             pid, code = os.wait()
         except ChildProcessError:
             break
-        started = children.pop(pid, None)
-        if started is None or stopping:
+        child = children.pop(pid, None)
+        if child is None or stopping:
             continue
+        started, index = child
         log.error("worker %d exited with status %d", pid, os.waitstatus_to_exitcode(code))
         if time.monotonic() - started < RESPAWN_MIN_UPTIME:
             log.error("worker crashed right after starting; stopping")
             status = 1
             stop(signal.SIGTERM, None)
             continue
-        spawn()
+        spawn(index)
     return status

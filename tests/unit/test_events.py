@@ -24,8 +24,9 @@ class _Recorder:
     def __init__(self) -> None:
         self.rows: list[tuple] = []
 
-    def record_event(self, ts, type, session, message_id, data) -> None:
-        self.rows.append((type, session, message_id, json.dumps(data)))
+    def record_event(self, row) -> None:
+        self.rows.append((row.type, row.session, row.message_id, json.dumps(row.data)))
+        self.keys = (row.address, row.domain, row.tag)
 
 
 def test_emit_writes_the_name_and_fields_as_before(caplog):
@@ -107,3 +108,16 @@ def test_docs_table_matches_the_registry():
         if m:
             rows[m[1]] = (re.findall(r"`(\w+)`", m[2]), re.findall(r"`(\w+)`", m[3]))
     assert rows == {e.value: (list(e.required), list(e.optional)) for e in Event}
+
+
+def test_rows_carry_the_address_domain_and_tag_they_are_searched_by():
+    rec = _Recorder()
+    log = EventLog(rec)
+    log.emit(Event.DELIVERED, None, "M1", rcpt="Bob@Remote.Test", remote="mx [127.0.0.1]",
+             tls="", reply="250 ok", attempt=1, tag="spring")
+    assert rec.keys == ("bob@remote.test", "remote.test", "spring")
+    log.emit(Event.ACCEPTED, "S1", "M2", ip="127.0.0.1", size=10, mail_from="a@x.test",
+             rcpts=1, local=1, remote=0, account="", tls="", domain="ours.test")
+    assert rec.keys == ("a@x.test", "ours.test", None)
+    log.emit(Event.IMAP_CONNECT, "S2", ip="127.0.0.1", tls="")
+    assert rec.keys == (None, None, None)

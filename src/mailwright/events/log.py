@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .types import Event, check_fields
@@ -23,12 +24,39 @@ def _fmt(value: Any) -> str:
     return text
 
 
+# The fields naming the address an event is about, most telling first: the recipient
+# of a delivery, the authenticated account, the sender, a login name, a DSN's recipient.
+ADDRESS_FIELDS = ("rcpt", "account", "mail_from", "username", "to")
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One event as stored. `address`, `domain` and `tag` are the indexed keys that
+    search and per-domain retention use, taken from `data` by EventRow.of."""
+    ts: float
+    type: str
+    session: str | None
+    message_id: str | None
+    address: str | None        # the first of ADDRESS_FIELDS that is set
+    domain: str | None         # the `domain` field, else the address's domain
+    tag: str | None            # the `tag` field (messages sent with a tag or campaign)
+    data: dict
+
+    @classmethod
+    def of(cls, ts: float, type: str, session: str | None, message_id: str | None,
+           data: dict) -> EventRow:
+        address = next((str(data[f]) for f in ADDRESS_FIELDS if data.get(f)), None)
+        domain = data.get("domain") or (address.rpartition("@")[2] if address and "@" in address
+                                        else None)
+        return cls(ts, type, session, message_id, address.lower() if address else None,
+                   domain.lower() if domain else None, data.get("tag") or None, data)
+
+
 class EventSink(Protocol):
     """Where event rows go (the store implements it: store/events.py). Declared here,
     so events/ sits below the store and imports nothing of it."""
 
-    def record_event(self, ts: float, type: str, session: str | None,
-                     message_id: str | None, data: dict) -> None:
+    def record_event(self, row: EventRow) -> None:
         """Queue an event row; written with the next batch, never blocking the caller."""
         ...
 
@@ -52,4 +80,4 @@ class EventLog:
             parts += [f"{k}={_fmt(v)}" for k, v in data.items()]
             log.info(" ".join(parts))
         if self.store is not None:
-            self.store.record_event(time.time(), name, session, message_id, data)
+            self.store.record_event(EventRow.of(time.time(), name, session, message_id, data))

@@ -54,8 +54,9 @@ class Events:
         self.rows: list[tuple] = []
         self.log = EventLog(self)
 
-    def record_event(self, ts, type, session, message_id, data) -> None:
-        self.rows.append((type, session, message_id, json.loads(json.dumps(data))))
+    def record_event(self, row) -> None:
+        self.rows.append((row.type, row.session, row.message_id,
+                          json.loads(json.dumps(row.data))))
 
     @property
     def kinds(self) -> list[str]:

@@ -49,7 +49,7 @@ def test_local_and_remote_recipients_in_one_delivery():
     assert len(queued) == 1                    # the queue runner is woken
     assert events.data("accepted") == {
         "ip": "192.0.2.7", "size": len(msg.content), "mail_from": "a@origin.test",
-        "rcpts": 2, "local": 1, "remote": 1, "account": "",
+        "rcpts": 2, "local": 1, "remote": 1, "account": "", "domain": "example.test",
         "tls": "TLSv1.3/TLS_AES_256_GCM_SHA384"}
 
 

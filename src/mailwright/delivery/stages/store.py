@@ -44,5 +44,14 @@ class StoreStage:
             Event.ACCEPTED, client.session_id, msg.id, ip=client.ip, size=len(msg.content),
             mail_from=envelope.reverse_path, rcpts=len(envelope.recipients),
             local=len(where.local), remote=len(where.remote),
-            account=client.account or "",
+            account=client.account or "", domain=_domain_of(msg),
             tls=f"{client.tls.version}/{client.tls.cipher}" if client.tls else "")
+
+
+def _domain_of(msg: ReceivedMessage) -> str:
+    """Whose mail this is, for the event log's per-domain keys and retention: the
+    sending account's domain, else the first recipient's."""
+    if msg.client.account:
+        return msg.client.account.rpartition("@")[2].lower()
+    first = msg.envelope.recipients[0].address if msg.envelope.recipients else None
+    return first.domain if first else ""

@@ -149,8 +149,8 @@ class Writer(threading.Thread):
         try:
             c.execute("BEGIN IMMEDIATE")
             if events:
-                c.executemany("INSERT INTO events (ts, type, session, message_id, data) "
-                              "VALUES (?,?,?,?,?)", events)
+                c.executemany("INSERT INTO events (ts, type, session, message_id, address, "
+                              "domain, tag, data) VALUES (?,?,?,?,?,?,?,?)", events)
             for job in batch:
                 c.execute("SAVEPOINT job")
                 try:

@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from ...events.log import EventRow
+
 
 class SQLiteEvents:
     conn: sqlite3.Connection
 
-    def record_event(self, ts: float, type: str, session: str | None,
-                     message_id: str | None, data: dict) -> None:
-        self._writer.add_event((ts, type, session, message_id, json.dumps(data, default=str)))
+    def record_event(self, row: EventRow) -> None:
+        self._writer.add_event((row.ts, row.type, row.session, row.message_id, row.address,
+                                row.domain, row.tag, json.dumps(row.data, default=str)))
 
     async def events(self, limit: int = 100) -> list[dict]:
         rows = self.conn.execute(

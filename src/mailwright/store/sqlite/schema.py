@@ -20,6 +20,9 @@ ADDED_COLUMNS = (
     ("message_meta", "display_from", "TEXT NOT NULL DEFAULT ''"),
     ("message_meta", "display_to", "TEXT NOT NULL DEFAULT ''"),
     ("message_meta", "version", "INTEGER NOT NULL DEFAULT 0"),   # 0: parse again
+    ("events", "address", "TEXT"),
+    ("events", "domain", "TEXT"),
+    ("events", "tag", "TEXT"),
 )
 
 
@@ -39,6 +42,13 @@ def init_schema(conn: sqlite3.Connection) -> None:
     # since older databases get meta_id only then.
     conn.execute("CREATE INDEX IF NOT EXISTS messages_unparsed ON messages (blob) "
                  "WHERE meta_id IS NULL")
+    # Event search and per-domain retention (store/sqlite/events.py), likewise after
+    # the columns they cover exist.
+    conn.execute("CREATE INDEX IF NOT EXISTS events_address ON events (address, id)")
+    conn.execute("CREATE INDEX IF NOT EXISTS events_domain ON events (domain, ts)")
+    conn.execute("CREATE INDEX IF NOT EXISTS events_message ON events (message_id)")
+    conn.execute("CREATE INDEX IF NOT EXISTS events_tag ON events (tag, id) "
+                 "WHERE tag IS NOT NULL")
     conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                  (SCHEMA_VERSION,))
 
