@@ -203,6 +203,10 @@ class App:
         self.expiry = loop.create_task(self._expire_pop3())
         self.backfill = loop.create_task(self._backfill())
         self.queue_task = loop.create_task(self.services.runner.run())
+        # Tasks only the primary process runs (workers.py); cancelled at shutdown.
+        self.housekeeping: list[asyncio.Task] = []
+        if self.primary:
+            pass
 
     async def _backfill(self) -> None:
         """Messages from before IMAP metadata existed get it, in the background."""
@@ -245,6 +249,8 @@ class App:
         self.expiry.cancel()
         self.backfill.cancel()
         self.queue_task.cancel()
+        for task in self.housekeeping:
+            task.cancel()
 
     def close(self) -> None:
         """Release the store (waits for queued writes to commit)."""
