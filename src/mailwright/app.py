@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .address import Address
+from .admin import Admin
+from .api import app as api_app
 from .auth.lockout import AuthLockout
 from .config import Config, Listener
 from .delivery import pop3_expiry
@@ -22,6 +24,7 @@ from .events.types import Event
 from .imap.fetch import views as fetch_views
 from .imap.notify import MailboxWatch
 from .imap.server import ImapProtocol
+from .net.asgi import HttpServer
 from .net.limits import ConnectionLimiter
 from .net.timeouts import IdleTimeouts
 from .net.tls import LocalCertificate, local_certificate, server_context
@@ -99,8 +102,9 @@ def connect_summary(config: Config, demo: Address | None, password: str | None,
     user = str(demo) if demo else "USER@DOMAIN"
     lines = ["", f"Mailwright is running as {config.hostname}"]
     for listener in config.listeners:
+        how = ("HTTP API, /api/v1/docs" if listener.protocol == "http" else "STARTTLS")
         lines.append(f"  {listener.role:<12} {listener.address}:{listener.port}"
-                     + ("  (implicit TLS)" if listener.implicit_tls else "  (STARTTLS)"))
+                     + ("  (implicit TLS)" if listener.implicit_tls else f"  ({how})"))
     if demo:
         lines.append(f"  demo account: {user}" +
                      (f"  password: {password}   (shown once; change it with "
@@ -180,7 +184,7 @@ class App:
                                  watch=MailboxWatch(self.store))
         self.servers: list[asyncio.AbstractServer] = []
         self.timeouts = IdleTimeouts()
-        resolver = Resolver.from_settings(config.dns)
+        self.resolver = resolver = Resolver.from_settings(config.dns)
         self.services.runner = QueueRunner(config, self.store, resolver, self.services.events)
         self.services.inbound, self.services.outbound = trust_services(config, self.store,
                                                                        resolver)
@@ -191,7 +195,11 @@ class App:
         limiter = ConnectionLimiter(self.config.limits.max_connections,
                                     self.config.limits.max_connections_per_ip)
         loop = asyncio.get_running_loop()
+        self.http_servers: list[HttpServer] = []
+        http = [(listener, sock) for listener, sock in sockets if listener.protocol == "http"]
         for listener, sock in sockets:
+            if listener.protocol == "http":
+                continue
             server = await loop.create_server(
                 functools.partial(PROTOCOLS[listener.protocol], self.services,
                                   listener, limiter, ctx, self.timeouts),
@@ -206,7 +214,22 @@ class App:
         # Tasks only the primary process runs (workers.py); cancelled at shutdown.
         self.housekeeping: list[asyncio.Task] = []
         if self.primary:
-            pass
+            await self._serve_http(http, ctx)
+
+    async def _serve_http(self, sockets: list[tuple[Listener, socket.socket]], ctx) -> None:
+        """The HTTP API on the http (plaintext) and https (implicit TLS) listeners: one
+        uvicorn server each way, both on this loop, over one admin service layer."""
+        if not sockets:
+            return
+        s = self.services
+        admin = Admin(self.store, self.config, self.resolver, events=s.events)
+        app = api_app.build(admin, self.config.http.rate_limit)
+        for tls in (False, True):
+            chosen = [sock for listener, sock in sockets if listener.implicit_tls == tls]
+            if chosen:
+                server = HttpServer(app, ctx if tls else None)
+                await server.start(chosen)
+                self.http_servers.append(server)
 
     async def _backfill(self) -> None:
         """Messages from before IMAP metadata existed get it, in the background."""
@@ -244,6 +267,9 @@ class App:
         deadline = loop.time() + SHUTDOWN_GRACE
         while self.services.connections and loop.time() < deadline:
             await asyncio.sleep(0.05)
+        # HTTP requests in flight finish (uvicorn's graceful shutdown) before the store
+        # closes under them.
+        await asyncio.gather(*(server.stop() for server in self.http_servers))
         self.timeouts.close()
         self.services.watch.close()
         self.expiry.cancel()

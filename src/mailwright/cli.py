@@ -1,4 +1,4 @@
-"""The command line: serve, config, domain, user, alias, queue, dkim, dns.
+"""The command line: serve, config, domain, user, alias, queue, dkim, dns, apikey.
 
 Only arguments and rendering live here: every operation is admin/'s (the HTTP API
 calls the same), and its refusals (AdminError) become "mailwright: error: ..." and
@@ -144,6 +144,28 @@ async def cmd_dkim(args, admin: Admin) -> int:
     elif args.action == "retire":
         gone = await admin.dkim.retire(args.domain, args.selector)
         print(f"retired {gone.name} of {gone.domain}: remove its TXT records from DNS")
+    return 0
+
+
+async def cmd_apikey(args, admin: Admin) -> int:
+    if args.action == "create":
+        made = await admin.api_keys.create(args.name, args.scope, args.domain or ())
+        k = made.key
+        print(f"created API key {k.id} ({k.name}, {k.scope}"
+              + (f": {', '.join(k.domains)}" if k.domains else "") + ")")
+        print(made.token)
+        print("; shown once: only its hash is kept. Send it as: Authorization: Bearer TOKEN",
+              file=sys.stderr)
+    elif args.action == "revoke":
+        k = await admin.api_keys.revoke(args.id)
+        print(f"revoked API key {k.id} ({k.name})")
+    else:
+        now = time.time()
+        for k in await admin.api_keys.list():
+            used = f"used {_age(now - k.last_used)} ago" if k.last_used else "never used"
+            state = "revoked" if k.revoked else used
+            print(f"{k.id}\tmw_{k.prefix}_…\t{k.name}\t{k.scope}\t"
+                  f"{','.join(k.domains) or '*'}\t{state}")
     return 0
 
 
@@ -415,6 +437,17 @@ def build_parser() -> argparse.ArgumentParser:
     nsub.add_parser("check", parents=[common],
                     help="resolve each record: found / missing / wrong").add_argument("domain")
     n.set_defaults(fn=_admin_command(cmd_dns))
+
+    ak = sub.add_parser("apikey", parents=[common], help="keys for the HTTP API")
+    aksub = ak.add_subparsers(dest="action", required=True)
+    aksub.add_parser("list", parents=[common])
+    ac = aksub.add_parser("create", parents=[common], help="print a new key's token (once)")
+    ac.add_argument("name", help="what the key is for, e.g. 'billing app'")
+    ac.add_argument("--scope", choices=["admin", "domain-admin", "send"], required=True)
+    ac.add_argument("--domain", action="append", metavar="DOMAIN",
+                    help="a domain a domain-admin or send key covers (repeatable)")
+    aksub.add_parser("revoke", parents=[common]).add_argument("id", type=int)
+    ak.set_defaults(fn=_admin_command(cmd_apikey))
     return p
 
 

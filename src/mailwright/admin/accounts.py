@@ -50,18 +50,23 @@ class Accounts:
             await self.store.set_password(a, password)
         return Account(str(a))
 
-    async def set_quota(self, address: str, limit: int) -> AccountQuota:
-        """Limit the account's stored mail to `limit` octets (0: no limit)."""
-        if limit < 0:
-            raise Invalid(f"a quota is a size in octets (0 for none), not {limit}")
+    async def quota(self, address: str) -> AccountQuota:
+        """The account's limit and what it uses now."""
         a = validate.address(address)
         account_id = await self.store.account_id(str(a))
         if account_id is None:
             raise NotFound(f"no such account: {a}")
-        with store_refusals():
-            await self.store.set_quota(str(a), limit)
         quota = await self.store.quota(account_id)
         return AccountQuota(str(a), quota.limit, quota.used, quota.messages)
+
+    async def set_quota(self, address: str, limit: int) -> AccountQuota:
+        """Limit the account's stored mail to `limit` octets (0: no limit)."""
+        if limit < 0:
+            raise Invalid(f"a quota is a size in octets (0 for none), not {limit}")
+        a = await validate.existing_account(self.store, address)
+        with store_refusals():
+            await self.store.set_quota(str(a), limit)
+        return await self.quota(str(a))
 
     async def remove(self, address: str) -> Account:
         """The account, its mailboxes and its mail."""

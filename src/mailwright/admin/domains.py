@@ -38,6 +38,9 @@ class Domains:
             await self.store.add_domain(canonical)
         return Domain.of(canonical)
 
+    async def get(self, name: str) -> Domain:
+        return Domain.of(await validate.existing_domain(self.store, name))
+
     async def list(self) -> list[Domain]:
         return [Domain.of(name) for name in await self.store.list_domains()]
 

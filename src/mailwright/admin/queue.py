@@ -1,12 +1,13 @@
 """The outbound queue as an admin sees it: list, show, hold, release, retry, flush,
-delete. Delivery itself is queue/runner.py's; a running server picks up what is
-made due here within [queue] interval."""
+bounce, delete. Delivery itself is queue/runner.py's; a running server picks up what
+is made due here within [queue] interval."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
 
+from ..queue.runner import QueueRunner
 from ..store.queue import QueuedMessage
 from .context import Context
 from .errors import Invalid, NotFound
@@ -52,13 +53,42 @@ class Rescheduled:
     state: str             # held, or pending (due now)
 
 
+@dataclass(frozen=True)
+class QueueFilter:
+    """Which queued messages a listing shows; None: any."""
+    state: str | None = None                   # a recipient in this state
+    sender: str | None = None                  # the envelope sender, exactly
+    recipient_domain: str | None = None        # a recipient in this domain
+    sender_domains: frozenset[str] | None = None   # the sender's domain is one of these
+
+    def matches(self, m: QueuedMessage) -> bool:
+        if self.sender is not None and m.mail_from.lower() != self.sender.lower():
+            return False
+        if self.sender_domains is not None and \
+                m.mail_from.rpartition("@")[2].lower() not in self.sender_domains:
+            return False
+        return any((self.state is None or r.state == self.state)
+                   and (self.recipient_domain is None
+                        or r.address.rpartition("@")[2].lower() == self.recipient_domain)
+                   for r in m.recipients)
+
+
+STATES = ("pending", "deferred", "held", "delivered", "bounced")
+ADMIN_BOUNCE = "550 5.0.0 Returned to the sender by the mail administrator"
+
+
 class Queue:
     def __init__(self, ctx: Context):
+        self.ctx = ctx
         self.store = ctx.store
         self.clock = ctx.clock
 
-    async def list(self) -> QueueOverview:
-        return QueueOverview.of(await self.store.queue_messages())
+    async def list(self, where: QueueFilter = QueueFilter(), limit: int | None = None
+                   ) -> QueueOverview:
+        if where.state is not None and where.state not in STATES:
+            raise Invalid(f"unknown queue state {where.state!r}: one of {', '.join(STATES)}")
+        chosen = [m for m in await self.store.queue_messages() if where.matches(m)]
+        return QueueOverview.of(chosen[:limit] if limit else chosen)
 
     async def show(self, message_id: str) -> QueueEntry:
         m = await self.store.queue_message(message_id)
@@ -85,6 +115,15 @@ class Queue:
     async def flush(self) -> Rescheduled:
         """Every waiting or held recipient becomes due now."""
         return await self._set(PENDING, "flush", None, True)
+
+    async def bounce(self, message_id: str) -> Rescheduled:
+        """Give up on a message now: its waiting recipients bounce, with a DSN to the
+        sender, as if delivery had failed for good."""
+        if await self.store.queue_message(message_id) is None:
+            raise NotFound(f"no queued message {message_id}")
+        runner = QueueRunner(self.ctx.config, self.store, self.ctx.resolver, self.ctx.events,
+                             clock=self.clock)
+        return Rescheduled(await runner.bounce(message_id, ADMIN_BOUNCE), "bounced")
 
     async def delete(self, message_id: str) -> str:
         """Drop a message from the queue without a bounce."""

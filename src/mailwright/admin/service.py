@@ -18,9 +18,11 @@ from collections.abc import Callable
 
 from ..config import Config
 from ..dns import Resolver
+from ..events.log import EventLog
 from ..store.base import MailStore
 from .accounts import Accounts
 from .aliases import Aliases
+from .apikeys import ApiKeys
 from .context import Context
 from .demo import DemoAccount, ensure_demo
 from .dkim import DkimKeys
@@ -31,14 +33,15 @@ from .queue import Queue
 
 class Admin:
     def __init__(self, store: MailStore, config: Config, resolver: Resolver | None = None,
-                 clock: Callable[[], float] = time.time):
-        self.ctx = Context(store, config, clock, resolver)
+                 clock: Callable[[], float] = time.time, events: EventLog | None = None):
+        self.ctx = Context(store, config, clock, resolver, events)
         self.domains = Domains(self.ctx)
         self.accounts = Accounts(self.ctx)
         self.aliases = Aliases(self.ctx)
         self.dkim = DkimKeys(self.ctx)
         self.queue = Queue(self.ctx)
         self.dns = Dns(self.ctx)
+        self.api_keys = ApiKeys(self.ctx)
 
     async def ensure_demo(self) -> DemoAccount | None:
         return await ensure_demo(self.ctx)

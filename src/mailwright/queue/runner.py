@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..address import AddressError, parse_mailbox
 from ..config import Config
@@ -164,6 +164,18 @@ class QueueRunner:
         await self.store.queue_update(message.id, updates, FINAL)
         if original is not None:
             await self._notify(message, notices, original)
+
+    async def bounce(self, message_id: str, reply: str) -> int:
+        """Return a message now (an admin's decision): its recipients not yet final are
+        bounced with `reply`, the sender gets the "failed" DSN they asked for (RFC 3464
+        §2.3.3) and the message leaves the queue. Returns how many were bounced.
+        A delivery in flight at that moment may still report its own outcome."""
+        message = await self.store.queue_message(message_id)
+        waiting = [r for r in message.recipients if r.state not in FINAL] if message else []
+        if message and waiting:
+            await self._settle(replace(message, recipients=waiting),
+                               {r.id: Outcome(BOUNCED, reply) for r in waiting})
+        return len(waiting)
 
     async def _content(self, message: QueuedMessage) -> bytes:
         # Read when needed, one message at a time: never the whole due batch in memory.

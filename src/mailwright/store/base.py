@@ -1,7 +1,7 @@
 """The mail store: every concern's interface in one, as the servers hold it.
 
 Each concern has its own protocol (store/directory.py, store/mailboxes.py,
-store/messages.py, store/queue.py, store/events.py); SQLiteStore (store/sqlite/)
+store/messages.py, store/queue.py, store/events.py, store/apikeys.py); SQLiteStore (store/sqlite/)
 implements them all for one node, and a PostgreSQL backend for several nodes
 implements the same, so nothing above this line changes. `open_store` (store/
 __init__.py) picks the backend the configuration names.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from .apikeys import ApiKeyStore
 from .directory import Directory
 from .events import EventStore
 from .mailboxes import MailboxStore, Maildrops
@@ -23,5 +24,5 @@ class StoreError(Exception):
 
 
 class MailStore(Directory, MailboxStore, Maildrops, MessageStore, QueueStore, EventStore,
-                Protocol):
+                ApiKeyStore, Protocol):
     def close(self) -> None: ...

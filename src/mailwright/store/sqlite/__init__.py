@@ -20,6 +20,7 @@ from typing import Any
 from ...address import Address
 from ..blobs import BlobStore
 from ..mailboxes import RenderViews
+from .apikeys import SQLiteApiKeys
 from .db import Writer, connect
 from .directory import SQLiteDirectory
 from .events import SQLiteEvents
@@ -34,7 +35,7 @@ from .search import SQLiteSearch, register_functions
 
 
 class SQLiteStore(SQLiteDirectory, SQLiteMailboxes, SQLiteMessages, SQLiteMeta, SQLiteSearch,
-                  SQLiteQuota, SQLiteQueue, SQLitePop3, SQLiteEvents):
+                  SQLiteQuota, SQLiteQueue, SQLitePop3, SQLiteEvents, SQLiteApiKeys):
     def __init__(self, data_dir: Path, render_views: RenderViews):
         self.data_dir = data_dir
         self.render_views = render_views

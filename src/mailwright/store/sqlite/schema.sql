@@ -181,3 +181,16 @@ CREATE TABLE IF NOT EXISTS expunged (
 );
 CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged (mailbox_id, modseq);
 CREATE INDEX IF NOT EXISTS messages_modseq ON messages (mailbox_id, modseq);
+
+-- HTTP API keys (admin/apikeys.py): the token's secret part only as its SHA-256.
+CREATE TABLE IF NOT EXISTS api_keys (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    prefix TEXT NOT NULL UNIQUE,          -- the token's public part, shown in lists
+    digest TEXT NOT NULL,                 -- hex SHA-256 of the whole token
+    scope TEXT NOT NULL,                  -- admin | domain-admin | send
+    domains TEXT NOT NULL DEFAULT '[]',   -- JSON list of canonical domains
+    created REAL NOT NULL,
+    last_used REAL,
+    revoked REAL
+);

@@ -1,0 +1,92 @@
+"""Every error of the API as one JSON shape, `{"error": {"code", "message"}}`, with the
+status that says what went wrong (RFC 9110 §15.5): 401 no or a bad key, 403 a key
+without the scope, 404 nothing there, 409 a clash with what exists, 413 too large, 422
+input that can never succeed as given, 429 over the key's rate limit. Never a 500 for
+bad input: a 500 is a bug, logged with its traceback, and says only that."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..admin import AdminError, Conflict, Invalid, NotFound
+
+log = logging.getLogger("mailwright.api")
+
+
+class ErrorDetail(BaseModel):
+    code: str          # machine-readable: unauthorized, forbidden, not_found, conflict...
+    message: str       # for people: what is wrong and what to do
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+# The responses every operation may give besides its own: declared in the OpenAPI
+# document (FastAPI then adds no validation-error schema of its own for 422).
+COMMON_RESPONSES: dict[int | str, dict] = {
+    status: {"model": ErrorBody, "description": HTTPStatus(status).phrase}
+    for status in (401, 403, 404, 409, 413, 422, 429)}
+
+CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+         409: "conflict", 413: "too_large", 422: "invalid", 429: "rate_limited"}
+ADMIN_STATUS = ((Invalid, 422), (NotFound, 404), (Conflict, 409))
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, code: str | None = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code or CODES.get(status, "error")
+        self.message = message
+        self.headers = headers
+
+
+def error_response(status: int, code: str, message: str,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
+                        headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    """Each problem as `where: what` (`body.to[0]: value is not a valid email address`)."""
+    parts = []
+    for e in exc.errors():
+        where = ".".join(str(p) for p in e.get("loc", ()))
+        parts.append(f"{where}: {e.get('msg', 'invalid')}" if where else e.get("msg", ""))
+    return "; ".join(parts) or "invalid request"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(AdminError)
+    async def admin_error(request: Request, exc: AdminError) -> JSONResponse:
+        status = next((s for kind, s in ADMIN_STATUS if isinstance(exc, kind)), 422)
+        return error_response(status, CODES[status], str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, "invalid", _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        return error_response(exc.status_code, CODES.get(exc.status_code, "error"), message,
+                              exc.headers)
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return error_response(500, "internal_error",
+                              "the server failed to handle this request; see its log")
