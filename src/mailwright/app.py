@@ -22,12 +22,14 @@ from .events.types import Event
 from .imap.fetch import views as fetch_views
 from .imap.notify import MailboxWatch
 from .imap.server import ImapProtocol
+from .metrics import Metrics, queue_recipients
 from .net.limits import ConnectionLimiter
 from .net.timeouts import IdleTimeouts
 from .net.tls import LocalCertificate, local_certificate, server_context
 from .pop3.locks import MaildropLocks
 from .pop3.server import Pop3Protocol
 from .pop3.session import Shared as Pop3Shared
+from .queue import states as queue_states
 from .queue.runner import QueueRunner
 from .smtp.server import SmtpProtocol
 from .store import open_store as open_backend
@@ -58,6 +60,7 @@ class Services:
     runner: QueueRunner | None = None
     inbound: InboundChecks | None = None
     outbound: OutboundSigner | None = None
+    metrics: Metrics | None = None                   # counted from events; /metrics renders
 
 
 def trust_services(config: Config, store: MailStore, resolver: Resolver
@@ -174,10 +177,13 @@ class App:
         self.config = config
         self.primary = primary            # serves HTTP, runs housekeeping: workers.py
         self.store = open_store(config)
+        metrics = Metrics()
+        metrics.collectors.add("queue", queue_recipients(self.store.queue_depth,
+                                                         queue_states.ALL))
         self.services = Services(config, self.store, AuthLockout(config.auth),
-                                 EventLog(self.store),
+                                 EventLog(self.store, observers=[metrics.observe]),
                                  pop3=Pop3Shared(MaildropLocks(config.data_dir / "locks"), {}),
-                                 watch=MailboxWatch(self.store))
+                                 watch=MailboxWatch(self.store), metrics=metrics)
         self.servers: list[asyncio.AbstractServer] = []
         self.timeouts = IdleTimeouts()
         resolver = Resolver.from_settings(config.dns)
