@@ -24,6 +24,7 @@ from .events.types import Event
 from .imap.fetch import views as fetch_views
 from .imap.notify import MailboxWatch
 from .imap.server import ImapProtocol
+from .metrics import Metrics, queue_recipients
 from .net.asgi import HttpServer
 from .net.limits import ConnectionLimiter
 from .net.timeouts import IdleTimeouts
@@ -31,6 +32,7 @@ from .net.tls import LocalCertificate, local_certificate, server_context
 from .pop3.locks import MaildropLocks
 from .pop3.server import Pop3Protocol
 from .pop3.session import Shared as Pop3Shared
+from .queue import states as queue_states
 from .queue.runner import QueueRunner
 from .smtp.server import SmtpProtocol
 from .store import open_store as open_backend
@@ -61,6 +63,7 @@ class Services:
     runner: QueueRunner | None = None
     inbound: InboundChecks | None = None
     outbound: OutboundSigner | None = None
+    metrics: Metrics | None = None                   # counted from events; /metrics renders
 
 
 def trust_services(config: Config, store: MailStore, resolver: Resolver
@@ -178,10 +181,13 @@ class App:
         self.config = config
         self.primary = primary            # serves HTTP, runs housekeeping: workers.py
         self.store = open_store(config)
+        metrics = Metrics()
+        metrics.collectors.add("queue", queue_recipients(self.store.queue_depth,
+                                                         queue_states.ALL))
         self.services = Services(config, self.store, AuthLockout(config.auth),
-                                 EventLog(self.store),
+                                 EventLog(self.store, observers=[metrics.observe]),
                                  pop3=Pop3Shared(MaildropLocks(config.data_dir / "locks"), {}),
-                                 watch=MailboxWatch(self.store))
+                                 watch=MailboxWatch(self.store), metrics=metrics)
         self.servers: list[asyncio.AbstractServer] = []
         self.timeouts = IdleTimeouts()
         self.resolver = resolver = Resolver.from_settings(config.dns)
@@ -223,7 +229,8 @@ class App:
             return
         s = self.services
         admin = Admin(self.store, self.config, self.resolver, events=s.events)
-        app = api_app.build(admin, self.config.http.rate_limit)
+        app = api_app.build(admin, self.config.http.rate_limit, s.metrics,
+                            self.config.http.metrics_auth)
         for tls in (False, True):
             chosen = [sock for listener, sock in sockets if listener.implicit_tls == tls]
             if chosen:

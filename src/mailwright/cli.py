@@ -59,6 +59,7 @@ def _read_password(args) -> str:
 
 
 def cmd_serve(args) -> int:
+    from . import metrics
     from .app import ListenError, bind_listeners, connect_summary, open_store, server_certificate
     from .workers import run_worker, supervise
     cfg = _load(args)
@@ -86,6 +87,7 @@ def cmd_serve(args) -> int:
         raise CliError(str(e)) from None
     print(connect_summary(cfg, demo.address if demo else None,
                           demo.password if demo else None, certificate.ca), flush=True)
+    metrics.prepare(cfg.data_dir)     # before the fork: every worker counts into one place
     if cfg.workers == 1:
         run_worker(cfg, sockets)
         return 0

@@ -14,6 +14,11 @@ One process is the primary (worker 0, and its replacement if it dies): it alone
 serves the HTTP API and /metrics (so an API key's rate limit is one counter) and runs
 the housekeeping tasks that must not run twice at once (event pruning, webhook
 deliveries). The mail protocols and the queue run in every process.
+
+Metrics are counted in every process and summed by the one serving /metrics: each
+process writes its values to files in data_dir/metrics (metrics/processes.py), which
+`mailwright serve` empties before the fork; a worker's counts stay in the sum after it
+exits, its open-session gauge does not.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import signal
 import socket
 import time
 
+from . import metrics
 from .config import Config, Listener
 
 log = logging.getLogger("mailwright")
@@ -88,6 +94,7 @@ def supervise(config: Config, sockets: list[tuple[Listener, socket.socket]]) -> 
         except ChildProcessError:
             break
         child = children.pop(pid, None)
+        metrics.process_exited(pid)
         if child is None or stopping:
             continue
         started, index = child

@@ -12,11 +12,13 @@ import time
 
 import pytest
 from aiosmtpd.controller import Controller
+from prometheus_client.parser import text_string_to_metric_families
 
 from mailwright.address import parse_mailbox
 from mailwright.dns import Resolver
 from mailwright.events.log import EventLog
 from mailwright.imap.fetch import views as fetch_views
+from mailwright.metrics import Metrics, render
 from mailwright.queue import dsn
 from mailwright.queue.runner import QueueRunner
 from mailwright.queue.states import BOUNCED, DEFERRED, DELIVERED, FINAL
@@ -230,6 +232,29 @@ def test_unreachable_host_defers_then_gives_up(world):
     assert asyncio.run(store.queue_message(mid)) is None
     [report] = sender_inbox(store)
     assert b"gave up after 5 days" in report
+
+
+def test_outcomes_carry_the_delay_since_queueing(world):
+    """delivered / deferred / bounced say how long the message has been queued: the
+    delivery delay histogram (metrics/) is made of it."""
+    store, runner, clock, peer = world
+    metrics = Metrics()
+    runner.events = EventLog(None, observers=[metrics.observe])
+    peer.rcpt_replies["slow@peer.test"] = ["451 4.7.1 try later"] * 3 + ["250 OK"]
+    enqueue(store, clock, ["slow@peer.test"])
+    enqueue(store, clock, ["gone@nullmx.peer.test"])
+    clock.now += 42.5
+    asyncio.run(runner.run_once())                        # deferred once, bounced
+    clock.now += 301
+    asyncio.run(runner.run_once())                        # delivered
+    body, _ = asyncio.run(render(metrics))
+    got = {(s.name, tuple(sorted(s.labels.items()))): s.value
+           for family in text_string_to_metric_families(body.decode())
+           for s in family.samples}
+    assert got["mailwright_deliveries_total", (("result", "deferred"),)] == 1
+    assert got["mailwright_delivery_delay_seconds_sum", (("result", "bounced"),)] == 42.5
+    assert got["mailwright_delivery_delay_seconds_sum", (("result", "delivered"),)] == 343.5
+    assert got["mailwright_delivery_delay_seconds_count", (("result", "delivered"),)] == 1
 
 
 def test_null_mx_bounces_at_once(world):

@@ -9,9 +9,10 @@ from importlib.metadata import version
 from fastapi import APIRouter, FastAPI
 
 from ..admin import Admin
+from ..metrics import Metrics
 from . import errors
 from .auth import RateLimiter
-from .routes import accounts, aliases, dkim, domains, keys, queue
+from .routes import accounts, aliases, dkim, domains, keys, metrics, queue
 
 PREFIX = "/api/v1"
 ROUTERS = (domains, accounts, aliases, dkim, queue, keys)
@@ -26,15 +27,19 @@ domains). Each key may make `[http] rate_limit` requests per minute (429 with
 Retry-After beyond). Every error is `{"error": {"code", "message"}}`.
 """
 
-def build(admin: Admin, rate_limit: int) -> FastAPI:
+def build(admin: Admin, rate_limit: int, metrics_of: Metrics | None = None,
+          metrics_auth: str = "loopback") -> FastAPI:
     app = FastAPI(title="Mailwright API", version=version("mailwright"), description=DESCRIPTION,
                   openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs",
                   redoc_url=None)
     app.state.admin = admin
     app.state.limiter = RateLimiter(rate_limit)
+    app.state.metrics = metrics_of
+    app.state.metrics_auth = metrics_auth
     errors.install(app)
     api = APIRouter(prefix=PREFIX, responses=errors.COMMON_RESPONSES)
     for module in ROUTERS:
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(metrics.router, responses=errors.COMMON_RESPONSES)
     return app

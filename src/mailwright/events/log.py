@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -61,9 +62,16 @@ class EventSink(Protocol):
         ...
 
 
+# Called after each event is recorded, with (event, session, message_id, data): how
+# metrics/ counts without a call of its own at every step. It runs on every emit, on
+# the caller's thread, so it must be cheap; it must not change `data` (the stored row's).
+Observer = Callable[[Event, str | None, str | None, dict[str, Any]], None]
+
+
 class EventLog:
-    def __init__(self, store: EventSink | None):
+    def __init__(self, store: EventSink | None, observers: Iterable[Observer] = ()):
         self.store = store
+        self.observers = list(observers)
 
     def emit(self, event: Event, session: str | None = None, message_id: str | None = None,
              **data: Any) -> None:
@@ -81,3 +89,8 @@ class EventLog:
             log.info(" ".join(parts))
         if self.store is not None:
             self.store.record_event(EventRow.of(time.time(), name, session, message_id, data))
+        for observe in self.observers:
+            try:
+                observe(event, session, message_id, data)
+            except Exception:  # counting must never fail the step that was counted
+                log.exception("event observer %r failed on %s", observe, name)

@@ -58,9 +58,10 @@ class Event(StrEnum):
                        "MAIL FROM an address the authenticated account may not use")
     REJECTED = ("rejected", "code reason", "ip rcpt mail_from",
                 "a recipient or message refused with SMTP reply `code`")
-    ACCEPTED = ("accepted", "ip size mail_from rcpts local remote account tls", "domain tag",
+    ACCEPTED = ("accepted", "ip size mail_from rcpts local remote account tls",
+                "domain tag role",
                 "a message stored and/or queued; the 250 reply follows (domain: whose mail "
-                "it is, the account's or the first recipient's)")
+                "it is, the account's or the first recipient's; role: the listener's)")
     CHECK_ERROR = ("check-error", "error", "",
                    "inbound checks (SPF/DKIM/DMARC/ARC) raised; the message is delivered "
                    "untagged")
@@ -83,11 +84,12 @@ class Event(StrEnum):
                     "downloaded messages removed by the EXPIRE policy (RFC 2449 §6.7)")
 
     # --- outbound queue ---------------------------------------------------------
-    DELIVERED = ("delivered", "rcpt remote tls reply attempt", "tag",
-                 "a queued recipient was accepted by the remote host")
-    DEFERRED = ("deferred", "rcpt remote tls reply attempt", "tag",
+    DELIVERED = ("delivered", "rcpt remote tls reply attempt", "tag delay",
+                 "a queued recipient was accepted by the remote host (delay: seconds "
+                 "since the message was queued)")
+    DEFERRED = ("deferred", "rcpt remote tls reply attempt", "tag delay",
                 "a delivery attempt failed temporarily; it is retried later")
-    BOUNCED = ("bounced", "rcpt remote tls reply attempt", "tag",
+    BOUNCED = ("bounced", "rcpt remote tls reply attempt", "tag delay",
                "a queued recipient failed permanently (or gave up after max_age)")
     DSN = ("dsn", "to actions", "", "a delivery status notification (RFC 3464) was sent")
     MTA_STS_TESTING = ("mta-sts-testing", "domain unmatched", "",

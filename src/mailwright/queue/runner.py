@@ -135,6 +135,9 @@ class QueueRunner:
         """Commit one message's outcomes, then tell the sender what they asked to know."""
         now = self.clock()
         expired = now - message.created >= self.settings.max_age
+        # Seconds from queueing to this outcome (the delivery delay metric); never
+        # negative should the clock step back.
+        queued_for = round(max(0.0, now - message.created), 3)
         updates, notices = [], []
         for r in message.recipients:
             outcome = outcomes[r.id]
@@ -152,7 +155,7 @@ class QueueRunner:
                                            r.address, outcome.remote, outcome.tls))
             self.events.emit(Event(state), None, message.message_id, rcpt=r.address,
                              remote=outcome.remote, tls=outcome.tls, reply=outcome.reply,
-                             attempt=r.attempts + 1)
+                             attempt=r.attempts + 1, delay=queued_for)
             action = {BOUNCED: "failed", DELIVERED: "delivered"}.get(state)
             if warn:
                 action = "delayed"

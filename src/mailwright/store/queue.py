@@ -68,6 +68,11 @@ class QueueStore(Protocol):
     async def queue_message(self, message_id: str) -> QueuedMessage | None: ...
     async def queue_attempts(self, message_id: str) -> list[dict]: ...
 
+    async def queue_depth(self) -> dict[str, int]:
+        """How many queued recipients are in each state (only states that have any):
+        read at every metrics scrape, so one cheap aggregate, no rows."""
+        ...
+
     # --- writes -------------------------------------------------------------------------
     async def queue_claim(self, now: float, limit: int, lease: float) -> list[QueuedMessage]:
         """Claim due recipients (pending/deferred, time come, not leased) for `lease`

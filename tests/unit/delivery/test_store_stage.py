@@ -50,7 +50,7 @@ def test_local_and_remote_recipients_in_one_delivery():
     assert events.data("accepted") == {
         "ip": "192.0.2.7", "size": len(msg.content), "mail_from": "a@origin.test",
         "rcpts": 2, "local": 1, "remote": 1, "account": "", "domain": "example.test",
-        "tls": "TLSv1.3/TLS_AES_256_GCM_SHA384"}
+        "role": "mx", "tls": "TLSv1.3/TLS_AES_256_GCM_SHA384"}
 
 
 def test_local_only_leaves_the_queue_alone():

@@ -44,7 +44,7 @@ class StoreStage:
             Event.ACCEPTED, client.session_id, msg.id, ip=client.ip, size=len(msg.content),
             mail_from=envelope.reverse_path, rcpts=len(envelope.recipients),
             local=len(where.local), remote=len(where.remote),
-            account=client.account or "", domain=_domain_of(msg),
+            account=client.account or "", domain=_domain_of(msg), role=client.role,
             tls=f"{client.tls.version}/{client.tls.cipher}" if client.tls else "")
 
 

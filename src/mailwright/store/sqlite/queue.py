@@ -82,6 +82,11 @@ class SQLiteQueue:
         found = self._queue_rows("WHERE q.message_id=?", (message_id,))
         return found[0] if found else None
 
+    async def queue_depth(self) -> dict[str, int]:
+        # Answered from the (state, next_attempt) index alone: no table rows are read.
+        return dict(self.conn.execute(
+            "SELECT state, count(*) FROM queue_recipients GROUP BY state").fetchall())
+
     async def queue_update(self, queue_id: int, updates: list[RecipientUpdate],
                            final: Collection[str]) -> bool:
         now = time.time()
