@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 
 from ..admin import Admin
 from . import errors
-from .auth import RateLimiter
+from .auth import RateLimiter, require_key
 from .routes import accounts, aliases, dkim, domains, keys, queue
 
 PREFIX = "/api/v1"
@@ -32,7 +32,7 @@ def build(admin: Admin, rate_limit: int) -> FastAPI:
                   redoc_url=None)
     app.state.admin = admin
     app.state.limiter = RateLimiter(rate_limit)
-    errors.install(app)
+    errors.install(app, require_key)
     api = APIRouter(prefix=PREFIX, responses=errors.COMMON_RESPONSES)
     for module in ROUTERS:
         api.include_router(module.router)
