@@ -284,6 +284,8 @@ def test_queue_hold_release_retry_flush(example):
     for action in (example.queue.hold, example.queue.release, example.queue.retry):
         with pytest.raises(Invalid, match="needs a message ID or --all"):
             asyncio.run(action())
+        with pytest.raises(NotFound, match="no queued message NOPE"):
+            asyncio.run(action("NOPE"))
 
 
 def test_queue_delete(example):

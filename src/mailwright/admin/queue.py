@@ -137,4 +137,8 @@ class Queue:
         if message_id is None and not all_messages:
             raise Invalid(f"queue {action} needs a message ID or --all")
         target = None if all_messages else message_id
+        # A message that is not queued (never was, or delivered and gone) is not there,
+        # rather than one with nothing to change.
+        if target is not None and await self.store.queue_message(target) is None:
+            raise NotFound(f"no queued message {target} (see: mailwright queue list)")
         return Rescheduled(await self.store.queue_set_state(target, state, self.clock()), state)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from ..admin import Admin
 from ..metrics import Metrics
 from . import errors
-from .auth import RateLimiter
+from .auth import RateLimiter, require_key
 from .routes import accounts, aliases, dkim, domains, keys, metrics, queue
 
 PREFIX = "/api/v1"
@@ -36,7 +36,7 @@ def build(admin: Admin, rate_limit: int, metrics_of: Metrics | None = None,
     app.state.limiter = RateLimiter(rate_limit)
     app.state.metrics = metrics_of
     app.state.metrics_auth = metrics_auth
-    errors.install(app)
+    errors.install(app, require_key)
     api = APIRouter(prefix=PREFIX, responses=errors.COMMON_RESPONSES)
     for module in ROUTERS:
         api.include_router(module.router)

@@ -49,10 +49,8 @@ def admin_of(request: Request) -> Admin:
     return request.app.state.admin
 
 
-async def caller(request: Request,
-                 credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
-                 ) -> ApiKey:
-    """The key of the request (401 without a valid one; 429 over its rate limit)."""
+async def _live_key(request: Request, credentials: HTTPAuthorizationCredentials | None
+                    ) -> ApiKey:
     if credentials is None:
         raise ApiError(401, "an API key is required: Authorization: Bearer <key>",
                        headers=CHALLENGE)
@@ -60,6 +58,21 @@ async def caller(request: Request,
     if key is None:
         raise ApiError(401, "the API key is not valid (unknown, revoked or mistyped)",
                        headers=CHALLENGE)
+    return key
+
+
+async def require_key(request: Request) -> ApiKey:
+    """401 unless the request carries a live key: for errors found before the route's
+    dependencies ran (FastAPI reads a JSON body first), which are only for callers
+    with a key to hear."""
+    return await _live_key(request, await bearer(request))
+
+
+async def caller(request: Request,
+                 credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+                 ) -> ApiKey:
+    """The key of the request (401 without a valid one; 429 over its rate limit)."""
+    key = await _live_key(request, credentials)
     wait = request.app.state.limiter.take(key.id)
     if wait:
         raise ApiError(429, f"rate limit of {request.app.state.limiter.per_minute} requests "

@@ -74,9 +74,12 @@ class ChangedOut(BaseModel):
 
 
 async def _visible(request: Request, key: ApiKey, message_id: str) -> None:
-    """404 for a message the key may not see, as for one that is not there."""
+    """404 for a message the key may not see, as for one that is not there; 403 for a
+    send key, which may see none (whether the message exists or not)."""
     if key.is_admin:
         return
+    if key.scope is Scope.SEND:
+        raise ApiError(403, f"key {key.name!r} may only send")
     entry = await admin_of(request).queue.show(message_id)
     if not key.may_manage(entry.message.mail_from.rpartition("@")[2].lower()):
         raise ApiError(404, f"no queued message {message_id}")
