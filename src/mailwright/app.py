@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .address import Address
+from .admin import Admin
+from .admin.pruner import prune_periodically
 from .auth.lockout import AuthLockout
 from .config import Config, Listener
 from .delivery import pop3_expiry
@@ -206,7 +208,8 @@ class App:
         # Tasks only the primary process runs (workers.py); cancelled at shutdown.
         self.housekeeping: list[asyncio.Task] = []
         if self.primary:
-            pass
+            self.housekeeping.append(loop.create_task(prune_periodically(
+                Admin(self.store, self.config).events, self.services.events)))
 
     async def _backfill(self) -> None:
         """Messages from before IMAP metadata existed get it, in the background."""

@@ -33,10 +33,10 @@ port = 2525
 """
 
 
-def make_admin(tmp_path, extra: str = ""):
+def make_admin(tmp_path, extra: str = "", clock=lambda: NOW):
     cfg = parse(CONFIG.format(data_dir=tmp_path, extra=extra))
     store = open_store(cfg)
-    return Admin(store, cfg, clock=lambda: NOW), store
+    return Admin(store, cfg, clock=clock), store
 
 
 @pytest.fixture
