@@ -33,6 +33,7 @@ bench: $(STAMP) bench-deps
 	$(PY) bench/imap.py
 	$(PY) bench/relay.py
 	$(PY) bench/message_sizes.py
+	$(PY) bench/event_prune.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

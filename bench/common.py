@@ -10,10 +10,12 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PASSWORD = "bench-password-1"
 ROOT = Path(__file__).resolve().parent.parent
+SMTP_SOURCE = "/usr/sbin/smtp-source"
 
 _dns = None
 
@@ -88,6 +90,18 @@ def tree_rss_mb(pid: int) -> float:
     return total
 
 
+def smtp_source(port: int, messages: int, size: int, sessions: int) -> float:
+    start = time.perf_counter()
+    res = subprocess.run(
+        [SMTP_SOURCE, "-d", "-s", str(sessions), "-m", str(messages), "-l", str(size),
+         "-M", "client.example.net", "-f", "bench@remote.test", "-t", "alice@example.test",
+         f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=900)
+    elapsed = time.perf_counter() - start
+    if res.returncode != 0:
+        sys.exit(f"smtp-source failed: {res.stderr.strip()}")
+    return elapsed
+
+
 def fmt(rates: list[float]) -> str:
     return f"{statistics.median(rates):8.0f} [{min(rates):.0f}-{max(rates):.0f}]"
 
@@ -97,9 +111,12 @@ class Mailwright:
     name = "mailwright"
 
     def __init__(self, work: Path, user: str = "alice@example.test", extra: str = "",
-                 workers: int = 1):
+                 workers: int = 1, prepare: Callable[[Path], None] | None = None):
+        """prepare(data_dir): called first, to put data in place (bench/event_prune.py)."""
         self.dir = work / "mailwright"
         self.dir.mkdir()
+        if prepare:
+            prepare(self.dir / "data")
         roles = ("mx", "submission", "submissions", "pop3", "pop3s", "imap")
         self.ports = dict(zip(roles, free_ports(len(roles)), strict=True))
         self.port = self.ports["mx"]

@@ -22,10 +22,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import Mailwright, fmt, free_port, raise_fd_limit, tree_rss_mb, wait_port
+from common import (
+    SMTP_SOURCE,
+    Mailwright,
+    fmt,
+    free_port,
+    raise_fd_limit,
+    smtp_source,
+    tree_rss_mb,
+    wait_port,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-SMTP_SOURCE = "/usr/sbin/smtp-source"
 
 
 class AiosmtpdFsync:
@@ -43,18 +51,6 @@ class AiosmtpdFsync:
 
     def stored(self) -> int:
         return len(os.listdir(self.dir))
-
-
-def smtp_source(port: int, messages: int, size: int, sessions: int) -> float:
-    start = time.perf_counter()
-    res = subprocess.run(
-        [SMTP_SOURCE, "-d", "-s", str(sessions), "-m", str(messages), "-l", str(size),
-         "-M", "client.example.net", "-f", "bench@remote.test", "-t", "alice@example.test",
-         f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=900)
-    elapsed = time.perf_counter() - start
-    if res.returncode != 0:
-        sys.exit(f"smtp-source failed: {res.stderr.strip()}")
-    return elapsed
 
 
 def idle_connections(server, count: int) -> tuple[float, float, int]:

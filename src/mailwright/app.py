@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .address import Address
 from .admin import Admin
+from .admin.pruner import prune_periodically
 from .api import app as api_app
 from .auth.lockout import AuthLockout
 from .config import Config, Listener
@@ -220,15 +221,20 @@ class App:
         # Tasks only the primary process runs (workers.py); cancelled at shutdown.
         self.housekeeping: list[asyncio.Task] = []
         if self.primary:
-            await self._serve_http(http, ctx)
+            # One admin service layer for the API and the housekeeping, over this
+            # process's event log (its observers count what the admin does too).
+            admin = Admin(self.store, self.config, self.resolver, events=self.services.events)
+            self.housekeeping.append(loop.create_task(prune_periodically(
+                admin.events, self.services.events)))
+            await self._serve_http(http, ctx, admin)
 
-    async def _serve_http(self, sockets: list[tuple[Listener, socket.socket]], ctx) -> None:
+    async def _serve_http(self, sockets: list[tuple[Listener, socket.socket]], ctx,
+                          admin: Admin) -> None:
         """The HTTP API on the http (plaintext) and https (implicit TLS) listeners: one
         uvicorn server each way, both on this loop, over one admin service layer."""
         if not sockets:
             return
         s = self.services
-        admin = Admin(self.store, self.config, self.resolver, events=s.events)
         app = api_app.build(admin, self.config.http.rate_limit, s.metrics,
                             self.config.http.metrics_auth)
         for tls in (False, True):

@@ -1,4 +1,4 @@
-"""The command line: serve, config, domain, user, alias, queue, dkim, dns, apikey.
+"""The command line: serve, config, domain, user, alias, queue, dkim, dns, apikey, events.
 
 Only arguments and rendering live here: every operation is admin/'s (the HTTP API
 calls the same), and its refusals (AdminError) become "mailwright: error: ..." and
@@ -279,6 +279,9 @@ async def cmd_queue(args, admin: Admin) -> int:
         _print_queue(await admin.queue.list())
     elif args.action == "show":
         _print_entry(await admin.queue.show(args.id))
+    elif args.action == "raw":
+        sys.stdout.buffer.write((await admin.queue.raw(args.id)).content)
+        sys.stdout.buffer.flush()
     elif args.action == "delete":
         print(f"deleted {await admin.queue.delete(args.id)}")
     else:
@@ -334,6 +337,51 @@ def _print_entry(entry) -> None:
         for a in entry.attempts:
             log.add_row(_age(now - a.ts), a.address, a.remote, a.tls or "none", a.reply)
         console.print(log)
+
+
+async def cmd_events(args, admin: Admin) -> int:
+    if args.action == "prune":
+        done = await admin.events.prune()
+        print(f"deleted {done.events} event(s) past their retention and "
+              f"{done.messages} finished message(s) past message_retention_days")
+        return 0
+    filters = dict(since=args.since, until=args.until, types=args.type,
+                   message_id=args.message_id, address=args.address, domain=args.domain,
+                   tag=args.tag)
+    if args.action == "search":
+        _print_events(await admin.events.search(**filters, limit=args.limit,
+                                                cursor=args.cursor))
+        return 0
+    chunks = await admin.events.export(format=args.format, **filters)   # checked: may raise
+    try:
+        # newline="": the chunks carry their own line ends (CSV's are CRLF, RFC 4180).
+        with (open(args.output, "w", encoding="utf-8", newline="") if args.output
+              else contextlib.nullcontext(sys.stdout)) as out:
+            async for chunk in chunks:
+                out.write(chunk)
+    except OSError as e:
+        raise CliError(f"cannot write {args.output or 'the export'}: {e.strerror or e}") \
+            from None
+    return 0
+
+
+def _print_events(page) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+    console = Console()
+    table = Table(title=f"{len(page.events)} event(s), newest first")
+    table.add_column("TIME", no_wrap=True)
+    table.add_column("TYPE", no_wrap=True)
+    for col in ("ADDRESS", "DOMAIN", "MESSAGE", "DETAILS"):
+        table.add_column(col, overflow="fold")     # wrapped when narrow, never cut short
+    for e in page.events:
+        table.add_row(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e.ts)), e.type,
+                      e.address or "", e.domain or "", e.message_id or "",
+                      escape(" ".join(f"{k}={v}" for k, v in e.data.items())))
+    console.print(table)
+    if page.next:
+        console.print(f"more: add --cursor {page.next}", soft_wrap=True)
 
 
 def _age(seconds: float) -> str:
@@ -408,6 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     qsub.add_parser("list", parents=[common], help="queued messages and a summary")
     qsub.add_parser("flush", parents=[common], help="make every waiting recipient due now")
     for name, text in (("show", "one message and its recipients"),
+                       ("raw", "the text of a queued message, or of a finished one "
+                               "kept for [events] message_retention_days"),
                        ("delete", "remove a message from the queue (no bounce)")):
         qsub.add_parser(name, parents=[common], help=text).add_argument("id")
     for name, text in (("hold", "stop delivery attempts"), ("release", "resume held mail"),
@@ -431,6 +481,30 @@ def build_parser() -> argparse.ArgumentParser:
         x.add_argument("domain")
         x.add_argument("selector", help="the key set name given to generate")
     k.set_defaults(fn=_admin_command(cmd_dkim))
+
+    e = sub.add_parser("events", parents=[common], help="search, export and prune the event log")
+    esub = e.add_subparsers(dest="action", required=True)
+    filters = argparse.ArgumentParser(add_help=False)
+    filters.add_argument("--since", metavar="TIME",
+                         help="from this time on: epoch seconds or ISO 8601 "
+                              "(2026-11-05T12:00:00Z; no zone: UTC)")
+    filters.add_argument("--until", metavar="TIME", help="before this time")
+    filters.add_argument("--type", action="append", metavar="TYPE",
+                         help="event type (repeat, or comma-separated; see docs/EVENTS.md)")
+    filters.add_argument("--message-id", metavar="ID")
+    filters.add_argument("--address", help="the address an event is about")
+    filters.add_argument("--domain", help="whose events: the domain key of each event")
+    filters.add_argument("--tag")
+    es = esub.add_parser("search", parents=[common, filters], help="a page of matching events")
+    es.add_argument("--limit", type=int, default=100, help="events per page (1-1000)")
+    es.add_argument("--cursor", help="continue after a previous page (printed with it)")
+    ee = esub.add_parser("export", parents=[common, filters],
+                         help="every matching event as JSON Lines or CSV")
+    ee.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    ee.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    esub.add_parser("prune", parents=[common],
+                    help="delete what is past [events] retention now")
+    e.set_defaults(fn=_admin_command(cmd_events))
 
     n = sub.add_parser("dns", parents=[common], help="DNS records a domain should publish")
     nsub = n.add_subparsers(dest="action", required=True)

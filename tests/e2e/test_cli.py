@@ -192,6 +192,9 @@ def test_queue_commands(tmp_path):
     assert "QTEST1" in listing and "x@far.test (pending)" in listing
     assert "by destination:" in listing
     assert "x@far.test" in srv.cli("queue", "show", "QTEST1").stdout
+    raw = subprocess.run([sys.executable, "-m", "mailwright", "--config", str(srv.config),
+                          "queue", "raw", "QTEST1"], capture_output=True, timeout=60)
+    assert raw.stdout == b"Subject: q\r\n\r\nx\r\n"           # the octets, as queued
     assert "2 recipient(s) held" in srv.cli("queue", "hold", "QTEST1").stdout
     assert "(held)" in srv.cli("queue", "list").stdout
     assert "2 recipient(s) released" in srv.cli("queue", "release", "--all").stdout

@@ -15,6 +15,7 @@ from aiosmtpd.controller import Controller
 from prometheus_client.parser import text_string_to_metric_families
 
 from mailwright.address import parse_mailbox
+from mailwright.admin import Admin, NotFound
 from mailwright.dns import Resolver
 from mailwright.events.log import EventLog
 from mailwright.imap.fetch import views as fetch_views
@@ -479,3 +480,35 @@ def test_message_leaves_the_queue_once_every_recipient_is_final(tmp_path):
                                   (blob,)).fetchone()[0] == 0
     finally:
         store.close()
+
+
+# --- the text of finished messages ([events] message_retention_days) -----------------
+def test_delivered_text_stays_readable_for_message_retention_days(world):
+    store, runner, clock, peer = world
+    admin = Admin(store, runner.config)
+    mid = enqueue(store, clock, ["rcpt@peer.test"], body=b"Subject: kept\r\n\r\nkept\r\n")
+    queued = asyncio.run(admin.queue.raw(mid))
+    assert queued.content == b"Subject: kept\r\n\r\nkept\r\n" and queued.finished is None
+    asyncio.run(runner.run_once())
+    assert peer.received and asyncio.run(store.queue_message(mid)) is None
+    done = asyncio.run(admin.queue.raw(mid))
+    assert done.content == queued.content and done.finished is not None
+    assert runner.config.events.message_retention_days == 7                 # the default
+    assert asyncio.run(admin.events.prune(done.finished + 7 * 86400 - 1)).messages == 0
+    assert asyncio.run(admin.events.prune(done.finished + 7 * 86400 + 1)).messages == 1
+    with pytest.raises(NotFound, match="message_retention_days"):
+        asyncio.run(admin.queue.raw(mid))
+    assert store.conn.execute("SELECT count(*) FROM blob_inline").fetchone()[0] == 0
+
+
+def test_no_message_retention_removes_the_text_at_delivery(world):
+    store, runner, clock, peer = world
+    cfg = runner.config
+    runner = reconfigured(runner, events=dataclasses.replace(cfg.events,
+                                                             message_retention_days=0))
+    mid = enqueue(store, clock, ["rcpt@peer.test"])
+    asyncio.run(runner.run_once())
+    assert peer.received
+    with pytest.raises(NotFound):
+        asyncio.run(Admin(store, runner.config).queue.raw(mid))
+    assert store.conn.execute("SELECT count(*) FROM blob_inline").fetchone()[0] == 0

@@ -1,4 +1,5 @@
-"""Store behaviour the protocols rely on: one blob per delivery, blob release, EXPIRE."""
+"""Store behaviour the protocols rely on: one blob per delivery, blob release, EXPIRE,
+finished outbound messages kept and pruned."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import asyncio
 import inspect
 import time
 
+import pytest
+
 from mailwright.address import parse_mailbox
 from mailwright.delivery import pop3_expiry
 from mailwright.imap.fetch import views as fetch_views
 from mailwright.store.base import MailStore
 from mailwright.store.messages import Delivery, LocalCopy
+from mailwright.store.queue import RecipientUpdate, RemoteRecipient
 from mailwright.store.sqlite import SQLiteStore
 from mailwright.store.sqlite.db import INLINE_BLOB_MAX
 
@@ -103,3 +107,83 @@ def test_sqlite_store_implements_every_store_protocol_method_as_declared():
         assert inspect.iscoroutinefunction(impl) == coroutine, f"SQLiteStore: {name}"
         wanted = list(inspect.signature(fn).parameters)
         assert list(inspect.signature(impl).parameters)[:len(wanted)] == wanted, name
+
+
+# --- finished outbound messages: kept for [events] message_retention_days ------------
+BIG = b"Subject: big\r\n\r\n" + (b"z" * 998 + b"\r\n") * (INLINE_BLOB_MAX // 1000 + 1)
+
+
+def finish(store, mid: str, keep: bool) -> str:
+    """Deliver the queued message's recipients; its blob."""
+    [message] = [m for m in asyncio.run(store.queue_messages()) if m.message_id == mid]
+    assert asyncio.run(store.queue_update(message.id, [
+        RecipientUpdate(r.id, "delivered", "250 ok") for r in message.recipients],
+        {"delivered", "bounced"}, keep_finished=keep))
+    return message.blob
+
+
+def queue_big(store, mid: str, local: list[int] | None = None) -> None:
+    asyncio.run(store.deliver(Delivery(
+        message_id=mid, mail_from="a@shop.test", local=[LocalCopy(a) for a in local or []],
+        local_content=BIG, remote=[RemoteRecipient("x@far.test")], relay_content=BIG)))
+
+
+def test_finished_message_keeps_its_text_until_pruned(tmp_path):
+    store, _, _ = make(tmp_path)
+    queue_big(store, "F1")
+    blob = finish(store, "F1", keep=True)
+    assert asyncio.run(store.queue_message("F1")) is None          # out of the queue
+    kept = asyncio.run(store.queue_finished("F1"))
+    assert (kept.message_id, kept.mail_from, kept.blob, kept.size) == (
+        "F1", "a@shop.test", blob, len(BIG))
+    assert asyncio.run(store.read_blob(blob)) == BIG
+    assert asyncio.run(store.prune_finished(kept.finished, 10)) == 0    # not older yet
+    assert asyncio.run(store.prune_finished(kept.finished + 1, 10)) == 1
+    assert asyncio.run(store.queue_finished("F1")) is None
+    assert not store.blobs.path(blob).exists()
+    store.close()
+
+
+def test_finished_message_not_kept_goes_with_its_blob(tmp_path):
+    store, _, _ = make(tmp_path)
+    queue_big(store, "F2")
+    blob = finish(store, "F2", keep=False)
+    assert asyncio.run(store.queue_finished("F2")) is None
+    assert not store.blobs.path(blob).exists()
+    store.close()
+
+
+@pytest.mark.parametrize("local_first", [True, False])
+def test_a_blob_shared_with_a_mailbox_goes_with_its_last_reference(tmp_path, local_first):
+    # The same text as a local copy and as the relayed message: one blob, referenced by
+    # the mailbox and by the finished message; whichever goes first leaves it.
+    store, a, _ = make(tmp_path)
+    queue_big(store, "F3", local=[a])
+    blob = finish(store, "F3", keep=True)
+    box = asyncio.run(store.maildrop("a@shop.test"))
+    assert box.messages[0].blob == blob
+
+    def drop_local():
+        asyncio.run(store.pop3_update(box.mailbox_id, [box.messages[0].uid], []))
+
+    def prune():
+        assert asyncio.run(store.prune_finished(time.time() + 1, 10)) == 1
+    first, second = (drop_local, prune) if local_first else (prune, drop_local)
+    first()
+    assert asyncio.run(store.read_blob(blob)) == BIG
+    second()
+    assert not store.blobs.path(blob).exists()
+    store.close()
+
+
+def test_prune_finished_in_batches(tmp_path):
+    store, _, _ = make(tmp_path)
+    for i in range(7):
+        asyncio.run(store.deliver(Delivery(
+            message_id=f"S{i}", mail_from="", remote=[RemoteRecipient("x@far.test")],
+            relay_content=f"Subject: {i}\r\n\r\nsmall\r\n".encode())))
+        finish(store, f"S{i}", keep=True)
+    assert store.conn.execute("SELECT count(*) FROM blob_inline").fetchone()[0] == 7
+    assert asyncio.run(store.prune_finished(time.time() + 1, 3)) == 7
+    assert store.conn.execute("SELECT count(*) FROM blob_inline").fetchone()[0] == 0
+    store.close()

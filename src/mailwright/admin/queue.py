@@ -1,4 +1,4 @@
-"""The outbound queue as an admin sees it: list, show, hold, release, retry, flush,
+"""The outbound queue as an admin sees it: list, show, raw, hold, release, retry, flush,
 bounce, delete. Delivery itself is queue/runner.py's; a running server picks up what
 is made due here within [queue] interval."""
 
@@ -45,6 +45,15 @@ class Attempt:
 class QueueEntry:
     message: QueuedMessage
     attempts: list[Attempt]
+
+
+@dataclass(frozen=True)
+class MessageText:
+    message_id: str
+    mail_from: str         # '' for the null reverse-path
+    size: int
+    finished: float | None  # when its last recipient became final; None: still queued
+    content: bytes         # as relayed (RFC 5322 text, CRLF line ends)
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,21 @@ class Queue:
             raise NotFound(f"no queued message {message_id} (see: mailwright queue list)")
         attempts = await self.store.queue_attempts(message_id)
         return QueueEntry(m, [Attempt(**a) for a in attempts])
+
+    async def raw(self, message_id: str) -> MessageText:
+        """The text of a queued message, or of a finished one (every recipient delivered
+        or bounced) for [events] message_retention_days after it finished."""
+        queued = await self.store.queue_message(message_id)
+        found = queued or await self.store.queue_finished(message_id)
+        if found is None:
+            raise NotFound(f"no queued message {message_id}, nor a finished one kept "
+                           "([events] message_retention_days)")
+        try:
+            content = await self.store.read_blob(found.blob)
+        except FileNotFoundError:       # finished and pruned since it was looked up
+            raise NotFound(f"message {message_id} was removed meanwhile") from None
+        return MessageText(found.message_id, found.mail_from, found.size,
+                           None if queued else found.finished, content)
 
     async def hold(self, message_id: str | None = None, *,
                   all_messages: bool = False) -> Rescheduled:

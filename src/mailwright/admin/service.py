@@ -3,6 +3,7 @@
     admin = Admin(store, config)
     await admin.accounts.add("alice@example.com", password)  # -> Account
     await admin.queue.hold("0005f1...")                      # -> Rescheduled
+    await admin.events.search(domain="example.com")          # -> SearchPage
 
 Operations take plain values (strings as an admin types them, ints, None), check them,
 call the store through its public methods and return dataclasses; a refusal is an
@@ -28,6 +29,7 @@ from .demo import DemoAccount, ensure_demo
 from .dkim import DkimKeys
 from .dns import Dns
 from .domains import Domains
+from .events import Events
 from .queue import Queue
 
 
@@ -42,6 +44,7 @@ class Admin:
         self.queue = Queue(self.ctx)
         self.dns = Dns(self.ctx)
         self.api_keys = ApiKeys(self.ctx)
+        self.events = Events(self.ctx)
 
     async def ensure_demo(self) -> DemoAccount | None:
         return await ensure_demo(self.ctx)

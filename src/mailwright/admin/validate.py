@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime
+
 from ..address import Address, AddressError, canonical_domain, display_domain, parse_mailbox
 from ..store.base import MailStore
 from .errors import Invalid, NotFound
@@ -27,6 +30,31 @@ def address(value: str | Address) -> Address:
         return parse_mailbox(value.strip())
     except AddressError as e:
         raise Invalid(f"invalid address {value!r}: {e}") from None
+
+
+def timestamp(name: str, value: str | float | None) -> float | None:
+    """A point in time as seconds since the epoch: a number, or an ISO 8601 date or time
+    (RFC 3339 profile, e.g. 2026-11-05T12:00:00Z); one without a zone is UTC."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise Invalid(f"invalid {name} {value!r}: expected a time")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            try:
+                when = datetime.fromisoformat(text)
+            except ValueError:
+                raise Invalid(f"invalid {name} {text!r}: expected seconds since the epoch "
+                              "or an ISO 8601 time like 2026-11-05T12:00:00Z") from None
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            value = when.timestamp()
+    if not math.isfinite(value):
+        raise Invalid(f"invalid {name} {value!r}: expected a finite time")
+    return float(value)
 
 
 def password(text: str) -> str:

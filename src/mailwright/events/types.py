@@ -95,6 +95,11 @@ class Event(StrEnum):
     MTA_STS_TESTING = ("mta-sts-testing", "domain unmatched", "",
                        "MX hosts outside a testing-mode MTA-STS policy were used (RFC 8461)")
 
+    # --- housekeeping -----------------------------------------------------------
+    EVENTS_PRUNED = ("events-pruned", "events messages", "",
+                     "the pruner deleted `events` rows past their retention and `messages` "
+                     "(finished outbound texts) past message_retention_days")
+
 
 class EventSchemaError(TypeError):
     """An event emitted with fields its registry entry does not declare: a bug, like

@@ -162,9 +162,11 @@ class QueueRunner:
             if action and dsn.wanted(r, action):
                 notices.append(dsn.Notice(r, action, outcome.reply, outcome.remote))
         # Never bounce a bounce (RFC 3464 §2). The original is read before the update,
-        # which drops the message (and its blob) once every recipient is final.
+        # which drops the message (and its blob) once every recipient is final; its text
+        # is kept for [events] message_retention_days, unless that is 0.
         original = await self._content(message) if notices and message.mail_from else None
-        await self.store.queue_update(message.id, updates, FINAL)
+        await self.store.queue_update(message.id, updates, FINAL, keep_finished=bool(
+            self.config.events.message_retention_days))
         if original is not None:
             await self._notify(message, notices, original)
 

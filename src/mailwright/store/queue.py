@@ -50,6 +50,17 @@ class QueuedMessage:
 
 
 @dataclass(frozen=True)
+class FinishedMessage:
+    """A message that left the queue with every recipient final, its text kept for a
+    while (queue_update with keep_finished) for an admin to read."""
+    message_id: str
+    mail_from: str
+    blob: str
+    size: int
+    finished: float         # when its last recipient became final
+
+
+@dataclass(frozen=True)
 class RecipientUpdate:
     """The outcome of one delivery attempt for one queued recipient."""
     recipient_id: int
@@ -67,6 +78,7 @@ class QueueStore(Protocol):
     async def queue_messages(self) -> list[QueuedMessage]: ...
     async def queue_message(self, message_id: str) -> QueuedMessage | None: ...
     async def queue_attempts(self, message_id: str) -> list[dict]: ...
+    async def queue_finished(self, message_id: str) -> FinishedMessage | None: ...
 
     async def queue_depth(self) -> dict[str, int]:
         """How many queued recipients are in each state (only states that have any):
@@ -80,10 +92,16 @@ class QueueStore(Protocol):
         ...
 
     async def queue_update(self, queue_id: int, updates: list[RecipientUpdate],
-                           final: Collection[str]) -> bool:
+                           final: Collection[str], keep_finished: bool = False) -> bool:
         """Record attempt outcomes; in the same transaction, drop the message once
         every recipient's state is one of `final` (the runner's rule). True when the
-        message left the queue."""
+        message left the queue. With `keep_finished` its text stays, as a
+        FinishedMessage, until prune_finished removes it."""
+        ...
+
+    async def prune_finished(self, before: float, batch: int) -> int:
+        """Remove the finished messages that became final before `before` (and their
+        blobs, unless still referenced), at most `batch` per transaction; how many."""
         ...
 
     async def queue_release_leases(self) -> int:

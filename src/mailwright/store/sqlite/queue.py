@@ -10,7 +10,7 @@ from collections.abc import Collection
 from typing import Any
 
 from ..messages import Delivery
-from ..queue import QueuedMessage, QueuedRecipient, RecipientUpdate
+from ..queue import FinishedMessage, QueuedMessage, QueuedRecipient, RecipientUpdate
 from .blobrefs import release_blobs
 
 
@@ -88,7 +88,7 @@ class SQLiteQueue:
             "SELECT state, count(*) FROM queue_recipients GROUP BY state").fetchall())
 
     async def queue_update(self, queue_id: int, updates: list[RecipientUpdate],
-                           final: Collection[str]) -> bool:
+                           final: Collection[str], keep_finished: bool = False) -> bool:
         now = time.time()
 
         def job(c: sqlite3.Connection) -> tuple[bool, list[str]]:
@@ -102,7 +102,7 @@ class SQLiteQueue:
                           "reply) VALUES (?,?,?,?,?,?)",
                           [(queue_id, u.address, now, u.remote, u.tls, u.reply)
                            for u in updates])
-            return _drop_if_final(c, queue_id, final)
+            return _drop_if_final(c, queue_id, final, keep_finished, now)
         done, files = await self._writer.submit_async(job)
         await self._unlink(files)
         return done
@@ -114,6 +114,26 @@ class SQLiteQueue:
             (message_id,))
         return [dict(zip(("ts", "address", "remote", "tls", "reply"), r, strict=True))
                 for r in rows]
+
+    async def queue_finished(self, message_id: str) -> FinishedMessage | None:
+        row = self.conn.execute(
+            "SELECT message_id, mail_from, blob, size, finished FROM queue_finished "
+            "WHERE message_id=?", (message_id,)).fetchone()
+        return FinishedMessage(*row) if row else None
+
+    async def prune_finished(self, before: float, batch: int) -> int:
+        def job(c: sqlite3.Connection) -> tuple[int, list[str]]:
+            rows = c.execute("SELECT id, blob FROM queue_finished WHERE finished<? "
+                             "ORDER BY finished LIMIT ?", (before, batch)).fetchall()
+            c.executemany("DELETE FROM queue_finished WHERE id=?", [(r[0],) for r in rows])
+            return len(rows), release_blobs(c, [r[1] for r in rows])
+        removed = 0
+        while True:
+            count, files = await self._write(job)
+            await self._unlink(files)
+            removed += count
+            if count < batch:
+                return removed
 
     async def queue_set_state(self, message_id: str | None, state: str, now: float) -> int:
         # hold: pending/deferred -> held; release/retry: held/pending/deferred -> due now.
@@ -151,14 +171,21 @@ class SQLiteQueue:
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
-def _drop_if_final(c: sqlite3.Connection, queue_id: int, final: Collection[str]
-                   ) -> tuple[bool, list[str]]:
-    """Remove a queued message once every recipient's state is final."""
+def _drop_if_final(c: sqlite3.Connection, queue_id: int, final: Collection[str],
+                   keep: bool, now: float) -> tuple[bool, list[str]]:
+    """Remove a queued message once every recipient's state is final; with `keep`, its
+    text stays referenced as a finished message (so release_blobs leaves it)."""
     states = list(final)
     marks = ",".join("?" * len(states))
     if c.execute(f"SELECT 1 FROM queue_recipients WHERE queue_id=? AND state NOT IN ({marks}) "
                  "LIMIT 1", (queue_id, *states)).fetchone():
         return False, []
+    if keep:
+        # OR IGNORE: a message id is finished once; should one come back, its blob is
+        # not kept, and release_blobs, seeing no reference, frees it.
+        c.execute("INSERT OR IGNORE INTO queue_finished (message_id, blob, size, mail_from, "
+                  "finished) SELECT message_id, blob, size, mail_from, ? FROM queue "
+                  "WHERE id=?", (now, queue_id))
     row = c.execute("SELECT blob FROM queue WHERE id=?", (queue_id,)).fetchone()
     c.execute("DELETE FROM queue WHERE id=?", (queue_id,))
     return True, release_blobs(c, [row[0]] if row else [])

@@ -43,11 +43,13 @@ def init_schema(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS messages_unparsed ON messages (blob) "
                  "WHERE meta_id IS NULL")
     # Event search and per-domain retention (store/sqlite/events.py), likewise after
-    # the columns they cover exist.
-    conn.execute("CREATE INDEX IF NOT EXISTS events_address ON events (address, id)")
+    # the columns they cover exist. Each key with ts: a search's rows come newest first
+    # straight off the index (its rowid, the id, breaks ties), and a domain's old rows
+    # are one range for the pruner.
+    conn.execute("CREATE INDEX IF NOT EXISTS events_address ON events (address, ts)")
     conn.execute("CREATE INDEX IF NOT EXISTS events_domain ON events (domain, ts)")
     conn.execute("CREATE INDEX IF NOT EXISTS events_message ON events (message_id)")
-    conn.execute("CREATE INDEX IF NOT EXISTS events_tag ON events (tag, id) "
+    conn.execute("CREATE INDEX IF NOT EXISTS events_tag ON events (tag, ts) "
                  "WHERE tag IS NOT NULL")
     conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                  (SCHEMA_VERSION,))

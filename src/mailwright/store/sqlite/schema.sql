@@ -109,6 +109,20 @@ CREATE TABLE IF NOT EXISTS queue_attempts (
 );
 CREATE INDEX IF NOT EXISTS queue_attempts_queue ON queue_attempts (queue_id);
 
+-- Messages that left the queue with every recipient final, kept for an admin to read
+-- ([events] message_retention_days): their blob stays referenced from here until the
+-- pruner removes the row (store/sqlite/queue.py prune_finished).
+CREATE TABLE IF NOT EXISTS queue_finished (
+    id INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL UNIQUE,
+    blob TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mail_from TEXT NOT NULL,              -- '' for the null reverse-path
+    finished REAL NOT NULL                -- when the last recipient became final
+);
+CREATE INDEX IF NOT EXISTS queue_finished_time ON queue_finished (finished);
+CREATE INDEX IF NOT EXISTS queue_finished_blob ON queue_finished (blob);
+
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
     ts REAL NOT NULL,
