@@ -93,6 +93,11 @@ class Event(StrEnum):
     MTA_STS_TESTING = ("mta-sts-testing", "domain unmatched", "",
                        "MX hosts outside a testing-mode MTA-STS policy were used (RFC 8461)")
 
+    # --- webhooks ---------------------------------------------------------------
+    WEBHOOK_DISABLED = ("webhook-disabled", "webhook url failures", "domain",
+                        "a webhook endpoint was disabled after `failures` consecutive "
+                        "failed deliveries (domain: the endpoint's, '' for a global one)")
+
 
 class EventSchemaError(TypeError):
     """An event emitted with fields its registry entry does not declare: a bug, like
