@@ -38,6 +38,7 @@ from .store.base import MailStore
 from .trust.inbound import InboundChecks
 from .trust.outbound import OutboundSigner
 from .trust.sav import SenderVerifier
+from .webhooks.dispatcher import Dispatcher
 
 log = logging.getLogger("mailwright")
 
@@ -215,6 +216,8 @@ class App:
         self.housekeeping: list[asyncio.Task] = []
         if self.primary:
             await self._serve_http(http, ctx)
+            webhooks = Dispatcher(self.config.webhooks, self.store, self.services.events)
+            self.housekeeping.append(loop.create_task(webhooks.run()))
 
     async def _serve_http(self, sockets: list[tuple[Listener, socket.socket]], ctx) -> None:
         """The HTTP API on the http (plaintext) and https (implicit TLS) listeners: one

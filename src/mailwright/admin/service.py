@@ -29,6 +29,7 @@ from .dkim import DkimKeys
 from .dns import Dns
 from .domains import Domains
 from .queue import Queue
+from .webhooks import Webhooks
 
 
 class Admin:
@@ -42,6 +43,7 @@ class Admin:
         self.queue = Queue(self.ctx)
         self.dns = Dns(self.ctx)
         self.api_keys = ApiKeys(self.ctx)
+        self.webhooks = Webhooks(self.ctx)
 
     async def ensure_demo(self) -> DemoAccount | None:
         return await ensure_demo(self.ctx)
