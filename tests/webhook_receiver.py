@@ -46,6 +46,7 @@ class Route:
     secret: str = ""
     status: int = 200
     hold: bool = False
+    answer: bytes = b""             # the body of the answer
     release: threading.Event = field(default_factory=threading.Event)
 
 
@@ -63,8 +64,8 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def endpoint(self, path: str, secret: str = "", status: int = 200,
-                 hold: bool = False) -> Route:
-        self.paths[path] = Route(secret, status, hold)
+                 hold: bool = False, answer: bytes = b"") -> Route:
+        self.paths[path] = Route(secret, status, hold, answer)
         return self.paths[path]
 
     def start(self) -> Receiver:
@@ -86,8 +87,9 @@ class Receiver:
                     path.release.wait(HOLD_LIMIT)
                 try:
                     self.send_response(path.status if signed else 401)
-                    self.send_header("Content-Length", "0")
+                    self.send_header("Content-Length", str(len(path.answer)))
                     self.end_headers()
+                    self.wfile.write(path.answer)
                 except OSError:      # the sender is gone (a held request after a kill)
                     pass
 

@@ -210,7 +210,8 @@ def test_deliveries_are_signed_sent_in_order_and_logged(world):
 def test_a_failing_endpoint_pauses_with_backoff_then_gets_everything_in_order(world):
     async def scenario():
         made = await world.admin.webhooks.add(world.receiver.url("/hook"))
-        route = world.receiver.endpoint("/hook", made.secret, status=503)
+        route = world.receiver.endpoint("/hook", made.secret, status=503,
+                                        answer=b"busy, come back later\n")
         for i in range(3):
             world.emit_accepted("example.test", f"M{i}")
         world.committed()
@@ -237,7 +238,7 @@ def test_a_failing_endpoint_pauses_with_backoff_then_gets_everything_in_order(wo
             [head] = await world.admin.webhooks.deliveries(hook_id, state="pending", limit=1,
                                                            before=int(first) + 1)
             assert (head.attempts, head.last_status, head.last_error) == \
-                (4, 503, "HTTP 503")
+                (4, 503, "HTTP 503: busy, come back later")
             route.status = 200
             await _pass(world, dispatcher)
         finally:

@@ -30,7 +30,8 @@ class Webhook:
     enabled: bool
     disabled: float | None       # when it was disabled (after failures, or by an admin)
     failures: int                # consecutive failed attempts
-    retry_at: float | None       # paused until then after a failure; None: not paused
+    retry_at: float | None       # after a failure, no attempt before then; None: none
+                                 # failed since the last success
 
     @classmethod
     def of(cls, e: WebhookEndpoint) -> Webhook:

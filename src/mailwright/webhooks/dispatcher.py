@@ -48,6 +48,7 @@ POLL = 1.0              # seconds between looks at the outbox when nothing wakes
 BATCH = 100             # pending deliveries read per endpoint at a time
 ANSWER_KEPT = 200       # octets of a refusing answer's body kept in the delivery log
 ANSWER_READ = 64 * 1024  # octets of an answer read at most (the rest is not waited for)
+ANSWER_WAIT = 2.0       # seconds an answer's body is waited for once its status is known
 
 
 def retry_delay(settings: WebhookSettings, failures: int) -> float:
@@ -182,20 +183,28 @@ class Dispatcher:
 
     async def _post(self, endpoint: WebhookEndpoint, item: PendingWebhook,
                     timestamp: int) -> tuple[int | None, str | None]:
-        """(status, None) on success; (status or None, why) on failure."""
+        """(status, None) on success; (status or None, why) on failure. The verdict is
+        the status line within `timeout`; the answer's body is read afterwards, briefly,
+        for the log and so that the connection can be used again."""
         content = payload.body(item)
-        headers = payload.headers(endpoint.secret, item, content, timestamp)
+        request = self.client.build_request(
+            "POST", endpoint.url, content=content,
+            headers=payload.headers(endpoint.secret, item, content, timestamp))
         try:
             # httpx's timeout is per read or write; this one bounds the whole attempt.
             async with asyncio.timeout(self.settings.timeout):
-                async with self.client.stream("POST", endpoint.url, content=content,
-                                              headers=headers) as response:
-                    # Read the answer (a small one whole, so the connection is reused).
-                    answer = await _start_of(response)
+                response = await self.client.send(request, stream=True)
         except TimeoutError:
             return None, f"no answer within {self.settings.timeout:g} s"
         except (httpx.HTTPError, httpx.InvalidURL) as e:
             return None, f"{type(e).__name__}: {e}"
+        try:
+            async with asyncio.timeout(ANSWER_WAIT):
+                answer = await _start_of(response)
+        except (TimeoutError, httpx.HTTPError):
+            answer = b""
+        finally:
+            await response.aclose()
         if response.is_success:
             return response.status_code, None
         text = answer[:ANSWER_KEPT].decode("utf-8", "replace").strip()
