@@ -25,7 +25,7 @@ from .events.types import Event
 from .imap.fetch import views as fetch_views
 from .imap.notify import MailboxWatch
 from .imap.server import ImapProtocol
-from .metrics import Metrics, queue_recipients
+from .metrics import Metrics, queue_recipients, webhook_backlog
 from .net.asgi import HttpServer
 from .net.limits import ConnectionLimiter
 from .net.timeouts import IdleTimeouts
@@ -41,6 +41,7 @@ from .store.base import MailStore
 from .trust.inbound import InboundChecks
 from .trust.outbound import OutboundSigner
 from .trust.sav import SenderVerifier
+from .webhooks.dispatcher import Dispatcher
 
 log = logging.getLogger("mailwright")
 
@@ -185,6 +186,8 @@ class App:
         metrics = Metrics()
         metrics.collectors.add("queue", queue_recipients(self.store.queue_depth,
                                                          queue_states.ALL))
+        metrics.collectors.add("webhooks", webhook_backlog(self.store.webhook_backlog,
+                                                           ("pending",)))
         self.services = Services(config, self.store, AuthLockout(config.auth),
                                  EventLog(self.store, observers=[metrics.observe]),
                                  pop3=Pop3Shared(MaildropLocks(config.data_dir / "locks"), {}),
@@ -227,6 +230,8 @@ class App:
             self.housekeeping.append(loop.create_task(prune_periodically(
                 admin.events, self.services.events)))
             await self._serve_http(http, ctx, admin)
+            webhooks = Dispatcher(self.config.webhooks, self.store, self.services.events)
+            self.housekeeping.append(loop.create_task(webhooks.run()))
 
     async def _serve_http(self, sockets: list[tuple[Listener, socket.socket]], ctx,
                           admin: Admin) -> None:

@@ -1,4 +1,5 @@
-"""The command line: serve, config, domain, user, alias, queue, dkim, dns, apikey, events.
+"""The command line: serve, config, domain, user, alias, queue, dkim, dns, apikey, events,
+webhook.
 
 Only arguments and rendering live here: every operation is admin/'s (the HTTP API
 calls the same), and its refusals (AdminError) become "mailwright: error: ..." and
@@ -169,6 +170,49 @@ async def cmd_apikey(args, admin: Admin) -> int:
             print(f"{k.id}\tmw_{k.prefix}_…\t{k.name}\t{k.scope}\t"
                   f"{','.join(k.domains) or '*'}\t{state}")
     return 0
+
+
+async def cmd_webhook(args, admin: Admin) -> int:
+    hooks = admin.webhooks
+    if args.action == "add":
+        made = await hooks.add(args.url, args.domain, args.event or ())
+        print(f"added webhook {_webhook_line(made.webhook)}")
+        print(made.secret)
+        print("; the signing secret, shown once: receivers check Mailwright-Signature "
+              "with it (README: Webhooks)", file=sys.stderr)
+    elif args.action == "list":
+        for w in await hooks.list(args.domain):
+            print(_webhook_line(w))
+    elif args.action == "deliveries":
+        _print_deliveries(await hooks.deliveries(args.id, args.limit, state=args.state))
+    elif args.action == "redeliver":
+        d = await hooks.redeliver(args.id)
+        print(f"delivery {d.id} ({d.event_type}) is pending again; a running server "
+              "sends it within seconds")
+    else:                               # remove / enable / disable
+        w = await getattr(hooks, args.action)(args.id)
+        print(f"{args.action.removesuffix('e')}ed webhook {w.id} ({w.url})")
+    return 0
+
+
+def _webhook_line(w) -> str:
+    state = "disabled" if not w.enabled else \
+        f"enabled, {w.failures} failure(s) in a row" if w.failures else "enabled"
+    return f"{w.id}\t{w.url}\t{w.domain or '*'}\t{','.join(w.events)}\t{state}"
+
+
+def _print_deliveries(rows) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    now = time.time()
+    table = Table(title=f"{len(rows)} deliveries, newest first")
+    for col in ("ID", "EVENT", "TYPE", "STATE", "ATTEMPTS", "QUEUED", "LAST"):
+        table.add_column(col)
+    for d in rows:
+        last = d.last_error or (f"HTTP {d.last_status}" if d.last_status else "")
+        table.add_row(str(d.id), str(d.event_id), d.event_type, d.state, str(d.attempts),
+                      f"{_age(now - d.queued)} ago", last)
+    Console().print(table)
 
 
 def _zone_line(name: str, rtype: str, value: str) -> str:
@@ -524,6 +568,29 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a domain a domain-admin or send key covers (repeatable)")
     aksub.add_parser("revoke", parents=[common]).add_argument("id", type=int)
     ak.set_defaults(fn=_admin_command(cmd_apikey))
+
+    w = sub.add_parser("webhook", parents=[common], help="send events to HTTP endpoints")
+    wsub = w.add_subparsers(dest="action", required=True)
+    wa = wsub.add_parser("add", parents=[common],
+                         help="add an endpoint; prints its signing secret (once)")
+    wa.add_argument("url", help="http:// or https:// URL the events are POSTed to")
+    wa.add_argument("--domain", help="only this local domain's events (default: all)")
+    wa.add_argument("--event", action="append", metavar="TYPE",
+                    help="an event type to send (repeatable; default: every type, '*')")
+    wsub.add_parser("list", parents=[common]).add_argument(
+        "domain", nargs="?", help="only the endpoints of this domain")
+    for name, text in (("remove", "remove an endpoint and its delivery log"),
+                       ("enable", "enable (again): pending deliveries go out"),
+                       ("disable", "stop sending until enabled")):
+        wsub.add_parser(name, parents=[common], help=text).add_argument("id", type=int)
+    wd = wsub.add_parser("deliveries", parents=[common], help="an endpoint's delivery log")
+    wd.add_argument("id", type=int)
+    wd.add_argument("--state", choices=["pending", "delivered", "failed"])
+    wd.add_argument("--limit", type=int, default=50)
+    wsub.add_parser("redeliver", parents=[common],
+                    help="send a delivered or failed delivery again").add_argument(
+        "id", type=int, help="the delivery's id (see: webhook deliveries)")
+    w.set_defaults(fn=_admin_command(cmd_webhook))
     return p
 
 

@@ -595,6 +595,17 @@ def parse(text: str, path: str = "<config>") -> Config:
     webhooks = r.section(data, "webhooks", WebhookSettings)
     if webhooks.concurrency < 1 or webhooks.disable_after < 1:
         raise r.error("webhooks", "concurrency and disable_after must be at least 1")
+    if min(webhooks.timeout, webhooks.first_retry, webhooks.max_retry, webhooks.max_age) <= 0:
+        raise r.error("webhooks", "timeout, first_retry, max_retry and max_age must be "
+                                  "more than 0 seconds")
+    events = _events(r, data)
+    # A delivery leaves the outbox with its event (store/sqlite/schema.sql).
+    shortest = min((d for d in (events.retention_days, *(d for _, d in events.domains))
+                    if d is not None), default=None)
+    if shortest is not None and webhooks.max_age > shortest * 86400:
+        raise r.error("webhooks.max_age", f"{webhooks.max_age:g} s is longer than the "
+                      f"shortest events retention ({shortest} days): an event's pending "
+                      "webhook deliveries are removed with it")
     if log.level not in ("debug", "info", "warning", "error"):
         raise r.error("log.level", f"expected debug, info, warning or error, got {log.level!r}")
     return Config(
@@ -608,5 +619,5 @@ def parse(text: str, path: str = "<config>") -> Config:
         queue=r.section(data, "queue", QueueSettings),
         relayhost=relayhost, relayhost_password=relay_password, transports=transports,
         checks=_checks(r, data), demo=r.section(data, "demo", DemoSettings), log=log,
-        store=store, http=http, events=_events(r, data), webhooks=webhooks,
+        store=store, http=http, events=events, webhooks=webhooks,
     )

@@ -31,6 +31,7 @@ from .dns import Dns
 from .domains import Domains
 from .events import Events
 from .queue import Queue
+from .webhooks import Webhooks
 
 
 class Admin:
@@ -45,6 +46,7 @@ class Admin:
         self.dns = Dns(self.ctx)
         self.api_keys = ApiKeys(self.ctx)
         self.events = Events(self.ctx)
+        self.webhooks = Webhooks(self.ctx)
 
     async def ensure_demo(self) -> DemoAccount | None:
         return await ensure_demo(self.ctx)

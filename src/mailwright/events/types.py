@@ -100,6 +100,11 @@ class Event(StrEnum):
                      "the pruner deleted `events` rows past their retention and `messages` "
                      "(finished outbound texts) past message_retention_days")
 
+    # --- webhooks ---------------------------------------------------------------
+    WEBHOOK_DISABLED = ("webhook-disabled", "webhook url failures", "domain",
+                        "a webhook endpoint was disabled after `failures` consecutive "
+                        "failed deliveries (domain: the endpoint's, '' for a global one)")
+
 
 class EventSchemaError(TypeError):
     """An event emitted with fields its registry entry does not declare: a bug, like

@@ -1,10 +1,10 @@
 """The mail store: every concern's interface in one, as the servers hold it.
 
 Each concern has its own protocol (store/directory.py, store/mailboxes.py,
-store/messages.py, store/queue.py, store/events.py, store/apikeys.py); SQLiteStore (store/sqlite/)
-implements them all for one node, and a PostgreSQL backend for several nodes
-implements the same, so nothing above this line changes. `open_store` (store/
-__init__.py) picks the backend the configuration names.
+store/messages.py, store/queue.py, store/events.py, store/apikeys.py,
+store/webhooks.py); SQLiteStore (store/sqlite/) implements them all for one node, and
+a PostgreSQL backend for several nodes implements the same, so nothing above this line
+changes. `open_store` (store/__init__.py) picks the backend the configuration names.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from .events import EventStore
 from .mailboxes import MailboxStore, Maildrops
 from .messages import MessageStore
 from .queue import QueueStore
+from .webhooks import WebhookStore
 
 
 class StoreError(Exception):
@@ -24,5 +25,5 @@ class StoreError(Exception):
 
 
 class MailStore(Directory, MailboxStore, Maildrops, MessageStore, QueueStore, EventStore,
-                ApiKeyStore, Protocol):
+                ApiKeyStore, WebhookStore, Protocol):
     def close(self) -> None: ...

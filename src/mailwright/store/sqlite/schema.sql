@@ -208,3 +208,50 @@ CREATE TABLE IF NOT EXISTS api_keys (
     last_used REAL,
     revoked REAL
 );
+
+-- Webhooks (webhooks/, admin/webhooks.py): endpoints, and the durable outbox of their
+-- deliveries. AUTOINCREMENT: ids are never reused, since receivers deduplicate on the
+-- delivery id and admins name endpoints by theirs.
+CREATE TABLE IF NOT EXISTS webhook_endpoints (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    url TEXT NOT NULL,                    -- http(s)
+    domain TEXT,                          -- canonical; NULL: the events of every domain
+    events TEXT NOT NULL,                 -- JSON list of event types; ["*"]: all
+    secret TEXT NOT NULL,                 -- HMAC-SHA256 key of the signatures
+    created REAL NOT NULL,
+    disabled REAL,                        -- when it was disabled; NULL: enabled
+    failures INTEGER NOT NULL DEFAULT 0,  -- consecutive failed attempts
+    retry_at REAL NOT NULL DEFAULT 0      -- paused until (the backoff after a failure)
+);
+
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint_id INTEGER NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
+    -- an event removed by the [events] retention takes its deliveries (the log) along
+    event_id INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+    state TEXT NOT NULL DEFAULT 'pending', -- pending | delivered | failed (given up)
+    queued REAL NOT NULL,                 -- made, or redelivered: max_age counts from here
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_attempt REAL,
+    last_status INTEGER,                  -- the HTTP status of the last answer
+    last_error TEXT,                      -- why the last attempt failed
+    done REAL                             -- delivered or given up at
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_log ON webhook_deliveries (endpoint_id, id);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_pending ON webhook_deliveries (endpoint_id, id)
+    WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS webhook_deliveries_event ON webhook_deliveries (event_id);
+
+-- Fan-out: every event row, whichever process writes it, puts a delivery into the outbox
+-- of each enabled endpoint it matches (its type in the endpoint's list or "*"; for a
+-- per-domain endpoint, the event's domain), in the transaction that stores the event.
+-- So a committed event is never missed, and a crash loses none. (Older databases get
+-- events.domain from ADDED_COLUMNS when opened, before any row is written.)
+CREATE TRIGGER IF NOT EXISTS webhook_fanout AFTER INSERT ON events
+WHEN EXISTS (SELECT 1 FROM webhook_endpoints WHERE disabled IS NULL)
+BEGIN
+    INSERT INTO webhook_deliveries (endpoint_id, event_id, queued)
+    SELECT e.id, NEW.id, NEW.ts FROM webhook_endpoints e
+    WHERE e.disabled IS NULL AND (e.domain IS NULL OR e.domain = NEW.domain)
+      AND EXISTS (SELECT 1 FROM json_each(e.events) WHERE value IN (NEW.type, '*'));
+END;
