@@ -152,7 +152,8 @@ class QueueRunner:
                                            r.address, outcome.remote, outcome.tls))
             self.events.emit(Event(state), None, message.message_id, rcpt=r.address,
                              remote=outcome.remote, tls=outcome.tls, reply=outcome.reply,
-                             attempt=r.attempts + 1)
+                             attempt=r.attempts + 1,
+                             tag=message.tag)
             action = {BOUNCED: "failed", DELIVERED: "delivered"}.get(state)
             if warn:
                 action = "delayed"
