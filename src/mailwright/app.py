@@ -16,6 +16,7 @@ from .address import Address
 from .auth.lockout import AuthLockout
 from .config import Config, Listener
 from .delivery import pop3_expiry
+from .delivery.assemble import Parts
 from .dns import Resolver
 from .events.log import EventLog
 from .events.types import Event
@@ -58,6 +59,13 @@ class Services:
     runner: QueueRunner | None = None
     inbound: InboundChecks | None = None
     outbound: OutboundSigner | None = None
+
+    def parts(self) -> Parts:
+        """What delivery pipelines are built from: the shared checks and signer, the
+        queue's wake-up. SMTP sessions use them, and the HTTP API's sends
+        (Admin(..., parts=services.parts()))."""
+        return Parts(self.config, self.store, self.events, inbound=self.inbound,
+                     outbound=self.outbound, on_queued=self.runner.wake if self.runner else None)
 
 
 def trust_services(config: Config, store: MailStore, resolver: Resolver
