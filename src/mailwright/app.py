@@ -19,6 +19,7 @@ from .api import app as api_app
 from .auth.lockout import AuthLockout
 from .config import Config, Listener
 from .delivery import pop3_expiry
+from .delivery.assemble import Parts
 from .dns import Resolver
 from .events.log import EventLog
 from .events.types import Event
@@ -66,6 +67,13 @@ class Services:
     inbound: InboundChecks | None = None
     outbound: OutboundSigner | None = None
     metrics: Metrics | None = None                   # counted from events; /metrics renders
+
+    def parts(self) -> Parts:
+        """What delivery pipelines are built from: the shared checks and signer, the
+        queue's wake-up. SMTP sessions use them, and the HTTP API's sends
+        (Admin(..., parts=services.parts()))."""
+        return Parts(self.config, self.store, self.events, inbound=self.inbound,
+                     outbound=self.outbound, on_queued=self.runner.wake if self.runner else None)
 
 
 def trust_services(config: Config, store: MailStore, resolver: Resolver
@@ -226,7 +234,8 @@ class App:
         if self.primary:
             # One admin service layer for the API and the housekeeping, over this
             # process's event log (its observers count what the admin does too).
-            admin = Admin(self.store, self.config, self.resolver, events=self.services.events)
+            admin = Admin(self.store, self.config, self.resolver, events=self.services.events,
+                          parts=self.services.parts())
             self.housekeeping.append(loop.create_task(prune_periodically(
                 admin.events, self.services.events)))
             await self._serve_http(http, ctx, admin)

@@ -28,6 +28,7 @@ from mailwright.store.queue import QueuedRecipient, RecipientUpdate, RemoteRecip
 from mailwright.store.sqlite import SQLiteStore
 
 from ..conftest import free_port, loopback_dns
+from .delivery.helpers import Events
 from .session_harness import make_config
 
 PEER_ZONE = """$TTL 60
@@ -113,12 +114,12 @@ def world(tmp_path, dns_port, peer):
 
 
 def enqueue(store, clock, rcpts: list[str], body=b"Subject: hello\r\n\r\nbody\r\n",
-            notify=None, ret=None, envid=None, mail_from="sender@home.test") -> str:
+            notify=None, ret=None, envid=None, mail_from="sender@home.test", tag=None) -> str:
     message_id = f"Q{random.getrandbits(32):08X}"
     asyncio.run(store.deliver(Delivery(
         message_id=message_id, mail_from=mail_from,
         remote=[RemoteRecipient(r, notify) for r in rcpts], relay_content=body,
-        ret=ret, envid=envid)))
+        ret=ret, envid=envid, tag=tag)))
     # The store stamps real time; move "created" onto the test clock.
     store._writer.submit(lambda c: c.execute("UPDATE queue SET created=? WHERE message_id=?",
                                      (clock.now, message_id))).result()
@@ -153,6 +154,26 @@ def test_delivered_to_peer_with_envelope(world):
     assert content == b"Subject: hello\r\n\r\nbody\r\n"
     assert asyncio.run(store.queue_messages()) == []
     assert sender_inbox(store) == []              # no DSN unless asked
+
+
+def test_the_tag_of_queued_mail_is_on_its_delivery_events(world):
+    store, runner, clock, peer = world
+    events = Events()
+    runner = QueueRunner(runner.config, store, runner.resolver, events.log, clock=clock)
+    peer.rcpt_replies["slow@peer.test"] = ["451 4.7.1 try later"]
+    peer.rcpt_replies["gone@peer.test"] = ["550 5.1.1 no such user"]
+    tagged = enqueue(store, clock, ["ok@peer.test", "slow@peer.test", "gone@peer.test"],
+                     tag="newsletter-7")
+    plain = enqueue(store, clock, ["plain@peer.test"])
+    assert asyncio.run(store.queue_message(tagged)).tag == "newsletter-7"
+    asyncio.run(runner.run_once())
+    outcomes = {(row[2], row[3]["rcpt"]): (row[0], row[3].get("tag")) for row in events.rows
+                if row[0] in ("delivered", "deferred", "bounced")}
+    assert outcomes == {
+        (tagged, "ok@peer.test"): ("delivered", "newsletter-7"),
+        (tagged, "slow@peer.test"): ("deferred", "newsletter-7"),
+        (tagged, "gone@peer.test"): ("bounced", "newsletter-7"),
+        (plain, "plain@peer.test"): ("delivered", None)}
 
 
 def test_451_then_250_after_backoff(world):

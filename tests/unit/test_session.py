@@ -11,6 +11,7 @@ import scramp
 from mailwright.net.connection import Action
 
 from .conftest import PASSWORD
+from .delivery.helpers import Events
 from .session_harness import Harness, inbox, make_config
 
 
@@ -291,12 +292,17 @@ def test_size_limits_on_mail_and_data(store):
 
 
 def test_too_many_recipients(store):
-    h = Harness(store, config=make_config(max_recipients=2))
+    events = Events()
+    h = Harness(store, config=make_config(max_recipients=2), events=events.log)
     h.ehlo()
     h.cmd("MAIL FROM:<a@x.test>")
     assert h.cmd("RCPT TO:<alice@example.test>").startswith("250")
     assert h.cmd("RCPT TO:<bob@example.test>").startswith("250")
     assert h.cmd("RCPT TO:<team@example.test>").startswith("452 4.5.3")
+    # Every RCPT refusal is a "rejected" event with the submission rule's reason.
+    assert events.data("rejected") == {"ip": "192.0.2.7", "code": 452,
+                                       "reason": "too-many-recipients",
+                                       "rcpt": "team@example.test"}
 
 
 def test_messages_per_connection(store):

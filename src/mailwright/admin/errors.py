@@ -2,7 +2,9 @@
 
 Each says what is wrong and what to do about it, in words fit for an admin. The CLI
 prints it and exits 1; the HTTP API (issue 15) maps the kind to a status:
-Invalid -> 422, NotFound -> 404, Conflict -> 409.
+Invalid -> 422, NotFound -> 404, Conflict -> 409, and the finer kinds Forbidden -> 403,
+TooLarge -> 413 (both Invalid to a caller that does not tell them apart),
+Unavailable -> 503.
 """
 
 from __future__ import annotations
@@ -27,6 +29,19 @@ class NotFound(AdminError):
 
 class Conflict(AdminError):
     """The operation clashes with what exists (already there, still in use)."""
+
+
+class Forbidden(Invalid):
+    """The caller may not do this (send as an address outside the domains it may use)."""
+
+
+class TooLarge(Invalid):
+    """The input is over a configured size limit."""
+
+
+class Unavailable(AdminError):
+    """Cannot be done here or now (no delivery pipeline in this process, the store
+    failed); the same request may succeed later or elsewhere."""
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..admin import AdminError, Conflict, Invalid, NotFound
+from ..admin.errors import Forbidden, TooLarge, Unavailable
 
 log = logging.getLogger("mailwright.api")
 
@@ -39,8 +40,11 @@ COMMON_RESPONSES: dict[int | str, dict] = {
     for status in (401, 403, 404, 409, 413, 422, 429)}
 
 CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-         409: "conflict", 413: "too_large", 422: "invalid", 429: "rate_limited"}
-ADMIN_STATUS = ((Invalid, 422), (NotFound, 404), (Conflict, 409))
+         409: "conflict", 413: "too_large", 422: "invalid", 429: "rate_limited",
+         503: "unavailable"}
+# The finer kinds first: Forbidden and TooLarge are kinds of Invalid.
+ADMIN_STATUS = ((Forbidden, 403), (TooLarge, 413), (Invalid, 422), (NotFound, 404),
+                (Conflict, 409), (Unavailable, 503))
 
 
 class ApiError(Exception):

@@ -78,6 +78,9 @@ class EventLog:
         if not isinstance(event, Event):
             raise TypeError(f"event types come from events.types.Event, not {event!r}")
         check_fields(event, data.keys())
+        # An optional field given as None is one the emitting step does not know: left
+        # out, as if not given (a message without a tag has no `tag=`).
+        data = {k: v for k, v in data.items() if v is not None or k in event.needed}
         name = event.value
         if log.isEnabledFor(logging.INFO):
             parts = [f"event={name}"]

@@ -155,7 +155,7 @@ class QueueRunner:
                                            r.address, outcome.remote, outcome.tls))
             self.events.emit(Event(state), None, message.message_id, rcpt=r.address,
                              remote=outcome.remote, tls=outcome.tls, reply=outcome.reply,
-                             attempt=r.attempts + 1, delay=queued_for)
+                             attempt=r.attempts + 1, delay=queued_for, tag=message.tag)
             action = {BOUNCED: "failed", DELIVERED: "delivered"}.get(state)
             if warn:
                 action = "delayed"

@@ -10,6 +10,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from ..delivery.ids import message_id
 from ..delivery.pipeline import Refusal, Rejection
 from ..delivery.received import Client, Envelope, ReceivedMessage
 from ..events.types import Event
@@ -18,7 +19,6 @@ from ..smtpreply import Reply
 from ..store.blobs import Content, Spool
 from . import replies as R
 from .framing import Chunk, MessageData, Problem, TextCheck
-from .ids import message_id
 
 # RFC 5321 §4.2.3 452 / RFC 3463 4.3.1: the spool could not be written (disk full).
 _STORAGE_FULL = Reply(452, "4.3.1", "Insufficient system storage, try again later")

@@ -1,9 +1,11 @@
 """The replies our SMTP server sends from several places (the Reply type is
-smtpreply.py's), and the reply for a delivery pipeline's refusal."""
+smtpreply.py's), and the replies for delivery's protocol-neutral refusals: a pipeline's
+(after DATA) and the submission rules' (at MAIL and RCPT)."""
 
 from __future__ import annotations
 
 from ..delivery.pipeline import Refusal
+from ..delivery.submission import Refused
 from ..smtpreply import Reply
 
 # Replies used from several places. Codes follow RFC 5321 §4.2.2/§4.3.2,
@@ -20,10 +22,6 @@ AUTH_REQUIRED = Reply(530, "5.7.0", "Authentication required")
 TLS_REQUIRED = Reply(530, "5.7.0", "Must issue a STARTTLS command first")
 AUTH_FAILED = Reply(535, "5.7.8", "Authentication credentials invalid")
 AUTH_OK = Reply(235, "2.7.0", "Authentication successful")
-RELAY_DENIED = Reply(550, "5.7.1", "Relaying denied")
-MAILBOX_FULL = Reply(452, "4.2.2", "Mailbox full; try again later")
-NO_SUCH_USER = Reply(550, "5.1.1", "Recipient address rejected: no such user here")
-TOO_MANY_RCPTS = Reply(452, "4.5.3", "Too many recipients")
 NO_VALID_RCPTS = Reply(554, "5.5.1", "No valid recipients")
 NUL_REJECTED = Reply(501, "5.5.2", "NUL characters are not allowed")
 BYE = Reply(221, "2.0.0", "Bye")
@@ -43,3 +41,20 @@ def for_refusal(refusal: Refusal) -> Reply:
     kind = refusal.status[:3]
     code = _REFUSAL_CODES.get(kind, 554 if refusal.permanent else 451)
     return Reply(code, refusal.status, refusal.text)
+
+
+# RFC 5321 §4.2.2-§4.2.3 at MAIL: a sender refused for what it is, 553 "mailbox name not
+# allowed" (class 5), 451 (class 4).
+def for_sender(refused: Refused) -> Reply:
+    return Reply(553 if refused.permanent else 451, refused.status, refused.text)
+
+
+# At RCPT, by the subject of the enhanced status (RFC 3463 §3): mailbox full and too
+# many recipients 452 (RFC 5321 §4.5.3.1.10), a mailbox name that cannot be used (the
+# SMTPUTF8 one) 553; otherwise 550 (unknown, relaying, policy) or 451.
+_RECIPIENT_CODES = {"4.2": 452, "4.5": 452, "5.6": 553}
+
+
+def for_recipient(refused: Refused) -> Reply:
+    code = _RECIPIENT_CODES.get(refused.status[:3], 550 if refused.permanent else 451)
+    return Reply(code, refused.status, refused.text)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..delivery.assemble import Parts, pipeline_for
+from ..delivery.assemble import pipeline_for
 from ..net.connection import SessionProtocol, TLSInfo
 from ..smtpreply import Reply
 from .session import Connection, SmtpSession
@@ -15,9 +15,7 @@ class SmtpProtocol(SessionProtocol):
     def make_session(self, ip: str, port: int, tls: TLSInfo | None) -> SmtpSession:
         s = self.services
         role = self.listener.role
-        pipeline = pipeline_for(role, Parts(
-            s.config, s.store, s.events, inbound=s.inbound, outbound=s.outbound,
-            on_queued=s.runner.wake if s.runner else None))
+        pipeline = pipeline_for(role, s.parts())
         return SmtpSession(Connection(role, ip, port, tls), s.config, s.store, s.lockout,
                            s.events, pipeline=pipeline)
 

@@ -24,11 +24,11 @@ from ..auth import driver, sasl
 from ..auth.driver import Authenticator
 from ..auth.lockout import AuthLockout
 from ..config import Config
-from ..delivery import quota, recipients
+from ..delivery import submission
 from ..delivery.assemble import Parts, pipeline_for
+from ..delivery.ids import session_id
 from ..delivery.pipeline import Pipeline
 from ..delivery.received import Recipient
-from ..delivery.recipients import Target
 from ..events.log import EventLog
 from ..events.types import Event
 from ..net.connection import Action, LineSession, TLSInfo
@@ -44,7 +44,6 @@ from .framing import (
     MessageData,
     Mode,
 )
-from .ids import session_id
 from .params import (
     ParamError,
     parse_path_argument,
@@ -316,9 +315,8 @@ class SmtpSession(DataCommands, LineSession):
             read_mail_parameters(txn, path.params, self.esmtp, self.limits.max_message_size)
         except ParamError as e:
             return e.reply, Action.NONE
-        if txn.mail_from and txn.mail_from.needs_smtputf8 and not txn.smtputf8:
-            return Reply(553, "5.6.7", "Non-ASCII sender address needs the SMTPUTF8 parameter"), \
-                Action.NONE
+        if refused := submission.sender_syntax(txn.mail_from, txn.smtputf8):
+            return R.for_sender(refused), Action.NONE
         if self.account and self.config.submission.enforce_sender and txn.mail_from:
             return self._mail_as(txn, self.account, txn.mail_from)
         self.transaction = txn
@@ -327,11 +325,10 @@ class SmtpSession(DataCommands, LineSession):
     async def _mail_as(self, txn: Transaction, account: str, sender: Address) -> Answer:
         """MAIL of an authenticated user under enforce_sender: only as an address
         of theirs (a directory lookup, so awaited)."""
-        if not await recipients.may_send_as(self.store, account, sender):
+        if refused := await submission.account_sender(self.store, account, sender):
             self.events.emit(Event.SENDER_REJECTED, self.id, account=account,
                              mail_from=txn.reverse_path)
-            return Reply(553, "5.7.1",
-                         f"Sender address rejected: not owned by {account}"), Action.NONE
+            return R.for_sender(refused), Action.NONE
         self.transaction = txn
         return R.SENDER_OK, Action.NONE
 
@@ -349,28 +346,14 @@ class SmtpSession(DataCommands, LineSession):
         except ParamError as e:
             return e.reply, Action.NONE
         address = rcpt.address
-        if address.needs_smtputf8 and not txn.smtputf8:
-            return Reply(553, "5.6.7",
-                         "Non-ASCII recipient address needs SMTPUTF8 on MAIL FROM"), Action.NONE
-        if len(txn.recipients) >= self.limits.max_recipients:
-            return R.TOO_MANY_RCPTS, Action.NONE
-        targets = await recipients.resolve(self.store, address)
-        if targets is None:
-            # Not one of our domains: relaying is only for authenticated users.
-            if self.account is None:
-                self.events.emit(Event.REJECTED, self.id, ip=self.conn.client_ip, code=550,
-                                 reason="relay-denied", rcpt=str(address))
-                return R.RELAY_DENIED, Action.NONE
-            targets = [Target(str(address))]
-        elif not targets:
-            self.events.emit(Event.REJECTED, self.id, ip=self.conn.client_ip, code=550,
-                             reason="unknown-user", rcpt=str(address))
-            return R.NO_SUCH_USER, Action.NONE
-        # RFC 9208 §4 / RFC 3463 4.2.2: a full mailbox is a temporary failure.
-        if await quota.any_over_quota(self.store, targets, txn.size):
-            self.events.emit(Event.REJECTED, self.id, ip=self.conn.client_ip, code=452,
-                             reason="over-quota", rcpt=str(address))
-            return R.MAILBOX_FULL, Action.NONE
+        targets = await submission.recipient(
+            self.store, address, smtputf8=txn.smtputf8, authenticated=self.account is not None,
+            size=txn.size, count=len(txn.recipients), limit=self.limits.max_recipients)
+        if isinstance(targets, submission.Refused):
+            reply = R.for_recipient(targets)
+            self.events.emit(Event.REJECTED, self.id, ip=self.conn.client_ip, code=reply.code,
+                             reason=targets.reason, rcpt=str(address))
+            return reply, Action.NONE
         rcpt.targets = targets
         if all(r.address.key != address.key for r in txn.recipients):
             txn.recipients.append(rcpt)

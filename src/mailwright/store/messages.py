@@ -37,6 +37,7 @@ class Delivery:
     ret: str | None = None
     envid: str | None = None
     sender_account: str | None = None
+    tag: str | None = None                       # kept with queued mail for its events
 
 
 class MessageStore(Protocol):

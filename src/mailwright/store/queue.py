@@ -47,6 +47,7 @@ class QueuedMessage:
     envid: str | None
     created: float
     recipients: list[QueuedRecipient]
+    tag: str | None = None  # the sender's label (HTTP API): on delivered/deferred/bounced
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ class StoreStage:
             local_content=msg.local_copy() if where.local else b"",
             remote=where.remote, relay_content=msg.relay_copy() if where.remote else b"",
             body=envelope.body, smtputf8=envelope.smtputf8, ret=envelope.ret,
-            envid=envelope.envid, sender_account=client.account)
+            envid=envelope.envid, sender_account=client.account, tag=msg.tag)
         try:
             await self.store.deliver(delivery)
         except Exception as e:
@@ -45,7 +45,8 @@ class StoreStage:
             mail_from=envelope.reverse_path, rcpts=len(envelope.recipients),
             local=len(where.local), remote=len(where.remote),
             account=client.account or "", domain=_domain_of(msg), role=client.role,
-            tls=f"{client.tls.version}/{client.tls.cipher}" if client.tls else "")
+            tls=f"{client.tls.version}/{client.tls.cipher}" if client.tls else "",
+            tag=msg.tag)
 
 
 def _domain_of(msg: ReceivedMessage) -> str:

@@ -19,9 +19,10 @@ def enqueue(c: sqlite3.Connection, delivery: Delivery, blob: str, size: int,
     """The delivery's remote recipients into the queue, due now (in its transaction)."""
     cur = c.execute(
         "INSERT INTO queue (message_id, blob, size, mail_from, body, smtputf8, ret, "
-        "envid, sender_account, created) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        "envid, sender_account, created, tag) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (delivery.message_id, blob, size, delivery.mail_from, delivery.body,
-         int(delivery.smtputf8), delivery.ret, delivery.envid, delivery.sender_account, now))
+         int(delivery.smtputf8), delivery.ret, delivery.envid, delivery.sender_account, now,
+         delivery.tag))
     c.executemany(
         "INSERT INTO queue_recipients (queue_id, address, notify, orcpt, "
         "next_attempt) VALUES (?,?,?,?,?)",
@@ -33,7 +34,7 @@ class SQLiteQueue:
     _write: Any
 
     _QUEUE_COLUMNS = ("q.id, q.message_id, q.mail_from, q.blob, q.size, q.body, q.smtputf8, "
-                      "q.ret, q.envid, q.created")
+                      "q.ret, q.envid, q.created, q.tag")
 
     def _queue_rows(self, where: str, args: tuple,
                     conn: sqlite3.Connection | None = None) -> list[QueuedMessage]:
@@ -46,8 +47,9 @@ class SQLiteQueue:
         for row in rows:
             msg = out.get(row[0])
             if msg is None:
-                msg = out[row[0]] = QueuedMessage(*row[:6], bool(row[6]), *row[7:10], [])
-            msg.recipients.append(QueuedRecipient(*row[10:18], bool(row[18])))
+                msg = out[row[0]] = QueuedMessage(*row[:6], bool(row[6]), *row[7:10], [],
+                                                  row[10])
+            msg.recipients.append(QueuedRecipient(*row[11:19], bool(row[19])))
         return list(out.values())
 
     async def queue_claim(self, now: float, limit: int, lease: float) -> list[QueuedMessage]:

@@ -23,6 +23,7 @@ ADDED_COLUMNS = (
     ("events", "address", "TEXT"),
     ("events", "domain", "TEXT"),
     ("events", "tag", "TEXT"),
+    ("queue", "tag", "TEXT"),
 )
 
 

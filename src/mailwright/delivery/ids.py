@@ -1,4 +1,6 @@
-"""Identifiers of sessions and messages, unique per process and across restarts."""
+"""Identifiers of sessions and messages, unique per process and across restarts: the
+session of whoever hands a message over (an SMTP connection, an HTTP API request) and
+the id of the message itself ("queued as")."""
 
 from __future__ import annotations
 
