@@ -16,6 +16,7 @@ from .address import Address
 from .admin import Admin
 from .admin.pruner import prune_periodically
 from .api import app as api_app
+from .api.limits import body_limit
 from .auth.lockout import AuthLockout
 from .config import Config, Listener
 from .delivery import pop3_expiry
@@ -250,7 +251,8 @@ class App:
             return
         s = self.services
         app = api_app.build(admin, self.config.http.rate_limit, s.metrics,
-                            self.config.http.metrics_auth)
+                            self.config.http.metrics_auth,
+                            body_limit(self.config.limits.max_message_size))
         for tls in (False, True):
             chosen = [sock for listener, sock in sockets if listener.implicit_tls == tls]
             if chosen:

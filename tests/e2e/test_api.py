@@ -469,11 +469,24 @@ ADMIN_OPERATIONS = [
     ("POST", "/queue/{message_id}/release", None),
     ("POST", "/queue/{message_id}/bounce", None),
     ("DELETE", "/queue/{message_id}", None),
+    ("GET", "/queue/{message_id}/raw", None),
+    ("GET", "/events", None),
+    ("GET", "/events/export", None),
+    ("GET", "/webhooks", None),
+    ("POST", "/webhooks", {"url": "http://127.0.0.1:9/hook", "domain": "{domain}"}),
+    ("GET", "/webhooks/{webhook_id}", None),
+    ("DELETE", "/webhooks/{webhook_id}", None),
+    ("POST", "/webhooks/{webhook_id}/enable", None),
+    ("POST", "/webhooks/{webhook_id}/disable", None),
+    ("GET", "/webhooks/{webhook_id}/deliveries", None),
+    ("POST", "/webhooks/deliveries/{delivery_id}/redeliver", None),
     ("GET", "/keys", None),
     ("POST", "/keys", {"name": "escalate", "scope": "admin"}),
     ("DELETE", "/keys/{key_id}", None),
 ]
 SEND_OPERATIONS = {("POST", "/messages")}
+# Not under /api/v1, and open to scrapers on loopback without a key ([http] metrics_auth).
+OPEN_ON_LOOPBACK = {("GET", "/metrics")}
 
 
 def _fill(value, values: dict):
@@ -491,11 +504,12 @@ def test_send_key_is_refused_every_admin_operation(api, admin):
                   for path, item in ok(admin.get("/openapi.json"))["paths"].items()
                   for method in item}
     listed = {(method, path) for method, path, _ in ADMIN_OPERATIONS}
-    missing = documented - listed - SEND_OPERATIONS
+    missing = documented - listed - SEND_OPERATIONS - OPEN_ON_LOOPBACK
     assert not missing, f"add these operations to ADMIN_OPERATIONS: {sorted(missing)}"
 
     values = {"domain": A, "address": ALICE, "source": f"postmaster@{A}", "name": "k9",
-              "message_id": "0" * 16, "key_id": ok(admin.get("/keys"))[0]["id"]}
+              "message_id": "0" * 16, "webhook_id": 1, "delivery_id": 1,
+              "key_id": ok(admin.get("/keys"))[0]["id"]}
     before = snapshot(admin)
     with api.client(api.tokens["send"]) as sender:
         for method, path, body in ADMIN_OPERATIONS:

@@ -12,10 +12,22 @@ from ..admin import Admin
 from ..metrics import Metrics
 from . import errors
 from .auth import RateLimiter, require_key
-from .routes import accounts, aliases, dkim, domains, keys, metrics, queue
+from .limits import LimitBody
+from .routes import (
+    accounts,
+    aliases,
+    dkim,
+    domains,
+    events,
+    keys,
+    messages,
+    metrics,
+    queue,
+    webhooks,
+)
 
 PREFIX = "/api/v1"
-ROUTERS = (domains, accounts, aliases, dkim, queue, keys)
+ROUTERS = (messages, domains, accounts, aliases, dkim, queue, events, webhooks, keys)
 
 DESCRIPTION = """\
 Administer Mailwright and send mail over HTTP.
@@ -28,7 +40,7 @@ Retry-After beyond). Every error is `{"error": {"code", "message"}}`.
 """
 
 def build(admin: Admin, rate_limit: int, metrics_of: Metrics | None = None,
-          metrics_auth: str = "loopback") -> FastAPI:
+          metrics_auth: str = "loopback", max_body: int | None = None) -> FastAPI:
     app = FastAPI(title="Mailwright API", version=version("mailwright"), description=DESCRIPTION,
                   openapi_url=f"{PREFIX}/openapi.json", docs_url=f"{PREFIX}/docs",
                   redoc_url=None)
@@ -37,6 +49,8 @@ def build(admin: Admin, rate_limit: int, metrics_of: Metrics | None = None,
     app.state.metrics = metrics_of
     app.state.metrics_auth = metrics_auth
     errors.install(app, require_key)
+    if max_body is not None:
+        app.add_middleware(LimitBody, limit=max_body)
     api = APIRouter(prefix=PREFIX, responses=errors.COMMON_RESPONSES)
     for module in ROUTERS:
         api.include_router(module.router)

@@ -13,7 +13,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..admin import Admin, validate
-from ..admin.apikeys import ApiKey
+from ..admin.apikeys import ApiKey, Scope
 from .errors import ApiError
 
 bearer = HTTPBearer(auto_error=False, scheme_name="apiKey",
@@ -82,6 +82,18 @@ async def caller(request: Request,
 
 # The key of the request, as a route parameter: `key: Caller`.
 Caller = Annotated[ApiKey, Depends(caller)]
+
+
+async def manager_key(key: Caller) -> ApiKey:
+    """Operations that read or manage a domain's things: any key but a send-only one
+    (403, whether the thing asked for exists or not)."""
+    if key.scope is Scope.SEND:
+        raise ApiError(403, f"key {key.name!r} may only send")
+    return key
+
+
+# A key that may manage (admin or domain-admin), as a route parameter: `key: Manager`.
+Manager = Annotated[ApiKey, Depends(manager_key)]
 
 
 async def admin_key(key: Caller) -> ApiKey:

@@ -8,10 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from ...admin.apikeys import Scope
 from ...admin.domains import Domain
-from ..auth import Caller, admin_key, admin_of, managed_domain
-from ..errors import ApiError
+from ..auth import Manager, admin_key, admin_of, managed_domain
 
 router = APIRouter(prefix="/domains", tags=["Domains"])
 
@@ -57,9 +55,7 @@ class DnsCheckOut(BaseModel):
 
 
 @router.get("", summary="List local domains (a domain-admin key sees its own)")
-async def list_domains(request: Request, key: Caller) -> list[DomainOut]:
-    if key.scope is Scope.SEND:
-        raise ApiError(403, f"key {key.name!r} may only send")
+async def list_domains(request: Request, key: Manager) -> list[DomainOut]:
     return [DomainOut.of(d) for d in await admin_of(request).domains.list()
             if key.may_manage(d.name)]
 
@@ -72,7 +68,7 @@ async def add_domain(body: DomainIn, request: Request) -> DomainOut:
 
 @router.get("/{domain}", summary="One local domain")
 async def get_domain(domain: str, request: Request,
-                     key: Caller) -> DomainOut:
+                     key: Manager) -> DomainOut:
     return DomainOut.of(await admin_of(request).domains.get(managed_domain(key, domain)))
 
 
@@ -87,7 +83,7 @@ async def remove_domain(domain: str, request: Request,
 
 @router.get("/{domain}/dns", summary="The DNS records the domain should publish")
 async def dns_records(domain: str, request: Request,
-                      key: Caller) -> DnsRecordsOut:
+                      key: Manager) -> DnsRecordsOut:
     r = await admin_of(request).dns.records(managed_domain(key, domain))
     return DnsRecordsOut(domain=r.domain, hostname=r.hostname,
                          records=[RecordOut(name=x.name, type=x.type, value=x.value,
@@ -97,7 +93,7 @@ async def dns_records(domain: str, request: Request,
 
 @router.get("/{domain}/dns/check", summary="Resolve each record: found, missing or wrong")
 async def dns_check(domain: str, request: Request,
-                    key: Caller) -> DnsCheckOut:
+                    key: Manager) -> DnsCheckOut:
     report = await admin_of(request).dns.check(managed_domain(key, domain))
     return DnsCheckOut(domain=report.domain, ok=not report.failed,
                        findings=[FindingOut(status=f.status, what=f.what, detail=f.detail)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from ...admin.apikeys import ApiKey, Scope
+from ...admin.apikeys import ApiKey
 from ...admin.queue import QueueFilter, Rescheduled
 from ...store.queue import QueuedMessage
-from ..auth import Caller, admin_of
+from ..auth import Manager, admin_of
 from ..errors import ApiError
 
 router = APIRouter(prefix="/queue", tags=["Queue"])
@@ -78,8 +78,6 @@ async def _visible(request: Request, key: ApiKey, message_id: str) -> None:
     send key, which may see none (whether the message exists or not)."""
     if key.is_admin:
         return
-    if key.scope is Scope.SEND:
-        raise ApiError(403, f"key {key.name!r} may only send")
     entry = await admin_of(request).queue.show(message_id)
     if not key.may_manage(entry.message.mail_from.rpartition("@")[2].lower()):
         raise ApiError(404, f"no queued message {message_id}")
@@ -90,14 +88,12 @@ def _changed(r: Rescheduled) -> ChangedOut:
 
 
 @router.get("", summary="Queued messages, with filters")
-async def list_queue(request: Request, key: Caller,
+async def list_queue(request: Request, key: Manager,
                      state: State | None = None,
                      sender: Annotated[str | None, Query(max_length=320)] = None,
                      domain: Annotated[str | None, Query(max_length=253,
                                        description="a recipient's domain")] = None,
                      limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> QueueOut:
-    if key.scope is Scope.SEND:
-        raise ApiError(403, f"key {key.name!r} may only send")
     where = QueueFilter(state=state, sender=sender,
                         recipient_domain=domain.lower() if domain else None,
                         sender_domains=key.sender_domains)
@@ -107,7 +103,7 @@ async def list_queue(request: Request, key: Caller,
 
 
 @router.get("/{message_id}", summary="One queued message and its delivery attempts")
-async def show(message_id: str, request: Request, key: Caller) -> EntryOut:
+async def show(message_id: str, request: Request, key: Manager) -> EntryOut:
     await _visible(request, key, message_id)
     entry = await admin_of(request).queue.show(message_id)
     return EntryOut(message=MessageOut.of(entry.message),
@@ -115,20 +111,32 @@ async def show(message_id: str, request: Request, key: Caller) -> EntryOut:
                                          tls=a.tls, reply=a.reply) for a in entry.attempts])
 
 
+@router.get("/{message_id}/raw", summary="The message's text, queued or recently finished",
+            response_class=Response,
+            responses={200: {"content": {"message/rfc822": {"schema": {"type": "string"}}},
+                             "description": "as relayed; finished messages are kept for "
+                                            "[events] message_retention_days"}})
+async def raw(message_id: str, request: Request, key: Manager) -> Response:
+    text = await admin_of(request).queue.raw(message_id)
+    if not key.may_manage(text.mail_from.rpartition("@")[2].lower()):
+        raise ApiError(404, f"no queued message {message_id}")
+    return Response(text.content, media_type="message/rfc822")
+
+
 @router.post("/{message_id}/retry", summary="Try its waiting recipients now")
-async def retry(message_id: str, request: Request, key: Caller) -> ChangedOut:
+async def retry(message_id: str, request: Request, key: Manager) -> ChangedOut:
     await _visible(request, key, message_id)
     return _changed(await admin_of(request).queue.retry(message_id))
 
 
 @router.post("/{message_id}/hold", summary="Stop delivery attempts until released")
-async def hold(message_id: str, request: Request, key: Caller) -> ChangedOut:
+async def hold(message_id: str, request: Request, key: Manager) -> ChangedOut:
     await _visible(request, key, message_id)
     return _changed(await admin_of(request).queue.hold(message_id))
 
 
 @router.post("/{message_id}/release", summary="Resume a held message now")
-async def release(message_id: str, request: Request, key: Caller) -> ChangedOut:
+async def release(message_id: str, request: Request, key: Manager) -> ChangedOut:
     await _visible(request, key, message_id)
     return _changed(await admin_of(request).queue.release(message_id))
 
@@ -136,13 +144,13 @@ async def release(message_id: str, request: Request, key: Caller) -> ChangedOut:
 @router.post("/{message_id}/bounce", summary="Give up: bounce it to the sender now",
              description="Its waiting recipients fail with 5.0.0; the sender gets the "
                          "DSN they asked for (RFC 3464); the message leaves the queue.")
-async def bounce(message_id: str, request: Request, key: Caller) -> ChangedOut:
+async def bounce(message_id: str, request: Request, key: Manager) -> ChangedOut:
     await _visible(request, key, message_id)
     return _changed(await admin_of(request).queue.bounce(message_id))
 
 
 @router.delete("/{message_id}", summary="Drop it from the queue, without a bounce")
-async def delete(message_id: str, request: Request, key: Caller) -> ChangedOut:
+async def delete(message_id: str, request: Request, key: Manager) -> ChangedOut:
     await _visible(request, key, message_id)
     entry = await admin_of(request).queue.show(message_id)
     await admin_of(request).queue.delete(message_id)
