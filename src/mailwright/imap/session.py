@@ -14,8 +14,6 @@ durable writes, reading large messages). Two things are particular to IMAP:
 from __future__ import annotations
 
 import asyncio
-import itertools
-import secrets
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -23,6 +21,7 @@ from ..auth import sasl
 from ..auth.driver import Authenticator
 from ..auth.lockout import AuthLockout
 from ..config import Config
+from ..delivery.ids import session_id
 from ..events.log import EventLog
 from ..events.types import Event
 from ..net.connection import Action, LineSession, TLSInfo
@@ -53,8 +52,6 @@ LINE_LIMIT = 64 * 1024
 AUTOLOGOUT = 1800.0
 PREAUTH_TIMEOUT = 60.0
 
-_serial = itertools.count()
-_TAG = secrets.token_hex(2).upper()
 
 
 class ImapSession(AuthCommands, MailboxCommands, SelectedCommands, LineSession):
@@ -69,7 +66,7 @@ class ImapSession(AuthCommands, MailboxCommands, SelectedCommands, LineSession):
         self.lockout = lockout
         self.events = events
         self.watch = watch
-        self.id = f"{_TAG}I{next(_serial):X}"
+        self.id = session_id("I")
         max_size = config.limits.max_message_size
         self.framer = CommandFramer(LINE_LIMIT, max_size, max_size + LINE_LIMIT)
         self.state = State.NOT_AUTHENTICATED

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import base64
 import enum
-import itertools
-import secrets
 import time
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from ..auth import driver, sasl
 from ..auth.driver import Authenticator
 from ..auth.lockout import AuthLockout
 from ..config import Config
+from ..delivery.ids import session_id
 from ..events.log import EventLog
 from ..events.types import Event
 from ..net.connection import Action, LineSession, TLSInfo
@@ -54,8 +53,6 @@ _AUTH_ENDED = {
 # What the session gives for one command: the response bytes and what the transport
 # does next (net/connection.py).
 Answer = tuple[bytes, Action]
-_serial = itertools.count()
-_TAG = secrets.token_hex(2).upper()
 
 
 class State(enum.Enum):
@@ -120,7 +117,7 @@ class Pop3Session(LineSession):
         self.lockout = lockout
         self.events = events
         self.shared = shared
-        self.id = f"{_TAG}P{next(_serial):X}"
+        self.id = session_id("P")
         self.lines = LineBuffer(SASL_LINE + 2)
         self.state = State.AUTHORIZATION
         self.user: str | None = None
