@@ -15,8 +15,6 @@ from pathlib import Path
 from .address import Address
 from .admin import Admin
 from .admin.pruner import prune_periodically
-from .api import app as api_app
-from .api.limits import body_limit
 from .auth.lockout import AuthLockout
 from .config import Config, Listener
 from .delivery import pop3_expiry
@@ -249,6 +247,10 @@ class App:
         uvicorn server each way, both on this loop, over one admin service layer."""
         if not sockets:
             return
+        # Imported here: every CLI command opens the store through this module, and
+        # FastAPI and pydantic take longer to import than most commands take to run.
+        from .api import app as api_app
+        from .api.limits import body_limit
         s = self.services
         app = api_app.build(admin, self.config.http.rate_limit, s.metrics,
                             self.config.http.metrics_auth,
