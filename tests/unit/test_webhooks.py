@@ -17,7 +17,8 @@ from mailwright.app import open_store
 from mailwright.config import ConfigError, WebhookSettings, parse
 from mailwright.events.log import EventLog
 from mailwright.events.types import Event
-from mailwright.store.webhooks import PendingWebhook, WebhookDelivery, WebhookEvent
+from mailwright.store.events import StoredEvent
+from mailwright.store.webhooks import PendingWebhook, WebhookDelivery
 from mailwright.webhooks import payload, signing
 from mailwright.webhooks.dispatcher import Dispatcher, retry_delay
 
@@ -63,7 +64,7 @@ def test_the_digest_is_hmac_sha256_over_timestamp_dot_body():
 
 
 def test_the_body_carries_the_event_and_the_headers_name_and_sign_it():
-    event = WebhookEvent(41, 1767225600.25, "delivered", None, "M1", "bob@example.net",
+    event = StoredEvent(41, 1767225600.25, "delivered", None, "M1", "bob@example.net",
                          "example.net", "spring", {"rcpt": "bob@example.net", "attempt": 1})
     delivery = WebhookDelivery(7, 1, 41, "delivered", "pending", NOW, 0, None, None, None,
                                None)

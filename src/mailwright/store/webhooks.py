@@ -12,11 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from .events import StoredEvent
+
 PENDING = "pending"
 DELIVERED = "delivered"
 FAILED = "failed"              # given up (max_age)
 STATES = (PENDING, DELIVERED, FAILED)
 ALL_EVENTS = "*"
+
 
 
 @dataclass(frozen=True)
@@ -49,23 +52,9 @@ class WebhookDelivery:
 
 
 @dataclass(frozen=True)
-class WebhookEvent:
-    """The event a delivery carries, as the events table holds it."""
-    id: int
-    ts: float
-    type: str
-    session: str | None
-    message_id: str | None
-    address: str | None
-    domain: str | None
-    tag: str | None
-    data: dict
-
-
-@dataclass(frozen=True)
 class PendingWebhook:
     delivery: WebhookDelivery
-    event: WebhookEvent
+    event: StoredEvent          # the event it carries, as the events table holds it
 
 
 @dataclass(frozen=True)

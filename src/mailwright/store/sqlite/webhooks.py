@@ -8,12 +8,12 @@ import json
 import sqlite3
 from typing import Any
 
+from ..events import StoredEvent
 from ..webhooks import (
     PENDING,
     PendingWebhook,
     WebhookDelivery,
     WebhookEndpoint,
-    WebhookEvent,
     WebhookOutcome,
 )
 
@@ -32,7 +32,7 @@ def _endpoint(row: tuple) -> WebhookEndpoint:
 
 
 def _pending(row: tuple) -> PendingWebhook:
-    event = WebhookEvent(*row[11:19], json.loads(row[19]))
+    event = StoredEvent(*row[11:19], json.loads(row[19]))
     return PendingWebhook(WebhookDelivery(*row[:11]), event)
 
 
