@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...admin.send import Attachment, NoRecipientAccepted, RecipientResult, SendRequest
 from ..auth import Caller, admin_of
 from ..errors import ApiError, ErrorBody
+from ..jsonbody import JsonRoute
 
-router = APIRouter(prefix="/messages", tags=["Sending"])
+router = APIRouter(prefix="/messages", tags=["Sending"], route_class=JsonRoute)
 
 Address = Annotated[str, Field(min_length=3, max_length=998)]
 MAX_RECIPIENTS = 1000
