@@ -80,7 +80,8 @@ def mail(api, admin):
     refused recipient; the queue ids by what they were, oldest first."""
     made = {"batch": [send(admin, ALICE, BOB, "batch-1") for _ in range(3)],
             "other": [send(admin, CAROL, CAROL, "b-news") for _ in range(2)],
-            "inbound": smtp_send(api, 2)}
+            "inbound": smtp_send(api, 2),
+            "spaced": [send(admin, ALICE, BOB, "  spaced out ")]}
     with smtplib.SMTP("127.0.0.1", api.ports["mx"], timeout=10) as s:
         s.ehlo("client.remote.test")
         s.mail("sender@remote.test")
@@ -100,6 +101,11 @@ def test_search_filters(api, admin, mail):
     assert ids(search(admin, tag="batch-1")) == batch[::-1]
     assert all(e["tag"] == "batch-1" and e["type"] == "accepted"
                for e in search(admin, tag="batch-1"))
+
+    # A tag is kept without surrounding blanks, and found with or without them.
+    for tag in ("spaced out", " spaced out  "):
+        assert ids(search(admin, tag=tag)) == mail["spaced"]
+    assert search(admin, tag="spaced out")[0]["tag"] == "spaced out"
 
     accepted = search(admin, type="accepted")
     assert {e["type"] for e in accepted} == {"accepted"}

@@ -444,10 +444,13 @@ def _attachment(i: int, attachment: Attachment) -> Part:
 
 
 def _tag(tag: str | None) -> str | None:
-    if tag is not None and not (0 < len(tag) <= MAX_TAG and tag.isprintable()
-                                and tag.strip()):
+    if tag is None:
+        return None
+    if not (0 < len(tag) <= MAX_TAG and tag.isprintable() and tag.strip()):
         raise Invalid(f"tag: 1 to {MAX_TAG} printable characters, not {tag!r}")
-    return tag
+    # Kept without surrounding blanks: event search (admin/events.py) compares the tag
+    # it is given stripped, so " spring " would be found by no search.
+    return tag.strip()
 
 
 def _check_text(content: bytes, text_line: int) -> bool:
