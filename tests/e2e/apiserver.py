@@ -3,12 +3,14 @@ through the CLI as an administrator would, and httpx clients that carry them."""
 
 from __future__ import annotations
 
+import imaplib
 import ssl
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
-from ..conftest import MailServer, free_port
+from ..conftest import PASSWORD, MailServer, free_port
 
 PREFIX = "/api/v1"
 
@@ -63,3 +65,42 @@ def error_of(response: httpx.Response, status: int) -> dict:
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
     assert body["error"]["message"], body
     return body["error"]
+
+
+def ok(response: httpx.Response, status: int = 200):
+    """The JSON body of a response that must have `status`."""
+    assert response.status_code == status, (response.status_code, response.text)
+    return response.json()
+
+
+def imap_messages(srv: ApiServer, user: str, password: str = PASSWORD) -> list[bytes]:
+    """Every message of the account's INBOX as IMAP serves it (implicit TLS, the
+    server's own CA verified): what a mail client would see."""
+    ctx = ssl.create_default_context(cafile=str(srv.ca))
+    with imaplib.IMAP4_SSL("127.0.0.1", srv.ports["imaps"], ssl_context=ctx,
+                           timeout=30) as m:
+        m.login(user, password)
+        m.select("INBOX", readonly=True)
+        status, data = m.uid("FETCH", "1:*", "(BODY.PEEK[])")
+        assert status == "OK", data
+        m.logout()
+    # Each message is a (b"n (UID u BODY[] {size}", octets) pair; b")" lines between.
+    return [part[1] for part in data if isinstance(part, tuple)]
+
+
+def scrape(srv: ApiServer, token: str | None = None) -> dict[tuple[str, tuple], float]:
+    """GET /metrics, parsed as Prometheus does it: {(sample name, labels): value}."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    r = httpx.get(f"http://127.0.0.1:{srv.ports['http']}/metrics", headers=headers,
+                  timeout=30)
+    assert r.status_code == 200, (r.status_code, r.text)
+    assert r.headers["content-type"].startswith("text/plain"), r.headers
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(r.text) for s in family.samples}
+
+
+def total(samples: dict[tuple[str, tuple], float], name: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include `labels`."""
+    return sum(v for (n, have), v in samples.items()
+               if n == name and set(labels.items()) <= set(have))
+

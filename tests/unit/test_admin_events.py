@@ -78,6 +78,9 @@ def export(admin, **kw) -> str:
     (dict(limit=True), "invalid limit True"),
     (dict(cursor="not-a-cursor"), "invalid cursor"),
     (dict(cursor=base64.urlsafe_b64encode(b'["x", 2]').decode()), "invalid cursor"),
+    # Well-formed, but past SQLite's 64-bit rowids (binding it raised OverflowError).
+    (dict(cursor=base64.urlsafe_b64encode(b'[1.0, 18446744073709551616]').decode()),
+     "invalid cursor"),
     (dict(domain="no..dots"), "invalid domain"),
     (dict(address="  "), "empty address"),
     (dict(tag=""), "empty tag"),

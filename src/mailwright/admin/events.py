@@ -167,7 +167,9 @@ def _decode(cursor: str | None) -> tuple[float, int] | None:
         return None
     try:
         ts, event_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if type(event_id) is not int or type(ts) not in (int, float) or not math.isfinite(ts):
+        # An id is a SQLite rowid, 1 to 2**63 - 1: a larger one could not even be bound.
+        if type(event_id) is not int or not 0 < event_id < 2**63 \
+                or type(ts) not in (int, float) or not math.isfinite(ts):
             raise ValueError
         return float(ts), event_id
     except (ValueError, TypeError, binascii.Error):

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from email import errors as email_errors
 from email import policy
 from email.headerregistry import Address as HeaderAddress
+from email.headerregistry import AddressHeader
 from email.parser import HeaderParser
 
 from ..address import Address, AddressError, parse_mailbox
@@ -404,15 +405,19 @@ def _extra_headers(headers: Mapping[str, str]
             raise Invalid(f"headers: {name} cannot be set: {why}")
         _one_line(f"headers: the value of {name}", value)
         with _parsing(f"headers: {name}", value):
-            _HEADERS.header_factory(name, value)      # as compose will
+            parsed = _HEADERS.header_factory(name, value)      # as compose will
         if key == "message-id":
             given_id = value.strip()
             if not _MSG_ID.fullmatch(given_id):
                 raise Invalid(f"headers: Message-ID {value!r} is not <id@domain> "
                               f"(RFC 5322 §3.6.4)")
             continue
-        if key == "sender":
-            senders += _field_addresses("headers: Sender", value)
+        if isinstance(parsed, AddressHeader):
+            # Reply-To, Sender, Resent-*: address lists (RFC 5322 §3.6.2, §3.6.6) of
+            # valid mailboxes, not text the email package would write out as it came.
+            addresses = _field_addresses(f"headers: {name}", value)
+            if key == "sender":
+                senders += addresses
         out.append((name, value))
     return out, given_id, senders
 
@@ -439,10 +444,13 @@ def _attachment(i: int, attachment: Attachment) -> Part:
 
 
 def _tag(tag: str | None) -> str | None:
-    if tag is not None and not (0 < len(tag) <= MAX_TAG and tag.isprintable()
-                                and tag.strip()):
+    if tag is None:
+        return None
+    if not (0 < len(tag) <= MAX_TAG and tag.isprintable() and tag.strip()):
         raise Invalid(f"tag: 1 to {MAX_TAG} printable characters, not {tag!r}")
-    return tag
+    # Kept without surrounding blanks: event search (admin/events.py) compares the tag
+    # it is given stripped, so " spring " would be found by no search.
+    return tag.strip()
 
 
 def _check_text(content: bytes, text_line: int) -> bool:

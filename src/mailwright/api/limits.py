@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
+
 SLACK = 1 << 20            # the JSON around the base64 text
 
 
@@ -15,8 +17,20 @@ def body_limit(max_message_size: int) -> int:
     return max_message_size * 4 // 3 + SLACK
 
 
-class BodyTooLarge(Exception):
-    pass
+def _message(limit: int) -> str:
+    return f"request body over {limit} octets"
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` once a body without a Content-Length passes the cap. An
+    HTTPException because FastAPI re-raises those from its body read ("If a middleware
+    raises an HTTPException, it should be raised again") and turns anything else into
+    400 "There was an error parsing the body": the app's handler then answers 413 in
+    the one error shape (errors.py). The connection is closed: the rest of the body
+    is never read."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, _message(limit), headers={"Connection": "close"})
 
 
 class LimitBody:
@@ -39,7 +53,7 @@ class LimitBody:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.limit)
             return message
 
         async def tracking(message):
@@ -53,8 +67,8 @@ class LimitBody:
                 await self._refuse(send)
 
     async def _refuse(self, send) -> None:
-        body = json.dumps({"error": {"code": "too_large", "message":
-                                     f"request body over {self.limit} octets"}}).encode()
+        body = json.dumps({"error": {"code": "too_large",
+                                     "message": _message(self.limit)}}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode()),

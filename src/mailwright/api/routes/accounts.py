@@ -7,8 +7,9 @@ from pydantic import BaseModel, Field
 
 from ...admin.accounts import AccountQuota
 from ..auth import Caller, admin_of, managed_address, managed_domain
+from ..jsonbody import JsonRoute
 
-router = APIRouter(tags=["Accounts"])
+router = APIRouter(tags=["Accounts"], route_class=JsonRoute)
 
 MAX_PASSWORD = 1024
 

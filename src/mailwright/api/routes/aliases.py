@@ -7,8 +7,9 @@ from pydantic import BaseModel, Field
 
 from ...store.directory import AliasInfo
 from ..auth import Caller, admin_of, managed_address, managed_domain
+from ..jsonbody import JsonRoute
 
-router = APIRouter(tags=["Aliases"])
+router = APIRouter(tags=["Aliases"], route_class=JsonRoute)
 
 
 class AliasOut(BaseModel):

@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 from ...admin.dkim import KeySet
 from ...store.directory import DKIMKeyInfo
 from ..auth import Caller, admin_of, managed_domain
+from ..jsonbody import JsonRoute
 
-router = APIRouter(prefix="/domains/{domain}/dkim", tags=["DKIM keys"])
+router = APIRouter(prefix="/domains/{domain}/dkim", tags=["DKIM keys"], route_class=JsonRoute)
 
 
 class DkimKeyOut(BaseModel):

@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 
 from ...admin.domains import Domain
 from ..auth import Manager, admin_key, admin_of, managed_domain
+from ..jsonbody import JsonRoute
 
-router = APIRouter(prefix="/domains", tags=["Domains"])
+router = APIRouter(prefix="/domains", tags=["Domains"], route_class=JsonRoute)
 
 
 class DomainOut(BaseModel):

@@ -10,8 +10,10 @@ from pydantic import BaseModel, Field
 
 from ...admin.apikeys import ApiKey
 from ..auth import admin_key, admin_of
+from ..jsonbody import JsonRoute
 
-router = APIRouter(prefix="/keys", tags=["API keys"], dependencies=[Depends(admin_key)])
+router = APIRouter(prefix="/keys", tags=["API keys"], dependencies=[Depends(admin_key)],
+                   route_class=JsonRoute)
 
 
 class KeyOut(BaseModel):

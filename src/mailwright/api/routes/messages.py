@@ -14,14 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from ...admin.send import Attachment, NoRecipientAccepted, RecipientResult, SendRequest
 from ..auth import Caller, admin_of
 from ..errors import ApiError, ErrorBody
+from ..jsonbody import JsonRoute
 
-router = APIRouter(prefix="/messages", tags=["Sending"])
+router = APIRouter(prefix="/messages", tags=["Sending"], route_class=JsonRoute)
 
 Address = Annotated[str, Field(min_length=3, max_length=998)]
 MAX_RECIPIENTS = 1000
 
 
 class AttachmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     filename: str = Field(min_length=1, max_length=255)
     content_type: str = Field("application/octet-stream", max_length=255,
                               pattern=r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$")
@@ -32,7 +35,9 @@ class MessageIn(BaseModel):
     """Either structured fields (from, to/cc/bcc, subject, text and/or html, attachments,
     headers) or `raw`: a whole RFC 5322 message, base64, with its envelope recipients in
     to/cc/bcc (the header fields of a raw message are not read for recipients)."""
-    model_config = ConfigDict(populate_by_name=True)
+    # A misspelt field ("bbc", "attachment") would otherwise be dropped without a word,
+    # and the message sent without it: refused instead (422 naming it).
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     from_: Address | None = Field(None, alias="from",
                                   description='"addr" or "Name <addr>"; required '

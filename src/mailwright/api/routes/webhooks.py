@@ -14,8 +14,9 @@ from ...admin.webhooks import Webhook
 from ...store.webhooks import WebhookDelivery
 from ..auth import Manager, admin_of, managed_domain
 from ..errors import ApiError
+from ..jsonbody import JsonRoute
 
-router = APIRouter(prefix="/webhooks", tags=["Webhooks"])
+router = APIRouter(prefix="/webhooks", tags=["Webhooks"], route_class=JsonRoute)
 
 
 class WebhookOut(BaseModel):
