@@ -18,7 +18,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
-from ..conftest import free_port
+from ..conftest import PASSWORD, free_port
 from .apiserver import ApiServer, error_of, imap_messages, ok, scrape, total
 from .test_relay import wait_for
 
@@ -76,7 +76,7 @@ def api(tmp_path_factory, peer):
                 ok(admin.post("/domains", json={"name": domain}), 201)
             for address in (ALICE, BOB, CAROL, DAVE):
                 ok(admin.post("/accounts", json={"address": address,
-                                                 "password": "correct horse battery"}), 201)
+                                                 "password": PASSWORD}), 201)
             ok(admin.post(f"/domains/{A}/dkim", json={"name": "k1"}), 201)
             srv.tokens = {"admin": root}
             for scope in ("send", "domain-admin"):
@@ -262,6 +262,19 @@ def test_no_recipient_accepted_stores_nothing(api, admin):
     assert accepted_count(admin) == before and queue_empty(admin)
     for user in (BOB, CAROL, ALICE):
         assert not [m for m in imap_messages(api, user) if b"to no one" in m]
+
+
+def test_only_temporary_refusals_are_a_503_to_retry(api, admin):
+    # A full mailbox is a temporary failure (RFC 3463 4.2.2): the client may try later.
+    full = f"full@{A}"
+    ok(admin.post("/accounts", json={"address": full, "password": PASSWORD}), 201)
+    ok(admin.put(f"/accounts/{full}/quota", json={"limit": 1}))
+    r = admin.post("/messages", json={"from": ALICE, "to": [full], "subject": "no room",
+                                      "text": "too much\n"})
+    err = error_of(r, 503)
+    assert err["code"] == "no_recipient_accepted" and f"{full}: 4.2.2" in err["message"]
+    assert int(r.headers["Retry-After"]) > 0
+    assert not imap_messages(api, full)
 
 
 # --- who may send what -------------------------------------------------------------

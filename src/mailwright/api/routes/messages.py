@@ -101,7 +101,12 @@ async def send(body: MessageIn, request: Request, key: Caller) -> SentOut:
             allowed_domains=key.sender_domains)
     except NoRecipientAccepted as e:
         refused = "; ".join(f"{r.address}: {r.status} {r.text}" for r in e.recipients)
-        raise ApiError(422, f"no recipient accepted: {refused}",
-                       code="no_recipient_accepted") from None
+        # RFC 3463: when every refusal is temporary (4.x.x, e.g. a full mailbox) the
+        # same request may succeed later: 503, not a 4xx that tells the client not to
+        # retry.
+        temporary = all(r.status.startswith("4") for r in e.recipients)
+        raise ApiError(503 if temporary else 422, f"no recipient accepted: {refused}",
+                       code="no_recipient_accepted",
+                       headers={"Retry-After": "300"} if temporary else None) from None
     return SentOut(id=sent.id, message_id=sent.message_id, size=sent.size,
                    recipients=[_recipient(r) for r in sent.recipients])
