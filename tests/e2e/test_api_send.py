@@ -243,6 +243,11 @@ def test_an_unknown_recipient_is_refused_alone(api, admin):
         delivered_to(api, user, sent["message_id"])
     [accepted] = events(admin, message_id=sent["id"], type="accepted")
     assert accepted["data"]["rcpts"] == 2
+    # The refusal is in the event log as over SMTP, with its RFC 3463 status.
+    [rejected] = [e for e in events(admin, type="rejected", address=f"nobody@{A}")
+                  if e["session"] == accepted["session"]]
+    assert rejected["data"]["reason"] == "unknown-user"
+    assert rejected["data"]["status"] == "5.1.1" and rejected["data"]["mail_from"] == ALICE
 
 
 def queue_empty(admin: httpx.Client) -> bool:

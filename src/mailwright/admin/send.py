@@ -47,6 +47,7 @@ from ..delivery.assemble import Parts, submission_pipeline
 from ..delivery.ids import message_id, session_id
 from ..delivery.pipeline import Refusal
 from ..delivery.received import Client, Envelope, ReceivedMessage, Recipient
+from ..events.types import Event
 from ..smtp.framing import Problem, TextCheck
 from . import validate
 from .compose import Fields, Part, compose
@@ -181,12 +182,14 @@ class Sender:
         # in SMTPUTF8 transactions.
         smtputf8 = any(a.needs_smtputf8 for a in (mail_from, *recipients)) or not head.isascii()
         size = len(built.content)
-        results, accepted = await self._resolve(recipients, smtputf8, size)
+        session = session_id()
+        results, accepted = await self._resolve(recipients, smtputf8, size, session,
+                                                client_ip, str(mail_from))
 
         # RFC 6152: 8-bit octets anywhere make an 8BITMIME body.
         envelope = Envelope(mail_from, None if built.content.isascii() else "8BITMIME",
                             smtputf8, recipients=accepted, size=size)
-        client = Client(session_id(), client_ip, "", True, None, str(mail_from), "submission")
+        client = Client(session, client_ip, "", True, None, str(mail_from), "submission")
         msg = ReceivedMessage(queue_id, now, envelope, client, built.content,
                               built.long_lines, tag=tag)
         try:
@@ -219,10 +222,12 @@ class Sender:
             if refused := await submission.domain_sender(self.ctx.store, sender, allowed):
                 raise Forbidden(f"{sender}: {refused.text}")
 
-    async def _resolve(self, recipients: list[Address], smtputf8: bool, size: int
+    async def _resolve(self, recipients: list[Address], smtputf8: bool, size: int,
+                       session: str, ip: str, mail_from: str
                        ) -> tuple[list[RecipientResult], list[Recipient]]:
         """Each recipient as RCPT would take it: the results, and the accepted ones with
-        their targets; NoRecipientAccepted when there are none."""
+        their targets; NoRecipientAccepted when there are none. A refused one is a
+        "rejected" event, as over SMTP (with its RFC 3463 status: no SMTP code)."""
         results: list[RecipientResult] = []
         accepted: list[Recipient] = []
         for address in recipients:
@@ -232,6 +237,9 @@ class Sender:
             if isinstance(targets, submission.Refused):
                 results.append(RecipientResult(str(address), False, targets.status,
                                                targets.text))
+                self.ctx.events.emit(Event.REJECTED, session, status=targets.status,
+                                     reason=targets.reason, ip=ip, rcpt=str(address),
+                                     mail_from=mail_from)
             else:
                 accepted.append(Recipient(address, targets))
                 # RFC 3463 X.1.5: destination mailbox address valid.

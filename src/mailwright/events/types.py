@@ -56,8 +56,9 @@ class Event(StrEnum):
     TIMEOUT = ("timeout", "ip", "", "an SMTP session idle too long was closed (421)")
     SENDER_REJECTED = ("sender-rejected", "account mail_from", "",
                        "MAIL FROM an address the authenticated account may not use")
-    REJECTED = ("rejected", "code reason", "ip rcpt mail_from",
-                "a recipient or message refused with SMTP reply `code`")
+    REJECTED = ("rejected", "reason", "code status ip rcpt mail_from",
+                "a recipient or message refused: over SMTP with reply `code`, through the "
+                "HTTP API with RFC 3463 `status`")
     ACCEPTED = ("accepted", "ip size mail_from rcpts local remote account tls",
                 "domain tag role",
                 "a message stored and/or queued; the 250 reply follows (domain: whose mail "
