@@ -12,8 +12,7 @@ import smtplib
 import subprocess
 import time
 
-from prometheus_client.multiprocess import MultiProcessCollector
-
+from mailwright.metrics.exposition import WorkerFiles
 from mailwright.workers import RESPAWN_MIN_UPTIME
 
 from ..conftest import MailServer
@@ -21,7 +20,7 @@ from ..unit.test_metrics import value
 
 
 def read(data_dir) -> dict:
-    collector = MultiProcessCollector(None, path=str(data_dir / "metrics"))
+    collector = WorkerFiles(None, path=str(data_dir / "metrics"))
     return {(s.name, frozenset(s.labels.items())): s.value
             for family in collector.collect() for s in family.samples}
 

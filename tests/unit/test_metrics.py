@@ -351,6 +351,8 @@ MULTIPROCESS = textwrap.dedent("""
     assert metrics.registry is None and metrics.directory == str(directory)
     EventLog(None, [metrics.observe]).emit(Event.DELIVERED, None, "M", rcpt="b@r.test",
         remote="r", tls="", reply="250", attempt=1, delay=4.0)
+    # A worker caught starting: its value file exists, still empty.
+    open(os.path.join(directory, "counter_999999.db"), "wb").close()
     body, content_type = asyncio.run(render(metrics))
     os.close(release)
     os.waitpid(alive, 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import os
 from collections.abc import Iterable
 
 from prometheus_client.core import Metric
@@ -9,6 +11,25 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from .observer import Metrics
+
+
+class WorkerFiles(MultiProcessCollector):
+    """The workers' value files, summed, leaving out a file caught being created: a
+    worker starting (or restarting) creates its file empty and then sizes it, and
+    prometheus_client cannot read it in between (struct.error) — the scrape would fail
+    for a file that holds no values yet."""
+
+    def collect(self):
+        files = [f for f in glob.glob(os.path.join(self._path, "*.db"))
+                 if _readable(f)]
+        return self.merge(files, accumulate=True)
+
+
+def _readable(path: str) -> bool:
+    try:
+        return os.path.getsize(path) >= 8      # the used-size header prometheus reads
+    except OSError:                            # removed meanwhile (a worker's cleanup)
+        return False
 
 
 class _Scrape:
@@ -30,7 +51,7 @@ async def render(metrics: Metrics, accept: str | None = None) -> tuple[bytes, st
     (prometheus_client's own negotiation)."""
     read = await metrics.collectors.collect()
     # registry=None: the collector is used directly, never registered anywhere.
-    counted = MultiProcessCollector(None, path=metrics.directory) if metrics.directory \
+    counted = WorkerFiles(None, path=metrics.directory) if metrics.directory \
         else metrics.registry
     encode, content_type = choose_encoder(accept or "")
     return encode(_Scrape(counted, read)), content_type
