@@ -26,10 +26,13 @@ def read(data_dir) -> dict:
 
 
 def until(condition, what: str, seconds: float = 20.0):
+    """condition() once true. A series not there yet counts as not yet: a worker just
+    forked has not written its gauges, and a dead one's were removed."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if got := condition():
-            return got
+        with contextlib.suppress(KeyError):
+            if got := condition():
+                return got
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
 
