@@ -57,6 +57,23 @@ class ApiServer(MailServer):
                             verify=verify, timeout=30)
 
 
+def provision(srv: ApiServer, root: str, domains: tuple[str, ...],
+              accounts: tuple[str, ...], key_domain: str) -> None:
+    """Over the API itself, as an operator with the admin key `root` would: the domains,
+    the accounts (password PASSWORD), and a send and a domain-admin key for key_domain
+    (srv.tokens, beside root as "admin")."""
+    srv.tokens = {"admin": root}
+    with srv.client(root) as admin:
+        for domain in domains:
+            ok(admin.post("/domains", json={"name": domain}), 201)
+        for address in accounts:
+            ok(admin.post("/accounts", json={"address": address, "password": PASSWORD}),
+               201)
+        for scope in ("send", "domain-admin"):
+            srv.tokens[scope] = ok(admin.post("/keys", json={
+                "name": f"a {scope}", "scope": scope, "domains": [key_domain]}), 201)["token"]
+
+
 def error_of(response: httpx.Response, status: int) -> dict:
     """The body of an error response, checked for the API's one error shape."""
     assert response.status_code == status, (response.status_code, response.text)

@@ -18,13 +18,12 @@ import httpx
 import pytest
 
 from ..webhook_receiver import Receiver
-from .apiserver import ApiServer, error_of, ok, scrape, total
+from .apiserver import ApiServer, error_of, ok, provision, scrape, total
 from .test_relay import wait_for
 from .test_webhooks import send as smtp_send
 
 A, B = "example.test", "other.test"
 ALICE, BOB, CAROL = f"alice@{A}", f"bob@{A}", f"carol@{B}"
-PASSWORD = "correct horse battery"
 EPOCH = datetime(1970, 1, 1)          # naive: ISO 8601 without a zone is UTC here
 FAST = "first_retry = 0.2\nmax_retry = 0.5\ntimeout = 5.0\n"
 
@@ -36,16 +35,7 @@ def api(tmp_path_factory):
     root = srv.create_key("root", "admin")
     srv.start()
     try:
-        with srv.client(root) as admin:
-            for domain in (A, B):
-                ok(admin.post("/domains", json={"name": domain}), 201)
-            for address in (ALICE, BOB, CAROL):
-                ok(admin.post("/accounts", json={"address": address, "password": PASSWORD}),
-                   201)
-            srv.tokens = {"admin": root}
-            for scope in ("send", "domain-admin"):
-                srv.tokens[scope] = ok(admin.post("/keys", json={
-                    "name": f"a {scope}", "scope": scope, "domains": [A]}), 201)["token"]
+        provision(srv, root, (A, B), (ALICE, BOB, CAROL), key_domain=A)
         yield srv
     finally:
         srv.stop()

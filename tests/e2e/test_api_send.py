@@ -19,7 +19,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from ..conftest import PASSWORD, free_port
-from .apiserver import ApiServer, error_of, imap_messages, ok, scrape, total
+from .apiserver import ApiServer, error_of, imap_messages, ok, provision, scrape, total
 from .test_relay import wait_for
 
 A, B = "example.test", "other.test"
@@ -71,17 +71,9 @@ def api(tmp_path_factory, peer):
     srv.start()
     try:
         # Everything else over the API itself, as an operator with an admin key would.
+        provision(srv, root, (A, B), (ALICE, BOB, CAROL, DAVE), key_domain=A)
         with srv.client(root) as admin:
-            for domain in (A, B):
-                ok(admin.post("/domains", json={"name": domain}), 201)
-            for address in (ALICE, BOB, CAROL, DAVE):
-                ok(admin.post("/accounts", json={"address": address,
-                                                 "password": PASSWORD}), 201)
             ok(admin.post(f"/domains/{A}/dkim", json={"name": "k1"}), 201)
-            srv.tokens = {"admin": root}
-            for scope in ("send", "domain-admin"):
-                srv.tokens[scope] = ok(admin.post("/keys", json={
-                    "name": f"a {scope}", "scope": scope, "domains": [A]}), 201)["token"]
         yield srv
     finally:
         srv.stop()
