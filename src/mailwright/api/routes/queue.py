@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from ...admin.apikeys import ApiKey
-from ...admin.queue import QueueFilter, Rescheduled
+from ...admin.queue import QueueEntry, QueueFilter, Rescheduled
 from ...store.queue import QueuedMessage
 from ..auth import Manager, admin_of
 from ..errors import ApiError
@@ -73,14 +73,20 @@ class ChangedOut(BaseModel):
     state: str
 
 
-async def _visible(request: Request, key: ApiKey, message_id: str) -> None:
-    """404 for a message the key may not see, as for one that is not there; 403 for a
-    send key, which may see none (whether the message exists or not)."""
-    if key.is_admin:
-        return
+async def _entry(request: Request, key: ApiKey, message_id: str) -> QueueEntry:
+    """The message and its attempts; 404 for one the key may not see, as for one that
+    is not there (send keys never get here: Manager)."""
     entry = await admin_of(request).queue.show(message_id)
     if not key.may_manage(entry.message.mail_from.rpartition("@")[2].lower()):
         raise ApiError(404, f"no queued message {message_id}")
+    return entry
+
+
+async def _visible(request: Request, key: ApiKey, message_id: str) -> None:
+    """As _entry, for the operations that need nothing of the message: an admin key
+    sees every one, so nothing is read for it."""
+    if not key.is_admin:
+        await _entry(request, key, message_id)
 
 
 def _changed(r: Rescheduled) -> ChangedOut:
@@ -104,8 +110,7 @@ async def list_queue(request: Request, key: Manager,
 
 @router.get("/{message_id}", summary="One queued message and its delivery attempts")
 async def show(message_id: str, request: Request, key: Manager) -> EntryOut:
-    await _visible(request, key, message_id)
-    entry = await admin_of(request).queue.show(message_id)
+    entry = await _entry(request, key, message_id)
     return EntryOut(message=MessageOut.of(entry.message),
                     attempts=[AttemptOut(ts=a.ts, address=a.address, remote=a.remote,
                                          tls=a.tls, reply=a.reply) for a in entry.attempts])
@@ -151,7 +156,6 @@ async def bounce(message_id: str, request: Request, key: Manager) -> ChangedOut:
 
 @router.delete("/{message_id}", summary="Drop it from the queue, without a bounce")
 async def delete(message_id: str, request: Request, key: Manager) -> ChangedOut:
-    await _visible(request, key, message_id)
-    entry = await admin_of(request).queue.show(message_id)
+    entry = await _entry(request, key, message_id)
     await admin_of(request).queue.delete(message_id)
     return ChangedOut(recipients=len(entry.message.recipients), state="deleted")
