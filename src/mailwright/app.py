@@ -243,18 +243,19 @@ class App:
 
     async def _serve_http(self, sockets: list[tuple[Listener, socket.socket]], ctx,
                           admin: Admin) -> None:
-        """The HTTP API on the http (plaintext) and https (implicit TLS) listeners: one
-        uvicorn server each way, both on this loop, over one admin service layer."""
+        """The HTTP site (site.py) on the http (plaintext) and https (implicit TLS)
+        listeners: one uvicorn server each way, both on this loop, over one admin service
+        layer."""
         if not sockets:
             return
         # Imported here: every CLI command opens the store through this module, and
         # FastAPI and pydantic take longer to import than most commands take to run.
-        from .api import app as api_app
+        from . import site
         from .api.limits import body_limit
-        s = self.services
-        app = api_app.build(admin, self.config.http.rate_limit, s.metrics,
-                            self.config.http.metrics_auth,
-                            body_limit(self.config.limits.max_message_size))
+        app = site.build(admin, rate_limit=self.config.http.rate_limit,
+                         metrics_of=self.services.metrics,
+                         metrics_auth=self.config.http.metrics_auth,
+                         max_body=body_limit(self.config.limits.max_message_size))
         for tls in (False, True):
             chosen = [sock for listener, sock in sockets if listener.implicit_tls == tls]
             if chosen:
