@@ -15,7 +15,8 @@ from pathlib import Path
 from .address import Address
 from .admin import Admin
 from .admin.pruner import prune_periodically
-from .auth.lockout import AuthLockout
+from .auth import passwords
+from .auth.logins import Logins
 from .config import Config, Listener
 from .delivery import pop3_expiry
 from .delivery.assemble import Parts
@@ -57,7 +58,7 @@ class ListenError(Exception):
 class Services:
     config: Config
     store: MailStore
-    lockout: AuthLockout
+    logins: Logins
     events: EventLog
     connections: set = field(default_factory=set)   # live protocol objects
     pop3: Pop3Shared | None = None
@@ -91,7 +92,11 @@ def trust_services(config: Config, store: MailStore, resolver: Resolver
 
 def open_store(config: Config) -> MailStore:
     """The configured store backend. It keeps IMAP's FETCH views of each message
-    (imap/fetch.py) without knowing IMAP: the views are handed to it here."""
+    (imap/fetch.py) without knowing IMAP: the views are handed to it here. Passwords it
+    stores from now on are hashed with the configured argon2 parameters."""
+    a = config.auth
+    passwords.use(passwords.Argon2Params(a.argon2_time_cost, a.argon2_memory_kib,
+                                         a.argon2_parallelism))
     return open_backend(config, render_views=fetch_views)
 
 
@@ -195,7 +200,7 @@ class App:
                                                          queue_states.ALL))
         metrics.collectors.add("webhooks", webhook_backlog(self.store.webhook_backlog,
                                                            ("pending",)))
-        self.services = Services(config, self.store, AuthLockout(config.auth),
+        self.services = Services(config, self.store, Logins.from_settings(config.auth),
                                  EventLog(self.store, observers=[metrics.observe]),
                                  pop3=Pop3Shared(MaildropLocks(config.data_dir / "locks"), {}),
                                  watch=MailboxWatch(self.store), metrics=metrics)

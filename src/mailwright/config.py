@@ -84,6 +84,18 @@ class AuthSettings:
     failure_window: float = 900.0    # seconds over which failures are counted
     lockout: float = 900.0           # seconds an IP is locked out
     failure_delay: float = 1.0       # first delay after a failure; doubles, capped at 8x
+    # argon2id for new and changed passwords (RFC 9106; OWASP's Password Storage Cheat
+    # Sheet minimum: 19 MiB, 2 passes, 1 lane). Hashes carry their parameters, so
+    # raising these rehashes each account at its next password login.
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19456
+    argon2_parallelism: int = 1
+    # Verified logins are remembered (as a keyed hash of the password, bound to the
+    # stored hash: a password change or removal invalidates at once), like Dovecot's
+    # auth_cache; 0 entries turns the cache off.
+    cache_size: int = 10000
+    cache_ttl: float = 3600.0        # seconds a verified password is remembered
+    cache_negative_ttl: float = 60.0 # seconds a wrong password is remembered as wrong
 
 
 @dataclass(frozen=True)
@@ -359,6 +371,19 @@ class _Reader:
         return cls(**kwargs)
 
 
+def _auth_settings(r: _Reader, data: dict) -> AuthSettings:
+    auth = r.section(data, "auth", AuthSettings)
+    # RFC 9106 §3.1: at least one pass, one lane, and 8 KiB of memory per lane.
+    for name in ("argon2_time_cost", "argon2_parallelism"):
+        if getattr(auth, name) < 1:
+            raise r.error(f"auth.{name}", f"must be at least 1, got {getattr(auth, name)}")
+    if auth.argon2_memory_kib < 8 * auth.argon2_parallelism:
+        raise r.error("auth.argon2_memory_kib",
+                      f"must be at least 8 KiB per lane ({8 * auth.argon2_parallelism}), "
+                      f"got {auth.argon2_memory_kib}")
+    return auth
+
+
 def _dns_settings(r: _Reader, data: dict) -> DNSSettings:
     raw = dict(data.get("dns", {})) if isinstance(data.get("dns"), dict) else data.get("dns")
     servers = raw.pop("nameservers", []) if isinstance(raw, dict) else []
@@ -611,7 +636,7 @@ def parse(text: str, path: str = "<config>") -> Config:
     return Config(
         path=path, hostname=hostname.lower(), data_dir=data_path, listeners=tuple(listeners),
         workers=workers,
-        tls=tls, limits=limits, auth=r.section(data, "auth", AuthSettings),
+        tls=tls, limits=limits, auth=_auth_settings(r, data),
         submission=r.section(data, "submission", SubmissionSettings),
         pop3=r.section(data, "pop3", Pop3Settings),
         imap=r.section(data, "imap", ImapSettings),

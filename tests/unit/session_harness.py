@@ -7,6 +7,7 @@ import dataclasses
 import re
 
 from mailwright.auth.lockout import AuthLockout
+from mailwright.auth.logins import Logins
 from mailwright.config import parse
 from mailwright.events.log import EventLog
 from mailwright.net.connection import Action, TLSInfo
@@ -41,7 +42,7 @@ class Harness:
         self.config = config or make_config()
         self.lockout = lockout or AuthLockout(self.config.auth)
         self.session = SmtpSession(Connection(role, "192.0.2.7", 40000, TLS if tls else None),
-                                   self.config, store, self.lockout,
+                                   self.config, store, Logins(self.lockout),
                                    events or EventLog(None), sleep=_no_sleep,
                                    pipeline=pipeline)
         self.session.greeting()

@@ -65,6 +65,10 @@ def test_text_line_below_the_rfc_is_refused(tmp_path):
     (('hostname = "mail.example.test"', 'colour = "blue"\nhostname = "mail.example.test"'),
      "m.toml:1: colour: unknown key"),
     (('[limits]', '[limits\n'), "m.toml: invalid TOML"),
+    (('[limits]', '[auth]\nargon2_time_cost = 0\n[limits]'),
+     "m.toml:14: auth.argon2_time_cost: must be at least 1, got 0"),
+    (('[limits]', '[auth]\nargon2_parallelism = 4\nargon2_memory_kib = 16\n[limits]'),
+     "auth.argon2_memory_kib: must be at least 8 KiB per lane (32), got 16"),
 ])
 def test_errors_name_file_key_and_line(tmp_path, change, message):
     path = tmp_path / "m.toml"

@@ -12,7 +12,7 @@ import sqlite3
 import pytest
 
 from mailwright.address import parse_mailbox
-from mailwright.auth.lockout import AuthLockout
+from mailwright.auth.logins import Logins
 from mailwright.events.log import EventLog
 from mailwright.imap.listing import (
     ListCommand,
@@ -231,7 +231,7 @@ class Client:
         self.user = f"lister{next(_users)}@example.test"
         asyncio.run(store.add_account(parse_mailbox(self.user), PASSWORD))
         config = make_config()
-        self.s = ImapSession("192.0.2.9", TLS, config, store, AuthLockout(config.auth),
+        self.s = ImapSession("192.0.2.9", TLS, config, store, Logins.from_settings(config.auth),
                              EventLog(None), MailboxWatch(store))
         self.s.greeting()
         assert self.cmd(f'a LOGIN {self.user} "{PASSWORD}"')[-1].startswith("a OK")

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from mailwright.address import parse_mailbox
-from mailwright.auth.lockout import AuthLockout
+from mailwright.auth.logins import Logins
 from mailwright.events.log import EventLog
 from mailwright.imap import threads
 from mailwright.imap.fetch import views as fetch_views
@@ -39,7 +39,7 @@ def message(*fields: str, body: str = "body") -> bytes:
 class Client:
     def __init__(self, store):
         config = make_config()
-        self.s = ImapSession("192.0.2.9", TLS, config, store, AuthLockout(config.auth),
+        self.s = ImapSession("192.0.2.9", TLS, config, store, Logins.from_settings(config.auth),
                              EventLog(None), MailboxWatch(store))
         self.s.greeting()
         assert self.cmd(f'a LOGIN {USER} "{PASSWORD}"')[-1].startswith("a OK")

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from mailwright.address import parse_mailbox
-from mailwright.auth.lockout import AuthLockout
+from mailwright.auth.logins import Logins
 from mailwright.events.log import EventLog
 from mailwright.imap.fetch import views
 from mailwright.imap.notify import MailboxWatch
@@ -365,7 +365,7 @@ def session_store(store):
 class Imap:
     def __init__(self, store):
         config = make_config()
-        self.s = ImapSession("192.0.2.9", TLS, config, store, AuthLockout(config.auth),
+        self.s = ImapSession("192.0.2.9", TLS, config, store, Logins.from_settings(config.auth),
                              EventLog(None), MailboxWatch(store))
         self.s.greeting()
         assert self.cmd(f'a LOGIN {USER} "{PASSWORD}"').startswith(b"a OK")

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailwright.address import parse_mailbox
-from mailwright.auth.lockout import AuthLockout
+from mailwright.auth.logins import Logins
 from mailwright.events.log import EventLog
 from mailwright.imap.notify import MailboxWatch
 from mailwright.imap.parser import Reader
@@ -47,7 +47,7 @@ class Imap:
     def __init__(self, store, tls=True):
         config = make_config()
         self.s = ImapSession("192.0.2.9", TLS if tls else None, config, store,
-                             AuthLockout(config.auth), EventLog(None), MailboxWatch(store))
+                             Logins.from_settings(config.auth), EventLog(None), MailboxWatch(store))
         self.greeting = self.s.greeting()
         self.actions: list[Action] = []
 

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from mailwright.address import parse_mailbox
-from mailwright.auth.lockout import AuthLockout
+from mailwright.auth.logins import Logins
 from mailwright.events.log import EventLog
 from mailwright.imap.fetch import views as fetch_views
 from mailwright.imap.notify import MailboxWatch
@@ -39,7 +39,7 @@ def store(tmp_path):
 class Imap:
     def __init__(self, store, login: bool = True):
         config = make_config()
-        self.s = ImapSession("192.0.2.9", TLS, config, store, AuthLockout(config.auth),
+        self.s = ImapSession("192.0.2.9", TLS, config, store, Logins.from_settings(config.auth),
                              EventLog(None), MailboxWatch(store))
         self.s.greeting()
         if login:

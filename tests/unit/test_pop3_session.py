@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from mailwright.address import parse_mailbox
 from mailwright.auth.lockout import AuthLockout
+from mailwright.auth.logins import Logins
 from mailwright.events.log import EventLog
 from mailwright.net.connection import Action
 from mailwright.pop3.session import Pop3Session, Shared, dot_stuff, top
@@ -53,7 +54,7 @@ class Pop:
     def __init__(self, store, tls=True, shared=None, config=None, lockout=None):
         config = config or make_config()
         self.s = Pop3Session("192.0.2.9", TLS if tls else None, config, store,
-                             lockout or AuthLockout(config.auth), EventLog(None),
+                             Logins(lockout or AuthLockout(config.auth)), EventLog(None),
                              shared or shared_state())
         assert self.s.greeting().startswith(b"+OK")
         self.actions = []

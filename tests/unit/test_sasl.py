@@ -12,6 +12,7 @@ import scramp
 from mailwright.auth import driver, sasl
 from mailwright.auth.driver import Authenticator
 from mailwright.auth.lockout import AuthLockout
+from mailwright.auth.logins import Logins
 from mailwright.auth.passwords import Credentials, hash_password, scram_keys
 from mailwright.config import AuthSettings
 
@@ -49,7 +50,7 @@ class World:
         self.events = Events()
         self.slept: list[float] = []
         self.auth = Authenticator(sasl.Offer(protocol, allow_plaintext), source,
-                                  self.lockout, self.events, IP, "S1", sleep=self._sleep)
+                                  Logins(self.lockout), self.events, IP, "S1", sleep=self._sleep)
 
     async def _sleep(self, seconds: float) -> None:
         self.slept.append(seconds)

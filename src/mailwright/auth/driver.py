@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ..events.log import EventLog
 from ..events.types import Event
 from . import sasl
-from .lockout import AuthLockout
+from .logins import Logins
 
 
 @dataclass(frozen=True)
@@ -62,11 +62,11 @@ class _Exchange:
 
 class Authenticator:
     def __init__(self, offer: sasl.Offer, source: sasl.CredentialSource,
-                 lockout: AuthLockout, events: EventLog, client_ip: str, session_id: str,
+                 logins: Logins, events: EventLog, client_ip: str, session_id: str,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
         self.offer = offer
-        self.source = source
-        self.lockout = lockout
+        self.verifier = sasl.Verifier(source, logins.cache)
+        self.lockout = logins.lockout
         self.events = events
         self.client_ip = client_ip
         self.session_id = session_id
@@ -94,7 +94,7 @@ class Authenticator:
         "=" for an empty one), None when absent."""
         if self.locked():
             return Ended.LOCKED
-        mechanism = self.offer.create(name, self.source)
+        mechanism = self.offer.create(name, self.verifier)
         if mechanism is None:
             return Ended.UNSUPPORTED
         data = None
@@ -128,7 +128,7 @@ class Authenticator:
         `command` names it in the log."""
         if self.locked():
             return Ended.LOCKED
-        step = await sasl.check_password(self.source, username, password)
+        step = await self.verifier.check_password(username, password)
         if isinstance(step, sasl.Success):
             return self._success(step.account, command)
         return await self._failure(step, command)

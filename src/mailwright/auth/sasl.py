@@ -19,11 +19,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .passwords import DUMMY_HASH, Credentials, ScramKeys, verify_password
+from .cache import CredentialCache
+from .passwords import (
+    Credentials,
+    ScramKeys,
+    dummy_hash,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
 
 
 class CredentialSource(Protocol):
+    """The accounts' stored credentials (the store implements this)."""
     async def credentials(self, username: str) -> Credentials | None: ...
+
+    async def rehash_password(self, account: str, old_hash: str, new_hash: str) -> bool:
+        """Replace old_hash by new_hash if it is still the account's hash."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -46,21 +59,49 @@ class Failure:
 Step = Challenge | Success | Failure
 
 
-async def check_password(source: CredentialSource, username: str, password: str) -> Step:
-    creds = await source.credentials(username)
-    # Verify against a dummy hash for unknown users: the same cost either way,
-    # so timing does not tell which accounts exist. argon2 runs off the loop.
-    hashed = creds.password_hash if creds else DUMMY_HASH
-    ok = await asyncio.to_thread(verify_password, hashed, password)
-    if ok and creds:
-        return Success(creds.account)
-    return Failure(username)
+class Verifier:
+    """The credentials as the mechanisms see them: the stored ones (SCRAM reads its
+    keys), and the one check of a plain password (PLAIN, LOGIN, IMAP LOGIN, POP3
+    PASS), with the process's credential cache in front of argon2."""
+
+    def __init__(self, source: CredentialSource, cache: CredentialCache | None = None):
+        self.source = source
+        self.cache = cache
+
+    async def credentials(self, username: str) -> Credentials | None:
+        return await self.source.credentials(username)
+
+    async def check_password(self, username: str, password: str) -> Step:
+        creds = await self.source.credentials(username)
+        # Unknown users are verified against a dummy hash: the same cost either way,
+        # so timing does not tell which accounts exist.
+        who, hashed = (creds.account, creds.password_hash) if creds else \
+            (f"?{username.lower()}", dummy_hash())
+        cache = self.cache
+        ok = cache.lookup(who, hashed, password) if cache is not None else None
+        if ok is None:
+            ok = await asyncio.to_thread(verify_password, hashed, password)   # argon2: off the loop
+            if cache is not None:
+                cache.remember(who, hashed, password, ok)
+            if ok and creds and needs_rehash(hashed):
+                await self._rehash(creds, password)
+        if ok and creds:
+            return Success(creds.account)
+        return Failure(username)
+
+    async def _rehash(self, creds: Credentials, password: str) -> None:
+        """The policy's argon2 parameters changed since this hash was made: the
+        password is at hand now and only now, so store a hash made with the new ones."""
+        new = await asyncio.to_thread(hash_password, password)
+        if await self.source.rehash_password(creds.account, creds.password_hash, new) \
+                and self.cache is not None:
+            self.cache.remember(creds.account, new, password, True)
 
 
 class Mechanism:
     name = ""
 
-    def __init__(self, source: CredentialSource):
+    def __init__(self, source: Verifier):
         self.source = source
 
     async def start(self, initial: bytes | None) -> Step:
@@ -88,7 +129,7 @@ class Plain(Mechanism):
             authzid, authcid, password = (p.decode("utf-8") for p in parts)
         except UnicodeDecodeError:
             return Failure(malformed=True)
-        step = await check_password(self.source, authcid, password)
+        step = await self.source.check_password(authcid, password)
         # Acting as another user (authzid) is not offered: only itself may be named.
         if isinstance(step, Success) and authzid and authzid.lower() != authcid.lower():
             return Failure(authcid)
@@ -99,7 +140,7 @@ class Login(Mechanism):
     """The widespread non-standard LOGIN mechanism (draft-murchison-sasl-login)."""
     name = "LOGIN"
 
-    def __init__(self, source: CredentialSource):
+    def __init__(self, source: Verifier):
         super().__init__(source)
         self.username: str | None = None
 
@@ -116,7 +157,7 @@ class Login(Mechanism):
         if self.username is None:
             self.username = text
             return Challenge(b"Password:")
-        return await check_password(self.source, self.username, text)
+        return await self.source.check_password(self.username, text)
 
 
 class ScramSha256(Mechanism):
@@ -127,7 +168,7 @@ class ScramSha256(Mechanism):
     oneself is allowed here as in PLAIN. Keys are scramp's (passwords.scram_keys)."""
     name = "SCRAM-SHA-256"
 
-    def __init__(self, source: CredentialSource):
+    def __init__(self, source: Verifier):
         super().__init__(source)
         self.username = ""
         self.account: str | None = None
@@ -230,7 +271,7 @@ def decode_response(text: str) -> bytes | None:
 
 @dataclass(frozen=True)
 class Registered:
-    factory: Callable[[CredentialSource], Mechanism]
+    factory: Callable[[Verifier], Mechanism]
     protocols: frozenset[str]          # the protocols that offer it
 
 
@@ -266,7 +307,7 @@ class Offer:
         """The names to announce (EHLO AUTH, CAPABILITY AUTH=, CAPA SASL)."""
         return self.names if self.allowed(tls) else ()
 
-    def create(self, name: str, source: CredentialSource) -> Mechanism | None:
+    def create(self, name: str, source: Verifier) -> Mechanism | None:
         """A fresh mechanism for one exchange; None when this protocol offers no such
         name (SASL names are case-insensitive in all three protocols)."""
         entry = REGISTRY.get(name.upper())

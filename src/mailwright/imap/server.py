@@ -41,7 +41,7 @@ class ImapProtocol(SessionProtocol):
 
     def make_session(self, ip: str, port: int, tls: TLSInfo | None) -> ImapSession:
         s = self.services
-        session = ImapSession(ip, tls, s.config, s.store, s.lockout, s.events, s.watch)
+        session = ImapSession(ip, tls, s.config, s.store, s.logins, s.events, s.watch)
         session.send = self._send
         session.wake = self._wake
         return session

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..auth import sasl
 from ..auth.driver import Authenticator
-from ..auth.lockout import AuthLockout
+from ..auth.logins import Logins
 from ..config import Config
 from ..delivery.ids import session_id
 from ..events.log import EventLog
@@ -56,14 +56,13 @@ PREAUTH_TIMEOUT = 60.0
 
 class ImapSession(AuthCommands, MailboxCommands, SelectedCommands, LineSession):
     def __init__(self, client_ip: str, tls: TLSInfo | None, config: Config, store: MailStore,
-                 lockout: AuthLockout, events: EventLog, watch: MailboxWatch,
+                 logins: Logins, events: EventLog, watch: MailboxWatch,
                  tls_available: bool = True):
         self.client_ip = client_ip
         self.tls = tls
         self.tls_available = tls_available
         self.config = config
         self.store = store
-        self.lockout = lockout
         self.events = events
         self.watch = watch
         self.id = session_id("I")
@@ -76,7 +75,7 @@ class ImapSession(AuthCommands, MailboxCommands, SelectedCommands, LineSession):
         self.view: View | None = None
         self.saved: list[int] = []             # RFC 5182 SEARCHRES "$"
         self.sasl = Authenticator(sasl.Offer("imap", config.imap.allow_plaintext_auth), store,
-                                  lockout, events, client_ip, self.id)
+                                  logins, events, client_ip, self.id)
         self.sasl_tag = ""                     # the AUTHENTICATE command's, while it runs
         self.idle_tag: str | None = None
         self.closed = False

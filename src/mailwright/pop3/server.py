@@ -12,7 +12,7 @@ class Pop3Protocol(SessionProtocol):
 
     def make_session(self, ip: str, port: int, tls: TLSInfo | None) -> Pop3Session:
         s = self.services
-        return Pop3Session(ip, tls, s.config, s.store, s.lockout, s.events, s.pop3)
+        return Pop3Session(ip, tls, s.config, s.store, s.logins, s.events, s.pop3)
 
     def refusal(self, reason: str) -> bytes:
         return err(f"[SYS/TEMP] {reason}")

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..auth import driver, sasl
 from ..auth.driver import Authenticator
-from ..auth.lockout import AuthLockout
+from ..auth.logins import Logins
 from ..config import Config
 from ..delivery.ids import session_id
 from ..events.log import EventLog
@@ -107,14 +107,13 @@ class Pop3Session(LineSession):
     output_budget = OUTPUT_BUDGET
 
     def __init__(self, client_ip: str, tls: TLSInfo | None, config: Config, store: MailStore,
-                 lockout: AuthLockout, events: EventLog, shared: Shared,
+                 logins: Logins, events: EventLog, shared: Shared,
                  tls_available: bool = True):
         self.client_ip = client_ip
         self.tls = tls
         self.tls_available = tls_available
         self.config = config
         self.store = store
-        self.lockout = lockout
         self.events = events
         self.shared = shared
         self.id = session_id("P")
@@ -126,7 +125,7 @@ class Pop3Session(LineSession):
         self.deleted: set[int] = set()        # message numbers
         self.retrieved: set[int] = set()      # UIDs
         self.sasl = Authenticator(sasl.Offer("pop3", config.pop3.allow_plaintext_auth), store,
-                                  lockout, events, client_ip, self.id)
+                                  logins, events, client_ip, self.id)
         self.holds_lock = False
         self.errors = 0
         self.closed = False

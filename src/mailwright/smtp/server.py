@@ -16,7 +16,7 @@ class SmtpProtocol(SessionProtocol):
         s = self.services
         role = self.listener.role
         pipeline = pipeline_for(role, s.parts())
-        return SmtpSession(Connection(role, ip, port, tls), s.config, s.store, s.lockout,
+        return SmtpSession(Connection(role, ip, port, tls), s.config, s.store, s.logins,
                            s.events, pipeline=pipeline)
 
     def refusal(self, reason: str) -> bytes:

@@ -22,7 +22,7 @@ from typing import Any
 from ..address import Address
 from ..auth import driver, sasl
 from ..auth.driver import Authenticator
-from ..auth.lockout import AuthLockout
+from ..auth.logins import Logins
 from ..config import Config
 from ..delivery import submission
 from ..delivery.assemble import Parts, pipeline_for
@@ -80,14 +80,13 @@ class Connection:
 
 class SmtpSession(DataCommands, LineSession):
     def __init__(self, conn: Connection, config: Config, store: MailStore,
-                 lockout: AuthLockout, events: EventLog,
+                 logins: Logins, events: EventLog,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  pipeline: Pipeline | None = None):
         self.conn = conn
         self.config = config
         self.limits = config.limits
         self.store = store
-        self.lockout = lockout
         self.events = events
         self.sleep = sleep
         # What happens to a message once received (delivery/assemble.py); by default
@@ -99,7 +98,7 @@ class SmtpSession(DataCommands, LineSession):
         self.esmtp = False
         self.account: str | None = None
         self.transaction: Transaction | None = None
-        self.sasl = Authenticator(sasl.Offer("smtp"), store, lockout, events,
+        self.sasl = Authenticator(sasl.Offer("smtp"), store, logins, events,
                                   conn.client_ip, self.id, sleep)
         self.bdat_pending: tuple[bool, Reply | None] | None = None   # (last, error reply)
         self.accepted = 0

@@ -152,6 +152,17 @@ class SQLiteDirectory:
             return None
         return Credentials(str(Address(row[0], row[1])), row[2], ScramKeys(*row[3:]))
 
+    async def rehash_password(self, account: str, old_hash: str, new_hash: str) -> bool:
+        try:
+            key = parse_mailbox(account).key
+        except AddressError:
+            return False
+
+        def job(c: sqlite3.Connection) -> bool:
+            return c.execute("UPDATE accounts SET password_hash=? WHERE lookup=? AND "
+                             "password_hash=?", (new_hash, key, old_hash)).rowcount == 1
+        return await self._write(job)
+
     # --- aliases ---------------------------------------------------------
     async def add_alias(self, source: str, targets: list[str]) -> None:
         src_local, src_domain, lookup = _alias_source(source)
