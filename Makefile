@@ -30,6 +30,7 @@ bench-deps: $(STAMP)
 bench: $(STAMP) bench-deps
 	$(PY) bench/smtp_accept.py
 	$(PY) bench/pop3_download.py
+	$(PY) bench/logins.py
 	$(PY) bench/imap.py
 	$(PY) bench/relay.py
 	$(PY) bench/message_sizes.py

@@ -81,6 +81,20 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and all its descendants so far: each live
+    one's own time plus that of the children it has reaped (Dovecot's master reaps a
+    process per connection; proc(5) utime, stime, cutime, cstime)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for c in (task / "children").read_text().split()]
+    except OSError:             # it exited meanwhile: its parent counts it once reaped
+        return 0.0
+    return total + sum(tree_cpu_seconds(c) for c in children)
+
+
 def tree_rss_mb(pid: int) -> float:
     """Resident memory of a process and all its descendants (a supervisor + workers)."""
     total = rss_mb(pid)
@@ -139,14 +153,17 @@ nameservers = ["127.0.0.1"]
 port = {loopback_dns().port}
 {extra}
 """)
-        cli = [sys.executable, "-m", "mailwright", "--config", str(self.config)]
+        self.cli = cli = [sys.executable, "-m", "mailwright", "--config", str(self.config)]
         subprocess.run(cli + ["domain", "add", user.split("@")[1]], check=True,
                        capture_output=True)
-        subprocess.run(cli + ["user", "add", user, "--password-stdin"],
-                       input=PASSWORD + "\n", text=True, check=True, capture_output=True)
+        self.add_user(user)
         self.proc = subprocess.Popen(cli + ["serve"], stdout=subprocess.DEVNULL,
                                      stderr=open(self.dir / "server.log", "wb"))
         wait_port(self.port, self.proc)
+
+    def add_user(self, address: str) -> None:
+        subprocess.run(self.cli + ["user", "add", address, "--password-stdin"],
+                       input=PASSWORD + "\n", text=True, check=True, capture_output=True)
 
     def stored(self) -> int:
         import sqlite3
@@ -165,9 +182,12 @@ class Dovecot:
     name = "dovecot"
 
     def __init__(self, work: Path, protocol: str, folders: dict[str, list[bytes]],
-                 extra: str = ""):
+                 extra: str = "", scheme: str = "ARGON2ID", name: str = "dovecot"):
+        """scheme: how the password is stored — ARGON2ID (the same parameters as
+        Mailwright's default policy) or PLAIN (no hashing at all)."""
         from mailwright.auth.passwords import hash_password
-        self.dir = work / "dovecot"
+        self.name = name
+        self.dir = work / name
         for parent in (work, *work.parents):       # the mail user must pass through
             if parent == Path("/"):
                 break
@@ -200,7 +220,7 @@ first_valid_uid = 1
 mail_location = maildir:~/Maildir
 passdb {{
   driver = static
-  args = password={{ARGON2ID}}{hash_password(PASSWORD)}
+  args = password={{{scheme}}}{hash_password(PASSWORD) if scheme == "ARGON2ID" else PASSWORD}
 }}
 userdb {{
   driver = static
