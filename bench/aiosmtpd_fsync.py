@@ -1,5 +1,7 @@
 """The peer for bench/smtp_accept: aiosmtpd with a handler that writes each message
-to its own file and fsyncs it before answering 250, as a durable MTA must."""
+to its own file and fsyncs it before answering 250, as a durable MTA must — in the
+default thread pool, so that no session waits on another's fsync (what a competent
+Python author would write; issue 20 found the earlier peer fsyncing on its loop)."""
 
 import asyncio
 import os
@@ -14,14 +16,17 @@ class FsyncHandler:
         self.directory = directory
 
     async def handle_DATA(self, server, session, envelope):
+        await asyncio.to_thread(self._write, envelope.original_content)
+        return "250 OK"
+
+    def _write(self, content: bytes) -> None:
         path = os.path.join(self.directory, uuid.uuid4().hex)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, envelope.original_content)
+            os.write(fd, content)
             os.fsync(fd)
         finally:
             os.close(fd)
-        return "250 OK"
 
 
 def main() -> None:

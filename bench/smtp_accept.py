@@ -1,10 +1,13 @@
-"""SMTP accept throughput: Mailwright vs an fsyncing aiosmtpd, side by side in one run.
+"""SMTP accept throughput: Mailwright vs an fsyncing aiosmtpd and vs Postfix, side by side.
 
-Both servers run on loopback and are driven by Postfix's smtp-source (20 concurrent
-sessions, connections reused), 4 KB and 100 KB messages, runs alternating between
-the two servers so that machine noise hits both alike. Prints messages/s medians
-and the ratio, then the resident memory of each server with 5,000 idle SMTP
-connections open.
+The servers run on loopback and are driven by Postfix's smtp-source (20 concurrent
+sessions, connections reused), 4 KB and 100 KB messages, runs rotating between the
+servers so that machine noise hits all alike. The peers: aiosmtpd writing and
+fsyncing each message in a thread (bench/aiosmtpd_fsync.py), and a private Postfix
+instance that queues each message (fsynced before 250) and discards it. Prints
+messages/s medians, server CPU per message (each server's process tree, /proc) and
+Mailwright's ratio to each peer, then the resident memory of each server with 5,000
+idle SMTP connections open.
 
     .venv/bin/python bench/smtp_accept.py [--runs 5] [--idle 5000]
 """
@@ -23,12 +26,15 @@ import time
 from pathlib import Path
 
 from common import (
+    POSTFIX,
     SMTP_SOURCE,
     Mailwright,
+    Postfix,
     fmt,
     free_port,
     raise_fd_limit,
     smtp_source,
+    tree_cpu_seconds,
     tree_rss_mb,
     wait_port,
 )
@@ -53,9 +59,21 @@ class AiosmtpdFsync:
         return len(os.listdir(self.dir))
 
 
+def pid_of(server) -> int:
+    return server.pid if isinstance(server, Postfix) else server.proc.pid
+
+
+def stop(server) -> None:
+    if isinstance(server, Postfix):
+        server.stop()
+    else:
+        server.proc.terminate()
+        server.proc.wait(30)
+
+
 def idle_connections(server, count: int) -> tuple[float, float, int]:
     """(RSS before, RSS with `count` idle sessions that have read their greeting, opened)."""
-    before = tree_rss_mb(server.proc.pid)
+    before = tree_rss_mb(pid_of(server))
     socks = []
     try:
         for _ in range(count):
@@ -67,7 +85,7 @@ def idle_connections(server, count: int) -> tuple[float, float, int]:
             if s.recv(512).startswith(b"220"):
                 opened += 1
         time.sleep(1)
-        return before, tree_rss_mb(server.proc.pid), opened
+        return before, tree_rss_mb(pid_of(server)), opened
     finally:
         for s in socks:
             s.close()
@@ -81,35 +99,47 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1,
                     help="Mailwright worker processes (config `workers`)")
     args = ap.parse_args()
-    if not os.path.exists(SMTP_SOURCE):
-        sys.exit("smtp-source not found: run `make test-deps` (Debian package postfix)")
+    for tool in (SMTP_SOURCE, POSTFIX):
+        if not os.path.exists(tool):
+            sys.exit(f"{tool} not found: run `make test-deps` (Debian package postfix)")
     raise_fd_limit()
     work = Path(tempfile.mkdtemp(prefix="mw-bench-", dir=ROOT / "bench"))
-    servers = [Mailwright(work, workers=args.workers), AiosmtpdFsync(work)]
+    servers = []
     cases = [(4 * 1024, 3000), (100 * 1024, 600)]
     results: dict[tuple[str, int], list[float]] = {}
+    cpu: dict[tuple[str, int], list[float]] = {}
     sent = 0
     try:
+        servers = [Mailwright(work, workers=args.workers), AiosmtpdFsync(work), Postfix(work)]
         for size, count in cases:
             for server in servers:          # warm-up, not counted
                 smtp_source(server.port, min(200, count), size, args.sessions)
             sent += min(200, count)
             for run in range(args.runs):
-                order = servers if run % 2 == 0 else servers[::-1]
-                for server in order:
+                shift = run % len(servers)
+                for server in servers[shift:] + servers[:shift]:
+                    used = tree_cpu_seconds(pid_of(server))
                     elapsed = smtp_source(server.port, count, size, args.sessions)
+                    used = tree_cpu_seconds(pid_of(server)) - used
                     results.setdefault((server.name, size), []).append(count / elapsed)
+                    cpu.setdefault((server.name, size), []).append(used * 1e6 / count)
                 sent += count
-        print(f"\nSMTP accept, {args.sessions} concurrent sessions, {args.runs} alternating "
-              f"runs each, Mailwright with {args.workers} worker process(es), "
-              f"messages/s (median [min-max])")
-        print(f"{'size':>7}  {'mailwright':>24}  {'aiosmtpd+fsync':>24}  {'ratio':>6}")
+        print(f"\nSMTP accept, {args.sessions} concurrent sessions, {args.runs} rotating "
+              f"runs each, Mailwright with {args.workers} worker process(es); messages/s "
+              f"(median [min-max]), server CPU µs per message (median)")
         for size, _ in cases:
-            a = results[("mailwright", size)]
-            b = results[("aiosmtpd+fsync", size)]
-            print(f"{size // 1024:>5}KB  {fmt(a):>24}  {fmt(b):>24}  "
-                  f"{statistics.median(a) / statistics.median(b):5.2f}x")
+            mw = statistics.median(results[("mailwright", size)])
+            print(f"  {size // 1024}KB")
+            for server in servers:
+                rates = results[(server.name, size)]
+                ratio = "" if server.name == "mailwright" else \
+                    f"  mailwright = {mw / statistics.median(rates):.2f}x"
+                print(f"    {server.name:<15} {fmt(rates):>24}  "
+                      f"{statistics.median(cpu[(server.name, size)]):7.0f} µs/msg{ratio}")
         for server in servers:
+            if isinstance(server, Postfix):
+                print("postfix: queued (fsynced) each message, then discarded it")
+                continue
             stored = server.stored()
             print(f"{server.name}: {stored} messages stored durably of {sent} sent"
                   + ("" if stored == sent else "  <-- MISMATCH"))
@@ -121,8 +151,7 @@ def main() -> None:
                       f"with {opened} connections")
     finally:
         for server in servers:
-            server.proc.terminate()
-            server.proc.wait(30)
+            stop(server)
         shutil.rmtree(work, ignore_errors=True)
 
 
