@@ -153,6 +153,7 @@ class SelectedCommands:
                 items = self._with_seen_change(items)
         needs_meta = any(i.needs_meta for i in items)
         needs_blob = any(i.needs_blob for i in items)
+        vanished = False
         # In slices, so that a FETCH of a whole large mailbox never sits in memory.
         for start in range(0, len(uids), 64):
             for data in await self.store.message_data(view.id, uids[start:start + 64],
@@ -164,12 +165,20 @@ class SelectedCommands:
                     continue
                 blob = None
                 if needs_blob:
-                    blob = await self._read(data.blob)
+                    blob = await self._read(view.id, data.uid, data.blob)
+                    if blob is None:
+                        vanished = True
+                        continue
                 out += fetch.render_message(seq, data, items, blob, view.flag_list(data.uid),
                                             view.modseq_of.get(data.uid), self._utf8)
                 if len(out) >= STREAM_CHUNK and self.send is not None:
                     await self.send(out)
                     out = bytearray()       # the transport may still hold the old one
+        if vanished:
+            # RFC 5530 §3 EXPUNGEISSUED; RFC 2180 §4.1.2 lets the others' data be sent.
+            return bytes(out) + await self._done(
+                tag, "NO", "Some of the requested messages no longer exist",
+                "EXPUNGEISSUED", expunge_ok=uid, quiet=quiet), Action.NONE
         return bytes(out) + await self._done(tag, "OK", "FETCH completed", expunge_ok=uid,
                                        quiet=quiet), Action.NONE
 
@@ -180,10 +189,15 @@ class SelectedCommands:
         have = {i.name for i in items}
         return [*items, *(fetch.Item(name) for name in wanted if name not in have)]
 
-    async def _read(self, digest: str) -> bytes:
+    async def _read(self, mailbox_id: int, uid: int, digest: str) -> bytes | None:
+        """The message's text; None when another session expunged it (and its blob
+        went) since its row was read — that is a race every shared mailbox has, not
+        a fault; a blob missing for a message still there is one."""
         try:
             return await self.store.read_blob(digest)
         except OSError:
+            if not await self.store.message_data(mailbox_id, [uid], False):
+                return None
             raise No("Message content unavailable", "SERVERBUG") from None
 
     def cmd_store(self, tag: str, r: Reader, uid: bool) -> Coroutine[Any, Any, Answer]:
