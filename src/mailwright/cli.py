@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import os
+import signal
 import sys
 import time
 
@@ -403,6 +405,8 @@ async def cmd_events(args, admin: Admin) -> int:
               else contextlib.nullcontext(sys.stdout)) as out:
             async for chunk in chunks:
                 out.write(chunk)
+    except BrokenPipeError:
+        raise                   # the reader went away (`| head`): main() ends quietly
     except OSError as e:
         raise CliError(f"cannot write {args.output or 'the export'}: {e.strerror or e}") \
             from None
@@ -606,6 +610,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`mailwright events export | head`): as
+        # for a program killed by SIGPIPE, stop quietly; stdout must not be flushed
+        # again at exit, where the same error would print a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

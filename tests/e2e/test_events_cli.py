@@ -9,6 +9,8 @@ import json
 import re
 import smtplib
 import ssl
+import subprocess
+import sys
 import time
 
 import pytest
@@ -170,3 +172,24 @@ def test_the_server_prunes_by_itself(tmp_path):
         assert len(export(srv, "--type", "delivered")) == 16 - 7
     finally:
         srv.stop()
+
+
+def test_an_export_read_by_head_ends_quietly(tmp_path):
+    # `mailwright events export | head`: the reader closes the pipe long before the
+    # export ends (more rows than a pipe buffer holds); no traceback, exit as SIGPIPE.
+    srv = MailServer(tmp_path)
+    store = srv.store()
+    try:
+        now = time.time()
+        for i in range(3000):
+            store.record_event(EventRow.of(now - i, "delivered", None, f"M{i}",
+                                           {"rcpt": f"user{i}@example.test"}))
+    finally:
+        store.close()
+    proc = subprocess.Popen([sys.executable, "-m", "mailwright", "--config", str(srv.config),
+                             "events", "export"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert json.loads(proc.stdout.readline())["type"] == "delivered"
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert err == b"" and proc.returncode == 141
