@@ -14,7 +14,7 @@ import ssl
 
 from ...dns import DNSError, Resolver
 from ..findings import Finding, Severity
-from . import auth, certificate, extensions, greeting, tls, tlsa
+from . import auth, certificate, enumeration, extensions, greeting, relay, smuggling, tls, tlsa
 from .session import (
     LOST,
     NoGreeting,
@@ -33,13 +33,14 @@ PORT_ROLES = {465: "submissions", 587: "submission"}
 async def server_findings(host: str, port: int, *, resolver: Resolver,
                           categories: frozenset[str], timeout: float,
                           expect_name: str | None = None, cafile: str = "",
-                          role: str = "", helo: str = "") -> list[Finding]:
+                          role: str = "", helo: str = "", rcpt: str = "") -> list[Finding]:
     """Probe host:port. `expect_name`: the name its certificate must carry (default:
     host); `cafile`: extra trust anchors; `categories`: which of smtp, tls, auth to
     report; `role`: mx | submission | submissions (default from the port: 465
     implicit TLS, 587 submission, any other an MX); `helo`: our EHLO name (default:
-    this machine's name). A server that cannot be reached is reported whatever the
-    categories."""
+    this machine's name); `rcpt`: an address the server accepts, for the smuggling
+    probe (which is skipped without one). A server that cannot be reached is reported
+    whatever the categories."""
     role = role or PORT_ROLES.get(port, "mx")
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
@@ -59,7 +60,7 @@ async def server_findings(host: str, port: int, *, resolver: Resolver,
             return [tls.implicit_failed(target, e)]
         return greeting.connect_failed(target, e)
     try:
-        found = await _probe(target, session, handshake_error, resolver, categories)
+        found = await _probe(target, session, handshake_error, resolver, categories, rcpt)
     finally:
         await session.close()
     return [f for f in found if f.category in categories]
@@ -109,13 +110,15 @@ async def _main_session(target: Target) -> tuple[Session, BaseException | None]:
 
 
 async def _probe(target: Target, session: Session, handshake_error: BaseException | None,
-                 resolver: Resolver, categories: frozenset[str]) -> list[Finding]:
+                 resolver: Resolver, categories: frozenset[str], rcpt: str) -> list[Finding]:
     found: list[Finding] = []
     side: list = []             # probes with connections of their own, run together
     if "smtp" in categories:
         found += greeting.session_findings(target, session)
         found += await greeting.name_findings(target, session, resolver)
         found += extensions.extension_findings(target, session)
+        side += [_one(relay.relay_finding(target)), enumeration.enumeration_findings(target),
+                 _one(smuggling.smuggling_finding(target, rcpt))]
     if "tls" in categories:
         found += tls.encryption_findings(target, session, handshake_error)
         if session.tls is not None:
