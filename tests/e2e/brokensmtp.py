@@ -9,7 +9,9 @@ records what reaches DATA: the tests assert that nothing ever does.
 from __future__ import annotations
 
 import datetime
+import socketserver
 import ssl
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,3 +154,48 @@ def server_context(cert: Path, key: Path, allow_tls1: bool = False) -> ssl.SSLCo
             warnings.simplefilter("ignore", DeprecationWarning)
             ctx.minimum_version = ssl.TLSVersion.TLSv1
     return ctx
+
+
+# --- a server that greets slowly or not at all ------------------------------------------
+
+class GreetingServer:
+    """Greets after `delay` seconds with `greeting` (a tarpit, a greet pause, a 4xx
+    refusal); then a minimal SMTP: EHLO 250, QUIT 221, anything else 502. A 4xx/5xx
+    greeting ends the connection (RFC 5321 §3.1)."""
+
+    def __init__(self, greeting: str = "220 mx.broken.test ESMTP", delay: float = 0.0):
+        self.greeting, self.delay = greeting, delay
+        self.port = free_port()
+        outer = self
+
+        class Session(socketserver.StreamRequestHandler):
+            def handle(self):
+                if outer.stopping.wait(outer.delay):
+                    return
+                self.wfile.write(outer.greeting.encode() + b"\r\n")
+                if not outer.greeting.startswith("220"):
+                    return
+                for _ in range(100):
+                    line = self.rfile.readline(1024).strip().upper()
+                    if not line or line == b"QUIT":
+                        self.wfile.write(b"221 2.0.0 Bye\r\n")
+                        return
+                    if line.startswith(b"EHLO"):
+                        self.wfile.write(b"250-mx.broken.test\r\n250 PIPELINING\r\n")
+                    else:
+                        self.wfile.write(b"502 5.5.1 Not here\r\n")
+
+        self.stopping = threading.Event()
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", self.port), Session)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> GreetingServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopping.set()
+        self.server.shutdown()
+        self.server.server_close()

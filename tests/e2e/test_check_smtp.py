@@ -13,6 +13,7 @@ import pytest
 
 from mailwright.check.findings import Severity
 from mailwright.check.smtp import server_findings
+from mailwright.check.smtp.session import SLOW_GREETING
 from mailwright.dns import Resolver
 
 from ..conftest import MailServer, free_port, loopback_dns, require
@@ -21,6 +22,7 @@ from .brokensmtp import (
     LOCAL_DOMAIN,
     BrokenServer,
     ExpandingSMTP,
+    GreetingServer,
     Handler,
     ca_and_leaf,
     expired_self_signed,
@@ -165,6 +167,31 @@ def test_vrfy_and_expn_answered(tmp_path):
     assert "postmaster@" in found["smtp.vrfy"][0].seen
     assert severity(found, "smtp.expn") is Severity.WARN
     assert srv.handler.messages == []
+
+
+def test_temporary_refusal_as_greeting_is_a_warning_not_a_failure():
+    with GreetingServer("421 4.7.0 mx.broken.test busy, try later") as srv:
+        found = probe("127.0.0.1", srv.port)
+    assert list(found) == ["smtp.greeting"]
+    assert severity(found, "smtp.greeting") is Severity.WARN
+    assert "421" in found["smtp.greeting"][0].seen
+
+
+def test_tarpit_longer_than_our_patience_is_a_warning():
+    with GreetingServer(delay=30) as srv:
+        found = probe("127.0.0.1", srv.port, timeout=1.0)
+    assert severity(found, "smtp.greeting") is Severity.WARN
+    assert "no greeting within 1 s" in found["smtp.greeting"][0].seen
+
+
+def test_slow_greeting_is_noticed_as_information():
+    # Every connection waits for the greeting: the main session's, then the side
+    # probes' (relay, VRFY/EXPN) together; no TLS here, so no more.
+    with GreetingServer(delay=SLOW_GREETING + 0.3) as srv:
+        found = probe("127.0.0.1", srv.port, categories=frozenset({"auth", "smtp"}))
+    assert severity(found, "smtp.greeting") is Severity.INFO
+    assert "tarpit" in found["smtp.greeting"][0].seen
+    assert failures(found) == []
 
 
 def test_smuggling_probe_needs_a_recipient(dev_server):
