@@ -5,11 +5,14 @@ their planted flaw found and named by id; nothing is ever delivered."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from mailwright.check.findings import Severity
 from mailwright.check.smtp import server_findings
@@ -58,13 +61,15 @@ def failures(by_id: dict[str, list]) -> list:
     return [f for fs in by_id.values() for f in fs if f.severity is Severity.FAIL]
 
 
+ZONE = f"$TTL 60\n@ IN SOA ns h 1 3600 600 86400 60\nmx IN A {DEV_IP}\n"
+
+
 @pytest.fixture(scope="module")
 def dev_server(tmp_path_factory):
     """Our own server as deployed: a certificate from its CA naming its host name, the
     PTR of its address naming it and that name resolving back."""
     dns = loopback_dns()
-    dns.add_zone("checksmtp.test", "$TTL 60\n@ IN SOA ns h 1 3600 600 86400 60\n"
-                                   f"mx IN A {DEV_IP}\n")
+    dns.add_zone("checksmtp.test", ZONE)
     dns.add_zone("77.0.0.127.in-addr.arpa",
                  f"$TTL 60\n@ IN SOA ns.checksmtp.test. h 1 3600 600 86400 60\n"
                  f"@ IN PTR {HOSTNAME}.\n")
@@ -94,6 +99,27 @@ def test_our_server_reports_no_failure(dev_server, role):
     else:
         assert severity(found, "auth.submission") is Severity.PASS
     assert dev_server.inbox("alice@checksmtp.test") == []
+
+
+def test_dane_records_are_matched_against_the_certificate(dev_server):
+    cert = x509.load_pem_x509_certificate((dev_server.data_dir / "tls" / "cert.pem").read_bytes())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    right, wrong = hashlib.sha256(spki).hexdigest(), "00" * 32
+    mx, submission = dev_server.ports["mx"], dev_server.ports["submission"]
+    dns = loopback_dns()
+    dns.add_zone("checksmtp.test", ZONE + f"_{mx}._tcp.mx IN TLSA 3 1 1 {right}\n"
+                                          f"_{submission}._tcp.mx IN TLSA 3 1 1 {wrong}\n")
+    try:
+        matching = probe(HOSTNAME, mx, categories=frozenset({"tls"}))
+        stale = probe(HOSTNAME, submission, role="submission", categories=frozenset({"tls"}))
+    finally:
+        dns.add_zone("checksmtp.test", ZONE)
+    # The test zone is not signed: senders would ignore even matching records.
+    assert severity(matching, "tls.dane") is Severity.WARN
+    assert "not DNSSEC-validated" in matching["tls.dane"][0].seen
+    assert severity(stale, "tls.dane") is Severity.FAIL
+    assert "matches none" in stale["tls.dane"][0].seen
 
 
 def test_categories_narrow_the_probes(dev_server):
