@@ -74,8 +74,8 @@ mixed       IN MX 10 mx.{d}.
 nomx        IN A 127.0.0.11
 ; dns.dmarc.external: rua to another organisation that did not agree
 report      IN MX 10 mx.{d}.
-_dmarc.report IN TXT "v=DMARC1; p=none; pct=50; " "rua=mailto:agg@elsewhere.test,mailto:x@ok.test; "
-                     "ruf=mailto:not-an-address"
+_dmarc.report IN TXT ("v=DMARC1; p=none; pct=50; "
+                      "rua=mailto:agg@elsewhere.test,mailto:x@ok.test; ruf=mailto:not-an-address")
 """
 
 
