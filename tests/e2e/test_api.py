@@ -445,6 +445,7 @@ ADMIN_OPERATIONS = [
     ("DELETE", "/domains/{domain}", None),
     ("GET", "/domains/{domain}/dns", None),
     ("GET", "/domains/{domain}/dns/check", None),
+    ("GET", "/domains/{domain}/check", None),
     ("GET", "/domains/{domain}/accounts", None),
     ("POST", "/accounts", {"address": "sent@{domain}", "password": PASSWORD}),
     ("PUT", "/accounts/{address}/password", {"password": "taken over"}),
