@@ -1,0 +1,137 @@
+"""server_findings: every probe of one SMTP server, as findings.
+
+One main session (greeting, EHLO, STARTTLS, EHLO again) gives what a sender sees;
+the probes that need a connection of their own (one per TLS version, the verifying
+handshake, relay, enumeration, smuggling) run concurrently beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+
+from ...dns import DNSError, Resolver
+from ..findings import Finding, Severity
+from . import auth, certificate, enumeration, extensions, greeting, relay, smuggling, tls, tlsa
+from .session import (
+    LOST,
+    NoGreeting,
+    Refused,
+    Session,
+    Target,
+    connect,
+    hello,
+    unverified_context,
+)
+
+ROLES = ("mx", "submission", "submissions")
+PORT_ROLES = {465: "submissions", 587: "submission"}
+
+
+async def server_findings(host: str, port: int, *, resolver: Resolver,
+                          categories: frozenset[str], timeout: float,
+                          expect_name: str | None = None, cafile: str = "",
+                          role: str = "", helo: str = "", rcpt: str = "") -> list[Finding]:
+    """Probe host:port. `expect_name`: the name its certificate must carry (default:
+    host); `cafile`: extra trust anchors; `categories`: which of smtp, tls, auth to
+    report; `role`: mx | submission | submissions (default from the port: 465
+    implicit TLS, 587 submission, any other an MX); `helo`: our EHLO name (default:
+    this machine's name); `rcpt`: an address the server accepts, for the smuggling
+    probe (which is skipped without one). A server that cannot be reached is reported
+    whatever the categories."""
+    role = role or PORT_ROLES.get(port, "mx")
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    ip, problem = await _address(host, resolver)
+    subject = f"{host}:{port}"
+    if problem:
+        return [Finding("smtp.connect", Severity.FAIL, subject, problem,
+                        "RFC 5321 §5.1: senders need an address for the host",
+                        "publish an A or AAAA record for the host")]
+    target = Target(host=host, ip=ip, port=port, role=role,
+                    expect_name=(expect_name or host).rstrip("."),
+                    helo=helo or socket.gethostname(), timeout=timeout, cafile=cafile)
+    try:
+        session, handshake_error = await _main_session(target)
+    except (*LOST, NoGreeting, Refused) as e:
+        if target.implicit_tls and isinstance(e, ssl.SSLError):
+            return [tls.implicit_failed(target, e)]
+        return greeting.connect_failed(target, e)
+    try:
+        found = await _probe(target, session, handshake_error, resolver, categories, rcpt)
+    finally:
+        await session.close()
+    return [f for f in found if f.category in categories]
+
+
+async def _address(host: str, resolver: Resolver) -> tuple[str, str]:
+    """The address to probe (the first of the host's), or why there is none."""
+    try:
+        return str(ipaddress.ip_address(host)), ""
+    except ValueError:
+        pass
+    try:
+        addresses = await resolver.addresses(host)
+    except DNSError as e:
+        return "", f"{host} does not resolve: {e}"
+    if not addresses:
+        return "", f"{host} has no A or AAAA record"
+    return addresses[0], ""
+
+
+async def _main_session(target: Target) -> tuple[Session, BaseException | None]:
+    """What a sender gets: encrypted when STARTTLS works; when its handshake fails, a
+    second, plaintext session (as an opportunistic sender falls back, RFC 7435 §3)."""
+    context = unverified_context()
+    session = await connect(target, context)
+    try:
+        await hello(session, target)
+        session.plain_extensions = dict(session.conn.extensions)
+        if target.implicit_tls or not session.conn.supports("STARTTLS"):
+            return session, None
+        session.starttls = await session.conn.starttls(context, target.expect_name)
+        if session.starttls.code == 220:
+            await hello(session, target)
+        return session, None
+    except (ssl.SSLError, ConnectionError, TimeoutError) as e:
+        if session.starttls is None or session.starttls.code != 220:
+            raise
+        handshake_error = e
+    except BaseException:
+        session.conn.close()
+        raise
+    session.conn.close()
+    plain = await connect(target, None)
+    await hello(plain, target)
+    plain.plain_extensions = dict(plain.conn.extensions)
+    return plain, handshake_error
+
+
+async def _probe(target: Target, session: Session, handshake_error: BaseException | None,
+                 resolver: Resolver, categories: frozenset[str], rcpt: str) -> list[Finding]:
+    found: list[Finding] = []
+    side: list = []             # probes with connections of their own, run together
+    if "smtp" in categories:
+        found += greeting.session_findings(target, session)
+        found += await greeting.name_findings(target, session, resolver)
+        found += extensions.extension_findings(target, session)
+        side += [_one(relay.relay_finding(target)), enumeration.enumeration_findings(target),
+                 _one(smuggling.smuggling_finding(target, rcpt))]
+    if "tls" in categories:
+        found += tls.encryption_findings(target, session, handshake_error)
+        if session.tls is not None:
+            der = session.tls.getpeercert(binary_form=True)
+            found += certificate.certificate_findings(target, der)
+            found.append(await tlsa.dane_finding(target, resolver, der))
+            side += [tls.version_findings(target), _one(certificate.chain_finding(target))]
+    if "auth" in categories:
+        found += auth.auth_findings(target, session)
+    for result in await asyncio.gather(*side):
+        found += result
+    return found
+
+
+async def _one(finding_coroutine) -> list[Finding]:
+    return [await finding_coroutine]
