@@ -89,7 +89,7 @@ JSON_SCHEMA = {
             "required": ["id", "category", "severity", "subject", "seen", "why", "fix"],
             "additionalProperties": False,
             "properties": {
-                "id": {"type": "string", "pattern": "^(dns|smtp|tls|auth)(\\.[a-z0-9-]+)+$",
+                "id": {"type": "string", "pattern": "^(dns|smtp|tls|auth)(\\.[a-z0-9_-]+)+$",
                        "description": "stable; docs/CHECK.md lists every one"},
                 "category": {"enum": list(CATEGORIES)},
                 "severity": {"enum": _SEVERITIES},

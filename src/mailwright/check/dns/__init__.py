@@ -58,7 +58,7 @@ async def check_domain(resolver: Resolver, domain: str, options: Options) -> Dom
         _guarded(domain, "DMARC", check_dmarc(resolver, domain)),
         _guarded(domain, "MTA-STS", check_mta_sts(resolver, domain, hosts, options)),
         _guarded(domain, "TLS-RPT", check_tls_rpt(resolver, domain)),
-        _guarded(domain, "DNSSEC", check_dnssec(resolver, domain, hosts)),
+        _guarded(domain, "DNSSEC", check_dnssec(resolver, domain)),
         _guarded(domain, "BIMI", check_bimi(resolver, domain)))
     for part in parts:
         findings += part

@@ -1,6 +1,6 @@
-"""DNSSEC status of the domain's MX answer (the resolver's AD bit, RFC 4035 §3.2.3),
-DANE TLSA records of its MX hosts (RFC 7672 §2.2), and BIMI presence: information,
-never a failure (most domains have neither)."""
+"""DNSSEC status of the domain's MX answer (the resolver's AD bit, RFC 4035 §3.2.3) and
+BIMI presence: information, never a failure (most domains have neither). TLSA records
+are the SMTP probes' (tls.dane), which compare them with the served certificate."""
 
 from __future__ import annotations
 
@@ -11,36 +11,23 @@ from .base import maker
 WHY = {
     "dns.dnssec.status": "RFC 4035 §3.2.3: the AD bit from a validating resolver says the "
                          "answers were signed and verified; DANE needs it",
-    "dns.dane.tlsa": "RFC 7672 §2.2: TLSA records at _25._tcp.<mx host>, DNSSEC-signed, pin "
-                     "the certificate senders must see",
     "dns.bimi.record": "BIMI (draft-brand-indicators-for-message-identification): a logo "
                        "shown by some mailbox providers for DMARC-enforced mail",
 }
 make = maker(WHY)
 
 
-async def check_dnssec(resolver: Resolver, domain: str, mx_hosts: list[str]) -> list[Finding]:
+async def check_dnssec(resolver: Resolver, domain: str) -> list[Finding]:
     try:
         answer = await resolver.query(domain, "MX")
     except NXDomain:
         return []
-    out = [make("dns.dnssec.status", Severity.INFO, domain,
-                "answers validated (AD bit set)" if answer.authenticated else
-                "answers not validated: the domain is unsigned or the resolver does not "
-                "validate",
-                "" if answer.authenticated else
-                "sign the zone (DNSSEC) and use a validating resolver to see it here")]
-    for host in mx_hosts:
-        name = f"_25._tcp.{host}"
-        try:
-            tlsa = await resolver.query(name, "TLSA")
-        except NXDomain:
-            continue
-        if tlsa.records:
-            state = "validated" if tlsa.authenticated else "NOT validated (ignored by senders)"
-            out.append(make("dns.dane.tlsa", Severity.INFO, name,
-                            f"{len(tlsa.records)} TLSA record(s), {state}"))
-    return out
+    return [make("dns.dnssec.status", Severity.INFO, domain,
+                 "answers validated (AD bit set)" if answer.authenticated else
+                 "answers not validated: the domain is unsigned or the resolver does not "
+                 "validate",
+                 "" if answer.authenticated else
+                 "sign the zone (DNSSEC) and use a validating resolver to see it here")]
 
 
 async def check_bimi(resolver: Resolver, domain: str) -> list[Finding]:
