@@ -128,3 +128,21 @@ def test_dmarc_reports_and_policy(world):
 def test_dkim_common_selectors(world):
     g = graded(run(check_dkim(_resolver(world), "bad.test")))
     assert g == {"dns.dkim.key": {"warn"}}                 # none of the common names
+
+
+def test_a_failing_lookup_is_undecided_not_a_verdict(world):
+    """SERVFAIL on one address's PTR: that check is a dns.lookup warning, the host's
+    other checks still run; SERVFAIL on the MX lookup leaves the rest of the domain
+    checked."""
+    world.dns.servfail.add("11.0.0.127.in-addr.arpa.")
+    world.dns.servfail.add("flaky.bad.test.")
+    try:
+        g = graded(run(check_server_host(_resolver(world), "mx.bad.test", _options(world))))
+        assert g == {"dns.host.address": {"pass"}, "dns.host.public": {"info"},
+                     "dns.lookup": {"warn"}}
+        result = run(check_domain(_resolver(world), "flaky.bad.test", _options(world)))
+        g = graded(result.findings)
+        assert g["dns.lookup"] == {"warn"} and "dns.spf.record" not in g
+        assert result.mx_hosts == []
+    finally:
+        world.dns.servfail.clear()

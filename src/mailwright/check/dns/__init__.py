@@ -9,8 +9,8 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from ...dns import Resolver, TempFailure
-from ..findings import Finding, Severity
-from .base import Options, maker
+from ..findings import Finding
+from .base import LOOKUP_WHY, Options, lookup_failed
 from .dkim import check_dkim
 from .dmarc import check_dmarc
 from .dnssec import check_bimi, check_dnssec
@@ -21,11 +21,7 @@ from .tlsrpt import check_tls_rpt
 
 __all__ = ["DomainDNS", "Options", "check_domain", "check_server_host"]
 
-WHY = {
-    "dns.lookup": "RFC 2308 §7: a lookup that times out or gets SERVFAIL leaves the check "
-                  "undecided; senders and receivers defer or give temperror",
-}
-make = maker(WHY)
+WHY = LOOKUP_WHY
 
 
 @dataclass(frozen=True)
@@ -34,16 +30,11 @@ class DomainDNS:
     mx_hosts: list[str]        # where the domain's mail goes (the SMTP probes' targets)
 
 
-def _lookup_failed(subject: str, what: str, error: TempFailure) -> Finding:
-    return make("dns.lookup", Severity.WARN, subject, f"{what}: {error}",
-                "check that the domain's name servers answer (dig +trace)")
-
-
 async def _guarded(subject: str, what: str, check: Awaitable[list[Finding]]) -> list[Finding]:
     try:
         return await check
     except TempFailure as e:
-        return [_lookup_failed(subject, what, e)]
+        return [lookup_failed(subject, what, e)]
 
 
 async def check_domain(resolver: Resolver, domain: str, options: Options) -> DomainDNS:
@@ -51,7 +42,7 @@ async def check_domain(resolver: Resolver, domain: str, options: Options) -> Dom
         mx = await check_mx(resolver, domain, options)
         findings, hosts = list(mx.findings), mx.hosts
     except TempFailure as e:
-        findings, hosts = [_lookup_failed(domain, "MX", e)], []
+        findings, hosts = [lookup_failed(domain, "MX", e)], []
     parts = await asyncio.gather(
         _guarded(domain, "SPF", check_spf(resolver, domain)),
         _guarded(domain, "DKIM", check_dkim(resolver, domain, options.selectors)),

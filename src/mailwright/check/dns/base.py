@@ -7,6 +7,7 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ...dns import TempFailure
 from ..findings import Finding, Severity
 
 
@@ -55,3 +56,16 @@ def tags(text: str) -> dict[str, str]:
         if sep:
             out.setdefault(key.strip().lower(), value.strip())
     return out
+
+
+LOOKUP_WHY = {
+    "dns.lookup": "RFC 2308 §7: a lookup that times out or gets SERVFAIL leaves the check "
+                  "undecided; senders and receivers defer or give temperror",
+}
+
+
+def lookup_failed(subject: str, what: str, error: TempFailure) -> Finding:
+    """A check that could not be decided: its lookup timed out or got SERVFAIL."""
+    return Finding("dns.lookup", Severity.WARN, subject, f"{what}: {error}",
+                   LOOKUP_WHY["dns.lookup"],
+                   "check that the name servers answer (dig +trace NAME)")

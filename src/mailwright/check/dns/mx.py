@@ -6,9 +6,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from ...dns import NXDomain, Resolver
+from ...dns import NXDomain, Resolver, TempFailure
 from ..findings import Finding, Severity
-from .base import Options, is_ip_literal, is_public, maker
+from .base import Options, is_ip_literal, is_public, lookup_failed, maker
 
 WHY = {
     "dns.mx.present": "RFC 5321 §5.1: senders look up MX records to find where a "
@@ -79,8 +79,11 @@ async def check_mx(resolver: Resolver, domain: str, options: Options) -> MXResul
         if m.host.lower() not in out.hosts:
             out.hosts.append(m.host.lower())
     for host in out.hosts:
-        out.findings += await check_mx_target(resolver, host)
-        out.findings += await check_host(resolver, host, options)
+        try:
+            out.findings += await check_mx_target(resolver, host)
+            out.findings += await check_host(resolver, host, options)
+        except TempFailure as e:         # one host's trouble leaves the others checked
+            out.findings.append(lookup_failed(host, "addresses", e))
     return out
 
 
@@ -141,6 +144,8 @@ async def check_ptr(resolver: Resolver, ip: str, host: str | None) -> list[Findi
         names = [n.lower() for n in await resolver.ptr(ip)]
     except NXDomain:
         names = []
+    except TempFailure as e:             # this address only: the others are still checked
+        return [lookup_failed(ip, "PTR", e)]
     if not names:
         return [make("dns.ptr.present", Severity.FAIL, ip, f"{ip} has no PTR record",
                      f"ask whoever owns {ip} (the hosting provider) for a PTR record "
