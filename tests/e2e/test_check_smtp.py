@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import shutil
+import ssl
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -170,6 +172,26 @@ def test_expired_self_signed_certificate_with_another_name(tmp_path, role, grade
     assert severity(found, "tls.version.tls1_0") is Severity.WARN
     assert severity(found, "tls.version.tls1_1") is Severity.WARN
     assert severity(found, "tls.version.tls1_2") is Severity.PASS
+
+
+def test_server_speaking_only_old_tls(tmp_path):
+    """Our default context (TLS 1.2 at least) cannot complete the handshake: STARTTLS
+    fails, and the version probes say why."""
+    ca, cert, key = ca_and_leaf(tmp_path, f"mx.{LOCAL_DOMAIN}")
+    context = server_context(cert, key, allow_tls1=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)        # on purpose
+        context.maximum_version = ssl.TLSVersion.TLSv1_1
+    with BrokenServer(tls_context=context) as srv:
+        found = probe("127.0.0.1", srv.port, expect_name=f"mx.{LOCAL_DOMAIN}", cafile=str(ca))
+    assert severity(found, "tls.starttls") is Severity.FAIL
+    assert "handshake failed" in found["tls.starttls"][0].seen
+    assert severity(found, "tls.version.tls1_0") is Severity.WARN
+    assert severity(found, "tls.version.tls1_2") is Severity.INFO
+    assert severity(found, "tls.version.modern") is Severity.FAIL
+    # The rest was probed over the plaintext session a sender would fall back to.
+    assert severity(found, "smtp.open-relay") is Severity.PASS
+    assert srv.handler.messages == []
 
 
 def test_auth_before_tls_and_on_the_mx_port(tmp_path):

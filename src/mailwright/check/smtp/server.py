@@ -8,6 +8,7 @@ handshake, relay, enumeration, smuggling) run concurrently beside it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import socket
 import ssl
@@ -91,14 +92,14 @@ async def _main_session(target: Target) -> tuple[Session, BaseException | None]:
         session.plain_extensions = dict(session.conn.extensions)
         if target.implicit_tls or not session.conn.supports("STARTTLS"):
             return session, None
-        session.starttls = await session.conn.starttls(context, target.expect_name)
-        if session.starttls.code == 220:
-            await hello(session, target)
-        return session, None
-    except (ssl.SSLError, ConnectionError, TimeoutError) as e:
-        if session.starttls is None or session.starttls.code != 220:
-            raise
-        handshake_error = e
+        try:
+            session.starttls = await session.conn.starttls(context, target.expect_name)
+        except LOST as e:          # the command's answer or the handshake failed
+            handshake_error = e
+        else:
+            if session.starttls.code == 220:
+                await hello(session, target)
+            return session, None
     except BaseException:
         session.conn.close()
         raise
@@ -113,6 +114,8 @@ async def _probe(target: Target, session: Session, handshake_error: BaseExceptio
                  resolver: Resolver, categories: frozenset[str], rcpt: str) -> list[Finding]:
     found: list[Finding] = []
     side: list = []             # probes with connections of their own, run together
+    if handshake_error is not None:
+        target = dataclasses.replace(target, starttls=False)
     if "smtp" in categories:
         found += greeting.session_findings(target, session)
         found += await greeting.name_findings(target, session, resolver)
@@ -125,7 +128,11 @@ async def _probe(target: Target, session: Session, handshake_error: BaseExceptio
             der = session.tls.getpeercert(binary_form=True)
             found += certificate.certificate_findings(target, der)
             found.append(await tlsa.dane_finding(target, resolver, der))
-            side += [tls.version_findings(target), _one(certificate.chain_finding(target))]
+            side.append(_one(certificate.chain_finding(target)))
+        if session.tls is not None or handshake_error is not None:
+            # Even when our default handshake failed: the server may speak only
+            # versions a default client refuses (TLS 1.0/1.1), which this names.
+            side.append(tls.version_findings(dataclasses.replace(target, starttls=True)))
     if "auth" in categories:
         found += auth.auth_findings(target, session)
     for result in await asyncio.gather(*side):
