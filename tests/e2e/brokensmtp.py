@@ -163,14 +163,20 @@ class GreetingServer:
     refusal); then a minimal SMTP: EHLO 250, QUIT 221, anything else 502. A 4xx/5xx
     greeting ends the connection (RFC 5321 §3.1)."""
 
-    def __init__(self, greeting: str = "220 mx.broken.test ESMTP", delay: float = 0.0):
-        self.greeting, self.delay = greeting, delay
+    def __init__(self, greeting: str = "220 mx.broken.test ESMTP", delay: float = 0.0,
+                 first_only: bool = False):
+        """`first_only`: only the first connection waits, as behind Postfix's
+        postscreen, which lets a client that waited once straight in afterwards."""
+        self.greeting, self.delay, self.first_only = greeting, delay, first_only
         self.port = free_port()
+        self.connections = 0
         outer = self
 
         class Session(socketserver.StreamRequestHandler):
             def handle(self):
-                if outer.stopping.wait(outer.delay):
+                outer.connections += 1
+                delay = outer.delay if outer.connections == 1 or not outer.first_only else 0
+                if outer.stopping.wait(delay):
                     return
                 self.wfile.write(outer.greeting.encode() + b"\r\n")
                 if not outer.greeting.startswith("220"):
