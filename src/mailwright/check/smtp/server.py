@@ -12,6 +12,7 @@ import dataclasses
 import ipaddress
 import socket
 import ssl
+from collections.abc import Awaitable
 
 from ...dns import DNSError, Resolver
 from ..findings import Finding, Severity
@@ -112,33 +113,33 @@ async def _main_session(target: Target) -> tuple[Session, BaseException | None]:
 
 async def _probe(target: Target, session: Session, handshake_error: BaseException | None,
                  resolver: Resolver, categories: frozenset[str], rcpt: str) -> list[Finding]:
-    found: list[Finding] = []
-    side: list = []             # probes with connections of their own, run together
+    """The findings in report order; the probes with connections of their own (all but
+    the main session's) run together."""
+    parts: list[list[Finding] | Awaitable[list[Finding]]] = []
     if handshake_error is not None:
         target = dataclasses.replace(target, starttls=False)
     if "smtp" in categories:
-        found += greeting.session_findings(target, session)
-        found += await greeting.name_findings(target, session, resolver)
-        found += extensions.extension_findings(target, session)
-        side += [_one(relay.relay_finding(target)), enumeration.enumeration_findings(target),
-                 _one(smuggling.smuggling_finding(target, rcpt))]
+        parts += [greeting.session_findings(target, session),
+                  await greeting.name_findings(target, session, resolver),
+                  extensions.extension_findings(target, session),
+                  _one(relay.relay_finding(target)), enumeration.enumeration_findings(target),
+                  _one(smuggling.smuggling_finding(target, rcpt))]
     if "tls" in categories:
-        found += tls.encryption_findings(target, session, handshake_error)
-        if session.tls is not None:
-            der = session.tls.getpeercert(binary_form=True)
-            found += certificate.certificate_findings(target, der)
-            found.append(await tlsa.dane_finding(target, resolver, der))
-            side.append(_one(certificate.chain_finding(target)))
+        parts.append(tls.encryption_findings(target, session, handshake_error))
         if session.tls is not None or handshake_error is not None:
             # Even when our default handshake failed: the server may speak only
             # versions a default client refuses (TLS 1.0/1.1), which this names.
-            side.append(tls.version_findings(dataclasses.replace(target, starttls=True)))
+            parts.append(tls.version_findings(dataclasses.replace(target, starttls=True)))
+        if session.tls is not None:
+            der = session.tls.getpeercert(binary_form=True)
+            parts += [_one(certificate.chain_finding(target)),
+                      certificate.certificate_findings(target, der),
+                      [await tlsa.dane_finding(target, resolver, der)]]
     if "auth" in categories:
-        found += auth.auth_findings(target, session)
-    for result in await asyncio.gather(*side):
-        found += result
-    return found
+        parts.append(auth.auth_findings(target, session))
+    done = iter(await asyncio.gather(*(part for part in parts if not isinstance(part, list))))
+    return [f for part in parts for f in (part if isinstance(part, list) else next(done))]
 
 
-async def _one(finding_coroutine) -> list[Finding]:
-    return [await finding_coroutine]
+async def _one(finding: Awaitable[Finding]) -> list[Finding]:
+    return [await finding]
