@@ -102,7 +102,12 @@ def test_our_server_reports_no_failure(dev_server, role):
         assert severity(found, "auth.on-mx") is Severity.PASS
     else:
         assert severity(found, "auth.submission") is Severity.PASS
-    assert dev_server.inbox("alice@checksmtp.test") == []
+    assert_nothing_delivered(dev_server)
+
+
+def assert_nothing_delivered(srv: MailServer) -> None:
+    assert srv.inbox("alice@checksmtp.test") == []
+    assert "0 queued message(s)" in srv.cli("queue", "list").stdout
 
 
 def test_dane_records_are_matched_against_the_certificate(dev_server):
@@ -242,6 +247,20 @@ def test_slow_greeting_is_noticed_as_information():
     assert failures(found) == []
 
 
+def test_an_unreachable_address_is_skipped_for_the_next():
+    dns = loopback_dns()
+    with GreetingServer(host="::1") as srv:
+        # 127.0.0.78 listens on nothing: connection refused, as for a dead address.
+        # A records are tried before AAAA, so it comes first.
+        dns.add_zone("dual.test", "$TTL 60\n@ IN SOA ns h 1 3600 600 86400 60\n"
+                                  "mx IN A 127.0.0.78\nmx IN AAAA ::1\n")
+        found = probe("mx.dual.test", srv.port, categories=frozenset({"auth"}))
+    connects = found["smtp.connect"]
+    assert [f.severity for f in connects] == [Severity.WARN]
+    assert "127.0.0.78" in connects[0].subject and "next address" in connects[0].seen
+    assert [f.subject for f in found["auth.before-tls"]] == [f"mx.dual.test [::1]:{srv.port}"]
+
+
 def test_smuggling_probe_needs_a_recipient(dev_server):
     found = probe(HOSTNAME, dev_server.ports["mx"], categories=frozenset({"smtp"}))
     assert severity(found, "smtp.smuggling") is Severity.INFO
@@ -282,4 +301,4 @@ def test_our_server_ends_data_only_at_crlf_dot_crlf(dev_server):
                   rcpt="alice@checksmtp.test")
     smuggling = found["smtp.smuggling"][0]
     assert smuggling.severity is Severity.PASS, smuggling
-    assert dev_server.inbox("alice@checksmtp.test") == []
+    assert_nothing_delivered(dev_server)

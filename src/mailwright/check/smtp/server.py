@@ -46,41 +46,58 @@ async def server_findings(host: str, port: int, *, resolver: Resolver,
     role = role or PORT_ROLES.get(port, "mx")
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-    ip, problem = await _address(host, resolver)
-    subject = f"{host}:{port}"
+    addresses, problem = await _addresses(host, resolver)
     if problem:
-        return [Finding("smtp.connect", Severity.FAIL, subject, problem,
+        return [Finding("smtp.connect", Severity.FAIL, f"{host}:{port}", problem,
                         "RFC 5321 §5.1: senders need an address for the host",
                         "publish an A or AAAA record for the host")]
-    target = Target(host=host, ip=ip, port=port, role=role,
-                    expect_name=(expect_name or host).rstrip("."),
-                    helo=helo or socket.gethostname(), timeout=timeout, cafile=cafile)
-    try:
-        session, handshake_error = await _main_session(target)
-    except (*LOST, NoGreeting, Refused) as e:
-        if target.implicit_tls and isinstance(e, ssl.SSLError):
-            return [tls.implicit_failed(target, e)]
-        return greeting.connect_failed(target, e)
+    unreachable: list[Finding] = []
+    for ip in addresses:
+        target = Target(host=host, ip=ip, port=port, role=role,
+                        expect_name=(expect_name or host).rstrip("."),
+                        helo=helo or socket.gethostname(), timeout=timeout, cafile=cafile)
+        try:
+            session, handshake_error = await _main_session(target)
+            break
+        except (*LOST, NoGreeting, Refused) as e:
+            if _unreachable(e) and ip != addresses[-1]:
+                # RFC 5321 §5.1: senders try the host's next address; so do we.
+                unreachable.append(_degrade(greeting.connect_failed(target, e)[0]))
+                continue
+            if target.implicit_tls and isinstance(e, ssl.SSLError):
+                return [*unreachable, tls.implicit_failed(target, e)]
+            return [*unreachable, *greeting.connect_failed(target, e)]
     try:
         found = await _probe(target, session, handshake_error, resolver, categories, rcpt)
     finally:
         await session.close()
-    return [f for f in found if f.category in categories]
+    return unreachable + [f for f in found if f.category in categories]
 
 
-async def _address(host: str, resolver: Resolver) -> tuple[str, str]:
-    """The address to probe (the first of the host's), or why there is none."""
+def _unreachable(error: BaseException) -> bool:
+    """No TCP connection at all (refused, unreachable, timed out): not an answer."""
+    return isinstance(error, TimeoutError | OSError) and not isinstance(error, ssl.SSLError)
+
+
+def _degrade(finding: Finding) -> Finding:
+    """One address of several unreachable: mail is delayed, not lost."""
+    return dataclasses.replace(finding, severity=Severity.WARN,
+                               seen=finding.seen + "; the next address was probed")
+
+
+async def _addresses(host: str, resolver: Resolver) -> tuple[list[str], str]:
+    """The addresses to try, in order (A before AAAA), or why there are none."""
     try:
-        return str(ipaddress.ip_address(host)), ""
+        return [str(ipaddress.ip_address(host))], ""
     except ValueError:
         pass
     try:
         addresses = await resolver.addresses(host)
     except DNSError as e:
-        return "", f"{host} does not resolve: {e}"
+        return [], f"{host} does not resolve: {e}"
     if not addresses:
-        return "", f"{host} has no A or AAAA record"
-    return addresses[0], ""
+        return [], f"{host} has no A or AAAA record"
+    return addresses, ""
 
 
 async def _main_session(target: Target) -> tuple[Session, BaseException | None]:

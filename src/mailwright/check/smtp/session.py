@@ -42,8 +42,9 @@ class Target:
 
     @property
     def subject(self) -> str:
-        shown = self.host if self.host == self.ip else f"{self.host} [{self.ip}]"
-        return f"{shown}:{self.port}"
+        if self.host != self.ip:
+            return f"{self.host} [{self.ip}]:{self.port}"
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
 
     @property
     def implicit_tls(self) -> bool:
