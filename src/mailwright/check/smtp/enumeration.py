@@ -35,7 +35,7 @@ async def enumeration_findings(target: Target) -> list[Finding]:
     except LOST as e:
         out.append(target.finding("smtp.expn" if out else "smtp.vrfy", S.INFO,
                                   f"could not be tested: {describe_error(e)}"))
-        session.conn.close()
+        session.abort()
         return out
     await session.close()
     return out

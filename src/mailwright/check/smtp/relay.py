@@ -70,7 +70,7 @@ async def relay_finding(target: Target) -> Finding:
                     outcome = await _try(session, path)
                     break
                 except LOST:
-                    session.conn.close()
+                    session.abort()
                     session = None
             if outcome is None:
                 return target.finding("smtp.open-relay", Severity.INFO,

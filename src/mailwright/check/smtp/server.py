@@ -119,9 +119,9 @@ async def _main_session(target: Target) -> tuple[Session, BaseException | None]:
                 await hello(session, target)
             return session, None
     except BaseException:
-        session.conn.close()
+        session.abort()
         raise
-    session.conn.close()
+    session.abort()
     plain = await connect(target, None)
     await hello(plain, target)
     plain.plain_extensions = dict(plain.conn.extensions)

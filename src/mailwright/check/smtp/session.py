@@ -23,6 +23,10 @@ from ..findings import Finding, Severity
 # greets later than this is pausing on purpose (a tarpit, Postfix's postscreen greet
 # pause) or overloaded.
 SLOW_GREETING = 5.0
+# Connections open to the server at once: the probes are many (about ten), and servers
+# limit or even ban clients that open many at once (Exim smtp_accept_max_per_host,
+# fail2ban); their findings would then describe our probing, not the server.
+MAX_CONNECTIONS = 6
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class Target:
     helo: str               # the name we greet with
     timeout: float
     cafile: str = ""
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(
+        MAX_CONNECTIONS), compare=False, repr=False)   # shared by dataclasses.replace
     # Sessions use STARTTLS when offered; False once it is known to fail, so that the
     # probes that do not test TLS go on in plaintext, as a sender would (RFC 7435 §3).
     starttls: bool = True
@@ -76,24 +82,49 @@ class Session:
     ehlo: Reply | None = None
     plain_extensions: dict[str, str] = field(default_factory=dict)   # before STARTTLS
     starttls: Reply | None = None       # the reply to STARTTLS, when it was sent
+    slots: asyncio.Semaphore | None = None    # released when the connection ends
 
     @property
     def tls(self) -> ssl.SSLObject | None:
         return self.conn.ssl_object
 
-    async def drop(self) -> None:
-        """End without QUIT: a probe that leaves a transaction open (the smuggling
-        probe mid-DATA) must not let anything be read as its end (RFC 5321 §4.1.1.4:
-        data ends only at CRLF.CRLF; a lost connection aborts the transaction)."""
+    def abort(self) -> None:
+        """End without QUIT: a connection that broke, or a probe that leaves a
+        transaction open (the smuggling probe mid-DATA), which must not let anything
+        be read as its end (RFC 5321 §4.1.1.4: data ends only at CRLF.CRLF; a lost
+        connection aborts the transaction)."""
         self.conn.close()
+        self._release()
+
+    async def drop(self) -> None:
+        self.abort()
 
     async def close(self) -> None:
-        await self.conn.quit()
+        try:
+            await self.conn.quit()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        slots, self.slots = self.slots, None
+        if slots is not None:
+            slots.release()
 
 
 async def connect(target: Target, tls_context: ssl.SSLContext | None = None) -> Session:
     """TCP (TLS from the first byte for port 465, with `tls_context`) and the greeting.
     Raises LOST errors and Refused for a greeting other than 220."""
+    await target.slots.acquire()
+    try:
+        session = await _connect(target, tls_context)
+    except BaseException:
+        target.slots.release()
+        raise
+    session.slots = target.slots
+    return session
+
+
+async def _connect(target: Target, tls_context: ssl.SSLContext | None) -> Session:
     started = time.monotonic()
     sock = await open_socket(target.ip, target.port, "", target.timeout)
     implicit = tls_context if target.implicit_tls else None
@@ -112,11 +143,10 @@ async def connect(target: Target, tls_context: ssl.SSLContext | None = None) -> 
     except BaseException:
         conn.close()
         raise
-    session = Session(conn, greeting, connected - started, time.monotonic() - connected)
     if greeting.code != 220:
         conn.close()
         raise Refused("greeting", greeting)
-    return session
+    return Session(conn, greeting, connected - started, time.monotonic() - connected)
 
 
 async def hello(session: Session, target: Target) -> Reply:
@@ -142,7 +172,7 @@ async def open_session(target: Target, *, tls_context: ssl.SSLContext | None = N
             if session.starttls.code == 220:
                 await hello(session, target)
     except BaseException:
-        session.conn.close()
+        session.abort()
         raise
     return session
 
