@@ -3,9 +3,11 @@ grading, the relay address forms, the TLS version contexts."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ssl
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -13,8 +15,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from mailwright.check.findings import Severity
-from mailwright.check.smtp import certificate, relay, tls
+from mailwright.check.smtp import certificate, relay, server_findings, tls
 from mailwright.check.smtp.session import Target
+from mailwright.dns import Resolver
 
 NOW = datetime.datetime(2026, 6, 1, tzinfo=datetime.UTC)
 
@@ -101,3 +104,14 @@ def test_pinned_contexts_speak_one_version_each():
             continue
         assert ctx.minimum_version == ctx.maximum_version == version
         assert ctx.verify_mode == ssl.CERT_NONE
+
+
+def test_a_bad_rcpt_or_role_is_refused_with_a_reason():
+    # Refused before anything is resolved or connected to (192.0.2.0/24: TEST-NET-1).
+    def call(**kw):
+        return asyncio.run(server_findings("192.0.2.1", 25, resolver=Resolver(["192.0.2.53"]),
+                                           categories=frozenset({"smtp"}), timeout=1.0, **kw))
+    with pytest.raises(ValueError, match="not a mail address"):
+        call(rcpt="a@b.example>\r\nDATA")
+    with pytest.raises(ValueError, match="role must be one of"):
+        call(role="relay")

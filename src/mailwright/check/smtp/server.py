@@ -14,6 +14,7 @@ import socket
 import ssl
 from collections.abc import Awaitable
 
+from ...address import AddressError, parse_mailbox
 from ...dns import DNSError, Resolver
 from ..findings import Finding, Severity
 from . import auth, certificate, enumeration, extensions, greeting, relay, smuggling, tls, tlsa
@@ -46,6 +47,11 @@ async def server_findings(host: str, port: int, *, resolver: Resolver,
     role = role or PORT_ROLES.get(port, "mx")
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if rcpt:
+        try:        # it goes into RCPT TO: a mailbox, nothing that could end the line
+            rcpt = str(parse_mailbox(rcpt))
+        except AddressError as e:
+            raise ValueError(f"rcpt {rcpt!r} is not a mail address: {e}") from None
     addresses, problem = await _addresses(host, resolver)
     if problem:
         return [Finding("smtp.connect", Severity.FAIL, f"{host}:{port}", problem,
