@@ -35,8 +35,9 @@ def connect_failed(target: Target, error: BaseException) -> list[Finding]:
 
 def _refused_greeting(target: Target, error: Refused) -> Finding:
     reply = error.reply
-    if "greeting" not in str(error):
-        return target.finding("smtp.ehlo", Severity.FAIL, f"EHLO and HELO refused: {reply}",
+    if error.what != "greeting":
+        return target.finding("smtp.ehlo", Severity.WARN if reply.code < 500 else Severity.FAIL,
+                              f"EHLO and HELO refused: {reply}",
                               "RFC 5321 §4.1.1.1: a client must be able to greet the server",
                               "accept EHLO from any client")
     if 400 <= reply.code < 500:
@@ -45,7 +46,9 @@ def _refused_greeting(target: Target, error: Refused) -> Finding:
                               f"temporary refusal as greeting: {reply}", WHY_GREETING,
                               "if this is not deliberate (rate limit, maintenance), find why "
                               "the server refuses sessions")
-    return target.finding("smtp.greeting", Severity.FAIL, f"refusal as greeting: {reply}",
+    return target.finding("smtp.greeting", Severity.FAIL,
+                          f"refusal as greeting (perhaps of this client's address only): "
+                          f"{reply}",
                           WHY_GREETING + "; 554 refuses all mail from this client",
                           "greet with 220; refuse individual transactions instead")
 

@@ -70,6 +70,7 @@ class Refused(Exception):
 
     def __init__(self, what: str, reply: Reply):
         super().__init__(f"{what}: {reply}")
+        self.what = what               # "greeting" | "EHLO/HELO"
         self.reply = reply
 
 
