@@ -224,12 +224,16 @@ def test_vrfy_and_expn_answered(tmp_path):
     assert srv.handler.messages == []
 
 
-def test_temporary_refusal_as_greeting_is_a_warning_not_a_failure():
-    with GreetingServer("421 4.7.0 mx.broken.test busy, try later") as srv:
+@pytest.mark.parametrize("greeting, graded", [
+    ("421 4.7.0 mx.broken.test busy, try later", Severity.WARN),   # mail waits, not lost
+    ("554 5.7.1 no SMTP service here", Severity.FAIL),
+])
+def test_refusal_as_greeting(greeting, graded):
+    with GreetingServer(greeting) as srv:
         found = probe("127.0.0.1", srv.port)
     assert list(found) == ["smtp.greeting"]
-    assert severity(found, "smtp.greeting") is Severity.WARN
-    assert "421" in found["smtp.greeting"][0].seen
+    assert severity(found, "smtp.greeting") is graded
+    assert greeting in found["smtp.greeting"][0].seen
 
 
 def test_tarpit_longer_than_our_patience_is_a_warning():
