@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import socket
 import statistics
 import subprocess
@@ -15,9 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 PASSWORD = "bench-password-1"
-POSTFIX = "/usr/sbin/postfix"
 ROOT = Path(__file__).resolve().parent.parent
 SMTP_SOURCE = "/usr/sbin/smtp-source"
+
+sys.path.insert(0, str(ROOT))       # tests/: the loopback DNS server, the private Postfix
+from tests.postfix import POSTFIX  # noqa: E402, F401 (re-exported to the benchmarks)
+from tests.postfix import Postfix as PostfixInstance  # noqa: E402
 
 _dns = None
 
@@ -28,7 +30,6 @@ def loopback_dns():
     PTR — so the authentication checks run as for real mail, never the system resolver."""
     global _dns
     if _dns is None:
-        sys.path.insert(0, str(ROOT))
         from tests.dnsserver import DNSServer
         _dns = DNSServer()
         _dns.add_records({
@@ -173,85 +174,28 @@ port = {loopback_dns().port}
             return c.execute("SELECT count(*) FROM messages").fetchone()[0]
 
 
-def _quiet(cmd: list[str]) -> None:
-    # Postfix prints its errors only to a terminal (else to syslog): give it one.
-    res = subprocess.run(["script", "-qc", " ".join(cmd), "/dev/null"],
-                         capture_output=True, text=True, timeout=60)
-    if "fatal" in res.stdout:
-        sys.exit(f"{' '.join(cmd)}: {res.stdout.strip()}")
-
-
-class Postfix:
-    """A throwaway private Postfix instance (Debian's binaries, its own config, spool
-    and port) that takes mail from loopback clients into its queue (fsynced before
-    250, as Postfix always does) and then relays it to `relay_to`, or, with None,
-    discards it (the discard(8) transport): the accept path alone."""
-    name = "postfix"
+class Postfix(PostfixInstance):
+    """The throwaway private Postfix of the tests (tests/postfix.py), taking mail from
+    loopback clients into its queue (fsynced before 250, as Postfix always does) and
+    then relaying it to `relay_to`, or, with None, discarding it (the discard(8)
+    transport): the accept path alone."""
 
     def __init__(self, work: Path, relay_to: int | None = None):
-        self.dir = work / "postfix"
-        for sub in ("etc", "spool", "data"):
-            (self.dir / sub).mkdir(parents=True)
-        for parent in (self.dir, *self.dir.parents):       # the postfix user walks in
-            if parent == Path("/"):
-                break
-            parent.chmod(parent.stat().st_mode | 0o011)
-        shutil.chown(self.dir / "data", "postfix")
-        self.port = free_port()
-        etc = self.dir / "etc"
-        (etc / "main.cf").write_text(f"""compatibility_level = 3.6
-queue_directory = {self.dir / 'spool'}
-data_directory = {self.dir / 'data'}
-command_directory = /usr/sbin
-daemon_directory = /usr/lib/postfix/sbin
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = bench.example.test
-mydestination =
+        onward = f"relayhost = [127.0.0.1]:{relay_to}" if relay_to else \
+            "default_transport = discard"
+        super().__init__(work, free_port(), f"""mydestination =
 mynetworks = 127.0.0.0/8
-{f"relayhost = [127.0.0.1]:{relay_to}" if relay_to else "default_transport = discard"}
+{onward}
 smtpd_relay_restrictions = permit_mynetworks, reject
-maillog_file = {self.dir / 'maillog'}
-maillog_file_prefixes = {self.dir}
 smtp_tls_security_level = none
-alias_maps =
-alias_database =
 default_destination_concurrency_limit = 20
-""")
-        master = Path("/etc/postfix/master.cf").read_text()
-        lines = []
-        for line in master.splitlines():
-            parts = line.split()
-            if line and not line[0].isspace() and not line.startswith("#") and len(parts) >= 8:
-                if parts[0] == "smtp" and parts[1] == "inet":
-                    parts[0] = f"127.0.0.1:{self.port}"
-                parts[4] = "n"                               # no chroot
-                line = " ".join(parts)
-            lines.append(line)
-        if not any(line.startswith("postlog") for line in lines):
-            lines.append("postlog unix-dgram n - n - 1 postlogd")
-        (etc / "master.cf").write_text("\n".join(lines) + "\n")
-        _quiet([POSTFIX, "-c", str(etc), "set-permissions"])
-        _quiet([POSTFIX, "-c", str(etc), "start"])
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+""", hostname="bench.example.test")
         self.recipient = "rcpt@sink.test"
 
     @property
     def pid(self) -> int:
         """The master process (postfix start daemonizes it: it is not our child)."""
         return int((self.dir / "spool" / "pid" / "master.pid").read_text().split()[0])
-
-    def stop(self) -> None:
-        _quiet([POSTFIX, "-c", str(self.dir / "etc"), "stop"])
-
 
 
 DOVECOT = "/usr/sbin/dovecot"

@@ -21,6 +21,11 @@ import time
 from . import config as config_mod
 from .admin import Admin, AdminError, config_check, validate
 
+# `mailwright check` exits 0/1/2 for its verdict, so its own errors take sysexits.h
+# codes that cannot be mistaken for one: EX_USAGE (bad target, bad option), EX_CONFIG.
+USAGE_ERROR = 64
+CONFIG_ERROR = 78
+
 
 class CliError(Exception):
     """A problem with the command line itself (arguments, terminal)."""
@@ -247,6 +252,39 @@ def _print_records(r) -> None:
         print(f";   {line}")
     print(f"; Reverse DNS: ask whoever owns this server's IP addresses for a PTR record "
           f"naming {host} (and an A/AAAA record for {host} back to them).")
+
+
+def cmd_check(args) -> int:
+    """Diagnostics of any domain or server: needs no mail store, and no config file (the
+    system's resolver then); with one, its [dns] resolver and [queue] CA bundle."""
+    from rich.console import Console
+
+    from .admin import Invalid
+    from .admin import check as checks
+    from .check.report import render, to_json
+    from .dns import Resolver
+    try:
+        cfg = _load(args) if getattr(args, "config", None) or \
+            os.environ.get(config_mod.ENV_VAR) else None
+    except config_mod.ConfigError as e:
+        print(f"mailwright: config error: {e}", file=sys.stderr)
+        return CONFIG_ERROR
+    dns_settings = cfg.dns if cfg else config_mod.DNSSettings()
+    queue = cfg.queue if cfg else config_mod.QueueSettings()
+    try:
+        report = asyncio.run(checks.run(
+            Resolver.from_settings(dns_settings), args.target, only=args.only or (),
+            selectors=args.selector or (), port=args.port, timeout=args.timeout,
+            allow_private=args.allow_private, cafile=queue.ca_bundle,
+            https_port=queue.mta_sts_port))
+    except Invalid as e:
+        print(f"mailwright: error: {e}", file=sys.stderr)
+        return USAGE_ERROR
+    if args.json:
+        print(to_json(report))
+    else:
+        render(report, Console(highlight=False, soft_wrap=True))
+    return report.exit_status
 
 
 def _expire_days(text: str) -> int | None:
@@ -561,6 +599,26 @@ def build_parser() -> argparse.ArgumentParser:
     nsub.add_parser("check", parents=[common],
                     help="resolve each record: found / missing / wrong").add_argument("domain")
     n.set_defaults(fn=_admin_command(cmd_dns))
+
+    c = sub.add_parser("check", parents=[common],
+                       help="diagnose any mail domain or server: DNS, SMTP, TLS, AUTH "
+                            "(exit 0 pass, 1 warnings, 2 failures)")
+    c.add_argument("target", help="a domain (its MX hosts are probed too), or one server "
+                                  "as HOST[:PORT] ([IPv6]:PORT)")
+    c.add_argument("--json", action="store_true", help="the report as JSON (docs/CHECK.md)")
+    c.add_argument("--only", action="append", choices=["dns", "smtp", "tls", "auth"],
+                   help="run only these checks (repeatable)")
+    c.add_argument("--selector", action="append", metavar="S",
+                   help="DKIM selector to check (repeatable; default: common ones)")
+    c.add_argument("--port", type=int, metavar="N",
+                   help="SMTP port of the server or of the domain's MX hosts (default 25)")
+    c.add_argument("--timeout", type=float, metavar="S",
+                   help="seconds per network step of a probe (default 30)")
+    c.add_argument("--allow-private", action="store_true",
+                   help="private and loopback addresses are not failures (labs, tests)")
+    c.set_defaults(fn=cmd_check)
+    # argparse exits 2 on a bad option, which would read as "failures found".
+    c.error = lambda message: c.exit(USAGE_ERROR, f"{c.prog}: error: {message}\n")
 
     ak = sub.add_parser("apikey", parents=[common], help="keys for the HTTP API")
     aksub = ak.add_subparsers(dest="action", required=True)

@@ -137,6 +137,24 @@ def test_dns_records_and_live_check(api, admin):
     error_of(admin.get("/domains/nowhere.test/dns/check"), 404)
 
 
+def test_domain_check_is_the_cli_report(api, admin):
+    import jsonschema
+
+    from mailwright.check.report import JSON_SCHEMA
+    report = ok(admin.get(f"/domains/{A}/check", params={"only": "dns",
+                                                         "allow_private": "true"}))
+    jsonschema.validate(report, JSON_SCHEMA)
+    graded = {}
+    for f in report["findings"]:
+        graded.setdefault(f["id"], set()).add(f["severity"])
+    assert report["target"] == A and {f["category"] for f in report["findings"]} == {"dns"}
+    assert graded["dns.mx.present"] == {"pass"} and graded["dns.dmarc.record"] == {"fail"}
+    assert "pass" in graded["dns.ptr.fcrdns"]            # 127.0.0.2 <-> mx1.example.test
+    assert report["exit_status"] == 2 and report["worst"] == "fail"
+    error_of(admin.get(f"/domains/{A}/check", params={"only": "ftp"}), 422)
+    error_of(admin.get("/domains/nowhere.test/check"), 404)
+
+
 # --- accounts, aliases, DKIM -----------------------------------------------------
 
 def test_accounts_round_trip_and_imap_login(api, admin):
@@ -421,6 +439,7 @@ def test_domain_admin_manages_its_domain_only(api, admin):
             mine.get(f"/domains/{B}/aliases"),
             mine.post(f"/domains/{B}/dkim", json={"name": "evil"}),
             mine.get(f"/domains/{B}/dns"),
+            mine.get(f"/domains/{B}/check", params={"only": "dns"}),
             # Admin-only, even for its own domain.
             mine.post("/domains", json={"name": "mine.test"}),
             mine.delete(f"/domains/{A}", params={"force": "true"}),
@@ -445,6 +464,7 @@ ADMIN_OPERATIONS = [
     ("DELETE", "/domains/{domain}", None),
     ("GET", "/domains/{domain}/dns", None),
     ("GET", "/domains/{domain}/dns/check", None),
+    ("GET", "/domains/{domain}/check", None),
     ("GET", "/domains/{domain}/accounts", None),
     ("POST", "/accounts", {"address": "sent@{domain}", "password": PASSWORD}),
     ("PUT", "/accounts/{address}/password", {"password": "taken over"}),

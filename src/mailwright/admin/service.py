@@ -26,6 +26,7 @@ from ..store.base import MailStore
 from .accounts import Accounts
 from .aliases import Aliases
 from .apikeys import ApiKeys
+from .check import Checks
 from .context import Context
 from .demo import DemoAccount, ensure_demo
 from .dkim import DkimKeys
@@ -51,6 +52,7 @@ class Admin:
         self.dkim = DkimKeys(self.ctx)
         self.queue = Queue(self.ctx)
         self.dns = Dns(self.ctx)
+        self.check = Checks(self.ctx)
         self.api_keys = ApiKeys(self.ctx)
         self.events = Events(self.ctx)
         self.webhooks = Webhooks(self.ctx)

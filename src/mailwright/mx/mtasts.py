@@ -115,7 +115,7 @@ class MTASTS:
         if policy_id is None:
             return cached[0] if cached and cached[1] > now else None
         try:
-            text = await self._fetch(domain)
+            text = await self.fetch(domain)
             fetched = parse_policy(text)
         except (OSError, ssl.SSLError, TimeoutError, PolicyError, DNSError, ValueError) as e:
             log.warning("MTA-STS policy for %s not fetched: %s", domain, e)
@@ -124,7 +124,9 @@ class MTASTS:
         self._cache[domain] = (policy, now + policy.max_age)
         return policy
 
-    async def _fetch(self, domain: str) -> str:
+    async def fetch(self, domain: str) -> str:
+        """The policy file's text, uncached (`mailwright check` shows why a fetch
+        failed: OSError, ssl.SSLError, TimeoutError, PolicyError, DNSError)."""
         host = f"mta-sts.{domain}"
         addresses = await self.resolver.addresses(host)
         if not addresses:

@@ -31,6 +31,7 @@ class Record:
     testing: bool = False          # DMARCbis t=y
     psd: str = "u"                 # y | n | u (DMARCbis §4.7)
     rua: tuple[str, ...] = ()
+    ruf: tuple[str, ...] = ()      # failure reports (RFC 7489 §7.3)
 
 
 class RecordError(ValueError):
@@ -49,7 +50,8 @@ def parse_record(text: str) -> Record:
         tags.setdefault(key.strip().lower(), value.strip())
     if next(iter(tags), None) != "v" or tags["v"] != "DMARC1":
         raise RecordError("v=DMARC1 must come first")
-    rua = tuple(u.strip() for u in tags.get("rua", "").split(",") if u.strip())
+    rua, ruf = (tuple(u.strip() for u in tags.get(name, "").split(",") if u.strip())
+                for name in ("rua", "ruf"))
 
     def policy(name: str, default: str | None) -> str | None:
         value = tags.get(name)
@@ -78,7 +80,7 @@ def parse_record(text: str) -> Record:
         aspf="s" if tags.get("aspf", "r").lower() == "s" else "r",
         pct=min(max(pct, 0), 100), testing=tags.get("t", "n").lower() == "y",
         psd=tags.get("psd", "u").lower() if tags.get("psd", "u").lower() in "ynu" else "u",
-        rua=rua)
+        rua=rua, ruf=ruf)
 
 
 @dataclass(frozen=True)

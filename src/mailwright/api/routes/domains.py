@@ -1,14 +1,16 @@
 """/api/v1/domains: local domains and the DNS records each should publish, with a live
-check of what it does publish (through the configured resolver)."""
+check of what it does publish (through the configured resolver), and the full
+diagnostics of `mailwright check` (check/)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from ...admin.domains import Domain
+from ...check.report import document
 from ..auth import Manager, admin_key, admin_of, managed_domain
 from ..jsonbody import JsonRoute
 
@@ -55,6 +57,28 @@ class DnsCheckOut(BaseModel):
     findings: list[FindingOut]
 
 
+class CheckFindingOut(BaseModel):
+    id: str = Field(description="stable, dotted, category first (docs/CHECK.md lists them)")
+    category: Literal["dns", "smtp", "tls", "auth"]
+    severity: Literal["pass", "info", "warn", "fail"]
+    subject: str = Field(description="what was probed: a domain, DNS name, host or IP")
+    seen: str = Field(description="what was observed")
+    why: str = Field(description="why it matters, with the RFC")
+    fix: str = Field(description="how to fix it ('' for a pass)")
+
+
+class CheckReportOut(BaseModel):
+    target: str
+    started: float = Field(description="unix time")
+    elapsed: float = Field(description="seconds")
+    worst: Literal["pass", "info", "warn", "fail"]
+    exit_status: int = Field(description="as `mailwright check` exits: 0 pass, 1 warnings, "
+                                         "2 failures")
+    counts: dict[str, int] = Field(description="findings per severity")
+    score: int = Field(ge=0, le=100)
+    findings: list[CheckFindingOut]
+
+
 @router.get("", summary="List local domains (a domain-admin key sees its own)")
 async def list_domains(request: Request, key: Manager) -> list[DomainOut]:
     return [DomainOut.of(d) for d in await admin_of(request).domains.list()
@@ -99,3 +123,23 @@ async def dns_check(domain: str, request: Request,
     return DnsCheckOut(domain=report.domain, ok=not report.failed,
                        findings=[FindingOut(status=f.status, what=f.what, detail=f.detail)
                                  for f in report.findings])
+
+
+@router.get("/{domain}/check", summary="Diagnose the domain as `mailwright check` does",
+            description="DNS (MX, reverse DNS, SPF, DKIM with the domain's own selectors, "
+                        "DMARC, MTA-STS, TLS-RPT, DNSSEC) and the SMTP, TLS and AUTH probes "
+                        "of its MX hosts; `only` narrows them. The same report as "
+                        "`mailwright check --json` (docs/CHECK.md).")
+async def check(domain: str, request: Request, key: Manager,
+                only: Annotated[list[Literal["dns", "smtp", "tls", "auth"]] | None,
+                                Query(description="run only these checks")] = None,
+                port: Annotated[int | None, Query(ge=1, le=65535,
+                                                  description="SMTP port of the MX hosts "
+                                                              "(default 25)")] = None,
+                allow_private: Annotated[bool, Query(
+                    description="private and loopback addresses are not failures")] = False,
+                ) -> CheckReportOut:
+    report = await admin_of(request).check.domain(managed_domain(key, domain),
+                                                  only=only or (), port=port,
+                                                  allow_private=allow_private)
+    return CheckReportOut(**document(report))
