@@ -23,11 +23,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import Mailwright, fmt, free_port, wait_port
+from common import ROOT, Mailwright, fmt, free_port, wait_port
+
+sys.path.insert(0, str(ROOT))
+from tests.postfix import POSTFIX
+from tests.postfix import Postfix as PostfixInstance
 
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 SMTP_SINK = "/usr/sbin/smtp-sink"
-POSTFIX = "/usr/sbin/postfix"
 
 
 class Sink:
@@ -48,76 +51,18 @@ class Sink:
         self.proc.wait(10)
 
 
-def _quiet(cmd: list[str]) -> None:
-    # Postfix prints its errors only to a terminal (else to syslog): give it one.
-    res = subprocess.run(["script", "-qc", " ".join(cmd), "/dev/null"],
-                         capture_output=True, text=True, timeout=60)
-    if "fatal" in res.stdout:
-        sys.exit(f"{' '.join(cmd)}: {res.stdout.strip()}")
-
-
-class Postfix:
-    name = "postfix"
+class Postfix(PostfixInstance):
+    """Relaying everything to the sink, as MailwrightRelay does."""
 
     def __init__(self, work: Path, sink_port: int):
-        self.dir = work / "postfix"
-        for sub in ("etc", "spool", "data"):
-            (self.dir / sub).mkdir(parents=True)
-        for parent in (self.dir, *self.dir.parents):       # the postfix user walks in
-            if parent == Path("/"):
-                break
-            parent.chmod(parent.stat().st_mode | 0o011)
-        shutil.chown(self.dir / "data", "postfix")
-        self.port = free_port()
-        etc = self.dir / "etc"
-        (etc / "main.cf").write_text(f"""compatibility_level = 3.6
-queue_directory = {self.dir / 'spool'}
-data_directory = {self.dir / 'data'}
-command_directory = /usr/sbin
-daemon_directory = /usr/lib/postfix/sbin
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = bench.example.test
-mydestination =
+        super().__init__(work, free_port(), f"""mydestination =
 mynetworks = 127.0.0.0/8
 relayhost = [127.0.0.1]:{sink_port}
 smtpd_relay_restrictions = permit_mynetworks, reject
-maillog_file = {self.dir / 'maillog'}
-maillog_file_prefixes = {self.dir}
 smtp_tls_security_level = none
-alias_maps =
-alias_database =
 default_destination_concurrency_limit = 20
-""")
-        master = Path("/etc/postfix/master.cf").read_text()
-        lines = []
-        for line in master.splitlines():
-            parts = line.split()
-            if line and not line[0].isspace() and not line.startswith("#") and len(parts) >= 8:
-                if parts[0] == "smtp" and parts[1] == "inet":
-                    parts[0] = f"127.0.0.1:{self.port}"
-                parts[4] = "n"                               # no chroot
-                line = " ".join(parts)
-            lines.append(line)
-        if not any(line.startswith("postlog") for line in lines):
-            lines.append("postlog unix-dgram n - n - 1 postlogd")
-        (etc / "master.cf").write_text("\n".join(lines) + "\n")
-        _quiet([POSTFIX, "-c", str(etc), "set-permissions"])
-        _quiet([POSTFIX, "-c", str(etc), "start"])
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                import socket
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+""", hostname="bench.example.test")
         self.recipient = "rcpt@sink.test"
-
-    def stop(self) -> None:
-        _quiet([POSTFIX, "-c", str(self.dir / "etc"), "stop"])
 
 
 class MailwrightRelay:

@@ -141,18 +141,19 @@ check_all() {
   need fetchmail "POP3 over TLS" "fetchmail" fetchmail_has_ssl
   need mbsync "IMAP over TLS" "isync" mbsync_has_tls
   need smtp-source "SMTP load generator" "postfix" runs test -x /usr/sbin/smtp-source
+  need postfix "a throwaway Postfix (tests/postfix.py: the smuggling check)" "postfix" \
+    runs test -x /usr/sbin/postfix
+  need script "a terminal for Postfix's commands (tests/postfix.py)" "bsdutils" \
+    runs script -V
   need opendkim "DKIM test mode with RSA and Ed25519" "opendkim" opendkim_signs
   need unbound "DNSSEC-validating resolver (DANE tests)" "unbound" unbound_validates
   need pgrep "find worker processes" "procps" runs pgrep -V
   if [ -n "$bench" ]; then
-    need smtp-sink "SMTP sink and Postfix itself (bench/relay.py)" "postfix" \
-      runs test -x /usr/sbin/smtp-sink -a -x /usr/sbin/postfix
+    need smtp-sink "SMTP sink (bench/relay.py)" "postfix" runs test -x /usr/sbin/smtp-sink
     need dovecot "IMAP server (bench/imap.py)" "dovecot-imapd" \
       runs test -x /usr/sbin/dovecot -a -x /usr/lib/dovecot/imap
     need dovecot "POP3 server (bench/pop3_download.py)" "dovecot-pop3d" \
       runs test -x /usr/sbin/dovecot -a -x /usr/lib/dovecot/pop3
-    need script "a terminal for Postfix's commands (bench/relay.py)" "bsdutils" \
-      runs script -V
     need_pip aiosmtpd "the fsyncing peer in bench/smtp_accept.py" "aiosmtpd>=1.4.4" aiosmtpd
   fi
 }
