@@ -182,6 +182,7 @@ ed._domainkey   IN TXT "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrw
 dsa._domainkey  IN TXT "v=DKIM1; k=dsa; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
 two._domainkey  IN TXT "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
 two._domainkey  IN TXT "v=DKIM1; k=ed25519; p=22qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+_mta-sts   IN TXT "v=STSv1; id=2026-12-04"
 """
 
 
@@ -229,3 +230,10 @@ def test_mta_sts_policy_needs_a_trusted_certificate(world):
     findings = run(check_mta_sts(_resolver(world), "bad.test", ["mx.bad.test"], untrusting))
     [policy] = [f for f in findings if f.id == "dns.mta-sts.policy"]
     assert policy.severity is Severity.FAIL and "certificate not valid" in policy.seen
+
+
+def test_mta_sts_id_syntax(edge):
+    from mailwright.check.dns.mtasts import check_mta_sts
+    [record] = run(check_mta_sts(_resolver(edge), "edge.test", [], _options(edge)))
+    assert record.id == "dns.mta-sts.record" and record.severity is Severity.FAIL
+    assert "id=2026-12-04" in record.seen
