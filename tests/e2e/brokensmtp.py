@@ -9,6 +9,7 @@ records what reaches DATA: the tests assert that nothing ever does.
 from __future__ import annotations
 
 import datetime
+import socket
 import socketserver
 import ssl
 import threading
@@ -163,14 +164,20 @@ class GreetingServer:
     refusal); then a minimal SMTP: EHLO 250, QUIT 221, anything else 502. A 4xx/5xx
     greeting ends the connection (RFC 5321 §3.1)."""
 
-    def __init__(self, greeting: str = "220 mx.broken.test ESMTP", delay: float = 0.0):
-        self.greeting, self.delay = greeting, delay
-        self.port = free_port()
+    def __init__(self, greeting: str = "220 mx.broken.test ESMTP", delay: float = 0.0,
+                 first_only: bool = False, host: str = "127.0.0.1"):
+        """`first_only`: only the first connection waits, as behind Postfix's
+        postscreen, which lets a client that waited once straight in afterwards."""
+        self.greeting, self.delay, self.first_only = greeting, delay, first_only
+        self.port = free_port(host)
+        self.connections = 0
         outer = self
 
         class Session(socketserver.StreamRequestHandler):
             def handle(self):
-                if outer.stopping.wait(outer.delay):
+                outer.connections += 1
+                delay = outer.delay if outer.connections == 1 or not outer.first_only else 0
+                if outer.stopping.wait(delay):
                     return
                 self.wfile.write(outer.greeting.encode() + b"\r\n")
                 if not outer.greeting.startswith("220"):
@@ -185,10 +192,13 @@ class GreetingServer:
                     else:
                         self.wfile.write(b"502 5.5.1 Not here\r\n")
 
+        class Server(socketserver.ThreadingTCPServer):
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            allow_reuse_address = True
+            daemon_threads = True
+
         self.stopping = threading.Event()
-        socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", self.port), Session)
-        self.server.daemon_threads = True
+        self.server = Server((host, self.port), Session)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> GreetingServer:

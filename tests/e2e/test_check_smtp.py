@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import shutil
+import ssl
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -73,7 +75,9 @@ def dev_server(tmp_path_factory):
     dns.add_zone("77.0.0.127.in-addr.arpa",
                  f"$TTL 60\n@ IN SOA ns.checksmtp.test. h 1 3600 600 86400 60\n"
                  f"@ IN PTR {HOSTNAME}.\n")
-    srv = MailServer(tmp_path_factory.mktemp("dev"), host=DEV_IP, hostname=HOSTNAME)
+    # A 1 MiB size limit: the smuggling probe sends that much per sequence.
+    srv = MailServer(tmp_path_factory.mktemp("dev"), host=DEV_IP, hostname=HOSTNAME,
+                     extra="[limits]\nmax_message_size = 1048576\n")
     srv.cli("domain", "add", "checksmtp.test")
     srv.add_user("alice@checksmtp.test")
     srv.start()
@@ -93,12 +97,17 @@ def test_our_server_reports_no_failure(dev_server, role):
         assert severity(found, id) is Severity.PASS, found[id]
     assert severity(found, "tls.implicit" if role == "submissions" else "tls.starttls") \
         is Severity.PASS
-    assert "26214400" in found["smtp.ext.size"][0].seen
+    assert "SIZE 1048576" in found["smtp.ext.size"][0].seen
     if role == "mx":
         assert severity(found, "auth.on-mx") is Severity.PASS
     else:
         assert severity(found, "auth.submission") is Severity.PASS
-    assert dev_server.inbox("alice@checksmtp.test") == []
+    assert_nothing_delivered(dev_server)
+
+
+def assert_nothing_delivered(srv: MailServer) -> None:
+    assert srv.inbox("alice@checksmtp.test") == []
+    assert "0 queued message(s)" in srv.cli("queue", "list").stdout
 
 
 def test_dane_records_are_matched_against_the_certificate(dev_server):
@@ -172,6 +181,26 @@ def test_expired_self_signed_certificate_with_another_name(tmp_path, role, grade
     assert severity(found, "tls.version.tls1_2") is Severity.PASS
 
 
+def test_server_speaking_only_old_tls(tmp_path):
+    """Our default context (TLS 1.2 at least) cannot complete the handshake: STARTTLS
+    fails, and the version probes say why."""
+    ca, cert, key = ca_and_leaf(tmp_path, f"mx.{LOCAL_DOMAIN}")
+    context = server_context(cert, key, allow_tls1=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)        # on purpose
+        context.maximum_version = ssl.TLSVersion.TLSv1_1
+    with BrokenServer(tls_context=context) as srv:
+        found = probe("127.0.0.1", srv.port, expect_name=f"mx.{LOCAL_DOMAIN}", cafile=str(ca))
+    assert severity(found, "tls.starttls") is Severity.FAIL
+    assert "handshake failed" in found["tls.starttls"][0].seen
+    assert severity(found, "tls.version.tls1_0") is Severity.WARN
+    assert severity(found, "tls.version.tls1_2") is Severity.INFO
+    assert severity(found, "tls.version.modern") is Severity.FAIL
+    # The rest was probed over the plaintext session a sender would fall back to.
+    assert severity(found, "smtp.open-relay") is Severity.PASS
+    assert srv.handler.messages == []
+
+
 def test_auth_before_tls_and_on_the_mx_port(tmp_path):
     ca, cert, key = ca_and_leaf(tmp_path, f"mx.{LOCAL_DOMAIN}", days_left=10)
     with BrokenServer(tls_context=server_context(cert, key), auth_before_tls=True) as srv:
@@ -211,13 +240,25 @@ def test_tarpit_longer_than_our_patience_is_a_warning():
 
 
 def test_slow_greeting_is_noticed_as_information():
-    # Every connection waits for the greeting: the main session's, then the side
-    # probes' (relay, VRFY/EXPN) together; no TLS here, so no more.
-    with GreetingServer(delay=SLOW_GREETING + 0.3) as srv:
+    with GreetingServer(delay=SLOW_GREETING + 0.3, first_only=True) as srv:
         found = probe("127.0.0.1", srv.port, categories=frozenset({"auth", "smtp"}))
     assert severity(found, "smtp.greeting") is Severity.INFO
     assert "tarpit" in found["smtp.greeting"][0].seen
     assert failures(found) == []
+
+
+def test_an_unreachable_address_is_skipped_for_the_next():
+    dns = loopback_dns()
+    with GreetingServer(host="::1") as srv:
+        # 127.0.0.78 listens on nothing: connection refused, as for a dead address.
+        # A records are tried before AAAA, so it comes first.
+        dns.add_zone("dual.test", "$TTL 60\n@ IN SOA ns h 1 3600 600 86400 60\n"
+                                  "mx IN A 127.0.0.78\nmx IN AAAA ::1\n")
+        found = probe("mx.dual.test", srv.port, categories=frozenset({"auth"}))
+    connects = found["smtp.connect"]
+    assert [f.severity for f in connects] == [Severity.WARN]
+    assert "127.0.0.78" in connects[0].subject and "next address" in connects[0].seen
+    assert [f.subject for f in found["auth.before-tls"]] == [f"mx.dual.test [::1]:{srv.port}"]
 
 
 def test_smuggling_probe_needs_a_recipient(dev_server):
@@ -260,4 +301,4 @@ def test_our_server_ends_data_only_at_crlf_dot_crlf(dev_server):
                   rcpt="alice@checksmtp.test")
     smuggling = found["smtp.smuggling"][0]
     assert smuggling.severity is Severity.PASS, smuggling
-    assert dev_server.inbox("alice@checksmtp.test") == []
+    assert_nothing_delivered(dev_server)

@@ -36,11 +36,15 @@ class Target:
     helo: str               # the name we greet with
     timeout: float
     cafile: str = ""
+    # Sessions use STARTTLS when offered; False once it is known to fail, so that the
+    # probes that do not test TLS go on in plaintext, as a sender would (RFC 7435 §3).
+    starttls: bool = True
 
     @property
     def subject(self) -> str:
-        shown = self.host if self.host == self.ip else f"{self.host} [{self.ip}]"
-        return f"{shown}:{self.port}"
+        if self.host != self.ip:
+            return f"{self.host} [{self.ip}]:{self.port}"
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
 
     @property
     def implicit_tls(self) -> bool:
@@ -123,16 +127,17 @@ async def hello(session: Session, target: Target) -> Reply:
     return reply
 
 
-async def open_session(target: Target, *, tls_context: ssl.SSLContext | None = None,
-                       starttls: bool = True) -> Session:
-    """A session ready for commands: greeted, EHLO, and encrypted when `starttls` and
-    the server offers it (RFC 3207 §4.2: EHLO again after the handshake)."""
+async def open_session(target: Target, *, tls_context: ssl.SSLContext | None = None
+                       ) -> Session:
+    """A session ready for commands: greeted, EHLO, and encrypted when the server
+    offers STARTTLS and target.starttls (RFC 3207 §4.2: EHLO again after the
+    handshake)."""
     context = tls_context or unverified_context()
     session = await connect(target, context)
     try:
         await hello(session, target)
         session.plain_extensions = dict(session.conn.extensions)
-        if starttls and not target.implicit_tls and session.conn.supports("STARTTLS"):
+        if target.starttls and not target.implicit_tls and session.conn.supports("STARTTLS"):
             session.starttls = await session.conn.starttls(context, target.expect_name)
             if session.starttls.code == 220:
                 await hello(session, target)
