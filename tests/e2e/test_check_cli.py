@@ -16,7 +16,7 @@ from mailwright.check.report import JSON_SCHEMA
 from ..checkzone import CheckWorld
 from ..conftest import MailServer
 
-GOOD_IP = "127.0.0.78"          # our dev server for good.test listens here
+GOOD_IP = "127.0.0.93"          # our dev server for good.test listens here
 
 
 @pytest.fixture(scope="module")
