@@ -276,7 +276,7 @@ def cmd_check(args) -> int:
             Resolver.from_settings(dns_settings), args.target, only=args.only or (),
             selectors=args.selector or (), port=args.port, timeout=args.timeout,
             allow_private=args.allow_private, cafile=queue.ca_bundle,
-            https_port=queue.mta_sts_port))
+            https_port=queue.mta_sts_port, rcpt=args.rcpt or ""))
     except Invalid as e:
         print(f"mailwright: error: {e}", file=sys.stderr)
         return USAGE_ERROR
@@ -616,6 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds per network step of a probe (default 30)")
     c.add_argument("--allow-private", action="store_true",
                    help="private and loopback addresses are not failures (labs, tests)")
+    c.add_argument("--rcpt", metavar="ADDRESS",
+                   help="an address the server accepts: enables the end-of-data smuggling "
+                        "probe (which never completes a message)")
     c.set_defaults(fn=cmd_check)
     # argparse exits 2 on a bad option, which would read as "failures found".
     c.error = lambda message: c.exit(USAGE_ERROR, f"{c.prog}: error: {message}\n")

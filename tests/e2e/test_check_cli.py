@@ -16,7 +16,7 @@ from mailwright.check.report import JSON_SCHEMA
 from ..checkzone import CheckWorld
 from ..conftest import MailServer
 
-GOOD_IP = "127.0.0.78"          # our dev server for good.test listens here
+GOOD_IP = "127.0.0.93"          # our dev server for good.test listens here
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +91,8 @@ def test_external_dmarc_reports_warn(cli):
     (["bad.test", "--port", "x"], "argument --port: invalid int value"),
     (["bad.test", "--only", "ftp"], "invalid choice: 'ftp'"),
     (["bad.test", "--selector", "a b"], "invalid DKIM selector 'a b'"),
+    (["bad.test", "--rcpt", "nobody"], "invalid address 'nobody'"),
+    (["bad.test", "--timeout", "-1"], "invalid timeout -1.0"),
 ])
 def test_usage_errors_exit_64(cli, args, message):
     res = cli.cli("check", *args, check=False)
@@ -118,6 +120,7 @@ def good(world, tmp_path_factory):
     srv = MailServer(d, host=GOOD_IP, hostname="mx.good.test", dns_port=world.dns.port,
                      extra=_queue(world, bundle))
     srv.cli("domain", "add", "good.test")
+    srv.add_user("alice@good.test")
     srv.cli("dkim", "generate", "good.test", "--selector", "k1")
     printed = srv.cli("dns", "records", "good.test").stdout
     zone = [line for line in printed.splitlines() if line and not line.startswith(";")]
@@ -138,7 +141,7 @@ def good(world, tmp_path_factory):
 def test_clean_domain_reports_no_failure(good):
     res = good.cli("check", "good.test", "--allow-private", "--json", "--port",
                    str(good.ports["mx"]), "--selector", "k1-rsa", "--selector", "k1-ed25519",
-                   "--timeout", "10", check=False)
+                   "--timeout", "10", "--rcpt", "alice@good.test", check=False)
     doc = _json(res)
     fails = [f for f in doc["findings"] if f["severity"] == "fail"]
     assert fails == [] and res.returncode in (0, 1), fails
@@ -147,6 +150,16 @@ def test_clean_domain_reports_no_failure(good):
                "dns.spf.all", "dns.dkim.key", "dns.dkim.strength", "dns.dmarc.policy",
                "dns.mta-sts.policy", "dns.mta-sts.mx", "dns.tls-rpt.record",
                "smtp.connect", "tls.starttls", "tls.certificate.chain",
-               "tls.certificate.name", "auth.on-mx"):
+               "tls.certificate.name", "auth.on-mx", "smtp.open-relay", "smtp.smuggling"):
         assert g[id] == {"pass"}, (id, [f for f in doc["findings"] if f["id"] == id])
     assert {f["category"] for f in doc["findings"]} == {"dns", "smtp", "tls", "auth"}
+    # The probes (relay, smuggling with a real recipient) delivered nothing.
+    assert good.inbox("alice@good.test") == []
+
+
+def test_only_narrows_a_domain_check_to_its_mx_probes(good):
+    res = good.cli("check", "good.test", "--only", "tls", "--json", "--port",
+                   str(good.ports["mx"]), "--timeout", "10", check=False)
+    doc = _json(res)
+    assert {f["category"] for f in doc["findings"]} == {"tls"}, doc["findings"]
+    assert res.returncode == doc["exit_status"]

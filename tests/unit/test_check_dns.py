@@ -146,3 +146,94 @@ def test_a_failing_lookup_is_undecided_not_a_verdict(world):
         assert result.mx_hosts == []
     finally:
         world.dns.servfail.clear()
+
+
+def _rsa_txt(bits: int) -> str:
+    """An RSA public key of any size (cryptography will not generate one under 1024
+    bits, but a public key is only a modulus and an exponent)."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    key = rsa.RSAPublicNumbers(65537, (1 << (bits - 1)) | 1).public_key()
+    der = key.public_bytes(serialization.Encoding.DER,
+                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    return f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"
+
+
+EDGE = """$TTL 60
+@ IN SOA ns.edge.test. h.edge.test. 1 3600 600 86400 60
+redir      IN TXT "v=spf1 redirect=target.edge.test"
+target     IN TXT "v=spf1 ip4:192.0.2.0/24 ~all"
+redirnone  IN TXT "v=spf1 redirect=none.edge.test"
+loop1      IN TXT "v=spf1 include:loop2.edge.test -all"
+loop2      IN TXT "v=spf1 include:loop1.edge.test -all"
+syntax     IN TXT "v=spf1 ip4:1.2.3.444 foo:bar -all"
+macro      IN TXT "v=spf1 exists:%{i}.x.edge.test -all"
+ptr        IN TXT "v=spf1 ptr -all"
+ptr        IN MX 10 mx.edge.test.
+neutral    IN TXT "v=spf1 ip4:192.0.2.1 ?all"
+noall      IN TXT "v=spf1 ip4:192.0.2.1"
+ten        IN TXT ("v=spf1 a:mx.edge.test a:mx.edge.test a:mx.edge.test a:mx.edge.test "
+                   "a:mx.edge.test a:mx.edge.test a:mx.edge.test a:mx.edge.test "
+                   "a:mx.edge.test a:mx.edge.test -all")
+mx         IN A 192.0.2.25
+ed._domainkey   IN TXT "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+dsa._domainkey  IN TXT "v=DKIM1; k=dsa; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+two._domainkey  IN TXT "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+two._domainkey  IN TXT "v=DKIM1; k=ed25519; p=22qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+_mta-sts   IN TXT "v=STSv1; id=2026-12-04"
+"""
+
+
+@pytest.fixture(scope="module")
+def edge(world):
+    world.dns.add_zone("edge.test", EDGE + f'tiny._domainkey IN TXT "{_rsa_txt(512)}"\n')
+    return world
+
+
+@pytest.mark.parametrize("domain, expected", [
+    ("redir.edge.test", {"dns.spf.all": {"info"}, "dns.spf.lookups": {"pass"}}),
+    ("redirnone.edge.test", {"dns.spf.include": {"fail"}, "dns.spf.all": None}),
+    ("loop1.edge.test", {"dns.spf.syntax": {"fail"}}),
+    ("syntax.edge.test", {"dns.spf.syntax": {"fail"}}),
+    ("macro.edge.test", {"dns.spf.lookups": {"pass"}, "dns.spf.void": {"pass"}}),
+    ("ptr.edge.test", {"dns.spf.ptr": {"warn"}}),
+    ("neutral.edge.test", {"dns.spf.all": {"warn"}}),
+    ("noall.edge.test", {"dns.spf.all": {"warn"}}),
+    ("ten.edge.test", {"dns.spf.lookups": {"warn"}, "dns.spf.void": {"pass"}}),
+])
+def test_spf_edges(edge, domain, expected):
+    findings = run(check_spf(_resolver(edge), domain))
+    g = graded(findings)
+    assert {k: g.get(k) for k in expected} == expected, findings
+
+
+def test_spf_loop_and_syntax_are_named(edge):
+    seen = {f.id: f.seen for f in run(check_spf(_resolver(edge), "loop1.edge.test"))}
+    assert "loops back to loop1.edge.test" in seen["dns.spf.syntax"]
+    seen = {f.id: f.seen for f in run(check_spf(_resolver(edge), "syntax.edge.test"))}
+    assert "ip4:1.2.3.444" in seen["dns.spf.syntax"] and "foo:bar" in seen["dns.spf.syntax"]
+
+
+def test_dkim_edges(edge):
+    g = graded(run(check_dkim(_resolver(edge), "edge.test",
+                              ("ed", "dsa", "two", "tiny"))))
+    assert g["dns.dkim.key"] == {"pass", "fail"}            # ed / two
+    assert g["dns.dkim.syntax"] == {"fail"}                 # k=dsa
+    assert g["dns.dkim.strength"] == {"pass", "fail"}       # Ed25519 / RSA 512
+
+
+def test_mta_sts_policy_needs_a_trusted_certificate(world):
+    from mailwright.check.dns.mtasts import check_mta_sts
+    untrusting = Options(allow_private=True, https_port=world.https.port, timeout=5)
+    findings = run(check_mta_sts(_resolver(world), "bad.test", ["mx.bad.test"], untrusting))
+    [policy] = [f for f in findings if f.id == "dns.mta-sts.policy"]
+    assert policy.severity is Severity.FAIL and "certificate not valid" in policy.seen
+
+
+def test_mta_sts_id_syntax(edge):
+    from mailwright.check.dns.mtasts import check_mta_sts
+    [record] = run(check_mta_sts(_resolver(edge), "edge.test", [], _options(edge)))
+    assert record.id == "dns.mta-sts.record" and record.severity is Severity.FAIL
+    assert "id=2026-12-04" in record.seen

@@ -41,10 +41,13 @@ def _selector(text: str) -> str:
 async def run(resolver: Resolver, target_text: str, *, only: Iterable[str] = (),
               selectors: Iterable[str] = (), port: int | None = None,
               timeout: float | None = None, allow_private: bool = False, cafile: str = "",
-              https_port: int = 443) -> Report:
+              https_port: int = 443, rcpt: str = "") -> Report:
     """Check a domain or HOST[:PORT]. cafile / https_port: the CA bundle and HTTPS port
-    for MTA-STS policies and certificate checks ([queue] ca_bundle, mta_sts_port)."""
+    for MTA-STS policies and certificate checks ([queue] ca_bundle, mta_sts_port);
+    rcpt: an address the server accepts, for the smuggling probe."""
     where = target(target_text)
+    if rcpt:
+        rcpt = str(validate.address(rcpt))
     try:
         categories = categories_of(only)
         if port is not None:
@@ -58,7 +61,8 @@ async def run(resolver: Resolver, target_text: str, *, only: Iterable[str] = (),
                       selectors=tuple(dict.fromkeys(_selector(s) for s in selectors)),
                       cafile=cafile, https_port=https_port, timeout=timeout or 10.0)
     return await check_target(where, resolver=resolver, options=options,
-                              categories=categories, port=port, timeout=timeout or TIMEOUT)
+                              categories=categories, port=port, timeout=timeout or TIMEOUT,
+                              rcpt=rcpt)
 
 
 class Checks:

@@ -17,6 +17,7 @@ from ..mx.routing import PermanentRouteError, exchangers
 from . import dns as dns_checks
 from .dns.base import Options, is_ip_literal
 from .findings import CATEGORIES, Finding, Report
+from .smtp import server_findings
 from .target import DEFAULT_PORT, Target
 
 PROBES = frozenset({"smtp", "tls", "auth"})      # the categories check/smtp answers
@@ -34,21 +35,24 @@ def categories_of(only: Iterable[str] | None) -> frozenset[str]:
 
 
 async def _probe(hosts: list[str], port: int, resolver: Resolver,
-                 categories: frozenset[str], timeout: float, cafile: str) -> list[Finding]:
+                 categories: frozenset[str], timeout: float, cafile: str,
+                 rcpt: str) -> list[Finding]:
+    """The SMTP/TLS/AUTH probes of each host, all at once. rcpt: an address the hosts
+    accept, for the smuggling probe (which never completes a message)."""
     probes = categories & PROBES
     if not probes or not hosts:
         return []
-    from .smtp import server_findings  # the SMTP/TLS/AUTH probes (check/smtp)
     results = await asyncio.gather(*(
         server_findings(host, port, resolver=resolver, categories=probes, timeout=timeout,
-                        expect_name=None if is_ip_literal(host) else host, cafile=cafile)
+                        expect_name=None if is_ip_literal(host) else host, cafile=cafile,
+                        rcpt=rcpt)
         for host in hosts))
     return [f for found in results for f in found]
 
 
 async def check_domain(domain: str, *, resolver: Resolver, options: Options,
                        categories: frozenset[str] = frozenset(CATEGORIES),
-                       port: int = DEFAULT_PORT, timeout: float = TIMEOUT,
+                       port: int = DEFAULT_PORT, timeout: float = TIMEOUT, rcpt: str = "",
                        clock: Callable[[], float] = time.time) -> Report:
     started, t0 = clock(), time.monotonic()
     findings: list[Finding] = []
@@ -58,7 +62,7 @@ async def check_domain(domain: str, *, resolver: Resolver, options: Options,
         hosts = result.mx_hosts
     else:
         hosts = await _exchangers(resolver, domain)
-    findings += await _probe(hosts, port, resolver, categories, timeout, options.cafile)
+    findings += await _probe(hosts, port, resolver, categories, timeout, options.cafile, rcpt)
     return Report(domain, tuple(findings), started, time.monotonic() - t0)
 
 
@@ -73,25 +77,27 @@ async def _exchangers(resolver: Resolver, domain: str) -> list[str]:
 
 async def check_server(host: str, port: int, *, resolver: Resolver, options: Options,
                        categories: frozenset[str] = frozenset(CATEGORIES),
-                       timeout: float = TIMEOUT, label: str = "",
+                       timeout: float = TIMEOUT, rcpt: str = "", label: str = "",
                        clock: Callable[[], float] = time.time) -> Report:
     started, t0 = clock(), time.monotonic()
     findings: list[Finding] = []
     if "dns" in categories:
         findings += await dns_checks.check_server_host(resolver, host, options)
-    findings += await _probe([host], port, resolver, categories, timeout, options.cafile)
+    findings += await _probe([host], port, resolver, categories, timeout, options.cafile,
+                             rcpt)
     return Report(label or f"{host}:{port}", tuple(findings), started, time.monotonic() - t0)
 
 
 async def check_target(target: Target, *, resolver: Resolver, options: Options,
                        categories: frozenset[str] = frozenset(CATEGORIES),
-                       port: int | None = None, timeout: float = TIMEOUT) -> Report:
+                       port: int | None = None, timeout: float = TIMEOUT,
+                       rcpt: str = "") -> Report:
     """`mailwright check TARGET`: a domain, or one server (its own port, else `port`,
     else 25)."""
     port = port or DEFAULT_PORT
     if target.is_server:
         return await check_server(target.host, target.port or port, resolver=resolver,
                                   options=options, categories=categories, timeout=timeout,
-                                  label=target.label(port))
+                                  rcpt=rcpt, label=target.label(port))
     return await check_domain(target.host, resolver=resolver, options=options,
-                              categories=categories, port=port, timeout=timeout)
+                              categories=categories, port=port, timeout=timeout, rcpt=rcpt)

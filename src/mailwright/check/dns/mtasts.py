@@ -4,6 +4,7 @@ and whether its mx patterns cover the MX hosts actually published."""
 
 from __future__ import annotations
 
+import re
 import ssl
 
 from ...dns import DNSError, NXDomain, Resolver
@@ -27,6 +28,7 @@ WHY = {
 make = maker(WHY)
 
 MIN_MAX_AGE = 86400       # a day; RFC 8461 §3.2 recommends weeks
+POLICY_ID = re.compile(r"[A-Za-z0-9]{1,32}")     # RFC 8461 §3.1 sts-id
 
 
 async def check_mta_sts(resolver: Resolver, domain: str, mx_hosts: list[str],
@@ -41,7 +43,7 @@ async def check_mta_sts(resolver: Resolver, domain: str, mx_hosts: list[str],
                      "publish one (mailwright dns records prints it) so senders insist on "
                      "TLS to your MX")]
     policy_id = parse_txt(texts)
-    if policy_id is None:
+    if policy_id is None or not POLICY_ID.fullmatch(policy_id):
         return [make("dns.mta-sts.record", Severity.FAIL, name, " | ".join(texts),
                      'publish exactly one "v=STSv1; id=<1-32 letters or digits>"')]
     out = [make("dns.mta-sts.record", Severity.PASS, name, f"id={policy_id}")]
