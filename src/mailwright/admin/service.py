@@ -27,6 +27,7 @@ from ..store.base import MailStore
 from .accounts import Accounts
 from .aliases import Aliases
 from .apikeys import ApiKeys
+from .clients import MailClients
 from .context import Context
 from .demo import DemoAccount, ensure_demo
 from .dkim import DkimKeys
@@ -57,6 +58,7 @@ class Admin:
         self.events = Events(self.ctx)
         self.webhooks = Webhooks(self.ctx)
         self.stats = Stats(self.ctx)
+        self.clients = MailClients(self.ctx)
         self._sender = Sender(self.ctx, parts)
 
     async def ensure_demo(self) -> DemoAccount | None:
