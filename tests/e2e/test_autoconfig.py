@@ -7,17 +7,23 @@ account exists."""
 
 from __future__ import annotations
 
+import json
 import plistlib
+import subprocess
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import httpx
 import pytest
 
+from ..conftest import require
+from ..dnsserver import DNSServer
 from .apiserver import ApiServer
 
 DOMAIN, HOST = "example.test", "mail.example.test"
 ALICE = f"alice@{DOMAIN}"
 AUTODISCOVER = "/Autodiscover/Autodiscover.xml"       # as Outlook spells it
+HORDE = Path(__file__).with_name("horde_autoconfig.php")
 REQUEST_NS = "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"
 RESPONSE_NS = "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"
 OUTLOOK_NS = "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"
@@ -172,3 +178,41 @@ def test_apple_profile(server, web):
 def test_api_still_answers_everything_else(web):
     r = web.get("/mail/nothing-here")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_a_real_client_library_sets_itself_up(server):
+    """Horde_Mail_Autoconfig (Debian's php-horde-mail-autoconfig, Horde webmail's account
+    setup) finds the settings by both of its ways: the Thunderbird autoconfig URL at
+    autoconfig.DOMAIN, and the SRV records `dns records` prints, served by a DNS server."""
+    require("php")
+    p = server.ports
+    zone = [line for line in server.cli("dns", "records", DOMAIN).stdout.splitlines()
+            if "\tSRV\t" in line]
+    dns = DNSServer()
+    dns.add_zone(".", "\n".join(zone) + "\n")
+    dns.start()
+    try:
+        res = subprocess.run(["php", str(HORDE), ALICE, str(p["http"]), str(dns.port)],
+                             capture_output=True, text=True, timeout=120)
+    finally:
+        dns.stop()
+    assert res.returncode == 0, res.stderr
+    found = json.loads(res.stdout)
+
+    def servers(how: str, kind: str) -> list[tuple]:
+        return [(s["kind"], s["host"], s["port"], s["tls"], s["username"])
+                for s in found[how][kind]]
+    # Thunderbird's format: every server, in our order; "tls" for implicit TLS (Horde
+    # then uses STARTTLS where the server offers it), the username filled in.
+    assert servers("thunderbird", "mail") == [
+        ("Imap", HOST, p["imaps"], "tls", ALICE), ("Imap", HOST, p["imap"], None, ALICE),
+        ("Pop3", HOST, p["pop3s"], "tls", ALICE), ("Pop3", HOST, p["pop3"], None, ALICE)]
+    assert servers("thunderbird", "msa") == [
+        ("Msa", HOST, p["submissions"], "tls", ALICE),
+        ("Msa", HOST, p["submission"], None, ALICE)]
+    # SRV: Horde reads _imaps/_imap/_pop3s/_pop3 and _submission (it predates RFC 8314's
+    # _submissions) and orders them by priority: implicit TLS first.
+    assert servers("srv", "mail") == [
+        ("Imap", HOST, p["imaps"], "tls", None), ("Imap", HOST, p["imap"], None, None),
+        ("Pop3", HOST, p["pop3s"], "tls", None), ("Pop3", HOST, p["pop3"], None, None)]
+    assert servers("srv", "msa") == [("Msa", HOST, p["submission"], None, None)]
