@@ -95,7 +95,7 @@ def mail(api, admin):
     ok(admin.post("/messages", json={"from": CAROL, "to": [f"erin@{REMOTE}"],
                                      "subject": "api", "text": "out\n"}), 201)
     # Every outcome is in once both messages' recipients are final or deferred.
-    wait_for(lambda: totals(admin, "24h") == EVERYTHING or None)
+    wait_for(lambda: totals(admin, "24h") == EVERYTHING or None, timeout=60)
 
 
 EVERYTHING = dict(received=2, sent=2, delivered=2, deferred=1, bounced=1, rejected=1)
