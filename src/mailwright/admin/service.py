@@ -4,6 +4,7 @@
     await admin.accounts.add("alice@example.com", password)  # -> Account
     await admin.queue.hold("0005f1...")                      # -> Rescheduled
     await admin.events.search(domain="example.com")          # -> SearchPage
+    await admin.stats.traffic("24h")                         # -> Traffic
     await admin.send(SendRequest(...), client_ip=ip)         # -> SendResult (needs parts)
 
 Operations take plain values (strings as an admin types them, ints, None), check them,
@@ -27,6 +28,7 @@ from .accounts import Accounts
 from .aliases import Aliases
 from .apikeys import ApiKeys
 from .check import Checks
+from .clients import MailClients
 from .context import Context
 from .demo import DemoAccount, ensure_demo
 from .dkim import DkimKeys
@@ -35,6 +37,7 @@ from .domains import Domains
 from .events import Events
 from .queue import Queue
 from .send import Sender, SendRequest, SendResult
+from .stats import Stats
 from .webhooks import Webhooks
 
 
@@ -56,6 +59,8 @@ class Admin:
         self.api_keys = ApiKeys(self.ctx)
         self.events = Events(self.ctx)
         self.webhooks = Webhooks(self.ctx)
+        self.stats = Stats(self.ctx)
+        self.clients = MailClients(self.ctx)
         self._sender = Sender(self.ctx, parts)
 
     async def ensure_demo(self) -> DemoAccount | None:
