@@ -1,5 +1,5 @@
-"""The command line: serve, config, domain, user, alias, queue, dkim, dns, apikey, events,
-webhook.
+"""The command line: serve, config, domain, user, admin, alias, queue, dkim, dns, apikey,
+events, webhook.
 
 Only arguments and rendering live here: every operation is admin/'s (the HTTP API
 calls the same), and its refusals (AdminError) become "mailwright: error: ..." and
@@ -87,7 +87,8 @@ def cmd_serve(args) -> int:
     except ListenError as e:
         raise CliError(str(e)) from None
     print(connect_summary(cfg, demo.address if demo else None,
-                          demo.password if demo else None, certificate.ca), flush=True)
+                          demo.password if demo else None, certificate.ca,
+                          demo.admin_password if demo else None), flush=True)
     metrics.prepare(cfg.data_dir)     # before the fork: every worker counts into one place
     if cfg.workers == 1:
         run_worker(cfg, sockets)
@@ -275,6 +276,33 @@ def cmd_user(args) -> int:
         password = _read_password(args)               # the terminal: before the loop
     with _admin(args) as admin:
         return asyncio.run(_user(args, admin, password))
+
+
+def cmd_admin(args) -> int:
+    password = None
+    if args.action in ("add", "passwd"):
+        password = _read_password(args)               # the terminal: before the loop
+    with _admin(args) as admin:
+        return asyncio.run(_web_admin(args, admin, password))
+
+
+async def _web_admin(args, admin: Admin, password: str | None) -> int:
+    admins = admin.admins
+    if args.action == "list":
+        now = time.time()
+        for a in await admins.list():
+            seen = f"last login {_age(now - a.last_login)} ago" if a.last_login \
+                else "never logged in"
+            print(f"{a.name}\tcreated {time.strftime('%Y-%m-%d', time.gmtime(a.created))}"
+                  f"\t{seen}")
+    elif args.action == "add":
+        print(f"added web admin {(await admins.add(args.name, password)).name}")
+    elif args.action == "passwd":
+        changed = await admins.set_password(args.name, password)
+        print(f"password changed for web admin {changed.name}; its sessions ended")
+    else:
+        print(f"removed web admin {(await admins.remove(args.name)).name}")
+    return 0
 
 
 async def _user(args, admin: Admin, password: str | None) -> int:
@@ -483,6 +511,17 @@ def build_parser() -> argparse.ArgumentParser:
     uq.add_argument("address")
     uq.add_argument("size", help="e.g. 500M, 2G, or none")
     u.set_defaults(fn=cmd_user)
+
+    wa = sub.add_parser("admin", parents=[common], help="accounts of the web admin (/admin)")
+    wasub = wa.add_subparsers(dest="action", required=True)
+    wasub.add_parser("list", parents=[common])
+    for name in ("add", "passwd", "remove"):
+        x = wasub.add_parser(name, parents=[common])
+        x.add_argument("name", help="the admin's login name")
+        if name != "remove":
+            x.add_argument("--password-stdin", action="store_true",
+                           help="read the password from the first line of standard input")
+    wa.set_defaults(fn=cmd_admin)
 
     a = sub.add_parser("alias", parents=[common], help="manage aliases")
     asub = a.add_subparsers(dest="action", required=True)
