@@ -256,19 +256,6 @@ def _expire_days(text: str) -> int | None:
     return int(text)
 
 
-def _size(text: str) -> int:
-    """"500M", "2G", "1048576" or "none" (no limit) as octets."""
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    t = text.strip().upper().removesuffix("B")
-    if t in ("NONE", "0"):
-        return 0
-    factor = units.get(t[-1:], 1)
-    number = t[:-1] if t[-1:] in units else t
-    if not number.isdigit():
-        raise CliError(f"quota takes a size like 500M, 2G or none, not {text!r}")
-    return int(number) * factor
-
-
 def cmd_user(args) -> int:
     password = None
     if args.action in ("add", "passwd"):
@@ -320,7 +307,7 @@ async def _user(args, admin: Admin, password: str | None) -> int:
         gone = await admin.accounts.remove(address)
         print(f"removed user {gone.address} and its mail")
     elif args.action == "quota":
-        quota = await admin.accounts.set_quota(address, _size(args.size))
+        quota = await admin.accounts.set_quota(address, validate.quota_size(args.size))
         print(f"quota of {quota.address}: "
               + (f"{quota.limit} octets" if quota.limit else "none"))
     return 0
