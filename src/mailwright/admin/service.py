@@ -4,6 +4,7 @@
     await admin.accounts.add("alice@example.com", password)  # -> Account
     await admin.queue.hold("0005f1...")                      # -> Rescheduled
     await admin.events.search(domain="example.com")          # -> SearchPage
+    await admin.stats.traffic("24h")                         # -> Traffic
     await admin.send(SendRequest(...), client_ip=ip)         # -> SendResult (needs parts)
 
 Operations take plain values (strings as an admin types them, ints, None), check them,
@@ -36,6 +37,7 @@ from .domains import Domains
 from .events import Events
 from .queue import Queue
 from .send import Sender, SendRequest, SendResult
+from .stats import Stats
 from .webhooks import Webhooks
 
 
@@ -58,6 +60,7 @@ class Admin:
         self.events = Events(self.ctx)
         self.webhooks = Webhooks(self.ctx)
         self.admins = Admins(self.ctx, lockout)
+        self.stats = Stats(self.ctx)
         self._sender = Sender(self.ctx, parts)
 
     async def ensure_demo(self) -> DemoAccount | None:

@@ -33,7 +33,8 @@ ADDRESS_FIELDS = ("rcpt", "account", "mail_from", "username", "to")
 @dataclass(frozen=True)
 class EventRow:
     """One event as stored. `address`, `domain` and `tag` are the indexed keys that
-    search and per-domain retention use, taken from `data` by EventRow.of."""
+    search and per-domain retention use, `role` the one traffic statistics split
+    `accepted` by (admin/stats.py), taken from `data` by EventRow.of."""
     ts: float
     type: str
     session: str | None
@@ -42,6 +43,7 @@ class EventRow:
     domain: str | None         # the `domain` field, else the address's domain
     tag: str | None            # the `tag` field (messages sent with a tag or campaign)
     data: dict
+    role: str | None = None    # the `role` field (the listener's: mx, submission, ...)
 
     @classmethod
     def of(cls, ts: float, type: str, session: str | None, message_id: str | None,
@@ -50,7 +52,8 @@ class EventRow:
         domain = data.get("domain") or (address.rpartition("@")[2] if address and "@" in address
                                         else None)
         return cls(ts, type, session, message_id, address.lower() if address else None,
-                   domain.lower() if domain else None, data.get("tag") or None, data)
+                   domain.lower() if domain else None, data.get("tag") or None, data,
+                   data.get("role") or None)
 
 
 class EventSink(Protocol):

@@ -47,6 +47,23 @@ class StoredEvent:
 
 
 @dataclass(frozen=True)
+class Series:
+    """Which rows one count takes: those of `type`, and when `roles` is given only
+    those whose `role` key (events/log.py EventRow.of) is one of them."""
+    type: str
+    roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Buckets:
+    """`count` consecutive time ranges of `step` seconds from `start`; each holds the
+    rows with start + i*step <= ts < start + (i+1)*step."""
+    start: float
+    step: int
+    count: int
+
+
+@dataclass(frozen=True)
 class EventPage:
     events: list[StoredEvent]              # newest first
     next: tuple[float, int] | None         # `before` of the next page; None: no more
@@ -61,6 +78,20 @@ class EventStore(EventSink, Protocol):
 
     async def search_events(self, query: EventQuery) -> EventPage:
         """One page of the rows matching `query`, newest first."""
+        ...
+
+    async def count_events(self, series: Mapping[str, Series], buckets: Buckets,
+                           domain: str | None = None) -> dict[str, tuple[int, ...]]:
+        """For each named series, how many of its rows fall in each bucket (zeros for
+        empty ones), only of `domain` when one is given."""
+        ...
+
+    async def top_values(self, type: str, field: str, since: float, until: float,
+                         domain: str | None = None, limit: int = 10
+                         ) -> list[tuple[str, int]]:
+        """The most frequent values of the data `field` among the rows of `type` with
+        since <= ts < until (and of `domain`), with their counts: most frequent first,
+        then by value; rows without the field are not counted."""
         ...
 
     async def prune_events(self, before: float | None,

@@ -150,7 +150,7 @@ class Writer(threading.Thread):
             c.execute("BEGIN IMMEDIATE")
             if events:
                 c.executemany("INSERT INTO events (ts, type, session, message_id, address, "
-                              "domain, tag, data) VALUES (?,?,?,?,?,?,?,?)", events)
+                              "domain, tag, data, role) VALUES (?,?,?,?,?,?,?,?,?)", events)
             for job in batch:
                 c.execute("SAVEPOINT job")
                 try:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ...events.log import EventRow
-from ..events import EventPage, EventQuery, StoredEvent
+from ..events import Buckets, EventPage, EventQuery, Series, StoredEvent
 from .db import connect
 
 T = TypeVar("T")
@@ -44,7 +44,8 @@ class SQLiteEvents:
 
     def record_event(self, row: EventRow) -> None:
         self._writer.add_event((row.ts, row.type, row.session, row.message_id, row.address,
-                                row.domain, row.tag, json.dumps(row.data, default=str)))
+                                row.domain, row.tag, json.dumps(row.data, default=str),
+                                row.role))
 
     async def events(self, limit: int = 100) -> list[dict]:
         rows = self.conn.execute(
@@ -61,6 +62,47 @@ class SQLiteEvents:
         found = [StoredEvent(*row[:8], json.loads(row[8])) for row in rows[:query.limit]]
         last = found[-1] if len(rows) > query.limit else None
         return EventPage(found, (last.ts, last.id) if last else None)
+
+    async def count_events(self, series: Mapping[str, Series], buckets: Buckets,
+                           domain: str | None = None) -> dict[str, tuple[int, ...]]:
+        if buckets.count < 1:
+            return {name: () for name in series}
+        # One row per bucket (a recursive CTE of its bounds), one correlated count per
+        # series in it: each count is a range of the events_traffic index (type, ts,
+        # domain, role), read from the index alone. A GROUP BY over a bucket expression
+        # would sort every matching row first instead (~6x slower at 1M events).
+        counts, args = [], [buckets.start, buckets.start, buckets.step, buckets.step,
+                             buckets.count]
+        for s in series.values():
+            terms = ["type=?"]
+            args.append(s.type)
+            if s.roles:
+                terms.append(f"role IN ({','.join('?' * len(s.roles))})")
+                args += s.roles
+            if domain is not None:
+                terms.append("domain=?")
+                args.append(domain)
+            counts.append(f"(SELECT count(*) FROM events WHERE {' AND '.join(terms)} "
+                          "AND ts>=b.lo AND ts<b.hi)")
+        sql = ("WITH RECURSIVE b(i, lo, hi) AS (SELECT 0, ?, ? + ? UNION ALL "
+               "SELECT i + 1, hi, hi + ? FROM b WHERE i + 1 < ?) "
+               f"SELECT {', '.join(counts)} FROM b ORDER BY i")
+        rows = await self._read(lambda c: c.execute(sql, args).fetchall())
+        columns = zip(*rows, strict=True)            # one per series, a count per bucket
+        return {name: tuple(column) for name, column in zip(series, columns, strict=True)}
+
+    async def top_values(self, type: str, field: str, since: float, until: float,
+                         domain: str | None = None, limit: int = 10
+                         ) -> list[tuple[str, int]]:
+        # The field is in the JSON data: these rows are read from the table, found by
+        # the events_traffic range of (type, ts).
+        where = "type=? AND ts>=? AND ts<?" + (" AND domain=?" if domain is not None else "")
+        path = '$."' + field.replace('"', '') + '"'
+        sql = (f"SELECT v, count(*) AS n FROM (SELECT json_extract(data, ?) AS v FROM events "
+               f"WHERE {where}) WHERE v IS NOT NULL GROUP BY v ORDER BY n DESC, v LIMIT ?")
+        args = (path, type, since, until, *((domain,) if domain is not None else ()), limit)
+        rows = await self._read(lambda c: c.execute(sql, args).fetchall())
+        return [(str(v), n) for v, n in rows]
 
     async def prune_events(self, before: float | None,
                            domains: Mapping[str, float | None], batch: int) -> int:
