@@ -41,8 +41,9 @@ environment.filters.update(when=_when, size=_size, tojson_text=_json)
 templates = Jinja2Templates(env=environment)
 
 
-def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+def render(request: Request, template: str, status: int = 200, /,
+           **context: Any) -> HTMLResponse:
     session = getattr(request.state, "session", None)
-    return templates.TemplateResponse(request, name, status_code=status, context=dict(
+    return templates.TemplateResponse(request, template, status_code=status, context=dict(
         context, session=session, csrf=session.csrf if session else "",
         flash=take_flash(request), nav=NAV, path=request.url.path))
