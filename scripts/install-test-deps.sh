@@ -144,6 +144,11 @@ check_all() {
   need opendkim "DKIM test mode with RSA and Ed25519" "opendkim" opendkim_signs
   need unbound "DNSSEC-validating resolver (DANE tests)" "unbound" unbound_validates
   need pgrep "find worker processes" "procps" runs pgrep -V
+  # Playwright drives Debian's build (executable_path), never a browser it downloads.
+  need chromium "headless browser for the web admin tests (Playwright)" "chromium" \
+    runs /usr/bin/chromium --headless --no-sandbox --version
+  need_pip playwright "drives chromium in the web admin tests" "playwright>=1.45" \
+    playwright.sync_api
   if [ -n "$bench" ]; then
     need smtp-sink "SMTP sink and Postfix itself (bench/relay.py)" "postfix" \
       runs test -x /usr/sbin/smtp-sink -a -x /usr/sbin/postfix

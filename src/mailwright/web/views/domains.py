@@ -83,7 +83,7 @@ async def dkim(request: Request, form: dict[str, str]) -> Response:
     admin, domain = admin_of(request), request.path_params["domain"]
     action = form.get("action")
     if action == "generate":
-        made = await admin.dkim.generate(domain)
+        made = await admin.dkim.generate(domain, form.get("selector") or None)
         text = (f"Made key set {made.name}: publish its records"
                 + (", it signs now." if made.active else
                    "; once they are visible, switch signing to it."))

@@ -25,14 +25,16 @@ def _step(domain: str, step: int, **more: str) -> str:
 
 def client_settings(config: Config) -> list[tuple[str, str, int, str]]:
     """(what, host, port, security) for each listener a mail program uses: Thunderbird
-    and phones ask for exactly these."""
+    and phones ask for exactly these. Implicit TLS first (RFC 8314 §3 prefers it)."""
     host = config.hostname
     wanted = {"imaps": ("Incoming (IMAP)", "SSL/TLS"), "imap": ("Incoming (IMAP)", "STARTTLS"),
               "pop3s": ("Incoming (POP3)", "SSL/TLS"), "pop3": ("Incoming (POP3)", "STARTTLS"),
               "submissions": ("Outgoing (SMTP)", "SSL/TLS"),
               "submission": ("Outgoing (SMTP)", "STARTTLS")}
-    return [(wanted[lst.role][0], host, lst.port, wanted[lst.role][1])
-            for lst in config.listeners if lst.role in wanted]
+    order = list(wanted)
+    chosen = sorted((lst for lst in config.listeners if lst.role in wanted),
+                    key=lambda lst: order.index(lst.role))
+    return [(wanted[lst.role][0], host, lst.port, wanted[lst.role][1]) for lst in chosen]
 
 
 def outcome(events) -> str:
