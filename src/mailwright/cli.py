@@ -186,6 +186,11 @@ async def cmd_webhook(args, admin: Admin) -> int:
             print(_webhook_line(w))
     elif args.action == "deliveries":
         _print_deliveries(await hooks.deliveries(args.id, args.limit, state=args.state))
+    elif args.action == "test":
+        sent = await hooks.test(args.id)
+        if not sent.ok:
+            raise CliError(f"test to {sent.webhook.url} failed: {sent.error}")
+        print(f"test event sent to {sent.webhook.url}: HTTP {sent.status}")
     elif args.action == "redeliver":
         d = await hooks.redeliver(args.id)
         print(f"delivery {d.id} ({d.event_type}) is pending again; a running server "
@@ -607,7 +612,8 @@ def build_parser() -> argparse.ArgumentParser:
         "domain", nargs="?", help="only the endpoints of this domain")
     for name, text in (("remove", "remove an endpoint and its delivery log"),
                        ("enable", "enable (again): pending deliveries go out"),
-                       ("disable", "stop sending until enabled")):
+                       ("disable", "stop sending until enabled"),
+                       ("test", "POST a signed test event now; print the answer")):
         wsub.add_parser(name, parents=[common], help=text).add_argument("id", type=int)
     wd = wsub.add_parser("deliveries", parents=[common], help="an endpoint's delivery log")
     wd.add_argument("id", type=int)

@@ -20,6 +20,7 @@ import pytest
 from mailwright.web.app import ROUTES
 
 from ..conftest import ROOT, free_port, loopback_dns, require
+from ..webhook_receiver import Receiver
 from .apiserver import ApiServer, imap_messages
 from .test_clients import swaks
 
@@ -252,6 +253,53 @@ def test_first_run_guide(srv, context):
     # And a mail program finds it there (IMAP over TLS).
     inbox = imap_messages(srv, "first@first.test", USER_PASSWORD)
     assert [m.count(b"Subject: Mailwright test message") for m in inbox] == [1]
+
+
+def test_settings_webhook_test_send_and_api_keys(srv, context):
+    receiver = Receiver().start()
+    try:
+        page = context.new_page()
+        log_in(page, srv, "/admin/settings")
+        expect = playwright_api.expect
+        page.get_by_label("Endpoint URL").fill(receiver.url("/hook"))
+        page.get_by_label("Event types (blank: all)").fill("delivered, bounced")
+        page.get_by_role("button", name="Add webhook").click()
+        shown = page.locator(".secret code")
+        expect(shown).to_contain_text("whsec_")        # the secret, on this answer only
+        receiver.endpoint("/hook", secret=shown.inner_text())
+        row = page.locator("tr", has_text=receiver.url("/hook"))
+        expect(row).to_contain_text("bounced, delivered")
+        row.get_by_role("button", name="Test").click()
+        expect(page.locator(".flash.ok")).to_contain_text("HTTP 200")
+        expect(page.locator(".secret")).to_have_count(0)   # gone once the page is left
+        got = receiver.got("/hook")
+        assert [(r.event, r.signed, r.body["type"]) for r in got] == [("test", True, "test")]
+        # An endpoint that refuses: the answer is what the admin sees.
+        page.get_by_label("Endpoint URL").fill(receiver.url("/refuses"))
+        page.get_by_role("button", name="Add webhook").click()
+        receiver.endpoint("/refuses", secret=shown.inner_text(), status=503,
+                          answer=b"down for maintenance")
+        page.locator("tr", has_text=receiver.url("/refuses")).get_by_role(
+            "button", name="Test").click()
+        expect(page.locator(".flash.error")).to_contain_text(
+            "failed: HTTP 503: down for maintenance")
+        page.locator("tr", has_text=receiver.url("/hook")).get_by_role("link").click()
+        expect(page.get_by_role("heading", name=re.compile("deliveries"))).to_be_visible()
+        # API keys: the token once, then revoked.
+        page.goto(base(srv) + "/admin/settings")
+        page.get_by_label("Key name").fill("billing")
+        page.get_by_role("button", name="Create key").click()
+        token = page.locator(".secret code").inner_text()
+        assert httpx.get(f"{srv.url}/domains", headers={"Authorization": f"Bearer {token}"}
+                         ).status_code == 200
+        page.goto(base(srv) + "/admin/settings")
+        assert token not in page.content()
+        page.get_by_role("button", name="Revoke API key billing").click()
+        expect(page.locator(".flash.ok")).to_contain_text("Revoked API key billing")
+        assert httpx.get(f"{srv.url}/domains", headers={"Authorization": f"Bearer {token}"}
+                         ).status_code == 401
+    finally:
+        receiver.stop()
 
 
 def test_post_without_csrf_token_is_refused(srv, context):

@@ -1,6 +1,6 @@
 """Settings: the event retention policy (global and per domain: from the config file,
 shown with the keys that change it, since the server reads them only there), webhooks
-(add, enable/disable, remove, each one's delivery log) and HTTP API keys (create: the
+(add, test-send, enable/disable, remove, each one's delivery log) and HTTP API keys (create: the
 token is on the answer to the post and nowhere else; revoke)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ...admin.events import KNOWN_TYPES
-from ..auth import admin_of, back, page
+from ..auth import admin_of, back, flash, page
 from ..render import render
 
 
@@ -39,6 +39,13 @@ async def add_webhook(request: Request, form: dict[str, str]) -> Response:
 async def webhook_action(request: Request, form: dict[str, str]) -> Response:
     hooks, hook_id = admin_of(request).webhooks, request.path_params["id"]
     action = form.get("action")
+    if action == "test":
+        sent = await hooks.test(hook_id)
+        if sent.ok:
+            return back(request, "/settings", f"Test sent to {sent.webhook.url}: "
+                                              f"HTTP {sent.status}.")
+        flash(request, "error", f"Test to {sent.webhook.url} failed: {sent.error}")
+        return back(request, "/settings")
     if action not in ("enable", "disable", "remove"):
         return back(request, "/settings")
     done = await getattr(hooks, action)(hook_id)
