@@ -115,6 +115,12 @@ def context(browser):
 
 def test_admin_flow(srv, context):
     page = context.new_page()
+    # Whatever the browser complains of (a script error, a refusal by the page's
+    # Content-Security-Policy, a missing file) fails the test at its end.
+    complaints: list[str] = []
+    page.on("console", lambda m: complaints.append(f"{m.text} {m.location}")
+            if m.type == "error" else None)
+    page.on("pageerror", lambda e: complaints.append(str(e)))
     log_in(page, srv)
     expect = playwright_api.expect
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
@@ -222,6 +228,7 @@ def test_admin_flow(srv, context):
         page.goto(base(srv) + path)
         shot(page, name)
 
+    assert complaints == []
     page.get_by_role("button", name=re.compile("Log out")).click()
     page.wait_for_url("**/admin/login")
     page.goto(base(srv) + "/admin/queue")

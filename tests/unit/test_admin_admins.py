@@ -148,3 +148,18 @@ def test_password_change_and_removal_end_sessions(env):
     assert run(admin.admins.login("root", "another password", "192.0.2.2"))
     run(admin.admins.remove("ops"))
     assert run(admin.admins.session(ops)) is None
+
+
+def test_the_demo_makes_a_dev_admin_once(tmp_path):
+    cfg = parse(CONFIG.format(data_dir=tmp_path) + '[demo]\ndomain = "example.test"\n'
+                'user = "demo"\n')
+    store = open_store(cfg)
+    try:
+        admin = Admin(store, cfg)
+        first = run(admin.ensure_demo())
+        assert first.admin_password and first.password
+        assert run(admin.admins.login("admin", first.admin_password, "192.0.2.1"))
+        again = run(admin.ensure_demo())
+        assert (again.password, again.admin_password) == (None, None)
+    finally:
+        store.close()
