@@ -130,6 +130,7 @@ def test_admin_flow(srv, context):
 
     # A domain, its records, and their live check (loaded by htmx after the page).
     follow(page, "Domains", "Domains")
+    shot(page, "domains")
     page.get_by_label("Add a domain").fill(DOMAIN)
     page.get_by_role("button", name="Add domain").click()
     page.wait_for_url(f"**/admin/domains/{DOMAIN}")
@@ -231,6 +232,7 @@ def test_admin_flow(srv, context):
     assert complaints == []
     page.get_by_role("button", name=re.compile("Log out")).click()
     page.wait_for_url("**/admin/login")
+    shot(page, "login")
     page.goto(base(srv) + "/admin/queue")
     assert "/admin/login?next=%2Fadmin%2Fqueue" in page.url
 
@@ -292,6 +294,7 @@ def test_settings_webhook_test_send_and_api_keys(srv, context):
             "failed: HTTP 503: down for maintenance")
         page.locator("tr", has_text=receiver.url("/hook")).get_by_role("link").click()
         expect(page.get_by_role("heading", name=re.compile("deliveries"))).to_be_visible()
+        shot(page, "webhook")
         # API keys: the token once, then revoked.
         page.goto(base(srv) + "/admin/settings")
         page.get_by_label("Key name").fill("billing")

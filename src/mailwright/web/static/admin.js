@@ -5,6 +5,9 @@
   var COLORS = {received: "#2563eb", sent: "#16a34a", deferred: "#d97706",
                 bounced: "#dc2626", rejected: "#7c3aed"};
 
+  var INCREMENTS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000,
+                    50000, 100000, 200000, 500000, 1000000];
+
   function copy(button) {
     var text = button.getAttribute("data-copy");
     var done = function () {
@@ -28,7 +31,7 @@
     var source = document.getElementById(el.dataset.source);
     if (!source) return;
     var data = JSON.parse(source.textContent);
-    var types = Object.keys(data.series);
+    var types = data.types;
     var series = [{}].concat(types.map(function (t) {
       return {label: t, stroke: COLORS[t] || "#555", width: 2, points: {show: false}};
     }));
@@ -36,7 +39,9 @@
     el.dataset.drawn = "1";
     var width = Math.max(280, el.clientWidth || 600);
     var plot = new uPlot({width: width, height: 220, series: series,
-                          scales: {x: {time: true}}, axes: [{}, {label: "messages"}]},
+                          scales: {x: {time: true}},
+                          // Messages are counted whole: no 0.5 ticks.
+                          axes: [{}, {label: "messages", incrs: INCREMENTS}]},
                          rows, el);
     window.addEventListener("resize", function () {
       plot.setSize({width: Math.max(280, el.clientWidth), height: 220});

@@ -14,10 +14,10 @@ from ..render import render
 
 
 def chart_data(traffic) -> dict:
-    """What admin.js gives uPlot: x (bucket starts, unix seconds) and one series per
-    type."""
-    n = len(next(iter(traffic.counts.values()), ()))
-    return {"x": [traffic.start + i * traffic.step for i in range(n)],
+    """What admin.js gives uPlot: x (bucket starts, unix seconds), the types in order
+    (the JSON's object keys come out sorted) and one series per type."""
+    return {"x": [traffic.start + i * traffic.step for i in range(traffic.buckets)],
+            "types": list(traffic.types),
             "series": {t: list(traffic.counts[t]) for t in traffic.types}}
 
 
