@@ -14,6 +14,7 @@ from mailwright.admin import Admin, Conflict, Invalid, NotFound
 from mailwright.admin.admins import LockedOut
 from mailwright.app import open_store
 from mailwright.config import parse
+from mailwright.events.log import EventLog
 
 CONFIG = """
 hostname = "mx.example.test"
@@ -45,8 +46,11 @@ def env(tmp_path):
     cfg = parse(CONFIG.format(data_dir=tmp_path))
     store = open_store(cfg)
     clock = Clock()
-    admin = Admin(store, cfg, clock=clock)
+    seen: list[tuple[str, dict]] = []
+    log = EventLog(store, observers=[lambda e, s, m, data: seen.append((e.value, data))])
+    admin = Admin(store, cfg, clock=clock, events=log)
     admin.admins.lockout.clock = clock
+    admin.seen = seen
     try:
         yield admin, clock, tmp_path / "mail.db"
     finally:
@@ -132,6 +136,11 @@ def test_lockout_after_failures_and_its_end(env):
     assert run(admin.admins.login("root", PASSWORD, "192.0.2.10")).admin == "root"
     clock.now += 61
     assert run(admin.admins.login("root", PASSWORD, "192.0.2.9")).admin == "root"
+    # Logged as mail authentication is, protocol "web".
+    assert [(t, d["protocol"], d["ip"]) for t, d in admin.seen] == \
+        [("auth-fail", "web", "192.0.2.9")] * 3 + [("auth-locked", "web", "192.0.2.9")] * 2 \
+        + [("auth-ok", "web", "192.0.2.10"), ("auth-ok", "web", "192.0.2.9")]
+    assert admin.seen[0][1]["username"] == "root" and admin.seen[-1][1]["account"] == "root"
 
 
 def test_password_change_and_removal_end_sessions(env):

@@ -8,7 +8,9 @@ to it (the synchronizer token pattern: each form carries it, a post without it i
 refused). A session ends on logout, when the admin's password changes or the admin
 is removed, after `[http] admin_idle_timeout` seconds unused, and
 `admin_session_lifetime` seconds after login whatever happens. Failed logins count
-against the client IP in the same lockout as mail authentication (auth/lockout.py).
+against the client IP in the same lockout as mail authentication (auth/lockout.py),
+and are logged as its are: auth-ok / auth-fail / auth-locked events, protocol "web"
+(so the event log, webhooks and the auth metrics see attacks on the admin too).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 
 from ..auth.lockout import AuthLockout
 from ..auth.passwords import DUMMY_HASH, hash_password, verify_password
+from ..events.types import Event
 from ..store.admins import AdminUserRecord
 from . import validate
 from .context import Context
@@ -28,6 +31,7 @@ from .errors import Forbidden, Invalid, NotFound, store_refusals
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 TOUCH_EVERY = 60.0       # seconds: a session's last use is written at most this often
+PROTOCOL, MECHANISM = "web", "password"   # as the auth events name them
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ def _name(text: str) -> str:
 
 class Admins:
     def __init__(self, ctx: Context, lockout: AuthLockout | None = None):
+        self.ctx = ctx
         self.store = ctx.store
         self.clock = ctx.clock
         self.settings = ctx.config.http
@@ -109,18 +114,22 @@ class Admins:
         the lockout's delay) for a wrong name or password, without saying which; refused
         (LockedOut) at once while the client's address is locked out."""
         if left := self.lockout.locked_for(client_ip):
-            raise LockedOut(left)
+            self._locked(client_ip, left)
         record = await self.store.admin_user(name.strip())
         # An unknown name costs the same argon2 verification as a known one.
         ok = await asyncio.to_thread(verify_password,
                                      record.password_hash if record else DUMMY_HASH, password)
         if record is None or not ok:
+            self.ctx.events.emit(Event.AUTH_FAIL, ip=client_ip, protocol=PROTOCOL,
+                                 mechanism=MECHANISM, username=name.strip()[:100])
             delay = self.lockout.record_failure(client_ip)
             await asyncio.sleep(delay)
             if left := self.lockout.locked_for(client_ip):
-                raise LockedOut(left)
+                self._locked(client_ip, left)
             raise Invalid("wrong admin name or password")
         self.lockout.record_success(client_ip)
+        self.ctx.events.emit(Event.AUTH_OK, ip=client_ip, account=record.name,
+                             protocol=PROTOCOL, mechanism=MECHANISM)
         now = self.clock()
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         await self.store.add_admin_session(_digest(token), record.id, csrf, now)
@@ -156,6 +165,11 @@ class Admins:
         return await self.store.remove_admin_sessions(
             created_before=now - self.settings.admin_session_lifetime,
             seen_before=now - self.settings.admin_idle_timeout)
+
+    def _locked(self, client_ip: str, left: float) -> None:
+        self.ctx.events.emit(Event.AUTH_LOCKED, ip=client_ip, protocol=PROTOCOL,
+                             seconds=round(left))
+        raise LockedOut(left)
 
     def _expires(self, created: float, last_seen: float) -> float:
         return min(created + self.settings.admin_session_lifetime,
