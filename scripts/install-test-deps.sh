@@ -93,6 +93,13 @@ unbound_validates() {
   grep -q '^Linked modules:.*validator' <<<"$out"
 }
 
+# Horde_Mail_Autoconfig, with the Net_DNS2 resolver its SRV lookups use (PEAR paths).
+horde_autoconfig_loads() {
+  command -v php >/dev/null || return 1
+  php -r 'exit(stream_resolve_include_path("Horde/Mail/Autoconfig/Driver/Thunderbird.php")
+               && stream_resolve_include_path("Net/DNS2/Resolver.php") ? 0 : 1);' 2>/dev/null
+}
+
 runs() { "$@" >/dev/null 2>&1; }
 
 python_imports() { [ -x "$VENV_PYTHON" ] && "$VENV_PYTHON" -c "import $1" 2>/dev/null; }
@@ -149,6 +156,8 @@ check_all() {
     runs /usr/bin/chromium --headless --no-sandbox --version
   need_pip playwright "drives chromium in the web admin tests" "playwright>=1.45" \
     playwright.sync_api
+  need php "Horde_Mail_Autoconfig: a client of autoconfig and RFC 6186 SRV records" \
+    "php-cli php-horde-mail-autoconfig" horde_autoconfig_loads
   if [ -n "$bench" ]; then
     need smtp-sink "SMTP sink and Postfix itself (bench/relay.py)" "postfix" \
       runs test -x /usr/sbin/smtp-sink -a -x /usr/sbin/postfix

@@ -1,5 +1,5 @@
 """The command line: serve, config, domain, user, admin, alias, queue, dkim, dns, apikey,
-events, webhook.
+events, stats, webhook.
 
 Only arguments and rendering live here: every operation is admin/'s (the HTTP API
 calls the same), and its refusals (AdminError) become "mailwright: error: ..." and
@@ -11,13 +11,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import getpass
+import json
 import logging
 import sys
 import time
 
 from . import config as config_mod
 from .admin import Admin, AdminError, config_check, validate
+from .admin.stats import SPANS
 
 
 class CliError(Exception):
@@ -448,6 +451,48 @@ def _print_events(page) -> None:
         console.print(f"more: add --cursor {page.next}", soft_wrap=True)
 
 
+async def cmd_stats(args, admin: Admin) -> int:
+    traffic = await admin.stats.traffic(args.span, args.domain)
+    summary = await admin.stats.summary(args.domain)
+    if args.json:
+        # The HTTP API's shapes (/api/v1/stats/traffic and /summary), in one object.
+        print(json.dumps({
+            "traffic": {"start": traffic.start, "step": traffic.step,
+                        "types": list(traffic.types),
+                        "counts": {k: list(v) for k, v in traffic.counts.items()}},
+            "summary": {**dataclasses.asdict(summary), "top_rejections": [
+                {"reason": r, "count": n} for r, n in summary.top_rejections]}}, indent=2))
+        return 0
+    _print_stats(traffic, summary, args.domain)
+    return 0
+
+
+def _print_stats(traffic, summary, domain: str | None) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+    console = Console()
+    when = "%Y-%m-%d %H:00Z" if traffic.step < 86400 else "%Y-%m-%d"
+    per = "hour" if traffic.step < 86400 else "day (UTC)"
+    table = Table(title=f"messages per {per}" + (f", {domain}" if domain else ""))
+    table.add_column("FROM", no_wrap=True)
+    for name in traffic.types:
+        table.add_column(name.upper(), justify="right")
+    for i in range(traffic.buckets):
+        start = time.strftime(when, time.gmtime(traffic.start + i * traffic.step))
+        table.add_row(start, *(str(traffic.counts[name][i]) for name in traffic.types))
+    table.add_section()
+    table.add_row("total", *(str(sum(traffic.counts[name])) for name in traffic.types))
+    console.print(table)
+    rate = "-" if summary.success_rate is None else f"{summary.success_rate:.1%}"
+    console.print(f"queue: {summary.queue_size} recipient(s) waiting; last 24 h: "
+                  f"{summary.delivered} delivered, {summary.failed} bounced, "
+                  f"success rate {rate}", soft_wrap=True)
+    if summary.top_rejections:
+        console.print("top rejections (24 h): " + ", ".join(
+            f"{escape(reason)} {n}" for reason, n in summary.top_rejections), soft_wrap=True)
+
+
 def _age(seconds: float) -> str:
     s = max(0, int(seconds))
     if s >= 86400:
@@ -580,6 +625,14 @@ def build_parser() -> argparse.ArgumentParser:
     esub.add_parser("prune", parents=[common],
                     help="delete what is past [events] retention now")
     e.set_defaults(fn=_admin_command(cmd_events))
+
+    st = sub.add_parser("stats", parents=[common],
+                        help="messages per hour or day, queue and outcomes, from the event log")
+    st.add_argument("--span", choices=list(SPANS), default="24h",
+                    help="24 hourly or 30 daily (UTC) counts")
+    st.add_argument("--domain", help="only this domain's events (docs/EVENTS.md `domain`)")
+    st.add_argument("--json", action="store_true", help="print JSON (the HTTP API's shapes)")
+    st.set_defaults(fn=_admin_command(cmd_stats))
 
     n = sub.add_parser("dns", parents=[common], help="DNS records a domain should publish")
     nsub = n.add_subparsers(dest="action", required=True)

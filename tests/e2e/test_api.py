@@ -468,6 +468,8 @@ ADMIN_OPERATIONS = [
     ("GET", "/queue/{message_id}/raw", None),
     ("GET", "/events", None),
     ("GET", "/events/export", None),
+    ("GET", "/stats/traffic", None),
+    ("GET", "/stats/summary", None),
     ("GET", "/webhooks", None),
     ("POST", "/webhooks", {"url": "http://127.0.0.1:9/hook", "domain": "{domain}"}),
     ("GET", "/webhooks/{webhook_id}", None),

@@ -32,13 +32,20 @@ def test_records_then_check(tmp_path):
     assert "k1-rsa._domainkey.rec.test." in out and "k=ed25519" in out
     records = srv.cli("dns", "records", "rec.test").stdout
     zone = [line for line in records.splitlines() if line and not line.startswith(";")]
-    assert {line.split("\t")[3] for line in zone} == {"MX", "TXT"}
+    # SRV: the client listeners (RFC 6186); no http listener, so no autoconfig names.
+    assert {line.split("\t")[3] for line in zone} == {"MX", "TXT", "SRV"}
+    port = srv.ports["imaps"]
+    assert f"_imaps._tcp.rec.test.\t3600\tIN\tSRV\t0 1 {port} mx.rec.test." in zone
+    assert not any(line.startswith(("autoconfig.", "autodiscover.")) for line in zone)
     assert any(line.startswith("_dmarc.rec.test.") for line in zone)
     assert "mta-sts.txt" in records and "mx: mx.rec.test" in records
 
     # Nothing published yet.
     code, lines = _check(srv)
     assert code == 1 and lines["MX"] == "missing" and lines["DKIM k1-rsa"] == "missing"
+    # The client discovery records are optional: their absence is only "info".
+    assert lines["SRV _submissions._tcp.rec.test"] == "info"
+    assert {v for k, v in lines.items() if k.startswith("SRV ")} == {"info"}
 
     # Everything published as printed, plus the host's A and PTR records.
     dns.add_zone(".", "\n".join(zone) + "\nmx.rec.test. 60 IN A 127.0.0.6\n"

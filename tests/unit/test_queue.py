@@ -156,7 +156,7 @@ def test_delivered_to_peer_with_envelope(world):
     assert sender_inbox(store) == []              # no DSN unless asked
 
 
-def test_the_tag_of_queued_mail_is_on_its_delivery_events(world):
+def test_the_tag_and_sender_domain_of_queued_mail_are_on_its_delivery_events(world):
     store, runner, clock, peer = world
     events = Events()
     runner = QueueRunner(runner.config, store, runner.resolver, events.log, clock=clock)
@@ -167,13 +167,14 @@ def test_the_tag_of_queued_mail_is_on_its_delivery_events(world):
     plain = enqueue(store, clock, ["plain@peer.test"])
     assert asyncio.run(store.queue_message(tagged)).tag == "newsletter-7"
     asyncio.run(runner.run_once())
-    outcomes = {(row[2], row[3]["rcpt"]): (row[0], row[3].get("tag")) for row in events.rows
-                if row[0] in ("delivered", "deferred", "bounced")}
+    outcomes = {(row[2], row[3]["rcpt"]): (row[0], row[3].get("tag"), row[3].get("domain"))
+                for row in events.rows if row[0] in ("delivered", "deferred", "bounced")}
+    # domain: the sender's (sender@home.test), whose mail it is, not the recipient's.
     assert outcomes == {
-        (tagged, "ok@peer.test"): ("delivered", "newsletter-7"),
-        (tagged, "slow@peer.test"): ("deferred", "newsletter-7"),
-        (tagged, "gone@peer.test"): ("bounced", "newsletter-7"),
-        (plain, "plain@peer.test"): ("delivered", None)}
+        (tagged, "ok@peer.test"): ("delivered", "newsletter-7", "home.test"),
+        (tagged, "slow@peer.test"): ("deferred", "newsletter-7", "home.test"),
+        (tagged, "gone@peer.test"): ("bounced", "newsletter-7", "home.test"),
+        (plain, "plain@peer.test"): ("delivered", None, "home.test")}
 
 
 def test_451_then_250_after_backoff(world):

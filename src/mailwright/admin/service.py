@@ -29,6 +29,7 @@ from .accounts import Accounts
 from .admins import Admins
 from .aliases import Aliases
 from .apikeys import ApiKeys
+from .clients import MailClients
 from .context import Context
 from .demo import DemoAccount, ensure_demo
 from .dkim import DkimKeys
@@ -61,6 +62,7 @@ class Admin:
         self.webhooks = Webhooks(self.ctx)
         self.admins = Admins(self.ctx, lockout)
         self.stats = Stats(self.ctx)
+        self.clients = MailClients(self.ctx)
         self._sender = Sender(self.ctx, parts)
 
     async def ensure_demo(self) -> DemoAccount | None:

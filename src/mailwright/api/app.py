@@ -23,11 +23,12 @@ from .routes import (
     messages,
     metrics,
     queue,
+    stats,
     webhooks,
 )
 
 PREFIX = "/api/v1"
-ROUTERS = (messages, domains, accounts, aliases, dkim, queue, events, webhooks, keys)
+ROUTERS = (messages, domains, accounts, aliases, dkim, queue, events, stats, webhooks, keys)
 
 DESCRIPTION = """\
 Administer Mailwright and send mail over HTTP.

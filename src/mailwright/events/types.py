@@ -86,12 +86,12 @@ class Event(StrEnum):
                     "downloaded messages removed by the EXPIRE policy (RFC 2449 §6.7)")
 
     # --- outbound queue ---------------------------------------------------------
-    DELIVERED = ("delivered", "rcpt remote tls reply attempt", "tag delay",
+    DELIVERED = ("delivered", "rcpt remote tls reply attempt", "tag delay domain",
                  "a queued recipient was accepted by the remote host (delay: seconds "
-                 "since the message was queued)")
-    DEFERRED = ("deferred", "rcpt remote tls reply attempt", "tag delay",
+                 "since the message was queued; domain: the sender's)")
+    DEFERRED = ("deferred", "rcpt remote tls reply attempt", "tag delay domain",
                 "a delivery attempt failed temporarily; it is retried later")
-    BOUNCED = ("bounced", "rcpt remote tls reply attempt", "tag delay",
+    BOUNCED = ("bounced", "rcpt remote tls reply attempt", "tag delay domain",
                "a queued recipient failed permanently (or gave up after max_age)")
     DSN = ("dsn", "to actions", "", "a delivery status notification (RFC 3464) was sent")
     MTA_STS_TESTING = ("mta-sts-testing", "domain unmatched", "",

@@ -138,6 +138,10 @@ class QueueRunner:
         # Seconds from queueing to this outcome (the delivery delay metric); never
         # negative should the clock step back.
         queued_for = round(max(0.0, now - message.created), 3)
+        # Whose mail this is (the events' domain key: per-domain retention, webhooks,
+        # statistics): the sender's domain, not the remote recipient's. None for a
+        # bounce (<>): its recipient's, then.
+        sender_domain = message.mail_from.rpartition("@")[2].lower() or None
         updates, notices = [], []
         for r in message.recipients:
             outcome = outcomes[r.id]
@@ -155,7 +159,8 @@ class QueueRunner:
                                            r.address, outcome.remote, outcome.tls))
             self.events.emit(Event(state), None, message.message_id, rcpt=r.address,
                              remote=outcome.remote, tls=outcome.tls, reply=outcome.reply,
-                             attempt=r.attempts + 1, delay=queued_for, tag=message.tag)
+                             attempt=r.attempts + 1, delay=queued_for, tag=message.tag,
+                             domain=sender_domain)
             action = {BOUNCED: "failed", DELIVERED: "delivered"}.get(state)
             if warn:
                 action = "delayed"

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 
 from ..config import Config
-from ..dns import DNSError, Resolver
+from ..dns import DNSError, NXDomain, Resolver
 from ..mx.mtasts import MTASTS, parse_txt
 from ..store.directory import DKIMKeyInfo
 from . import spf as spf_mod
@@ -22,6 +22,66 @@ class Record:
     type: str
     value: str
     purpose: str
+
+
+@dataclass(frozen=True)
+class ClientService:
+    """A listener mail clients connect to, as SRV records (RFC 6186) and client
+    autoconfiguration (public/autoconfig.py) describe it."""
+    protocol: str          # imap | pop3 | smtp
+    role: str              # the listener's
+    port: int
+    implicit_tls: bool     # TLS from the first byte; else STARTTLS / STLS
+    srv: str               # the SRV service label (RFC 6186 §3, RFC 8314 §5.1)
+    priority: int          # SRV priority: the lowest is tried first
+
+
+# role -> (protocol, SRV label, priority), most preferred first. IMAP and POP3 share
+# one priority space (RFC 6186 §3.4: IMAP before POP3 here), and implicit TLS comes
+# before STARTTLS (RFC 8314: cleartext, and the downgrade STARTTLS allows, are to go).
+CLIENT_ROLES = {
+    "imaps": ("imap", "_imaps._tcp", 0),
+    "imap": ("imap", "_imap._tcp", 10),
+    "pop3s": ("pop3", "_pop3s._tcp", 20),
+    "pop3": ("pop3", "_pop3._tcp", 30),
+    "submissions": ("smtp", "_submissions._tcp", 0),
+    "submission": ("smtp", "_submission._tcp", 10),
+}
+
+
+def client_services(config: Config) -> list[ClientService]:
+    """The configured client listeners (the first of each role), most preferred first."""
+    found = []
+    for role, (protocol, srv, priority) in CLIENT_ROLES.items():
+        listener = next((x for x in config.listeners if x.role == role), None)
+        if listener is not None:
+            found.append(ClientService(protocol, role, listener.port, listener.implicit_tls,
+                                       srv, priority))
+    return found
+
+
+def client_records(config: Config, domain: str) -> list[Record]:
+    """What lets mail clients find their settings from the address alone (all optional):
+    the autoconfig and autodiscover names, served by our http(s) listener, and the SRV
+    records of the client listeners."""
+    host = config.hostname
+    records = []
+    if any(x.protocol == "http" for x in config.listeners):
+        records += [
+            Record(f"autoconfig.{domain}", "CNAME", f"{host}.",
+                   "Thunderbird autoconfiguration: http(s)://autoconfig.DOMAIN/mail/"
+                   "config-v1.1.xml from the http listener (port 80/443, or a proxy), "
+                   "optional"),
+            Record(f"autodiscover.{domain}", "CNAME", f"{host}.",
+                   "Outlook autodiscover: https://autodiscover.DOMAIN/autodiscover/"
+                   "autodiscover.xml (a certificate naming it), optional"),
+        ]
+    for s in client_services(config):
+        tls = "implicit TLS" if s.implicit_tls else "STARTTLS"
+        records.append(Record(f"{s.srv}.{domain}", "SRV", f"{s.priority} 1 {s.port} {host}.",
+                              f"{s.protocol.upper()} ({tls}) for mail clients "
+                              "(RFC 6186, RFC 8314 §5.1), optional"))
+    return records
 
 
 def expected(config: Config, domain: str, keys: list[DKIMKeyInfo],
@@ -45,7 +105,7 @@ def expected(config: Config, domain: str, keys: list[DKIMKeyInfo],
         Record(f"_smtp._tls.{domain}", "TXT", f"v=TLSRPTv1; rua=mailto:postmaster@{domain}",
                "TLS reporting (RFC 8460)"),
     ]
-    return records
+    return records + client_records(config, domain)
 
 
 def mta_sts_policy(config: Config) -> str:
@@ -56,7 +116,9 @@ def mta_sts_policy(config: Config) -> str:
 
 @dataclass(frozen=True)
 class Finding:
-    status: str            # found | missing | wrong | error (DNS failed) | warn
+    # found | missing | wrong | error (DNS failed) | warn | info (an optional record
+    # not published)
+    status: str
     what: str
     detail: str
 
@@ -74,11 +136,7 @@ async def check(config: Config, resolver: Resolver, domain: str,
                                f"DNS error: {e}"))
 
     await guarded("MX", _mx(resolver, domain, host))
-    addresses: list[str] = []
-    try:
-        addresses = await resolver.addresses(host)
-    except DNSError:
-        pass
+    addresses = await _addresses(resolver, host)
     out.append(Finding("found" if addresses else "missing", "A/AAAA",
                        f"{host} -> {', '.join(addresses)}" if addresses
                        else f"{host} has no address record"))
@@ -93,7 +151,47 @@ async def check(config: Config, resolver: Resolver, domain: str,
                                          "TLS-RPT"))
     for ip in addresses:
         await guarded(f"PTR {ip}", _ptr(resolver, ip, host))
+    for record in client_records(config, domain):
+        out.append(await _optional(resolver, record, host))
     return out
+
+
+async def _optional(resolver: Resolver, record: Record, host: str) -> Finding:
+    """A client discovery record: absent is "info" (clients are then set up by hand),
+    one that leads elsewhere a "warn"; neither fails the check."""
+    what = f"{record.type} {record.name}"
+    try:
+        if record.type == "SRV":
+            answer = await resolver.query(record.name, "SRV")
+            seen = [f"{r.priority} {r.weight} {r.port} {r.target.to_text()}"
+                    for r in answer.records]
+            _, _, port, target = record.value.split()
+            ok = any(r.port == int(port) and r.target.to_text().lower() == target
+                     for r in answer.records)
+        else:
+            # A CNAME to us, or addresses of their own that are ours.
+            answer = await resolver.query(record.name, "CNAME")
+            seen = [r.target.to_text() for r in answer.records]
+            ok = any(t.lower() == record.value for t in seen)
+            if not seen:
+                seen = await resolver.addresses(record.name)
+                ok = bool(seen) and set(seen) <= set(await _addresses(resolver, host))
+    except NXDomain:
+        seen, ok = [], False
+    except DNSError as e:
+        return Finding("warn", what, f"DNS error: {e}")
+    if ok:
+        return Finding("found", what, ", ".join(seen))
+    if not seen:
+        return Finding("info", what, f"not published (optional): {record.value}")
+    return Finding("warn", what, f"is {', '.join(seen)}; expected {record.value}")
+
+
+async def _addresses(resolver: Resolver, host: str) -> list[str]:
+    try:
+        return await resolver.addresses(host)
+    except DNSError:
+        return []
 
 
 async def _mx(resolver: Resolver, domain: str, host: str) -> Finding:

@@ -44,7 +44,8 @@ class DnsRecordsOut(BaseModel):
 
 
 class FindingOut(BaseModel):
-    status: str = Field(description="found | missing | wrong | error | warn")
+    status: str = Field(description="found | missing | wrong | error | warn | info (an "
+                                    "optional record not published)")
     what: str
     detail: str
 

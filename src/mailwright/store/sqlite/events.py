@@ -1,6 +1,7 @@
 """Event rows for SQLite: written with the writer's next batch, never a job of
 their own; searched and pruned through the indexes on ts, address, domain, message_id
-and tag (schema.py), newest first by (ts, id).
+and tag (schema.py), newest first by (ts, id); counted for statistics per time bucket
+through events_traffic (type, ts, domain, role).
 
 Searches and the pruner's scans may read many rows (a rare type over a long time, old
 rows kept for a domain): they run in a thread on a connection of their own, never on
@@ -67,26 +68,7 @@ class SQLiteEvents:
                            domain: str | None = None) -> dict[str, tuple[int, ...]]:
         if buckets.count < 1:
             return {name: () for name in series}
-        # One row per bucket (a recursive CTE of its bounds), one correlated count per
-        # series in it: each count is a range of the events_traffic index (type, ts,
-        # domain, role), read from the index alone. A GROUP BY over a bucket expression
-        # would sort every matching row first instead (~6x slower at 1M events).
-        counts, args = [], [buckets.start, buckets.start, buckets.step, buckets.step,
-                             buckets.count]
-        for s in series.values():
-            terms = ["type=?"]
-            args.append(s.type)
-            if s.roles:
-                terms.append(f"role IN ({','.join('?' * len(s.roles))})")
-                args += s.roles
-            if domain is not None:
-                terms.append("domain=?")
-                args.append(domain)
-            counts.append(f"(SELECT count(*) FROM events WHERE {' AND '.join(terms)} "
-                          "AND ts>=b.lo AND ts<b.hi)")
-        sql = ("WITH RECURSIVE b(i, lo, hi) AS (SELECT 0, ?, ? + ? UNION ALL "
-               "SELECT i + 1, hi, hi + ? FROM b WHERE i + 1 < ?) "
-               f"SELECT {', '.join(counts)} FROM b ORDER BY i")
+        sql, args = count_sql(series, buckets, domain)
         rows = await self._read(lambda c: c.execute(sql, args).fetchall())
         columns = zip(*rows, strict=True)            # one per series, a count per bucket
         return {name: tuple(column) for name, column in zip(series, columns, strict=True)}
@@ -185,3 +167,28 @@ def _conditions(q: EventQuery) -> tuple[str, tuple]:
         terms.append("ts<?")
         args.append(q.until)
     return ("WHERE " + " AND ".join(terms) if terms else ""), tuple(args)
+
+
+def count_sql(series: Mapping[str, Series], buckets: Buckets,
+              domain: str | None) -> tuple[str, list]:
+    """count_events's query: one row per bucket (a recursive CTE of its bounds), one
+    correlated count per series in it. Each count is a range of the events_traffic
+    index (type, ts, domain, role), read from the index alone; a GROUP BY over a bucket
+    expression would sort every matching row first instead (~6x slower at 1M events)."""
+    counts, args = [], [buckets.start, buckets.start, buckets.step, buckets.step,
+                        buckets.count]
+    for s in series.values():
+        terms = ["type=?"]
+        args.append(s.type)
+        if s.roles:
+            terms.append(f"role IN ({','.join('?' * len(s.roles))})")
+            args += s.roles
+        if domain is not None:
+            terms.append("domain=?")
+            args.append(domain)
+        counts.append(f"(SELECT count(*) FROM events WHERE {' AND '.join(terms)} "
+                      "AND ts>=b.lo AND ts<b.hi)")
+    sql = ("WITH RECURSIVE b(i, lo, hi) AS (SELECT 0, ?, ? + ? UNION ALL "
+           "SELECT i + 1, hi, hi + ? FROM b WHERE i + 1 < ?) "
+           f"SELECT {', '.join(counts)} FROM b ORDER BY i")
+    return sql, args

@@ -1,7 +1,7 @@
 """The first-run guide, one step a page: add the domain → publish its DNS records,
 checked live until they pass → create the first mailboxes → send a test message and
 watch it arrive (its events, as the log has them) → connect a mail program (the
-settings it needs, from this server's listeners)."""
+settings it needs: admin.clients, what autoconfig serves)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ...admin.send import SendRequest
-from ...config import Config
 from ..auth import admin_of, back, page
 from ..render import render
 
@@ -21,20 +20,6 @@ STEPS = ("Your domain", "DNS records", "Mailboxes", "Test message", "Mail progra
 
 def _step(domain: str, step: int, **more: str) -> str:
     return "/welcome?" + urlencode({"domain": domain, "step": step, **more})
-
-
-def client_settings(config: Config) -> list[tuple[str, str, int, str]]:
-    """(what, host, port, security) for each listener a mail program uses: Thunderbird
-    and phones ask for exactly these. Implicit TLS first (RFC 8314 §3 prefers it)."""
-    host = config.hostname
-    wanted = {"imaps": ("Incoming (IMAP)", "SSL/TLS"), "imap": ("Incoming (IMAP)", "STARTTLS"),
-              "pop3s": ("Incoming (POP3)", "SSL/TLS"), "pop3": ("Incoming (POP3)", "STARTTLS"),
-              "submissions": ("Outgoing (SMTP)", "SSL/TLS"),
-              "submission": ("Outgoing (SMTP)", "STARTTLS")}
-    order = list(wanted)
-    chosen = sorted((lst for lst in config.listeners if lst.role in wanted),
-                    key=lambda lst: order.index(lst.role))
-    return [(wanted[lst.role][0], host, lst.port, wanted[lst.role][1]) for lst in chosen]
 
 
 def outcome(events) -> str:
@@ -69,7 +54,8 @@ async def wizard(request: Request) -> Response:
             (await admin.events.search(message_id=sent, limit=100)).events))
         shown.update(events=events, outcome=outcome(events))
     if step == 5:
-        shown["settings"] = client_settings(admin.ctx.config)
+        # The same settings autoconfig and autodiscover hand to mail clients.
+        shown["clients"] = await admin.clients.settings(domain=domain)
     return render(request, "welcome.html", step=step, steps=STEPS, **shown)
 
 
