@@ -155,6 +155,11 @@ check_all() {
   need opendkim "DKIM test mode with RSA and Ed25519" "opendkim" opendkim_signs
   need unbound "DNSSEC-validating resolver (DANE tests)" "unbound" unbound_validates
   need pgrep "find worker processes" "procps" runs pgrep -V
+  # Playwright drives Debian's build (executable_path), never a browser it downloads.
+  need chromium "headless browser for the web admin tests (Playwright)" "chromium" \
+    runs /usr/bin/chromium --headless --no-sandbox --version
+  need_pip playwright "drives chromium in the web admin tests" "playwright>=1.45" \
+    playwright.sync_api
   need php "Horde_Mail_Autoconfig: a client of autoconfig and RFC 6186 SRV records" \
     "php-cli php-horde-mail-autoconfig" horde_autoconfig_loads
   if [ -n "$bench" ]; then

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .address import Address
 from .admin import Admin
+from .admin.demo import DEMO_ADMIN
 from .admin.pruner import prune_periodically
 from .auth import passwords
 from .auth.logins import Logins
@@ -114,18 +115,25 @@ def tls_context(config: Config):
 
 
 def connect_summary(config: Config, demo: Address | None, password: str | None,
-                    ca: Path | None = None) -> str:
+                    ca: Path | None = None, admin_password: str | None = None) -> str:
     by_role = {listener.role: listener for listener in config.listeners}
     user = str(demo) if demo else "USER@DOMAIN"
     lines = ["", f"Mailwright is running as {config.hostname}"]
     for listener in config.listeners:
-        how = ("HTTP API, /api/v1/docs" if listener.protocol == "http" else "STARTTLS")
+        how = ("web admin /admin/, HTTP API /api/v1/docs" if listener.protocol == "http"
+               else "STARTTLS")
         lines.append(f"  {listener.role:<12} {listener.address}:{listener.port}"
                      + ("  (implicit TLS)" if listener.implicit_tls else f"  ({how})"))
     if demo:
         lines.append(f"  demo account: {user}" +
                      (f"  password: {password}   (shown once; change it with "
                       f"`mailwright user passwd {user}`)" if password else ""))
+    if admin_password:
+        web = next((lst for lst in config.listeners if lst.protocol == "http"), None)
+        scheme = "https" if web and web.implicit_tls else "http"
+        where = f"{scheme}://{web.address}:{web.port}/admin/" if web else "(no http listener)"
+        lines.append(f"  web admin: {where}  name: {DEMO_ADMIN}  password: {admin_password}"
+                     f"   (shown once; change it with `mailwright admin passwd {DEMO_ADMIN}`)")
     if sub := by_role.get("submission"):
         lines += ["", "Send a test message with swaks:",
                   f"  swaks --server {sub.address}:{sub.port} --tls --auth PLAIN "
@@ -239,7 +247,7 @@ class App:
             # One admin service layer for the API and the housekeeping, over this
             # process's event log (its observers count what the admin does too).
             admin = Admin(self.store, self.config, self.resolver, events=self.services.events,
-                          parts=self.services.parts())
+                          parts=self.services.parts(), lockout=self.services.lockout)
             self.housekeeping.append(loop.create_task(prune_periodically(
                 admin.events, self.services.events)))
             await self._serve_http(http, ctx, admin)

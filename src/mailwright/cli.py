@@ -1,5 +1,5 @@
-"""The command line: serve, config, domain, user, alias, queue, dkim, dns, apikey, events,
-stats, webhook.
+"""The command line: serve, config, domain, user, admin, alias, queue, dkim, dns, apikey,
+events, stats, webhook.
 
 Only arguments and rendering live here: every operation is admin/'s (the HTTP API
 calls the same), and its refusals (AdminError) become "mailwright: error: ..." and
@@ -97,7 +97,8 @@ def cmd_serve(args) -> int:
     except ListenError as e:
         raise CliError(str(e)) from None
     print(connect_summary(cfg, demo.address if demo else None,
-                          demo.password if demo else None, certificate.ca), flush=True)
+                          demo.password if demo else None, certificate.ca,
+                          demo.admin_password if demo else None), flush=True)
     metrics.prepare(cfg.data_dir)     # before the fork: every worker counts into one place
     if cfg.workers == 1:
         run_worker(cfg, sockets)
@@ -195,6 +196,11 @@ async def cmd_webhook(args, admin: Admin) -> int:
             print(_webhook_line(w))
     elif args.action == "deliveries":
         _print_deliveries(await hooks.deliveries(args.id, args.limit, state=args.state))
+    elif args.action == "test":
+        sent = await hooks.test(args.id)
+        if not sent.ok:
+            raise CliError(f"test to {sent.webhook.url} failed: {sent.error}")
+        print(f"test event sent to {sent.webhook.url}: HTTP {sent.status}")
     elif args.action == "redeliver":
         d = await hooks.redeliver(args.id)
         print(f"delivery {d.id} ({d.event_type}) is pending again; a running server "
@@ -298,19 +304,6 @@ def _expire_days(text: str) -> int | None:
     return int(text)
 
 
-def _size(text: str) -> int:
-    """"500M", "2G", "1048576" or "none" (no limit) as octets."""
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    t = text.strip().upper().removesuffix("B")
-    if t in ("NONE", "0"):
-        return 0
-    factor = units.get(t[-1:], 1)
-    number = t[:-1] if t[-1:] in units else t
-    if not number.isdigit():
-        raise CliError(f"quota takes a size like 500M, 2G or none, not {text!r}")
-    return int(number) * factor
-
-
 def cmd_user(args) -> int:
     password = None
     if args.action in ("add", "passwd"):
@@ -318,6 +311,33 @@ def cmd_user(args) -> int:
         password = _read_password(args)               # the terminal: before the loop
     with _admin(args) as admin:
         return asyncio.run(_user(args, admin, password))
+
+
+def cmd_admin(args) -> int:
+    password = None
+    if args.action in ("add", "passwd"):
+        password = _read_password(args)               # the terminal: before the loop
+    with _admin(args) as admin:
+        return asyncio.run(_web_admin(args, admin, password))
+
+
+async def _web_admin(args, admin: Admin, password: str | None) -> int:
+    admins = admin.admins
+    if args.action == "list":
+        now = time.time()
+        for a in await admins.list():
+            seen = f"last login {_age(now - a.last_login)} ago" if a.last_login \
+                else "never logged in"
+            print(f"{a.name}\tcreated {time.strftime('%Y-%m-%d', time.gmtime(a.created))}"
+                  f"\t{seen}")
+    elif args.action == "add":
+        print(f"added web admin {(await admins.add(args.name, password)).name}")
+    elif args.action == "passwd":
+        changed = await admins.set_password(args.name, password)
+        print(f"password changed for web admin {changed.name}; its sessions ended")
+    else:
+        print(f"removed web admin {(await admins.remove(args.name)).name}")
+    return 0
 
 
 async def _user(args, admin: Admin, password: str | None) -> int:
@@ -335,7 +355,7 @@ async def _user(args, admin: Admin, password: str | None) -> int:
         gone = await admin.accounts.remove(address)
         print(f"removed user {gone.address} and its mail")
     elif args.action == "quota":
-        quota = await admin.accounts.set_quota(address, _size(args.size))
+        quota = await admin.accounts.set_quota(address, validate.quota_size(args.size))
         print(f"quota of {quota.address}: "
               + (f"{quota.limit} octets" if quota.limit else "none"))
     return 0
@@ -571,6 +591,17 @@ def build_parser() -> argparse.ArgumentParser:
     uq.add_argument("size", help="e.g. 500M, 2G, or none")
     u.set_defaults(fn=cmd_user)
 
+    wa = sub.add_parser("admin", parents=[common], help="accounts of the web admin (/admin)")
+    wasub = wa.add_subparsers(dest="action", required=True)
+    wasub.add_parser("list", parents=[common])
+    for name in ("add", "passwd", "remove"):
+        x = wasub.add_parser(name, parents=[common])
+        x.add_argument("name", help="the admin's login name")
+        if name != "remove":
+            x.add_argument("--password-stdin", action="store_true",
+                           help="read the password from the first line of standard input")
+    wa.set_defaults(fn=cmd_admin)
+
     a = sub.add_parser("alias", parents=[common], help="manage aliases")
     asub = a.add_subparsers(dest="action", required=True)
     al = asub.add_parser("list", parents=[common])
@@ -699,7 +730,8 @@ def build_parser() -> argparse.ArgumentParser:
         "domain", nargs="?", help="only the endpoints of this domain")
     for name, text in (("remove", "remove an endpoint and its delivery log"),
                        ("enable", "enable (again): pending deliveries go out"),
-                       ("disable", "stop sending until enabled")):
+                       ("disable", "stop sending until enabled"),
+                       ("test", "POST a signed test event now; print the answer")):
         wsub.add_parser(name, parents=[common], help=text).add_argument("id", type=int)
     wd = wsub.add_parser("deliveries", parents=[common], help="an endpoint's delivery log")
     wd.add_argument("id", type=int)

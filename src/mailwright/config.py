@@ -223,6 +223,10 @@ class HttpSettings:
     # /metrics (Prometheus): "loopback" serves scrapers on 127.0.0.0/8 and ::1 without a
     # key and asks others for an admin key; "key" always asks for one.
     metrics_auth: str = "loopback"
+    # The web admin (/admin): a browser session ends after this many seconds unused,
+    # and this many seconds after login whatever happens.
+    admin_idle_timeout: float = 1800.0
+    admin_session_lifetime: float = 43200.0
 
 
 # events.retention_days / a domain's override: this many days, or forever.

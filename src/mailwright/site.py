@@ -13,16 +13,18 @@ JSON 404 (a Mount("/") would not: its pattern cannot match a path with a newline
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Router
+from starlette.routing import BaseRoute, Mount, Router
 
 from .admin import Admin
 from .api import app as api_app
 from .metrics import Metrics
 from .public import autoconfig
+from .web import app as web_app
 
 
 def build(admin: Admin, *, rate_limit: int, metrics_of: Metrics | None,
           metrics_auth: str, max_body: int) -> Router:
     api = api_app.build(admin, rate_limit, metrics_of, metrics_auth, max_body)
-    routes: list[BaseRoute] = [*autoconfig.routes(admin)]
+    routes: list[BaseRoute] = [Mount("/admin", app=web_app.build(admin)),
+                               *autoconfig.routes(admin)]
     return Router(routes=routes, default=api)

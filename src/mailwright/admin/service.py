@@ -19,12 +19,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection
 
+from ..auth.lockout import AuthLockout
 from ..config import Config
 from ..delivery.assemble import Parts
 from ..dns import Resolver
 from ..events.log import EventLog
 from ..store.base import MailStore
 from .accounts import Accounts
+from .admins import Admins
 from .aliases import Aliases
 from .apikeys import ApiKeys
 from .check import Checks
@@ -44,10 +46,11 @@ from .webhooks import Webhooks
 class Admin:
     def __init__(self, store: MailStore, config: Config, resolver: Resolver | None = None,
                  clock: Callable[[], float] = time.time, events: EventLog | None = None,
-                 parts: Parts | None = None):
+                 parts: Parts | None = None, lockout: AuthLockout | None = None):
         """events: the server's event log when the API runs in it; parts: what the
         delivery pipeline is built from (the server's, app.py); without them (the CLI)
-        `send` is refused."""
+        `send` is refused; lockout: the server's failed-authentication counter, which
+        web admin logins share with mail authentication."""
         self.ctx = Context(store, config, clock, resolver, events)
         self.domains = Domains(self.ctx)
         self.accounts = Accounts(self.ctx)
@@ -59,12 +62,13 @@ class Admin:
         self.api_keys = ApiKeys(self.ctx)
         self.events = Events(self.ctx)
         self.webhooks = Webhooks(self.ctx)
+        self.admins = Admins(self.ctx, lockout)
         self.stats = Stats(self.ctx)
         self.clients = MailClients(self.ctx)
         self._sender = Sender(self.ctx, parts)
 
     async def ensure_demo(self) -> DemoAccount | None:
-        return await ensure_demo(self.ctx)
+        return await ensure_demo(self.ctx, self.admins)
 
     async def send(self, request: SendRequest, *, client_ip: str,
                    allowed_domains: Collection[str] | None = None) -> SendResult:

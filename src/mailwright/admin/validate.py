@@ -63,6 +63,19 @@ def password(text: str) -> str:
     return text
 
 
+def quota_size(text: str) -> int:
+    """"500M", "2G", "1048576" or "none" (no limit: 0) as octets."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    t = text.strip().upper().removesuffix("B")
+    if t in ("NONE", "0"):
+        return 0
+    factor = units.get(t[-1:], 1)
+    number = t[:-1] if t[-1:] in units else t
+    if not number.isdigit():
+        raise Invalid(f"quota takes a size like 500M, 2G or none, not {text!r}")
+    return int(number) * factor
+
+
 def selector_name(name: str) -> str:
     """A key set name: it becomes the DNS labels <name>-rsa and <name>-ed25519
     (RFC 6376 §3.1 selectors are dot-atoms; we keep to letters, digits and '-')."""

@@ -1,7 +1,8 @@
 """Webhook endpoints: add (the signing secret shown once), list, show, remove, enable,
 disable; each endpoint's delivery log, and sending one delivery again. Sending is
 webhooks/dispatcher.py's, in the running server: what is made pending here goes out
-within a second or so."""
+within a second or so. A test send is the exception: one request made now, by the
+caller, so that its answer can be shown at once."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..events.types import Event
-from ..store.webhooks import ALL_EVENTS, PENDING, STATES, WebhookDelivery, WebhookEndpoint
+from ..store.events import StoredEvent
+from ..store.webhooks import (
+    ALL_EVENTS,
+    PENDING,
+    STATES,
+    PendingWebhook,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from ..webhooks.dispatcher import http_client, post
 from . import validate
 from .context import Context
 from .errors import Conflict, Invalid, NotFound
@@ -78,10 +88,25 @@ def _events(types: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(chosen))
 
 
+TEST_TYPE = "test"             # the type of a test send (no event of the log has it)
+
+
+@dataclass(frozen=True)
+class TestSend:
+    webhook: Webhook
+    status: int | None           # the HTTP status answered; None: no answer
+    error: str | None            # why it failed; None: a 2xx answer in time
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
 class Webhooks:
     def __init__(self, ctx: Context):
         self.store = ctx.store
         self.clock = ctx.clock
+        self.settings = ctx.config.webhooks
 
     async def add(self, url: str, domain: str | None = None,
                   events: Iterable[str] = (ALL_EVENTS,)) -> CreatedWebhook:
@@ -119,6 +144,23 @@ class Webhooks:
     async def disable(self, webhook_id: int) -> Webhook:
         """No deliveries and no new ones in its outbox until enabled."""
         return Webhook.of(await self._set_disabled(webhook_id, self.clock()))
+
+    async def test(self, webhook_id: int) -> TestSend:
+        """POST a test event to the endpoint now, signed with its secret as every
+        delivery is (README: Webhooks): type "test", event and delivery id 0. It is not
+        in the outbox nor the delivery log, and does not count as a failure of the
+        endpoint; it is sent even to a disabled one (to see whether it works again)."""
+        endpoint = await self._endpoint(webhook_id)
+        now = self.clock()
+        item = PendingWebhook(
+            WebhookDelivery(0, endpoint.id, 0, TEST_TYPE, PENDING, now, 0, None, None, None,
+                            None),
+            StoredEvent(0, now, TEST_TYPE, None, None, None, endpoint.domain, None,
+                        {"webhook": endpoint.id, "url": endpoint.url}))
+        async with http_client(self.settings) as client:
+            status, error = await post(client, self.settings.timeout, endpoint, item,
+                                       int(now))
+        return TestSend(Webhook.of(endpoint), status, error)
 
     async def deliveries(self, webhook_id: int, limit: int = 50, before: int | None = None,
                          state: str | None = None) -> list[WebhookDelivery]:

@@ -38,7 +38,8 @@ class Event(StrEnum):
     STARTTLS = ("starttls", "version cipher", "",
                 "a session (SMTP, IMAP or POP3) switched to TLS")
     AUTH_OK = ("auth-ok", "ip account protocol", "mechanism",
-               "a client authenticated (protocol smtp, imap or pop3)")
+               "a client authenticated (protocol smtp, imap, pop3, or web: a web admin "
+               "login, account the admin's name)")
     AUTH_FAIL = ("auth-fail", "ip protocol mechanism username", "",
                  "an authentication failed (wrong credentials or malformed exchange)")
     AUTH_LOCKED = ("auth-locked", "ip protocol seconds", "",

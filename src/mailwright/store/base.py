@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from .admins import AdminStore
 from .apikeys import ApiKeyStore
 from .directory import Directory
 from .events import EventStore
@@ -25,5 +26,5 @@ class StoreError(Exception):
 
 
 class MailStore(Directory, MailboxStore, Maildrops, MessageStore, QueueStore, EventStore,
-                ApiKeyStore, WebhookStore, Protocol):
+                ApiKeyStore, WebhookStore, AdminStore, Protocol):
     def close(self) -> None: ...

@@ -183,33 +183,7 @@ class Dispatcher:
 
     async def _post(self, endpoint: WebhookEndpoint, item: PendingWebhook,
                     timestamp: int) -> tuple[int | None, str | None]:
-        """(status, None) on success; (status or None, why) on failure. The verdict is
-        the status line within `timeout`; the answer's body is read afterwards, briefly,
-        for the log and so that the connection can be used again."""
-        content = payload.body(item)
-        request = self.client.build_request(
-            "POST", endpoint.url, content=content,
-            headers=payload.headers(endpoint.secret, item, content, timestamp))
-        try:
-            # httpx's timeout is per read or write; this one bounds the whole attempt.
-            async with asyncio.timeout(self.settings.timeout):
-                response = await self.client.send(request, stream=True)
-        except TimeoutError:
-            return None, f"no answer within {self.settings.timeout:g} s"
-        except (httpx.HTTPError, httpx.InvalidURL) as e:
-            return None, f"{type(e).__name__}: {e}"
-        try:
-            async with asyncio.timeout(ANSWER_WAIT):
-                answer = await _start_of(response)
-        except (TimeoutError, httpx.HTTPError):
-            answer = b""
-        finally:
-            await response.aclose()
-        if response.is_success:
-            return response.status_code, None
-        text = answer[:ANSWER_KEPT].decode("utf-8", "replace").strip()
-        return response.status_code, f"HTTP {response.status_code}" + (f": {text}" if text
-                                                                      else "")
+        return await post(self.client, self.settings.timeout, endpoint, item, timestamp)
 
     def _disabled(self, endpoint: WebhookEndpoint, failures: int) -> None:
         log.warning("webhook endpoint %d (%s) disabled after %d consecutive failures",
@@ -218,6 +192,37 @@ class Dispatcher:
         # domain's too (per-domain retention, the endpoints of that domain).
         self.events.emit(Event.WEBHOOK_DISABLED, webhook=endpoint.id, url=endpoint.url,
                          failures=failures, domain=endpoint.domain or "")
+
+
+async def post(client: httpx.AsyncClient, timeout: float, endpoint: WebhookEndpoint,
+               item: PendingWebhook, timestamp: int) -> tuple[int | None, str | None]:
+    """One signed request: (status, None) on success; (status or None, why) on failure.
+    The verdict is the status line within `timeout`; the answer's body is read
+    afterwards, briefly, for the log and so that the connection can be used again."""
+    content = payload.body(item)
+    request = client.build_request(
+        "POST", endpoint.url, content=content,
+        headers=payload.headers(endpoint.secret, item, content, timestamp))
+    try:
+        # httpx's timeout is per read or write; this one bounds the whole attempt.
+        async with asyncio.timeout(timeout):
+            response = await client.send(request, stream=True)
+    except TimeoutError:
+        return None, f"no answer within {timeout:g} s"
+    except (httpx.HTTPError, httpx.InvalidURL) as e:
+        return None, f"{type(e).__name__}: {e}"
+    try:
+        async with asyncio.timeout(ANSWER_WAIT):
+            answer = await _start_of(response)
+    except (TimeoutError, httpx.HTTPError):
+        answer = b""
+    finally:
+        await response.aclose()
+    if response.is_success:
+        return response.status_code, None
+    text = answer[:ANSWER_KEPT].decode("utf-8", "replace").strip()
+    return response.status_code, f"HTTP {response.status_code}" + (f": {text}" if text
+                                                                  else "")
 
 
 async def _start_of(response: httpx.Response) -> bytes:

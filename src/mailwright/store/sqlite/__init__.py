@@ -20,6 +20,7 @@ from typing import Any
 from ...address import Address
 from ..blobs import BlobStore
 from ..mailboxes import RenderViews
+from .admins import SQLiteAdmins
 from .apikeys import SQLiteApiKeys
 from .db import Writer, connect
 from .directory import SQLiteDirectory
@@ -37,7 +38,7 @@ from .webhooks import SQLiteWebhooks
 
 class SQLiteStore(SQLiteDirectory, SQLiteMailboxes, SQLiteMessages, SQLiteMeta, SQLiteSearch,
                   SQLiteQuota, SQLiteQueue, SQLitePop3, SQLiteEvents, SQLiteApiKeys,
-                  SQLiteWebhooks):
+                  SQLiteWebhooks, SQLiteAdmins):
     def __init__(self, data_dir: Path, render_views: RenderViews):
         self.data_dir = data_dir
         self.render_views = render_views

@@ -209,6 +209,23 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked REAL
 );
 
+-- Web admin accounts (admin/admins.py) and their browser sessions: an argon2 hash per
+-- admin; per session the SHA-256 of its cookie token, never the token.
+CREATE TABLE IF NOT EXISTS admin_users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    created REAL NOT NULL,
+    last_login REAL
+);
+CREATE TABLE IF NOT EXISTS admin_sessions (
+    digest TEXT PRIMARY KEY,
+    admin_id INTEGER NOT NULL REFERENCES admin_users(id) ON DELETE CASCADE,
+    csrf TEXT NOT NULL,
+    created REAL NOT NULL,
+    last_seen REAL NOT NULL
+);
+
 -- Webhooks (webhooks/, admin/webhooks.py): endpoints, and the durable outbox of their
 -- deliveries. AUTOINCREMENT: ids are never reused, since receivers deduplicate on the
 -- delivery id and admins name endpoints by theirs.

@@ -1,0 +1,66 @@
+// Mailwright web admin: the little that needs script. Every page works without it
+// except the charts (their numbers are in a table beside them).
+(function () {
+  "use strict";
+  var COLORS = {received: "#2563eb", sent: "#16a34a", deferred: "#d97706",
+                bounced: "#dc2626", rejected: "#7c3aed"};
+
+  var INCREMENTS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000,
+                    50000, 100000, 200000, 500000, 1000000];
+
+  function copy(button) {
+    var text = button.getAttribute("data-copy");
+    var done = function () {
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = "Copy"; }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done);
+      return;
+    }
+    // Not a secure context (plain http to a remote host): the old way.
+    var area = document.createElement("textarea");
+    area.value = text;
+    document.body.appendChild(area);
+    area.select();
+    try { document.execCommand("copy"); done(); } finally { area.remove(); }
+  }
+
+  function chart(el) {
+    if (el.dataset.drawn || typeof uPlot === "undefined") return;
+    var source = document.getElementById(el.dataset.source);
+    if (!source) return;
+    var data = JSON.parse(source.textContent);
+    var types = data.types;
+    var series = [{}].concat(types.map(function (t) {
+      return {label: t, stroke: COLORS[t] || "#555", width: 2, points: {show: false}};
+    }));
+    var rows = [data.x].concat(types.map(function (t) { return data.series[t]; }));
+    el.dataset.drawn = "1";
+    var width = Math.max(280, el.clientWidth || 600);
+    var plot = new uPlot({width: width, height: 220, series: series,
+                          scales: {x: {time: true}},
+                          // Messages are counted whole: no 0.5 ticks.
+                          axes: [{}, {label: "messages", incrs: INCREMENTS}]},
+                         rows, el);
+    window.addEventListener("resize", function () {
+      plot.setSize({width: Math.max(280, el.clientWidth), height: 220});
+    });
+  }
+
+  function enhance(root) {
+    root.querySelectorAll(".copy-button").forEach(function (b) {
+      if (b.dataset.ready) return;
+      b.dataset.ready = "1";
+      b.hidden = false;
+      b.addEventListener("click", function () { copy(b); });
+    });
+    root.querySelectorAll(".chart").forEach(chart);
+  }
+
+  if (window.htmx) {
+    htmx.onLoad(enhance);   // the first page, and whatever htmx swaps in later
+  } else {
+    document.addEventListener("DOMContentLoaded", function () { enhance(document); });
+  }
+})();
