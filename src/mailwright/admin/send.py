@@ -54,8 +54,6 @@ from .compose import Fields, Part, compose
 from .context import Context
 from .errors import Forbidden, Invalid, TooLarge, Unavailable
 
-MAX_TAG = 128
-
 # Header fields a caller may not give in `headers`, and why.
 _RESERVED = {
     "from": "use the from field", "to": "use the to field", "cc": "use the cc field",
@@ -452,13 +450,7 @@ def _attachment(i: int, attachment: Attachment) -> Part:
 
 
 def _tag(tag: str | None) -> str | None:
-    if tag is None:
-        return None
-    if not (0 < len(tag) <= MAX_TAG and tag.isprintable() and tag.strip()):
-        raise Invalid(f"tag: 1 to {MAX_TAG} printable characters, not {tag!r}")
-    # Kept without surrounding blanks: event search (admin/events.py) compares the tag
-    # it is given stripped, so " spring " would be found by no search.
-    return tag.strip()
+    return None if tag is None else validate.tag(tag)
 
 
 def _check_text(content: bytes, text_line: int) -> bool:
