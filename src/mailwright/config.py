@@ -11,9 +11,11 @@ import ipaddress
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from .address import AddressError, parse_mailbox
 
 ROLES = ("mx", "submission", "submissions", "pop3", "pop3s", "imap", "imaps", "http",
          "https")
@@ -247,6 +249,18 @@ class WebhookSettings:
     concurrency: int = 8             # deliveries in flight at once
 
 
+@dataclass(frozen=True)
+class CampaignSettings:
+    # --- the suppression list (delivery/suppression.py) ---
+    # A hard bounce (the recipient's server refused the address for good: RFC 3463
+    # X.1.x of the recipient, X.2.1) adds it to the sending domain's list.
+    suppress_on_bounce: bool = False
+    # A complaint (an ARF report, RFC 5965, arriving at feedback_address) adds the
+    # complaining recipient to the sending domain's list.
+    suppress_on_complaint: bool = True
+    feedback_address: str = ""       # where feedback loops send reports; "": none
+
+
 # The store backends store/__init__.py can open.
 STORE_BACKENDS = ("sqlite",)
 
@@ -281,6 +295,7 @@ class Config:
     http: HttpSettings = field(default_factory=HttpSettings)
     events: EventSettings = field(default_factory=EventSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    campaigns: CampaignSettings = field(default_factory=CampaignSettings)
 
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
@@ -501,7 +516,7 @@ def parse(text: str, path: str = "<config>") -> Config:
     r = _Reader(path, text)
     top_level = {"hostname", "data_dir", "listeners", "workers", "tls", "limits", "auth",
                  "submission", "pop3", "imap", "dns", "queue", "relayhost", "transports", "checks",
-                 "demo", "log", "store", "http", "events", "webhooks"}
+                 "demo", "log", "store", "http", "events", "webhooks", "campaigns"}
     for key in data:
         if key not in top_level:
             raise r.error(key, f"unknown key (known: {', '.join(sorted(top_level))})")
@@ -598,6 +613,14 @@ def parse(text: str, path: str = "<config>") -> Config:
     if min(webhooks.timeout, webhooks.first_retry, webhooks.max_retry, webhooks.max_age) <= 0:
         raise r.error("webhooks", "timeout, first_retry, max_retry and max_age must be "
                                   "more than 0 seconds")
+    campaigns = r.section(data, "campaigns", CampaignSettings)
+    if campaigns.feedback_address:
+        try:
+            feedback = parse_mailbox(campaigns.feedback_address)
+        except AddressError as e:
+            raise r.error("campaigns.feedback_address", f"expected a mailbox address: {e}") \
+                from None
+        campaigns = replace(campaigns, feedback_address=str(feedback))
     events = _events(r, data)
     # A delivery leaves the outbox with its event (store/sqlite/schema.sql).
     shortest = min((d for d in (events.retention_days, *(d for _, d in events.domains))
@@ -619,5 +642,5 @@ def parse(text: str, path: str = "<config>") -> Config:
         queue=r.section(data, "queue", QueueSettings),
         relayhost=relayhost, relayhost_password=relay_password, transports=transports,
         checks=_checks(r, data), demo=r.section(data, "demo", DemoSettings), log=log,
-        store=store, http=http, events=events, webhooks=webhooks,
+        store=store, http=http, events=events, webhooks=webhooks, campaigns=campaigns,
     )

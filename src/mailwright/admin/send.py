@@ -17,6 +17,8 @@ Decisions:
   raw message must not carry Bcc (it would show every blind recipient to all).
 - Recipients are checked one by one like RCPT: a refused one does not stop the others;
   with none accepted nothing is stored (NoRecipientAccepted, naming each refusal).
+- A recipient the sending domain suppresses (delivery/suppression.py) is accepted and
+  not sent; its result says so (`suppressed`: the reason), and no bounce follows.
 - The tag goes onto the `accepted` event and stays with queued mail for `delivered`,
   `deferred` and `bounced`; never into the message. (A campaign is a tag: one key for
   event search.)
@@ -34,7 +36,7 @@ import contextlib
 import email.utils
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email import errors as email_errors
 from email import policy
 from email.headerregistry import Address as HeaderAddress
@@ -47,6 +49,7 @@ from ..delivery.assemble import Parts, submission_pipeline
 from ..delivery.ids import message_id, session_id
 from ..delivery.pipeline import Refusal
 from ..delivery.received import Client, Envelope, ReceivedMessage, Recipient
+from ..delivery.suppression import lookup_key
 from ..events.types import Event
 from ..smtp.framing import Problem, TextCheck
 from . import validate
@@ -120,6 +123,9 @@ class RecipientResult:
     accepted: bool
     status: str                  # RFC 3463: 2.1.5 accepted; 4.x.x / 5.x.x why not
     text: str
+    # Accepted but not sent: the sending domain suppresses it (its entry's reason:
+    # unsubscribe, bounce, complaint, manual); no bounce follows.
+    suppressed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,7 +201,8 @@ class Sender:
         except Refusal as refusal:
             kind = Invalid if refusal.permanent else Unavailable
             raise kind(f"not accepted: {refusal.status} {refusal.text}") from None
-        return SendResult(queue_id, built.message_id, size, tuple(results))
+        return SendResult(queue_id, built.message_id, size,
+                          tuple(_suppressed(r, msg.suppressed) for r in results))
 
     def _build(self, request: SendRequest, to: list[tuple[str, Address]],
                cc: list[tuple[str, Address]], now: float, queue_id: str) -> _Built:
@@ -245,6 +252,16 @@ class Sender:
         if not accepted:
             raise NoRecipientAccepted(results)
         return results, accepted
+
+
+def _suppressed(result: RecipientResult, suppressed: Mapping[str, str]) -> RecipientResult:
+    """The result of an accepted recipient the pipeline did not send to (its key in
+    ReceivedMessage.suppressed: delivery/stages/suppress.py)."""
+    reason = suppressed.get(lookup_key(result.address)) if result.accepted else None
+    if reason is None:
+        return result
+    return replace(result, text=f"Recipient OK; not sent: suppressed ({reason})",
+                   suppressed=reason)
 
 
 def _structured(request: SendRequest, to: list[tuple[str, Address]],

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..delivery.suppression import MANUAL, REASONS, suppressed
+from ..delivery import suppression
+from ..delivery.suppression import MANUAL, REASONS
 from ..store.suppressions import SuppressionRecord
 from . import validate
 from .context import Context
@@ -62,8 +63,8 @@ class Suppressions:
             raise Invalid(f"unknown reason {reason!r}: use one of {', '.join(REASONS)}")
         if len(source) > MAX_SOURCE or not source.isprintable():
             raise Invalid(f"source: at most {MAX_SOURCE} printable characters")
-        record, _ = await self.store.add_suppression(
-            name, str(a), a.key, _campaign(campaign), reason, source, self.clock())
+        record, _ = await suppression.add(self.store, name, str(a), campaign=_campaign(campaign),
+                                          reason=reason, source=source, created=self.clock())
         return Suppression.of(record)
 
     async def remove(self, domain: str, address: str, *, campaign: str | None = None
@@ -97,5 +98,5 @@ class Suppressions:
         """The entry that stops mail of `domain` (of `campaign`, or untagged) to
         `address`, as delivery checks it; None: it would be sent."""
         name, a = validate.domain(domain), validate.address(address)
-        found = await suppressed(self.store, name, [str(a)], _campaign(campaign))
+        found = await suppression.suppressed(self.store, name, [str(a)], _campaign(campaign))
         return Suppression.of(found[str(a)]) if found else None

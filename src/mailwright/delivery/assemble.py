@@ -21,6 +21,7 @@ from .stages.inbound_checks import CheckStage
 from .stages.relay_format import RelayFormatStage
 from .stages.sign import SealStage, SignStage
 from .stages.store import StoreStage
+from .stages.suppress import SuppressStage
 from .stages.trace import TraceStage
 
 
@@ -50,13 +51,16 @@ def mx_pipeline(s: Parts) -> Pipeline:
 
 
 def submission_pipeline(s: Parts) -> Pipeline:
-    """Mail our users submit: stamped, DKIM-signed, stored or queued."""
+    """Mail our users submit: stamped, DKIM-signed, suppressed recipients dropped,
+    stored or queued."""
     stages: list[Stage] = [TraceStage(s.config.hostname)]
     # Issue 17: the tracking-rewrite stage goes here (only authenticated senders' mail
     # is rewritten), before relay formatting and signing so both cover the rewrite.
     stages.append(RelayFormatStage())
     if s.outbound is not None:
         stages.append(SignStage(s.outbound))
+    # Last before storing: the campaign (the tag) is final by then.
+    stages.append(SuppressStage(s.store, s.events))
     stages.append(StoreStage(s.store, s.events, s.on_queued))
     return Pipeline(stages)
 

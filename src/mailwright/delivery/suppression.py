@@ -19,6 +19,7 @@ that arrives while a message waits for a retry still counts).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from ..address import AddressError, parse_mailbox
@@ -29,6 +30,15 @@ BOUNCE = "bounce"
 COMPLAINT = "complaint"
 MANUAL = "manual"
 REASONS = (UNSUBSCRIBE, BOUNCE, COMPLAINT, MANUAL)
+
+
+# A hard bounce: the recipient's server refused the address itself for good. RFC 3463
+# §3.2 X.1.1 bad destination mailbox, X.1.2 bad destination system, X.1.3 bad mailbox
+# syntax, X.1.6 mailbox moved, RFC 7505 §4.1 X.1.10 null MX; §3.3 X.2.1 mailbox
+# disabled. Not X.1.7/X.1.8 (the sender's address), not the policy, content or size
+# refusals of X.2.2-X.7.x (another message may pass), not a delivery given up after
+# max_age (4.x.x) or returned by an admin (5.0.0).
+_HARD_BOUNCE = re.compile(r"5\d\d 5\.(?:1\.(?:1|2|3|6|10)|2\.1)(?:\s|$)")
 
 
 def lookup_key(address: str) -> str:
@@ -57,3 +67,16 @@ async def suppressed(store: SuppressionStore, domain: str, addresses: Iterable[s
         return {}
     found = await store.suppressed(domain, keys.values(), campaign)
     return {a: found[key] for a, key in keys.items() if key in found}
+
+
+def is_hard_bounce(reply: str) -> bool:
+    """Does this final reply ("550 5.1.1 no such user") say the address is dead?"""
+    return _HARD_BOUNCE.match(reply) is not None
+
+
+async def add(store: SuppressionStore, domain: str, address: str, *, campaign: str | None,
+              reason: str, source: str, created: float) -> tuple[SuppressionRecord, bool]:
+    """Suppress `address` (any form; kept as given) for the canonical `domain`, for
+    `campaign` or all its mail; the entry there now, and whether this added it."""
+    return await store.add_suppression(domain, address, lookup_key(address), campaign,
+                                       reason, source, created)
