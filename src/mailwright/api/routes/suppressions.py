@@ -10,8 +10,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from ...admin.suppressions import Suppression
-from ..auth import Caller, admin_of, managed_domain
-from ..errors import ApiError
+from ..auth import Manager, admin_of, domain_filter, managed_domain
 from ..jsonbody import JsonRoute
 
 router = APIRouter(prefix="/suppressions", tags=["Suppressions"], route_class=JsonRoute)
@@ -54,7 +53,7 @@ class SuppressionIn(BaseModel):
 
 @router.get("", summary="List suppressed addresses, a page at a time")
 async def list_suppressions(
-        request: Request, key: Caller,
+        request: Request, key: Manager,
         domain: Annotated[str | None, Query(max_length=253,
                                             description="required for domain-admin keys "
                                                         "of several domains")] = None,
@@ -65,28 +64,22 @@ async def list_suppressions(
                                            description="the `next` of the previous "
                                                        "page")] = None
         ) -> SuppressionPageOut:
-    if domain is None and not key.is_admin:
-        if len(key.domains) != 1:
-            raise ApiError(403, f"key {key.name!r} ({key.scope}) may list only its own "
-                           "domains' entries: give the domain")
-        domain = key.domains[0]
-    name = managed_domain(key, domain) if domain is not None else None
     page = await admin_of(request).suppressions.list(
-        name, campaign=campaign, address=address, limit=limit, after=after)
+        domain_filter(key, domain), campaign=campaign, address=address, limit=limit, after=after)
     return SuppressionPageOut(suppressions=[SuppressionOut.of(s) for s in page.suppressions],
                               next=page.next)
 
 
 @router.post("", status_code=201,
              summary="Suppress an address (the entry already there is returned as it is)")
-async def add(body: SuppressionIn, request: Request, key: Caller) -> SuppressionOut:
+async def add(body: SuppressionIn, request: Request, key: Manager) -> SuppressionOut:
     name = managed_domain(key, body.domain)
     return SuppressionOut.of(await admin_of(request).suppressions.add(
         name, body.address, campaign=body.campaign, reason=body.reason, source=body.source))
 
 
 @router.delete("/{domain}/{address}", summary="Send to the address again")
-async def remove(domain: str, address: str, request: Request, key: Caller,
+async def remove(domain: str, address: str, request: Request, key: Manager,
                  campaign: Campaign = None) -> SuppressionOut:
     name = managed_domain(key, domain)
     return SuppressionOut.of(await admin_of(request).suppressions.remove(
