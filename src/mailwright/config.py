@@ -7,6 +7,8 @@ silently falls back to a default and the server never starts half-configured.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import re
@@ -14,6 +16,8 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from .address import AddressError, canonical_domain
 
 ROLES = ("mx", "submission", "submissions", "pop3", "pop3s", "imap", "imaps", "http",
          "https")
@@ -247,6 +251,22 @@ class WebhookSettings:
     concurrency: int = 8             # deliveries in flight at once
 
 
+@dataclass(frozen=True)
+class CampaignSettings:
+    """Open and click tracking, one-click unsubscribe (issue 17; delivery/campaigns/)."""
+    # Where recipients' clicks and pixel loads go: https://<tracking_host>/t/..., served
+    # by the https (or http behind a TLS proxy) listener; "" is the server's hostname.
+    tracking_host: str = ""
+    # Domains whose authenticated senders' mail is always tracked (canonical names).
+    tracked_domains: tuple[str, ...] = ()
+    # Token keys ("id:base64url secret", the first signs, all verify); () for the key
+    # ring in data_dir/campaigns/keys, made on first use (mode 0600).
+    keys: tuple[str, ...] = ()
+
+    def host(self, hostname: str) -> str:
+        return self.tracking_host or hostname
+
+
 # The store backends store/__init__.py can open.
 STORE_BACKENDS = ("sqlite",)
 
@@ -281,8 +301,10 @@ class Config:
     http: HttpSettings = field(default_factory=HttpSettings)
     events: EventSettings = field(default_factory=EventSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    campaigns: CampaignSettings = field(default_factory=CampaignSettings)
 
 
+_HOST_PORT = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
                        r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
@@ -476,6 +498,51 @@ def _events(r: _Reader, data: dict) -> EventSettings:
                          settings.prune_batch, tuple(per_domain))
 
 
+_KEY_ID = re.compile(r"[A-Za-z0-9]{1,8}")
+
+
+def _campaigns(r: _Reader, data: dict) -> CampaignSettings:
+    value = data.get("campaigns", {})
+    if not isinstance(value, dict):
+        raise r.error("campaigns", "expected a table")
+    known = {f.name for f in fields(CampaignSettings)}
+    for name in value:
+        if name not in known:
+            raise r.error(f"campaigns.{name}",
+                          f"unknown key (known: {', '.join(sorted(known))})")
+    host = value.get("tracking_host", "")
+    if not isinstance(host, str) or (host and not _HOST_PORT.fullmatch(host)):
+        raise r.error("campaigns.tracking_host",
+                      f"expected a host name, optionally with :port, got {host!r}")
+    lists = {}
+    for name in ("tracked_domains", "keys"):
+        items = value.get(name, [])
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise r.error(f"campaigns.{name}", "expected a list of strings")
+        lists[name] = items
+    domains = []
+    for d in lists["tracked_domains"]:
+        try:
+            domains.append(canonical_domain(d))
+        except AddressError as e:
+            raise r.error("campaigns.tracked_domains", f"{d!r}: {e}") from None
+    seen = set()
+    for key in lists["keys"]:
+        kid, _, secret = key.partition(":")
+        if not _KEY_ID.fullmatch(kid) or kid in seen:
+            raise r.error("campaigns.keys", f"each key is \"ID:SECRET\" with a unique ID of "
+                          f"1-8 letters or digits, got {kid!r}")
+        seen.add(kid)
+        try:
+            raw = base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) < 32:
+            raise r.error("campaigns.keys", f"key {kid}: the secret must be at least 32 "
+                          f"octets in base64url (RFC 2104 §3: not shorter than the hash)")
+    return CampaignSettings(host.lower(), tuple(domains), tuple(lists["keys"]))
+
+
 def config_path(explicit: str | None) -> str:
     path = explicit or os.environ.get(ENV_VAR)
     if not path:
@@ -501,7 +568,7 @@ def parse(text: str, path: str = "<config>") -> Config:
     r = _Reader(path, text)
     top_level = {"hostname", "data_dir", "listeners", "workers", "tls", "limits", "auth",
                  "submission", "pop3", "imap", "dns", "queue", "relayhost", "transports", "checks",
-                 "demo", "log", "store", "http", "events", "webhooks"}
+                 "demo", "log", "store", "http", "events", "webhooks", "campaigns"}
     for key in data:
         if key not in top_level:
             raise r.error(key, f"unknown key (known: {', '.join(sorted(top_level))})")
@@ -620,4 +687,5 @@ def parse(text: str, path: str = "<config>") -> Config:
         relayhost=relayhost, relayhost_password=relay_password, transports=transports,
         checks=_checks(r, data), demo=r.section(data, "demo", DemoSettings), log=log,
         store=store, http=http, events=events, webhooks=webhooks,
+        campaigns=_campaigns(r, data),
     )

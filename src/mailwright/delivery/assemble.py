@@ -22,6 +22,7 @@ from .stages.relay_format import RelayFormatStage
 from .stages.sign import SealStage, SignStage
 from .stages.store import StoreStage
 from .stages.trace import TraceStage
+from .stages.tracking import TrackingStage
 
 
 @dataclass(frozen=True)
@@ -50,15 +51,17 @@ def mx_pipeline(s: Parts) -> Pipeline:
 
 
 def submission_pipeline(s: Parts) -> Pipeline:
-    """Mail our users submit: stamped, DKIM-signed, stored or queued."""
-    stages: list[Stage] = [TraceStage(s.config.hostname)]
-    # Issue 17: the tracking-rewrite stage goes here (only authenticated senders' mail
-    # is rewritten), before relay formatting and signing so both cover the rewrite.
-    stages.append(RelayFormatStage())
+    """Mail our users submit: stamped, campaign mail tracked, DKIM-signed, stored or
+    queued."""
+    rest: list[Stage] = [RelayFormatStage()]
     if s.outbound is not None:
-        stages.append(SignStage(s.outbound))
-    stages.append(StoreStage(s.store, s.events, s.on_queued))
-    return Pipeline(stages)
+        rest.append(SignStage(s.outbound))
+    rest.append(StoreStage(s.store, s.events, s.on_queued))
+    # Campaign mail (only authenticated senders', opted in) is rewritten per recipient
+    # and each copy goes through the rest: before relay formatting and signing, so both
+    # cover the rewrite and the List-Unsubscribe fields (RFC 8058 §4).
+    return Pipeline([TraceStage(s.config.hostname),
+                     TrackingStage(s.config, s.events, Pipeline(rest))])
 
 
 def pipeline_for(role: str, parts: Parts) -> Pipeline:

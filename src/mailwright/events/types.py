@@ -96,6 +96,21 @@ class Event(StrEnum):
     MTA_STS_TESTING = ("mta-sts-testing", "domain unmatched", "",
                        "MX hosts outside a testing-mode MTA-STS policy were used (RFC 8461)")
 
+    # --- campaigns (issue 17) ---------------------------------------------------
+    TRACKING_SKIPPED = ("tracking-skipped", "reason domain", "tag",
+                        "a campaign message sent without open/click tracking (reason: "
+                        "no-html, charset, encoding, malformed-html); it still has "
+                        "List-Unsubscribe")
+    OPENED = ("opened", "rcpt domain first machine ua", "tag",
+              "a campaign copy's pixel was loaded (first: the first open of this recipient "
+              "of this message; machine: a proxy or scanner, not the recipient; ua: the "
+              "user-agent class)")
+    CLICKED = ("clicked", "rcpt domain url first machine ua", "tag",
+               "a campaign copy's link was followed (url: the original; first: the first "
+               "click of this recipient of this message)")
+    UNSUBSCRIBED = ("unsubscribed", "rcpt domain method", "tag",
+                    "a campaign recipient unsubscribed (method: one-click, mailto, page)")
+
     # --- housekeeping -----------------------------------------------------------
     EVENTS_PRUNED = ("events-pruned", "events messages", "",
                      "the pruner deleted `events` rows past their retention and `messages` "
