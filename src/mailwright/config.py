@@ -7,6 +7,8 @@ silently falls back to a default and the server never starts half-configured.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import re
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .address import AddressError, parse_mailbox
+from .address import AddressError, canonical_domain, parse_mailbox
 
 ROLES = ("mx", "submission", "submissions", "pop3", "pop3s", "imap", "imaps", "http",
          "https")
@@ -251,7 +253,16 @@ class WebhookSettings:
 
 @dataclass(frozen=True)
 class CampaignSettings:
-    # --- the suppression list (delivery/suppression.py) ---
+    """Open and click tracking, one-click unsubscribe (issue 17; delivery/campaigns/)."""
+    # Where recipients' clicks and pixel loads go: https://<tracking_host>/t/..., served
+    # by the https (or http behind a TLS proxy) listener; "" is the server's hostname.
+    tracking_host: str = ""
+    # Domains whose authenticated senders' mail is always tracked (canonical names).
+    tracked_domains: tuple[str, ...] = ()
+    # Token keys ("id:base64url secret", the first signs, all verify); () for the key
+    # ring in data_dir/campaigns/keys, made on first use (mode 0600).
+    keys: tuple[str, ...] = ()
+    # --- the suppression list (delivery/suppression.py; read by _suppression) ---
     # A hard bounce (the recipient's server refused the address for good: RFC 3463
     # X.1.x of the recipient, X.2.1) adds it to the sending domain's list.
     suppress_on_bounce: bool = False
@@ -259,6 +270,9 @@ class CampaignSettings:
     # complaining recipient to the sending domain's list.
     suppress_on_complaint: bool = True
     feedback_address: str = ""       # where feedback loops send reports; "": none
+
+    def host(self, hostname: str) -> str:
+        return self.tracking_host or hostname
 
 
 # The store backends store/__init__.py can open.
@@ -298,6 +312,7 @@ class Config:
     campaigns: CampaignSettings = field(default_factory=CampaignSettings)
 
 
+_HOST_PORT = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
                        r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
@@ -491,6 +506,74 @@ def _events(r: _Reader, data: dict) -> EventSettings:
                          settings.prune_batch, tuple(per_domain))
 
 
+_KEY_ID = re.compile(r"[A-Za-z0-9]{1,8}")
+
+
+def _campaigns(r: _Reader, data: dict) -> CampaignSettings:
+    value = data.get("campaigns", {})
+    if not isinstance(value, dict):
+        raise r.error("campaigns", "expected a table")
+    known = {f.name for f in fields(CampaignSettings)}
+    for name in value:
+        if name not in known:
+            raise r.error(f"campaigns.{name}",
+                          f"unknown key (known: {', '.join(sorted(known))})")
+    host = value.get("tracking_host", "")
+    if not isinstance(host, str) or (host and not _HOST_PORT.fullmatch(host)):
+        raise r.error("campaigns.tracking_host",
+                      f"expected a host name, optionally with :port, got {host!r}")
+    lists = {}
+    for name in ("tracked_domains", "keys"):
+        items = value.get(name, [])
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise r.error(f"campaigns.{name}", "expected a list of strings")
+        lists[name] = items
+    domains = []
+    for d in lists["tracked_domains"]:
+        try:
+            domains.append(canonical_domain(d))
+        except AddressError as e:
+            raise r.error("campaigns.tracked_domains", f"{d!r}: {e}") from None
+    seen = set()
+    for key in lists["keys"]:
+        kid, _, secret = key.partition(":")
+        if not _KEY_ID.fullmatch(kid) or kid in seen:
+            raise r.error("campaigns.keys", f"each key is \"ID:SECRET\" with a unique ID of "
+                          f"1-8 letters or digits, got {kid!r}")
+        seen.add(kid)
+        try:
+            raw = base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) < 32:
+            raise r.error("campaigns.keys", f"key {kid}: the secret must be at least 32 "
+                          f"octets in base64url (RFC 2104 §3: not shorter than the hash)")
+    return CampaignSettings(host.lower(), tuple(domains), tuple(lists["keys"]))
+
+
+def _suppression(r: _Reader, data: dict, settings: CampaignSettings) -> CampaignSettings:
+    """The suppression list's keys of [campaigns] (_campaigns checked the table and its
+    key names, and reads the tracking keys)."""
+    value = data.get("campaigns", {})
+    chosen: dict[str, Any] = {}
+    for name in ("suppress_on_bounce", "suppress_on_complaint"):
+        if name in value:
+            if type(value[name]) is not bool:
+                raise r.error(f"campaigns.{name}", f"expected true or false, got "
+                              f"{value[name]!r}")
+            chosen[name] = value[name]
+    feedback = value.get("feedback_address", "")
+    if not isinstance(feedback, str):
+        raise r.error("campaigns.feedback_address", f"expected an address, got {feedback!r}")
+    if feedback:
+        try:
+            chosen["feedback_address"] = str(parse_mailbox(feedback))
+        except AddressError as e:
+            raise r.error("campaigns.feedback_address",
+                          f"expected a mailbox address: {e}") from None
+    return replace(settings, **chosen)
+
+
 def config_path(explicit: str | None) -> str:
     path = explicit or os.environ.get(ENV_VAR)
     if not path:
@@ -613,14 +696,6 @@ def parse(text: str, path: str = "<config>") -> Config:
     if min(webhooks.timeout, webhooks.first_retry, webhooks.max_retry, webhooks.max_age) <= 0:
         raise r.error("webhooks", "timeout, first_retry, max_retry and max_age must be "
                                   "more than 0 seconds")
-    campaigns = r.section(data, "campaigns", CampaignSettings)
-    if campaigns.feedback_address:
-        try:
-            feedback = parse_mailbox(campaigns.feedback_address)
-        except AddressError as e:
-            raise r.error("campaigns.feedback_address", f"expected a mailbox address: {e}") \
-                from None
-        campaigns = replace(campaigns, feedback_address=str(feedback))
     events = _events(r, data)
     # A delivery leaves the outbox with its event (store/sqlite/schema.sql).
     shortest = min((d for d in (events.retention_days, *(d for _, d in events.domains))
@@ -642,5 +717,6 @@ def parse(text: str, path: str = "<config>") -> Config:
         queue=r.section(data, "queue", QueueSettings),
         relayhost=relayhost, relayhost_password=relay_password, transports=transports,
         checks=_checks(r, data), demo=r.section(data, "demo", DemoSettings), log=log,
-        store=store, http=http, events=events, webhooks=webhooks, campaigns=campaigns,
+        store=store, http=http, events=events, webhooks=webhooks,
+        campaigns=_suppression(r, data, _campaigns(r, data)),
     )

@@ -100,6 +100,21 @@ class Event(StrEnum):
                   "suppresses it (reason: unsubscribe, bounce, complaint, manual; stage: "
                   "submission, or queue when the entry came while the message waited)")
 
+    # --- campaigns (issue 17) ---------------------------------------------------
+    TRACKING_SKIPPED = ("tracking-skipped", "reason domain", "tag",
+                        "a campaign message sent without open/click tracking (reason: "
+                        "no-html, charset, encoding, malformed-html); it still has "
+                        "List-Unsubscribe")
+    OPENED = ("opened", "rcpt domain first machine ua", "tag",
+              "a campaign copy's pixel was loaded (first: the first open of this recipient "
+              "of this message; machine: a proxy or scanner, not the recipient; ua: the "
+              "user-agent class)")
+    CLICKED = ("clicked", "rcpt domain url first machine ua", "tag",
+               "a campaign copy's link was followed (url: the original; first: the first "
+               "click of this recipient of this message)")
+    UNSUBSCRIBED = ("unsubscribed", "rcpt domain method", "tag",
+                    "a campaign recipient unsubscribed (method: one-click, mailto, page)")
+
     # --- housekeeping -----------------------------------------------------------
     EVENTS_PRUNED = ("events-pruned", "events messages", "",
                      "the pruner deleted `events` rows past their retention and `messages` "

@@ -17,6 +17,7 @@ _QP_OCTET = re.compile(rb"=([0-9A-Fa-f]{2})")
 # RFC 2045 §2.8: 8bit data has lines of at most 998 octets, CR and LF only
 # together as CRLF, and no NUL; anything else is binary (§2.9).
 _NOT_8BIT = re.compile(rb"\x00|\r(?!\n)|(?<!\r)\n|[^\r\n]{999}")
+_NEWLINE = re.compile(rb"\r?\n")
 _CTE_BINARY = re.compile(rb"^content-transfer-encoding:[ \t]*binary\b", re.I | re.M)
 
 
@@ -53,6 +54,21 @@ def decode_transfer(raw: bytes, encoding: str) -> bytes:
     if encoding == "quoted-printable":
         return decode_quoted_printable(raw)
     return raw
+
+
+def encode_transfer(data: bytes, encoding: str, final_newline: bool = True) -> bytes:
+    """A body in Content-Transfer-Encoding `encoding` (RFC 2045 §6): base64 in lines of
+    76 characters, quoted-printable with its line breaks kept (as CRLF), identities as
+    they are. Without `final_newline` the last CRLF is left off (inside a multipart the
+    CRLF before the next delimiter belongs to the delimiter, RFC 2046 §5.1.1)."""
+    if encoding == "base64":
+        body = base64.encodebytes(data).replace(b"\n", b"\r\n")
+    elif encoding == "quoted-printable":
+        # b2a_qp writes its soft breaks as LF when the text has no CRLF of its own
+        body = _NEWLINE.sub(b"\r\n", binascii.b2a_qp(data, istext=True))
+    else:
+        return data
+    return body if final_newline else body.removesuffix(b"\r\n")
 
 
 def is_8bit(octets: bytes) -> bool:

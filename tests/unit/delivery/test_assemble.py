@@ -9,6 +9,7 @@ from mailwright.delivery.stages.sign import SealStage, SignStage
 from mailwright.delivery.stages.store import StoreStage
 from mailwright.delivery.stages.suppress import SuppressStage
 from mailwright.delivery.stages.trace import TraceStage
+from mailwright.delivery.stages.tracking import TrackingStage
 
 from ..session_harness import make_config
 from .helpers import Events
@@ -20,7 +21,18 @@ class Stub:
 
 def kinds(role: str, **parts) -> list[type]:
     p = Parts(make_config(), object(), Events().log, **parts)
-    return [type(stage) for stage in pipeline_for(role, p).stages]
+    return _flat(pipeline_for(role, p).stages)
+
+
+def _flat(stages) -> list[type]:
+    """The stages in the order they run: the tracking stage runs the rest itself (once,
+    or once per recipient's copy of campaign mail)."""
+    out: list[type] = []
+    for stage in stages:
+        out.append(type(stage))
+        if isinstance(stage, TrackingStage):
+            out += _flat(stage.rest.stages)
+    return out
 
 
 def test_mx_checks_stamps_formats_seals_stores():
@@ -28,16 +40,18 @@ def test_mx_checks_stamps_formats_seals_stores():
         CheckStage, TraceStage, RelayFormatStage, SealStage, StoreStage]
 
 
-def test_submission_stamps_formats_signs_suppresses_stores():
+def test_submission_stamps_tracks_suppresses_formats_signs_stores():
     # Never a suppression check for mail from other servers (the mx pipeline above).
     for role in ("submission", "submissions"):
         assert kinds(role, inbound=Stub(), outbound=Stub()) == [
-            TraceStage, RelayFormatStage, SignStage, SuppressStage, StoreStage]
+            TraceStage, TrackingStage, SuppressStage, RelayFormatStage, SignStage,
+            StoreStage]
 
 
 def test_without_checks_or_keys_those_stages_are_left_out():
     assert kinds("mx") == [TraceStage, RelayFormatStage, StoreStage]
-    assert kinds("submission") == [TraceStage, RelayFormatStage, SuppressStage, StoreStage]
+    assert kinds("submission") == [TraceStage, TrackingStage, SuppressStage,
+                                   RelayFormatStage, StoreStage]
 
 
 def test_each_connection_gets_its_own_checks_state():

@@ -1,0 +1,216 @@
+"""The HTML rewrite of a campaign message: a tracking pixel in each HTML part and its
+http(s) links pointed at the tracking host. Pure: octets in, octets out.
+
+What changes, and nothing else:
+- only text/html leaves that are not attachments and not inside an encapsulated
+  message (message/rfc822: a forwarded mail is not ours to track);
+- in them only the values of `href` attributes of <a> and <area> start tags whose URL
+  is http or https (mailto:, tel:, #anchors and relative links stay), found by the
+  standard library's HTML tokenizer (html.parser) and replaced where its own attribute
+  pattern says the value is, plus one <img> before </body> (else at the end);
+- the part's octets are decoded from its transfer encoding, tokenized as Latin-1 (one
+  character per octet, so character offsets are octet offsets and every octet not
+  replaced is kept as it was), and encoded again in the same transfer encoding. Only
+  the link's URL is read in the part's charset. Charsets in which '<', '"', '=' can be
+  part of another character (UTF-16/32, ISO-2022, UTF-7, HZ) are not rewritten.
+
+Anything unexpected (an unknown transfer encoding or charset, the tokenizer failing)
+leaves the whole message as it was, with the reason (the stage logs an event).
+"""
+
+from __future__ import annotations
+
+import codecs
+import html
+import html.parser
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ...message.encoding import KNOWN_ENCODINGS, decode_transfer, encode_transfer
+from ...message.structure import Part, parse_structure, part_headers
+
+# A link's new URL, or None to leave it (decides on the original URL).
+LinkMap = Callable[[str], str | None]
+# The attribute patterns html.parser parses a start tag with (its own, so the spans we
+# replace are the very values it reported).
+_TAG_NAME = html.parser.tagfind_tolerant
+_ATTRIBUTE = html.parser.attrfind_tolerant
+# WHATWG URL parsing strips leading and trailing C0 controls and spaces.
+_URL_TRIM = "".join(map(chr, range(0x21)))
+_SYNTAX = b"<>\"'=&#;/ azAZ09"
+
+
+@dataclass(frozen=True)
+class _Html:
+    """One HTML part, tokenized: what is replaced where."""
+    part: Part
+    octets: bytes                        # the body, transfer encoding undone
+    final_newline: bool                  # the raw body ended with a line break
+    hrefs: list[tuple[int, int, str]]    # (start, end, the link's URL) of each value
+    quotes: list[str]
+    pixel_at: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A message analysed once (the costly part: tokenizing); `apply` makes each
+    recipient's copy. `reason` says why it cannot be rewritten (then parts is empty)."""
+    content: bytes
+    parts: tuple[_Html, ...] = ()
+    reason: str = ""
+
+    @property
+    def links(self) -> int:
+        return sum(len(p.hrefs) for p in self.parts)
+
+    def apply(self, link: LinkMap, pixel: str) -> bytes:
+        """The message with each URL replaced by link(url) (None: kept) and the pixel
+        (an HTML fragment) added to each part."""
+        out = bytearray(self.content)
+        # Last part first: what comes before a changed part keeps its offsets.
+        for html_part in reversed(self.parts):
+            octets = html_part.octets
+            pieces: list[bytes] = []
+            pos = 0
+            for (start, end, url), quote in zip(html_part.hrefs, html_part.quotes,
+                                                strict=True):
+                new = link(url)
+                if new is not None:
+                    pieces += [octets[pos:start], f"{quote}{new}{quote}".encode("ascii")]
+                    pos = end
+            at = html_part.pixel_at if html_part.pixel_at >= pos else len(octets)
+            pieces += [octets[pos:at], pixel.encode("ascii"), octets[at:]]
+            part = html_part.part
+            out[part.body:part.end] = encode_transfer(b"".join(pieces), part.encoding,
+                                                      html_part.final_newline)
+        return bytes(out)
+
+
+class Unsafe(Exception):
+    """This message cannot be rewritten safely; args[0] is the reason."""
+
+
+def analyse(content: bytes) -> Plan:
+    root, _ = parse_structure(content)
+    leaves = _html_leaves(content, root)
+    if not leaves:
+        return Plan(content, reason="no-html")
+    try:
+        return Plan(content, tuple(_analyse_part(content, part) for part in leaves))
+    except Unsafe as e:
+        return Plan(content, reason=e.args[0])
+
+
+def _html_leaves(data: bytes, part: Part) -> list[Part]:
+    if part.is_message:
+        return []
+    if part.children:
+        return [p for child in part.children for p in _html_leaves(data, child)]
+    if part.ctype != "text/html":
+        return []
+    disposition = part_headers(data, part).get_content_disposition() or ""
+    return [] if disposition == "attachment" else [part]
+
+
+def _analyse_part(data: bytes, part: Part) -> _Html:
+    raw = data[part.body:part.end]
+    if part.encoding not in KNOWN_ENCODINGS:
+        raise Unsafe("encoding")
+    charset = _charset(part_headers(data, part).get_content_charset() or "us-ascii")
+    octets = decode_transfer(raw, part.encoding)
+    try:
+        finder = _Finder(octets.decode("latin-1"))
+    except Exception:                 # the tokenizer gave up: leave the mail alone
+        raise Unsafe("malformed-html") from None
+    hrefs, quotes = [], []
+    for start, end in finder.hrefs:
+        value = octets[start:end]
+        quote = value[:1] if value[:1] in (b'"', b"'") else b""
+        if quote:
+            start, end = start + 1, end - 1
+        url = _url(octets[start:end], charset)
+        if url is not None:
+            # the quotes stay where they are: only the value between them changes
+            hrefs.append((start - len(quote), end + len(quote), url))
+            quotes.append(quote.decode())
+    return _Html(part, octets, raw.endswith(b"\n"), hrefs, quotes, finder.pixel_at)
+
+
+def _charset(name: str) -> str:
+    try:
+        codec = codecs.lookup(name).name
+    except LookupError:
+        raise Unsafe("charset") from None
+    if codec.startswith(("utf-16", "utf-32", "iso2022", "utf-7", "hz")):
+        raise Unsafe("charset")
+    try:
+        if _SYNTAX.decode(codec) != _SYNTAX.decode("ascii"):
+            raise Unsafe("charset")
+    except UnicodeDecodeError:
+        raise Unsafe("charset") from None
+    return codec
+
+
+def _url(value: bytes, charset: str) -> str | None:
+    """The http(s) URL a browser would follow for this attribute value, else None."""
+    try:
+        url = html.unescape(value.decode(charset)).strip(_URL_TRIM)
+    except UnicodeDecodeError:
+        return None
+    scheme = url[:8].lower()
+    if not (scheme.startswith("http://") or scheme.startswith("https://")):
+        return None
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        return None
+    return url
+
+
+class _Finder(html.parser.HTMLParser):
+    """The octet spans of the href values to replace and where the pixel goes."""
+
+    def __init__(self, text: str):
+        super().__init__(convert_charrefs=False)
+        self.text = text
+        self.hrefs: list[tuple[int, int]] = []
+        self.body_end: int | None = None
+        self.html_end: int | None = None
+        self._lines = [0]
+        start = text.find("\n")
+        while start >= 0:
+            self._lines.append(start + 1)
+            start = text.find("\n", start + 1)
+        self.feed(text)
+        self.close()
+
+    @property
+    def pixel_at(self) -> int:
+        for at in (self.body_end, self.html_end):
+            if at is not None:
+                return at
+        return len(self.text)
+
+    def _offset(self) -> int:
+        line, column = self.getpos()
+        return self._lines[line - 1] + column
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag not in ("a", "area") or not any(n == "href" and v for n, v in attrs):
+            return
+        start = self._offset()
+        raw = self.get_starttag_text() or ""
+        k = _TAG_NAME.match(raw, 1).end()
+        while k < len(raw):
+            m = _ATTRIBUTE.match(raw, k)
+            if not m:
+                break
+            if m[1].lower() == "href":
+                if m[2]:                      # the first href counts (as for browsers)
+                    self.hrefs.append((start + m.start(3), start + m.end(3)))
+                return
+            k = m.end()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "body":
+            self.body_end = self._offset()
+        elif tag == "html":
+            self.html_end = self._offset()
