@@ -11,6 +11,7 @@ import io
 
 import pytest
 
+from mailwright import cli
 from mailwright.admin import Admin, Invalid, NotFound
 from mailwright.admin.campaigns import report_csv
 from mailwright.app import open_store
@@ -66,6 +67,7 @@ class Log:
 @pytest.fixture(scope="module")
 def admin(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("reports")
+    (data_dir / "m.toml").write_text(CONFIG.format(data_dir=data_dir))
     cfg = parse(CONFIG.format(data_dir=data_dir))
     store = open_store(cfg)
     a = Admin(store, cfg)
@@ -191,3 +193,20 @@ def test_refusals(admin):
         asyncio.run(admin.campaigns.report(" "))
     with pytest.raises(NotFound):
         asyncio.run(admin.campaigns.domain_report("nowhere.test"))
+
+
+def test_cli_renders_the_report(admin, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")       # rich folds narrower tables
+    config = str(admin.ctx.config.data_dir / "m.toml")
+    assert cli.main(["-c", config, "campaign", "report", "spring", "--domain",
+                     "example.test", "--csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "total,7,6,1,2,2,1,1"
+    assert cli.main(["-c", config, "campaign", "report", "spring", "--domain",
+                     "example.test"]) == 0
+    table = capsys.readouterr().out
+    assert "campaign 'spring' of example.test: 7 message(s)" in table
+    assert "33.3%" in table and "14.3%" in table and "50.0%" in table   # open, bounce, CTO
+    assert cli.main(["-c", config, "campaign", "list", "--domain", "other.test"]) == 0
+    assert "spring" in capsys.readouterr().out
+    assert cli.main(["-c", config, "campaign", "report", "winter"]) == 1
+    assert "no campaign 'winter'" in capsys.readouterr().err
