@@ -17,6 +17,7 @@ from ..store.base import MailStore
 from ..trust.inbound import InboundChecks
 from ..trust.outbound import OutboundSigner
 from .pipeline import Pipeline, Stage
+from .stages.feedback import FeedbackStage
 from .stages.inbound_checks import CheckStage
 from .stages.relay_format import RelayFormatStage
 from .stages.sign import SealStage, SignStage
@@ -39,10 +40,13 @@ class Parts:
 
 
 def mx_pipeline(s: Parts) -> Pipeline:
-    """Mail from other servers: checked, stamped, forwards sealed, stored or queued."""
+    """Mail from other servers: checked, complaints (feedback reports) recorded,
+    stamped, forwards sealed, stored or queued."""
     stages: list[Stage] = []
     if s.inbound is not None:
         stages.append(CheckStage(s.inbound, s.events))
+    if s.config.campaigns.feedback_address:
+        stages.append(FeedbackStage(s.store, s.events, s.config.campaigns))
     stages.append(TraceStage(s.config.hostname))
     stages.append(RelayFormatStage())
     if s.outbound is not None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from mailwright.delivery.assemble import Parts, pipeline_for
+from mailwright.delivery.stages.feedback import FeedbackStage
 from mailwright.delivery.stages.inbound_checks import CheckStage
 from mailwright.delivery.stages.relay_format import RelayFormatStage
 from mailwright.delivery.stages.sign import SealStage, SignStage
@@ -52,6 +55,19 @@ def test_without_checks_or_keys_those_stages_are_left_out():
     assert kinds("mx") == [TraceStage, RelayFormatStage, StoreStage]
     assert kinds("submission") == [TraceStage, TrackingStage, SuppressStage,
                                    RelayFormatStage, StoreStage]
+
+
+def test_a_feedback_address_adds_the_complaint_stage_to_mx_only():
+    cfg = make_config()
+    cfg = dataclasses.replace(cfg, campaigns=dataclasses.replace(
+        cfg.campaigns, feedback_address="fbl@example.test"))
+
+    def flat(role):
+        return _flat(pipeline_for(role, Parts(cfg, object(), Events().log,
+                                              inbound=Stub())).stages)
+    assert flat("mx") == [CheckStage, FeedbackStage, TraceStage, RelayFormatStage,
+                          StoreStage]
+    assert FeedbackStage not in flat("submission")
 
 
 def test_each_connection_gets_its_own_checks_state():
