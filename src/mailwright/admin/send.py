@@ -17,6 +17,9 @@ Decisions:
   raw message must not carry Bcc (it would show every blind recipient to all).
 - Recipients are checked one by one like RCPT: a refused one does not stop the others;
   with none accepted nothing is stored (NoRecipientAccepted, naming each refusal).
+- A campaign (issue 17) is a tag that also turns tracking on: the message is rewritten
+  by the submission pipeline's tracking stage (delivery/stages/tracking.py), as SMTP
+  mail with an X-Mailwright-Campaign field is.
 - The tag goes onto the `accepted` event and stays with queued mail for `delivered`,
   `deferred` and `bounced`; never into the message. (A campaign is a tag: one key for
   event search.)
@@ -112,6 +115,8 @@ class SendRequest:
     attachments: Sequence[Attachment] = ()
     headers: Mapping[str, str] = field(default_factory=dict)   # further fields
     tag: str | None = None                       # on the events, not in the message
+    campaign: str | None = None                  # tracked campaign mail (issue 17): its
+    #                                              name is the tag; opens, clicks, unsubscribe
     envelope_from: str | None = None             # MAIL FROM; default: From's address
     raw: bytes | None = None                     # a whole RFC 5322 message instead
 
@@ -161,7 +166,13 @@ class Sender:
         if self.pipeline is None:
             raise Unavailable("sending needs a running server's delivery pipeline: use the "
                               "HTTP API (POST /api/v1/messages) or SMTP submission")
-        tag = _tag(request.tag)
+        tag = _tag("tag", request.tag)
+        campaign = _tag("campaign", request.campaign)
+        if campaign is not None:
+            if tag is not None and tag != campaign:
+                raise Invalid(f"tag {tag!r} and campaign {campaign!r} differ: a campaign's "
+                              f"name is its tag, give one of them")
+            tag = campaign
         to = [_mailbox(f"to[{i}]", t) for i, t in enumerate(request.to)]
         cc = [_mailbox(f"cc[{i}]", t) for i, t in enumerate(request.cc)]
         bcc = [_mailbox(f"bcc[{i}]", t) for i, t in enumerate(request.bcc)]
@@ -191,7 +202,7 @@ class Sender:
                             smtputf8, recipients=accepted, size=size)
         client = Client(session, client_ip, "", True, None, str(mail_from), "submission")
         msg = ReceivedMessage(queue_id, now, envelope, client, built.content,
-                              built.long_lines, tag=tag)
+                              built.long_lines, tag=tag, campaign=campaign is not None)
         try:
             await self.pipeline.run(msg)
         except Refusal as refusal:
@@ -451,11 +462,11 @@ def _attachment(i: int, attachment: Attachment) -> Part:
     return Part(attachment.filename, maintype, subtype, data)
 
 
-def _tag(tag: str | None) -> str | None:
+def _tag(field: str, tag: str | None) -> str | None:
     if tag is None:
         return None
     if not (0 < len(tag) <= MAX_TAG and tag.isprintable() and tag.strip()):
-        raise Invalid(f"tag: 1 to {MAX_TAG} printable characters, not {tag!r}")
+        raise Invalid(f"{field}: 1 to {MAX_TAG} printable characters, not {tag!r}")
     # Kept without surrounding blanks: event search (admin/events.py) compares the tag
     # it is given stripped, so " spring " would be found by no search.
     return tag.strip()

@@ -34,6 +34,7 @@ from .domains import Domains
 from .events import Events
 from .queue import Queue
 from .send import Sender, SendRequest, SendResult
+from .tracking import Tracking
 from .webhooks import Webhooks
 
 
@@ -54,6 +55,7 @@ class Admin:
         self.api_keys = ApiKeys(self.ctx)
         self.events = Events(self.ctx)
         self.webhooks = Webhooks(self.ctx)
+        self.tracking = Tracking(self.ctx)
         self._sender = Sender(self.ctx, parts)
 
     async def ensure_demo(self) -> DemoAccount | None:
