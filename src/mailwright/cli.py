@@ -1,5 +1,5 @@
 """The command line: serve, config, domain, user, alias, queue, dkim, dns, apikey, events,
-webhook.
+webhook, suppression.
 
 Only arguments and rendering live here: every operation is admin/'s (the HTTP API
 calls the same), and its refusals (AdminError) become "mailwright: error: ..." and
@@ -213,6 +213,43 @@ def _print_deliveries(rows) -> None:
         table.add_row(str(d.id), str(d.event_id), d.event_type, d.state, str(d.attempts),
                       f"{_age(now - d.queued)} ago", last)
     Console().print(table)
+
+
+async def cmd_suppression(args, admin: Admin) -> int:
+    entries = admin.suppressions
+    if args.action == "add":
+        s = await entries.add(args.domain, args.address, campaign=args.campaign,
+                              reason=args.reason, source=args.source)
+        print(f"{s.address} suppressed for {_scope(s)} ({s.reason})")
+    elif args.action == "remove":
+        s = await entries.remove(args.domain, args.address, campaign=args.campaign)
+        print(f"{s.address} is no longer suppressed for {_scope(s)}")
+    else:
+        page = await entries.list(args.domain, campaign=args.campaign, address=args.address,
+                                  limit=args.limit, after=args.after)
+        _print_suppressions(page)
+    return 0
+
+
+def _scope(s) -> str:
+    return f"campaign {s.campaign!r} of {s.domain}" if s.campaign is not None else s.domain
+
+
+def _print_suppressions(page) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+    console = Console()
+    table = Table(title=f"{len(page.suppressions)} suppressed address(es)")
+    for col in ("ID", "DOMAIN", "ADDRESS", "CAMPAIGN", "REASON", "SINCE", "SOURCE"):
+        table.add_column(col, overflow="fold")
+    for s in page.suppressions:
+        table.add_row(str(s.id), s.domain, escape(s.address), escape(s.campaign or "(all)"),
+                      s.reason, time.strftime("%Y-%m-%d %H:%M", time.gmtime(s.created)),
+                      escape(s.source))
+    console.print(table)
+    if page.next is not None:
+        console.print(f"more: add --after {page.next}", soft_wrap=True)
 
 
 def _zone_line(name: str, rtype: str, value: str) -> str:
@@ -591,6 +628,27 @@ def build_parser() -> argparse.ArgumentParser:
                     help="send a delivered or failed delivery again").add_argument(
         "id", type=int, help="the delivery's id (see: webhook deliveries)")
     w.set_defaults(fn=_admin_command(cmd_webhook))
+
+    sp = sub.add_parser("suppression", parents=[common],
+                        help="addresses a sending domain no longer sends to")
+    spsub = sp.add_subparsers(dest="action", required=True)
+    sl = spsub.add_parser("list", parents=[common], help="entries, oldest first, a page at a time")
+    sl.add_argument("domain", nargs="?", help="only this sending domain's")
+    sl.add_argument("--campaign", help="only this campaign's entries")
+    sl.add_argument("--address", help="only the entries of this address")
+    sl.add_argument("--limit", type=int, default=100)
+    sl.add_argument("--after", type=int, help="the id the previous page said (more: ...)")
+    for name, text in (("add", "stop sending to an address (all mail, or one campaign's)"),
+                       ("remove", "send to an address again")):
+        x = spsub.add_parser(name, parents=[common], help=text)
+        x.add_argument("domain", help="the sending domain")
+        x.add_argument("address")
+        x.add_argument("--campaign", help="only this campaign's mail (default: all of it)")
+    sa = spsub.choices["add"]
+    sa.add_argument("--reason", default="manual",
+                    choices=["manual", "unsubscribe", "bounce", "complaint"])
+    sa.add_argument("--source", default="", help="a note on where the entry came from")
+    sp.set_defaults(fn=_admin_command(cmd_suppression))
     return p
 
 

@@ -34,6 +34,7 @@ from .domains import Domains
 from .events import Events
 from .queue import Queue
 from .send import Sender, SendRequest, SendResult
+from .suppressions import Suppressions
 from .tracking import Tracking
 from .webhooks import Webhooks
 
@@ -55,7 +56,8 @@ class Admin:
         self.api_keys = ApiKeys(self.ctx)
         self.events = Events(self.ctx)
         self.webhooks = Webhooks(self.ctx)
-        self.tracking = Tracking(self.ctx)
+        self.suppressions = Suppressions(self.ctx)
+        self.tracking = Tracking(self.ctx, self.suppressions.add)
         self._sender = Sender(self.ctx, parts)
 
     async def ensure_demo(self) -> DemoAccount | None:

@@ -12,21 +12,25 @@ log (one indexed query on message_id).
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..delivery.campaigns import keys, machine, tokens
 from ..delivery.campaigns.tokens import Token
+from ..delivery.suppression import UNSUBSCRIBE
 from ..events.types import Event
 from ..store.events import EventQuery
 from .context import Context
+from .errors import AdminError
+
+log = logging.getLogger("mailwright.campaigns")
 
 SEEN_LIMIT = 100_000           # (kind, message, recipient) remembered in memory
 METHODS = ("one-click", "page", "mailto")
 
-# The suppression list's add (admin/suppressions.py): (domain, address, campaign,
-# reason) -> anything; None until that list exists in this build.
+# The suppression list's add (admin/suppressions.py Suppressions.add).
 Suppress = Callable[..., Awaitable[object]]
 
 
@@ -37,7 +41,7 @@ class Unsubscribed:
 
 
 class Tracking:
-    def __init__(self, ctx: Context, suppress: Suppress | None = None):
+    def __init__(self, ctx: Context, suppress: Suppress):
         self.ctx = ctx
         self.suppress = suppress
         self._seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
@@ -65,13 +69,20 @@ class Tracking:
                              machine=is_machine, ua=ua, tag=token.tag or None)
 
     async def unsubscribe(self, token: Token, method: str) -> Unsubscribed:
-        """The recipient off the sending domain's list (and the campaign's): the
-        suppression list, then the event (once per recipient of a message)."""
+        """The recipient on the sending domain's suppression list (of the campaign only
+        with `[campaigns] unsubscribe_scope = "campaign"`), then the event (once per
+        recipient of a message)."""
         if method not in METHODS:
             raise ValueError(f"unknown unsubscribe method {method!r}")
-        if self.suppress is not None:
-            await self.suppress(token.domain, token.rcpt, campaign=token.tag or None,
-                                reason=f"unsubscribed ({method})")
+        by_campaign = self.ctx.config.campaigns.unsubscribe_scope == "campaign"
+        try:
+            await self.suppress(token.domain, token.rcpt,
+                                campaign=(token.tag or None) if by_campaign else None,
+                                reason=UNSUBSCRIBE, source=method)
+        except AdminError as e:
+            # The domain was removed since: it sends nothing more, nothing to stop.
+            log.warning("unsubscribe of %s from %s not recorded: %s", token.rcpt,
+                        token.domain, e)
         first = await self._first(Event.UNSUBSCRIBED, token)
         if first:
             self.ctx.events.emit(Event.UNSUBSCRIBED, None, token.message_id,

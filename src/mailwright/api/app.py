@@ -23,11 +23,13 @@ from .routes import (
     messages,
     metrics,
     queue,
+    suppressions,
     webhooks,
 )
 
 PREFIX = "/api/v1"
-ROUTERS = (messages, domains, accounts, aliases, dkim, queue, events, webhooks, keys)
+ROUTERS = (messages, domains, accounts, aliases, dkim, queue, events, webhooks, keys,
+           suppressions)
 
 DESCRIPTION = """\
 Administer Mailwright and send mail over HTTP.

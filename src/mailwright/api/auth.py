@@ -113,6 +113,19 @@ def managed_domain(key: ApiKey, domain: str) -> str:
     return canonical
 
 
+def domain_filter(key: ApiKey, domain: str | None) -> str | None:
+    """The domain a listing is limited to: any (None: all) for admin keys; a
+    domain-admin key's own, its only one when it names none."""
+    if domain is not None:
+        return managed_domain(key, domain)
+    if key.is_admin:
+        return None
+    if len(key.domains) == 1:
+        return key.domains[0]
+    raise ApiError(422, f"key {key.name!r} covers several domains: give domain= one of "
+                        f"{', '.join(key.domains)}")
+
+
 def managed_address(key: ApiKey, address: str) -> str:
     """As managed_domain, for an address (or an alias's "@domain"): its domain decides."""
     domain = address.strip().rpartition("@")[2]

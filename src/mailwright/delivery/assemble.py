@@ -21,6 +21,7 @@ from .stages.inbound_checks import CheckStage
 from .stages.relay_format import RelayFormatStage
 from .stages.sign import SealStage, SignStage
 from .stages.store import StoreStage
+from .stages.suppress import SuppressStage
 from .stages.trace import TraceStage
 from .stages.tracking import TrackingStage
 
@@ -51,11 +52,13 @@ def mx_pipeline(s: Parts) -> Pipeline:
 
 
 def submission_pipeline(s: Parts) -> Pipeline:
-    """Mail our users submit: stamped, campaign mail tracked, DKIM-signed, stored or
-    queued."""
+    """Mail our users submit: stamped, campaign mail tracked, DKIM-signed, suppressed
+    recipients dropped, stored or queued."""
     rest: list[Stage] = [RelayFormatStage()]
     if s.outbound is not None:
         rest.append(SignStage(s.outbound))
+    # Last before storing: the campaign (the tag) is final by then.
+    rest.append(SuppressStage(s.store, s.events))
     rest.append(StoreStage(s.store, s.events, s.on_queued))
     # Campaign mail (only authenticated senders', opted in) is rewritten per recipient
     # and each copy goes through the rest: before relay formatting and signing, so both

@@ -95,6 +95,10 @@ class Event(StrEnum):
     DSN = ("dsn", "to actions", "", "a delivery status notification (RFC 3464) was sent")
     MTA_STS_TESTING = ("mta-sts-testing", "domain unmatched", "",
                        "MX hosts outside a testing-mode MTA-STS policy were used (RFC 8461)")
+    SUPPRESSED = ("suppressed", "rcpt domain reason stage", "tag",
+                  "a recipient of our user's mail was not sent to: the sending `domain` "
+                  "suppresses it (reason: unsubscribe, bounce, complaint, manual; stage: "
+                  "submission, or queue when the entry came while the message waited)")
 
     # --- campaigns (issue 17) ---------------------------------------------------
     TRACKING_SKIPPED = ("tracking-skipped", "reason domain", "tag",

@@ -7,6 +7,7 @@ from mailwright.delivery.stages.inbound_checks import CheckStage
 from mailwright.delivery.stages.relay_format import RelayFormatStage
 from mailwright.delivery.stages.sign import SealStage, SignStage
 from mailwright.delivery.stages.store import StoreStage
+from mailwright.delivery.stages.suppress import SuppressStage
 from mailwright.delivery.stages.trace import TraceStage
 from mailwright.delivery.stages.tracking import TrackingStage
 
@@ -39,15 +40,18 @@ def test_mx_checks_stamps_formats_seals_stores():
         CheckStage, TraceStage, RelayFormatStage, SealStage, StoreStage]
 
 
-def test_submission_stamps_formats_signs_stores():
+def test_submission_stamps_formats_signs_suppresses_stores():
+    # Never a suppression check for mail from other servers (the mx pipeline above).
     for role in ("submission", "submissions"):
         assert kinds(role, inbound=Stub(), outbound=Stub()) == [
-            TraceStage, TrackingStage, RelayFormatStage, SignStage, StoreStage]
+            TraceStage, TrackingStage, RelayFormatStage, SignStage, SuppressStage,
+            StoreStage]
 
 
 def test_without_checks_or_keys_those_stages_are_left_out():
     assert kinds("mx") == [TraceStage, RelayFormatStage, StoreStage]
-    assert kinds("submission") == [TraceStage, TrackingStage, RelayFormatStage, StoreStage]
+    assert kinds("submission") == [TraceStage, TrackingStage, RelayFormatStage,
+                                   SuppressStage, StoreStage]
 
 
 def test_each_connection_gets_its_own_checks_state():

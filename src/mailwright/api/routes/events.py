@@ -12,8 +12,7 @@ from pydantic import BaseModel, Field
 
 from ...admin.apikeys import ApiKey
 from ...store.events import StoredEvent
-from ..auth import Manager, admin_of, managed_domain
-from ..errors import ApiError
+from ..auth import Manager, admin_of, domain_filter
 
 router = APIRouter(prefix="/events", tags=["Events"])
 
@@ -46,22 +45,9 @@ class EventPageOut(BaseModel):
     next: str | None = Field(description="pass as cursor for the next page; null: the last")
 
 
-def _domain_for(key: ApiKey, domain: str | None) -> str | None:
-    """The domain filter a key may use: any for admin keys; a domain-admin key's own
-    (its only one when it names none)."""
-    if domain is not None:
-        return managed_domain(key, domain)
-    if key.is_admin:
-        return None
-    if len(key.domains) == 1:
-        return key.domains[0]
-    raise ApiError(422, f"key {key.name!r} covers several domains: give domain= one of "
-                        f"{', '.join(key.domains)}")
-
-
 def _filters(key: ApiKey, since, until, type, message_id, address, domain, tag) -> dict:
     return dict(since=since, until=until, types=type, message_id=message_id,
-                address=address, domain=_domain_for(key, domain), tag=tag)
+                address=address, domain=domain_filter(key, domain), tag=tag)
 
 
 @router.get("", summary="Search events")

@@ -67,6 +67,9 @@ class RecipientOut(BaseModel):
     accepted: bool
     status: str = Field(description="RFC 3463 enhanced status, e.g. 2.1.5 or 5.1.1")
     text: str
+    suppressed: str | None = Field(None, description="accepted but not sent: the sending "
+                                   "domain suppresses this address (the reason: "
+                                   "unsubscribe, bounce, complaint, manual)")
 
 
 class SentOut(BaseModel):
@@ -77,7 +80,8 @@ class SentOut(BaseModel):
 
 
 def _recipient(r: RecipientResult) -> RecipientOut:
-    return RecipientOut(address=r.address, accepted=r.accepted, status=r.status, text=r.text)
+    return RecipientOut(address=r.address, accepted=r.accepted, status=r.status, text=r.text,
+                        suppressed=r.suppressed)
 
 
 def _raw(text: str) -> bytes:
