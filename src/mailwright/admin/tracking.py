@@ -12,6 +12,7 @@ log (one indexed query on message_id).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -45,6 +46,7 @@ class Tracking:
         self.ctx = ctx
         self.suppress = suppress
         self._seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+        self._looking: dict[tuple[str, str, str], asyncio.Future] = {}
 
     @property
     def ring(self) -> keys.KeyRing:
@@ -94,10 +96,19 @@ class Tracking:
         key = (event.value, token.message_id, token.rcpt.lower())
         if key in self._seen:
             self._seen.move_to_end(key)
+            if (looking := self._looking.get(key)) is not None:
+                # The first is still being looked up: its event goes first.
+                await asyncio.shield(looking)
             return False
         self._remember(key)
-        page = await self.ctx.store.search_events(EventQuery(
-            types=(event.value,), message_id=token.message_id, address=key[2], limit=1))
+        looking = self._looking[key] = asyncio.get_running_loop().create_future()
+        try:
+            page = await self.ctx.store.search_events(EventQuery(
+                types=(event.value,), message_id=token.message_id, address=key[2],
+                limit=1))
+        finally:
+            del self._looking[key]
+            looking.set_result(None)
         return not page.events
 
     def _remember(self, key: tuple[str, str, str]) -> None:
