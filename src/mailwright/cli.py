@@ -150,6 +150,13 @@ async def cmd_dkim(args, admin: Admin) -> int:
     return 0
 
 
+async def cmd_tracking(args, admin: Admin) -> int:
+    kid = await admin.tracking.rotate_key()
+    print(f"tracking tokens are signed with key {kid} once the server restarts; older "
+          f"keys still verify (remove their lines from the key file when their mail is old)")
+    return 0
+
+
 async def cmd_apikey(args, admin: Admin) -> int:
     if args.action == "create":
         made = await admin.api_keys.create(args.name, args.scope, args.domain or ())
@@ -562,6 +569,12 @@ def build_parser() -> argparse.ArgumentParser:
         x.add_argument("domain")
         x.add_argument("selector", help="the key set name given to generate")
     k.set_defaults(fn=_admin_command(cmd_dkim))
+
+    t = sub.add_parser("tracking", parents=[common], help="campaign tracking tokens")
+    tsub = t.add_subparsers(dest="action", required=True)
+    tsub.add_parser("rotate-key", parents=[common],
+                    help="a new key signs tracking tokens; the old ones still verify")
+    t.set_defaults(fn=_admin_command(cmd_tracking))
 
     e = sub.add_parser("events", parents=[common], help="search, export and prune the event log")
     esub = e.add_subparsers(dest="action", required=True)

@@ -24,7 +24,7 @@ from ..delivery.suppression import UNSUBSCRIBE
 from ..events.types import Event
 from ..store.events import EventQuery
 from .context import Context
-from .errors import AdminError
+from .errors import AdminError, Invalid
 
 log = logging.getLogger("mailwright.campaigns")
 
@@ -51,6 +51,14 @@ class Tracking:
     @property
     def ring(self) -> keys.KeyRing:
         return keys.ring_for(self.ctx.config)
+
+    async def rotate_key(self) -> str:
+        """A new signing key first in data_dir/campaigns/keys (older ones still verify);
+        its id. A running server signs with it once restarted."""
+        try:
+            return await asyncio.to_thread(keys.rotate, self.ctx.config)
+        except keys.KeyRingError as e:
+            raise Invalid(str(e)) from None
 
     def token(self, text: str, kind: str) -> Token | None:
         """The valid token of this kind that text is, else None (the endpoint's 404)."""
