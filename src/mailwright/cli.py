@@ -159,10 +159,12 @@ async def cmd_tracking(args, admin: Admin) -> int:
 
 async def cmd_apikey(args, admin: Admin) -> int:
     if args.action == "create":
-        made = await admin.api_keys.create(args.name, args.scope, args.domain or ())
+        made = await admin.api_keys.create(args.name, args.scope, args.domain or (),
+                                           args.campaigns)
         k = made.key
         print(f"created API key {k.id} ({k.name}, {k.scope}"
-              + (f": {', '.join(k.domains)}" if k.domains else "") + ")")
+              + (f": {', '.join(k.domains)}" if k.domains else "")
+              + ("; its mail is tracked campaign mail" if k.campaigns else "") + ")")
         print(made.token)
         print("; shown once: only its hash is kept. Send it as: Authorization: Bearer TOKEN",
               file=sys.stderr)
@@ -614,6 +616,8 @@ def build_parser() -> argparse.ArgumentParser:
     ac = aksub.add_parser("create", parents=[common], help="print a new key's token (once)")
     ac.add_argument("name", help="what the key is for, e.g. 'billing app'")
     ac.add_argument("--scope", choices=["admin", "domain-admin", "send"], required=True)
+    ac.add_argument("--campaigns", action="store_true",
+                    help="every message the key sends is tracked campaign mail")
     ac.add_argument("--domain", action="append", metavar="DOMAIN",
                     help="a domain a domain-admin or send key covers (repeatable)")
     aksub.add_parser("revoke", parents=[common]).add_argument("id", type=int)

@@ -197,6 +197,29 @@ def test_api_campaign_machine_opens_are_flagged(api, admin):
     assert (opened["data"]["machine"], opened["data"]["ua"]) == (True, "apple-mpp")
 
 
+def test_a_key_made_for_campaigns_tracks_everything_it_sends(api, admin):
+    made = ok(admin.post("/keys", json={"name": "newsletter", "scope": "send",
+                                        "domains": [A], "campaigns": True}), 201)
+    assert made["key"]["campaigns"] is True
+    with api.client(made["token"]) as sender:
+        sent = ok(sender.post("/messages", json={
+            "from": ALICE, "to": [BOB], "subject": "by the key", "html": HTML,
+            "tag": "weekly"}), 201)
+    content = received(api, BOB, "by the key")
+    found = urls(content)
+    assert len(found["o"]) == len(found["c"]) == len(found["u"]) == 1
+    with public(api) as web:
+        assert web.get(found["c"][0]).headers["location"] == LINK
+    [clicked] = wait_for(lambda: [e for e in events(admin, "clicked", BOB)
+                                  if e["message_id"] == sent["id"]])
+    assert clicked["tag"] == "weekly"
+    # The send key of provision() was made without: its mail stays as it is.
+    with api.client(api.tokens["send"]) as sender:
+        ok(sender.post("/messages", json={"from": ALICE, "to": [BOB], "subject": "plain key",
+                                          "html": HTML, "tag": "weekly"}), 201)
+    assert b"/t/o/" not in received(api, BOB, "plain key")
+
+
 def test_one_click_unsubscribes_and_the_next_send_is_skipped(api, admin, peer):
     rcpt = f"reader@{REMOTE}"
     submit(api, [rcpt], message("to unsubscribe", "autumn").replace(

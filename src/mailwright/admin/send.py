@@ -166,7 +166,9 @@ class Sender:
         self.pipeline = submission_pipeline(parts) if parts is not None else None
 
     async def send(self, request: SendRequest, *, client_ip: str,
-                   allowed_domains: Collection[str] | None = None) -> SendResult:
+                   allowed_domains: Collection[str] | None = None,
+                   campaigns: bool = False) -> SendResult:
+        """campaigns: the caller (an API key made with campaigns) sends campaign mail."""
         if self.pipeline is None:
             raise Unavailable("sending needs a running server's delivery pipeline: use the "
                               "HTTP API (POST /api/v1/messages) or SMTP submission")
@@ -206,7 +208,8 @@ class Sender:
                             smtputf8, recipients=accepted, size=size)
         client = Client(session, client_ip, "", True, None, str(mail_from), "submission")
         msg = ReceivedMessage(queue_id, now, envelope, client, built.content,
-                              built.long_lines, tag=tag, campaign=campaign is not None)
+                              built.long_lines, tag=tag,
+                              campaign=campaigns or campaign is not None)
         try:
             await self.pipeline.run(msg)
         except Refusal as refusal:

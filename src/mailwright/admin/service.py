@@ -64,8 +64,10 @@ class Admin:
         return await ensure_demo(self.ctx)
 
     async def send(self, request: SendRequest, *, client_ip: str,
-                   allowed_domains: Collection[str] | None = None) -> SendResult:
+                   allowed_domains: Collection[str] | None = None,
+                   campaigns: bool = False) -> SendResult:
         """Submit a message as an authenticated SMTP client would (admin/send.py):
-        from addresses of `allowed_domains` (None: any local domain)."""
+        from addresses of `allowed_domains` (None: any local domain); `campaigns`: the
+        caller sends campaign mail (an API key made so), tracked as README "Campaigns"."""
         return await self._sender.send(request, client_ip=client_ip,
-                                       allowed_domains=allowed_domains)
+                                       allowed_domains=allowed_domains, campaigns=campaigns)

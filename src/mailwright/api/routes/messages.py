@@ -106,7 +106,7 @@ async def send(body: MessageIn, request: Request, key: Caller) -> SentOut:
     try:
         sent = await admin_of(request).send(
             req, client_ip=request.client.host if request.client else "",
-            allowed_domains=key.sender_domains)
+            allowed_domains=key.sender_domains, campaigns=key.campaigns)
     except NoRecipientAccepted as e:
         refused = "; ".join(f"{r.address}: {r.status} {r.text}" for r in e.recipients)
         # RFC 3463: when every refusal is temporary (4.x.x, e.g. a full mailbox) the
