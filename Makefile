@@ -35,6 +35,7 @@ bench: $(STAMP) bench-deps
 	$(PY) bench/message_sizes.py
 	$(PY) bench/event_prune.py
 	$(PY) bench/send_api.py
+	$(PY) bench/tracking.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

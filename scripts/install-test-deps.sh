@@ -154,6 +154,7 @@ check_all() {
     need script "a terminal for Postfix's commands (bench/relay.py)" "bsdutils" \
       runs script -V
     need_pip aiosmtpd "the fsyncing peer in bench/smtp_accept.py" "aiosmtpd>=1.4.4" aiosmtpd
+    need wrk "HTTP load client (bench/tracking.py)" "wrk" runs test -x /usr/bin/wrk
   fi
 }
 

@@ -150,12 +150,21 @@ async def cmd_dkim(args, admin: Admin) -> int:
     return 0
 
 
+async def cmd_tracking(args, admin: Admin) -> int:
+    kid = await admin.tracking.rotate_key()
+    print(f"tracking tokens are signed with key {kid} once the server restarts; older "
+          f"keys still verify (remove their lines from the key file when their mail is old)")
+    return 0
+
+
 async def cmd_apikey(args, admin: Admin) -> int:
     if args.action == "create":
-        made = await admin.api_keys.create(args.name, args.scope, args.domain or ())
+        made = await admin.api_keys.create(args.name, args.scope, args.domain or (),
+                                           args.campaigns)
         k = made.key
         print(f"created API key {k.id} ({k.name}, {k.scope}"
-              + (f": {', '.join(k.domains)}" if k.domains else "") + ")")
+              + (f": {', '.join(k.domains)}" if k.domains else "")
+              + ("; its mail is tracked campaign mail" if k.campaigns else "") + ")")
         print(made.token)
         print("; shown once: only its hash is kept. Send it as: Authorization: Bearer TOKEN",
               file=sys.stderr)
@@ -642,6 +651,12 @@ def build_parser() -> argparse.ArgumentParser:
         x.add_argument("selector", help="the key set name given to generate")
     k.set_defaults(fn=_admin_command(cmd_dkim))
 
+    t = sub.add_parser("tracking", parents=[common], help="campaign tracking tokens")
+    tsub = t.add_subparsers(dest="action", required=True)
+    tsub.add_parser("rotate-key", parents=[common],
+                    help="a new key signs tracking tokens; the old ones still verify")
+    t.set_defaults(fn=_admin_command(cmd_tracking))
+
     e = sub.add_parser("events", parents=[common], help="search, export and prune the event log")
     esub = e.add_subparsers(dest="action", required=True)
     filters = argparse.ArgumentParser(add_help=False)
@@ -680,6 +695,8 @@ def build_parser() -> argparse.ArgumentParser:
     ac = aksub.add_parser("create", parents=[common], help="print a new key's token (once)")
     ac.add_argument("name", help="what the key is for, e.g. 'billing app'")
     ac.add_argument("--scope", choices=["admin", "domain-admin", "send"], required=True)
+    ac.add_argument("--campaigns", action="store_true",
+                    help="every message the key sends is tracked campaign mail")
     ac.add_argument("--domain", action="append", metavar="DOMAIN",
                     help="a domain a domain-admin or send key covers (repeatable)")
     aksub.add_parser("revoke", parents=[common]).add_argument("id", type=int)

@@ -253,7 +253,16 @@ class WebhookSettings:
 
 @dataclass(frozen=True)
 class CampaignSettings:
-    """Open and click tracking, one-click unsubscribe (issue 17; delivery/campaigns/)."""
+    # --- the suppression list (delivery/suppression.py) ---
+    # A hard bounce (the recipient's server refused the address for good: RFC 3463
+    # X.1.x of the recipient, X.2.1) adds it to the sending domain's list.
+    suppress_on_bounce: bool = False
+    # A complaint (an ARF report, RFC 5965, arriving at feedback_address) adds the
+    # complaining recipient to the sending domain's list.
+    suppress_on_complaint: bool = True
+    feedback_address: str = ""       # where feedback loops send reports; "": none
+
+    # --- open and click tracking, one-click unsubscribe (delivery/campaigns/) ---
     # Where recipients' clicks and pixel loads go: https://<tracking_host>/t/..., served
     # by the https (or http behind a TLS proxy) listener; "" is the server's hostname.
     tracking_host: str = ""
@@ -262,14 +271,9 @@ class CampaignSettings:
     # Token keys ("id:base64url secret", the first signs, all verify); () for the key
     # ring in data_dir/campaigns/keys, made on first use (mode 0600).
     keys: tuple[str, ...] = ()
-    # --- the suppression list (delivery/suppression.py; read by _suppression) ---
-    # A hard bounce (the recipient's server refused the address for good: RFC 3463
-    # X.1.x of the recipient, X.2.1) adds it to the sending domain's list.
-    suppress_on_bounce: bool = False
-    # A complaint (an ARF report, RFC 5965, arriving at feedback_address) adds the
-    # complaining recipient to the sending domain's list.
-    suppress_on_complaint: bool = True
-    feedback_address: str = ""       # where feedback loops send reports; "": none
+    # What an unsubscribe stops: "domain" (all mail of the sending domain to that
+    # address) or "campaign" (only that campaign's; unnamed campaign mail: the domain's).
+    unsubscribe_scope: str = "domain"
 
     def host(self, hostname: str) -> str:
         return self.tracking_host or hostname
@@ -513,17 +517,18 @@ def _campaigns(r: _Reader, data: dict) -> CampaignSettings:
     value = data.get("campaigns", {})
     if not isinstance(value, dict):
         raise r.error("campaigns", "expected a table")
-    known = {f.name for f in fields(CampaignSettings)}
-    for name in value:
-        if name not in known:
-            raise r.error(f"campaigns.{name}",
-                          f"unknown key (known: {', '.join(sorted(known))})")
-    host = value.get("tracking_host", "")
-    if not isinstance(host, str) or (host and not _HOST_PORT.fullmatch(host)):
+    listed = ("tracked_domains", "keys")
+    settings = r.section({"campaigns": {k: v for k, v in value.items() if k not in listed}},
+                         "campaigns", CampaignSettings)
+    if settings.unsubscribe_scope not in ("domain", "campaign"):
+        raise r.error("campaigns.unsubscribe_scope", f"expected domain or campaign, got "
+                      f"{settings.unsubscribe_scope!r}")
+    host = settings.tracking_host
+    if host and not _HOST_PORT.fullmatch(host):
         raise r.error("campaigns.tracking_host",
                       f"expected a host name, optionally with :port, got {host!r}")
     lists = {}
-    for name in ("tracked_domains", "keys"):
+    for name in listed:
         items = value.get(name, [])
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             raise r.error(f"campaigns.{name}", "expected a list of strings")
@@ -548,30 +553,8 @@ def _campaigns(r: _Reader, data: dict) -> CampaignSettings:
         if len(raw) < 32:
             raise r.error("campaigns.keys", f"key {kid}: the secret must be at least 32 "
                           f"octets in base64url (RFC 2104 §3: not shorter than the hash)")
-    return CampaignSettings(host.lower(), tuple(domains), tuple(lists["keys"]))
-
-
-def _suppression(r: _Reader, data: dict, settings: CampaignSettings) -> CampaignSettings:
-    """The suppression list's keys of [campaigns] (_campaigns checked the table and its
-    key names, and reads the tracking keys)."""
-    value = data.get("campaigns", {})
-    chosen: dict[str, Any] = {}
-    for name in ("suppress_on_bounce", "suppress_on_complaint"):
-        if name in value:
-            if type(value[name]) is not bool:
-                raise r.error(f"campaigns.{name}", f"expected true or false, got "
-                              f"{value[name]!r}")
-            chosen[name] = value[name]
-    feedback = value.get("feedback_address", "")
-    if not isinstance(feedback, str):
-        raise r.error("campaigns.feedback_address", f"expected an address, got {feedback!r}")
-    if feedback:
-        try:
-            chosen["feedback_address"] = str(parse_mailbox(feedback))
-        except AddressError as e:
-            raise r.error("campaigns.feedback_address",
-                          f"expected a mailbox address: {e}") from None
-    return replace(settings, **chosen)
+    return replace(settings, tracking_host=host.lower(), tracked_domains=tuple(domains),
+                   keys=tuple(lists["keys"]))
 
 
 def config_path(explicit: str | None) -> str:
@@ -696,6 +679,14 @@ def parse(text: str, path: str = "<config>") -> Config:
     if min(webhooks.timeout, webhooks.first_retry, webhooks.max_retry, webhooks.max_age) <= 0:
         raise r.error("webhooks", "timeout, first_retry, max_retry and max_age must be "
                                   "more than 0 seconds")
+    campaigns = _campaigns(r, data)
+    if campaigns.feedback_address:
+        try:
+            feedback = parse_mailbox(campaigns.feedback_address)
+        except AddressError as e:
+            raise r.error("campaigns.feedback_address", f"expected a mailbox address: {e}") \
+                from None
+        campaigns = replace(campaigns, feedback_address=str(feedback))
     events = _events(r, data)
     # A delivery leaves the outbox with its event (store/sqlite/schema.sql).
     shortest = min((d for d in (events.retention_days, *(d for _, d in events.domains))
@@ -717,6 +708,5 @@ def parse(text: str, path: str = "<config>") -> Config:
         queue=r.section(data, "queue", QueueSettings),
         relayhost=relayhost, relayhost_password=relay_password, transports=transports,
         checks=_checks(r, data), demo=r.section(data, "demo", DemoSettings), log=log,
-        store=store, http=http, events=events, webhooks=webhooks,
-        campaigns=_suppression(r, data, _campaigns(r, data)),
+        store=store, http=http, events=events, webhooks=webhooks, campaigns=campaigns,
     )

@@ -18,10 +18,11 @@ from starlette.routing import BaseRoute, Router
 from .admin import Admin
 from .api import app as api_app
 from .metrics import Metrics
+from .public import tracking
 
 
 def build(admin: Admin, *, rate_limit: int, metrics_of: Metrics | None,
           metrics_auth: str, max_body: int) -> Router:
     api = api_app.build(admin, rate_limit, metrics_of, metrics_auth, max_body)
-    routes: list[BaseRoute] = []
+    routes: list[BaseRoute] = [*tracking.routes(admin)]
     return Router(routes=routes, default=api)

@@ -125,7 +125,7 @@ def test_campaigns_suppression_keys():
                        'suppress_on_complaint = false\nfeedback_address = "FBL@Example.TEST"\n')
     assert (cfg.campaigns.suppress_on_bounce, cfg.campaigns.suppress_on_complaint,
             cfg.campaigns.feedback_address) == (True, False, "FBL@example.test")
-    with pytest.raises(ConfigError, match=r"campaigns.suppress_on_bounce.*true or false"):
+    with pytest.raises(ConfigError, match=r"campaigns.suppress_on_bounce.*expected bool"):
         parse(GOOD + "[campaigns]\nsuppress_on_bounce = 1\n")
     with pytest.raises(ConfigError, match=r"campaigns.feedback_address.*mailbox"):
         parse(GOOD + '[campaigns]\nfeedback_address = "not an address"\n')

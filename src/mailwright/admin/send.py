@@ -19,6 +19,9 @@ Decisions:
   with none accepted nothing is stored (NoRecipientAccepted, naming each refusal).
 - A recipient the sending domain suppresses (delivery/suppression.py) is accepted and
   not sent; its result says so (`suppressed`: the reason), and no bounce follows.
+- A campaign (issue 17) is a tag that also turns tracking on: the message is rewritten
+  by the submission pipeline's tracking stage (delivery/stages/tracking.py), as SMTP
+  mail with an X-Mailwright-Campaign field is.
 - The tag goes onto the `accepted` event and stays with queued mail for `delivered`,
   `deferred` and `bounced`; never into the message. (A campaign is a tag: one key for
   event search.)
@@ -113,6 +116,8 @@ class SendRequest:
     attachments: Sequence[Attachment] = ()
     headers: Mapping[str, str] = field(default_factory=dict)   # further fields
     tag: str | None = None                       # on the events, not in the message
+    campaign: str | None = None                  # tracked campaign mail (issue 17): its
+    #                                              name is the tag; opens, clicks, unsubscribe
     envelope_from: str | None = None             # MAIL FROM; default: From's address
     raw: bytes | None = None                     # a whole RFC 5322 message instead
 
@@ -161,11 +166,19 @@ class Sender:
         self.pipeline = submission_pipeline(parts) if parts is not None else None
 
     async def send(self, request: SendRequest, *, client_ip: str,
-                   allowed_domains: Collection[str] | None = None) -> SendResult:
+                   allowed_domains: Collection[str] | None = None,
+                   campaigns: bool = False) -> SendResult:
+        """campaigns: the caller (an API key made with campaigns) sends campaign mail."""
         if self.pipeline is None:
             raise Unavailable("sending needs a running server's delivery pipeline: use the "
                               "HTTP API (POST /api/v1/messages) or SMTP submission")
         tag = _tag(request.tag)
+        campaign = _tag(request.campaign, "campaign")
+        if campaign is not None:
+            if tag is not None and tag != campaign:
+                raise Invalid(f"tag {tag!r} and campaign {campaign!r} differ: a campaign's "
+                              f"name is its tag, give one of them")
+            tag = campaign
         to = [_mailbox(f"to[{i}]", t) for i, t in enumerate(request.to)]
         cc = [_mailbox(f"cc[{i}]", t) for i, t in enumerate(request.cc)]
         bcc = [_mailbox(f"bcc[{i}]", t) for i, t in enumerate(request.bcc)]
@@ -195,7 +208,8 @@ class Sender:
                             smtputf8, recipients=accepted, size=size)
         client = Client(session, client_ip, "", True, None, str(mail_from), "submission")
         msg = ReceivedMessage(queue_id, now, envelope, client, built.content,
-                              built.long_lines, tag=tag)
+                              built.long_lines, tag=tag,
+                              campaign=campaigns or campaign is not None)
         try:
             await self.pipeline.run(msg)
         except Refusal as refusal:
@@ -466,8 +480,8 @@ def _attachment(i: int, attachment: Attachment) -> Part:
     return Part(attachment.filename, maintype, subtype, data)
 
 
-def _tag(tag: str | None) -> str | None:
-    return None if tag is None else validate.tag(tag)
+def _tag(tag: str | None, name: str = "tag") -> str | None:
+    return None if tag is None else validate.tag(tag, name)
 
 
 def _check_text(content: bytes, text_line: int) -> bool:

@@ -36,6 +36,7 @@ from .events import Events
 from .queue import Queue
 from .send import Sender, SendRequest, SendResult
 from .suppressions import Suppressions
+from .tracking import Tracking
 from .webhooks import Webhooks
 
 
@@ -58,14 +59,17 @@ class Admin:
         self.webhooks = Webhooks(self.ctx)
         self.suppressions = Suppressions(self.ctx)
         self.campaigns = Campaigns(self.ctx)
+        self.tracking = Tracking(self.ctx, self.suppressions.add)
         self._sender = Sender(self.ctx, parts)
 
     async def ensure_demo(self) -> DemoAccount | None:
         return await ensure_demo(self.ctx)
 
     async def send(self, request: SendRequest, *, client_ip: str,
-                   allowed_domains: Collection[str] | None = None) -> SendResult:
+                   allowed_domains: Collection[str] | None = None,
+                   campaigns: bool = False) -> SendResult:
         """Submit a message as an authenticated SMTP client would (admin/send.py):
-        from addresses of `allowed_domains` (None: any local domain)."""
+        from addresses of `allowed_domains` (None: any local domain); `campaigns`: the
+        caller sends campaign mail (an API key made so), tracked as README "Campaigns"."""
         return await self._sender.send(request, client_ip=client_ip,
-                                       allowed_domains=allowed_domains)
+                                       allowed_domains=allowed_domains, campaigns=campaigns)

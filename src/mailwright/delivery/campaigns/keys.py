@@ -3,7 +3,7 @@
 Keys come from `[campaigns] keys` ("ID:SECRET", base64url) or, when none are
 configured, from data_dir/campaigns/keys: one "ID SECRET" line per key, made on first
 use with a random 256-bit key and mode 0600. The first key signs; every key verifies,
-so rotating is adding a new first line (`mailwright campaign rotate-key`) and removing
+so rotating is adding a new first line (`mailwright tracking rotate-key`) and removing
 an old one once its mail is old enough. Each token names the id of its key.
 """
 

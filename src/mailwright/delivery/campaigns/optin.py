@@ -4,7 +4,8 @@ Only mail of an authenticated sender is ever tracked (SMTP AUTH on a submission
 listener, or an HTTP API key: `Client.account`), and only when opted in:
 - per message: a header field `X-Mailwright-Campaign: NAME` (removed before the message
   goes anywhere), or the send API's `campaign` field;
-- per API key: keys made with `campaigns` set track every message they send;
+- per API key: keys made with `campaigns` set track every message they send (the send
+  API sets `ReceivedMessage.campaign`);
 - per domain: `[campaigns] tracked_domains` lists sending domains whose mail is always
   tracked.
 The campaign name (the field's value, the API's campaign or tag) is the events' tag.

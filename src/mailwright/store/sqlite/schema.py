@@ -24,6 +24,7 @@ ADDED_COLUMNS = (
     ("events", "domain", "TEXT"),
     ("events", "tag", "TEXT"),
     ("queue", "tag", "TEXT"),
+    ("api_keys", "campaigns", "INTEGER NOT NULL DEFAULT 0"),   # issue 17
 )
 
 
