@@ -22,9 +22,12 @@ leaves the whole message as it was, with the reason (the stage logs an event).
 from __future__ import annotations
 
 import codecs
+import hashlib
 import html
 import html.parser
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,12 +49,11 @@ _SYNTAX = b"<>\"'=&#;/ azAZ09"
 
 @dataclass(frozen=True)
 class _Html:
-    """One HTML part, tokenized: what is replaced where."""
-    part: Part
+    """One HTML part, tokenized: what is replaced where (offsets in `octets`)."""
     octets: bytes                        # the body, transfer encoding undone
     final_newline: bool                  # the raw body ended with a line break
-    hrefs: list[tuple[int, int, str]]    # (start, end, the link's URL) of each value
-    quotes: list[str]
+    hrefs: tuple[tuple[int, int, str], ...]   # (start, end, the link's URL) of each value
+    quotes: tuple[str, ...]
     pixel_at: int
 
 
@@ -60,19 +62,19 @@ class Plan:
     """A message analysed once (the costly part: tokenizing); `apply` makes each
     recipient's copy. `reason` says why it cannot be rewritten (then parts is empty)."""
     content: bytes
-    parts: tuple[_Html, ...] = ()
+    parts: tuple[tuple[Part, _Html], ...] = ()
     reason: str = ""
 
     @property
     def links(self) -> int:
-        return sum(len(p.hrefs) for p in self.parts)
+        return sum(len(p.hrefs) for _, p in self.parts)
 
     def apply(self, link: LinkMap, pixel: str) -> bytes:
         """The message with each URL replaced by link(url) (None: kept) and the pixel
         (an HTML fragment) added to each part."""
         out = bytearray(self.content)
         # Last part first: what comes before a changed part keeps its offsets.
-        for html_part in reversed(self.parts):
+        for part, html_part in reversed(self.parts):
             octets = html_part.octets
             pieces: list[bytes] = []
             pos = 0
@@ -84,7 +86,6 @@ class Plan:
                     pos = end
             at = html_part.pixel_at if html_part.pixel_at >= pos else len(octets)
             pieces += [octets[pos:at], pixel.encode("ascii"), octets[at:]]
-            part = html_part.part
             out[part.body:part.end] = encode_transfer(b"".join(pieces), part.encoding,
                                                       html_part.final_newline)
         return bytes(out)
@@ -94,15 +95,44 @@ class Unsafe(Exception):
     """This message cannot be rewritten safely; args[0] is the reason."""
 
 
+# Campaigns send one body to many: a part seen lately (its header and body, by digest)
+# is not tokenized again.
+CACHE_SIZE = 64
+_cache: OrderedDict[bytes, _Html | str] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
 def analyse(content: bytes) -> Plan:
     root, _ = parse_structure(content)
     leaves = _html_leaves(content, root)
     if not leaves:
         return Plan(content, reason="no-html")
+    parts = []
+    for part in leaves:
+        found = _cached(content, part)
+        if isinstance(found, str):
+            return Plan(content, reason=found)
+        parts.append((part, found))
+    return Plan(content, tuple(parts))
+
+
+def _cached(data: bytes, part: Part) -> _Html | str:
+    """The part tokenized, or why it cannot be rewritten."""
+    key = hashlib.sha256(memoryview(data)[part.start:part.end]).digest()
+    with _cache_lock:
+        found = _cache.get(key)
+        if found is not None:
+            _cache.move_to_end(key)
+            return found
     try:
-        return Plan(content, tuple(_analyse_part(content, part) for part in leaves))
+        found = _analyse_part(data, part)
     except Unsafe as e:
-        return Plan(content, reason=e.args[0])
+        found = e.args[0]
+    with _cache_lock:
+        _cache[key] = found
+        if len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return found
 
 
 def _html_leaves(data: bytes, part: Part) -> list[Part]:
@@ -137,7 +167,7 @@ def _analyse_part(data: bytes, part: Part) -> _Html:
             # the quotes stay where they are: only the value between them changes
             hrefs.append((start - len(quote), end + len(quote), url))
             quotes.append(quote.decode())
-    return _Html(part, octets, raw.endswith(b"\n"), hrefs, quotes, finder.pixel_at)
+    return _Html(octets, raw.endswith(b"\n"), tuple(hrefs), tuple(quotes), finder.pixel_at)
 
 
 def _charset(name: str) -> str:
