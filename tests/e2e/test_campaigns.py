@@ -184,10 +184,15 @@ def test_api_campaign_machine_opens_are_flagged(api, admin):
     with api.client(api.tokens["send"]) as sender:
         sent = ok(sender.post("/messages", json={
             "from": ALICE, "to": [BOB], "subject": "api campaign", "text": "hi",
-            "html": HTML, "campaign": "summer"}), 201)
+            "html": HTML + '<a href="https://shop.example/ü x?q=&quot;a&quot;|{b}">odd</a>',
+            "campaign": "summer"}), 201)
     content = received(api, BOB, "api campaign")
     assert dkim_verifies(admin, content) == SIGNED_BY_A
     found = urls(content)
+    with public(api) as web:
+        locations = {web.get(c).headers["location"] for c in found["c"]}
+    # as it was; what a header cannot carry percent-encoded in UTF-8, as a browser does
+    assert locations == {LINK, 'https://shop.example/%C3%BC%20x?q="a"|{b}'}
     with httpx.Client(base_url=f"http://127.0.0.1:{api.ports['http']}",
                       headers={"User-Agent": "Mozilla/5.0"}) as apple:
         assert apple.get(found["o"][0]).status_code == 200
