@@ -1,5 +1,5 @@
 """The command line: serve, config, domain, user, alias, queue, dkim, dns, apikey, events,
-webhook, suppression.
+webhook, suppression, campaign.
 
 Only arguments and rendering live here: every operation is admin/'s (the HTTP API
 calls the same), and its refusals (AdminError) become "mailwright: error: ..." and
@@ -259,6 +259,85 @@ def _print_suppressions(page) -> None:
     console.print(table)
     if page.next is not None:
         console.print(f"more: add --after {page.next}", soft_wrap=True)
+
+
+async def cmd_campaign(args, admin: Admin) -> int:
+    if args.action == "list":
+        _print_campaigns(await admin.campaigns.list(args.domain))
+        return 0
+    if args.name is None:
+        if args.domain is None:
+            raise CliError("give a campaign NAME, or --domain for all of a domain's campaigns")
+        report = await admin.campaigns.domain_report(args.domain)
+    else:
+        report = await admin.campaigns.report(args.name, args.domain)
+    if args.csv:
+        from .admin.campaigns import report_csv
+        sys.stdout.write(report_csv(report))
+    elif args.json:
+        import dataclasses
+        import json
+        print(json.dumps(dataclasses.asdict(report), indent=2))
+    else:
+        _print_report(report)
+    return 0
+
+
+def _print_campaigns(rows) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+    table = Table(title=f"{len(rows)} campaign(s), last sent first")
+    for col in ("NAME", "DOMAIN", "MESSAGES", "RECIPIENTS", "FIRST", "LAST"):
+        table.add_column(col, overflow="fold")
+    for c in rows:
+        table.add_row(escape(c.name), c.domain, str(c.messages), str(c.recipients),
+                      _when(c.first), _when(c.last))
+    Console().print(table)
+
+
+def _print_report(report) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+    console, f = Console(), report.figures
+    title = (f"campaign {report.name!r}" if report.name is not None else "every campaign") + \
+        f" of {report.domain or 'every domain'}: {report.messages} message(s)"
+    if report.first is not None:
+        title += f", {_when(report.first)} to {_when(report.last)}"
+    console.print(escape(title))
+    table = Table(show_header=False)
+    table.add_column("figure")
+    table.add_column("count", justify="right")
+    table.add_column("rate", justify="right")
+    for label, count, rate in (
+            ("sent", f.sent, None), ("delivered", f.delivered, None),
+            ("bounced", f.bounced, f.bounce_rate), ("suppressed", f.suppressed, None),
+            ("opened (people)", f.opened, f.open_rate),
+            ("opened (with machines)", f.opened_all, f.open_rate_all),
+            ("clicked (people): CTR", f.clicked, f.click_rate),
+            ("clicked (with machines)", f.clicked_all, f.click_rate_all),
+            ("click-to-open", None, f.click_to_open),
+            ("unsubscribed", f.unsubscribed, f.unsubscribe_rate)):
+        table.add_row(label, "" if count is None else str(count), _percent(rate))
+    console.print(table)
+    if report.days:
+        days = Table(title="per day (UTC)")
+        for col in ("DAY", "SENT", "DELIVERED", "BOUNCED", "OPENED", "CLICKED", "UNSUBSCRIBED"):
+            days.add_column(col, justify="right")
+        for d in report.days:
+            g = d.figures
+            days.add_row(d.day, *(str(v) for v in (g.sent, g.delivered, g.bounced, g.opened,
+                                                   g.clicked, g.unsubscribed)))
+        console.print(days)
+
+
+def _percent(rate: float | None) -> str:
+    return "" if rate is None else f"{rate * 100:.1f}%"
+
+
+def _when(ts: float | None) -> str:
+    return "" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts))
 
 
 def _zone_line(name: str, rtype: str, value: str) -> str:
@@ -666,6 +745,21 @@ def build_parser() -> argparse.ArgumentParser:
                     choices=["manual", "unsubscribe", "bounce", "complaint"])
     sa.add_argument("--source", default="", help="a note on where the entry came from")
     sp.set_defaults(fn=_admin_command(cmd_suppression))
+
+    cp = sub.add_parser("campaign", parents=[common],
+                        help="campaign reports: sent, delivered, opens, clicks, unsubscribes")
+    cpsub = cp.add_subparsers(dest="action", required=True)
+    cpsub.add_parser("list", parents=[common], help="campaigns in the event log").add_argument(
+        "--domain", help="only this sending domain's")
+    cr = cpsub.add_parser("report", parents=[common],
+                          help="one campaign's figures and rates (README: Campaign reports)")
+    cr.add_argument("name", nargs="?", help="the campaign (the tag); omitted: every "
+                                            "campaign of --domain together")
+    cr.add_argument("--domain", help="only the mail of this sending domain")
+    shape = cr.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="the whole report as JSON")
+    shape.add_argument("--csv", action="store_true", help="the per-day figures as CSV")
+    cp.set_defaults(fn=_admin_command(cmd_campaign))
     return p
 
 

@@ -3,7 +3,9 @@ suppressed address, submitted over SMTP (AUTH on 465) and through the send API, 
 accepted and never relayed while the other recipients of the same message are (the
 remote side an aiosmtpd peer on 127.0.0.1 reached through [[transports]]); each
 skipped recipient is a `suppressed` event; a hard bounce suppresses ([campaigns]
-suppress_on_bounce); domain-admin keys see and change only their own domains' lists."""
+suppress_on_bounce), and so does a complaint (an ARF report, RFC 5965, sent to the mx
+port at the feedback address); domain-admin keys see and change only their own domains' lists; a
+campaign's report over the API counts what happened to it."""
 
 from __future__ import annotations
 
@@ -19,12 +21,12 @@ from .apiserver import ApiServer, error_of, ok, provision
 from .test_relay import wait_for
 
 A, B = "example.test", "other.test"
-ALICE, CAROL = f"alice@{A}", f"carol@{B}"
+ALICE, CAROL, FBL = f"alice@{A}", f"carol@{B}", f"fbl@{A}"
 REMOTE = "remote.test"               # routed by [[transports]] to the peer
 
 
 class Peer:
-    """The remote SMTP server: refuses gone@ for good (550 5.1.1), keeps the rest."""
+    """The remote SMTP server: refuses gone*@ for good (550 5.1.1), keeps the rest."""
 
     def __init__(self):
         self.received: list = []
@@ -32,7 +34,7 @@ class Peer:
         self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address.startswith("gone@"):
+        if address.startswith("gone"):
             return "550 5.1.1 no such user"
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -59,13 +61,13 @@ def peer():
 def api(tmp_path_factory, peer):
     srv = ApiServer(tmp_path_factory.mktemp("suppress"), extra=(
         "[queue]\ninterval = 0.5\n"
-        "[campaigns]\nsuppress_on_bounce = true\n"
+        f'[campaigns]\nsuppress_on_bounce = true\nfeedback_address = "{FBL}"\n'
         f'[[transports]]\ndomain = "{REMOTE}"\nhost = "127.0.0.1"\n'
         f'port = {peer.controller.port}\ntls = "none"\n'))
     root = srv.create_key("root", "admin")
     srv.start()
     try:
-        provision(srv, root, (A, B), (ALICE, CAROL), key_domain=A)
+        provision(srv, root, (A, B), (ALICE, CAROL, FBL), key_domain=A)
         yield srv
     finally:
         srv.stop()
@@ -168,3 +170,83 @@ def test_domain_admin_keys_keep_to_their_domains(api, admin):
                                                "address": "a@b.test"}), 404)
     error_of(admin.post("/suppressions", json={"domain": A, "address": "a@b.test",
                                                "reason": "dislike"}), 422)
+
+
+def test_campaign_report_over_the_api(api, admin, peer):
+    ok(admin.post("/suppressions", json={"domain": A, "address": "left2@remote.test",
+                                         "campaign": "summer"}), 201)
+    with api.client(api.tokens["send"]) as sender:
+        sent = ok(sender.post("/messages", json={
+            "from": ALICE, "subject": "summer sale", "text": "hi", "tag": "summer",
+            "to": ["ok1@remote.test", "ok2@remote.test", "gone2@remote.test",
+                   "left2@remote.test"]}), 201)
+    wait_for(lambda: ok(admin.get("/events", params={
+        "type": ["delivered", "bounced"], "message_id": sent["id"]}))["events"][2:])
+
+    report = ok(admin.get("/campaigns/summer", params={"domain": A}))
+    assert (report["name"], report["domain"], report["messages"]) == ("summer", A, 1)
+    f = report["figures"]
+    assert {k: f[k] for k in ("sent", "delivered", "bounced", "suppressed", "opened",
+                              "clicked", "unsubscribed")} == {
+        "sent": 3, "delivered": 2, "bounced": 1, "suppressed": 1, "opened": 0,
+        "clicked": 0, "unsubscribed": 0}
+    assert f["bounce_rate"] == pytest.approx(1 / 3) and f["open_rate"] == 0.0
+    assert f["click_to_open"] is None                     # no opens: no denominator
+    [day] = report["days"]
+    assert day["figures"]["sent"] == 3
+    csv = admin.get("/campaigns/summer", params={"domain": A, "format": "csv"})
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    assert csv.text.splitlines()[-1] == "total,3,2,1,1,0,0,0"
+    listed = {(c["name"], c["domain"]) for c in ok(admin.get("/campaigns"))}
+    assert ("summer", A) in listed
+    whole = ok(admin.get(f"/domains/{A}/campaign-report"))
+    assert whole["name"] is None and whole["figures"]["sent"] >= 3
+    with api.client(api.tokens["domain-admin"]) as mine:     # a key of A: its only domain
+        assert ok(mine.get("/campaigns/summer"))["figures"] == f
+        error_of(mine.get("/campaigns/summer", params={"domain": B}), 403)
+        error_of(mine.get(f"/domains/{B}/campaign-report"), 403)
+    error_of(admin.get("/campaigns/winter"), 404)
+
+
+ARF = """From: fbl@isp.test\r
+To: {fbl}\r
+Subject: complaint\r
+MIME-Version: 1.0\r
+Content-Type: multipart/report; report-type=feedback-report; boundary="b1"\r
+\r
+--b1\r
+Content-Type: text/plain\r
+\r
+This is an email abuse report\r
+--b1\r
+Content-Type: message/feedback-report\r
+\r
+Feedback-Type: abuse\r
+User-Agent: Test/1.0\r
+Version: 1\r
+Original-Rcpt-To: <angry@remote.test>\r
+\r
+--b1\r
+Content-Type: text/rfc822-headers\r
+\r
+From: {sender}\r
+To: angry@remote.test\r
+Subject: sale\r
+\r
+--b1--\r
+"""
+
+
+def test_a_complaint_suppresses(api, admin, peer):
+    with smtplib.SMTP("127.0.0.1", api.ports["mx"], timeout=30) as s:
+        s.sendmail("fbl@isp.test", [FBL], ARF.format(fbl=FBL, sender=ALICE))
+    entries = wait_for(lambda: ok(admin.get("/suppressions", params={
+        "address": "angry@remote.test"}))["suppressions"])
+    assert [(e["domain"], e["reason"], e["campaign"]) for e in entries] == [
+        (A, "complaint", None)]
+    [event] = ok(admin.get("/events", params={"type": "complained"}))["events"]
+    assert event["data"] == {"rcpt": "angry@remote.test", "domain": A, "type": "abuse",
+                             "suppressed": True}
+    submit(api, ["angry@remote.test"], "more")
+    [suppressed] = wait_for(lambda: suppressed_events(admin, "angry@remote.test"))
+    assert suppressed["data"]["reason"] == "complaint"

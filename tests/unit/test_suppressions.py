@@ -9,6 +9,7 @@ import calendar
 
 import pytest
 
+from mailwright import cli
 from mailwright.admin import Admin, Invalid, NotFound
 from mailwright.app import open_store
 from mailwright.config import parse
@@ -25,6 +26,7 @@ port = 2525
 
 @pytest.fixture
 def admin(tmp_path):
+    (tmp_path / "m.toml").write_text(CONFIG.format(data_dir=tmp_path))
     cfg = parse(CONFIG.format(data_dir=tmp_path))
     store = open_store(cfg)
     try:
@@ -126,3 +128,21 @@ def test_list_filters_and_pages(admin):
 def test_bad_input_is_refused_by_name(admin, call, message):
     with pytest.raises((Invalid, NotFound), match=message):
         run(call(admin.suppressions))
+
+
+def test_cli(admin, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")       # rich folds narrower tables
+    config = str(admin.ctx.config.data_dir / "m.toml")
+    assert cli.main(["-c", config, "suppression", "add", "example.test", "Bob@remote.test",
+                     "--campaign", "spring", "--reason", "unsubscribe"]) == 0
+    assert capsys.readouterr().out == \
+        "Bob@remote.test suppressed for campaign 'spring' of example.test (unsubscribe)\n"
+    assert cli.main(["-c", config, "suppression", "list", "example.test"]) == 0
+    out = capsys.readouterr().out
+    assert "Bob@remote.test" in out and "unsubscribe" in out
+    assert cli.main(["-c", config, "suppression", "remove", "example.test",
+                     "bob@remote.test"]) == 1               # only the campaign's entry
+    assert "not suppressed for example.test" in capsys.readouterr().err
+    assert cli.main(["-c", config, "suppression", "remove", "example.test",
+                     "bob@remote.test", "--campaign", "spring"]) == 0
+    assert run(admin.suppressions.list()).suppressions == []

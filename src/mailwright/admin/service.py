@@ -26,6 +26,7 @@ from ..store.base import MailStore
 from .accounts import Accounts
 from .aliases import Aliases
 from .apikeys import ApiKeys
+from .campaigns import Campaigns
 from .context import Context
 from .demo import DemoAccount, ensure_demo
 from .dkim import DkimKeys
@@ -57,6 +58,7 @@ class Admin:
         self.events = Events(self.ctx)
         self.webhooks = Webhooks(self.ctx)
         self.suppressions = Suppressions(self.ctx)
+        self.campaigns = Campaigns(self.ctx)
         self.tracking = Tracking(self.ctx, self.suppressions.add)
         self._sender = Sender(self.ctx, parts)
 

@@ -16,6 +16,7 @@ from .limits import LimitBody
 from .routes import (
     accounts,
     aliases,
+    campaigns,
     dkim,
     domains,
     events,
@@ -29,7 +30,7 @@ from .routes import (
 
 PREFIX = "/api/v1"
 ROUTERS = (messages, domains, accounts, aliases, dkim, queue, events, webhooks, keys,
-           suppressions)
+           suppressions, campaigns)
 
 DESCRIPTION = """\
 Administer Mailwright and send mail over HTTP.

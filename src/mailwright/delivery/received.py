@@ -74,7 +74,8 @@ class ReceivedMessage:
     relay_text: Content | None = None    # relayed copies' text when content cannot go as is
     relay_signature: bytes = b""         # DKIM-Signature over relay_text
     relay_seal: bytes = b""              # ARC set above the relayed copy (RFC 8617 §4.1)
-    # remote recipients not sent to (delivery/stages/suppress.py): lookup key -> reason
+    # remote recipients not sent to (delivery/stages/suppress.py): lookup key -> reason;
+    # one dict for a message and its campaign copies (dataclasses.replace shares it)
     suppressed: dict[str, str] = field(default_factory=dict)
 
     def local_copy(self) -> Content:

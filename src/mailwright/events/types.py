@@ -95,6 +95,10 @@ class Event(StrEnum):
     DSN = ("dsn", "to actions", "", "a delivery status notification (RFC 3464) was sent")
     MTA_STS_TESTING = ("mta-sts-testing", "domain unmatched", "",
                        "MX hosts outside a testing-mode MTA-STS policy were used (RFC 8461)")
+    COMPLAINED = ("complained", "rcpt domain type suppressed", "",
+                  "a feedback report (ARF, RFC 5965) came to [campaigns] feedback_address: "
+                  "`rcpt` complained of mail of the sending `domain` (type: abuse, fraud, "
+                  "...); suppressed: whether that put it on the domain's suppression list")
     SUPPRESSED = ("suppressed", "rcpt domain reason stage", "tag",
                   "a recipient of our user's mail was not sent to: the sending `domain` "
                   "suppresses it (reason: unsubscribe, bounce, complaint, manual; stage: "

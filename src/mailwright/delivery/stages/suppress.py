@@ -5,7 +5,10 @@ answer; the rest of the message goes on. A message left with no recipient at all
 still accepted: a suppression is the sending domain's own choice, not a failure to
 report back (no bounce).
 
-It runs last before the store stage, when the message's campaign (its tag) is final.
+It runs after the tracking stage, first of what runs on each campaign copy (or on the
+whole of other mail), when the message's campaign (its tag) is final. A copy shares
+its message's `suppressed` (dataclasses.replace keeps the same dict), so the sender's
+answer hears of the copies too.
 """
 
 from __future__ import annotations

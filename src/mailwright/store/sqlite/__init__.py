@@ -1,8 +1,8 @@
 """The single-node store: blob files + SQLite (WAL) metadata.
 
 One module per concern (directory, mailboxes, messages, meta, search, quota, queue,
-pop3, events, apikeys, webhooks, suppressions), each a mixin over the store's read
-connection `conn` and its writer thread (db.py); SQLiteStore puts them together.
+pop3, events, apikeys, webhooks, suppressions, campaigns), each a mixin over the store's
+read connection `conn` and its writer thread (db.py); SQLiteStore puts them together.
 
 Reads (recipient lookups, credentials, FETCH data) run on the caller's own
 connection: indexed point queries on a page-cached database, a few microseconds
@@ -21,6 +21,7 @@ from ...address import Address
 from ..blobs import BlobStore
 from ..mailboxes import RenderViews
 from .apikeys import SQLiteApiKeys
+from .campaigns import SQLiteCampaigns
 from .db import Writer, connect
 from .directory import SQLiteDirectory
 from .events import SQLiteEvents
@@ -38,7 +39,7 @@ from .webhooks import SQLiteWebhooks
 
 class SQLiteStore(SQLiteDirectory, SQLiteMailboxes, SQLiteMessages, SQLiteMeta, SQLiteSearch,
                   SQLiteQuota, SQLiteQueue, SQLitePop3, SQLiteEvents, SQLiteApiKeys,
-                  SQLiteWebhooks, SQLiteSuppressions):
+                  SQLiteWebhooks, SQLiteSuppressions, SQLiteCampaigns):
     def __init__(self, data_dir: Path, render_views: RenderViews):
         self.data_dir = data_dir
         self.render_views = render_views
