@@ -184,10 +184,15 @@ def test_api_campaign_machine_opens_are_flagged(api, admin):
     with api.client(api.tokens["send"]) as sender:
         sent = ok(sender.post("/messages", json={
             "from": ALICE, "to": [BOB], "subject": "api campaign", "text": "hi",
-            "html": HTML, "campaign": "summer"}), 201)
+            "html": HTML + '<a href="https://shop.example/ü x?q=&quot;a&quot;|{b}">odd</a>',
+            "campaign": "summer"}), 201)
     content = received(api, BOB, "api campaign")
     assert dkim_verifies(admin, content) == SIGNED_BY_A
     found = urls(content)
+    with public(api) as web:
+        locations = {web.get(c).headers["location"] for c in found["c"]}
+    # as it was; what a header cannot carry percent-encoded in UTF-8, as a browser does
+    assert locations == {LINK, 'https://shop.example/%C3%BC%20x?q="a"|{b}'}
     with httpx.Client(base_url=f"http://127.0.0.1:{api.ports['http']}",
                       headers={"User-Agent": "Mozilla/5.0"}) as apple:
         assert apple.get(found["o"][0]).status_code == 200
@@ -226,7 +231,7 @@ def test_one_click_unsubscribes_and_the_next_send_is_skipped(api, admin, peer):
         f"To: {BOB}".encode(), f"To: {rcpt}".encode()))
     [content] = wait_for(lambda: peer.to(rcpt))
     assert dkim_verifies(admin, content) == SIGNED_BY_A
-    unsubscribe = urls(content)["u"][0]
+    unsubscribe, pixel = urls(content)["u"][0], urls(content)["o"][0]
     with public(api) as web:
         page = web.get(unsubscribe)            # a GET only shows the page
         assert page.status_code == 200 and 'method="post"' in page.text
@@ -235,7 +240,13 @@ def test_one_click_unsubscribes_and_the_next_send_is_skipped(api, admin, peer):
         r = web.post(unsubscribe, data={"List-Unsubscribe": "One-Click"})
         assert r.status_code == 200 and "location" not in r.headers
         assert web.post(unsubscribe, data={"other": "x"}).status_code == 400
-    [event] = wait_for(lambda: events(admin, "unsubscribed", rcpt))
+        # multipart/form-data is allowed too (RFC 8058 §3.1); unsubscribing again is
+        # answered alike and recorded once
+        again = web.post(unsubscribe, files={"List-Unsubscribe": (None, "One-Click")})
+        assert again.status_code == 200
+        web.get(pixel)          # recorded after anything the POSTs recorded
+    wait_for(lambda: events(admin, "opened", rcpt))
+    [event] = events(admin, "unsubscribed", rcpt)
     assert event["data"] == {"rcpt": rcpt, "domain": A, "method": "one-click",
                              "tag": "autumn"}
     [entry] = ok(admin.get("/suppressions", params={"address": rcpt}))["suppressions"]
@@ -245,6 +256,22 @@ def test_one_click_unsubscribes_and_the_next_send_is_skipped(api, admin, peer):
     [skipped] = wait_for(lambda: events(admin, "suppressed", rcpt))
     assert skipped["tag"] == "autumn"
     assert len(peer.to(rcpt)) == 1
+
+
+def test_the_page_button_unsubscribes_a_get_does_not(api, admin):
+    submit(api, [DAVE], message("page unsubscribe", "winter").replace(
+        f"To: {BOB}".encode(), f"To: {DAVE}".encode()))
+    unsubscribe = urls(received(api, DAVE, "page unsubscribe"))["u"][0]
+    with public(api) as web:
+        for _ in range(2):
+            page = web.get(unsubscribe)
+            assert page.status_code == 200 and DAVE in page.text
+            assert 'name="confirm" value="page"' in page.text
+        done = web.post(unsubscribe, data={"confirm": "page"})
+        assert done.status_code == 200 and "no longer" in done.text
+        assert web.get("/u/" + "A" * 60).status_code == 404
+    [event] = wait_for(lambda: events(admin, "unsubscribed", DAVE))
+    assert (event["data"]["method"], event["tag"]) == ("page", "winter")
 
 
 def test_mail_that_is_not_campaign_mail_arrives_octet_for_octet(api, admin):

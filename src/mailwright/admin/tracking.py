@@ -29,7 +29,7 @@ from .errors import AdminError, Invalid
 log = logging.getLogger("mailwright.campaigns")
 
 SEEN_LIMIT = 100_000           # (kind, message, recipient) remembered in memory
-METHODS = ("one-click", "page", "mailto")
+METHODS = ("one-click", "page")
 
 # The suppression list's add (admin/suppressions.py Suppressions.add).
 Suppress = Callable[..., Awaitable[object]]

@@ -117,7 +117,7 @@ class Event(StrEnum):
                "a campaign copy's link was followed (url: the original; first: the first "
                "click of this recipient of this message)")
     UNSUBSCRIBED = ("unsubscribed", "rcpt domain method", "tag",
-                    "a campaign recipient unsubscribed (method: one-click, mailto, page)")
+                    "a campaign recipient unsubscribed (method: one-click, page)")
 
     # --- housekeeping -----------------------------------------------------------
     EVENTS_PRUNED = ("events-pruned", "events messages", "",

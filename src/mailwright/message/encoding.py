@@ -17,7 +17,6 @@ _QP_OCTET = re.compile(rb"=([0-9A-Fa-f]{2})")
 # RFC 2045 §2.8: 8bit data has lines of at most 998 octets, CR and LF only
 # together as CRLF, and no NUL; anything else is binary (§2.9).
 _NOT_8BIT = re.compile(rb"\x00|\r(?!\n)|(?<!\r)\n|[^\r\n]{999}")
-_NEWLINE = re.compile(rb"\r?\n")
 _CTE_BINARY = re.compile(rb"^content-transfer-encoding:[ \t]*binary\b", re.I | re.M)
 
 
@@ -65,7 +64,8 @@ def encode_transfer(data: bytes, encoding: str, final_newline: bool = True) -> b
         body = base64.encodebytes(data).replace(b"\n", b"\r\n")
     elif encoding == "quoted-printable":
         # b2a_qp writes its soft breaks as LF when the text has no CRLF of its own
-        body = _NEWLINE.sub(b"\r\n", binascii.b2a_qp(data, istext=True))
+        body = binascii.b2a_qp(data, istext=True).replace(b"\r\n", b"\n") \
+            .replace(b"\n", b"\r\n")
     else:
         return data
     return body if final_newline else body.removesuffix(b"\r\n")

@@ -39,9 +39,10 @@ assert len(PIXEL) == 43
 NO_CACHE = {"Cache-Control": "no-store, no-cache, must-revalidate, max-age=0",
             "Pragma": "no-cache", "Expires": "0"}
 MAX_FORM = 4096          # an unsubscribe POST body is one short field
-# RFC 3986 §2.2, §2.3 and "%": what stays as it is in a Location; the rest (spaces,
-# non-ASCII, as a browser would) is percent-encoded in UTF-8.
-_URL_SAFE = "!#$%&'()*+,-./:;=?@[]_~"
+# A Location holds the URL as it was; only what a header cannot carry (spaces, non-ASCII;
+# control characters are never in a token's URL) is percent-encoded in UTF-8, as a
+# browser following the original link would send it.
+_URL_SAFE = "".join(map(chr, range(0x21, 0x7F)))
 
 def _not_found() -> Response:
     return PlainTextResponse("Not found\n", status_code=404)

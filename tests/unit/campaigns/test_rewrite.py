@@ -4,12 +4,15 @@ part's own charset and transfer encoding; everything else stays octet for octet.
 from __future__ import annotations
 
 import base64
+import html.parser
 import quopri
 from email import message_from_bytes, policy
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mailwright.delivery.campaigns.rewrite import analyse
+from mailwright.delivery.campaigns.rewrite import _Finder, analyse
 from mailwright.message.encoding import decode_transfer
 from mailwright.message.structure import parse_structure
 
@@ -139,3 +142,95 @@ def test_unknown_encoding_and_no_html_are_left_alone():
 def test_a_link_the_map_declines_stays():
     out = rewritten(html_part(b'<a href="https://keep.example/">k</a>'), lambda u: None)
     assert out == html_part(b'<a href="https://keep.example/">k</a>' + PIXEL.encode())
+
+
+# --- the tokenizer is html.parser's -------------------------------------------------
+
+class Reference(html.parser.HTMLParser):
+    """Plain html.parser (feed, close) finding what _Finder finds: the spans of a/area
+    href values and where </body> and </html> start."""
+
+    def __init__(self, text: str):
+        super().__init__(convert_charrefs=True)
+        self.hrefs: list[tuple[int, int]] = []
+        self.ends: dict[str, int] = {}
+        self._lines = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+        self.feed(text)
+        self.close()
+
+    def _where(self) -> int:
+        line, column = self.getpos()
+        return self._lines[line - 1] + column
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("a", "area") and any(n == "href" and v for n, v in attrs):
+            raw, start = self.get_starttag_text(), self._where()
+            k = html.parser.tagfind_tolerant.match(raw, 1).end()
+            while m := html.parser.attrfind_tolerant.match(raw, k):
+                if k >= len(raw):
+                    break
+                if m[1].lower() == "href":
+                    if m[2]:
+                        self.hrefs.append((start + m.start(3), start + m.end(3)))
+                    break
+                k = m.end()
+
+    def handle_endtag(self, tag):
+        if tag in ("body", "html"):
+            self.ends[tag] = self._where()
+
+
+def same_as_html_parser(text: str) -> None:
+    try:
+        ref = Reference(text)
+    except AssertionError:                 # html.parser gives up (a bad marked section)
+        with pytest.raises(AssertionError):
+            _Finder(text)
+        return
+    ours = _Finder(text)
+    assert ours.hrefs == ref.hrefs, text
+    assert (ours.body_end, ours.html_end) == (ref.ends.get("body"), ref.ends.get("html")), text
+
+
+TRICKY = [
+    PAGE,
+    '<div title="<a href=\'https://in.attr/\'>"><a href="https://real/">r</a></div>',
+    "<script>document.write('<a href=\"https://s/\">')</script><a href=x>y</a>",
+    "<SCRIPT type=x>a</b></ScRiPt ><A HREF='https://up/'>u</A>",
+    "<style>a{}</style><!-- <a href='https://c/'> --><a href=https://d/>d",
+    "<!doctype html><?php echo '<a href=\"x\">' ?><a href=\"https://p/\">",
+    "<![CDATA[<a href='https://cd/'>]]><a href='https://after/'>",
+    "<a href = \"https://sp/\" href='https://second/'><area href=https://ar/ alt=x>",
+    "<a name=x href>no value</a><a hrefx='https://no/'>x</a><a data-href='https://no/'>",
+    "<td class=\"x\"style=\"y\"><a class=z href='https://q/'>q</a></td></body></html>",
+    "<a href='https://unterminated>oops</a><b>",
+    "text < more <3 <a href=https://lt/>ok</a> &#x; &amp <a href='https://amp/'>",
+    "<a\nhref\n=\n'https://nl/'\n>x</a>",
+    "<a href='https://self/'/><br/><img src=x /><a/ href='https://slash/'>",
+    "</body></html><a href='https://late/'>late</a></body>",
+    "<!-- unclosed comment <a href='https://uc/'>",
+    "<div><a href='https://end/'",
+    "<a href=\"https://x/\" <b>",
+    "</a href='https://endtag/'><a href='https://ok/'>",
+    "<![if !mso]><a href='https://mso/'><![endif]>",
+    "<p\xa0class=x><a\xa0href='https://nbsp/'>",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_finder_agrees_with_html_parser_on_tricky_markup(text):
+    same_as_html_parser(text)
+
+
+PIECES = ["<a href='https://x/'>", "<a href=https://y>", "<A HREF=\"https://z/\">",
+          "<area href=h>", "</a>", "<div class=\"q>\">", "<td style='a:b'>", "<br/>",
+          "<script>", "</script>", "<style>", "</style>", "<!--", "-->", "<!doctype x>",
+          "<?pi?>", "<![CDATA[", "]]>", "</body>", "</html>", "<body>", "<", ">", "\"",
+          "'", "=", " ", "\n", "text", "&amp;", "&#", "/", "<b", "</", "<!", "<p x=y>",
+          "<img src=x alt=\"<a href='https://no/'>\">", "\xa0", "<td width=5/>"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=40))
+def test_finder_agrees_with_html_parser_on_random_markup(pieces):
+    same_as_html_parser("".join(pieces))

@@ -14,7 +14,6 @@ import hmac
 import os
 import secrets
 from dataclasses import dataclass
-from hashlib import sha256
 from pathlib import Path
 
 from ...config import Config
@@ -33,6 +32,9 @@ class KeyRingError(Exception):
 class KeyRing:
     keys: tuple[tuple[str, bytes], ...]          # (id, secret), the first signs
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", dict(self.keys))
+
     @property
     def current(self) -> str:
         return self.keys[0][0]
@@ -40,10 +42,10 @@ class KeyRing:
     def mac(self, payload: bytes, kid: str | None = None) -> bytes | None:
         """The MAC of payload under key `kid` (default: the signing key); None when
         no such key is known."""
-        secret = dict(self.keys).get(kid or self.current)
+        secret = self._by_id.get(kid or self.current)
         if secret is None:
             return None
-        return hmac.new(secret, payload, sha256).digest()[:MAC_SIZE]
+        return hmac.digest(secret, payload, "sha256")[:MAC_SIZE]
 
 
 def _b64(secret: bytes) -> str:
