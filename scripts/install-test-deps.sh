@@ -169,6 +169,7 @@ check_all() {
     need dovecot "POP3 server (bench/pop3_download.py)" "dovecot-pop3d" \
       runs test -x /usr/sbin/dovecot -a -x /usr/lib/dovecot/pop3
     need_pip aiosmtpd "the fsyncing peer in bench/smtp_accept.py" "aiosmtpd>=1.4.4" aiosmtpd
+    need wrk "HTTP load client (bench/tracking.py)" "wrk" runs test -x /usr/bin/wrk
   fi
 }
 

@@ -247,7 +247,7 @@ class App:
             # One admin service layer for the API and the housekeeping, over this
             # process's event log (its observers count what the admin does too).
             admin = Admin(self.store, self.config, self.resolver, events=self.services.events,
-                          parts=self.services.parts(), lockout=self.services.lockout)
+                          parts=self.services.parts(), lockout=self.services.logins.lockout)
             self.housekeeping.append(loop.create_task(prune_periodically(
                 admin.events, self.services.events)))
             await self._serve_http(http, ctx, admin)

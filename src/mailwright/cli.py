@@ -1,5 +1,5 @@
-"""The command line: serve, config, domain, user, admin, alias, queue, dkim, dns, apikey,
-events, stats, webhook.
+"""The command line: serve, config, domain, user, admin, alias, queue, dkim, dns, check,
+apikey, events, stats, webhook, suppression, campaign.
 
 Only arguments and rendering live here: every operation is admin/'s (the HTTP API
 calls the same), and its refusals (AdminError) become "mailwright: error: ..." and
@@ -161,12 +161,21 @@ async def cmd_dkim(args, admin: Admin) -> int:
     return 0
 
 
+async def cmd_tracking(args, admin: Admin) -> int:
+    kid = await admin.tracking.rotate_key()
+    print(f"tracking tokens are signed with key {kid} once the server restarts; older "
+          f"keys still verify (remove their lines from the key file when their mail is old)")
+    return 0
+
+
 async def cmd_apikey(args, admin: Admin) -> int:
     if args.action == "create":
-        made = await admin.api_keys.create(args.name, args.scope, args.domain or ())
+        made = await admin.api_keys.create(args.name, args.scope, args.domain or (),
+                                           args.campaigns)
         k = made.key
         print(f"created API key {k.id} ({k.name}, {k.scope}"
-              + (f": {', '.join(k.domains)}" if k.domains else "") + ")")
+              + (f": {', '.join(k.domains)}" if k.domains else "")
+              + ("; its mail is tracked campaign mail" if k.campaigns else "") + ")")
         print(made.token)
         print("; shown once: only its hash is kept. Send it as: Authorization: Bearer TOKEN",
               file=sys.stderr)
@@ -229,6 +238,122 @@ def _print_deliveries(rows) -> None:
         table.add_row(str(d.id), str(d.event_id), d.event_type, d.state, str(d.attempts),
                       f"{_age(now - d.queued)} ago", last)
     Console().print(table)
+
+
+async def cmd_suppression(args, admin: Admin) -> int:
+    entries = admin.suppressions
+    if args.action == "add":
+        s = await entries.add(args.domain, args.address, campaign=args.campaign,
+                              reason=args.reason, source=args.source)
+        print(f"{s.address} suppressed for {_scope(s)} ({s.reason})")
+    elif args.action == "remove":
+        s = await entries.remove(args.domain, args.address, campaign=args.campaign)
+        print(f"{s.address} is no longer suppressed for {_scope(s)}")
+    else:
+        page = await entries.list(args.domain, campaign=args.campaign, address=args.address,
+                                  limit=args.limit, after=args.after)
+        _print_suppressions(page)
+    return 0
+
+
+def _scope(s) -> str:
+    return f"campaign {s.campaign!r} of {s.domain}" if s.campaign is not None else s.domain
+
+
+def _print_suppressions(page) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+    console = Console()
+    table = Table(title=f"{len(page.suppressions)} suppressed address(es)")
+    for col in ("ID", "DOMAIN", "ADDRESS", "CAMPAIGN", "REASON", "SINCE", "SOURCE"):
+        table.add_column(col, overflow="fold")
+    for s in page.suppressions:
+        table.add_row(str(s.id), s.domain, escape(s.address), escape(s.campaign or "(all)"),
+                      s.reason, time.strftime("%Y-%m-%d %H:%M", time.gmtime(s.created)),
+                      escape(s.source))
+    console.print(table)
+    if page.next is not None:
+        console.print(f"more: add --after {page.next}", soft_wrap=True)
+
+
+async def cmd_campaign(args, admin: Admin) -> int:
+    if args.action == "list":
+        _print_campaigns(await admin.campaigns.list(args.domain))
+        return 0
+    if args.name is None:
+        if args.domain is None:
+            raise CliError("give a campaign NAME, or --domain for all of a domain's campaigns")
+        report = await admin.campaigns.domain_report(args.domain)
+    else:
+        report = await admin.campaigns.report(args.name, args.domain)
+    if args.csv:
+        from .admin.campaigns import report_csv
+        sys.stdout.write(report_csv(report))
+    elif args.json:
+        import dataclasses
+        import json
+        print(json.dumps(dataclasses.asdict(report), indent=2))
+    else:
+        _print_report(report)
+    return 0
+
+
+def _print_campaigns(rows) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+    table = Table(title=f"{len(rows)} campaign(s), last sent first")
+    for col in ("NAME", "DOMAIN", "MESSAGES", "RECIPIENTS", "FIRST", "LAST"):
+        table.add_column(col, overflow="fold")
+    for c in rows:
+        table.add_row(escape(c.name), c.domain, str(c.messages), str(c.recipients),
+                      _when(c.first), _when(c.last))
+    Console().print(table)
+
+
+def _print_report(report) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+    console, f = Console(), report.figures
+    title = (f"campaign {report.name!r}" if report.name is not None else "every campaign") + \
+        f" of {report.domain or 'every domain'}: {report.messages} message(s)"
+    if report.first is not None:
+        title += f", {_when(report.first)} to {_when(report.last)}"
+    console.print(escape(title))
+    table = Table(show_header=False)
+    table.add_column("figure")
+    table.add_column("count", justify="right")
+    table.add_column("rate", justify="right")
+    for label, count, rate in (
+            ("sent", f.sent, None), ("delivered", f.delivered, None),
+            ("bounced", f.bounced, f.bounce_rate), ("suppressed", f.suppressed, None),
+            ("opened (people)", f.opened, f.open_rate),
+            ("opened (with machines)", f.opened_all, f.open_rate_all),
+            ("clicked (people): CTR", f.clicked, f.click_rate),
+            ("clicked (with machines)", f.clicked_all, f.click_rate_all),
+            ("click-to-open", None, f.click_to_open),
+            ("unsubscribed", f.unsubscribed, f.unsubscribe_rate)):
+        table.add_row(label, "" if count is None else str(count), _percent(rate))
+    console.print(table)
+    if report.days:
+        days = Table(title="per day (UTC)")
+        for col in ("DAY", "SENT", "DELIVERED", "BOUNCED", "OPENED", "CLICKED", "UNSUBSCRIBED"):
+            days.add_column(col, justify="right")
+        for d in report.days:
+            g = d.figures
+            days.add_row(d.day, *(str(v) for v in (g.sent, g.delivered, g.bounced, g.opened,
+                                                   g.clicked, g.unsubscribed)))
+        console.print(days)
+
+
+def _percent(rate: float | None) -> str:
+    return "" if rate is None else f"{rate * 100:.1f}%"
+
+
+def _when(ts: float | None) -> str:
+    return "" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts))
 
 
 def _zone_line(name: str, rtype: str, value: str) -> str:
@@ -644,6 +769,12 @@ def build_parser() -> argparse.ArgumentParser:
         x.add_argument("selector", help="the key set name given to generate")
     k.set_defaults(fn=_admin_command(cmd_dkim))
 
+    t = sub.add_parser("tracking", parents=[common], help="campaign tracking tokens")
+    tsub = t.add_subparsers(dest="action", required=True)
+    tsub.add_parser("rotate-key", parents=[common],
+                    help="a new key signs tracking tokens; the old ones still verify")
+    t.set_defaults(fn=_admin_command(cmd_tracking))
+
     e = sub.add_parser("events", parents=[common], help="search, export and prune the event log")
     esub = e.add_subparsers(dest="action", required=True)
     filters = argparse.ArgumentParser(add_help=False)
@@ -713,6 +844,8 @@ def build_parser() -> argparse.ArgumentParser:
     ac = aksub.add_parser("create", parents=[common], help="print a new key's token (once)")
     ac.add_argument("name", help="what the key is for, e.g. 'billing app'")
     ac.add_argument("--scope", choices=["admin", "domain-admin", "send"], required=True)
+    ac.add_argument("--campaigns", action="store_true",
+                    help="every message the key sends is tracked campaign mail")
     ac.add_argument("--domain", action="append", metavar="DOMAIN",
                     help="a domain a domain-admin or send key covers (repeatable)")
     aksub.add_parser("revoke", parents=[common]).add_argument("id", type=int)
@@ -741,6 +874,42 @@ def build_parser() -> argparse.ArgumentParser:
                     help="send a delivered or failed delivery again").add_argument(
         "id", type=int, help="the delivery's id (see: webhook deliveries)")
     w.set_defaults(fn=_admin_command(cmd_webhook))
+
+    sp = sub.add_parser("suppression", parents=[common],
+                        help="addresses a sending domain no longer sends to")
+    spsub = sp.add_subparsers(dest="action", required=True)
+    sl = spsub.add_parser("list", parents=[common], help="entries, oldest first, a page at a time")
+    sl.add_argument("domain", nargs="?", help="only this sending domain's")
+    sl.add_argument("--campaign", help="only this campaign's entries")
+    sl.add_argument("--address", help="only the entries of this address")
+    sl.add_argument("--limit", type=int, default=100)
+    sl.add_argument("--after", type=int, help="the id the previous page said (more: ...)")
+    for name, text in (("add", "stop sending to an address (all mail, or one campaign's)"),
+                       ("remove", "send to an address again")):
+        x = spsub.add_parser(name, parents=[common], help=text)
+        x.add_argument("domain", help="the sending domain")
+        x.add_argument("address")
+        x.add_argument("--campaign", help="only this campaign's mail (default: all of it)")
+    sa = spsub.choices["add"]
+    sa.add_argument("--reason", default="manual",
+                    choices=["manual", "unsubscribe", "bounce", "complaint"])
+    sa.add_argument("--source", default="", help="a note on where the entry came from")
+    sp.set_defaults(fn=_admin_command(cmd_suppression))
+
+    cp = sub.add_parser("campaign", parents=[common],
+                        help="campaign reports: sent, delivered, opens, clicks, unsubscribes")
+    cpsub = cp.add_subparsers(dest="action", required=True)
+    cpsub.add_parser("list", parents=[common], help="campaigns in the event log").add_argument(
+        "--domain", help="only this sending domain's")
+    cr = cpsub.add_parser("report", parents=[common],
+                          help="one campaign's figures and rates (README: Campaign reports)")
+    cr.add_argument("name", nargs="?", help="the campaign (the tag); omitted: every "
+                                            "campaign of --domain together")
+    cr.add_argument("--domain", help="only the mail of this sending domain")
+    shape = cr.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="the whole report as JSON")
+    shape.add_argument("--csv", action="store_true", help="the per-day figures as CSV")
+    cp.set_defaults(fn=_admin_command(cmd_campaign))
     return p
 
 

@@ -7,13 +7,17 @@ silently falls back to a default and the server never starts half-configured.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from .address import AddressError, canonical_domain, parse_mailbox
 
 ROLES = ("mx", "submission", "submissions", "pop3", "pop3s", "imap", "imaps", "http",
          "https")
@@ -263,6 +267,34 @@ class WebhookSettings:
     concurrency: int = 8             # deliveries in flight at once
 
 
+@dataclass(frozen=True)
+class CampaignSettings:
+    # --- the suppression list (delivery/suppression.py) ---
+    # A hard bounce (the recipient's server refused the address for good: RFC 3463
+    # X.1.x of the recipient, X.2.1) adds it to the sending domain's list.
+    suppress_on_bounce: bool = False
+    # A complaint (an ARF report, RFC 5965, arriving at feedback_address) adds the
+    # complaining recipient to the sending domain's list.
+    suppress_on_complaint: bool = True
+    feedback_address: str = ""       # where feedback loops send reports; "": none
+
+    # --- open and click tracking, one-click unsubscribe (delivery/campaigns/) ---
+    # Where recipients' clicks and pixel loads go: https://<tracking_host>/t/..., served
+    # by the https (or http behind a TLS proxy) listener; "" is the server's hostname.
+    tracking_host: str = ""
+    # Domains whose authenticated senders' mail is always tracked (canonical names).
+    tracked_domains: tuple[str, ...] = ()
+    # Token keys ("id:base64url secret", the first signs, all verify); () for the key
+    # ring in data_dir/campaigns/keys, made on first use (mode 0600).
+    keys: tuple[str, ...] = ()
+    # What an unsubscribe stops: "domain" (all mail of the sending domain to that
+    # address) or "campaign" (only that campaign's; unnamed campaign mail: the domain's).
+    unsubscribe_scope: str = "domain"
+
+    def host(self, hostname: str) -> str:
+        return self.tracking_host or hostname
+
+
 # The store backends store/__init__.py can open.
 STORE_BACKENDS = ("sqlite",)
 
@@ -297,8 +329,10 @@ class Config:
     http: HttpSettings = field(default_factory=HttpSettings)
     events: EventSettings = field(default_factory=EventSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    campaigns: CampaignSettings = field(default_factory=CampaignSettings)
 
 
+_HOST_PORT = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
                        r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
@@ -505,6 +539,53 @@ def _events(r: _Reader, data: dict) -> EventSettings:
                          settings.prune_batch, tuple(per_domain))
 
 
+_KEY_ID = re.compile(r"[A-Za-z0-9]{1,8}")
+
+
+def _campaigns(r: _Reader, data: dict) -> CampaignSettings:
+    value = data.get("campaigns", {})
+    if not isinstance(value, dict):
+        raise r.error("campaigns", "expected a table")
+    listed = ("tracked_domains", "keys")
+    settings = r.section({"campaigns": {k: v for k, v in value.items() if k not in listed}},
+                         "campaigns", CampaignSettings)
+    if settings.unsubscribe_scope not in ("domain", "campaign"):
+        raise r.error("campaigns.unsubscribe_scope", f"expected domain or campaign, got "
+                      f"{settings.unsubscribe_scope!r}")
+    host = settings.tracking_host
+    if host and not _HOST_PORT.fullmatch(host):
+        raise r.error("campaigns.tracking_host",
+                      f"expected a host name, optionally with :port, got {host!r}")
+    lists = {}
+    for name in listed:
+        items = value.get(name, [])
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise r.error(f"campaigns.{name}", "expected a list of strings")
+        lists[name] = items
+    domains = []
+    for d in lists["tracked_domains"]:
+        try:
+            domains.append(canonical_domain(d))
+        except AddressError as e:
+            raise r.error("campaigns.tracked_domains", f"{d!r}: {e}") from None
+    seen = set()
+    for key in lists["keys"]:
+        kid, _, secret = key.partition(":")
+        if not _KEY_ID.fullmatch(kid) or kid in seen:
+            raise r.error("campaigns.keys", f"each key is \"ID:SECRET\" with a unique ID of "
+                          f"1-8 letters or digits, got {kid!r}")
+        seen.add(kid)
+        try:
+            raw = base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) < 32:
+            raise r.error("campaigns.keys", f"key {kid}: the secret must be at least 32 "
+                          f"octets in base64url (RFC 2104 §3: not shorter than the hash)")
+    return replace(settings, tracking_host=host.lower(), tracked_domains=tuple(domains),
+                   keys=tuple(lists["keys"]))
+
+
 def config_path(explicit: str | None) -> str:
     path = explicit or os.environ.get(ENV_VAR)
     if not path:
@@ -530,7 +611,7 @@ def parse(text: str, path: str = "<config>") -> Config:
     r = _Reader(path, text)
     top_level = {"hostname", "data_dir", "listeners", "workers", "tls", "limits", "auth",
                  "submission", "pop3", "imap", "dns", "queue", "relayhost", "transports", "checks",
-                 "demo", "log", "store", "http", "events", "webhooks"}
+                 "demo", "log", "store", "http", "events", "webhooks", "campaigns"}
     for key in data:
         if key not in top_level:
             raise r.error(key, f"unknown key (known: {', '.join(sorted(top_level))})")
@@ -627,6 +708,14 @@ def parse(text: str, path: str = "<config>") -> Config:
     if min(webhooks.timeout, webhooks.first_retry, webhooks.max_retry, webhooks.max_age) <= 0:
         raise r.error("webhooks", "timeout, first_retry, max_retry and max_age must be "
                                   "more than 0 seconds")
+    campaigns = _campaigns(r, data)
+    if campaigns.feedback_address:
+        try:
+            feedback = parse_mailbox(campaigns.feedback_address)
+        except AddressError as e:
+            raise r.error("campaigns.feedback_address", f"expected a mailbox address: {e}") \
+                from None
+        campaigns = replace(campaigns, feedback_address=str(feedback))
     events = _events(r, data)
     # A delivery leaves the outbox with its event (store/sqlite/schema.sql).
     shortest = min((d for d in (events.retention_days, *(d for _, d in events.domains))
@@ -648,5 +737,5 @@ def parse(text: str, path: str = "<config>") -> Config:
         queue=r.section(data, "queue", QueueSettings),
         relayhost=relayhost, relayhost_password=relay_password, transports=transports,
         checks=_checks(r, data), demo=r.section(data, "demo", DemoSettings), log=log,
-        store=store, http=http, events=events, webhooks=webhooks,
+        store=store, http=http, events=events, webhooks=webhooks, campaigns=campaigns,
     )

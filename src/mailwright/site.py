@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Mount, Router
 from .admin import Admin
 from .api import app as api_app
 from .metrics import Metrics
-from .public import autoconfig
+from .public import autoconfig, tracking
 from .web import app as web_app
 
 
@@ -26,5 +26,5 @@ def build(admin: Admin, *, rate_limit: int, metrics_of: Metrics | None,
           metrics_auth: str, max_body: int) -> Router:
     api = api_app.build(admin, rate_limit, metrics_of, metrics_auth, max_body)
     routes: list[BaseRoute] = [Mount("/admin", app=web_app.build(admin)),
-                               *autoconfig.routes(admin)]
+                               *autoconfig.routes(admin), *tracking.routes(admin)]
     return Router(routes=routes, default=api)

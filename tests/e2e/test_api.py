@@ -80,6 +80,7 @@ def snapshot(admin: httpx.Client) -> dict:
         state[d] = {part: ok(admin.get(f"/domains/{d}/{part}"))
                     for part in ("accounts", "aliases", "dkim")}
     state["quota"] = [ok(admin.get(f"/accounts/{a}/quota")) for a in (ALICE, BOB)]
+    state["suppressions"] = ok(admin.get("/suppressions"))
     return state
 
 
@@ -498,6 +499,12 @@ ADMIN_OPERATIONS = [
     ("POST", "/webhooks/{webhook_id}/disable", None),
     ("GET", "/webhooks/{webhook_id}/deliveries", None),
     ("POST", "/webhooks/deliveries/{delivery_id}/redeliver", None),
+    ("GET", "/campaigns", None),
+    ("GET", "/campaigns/{name}", None),
+    ("GET", "/domains/{domain}/campaign-report", None),
+    ("GET", "/suppressions", None),
+    ("POST", "/suppressions", {"domain": "{domain}", "address": "x@remote.test"}),
+    ("DELETE", "/suppressions/{domain}/{address}", None),
     ("GET", "/keys", None),
     ("POST", "/keys", {"name": "escalate", "scope": "admin"}),
     ("DELETE", "/keys/{key_id}", None),

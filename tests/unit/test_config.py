@@ -119,3 +119,17 @@ def test_imap_listeners_and_section():
     assert cfg.imap.allow_plaintext_auth
     with pytest.raises(ConfigError, match=r"imap.allow_plaintext: unknown key"):
         parse(GOOD + "[imap]\nallow_plaintext = true\n")
+
+
+def test_campaigns_suppression_keys():
+    cfg = parse(GOOD)
+    assert (cfg.campaigns.suppress_on_bounce, cfg.campaigns.suppress_on_complaint,
+            cfg.campaigns.feedback_address) == (False, True, "")
+    cfg = parse(GOOD + '[campaigns]\nsuppress_on_bounce = true\n'
+                       'suppress_on_complaint = false\nfeedback_address = "FBL@Example.TEST"\n')
+    assert (cfg.campaigns.suppress_on_bounce, cfg.campaigns.suppress_on_complaint,
+            cfg.campaigns.feedback_address) == (True, False, "FBL@example.test")
+    with pytest.raises(ConfigError, match=r"campaigns.suppress_on_bounce.*expected bool"):
+        parse(GOOD + "[campaigns]\nsuppress_on_bounce = 1\n")
+    with pytest.raises(ConfigError, match=r"campaigns.feedback_address.*mailbox"):
+        parse(GOOD + '[campaigns]\nfeedback_address = "not an address"\n')

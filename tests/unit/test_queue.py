@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mailwright.address import parse_mailbox
 from mailwright.admin import Admin, NotFound
+from mailwright.delivery import suppression
 from mailwright.dns import Resolver
 from mailwright.events.log import EventLog
 from mailwright.imap.fetch import views as fetch_views
@@ -114,12 +115,13 @@ def world(tmp_path, dns_port, peer):
 
 
 def enqueue(store, clock, rcpts: list[str], body=b"Subject: hello\r\n\r\nbody\r\n",
-            notify=None, ret=None, envid=None, mail_from="sender@home.test", tag=None) -> str:
+            notify=None, ret=None, envid=None, mail_from="sender@home.test", tag=None,
+            sender_account=None) -> str:
     message_id = f"Q{random.getrandbits(32):08X}"
     asyncio.run(store.deliver(Delivery(
         message_id=message_id, mail_from=mail_from,
         remote=[RemoteRecipient(r, notify) for r in rcpts], relay_content=body,
-        ret=ret, envid=envid, tag=tag)))
+        ret=ret, envid=envid, tag=tag, sender_account=sender_account)))
     # The store stamps real time; move "created" onto the test clock.
     store._writer.submit(lambda c: c.execute("UPDATE queue SET created=? WHERE message_id=?",
                                      (clock.now, message_id))).result()
@@ -534,3 +536,93 @@ def test_no_message_retention_removes_the_text_at_delivery(world):
     with pytest.raises(NotFound):
         asyncio.run(Admin(store, runner.config).queue.raw(mid))
     assert store.conn.execute("SELECT count(*) FROM blob_inline").fetchone()[0] == 0
+
+
+# --- the suppression list: honoured at each attempt, hard bounces added ------------------
+SENDER = "sender@home.test"
+
+
+def suppress(store, address, campaign=None):
+    asyncio.run(suppression.add(store, "home.test", address, campaign=campaign,
+                                reason="unsubscribe", source="one-click", created=1.0))
+
+
+def with_events(runner: QueueRunner, **campaigns) -> tuple[QueueRunner, Events]:
+    events = Events()
+    cfg = dataclasses.replace(runner.config, campaigns=dataclasses.replace(
+        runner.config.campaigns, **campaigns))
+    return QueueRunner(cfg, runner.store, runner.resolver, events.log,
+                       clock=runner.clock), events
+
+
+def suppressed_events(events: Events) -> list[dict]:
+    return [row[3] for row in events.rows if row[0] == "suppressed"]
+
+
+def test_an_entry_added_while_queued_stops_that_recipient_only(world):
+    store, runner, clock, peer = world
+    runner, events = with_events(runner)
+    mid = enqueue(store, clock, ["left@peer.test", "stays@peer.test"], notify="FAILURE",
+                  sender_account=SENDER, tag="spring")
+    suppress(store, "LEFT@peer.test")                  # after queueing
+    assert asyncio.run(runner.run_once()) == 1
+    assert [r for _, r, _ in peer.received] == [["stays@peer.test"]]
+    assert suppressed_events(events) == [{"rcpt": "left@peer.test", "domain": "home.test",
+                                          "reason": "unsubscribe", "stage": "queue",
+                                          "tag": "spring"}]
+    assert [row[0] for row in events.rows if row[0] != "suppressed"] == ["delivered"]
+    assert asyncio.run(store.queue_message(mid)) is None   # every recipient final
+    assert sender_inbox(store) == []                   # no DSN for a suppression
+
+
+def test_a_message_with_every_recipient_suppressed_leaves_unsent(world):
+    store, runner, clock, peer = world
+    runner, events = with_events(runner)
+    suppress(store, "a@peer.test")
+    suppress(store, "b@peer.test", campaign="spring")
+    mid = enqueue(store, clock, ["a@peer.test", "b@peer.test"], sender_account=SENDER,
+                  tag="spring")
+    asyncio.run(runner.run_once())
+    assert peer.received == []
+    assert {e["rcpt"] for e in suppressed_events(events)} == {"a@peer.test", "b@peer.test"}
+    assert asyncio.run(store.queue_message(mid)) is None
+
+
+def test_campaign_entries_and_mail_not_from_our_users(world):
+    store, runner, clock, peer = world
+    runner, events = with_events(runner)
+    suppress(store, "x@peer.test", campaign="spring")
+    suppress(store, "y@peer.test")
+    enqueue(store, clock, ["x@peer.test"], sender_account=SENDER, tag="autumn")
+    # No authenticated sender (a forward of mail from another server): never checked.
+    enqueue(store, clock, ["y@peer.test"], sender_account=None)
+    asyncio.run(runner.run_once())
+    assert sorted(r for _, rcpts, _ in peer.received for r in rcpts) == [
+        "x@peer.test", "y@peer.test"]
+    assert suppressed_events(events) == []
+
+
+def test_hard_bounces_suppress_when_configured(world):
+    store, runner, clock, peer = world
+    peer.rcpt_replies["gone@peer.test"] = ["550 5.1.1 no such user"]
+    peer.rcpt_replies["full@peer.test"] = ["552 5.2.2 mailbox full"]
+    off, _ = with_events(runner)
+    enqueue(store, clock, ["gone@peer.test"], sender_account=SENDER)
+    asyncio.run(off.run_once())
+    assert asyncio.run(store.suppressions(None, None, None, 10, None)) == []
+
+    on, events = with_events(runner, suppress_on_bounce=True)
+    enqueue(store, clock, ["gone@peer.test", "full@peer.test", "ok@peer.test"],
+            sender_account=SENDER, tag="spring")
+    enqueue(store, clock, ["gone@peer.test"])          # not our user's: not added
+    asyncio.run(on.run_once())
+    [entry] = asyncio.run(store.suppressions(None, None, None, 10, None))
+    assert (entry.domain, entry.address, entry.campaign, entry.reason) == (
+        "home.test", "gone@peer.test", None, "bounce")
+    assert entry.source.startswith("550 5.1.1 no such user")
+    # The next message of the domain to that address is not sent.
+    before = len(peer.received)
+    enqueue(store, clock, ["gone@peer.test"], sender_account=SENDER)
+    asyncio.run(on.run_once())
+    assert len(peer.received) == before
+    assert suppressed_events(events)[-1]["reason"] == "bounce"

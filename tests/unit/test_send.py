@@ -162,6 +162,36 @@ def test_an_untagged_message_has_no_tag(w):
     assert "tag" not in w.events.data("accepted")
 
 
+def test_suppressed_recipients_are_accepted_not_sent_and_named(w):
+    asyncio.run(w.admin.suppressions.add("example.test", "Gone@remote.test",
+                                         reason="unsubscribe"))
+    asyncio.run(w.admin.suppressions.add("example.test", "later@remote.test",
+                                         campaign="spring", reason="manual"))
+    result = send(w, from_="alice@example.test", to=["gone@remote.test", "kept@remote.test",
+                                                     "later@remote.test"], text="x", tag="spring")
+    assert [(r.address, r.accepted, r.suppressed) for r in result.recipients] == [
+        ("gone@remote.test", True, "unsubscribe"), ("kept@remote.test", True, None),
+        ("later@remote.test", True, "manual")]
+    assert [r.address for r in queued(w)[0].recipients] == ["kept@remote.test"]
+    # Every recipient suppressed: accepted all the same, nothing queued.
+    again = send(w, from_="alice@example.test", to=["gone@remote.test"], text="x")
+    assert [r.suppressed for r in again.recipients] == ["unsubscribe"]
+    assert len(queued(w)) == 1
+
+
+def test_suppressed_recipients_of_a_tracked_campaign_are_named_too(w):
+    # Campaign mail is one copy per recipient (the tracking stage): each copy is checked,
+    # and the answer still names the suppressed recipient.
+    asyncio.run(w.admin.suppressions.add("example.test", "gone@remote.test",
+                                         campaign="spring", reason="unsubscribe"))
+    result = send(w, from_="alice@example.test", to=["gone@remote.test", "kept@remote.test"],
+                  html="<p>hi</p>", campaign="spring")
+    assert [(r.address, r.suppressed) for r in result.recipients] == [
+        ("gone@remote.test", "unsubscribe"), ("kept@remote.test", None)]
+    assert [r.address for m in queued(w) for r in m.recipients] == ["kept@remote.test"]
+    assert w.events.data("suppressed")["tag"] == "spring"
+
+
 def test_recipients_are_deduplicated_and_over_quota_is_temporary(w):
     asyncio.run(w.admin.accounts.set_quota("carol@other.test", 100))
     result = send(w, from_="alice@example.test", to=["alice@example.test",

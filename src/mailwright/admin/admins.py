@@ -22,7 +22,7 @@ import secrets
 from dataclasses import dataclass
 
 from ..auth.lockout import AuthLockout
-from ..auth.passwords import DUMMY_HASH, hash_password, verify_password
+from ..auth.passwords import dummy_hash, hash_password, verify_password
 from ..events.types import Event
 from ..store.admins import AdminUserRecord
 from . import validate
@@ -118,7 +118,7 @@ class Admins:
         record = await self.store.admin_user(name.strip())
         # An unknown name costs the same argon2 verification as a known one.
         ok = await asyncio.to_thread(verify_password,
-                                     record.password_hash if record else DUMMY_HASH, password)
+                                     record.password_hash if record else dummy_hash(), password)
         if record is None or not ok:
             self.ctx.events.emit(Event.AUTH_FAIL, ip=client_ip, protocol=PROTOCOL,
                                  mechanism=MECHANISM, username=name.strip()[:100])

@@ -49,11 +49,12 @@ class ApiKey:
     created: float
     last_used: float | None
     revoked: float | None
+    campaigns: bool = False        # every message it sends is tracked campaign mail
 
     @classmethod
     def of(cls, r: ApiKeyRecord) -> ApiKey:
         return cls(r.id, r.name, r.prefix, Scope(r.scope), r.domains, r.created,
-                   r.last_used, r.revoked)
+                   r.last_used, r.revoked, r.campaigns)
 
     @property
     def is_admin(self) -> bool:
@@ -88,8 +89,10 @@ class ApiKeys:
         self.clock = ctx.clock
         self._touched: dict[int, float] = {}
 
-    async def create(self, name: str, scope: str, domains: list[str] | tuple[str, ...] = ()
-                     ) -> CreatedKey:
+    async def create(self, name: str, scope: str, domains: list[str] | tuple[str, ...] = (),
+                     campaigns: bool = False) -> CreatedKey:
+        """campaigns: the messages the key sends are campaign mail (open and click
+        tracking, one-click unsubscribe: README "Campaigns")."""
         name = name.strip()
         if not name or len(name) > MAX_NAME or not name.isprintable():
             raise Invalid(f"a key name is 1 to {MAX_NAME} printable characters")
@@ -111,7 +114,7 @@ class ApiKeys:
         prefix = secrets.token_hex(6)
         token = f"mw_{prefix}_{secrets.token_urlsafe(32)}"
         record = await self.store.add_api_key(name, prefix, _digest(token), kind.value,
-                                              tuple(names), self.clock())
+                                              tuple(names), self.clock(), campaigns)
         return CreatedKey(ApiKey.of(record), token)
 
     async def list(self) -> list[ApiKey]:

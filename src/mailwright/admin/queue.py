@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from ..queue import states
 from ..queue.runner import QueueRunner
 from ..store.queue import QueuedMessage
 from .context import Context
@@ -82,7 +83,7 @@ class QueueFilter:
                    for r in m.recipients)
 
 
-STATES = ("pending", "deferred", "held", "delivered", "bounced")
+STATES = states.ALL
 ADMIN_BOUNCE = "550 5.0.0 Returned to the sender by the mail administrator"
 
 

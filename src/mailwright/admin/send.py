@@ -17,6 +17,11 @@ Decisions:
   raw message must not carry Bcc (it would show every blind recipient to all).
 - Recipients are checked one by one like RCPT: a refused one does not stop the others;
   with none accepted nothing is stored (NoRecipientAccepted, naming each refusal).
+- A recipient the sending domain suppresses (delivery/suppression.py) is accepted and
+  not sent; its result says so (`suppressed`: the reason), and no bounce follows.
+- A campaign (issue 17) is a tag that also turns tracking on: the message is rewritten
+  by the submission pipeline's tracking stage (delivery/stages/tracking.py), as SMTP
+  mail with an X-Mailwright-Campaign field is.
 - The tag goes onto the `accepted` event and stays with queued mail for `delivered`,
   `deferred` and `bounced`; never into the message. (A campaign is a tag: one key for
   event search.)
@@ -34,7 +39,7 @@ import contextlib
 import email.utils
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email import errors as email_errors
 from email import policy
 from email.headerregistry import Address as HeaderAddress
@@ -47,14 +52,13 @@ from ..delivery.assemble import Parts, submission_pipeline
 from ..delivery.ids import message_id, session_id
 from ..delivery.pipeline import Refusal
 from ..delivery.received import Client, Envelope, ReceivedMessage, Recipient
+from ..delivery.suppression import lookup_key
 from ..events.types import Event
 from ..smtp.framing import Problem, TextCheck
 from . import validate
 from .compose import Fields, Part, compose
 from .context import Context
 from .errors import Forbidden, Invalid, TooLarge, Unavailable
-
-MAX_TAG = 128
 
 # Header fields a caller may not give in `headers`, and why.
 _RESERVED = {
@@ -112,6 +116,8 @@ class SendRequest:
     attachments: Sequence[Attachment] = ()
     headers: Mapping[str, str] = field(default_factory=dict)   # further fields
     tag: str | None = None                       # on the events, not in the message
+    campaign: str | None = None                  # tracked campaign mail (issue 17): its
+    #                                              name is the tag; opens, clicks, unsubscribe
     envelope_from: str | None = None             # MAIL FROM; default: From's address
     raw: bytes | None = None                     # a whole RFC 5322 message instead
 
@@ -122,6 +128,9 @@ class RecipientResult:
     accepted: bool
     status: str                  # RFC 3463: 2.1.5 accepted; 4.x.x / 5.x.x why not
     text: str
+    # Accepted but not sent: the sending domain suppresses it (its entry's reason:
+    # unsubscribe, bounce, complaint, manual); no bounce follows.
+    suppressed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,11 +166,19 @@ class Sender:
         self.pipeline = submission_pipeline(parts) if parts is not None else None
 
     async def send(self, request: SendRequest, *, client_ip: str,
-                   allowed_domains: Collection[str] | None = None) -> SendResult:
+                   allowed_domains: Collection[str] | None = None,
+                   campaigns: bool = False) -> SendResult:
+        """campaigns: the caller (an API key made with campaigns) sends campaign mail."""
         if self.pipeline is None:
             raise Unavailable("sending needs a running server's delivery pipeline: use the "
                               "HTTP API (POST /api/v1/messages) or SMTP submission")
         tag = _tag(request.tag)
+        campaign = _tag(request.campaign, "campaign")
+        if campaign is not None:
+            if tag is not None and tag != campaign:
+                raise Invalid(f"tag {tag!r} and campaign {campaign!r} differ: a campaign's "
+                              f"name is its tag, give one of them")
+            tag = campaign
         to = [_mailbox(f"to[{i}]", t) for i, t in enumerate(request.to)]
         cc = [_mailbox(f"cc[{i}]", t) for i, t in enumerate(request.cc)]
         bcc = [_mailbox(f"bcc[{i}]", t) for i, t in enumerate(request.bcc)]
@@ -191,13 +208,15 @@ class Sender:
                             smtputf8, recipients=accepted, size=size)
         client = Client(session, client_ip, "", True, None, str(mail_from), "submission")
         msg = ReceivedMessage(queue_id, now, envelope, client, built.content,
-                              built.long_lines, tag=tag)
+                              built.long_lines, tag=tag,
+                              campaign=campaigns or campaign is not None)
         try:
             await self.pipeline.run(msg)
         except Refusal as refusal:
             kind = Invalid if refusal.permanent else Unavailable
             raise kind(f"not accepted: {refusal.status} {refusal.text}") from None
-        return SendResult(queue_id, built.message_id, size, tuple(results))
+        return SendResult(queue_id, built.message_id, size,
+                          tuple(_suppressed(r, msg.suppressed) for r in results))
 
     def _build(self, request: SendRequest, to: list[tuple[str, Address]],
                cc: list[tuple[str, Address]], now: float, queue_id: str) -> _Built:
@@ -247,6 +266,16 @@ class Sender:
         if not accepted:
             raise NoRecipientAccepted(results)
         return results, accepted
+
+
+def _suppressed(result: RecipientResult, suppressed: Mapping[str, str]) -> RecipientResult:
+    """The result of an accepted recipient the pipeline did not send to (its key in
+    ReceivedMessage.suppressed: delivery/stages/suppress.py)."""
+    reason = suppressed.get(lookup_key(result.address)) if result.accepted else None
+    if reason is None:
+        return result
+    return replace(result, text=f"Recipient OK; not sent: suppressed ({reason})",
+                   suppressed=reason)
 
 
 def _structured(request: SendRequest, to: list[tuple[str, Address]],
@@ -451,14 +480,8 @@ def _attachment(i: int, attachment: Attachment) -> Part:
     return Part(attachment.filename, maintype, subtype, data)
 
 
-def _tag(tag: str | None) -> str | None:
-    if tag is None:
-        return None
-    if not (0 < len(tag) <= MAX_TAG and tag.isprintable() and tag.strip()):
-        raise Invalid(f"tag: 1 to {MAX_TAG} printable characters, not {tag!r}")
-    # Kept without surrounding blanks: event search (admin/events.py) compares the tag
-    # it is given stripped, so " spring " would be found by no search.
-    return tag.strip()
+def _tag(tag: str | None, name: str = "tag") -> str | None:
+    return None if tag is None else validate.tag(tag, name)
 
 
 def _check_text(content: bytes, text_line: int) -> bool:

@@ -29,6 +29,7 @@ from .accounts import Accounts
 from .admins import Admins
 from .aliases import Aliases
 from .apikeys import ApiKeys
+from .campaigns import Campaigns
 from .check import Checks
 from .clients import MailClients
 from .context import Context
@@ -40,6 +41,8 @@ from .events import Events
 from .queue import Queue
 from .send import Sender, SendRequest, SendResult
 from .stats import Stats
+from .suppressions import Suppressions
+from .tracking import Tracking
 from .webhooks import Webhooks
 
 
@@ -65,14 +68,19 @@ class Admin:
         self.admins = Admins(self.ctx, lockout)
         self.stats = Stats(self.ctx)
         self.clients = MailClients(self.ctx)
+        self.suppressions = Suppressions(self.ctx)
+        self.campaigns = Campaigns(self.ctx)
+        self.tracking = Tracking(self.ctx, self.suppressions.add)
         self._sender = Sender(self.ctx, parts)
 
     async def ensure_demo(self) -> DemoAccount | None:
         return await ensure_demo(self.ctx, self.admins)
 
     async def send(self, request: SendRequest, *, client_ip: str,
-                   allowed_domains: Collection[str] | None = None) -> SendResult:
+                   allowed_domains: Collection[str] | None = None,
+                   campaigns: bool = False) -> SendResult:
         """Submit a message as an authenticated SMTP client would (admin/send.py):
-        from addresses of `allowed_domains` (None: any local domain)."""
+        from addresses of `allowed_domains` (None: any local domain); `campaigns`: the
+        caller sends campaign mail (an API key made so), tracked as README "Campaigns"."""
         return await self._sender.send(request, client_ip=client_ip,
-                                       allowed_domains=allowed_domains)
+                                       allowed_domains=allowed_domains, campaigns=campaigns)

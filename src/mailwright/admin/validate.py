@@ -12,6 +12,7 @@ from .errors import Invalid, NotFound
 
 MIN_PASSWORD = 8
 MAX_SELECTOR = 50
+MAX_TAG = 128
 
 
 def domain(text: str) -> str:
@@ -55,6 +56,15 @@ def timestamp(name: str, value: str | float | None) -> float | None:
     if not math.isfinite(value):
         raise Invalid(f"invalid {name} {value!r}: expected a finite time")
     return float(value)
+
+
+def tag(value: str, name: str = "tag") -> str:
+    """A message's tag, which is also its campaign's name: 1 to MAX_TAG printable
+    characters, kept without surrounding blanks (event search compares the tag it is
+    given stripped, so " spring " would be found by no search)."""
+    if not (0 < len(value) <= MAX_TAG and value.isprintable() and value.strip()):
+        raise Invalid(f"{name}: 1 to {MAX_TAG} printable characters, not {value!r}")
+    return value.strip()
 
 
 def password(text: str) -> str:

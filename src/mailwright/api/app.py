@@ -16,6 +16,7 @@ from .limits import LimitBody
 from .routes import (
     accounts,
     aliases,
+    campaigns,
     dkim,
     domains,
     events,
@@ -24,11 +25,13 @@ from .routes import (
     metrics,
     queue,
     stats,
+    suppressions,
     webhooks,
 )
 
 PREFIX = "/api/v1"
-ROUTERS = (messages, domains, accounts, aliases, dkim, queue, events, stats, webhooks, keys)
+ROUTERS = (messages, domains, accounts, aliases, dkim, queue, events, stats, webhooks, keys,
+           suppressions, campaigns)
 
 DESCRIPTION = """\
 Administer Mailwright and send mail over HTTP.

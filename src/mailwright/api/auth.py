@@ -114,8 +114,9 @@ def managed_domain(key: ApiKey, domain: str) -> str:
 
 
 def domain_filter(key: ApiKey, domain: str | None) -> str | None:
-    """The domain filter a key may use (event search, statistics): any for admin keys;
-    a domain-admin key's own (its only one when it names none)."""
+    """The domain a listing (events, statistics, suppressions, campaigns) is limited
+    to: any (None: all) for admin keys; a domain-admin key's own, its only one when it
+    names none."""
     if domain is not None:
         return managed_domain(key, domain)
     if key.is_admin:

@@ -17,11 +17,14 @@ from ..store.base import MailStore
 from ..trust.inbound import InboundChecks
 from ..trust.outbound import OutboundSigner
 from .pipeline import Pipeline, Stage
+from .stages.feedback import FeedbackStage
 from .stages.inbound_checks import CheckStage
 from .stages.relay_format import RelayFormatStage
 from .stages.sign import SealStage, SignStage
 from .stages.store import StoreStage
+from .stages.suppress import SuppressStage
 from .stages.trace import TraceStage
+from .stages.tracking import TrackingStage
 
 
 @dataclass(frozen=True)
@@ -37,10 +40,13 @@ class Parts:
 
 
 def mx_pipeline(s: Parts) -> Pipeline:
-    """Mail from other servers: checked, stamped, forwards sealed, stored or queued."""
+    """Mail from other servers: checked, complaints (feedback reports) recorded,
+    stamped, forwards sealed, stored or queued."""
     stages: list[Stage] = []
     if s.inbound is not None:
         stages.append(CheckStage(s.inbound, s.events))
+    if s.config.campaigns.feedback_address:
+        stages.append(FeedbackStage(s.store, s.events, s.config.campaigns))
     stages.append(TraceStage(s.config.hostname))
     stages.append(RelayFormatStage())
     if s.outbound is not None:
@@ -50,15 +56,19 @@ def mx_pipeline(s: Parts) -> Pipeline:
 
 
 def submission_pipeline(s: Parts) -> Pipeline:
-    """Mail our users submit: stamped, DKIM-signed, stored or queued."""
-    stages: list[Stage] = [TraceStage(s.config.hostname)]
-    # Issue 17: the tracking-rewrite stage goes here (only authenticated senders' mail
-    # is rewritten), before relay formatting and signing so both cover the rewrite.
-    stages.append(RelayFormatStage())
+    """Mail our users submit: stamped, campaign mail tracked, suppressed recipients
+    dropped, DKIM-signed, stored or queued."""
+    # Suppression first in the rest: the campaign (the tag) is final there, and neither
+    # a suppressed copy nor a wholly suppressed message is formatted or signed for nothing.
+    rest: list[Stage] = [SuppressStage(s.store, s.events), RelayFormatStage()]
     if s.outbound is not None:
-        stages.append(SignStage(s.outbound))
-    stages.append(StoreStage(s.store, s.events, s.on_queued))
-    return Pipeline(stages)
+        rest.append(SignStage(s.outbound))
+    rest.append(StoreStage(s.store, s.events, s.on_queued))
+    # Campaign mail (only authenticated senders', opted in) is rewritten per recipient
+    # and each copy goes through the rest: before relay formatting and signing, so both
+    # cover the rewrite and the List-Unsubscribe fields (RFC 8058 §4).
+    return Pipeline([TraceStage(s.config.hostname),
+                     TrackingStage(s.config, s.events, Pipeline(rest))])
 
 
 def pipeline_for(role: str, parts: Parts) -> Pipeline:

@@ -65,6 +65,8 @@ class ReceivedMessage:
     content: Content                     # header + body; checks and rewrites edit it
     long_lines: bool = False             # a line over 998 octets (RFC 5322 §2.1.1)
     tag: str | None = None               # the sender's label (HTTP API), on its events
+    campaign: bool = False               # the sender asked for tracking (issue 17: the
+    #                                      API's campaign field, a key's campaigns flag)
     checked: bool = False                # inbound checks ran: our verdict is in the header
     trace: bytes = b""                   # Received (RFC 5321 §4.4), above every copy
     return_path: bytes = b""             # Return-Path, above local copies (RFC 5321 §4.4)
@@ -72,6 +74,9 @@ class ReceivedMessage:
     relay_text: Content | None = None    # relayed copies' text when content cannot go as is
     relay_signature: bytes = b""         # DKIM-Signature over relay_text
     relay_seal: bytes = b""              # ARC set above the relayed copy (RFC 8617 §4.1)
+    # remote recipients not sent to (delivery/stages/suppress.py): lookup key -> reason;
+    # one dict for a message and its campaign copies (dataclasses.replace shares it)
+    suppressed: dict[str, str] = field(default_factory=dict)
 
     def local_copy(self) -> Content:
         """What local mailboxes store: Return-Path, Received, signature, content."""

@@ -96,6 +96,29 @@ class Event(StrEnum):
     DSN = ("dsn", "to actions", "", "a delivery status notification (RFC 3464) was sent")
     MTA_STS_TESTING = ("mta-sts-testing", "domain unmatched", "",
                        "MX hosts outside a testing-mode MTA-STS policy were used (RFC 8461)")
+    COMPLAINED = ("complained", "rcpt domain type suppressed", "",
+                  "a feedback report (ARF, RFC 5965) came to [campaigns] feedback_address: "
+                  "`rcpt` complained of mail of the sending `domain` (type: abuse, fraud, "
+                  "...); suppressed: whether that put it on the domain's suppression list")
+    SUPPRESSED = ("suppressed", "rcpt domain reason stage", "tag",
+                  "a recipient of our user's mail was not sent to: the sending `domain` "
+                  "suppresses it (reason: unsubscribe, bounce, complaint, manual; stage: "
+                  "submission, or queue when the entry came while the message waited)")
+
+    # --- campaigns (issue 17) ---------------------------------------------------
+    TRACKING_SKIPPED = ("tracking-skipped", "reason domain", "tag",
+                        "a campaign message sent without open/click tracking (reason: "
+                        "no-html, charset, encoding, malformed-html); it still has "
+                        "List-Unsubscribe")
+    OPENED = ("opened", "rcpt domain first machine ua", "tag",
+              "a campaign copy's pixel was loaded (first: the first open of this recipient "
+              "of this message; machine: a proxy or scanner, not the recipient; ua: the "
+              "user-agent class)")
+    CLICKED = ("clicked", "rcpt domain url first machine ua", "tag",
+               "a campaign copy's link was followed (url: the original; first: the first "
+               "click of this recipient of this message)")
+    UNSUBSCRIBED = ("unsubscribed", "rcpt domain method", "tag",
+                    "a campaign recipient unsubscribed (method: one-click, page)")
 
     # --- housekeeping -----------------------------------------------------------
     EVENTS_PRUNED = ("events-pruned", "events messages", "",

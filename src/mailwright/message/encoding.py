@@ -55,6 +55,22 @@ def decode_transfer(raw: bytes, encoding: str) -> bytes:
     return raw
 
 
+def encode_transfer(data: bytes, encoding: str, final_newline: bool = True) -> bytes:
+    """A body in Content-Transfer-Encoding `encoding` (RFC 2045 §6): base64 in lines of
+    76 characters, quoted-printable with its line breaks kept (as CRLF), identities as
+    they are. Without `final_newline` the last CRLF is left off (inside a multipart the
+    CRLF before the next delimiter belongs to the delimiter, RFC 2046 §5.1.1)."""
+    if encoding == "base64":
+        body = base64.encodebytes(data).replace(b"\n", b"\r\n")
+    elif encoding == "quoted-printable":
+        # b2a_qp writes its soft breaks as LF when the text has no CRLF of its own
+        body = binascii.b2a_qp(data, istext=True).replace(b"\r\n", b"\n") \
+            .replace(b"\n", b"\r\n")
+    else:
+        return data
+    return body if final_newline else body.removesuffix(b"\r\n")
+
+
 def is_8bit(octets: bytes) -> bool:
     return _NOT_8BIT.search(octets) is None
 

@@ -22,15 +22,13 @@ for anything still too long (DSNs quoting such a message, older queue entries).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import email.encoders
 import email.policy
 import quopri
 import re
 from email.parser import BytesParser
 
-from ..message.encoding import decode_transfer
+from ..message.encoding import decode_transfer, encode_transfer
 from ..message.structure import Part, parse_structure
 from ..net.lines import longest_line
 
@@ -38,7 +36,6 @@ from ..net.lines import longest_line
 MAX_LINE = 998
 _CTE_FIELD = re.compile(rb"(?im)^content-transfer-encoding[ \t]*:.*(?:\r?\n[ \t].*)*\r?\n")
 _MIME_VERSION = re.compile(rb"(?im)^mime-version[ \t]*:")
-_NEWLINE = re.compile(rb"\r?\n")
 
 
 class ConversionImpossible(Exception):
@@ -117,17 +114,10 @@ def _reencoded(content: bytes, part: Part, top: bool) -> bytes:
     """A leaf (its header and body) with its body in a short-line encoding."""
     raw = content[part.body:part.end]
     decoded = decode_transfer(raw, part.encoding)
-    if part.ctype.startswith("text/"):
-        # quoted-printable keeps text readable; line breaks stay line breaks, in CRLF
-        # (b2a_qp writes its soft breaks as LF when the text has no CRLF of its own)
-        encoding = "quoted-printable"
-        body = _NEWLINE.sub(b"\r\n", binascii.b2a_qp(decoded, istext=True))
-    else:
-        encoding = "base64"
-        body = base64.encodebytes(decoded).replace(b"\n", b"\r\n")
-    if not raw.endswith(b"\n"):
-        # Inside a multipart the CRLF before the next delimiter belongs to it.
-        body = body.removesuffix(b"\r\n")
+    # quoted-printable keeps text readable; line breaks stay line breaks
+    encoding = "quoted-printable" if part.ctype.startswith("text/") else "base64"
+    # Inside a multipart the CRLF before the next delimiter belongs to it.
+    body = encode_transfer(decoded, encoding, raw.endswith(b"\n"))
     header = _folded(_CTE_FIELD.sub(b"", content[part.start:part.body]))
     added = f"Content-Transfer-Encoding: {encoding}\r\n".encode()
     if top and not _MIME_VERSION.search(header):

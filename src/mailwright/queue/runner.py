@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 from ..address import AddressError, parse_mailbox
 from ..config import Config
+from ..delivery import suppression
 from ..delivery.destinations import destinations
 from ..delivery.received import Recipient
 from ..delivery.recipients import Target, resolve
@@ -31,7 +32,7 @@ from ..store.base import MailStore
 from ..store.messages import Delivery
 from ..store.queue import QueuedMessage, RecipientUpdate
 from . import dsn, transaction
-from .states import BOUNCED, DEFERRED, DELIVERED, FINAL
+from .states import BOUNCED, DEFERRED, DELIVERED, FINAL, SUPPRESSED
 from .transaction import Outcome
 
 log = logging.getLogger("mailwright.queue")
@@ -116,10 +117,19 @@ class QueueRunner:
         run = _Run(self)
         by_domain: dict[str, list[Item]] = {}
         for m in due:
+            # Checked before every attempt, not only at submission: an unsubscribe that
+            # came while the message waited (for a retry, or behind others) still counts.
+            stopped = await self._suppressed(m)
             per_domain: dict[str, list] = {}
             for r in m.recipients:
-                per_domain.setdefault(r.address.rpartition("@")[2].lower(), []).append(r)
+                if r.id not in stopped:
+                    per_domain.setdefault(r.address.rpartition("@")[2].lower(), []).append(r)
             run.waiting[m.id] = len(per_domain)
+            if stopped:
+                run.outcomes[m.id] = stopped
+                if not per_domain:
+                    run.settling.append(asyncio.ensure_future(
+                        self._settle(m, run.outcomes.pop(m.id))))
             for domain, recipients in per_domain.items():
                 by_domain.setdefault(domain, []).append(Item(m, recipients))
         gate = asyncio.Semaphore(self.settings.concurrency)
@@ -130,6 +140,39 @@ class QueueRunner:
         await asyncio.gather(*(one_domain(d, items) for d, items in by_domain.items()))
         await asyncio.gather(*run.settling)
         return len(due)
+
+    async def _suppressed(self, message: QueuedMessage) -> dict[int, Outcome]:
+        """The recipients of our user's message that its sending domain suppresses now
+        (delivery/suppression.py), each a `suppressed` event: final, never sent, no DSN
+        (the domain's own choice is not a delivery failure)."""
+        domain = suppression.sending_domain(message.sender_account)
+        if domain is None:
+            return {}
+        found = await suppression.suppressed(
+            self.store, domain, [r.address for r in message.recipients], message.tag)
+        stopped = {}
+        for r in message.recipients:
+            if (entry := found.get(r.address)) is not None:
+                stopped[r.id] = Outcome(SUPPRESSED, f"not sent: suppressed by {domain} "
+                                        f"({entry.reason})")
+                self.events.emit(Event.SUPPRESSED, None, message.message_id, rcpt=r.address,
+                                 domain=domain, reason=entry.reason, stage="queue",
+                                 tag=message.tag)
+        return stopped
+
+    async def _suppress_bounced(self, message: QueuedMessage, bounced: list[tuple[str, str]],
+                                now: float) -> None:
+        """[campaigns] suppress_on_bounce: the hard bounces of our user's message put
+        their addresses on its sending domain's list (for all its mail: the address is
+        dead, whatever the campaign)."""
+        domain = suppression.sending_domain(message.sender_account)
+        if domain is None or not self.config.campaigns.suppress_on_bounce:
+            return
+        for address, reply in bounced:
+            if suppression.is_hard_bounce(reply):
+                await suppression.add(self.store, domain, address, campaign=None,
+                                      reason=suppression.BOUNCE, source=reply[:500],
+                                      created=now)
 
     async def _settle(self, message: QueuedMessage, outcomes: dict[int, Outcome]) -> None:
         """Commit one message's outcomes, then tell the sender what they asked to know."""
@@ -142,10 +185,14 @@ class QueueRunner:
         # statistics): the sender's domain, not the remote recipient's. None for a
         # bounce (<>): its recipient's, then.
         sender_domain = message.mail_from.rpartition("@")[2].lower() or None
-        updates, notices = [], []
+        updates, notices, bounced = [], [], []
         for r in message.recipients:
             outcome = outcomes[r.id]
             state = outcome.state
+            if state == SUPPRESSED:           # its event was emitted when it was found
+                updates.append(RecipientUpdate(r.id, state, outcome.reply, now,
+                                               address=r.address))
+                continue
             if state == DEFERRED and expired:
                 state = BOUNCED
                 outcome = Outcome(BOUNCED, f"{outcome.reply} (gave up after "
@@ -161,6 +208,8 @@ class QueueRunner:
                              remote=outcome.remote, tls=outcome.tls, reply=outcome.reply,
                              attempt=r.attempts + 1, delay=queued_for, tag=message.tag,
                              domain=sender_domain)
+            if state == BOUNCED:
+                bounced.append((r.address, outcome.reply))
             action = {BOUNCED: "failed", DELIVERED: "delivered"}.get(state)
             if warn:
                 action = "delayed"
@@ -172,6 +221,7 @@ class QueueRunner:
         original = await self._content(message) if notices and message.mail_from else None
         await self.store.queue_update(message.id, updates, FINAL, keep_finished=bool(
             self.config.events.message_retention_days))
+        await self._suppress_bounced(message, bounced, now)
         if original is not None:
             await self._notify(message, notices, original)
 

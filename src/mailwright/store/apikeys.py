@@ -18,11 +18,13 @@ class ApiKeyRecord:
     created: float
     last_used: float | None
     revoked: float | None
+    campaigns: bool = False      # its mail is tracked campaign mail (issue 17)
 
 
 class ApiKeyStore(Protocol):
     async def add_api_key(self, name: str, prefix: str, digest: str, scope: str,
-                          domains: tuple[str, ...], created: float) -> ApiKeyRecord:
+                          domains: tuple[str, ...], created: float,
+                          campaigns: bool = False) -> ApiKeyRecord:
         ...
 
     async def api_key(self, prefix: str) -> ApiKeyRecord | None:

@@ -2,9 +2,10 @@
 
 Each concern has its own protocol (store/directory.py, store/mailboxes.py,
 store/messages.py, store/queue.py, store/events.py, store/apikeys.py,
-store/webhooks.py); SQLiteStore (store/sqlite/) implements them all for one node, and
-a PostgreSQL backend for several nodes implements the same, so nothing above this line
-changes. `open_store` (store/__init__.py) picks the backend the configuration names.
+store/webhooks.py, store/suppressions.py, store/campaigns.py); SQLiteStore
+(store/sqlite/) implements them all for one node, and a PostgreSQL backend for several
+nodes implements the same, so nothing above this line changes. `open_store`
+(store/__init__.py) picks the backend the configuration names.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from typing import Protocol
 
 from .admins import AdminStore
 from .apikeys import ApiKeyStore
+from .campaigns import CampaignStore
 from .directory import Directory
 from .events import EventStore
 from .mailboxes import MailboxStore, Maildrops
 from .messages import MessageStore
 from .queue import QueueStore
+from .suppressions import SuppressionStore
 from .webhooks import WebhookStore
 
 
@@ -26,5 +29,6 @@ class StoreError(Exception):
 
 
 class MailStore(Directory, MailboxStore, Maildrops, MessageStore, QueueStore, EventStore,
-                ApiKeyStore, WebhookStore, AdminStore, Protocol):
+                ApiKeyStore, WebhookStore, AdminStore, SuppressionStore, CampaignStore,
+                Protocol):
     def close(self) -> None: ...

@@ -48,6 +48,7 @@ class QueuedMessage:
     created: float
     recipients: list[QueuedRecipient]
     tag: str | None = None  # the sender's label (HTTP API): on delivered/deferred/bounced
+    sender_account: str | None = None  # the authenticated sender; None: not our user's
 
 
 @dataclass(frozen=True)

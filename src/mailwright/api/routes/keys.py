@@ -25,12 +25,13 @@ class KeyOut(BaseModel):
     created: float
     last_used: float | None
     revoked: float | None
+    campaigns: bool = Field(description="its messages are tracked campaign mail")
 
     @classmethod
     def of(cls, k: ApiKey) -> KeyOut:
         return cls(id=k.id, name=k.name, prefix=k.prefix, scope=k.scope.value,
                    domains=list(k.domains), created=k.created, last_used=k.last_used,
-                   revoked=k.revoked)
+                   revoked=k.revoked, campaigns=k.campaigns)
 
 
 class KeyIn(BaseModel):
@@ -38,6 +39,8 @@ class KeyIn(BaseModel):
     scope: Literal["admin", "domain-admin", "send"]
     domains: list[str] = Field(default=[], max_length=1000,
                                description="the domains a domain-admin or send key covers")
+    campaigns: bool = Field(False, description="every message the key sends is campaign "
+                            "mail: open and click tracking, one-click unsubscribe")
 
 
 class KeyCreated(BaseModel):
@@ -52,7 +55,8 @@ async def list_keys(request: Request) -> list[KeyOut]:
 
 @router.post("", status_code=201, summary="Create an API key (its token is shown once)")
 async def create_key(body: KeyIn, request: Request) -> KeyCreated:
-    made = await admin_of(request).api_keys.create(body.name, body.scope, body.domains)
+    made = await admin_of(request).api_keys.create(body.name, body.scope, body.domains,
+                                                   body.campaigns)
     return KeyCreated(key=KeyOut.of(made.key), token=made.token)
 
 

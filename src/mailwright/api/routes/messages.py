@@ -55,6 +55,9 @@ class MessageIn(BaseModel):
                                                 "Bcc, Subject, Date, MIME or trace fields)")
     tag: str | None = Field(None, min_length=1, max_length=128,
                             description="kept with the message: its events carry it")
+    campaign: str | None = Field(None, min_length=1, max_length=128,
+                                 description="campaign mail: open and click tracking and "
+                                             "one-click unsubscribe; the name is the tag")
     envelope_from: Address | None = Field(None, description="MAIL FROM; default: From")
     raw: str | None = Field(None, description="a whole RFC 5322 message, base64")
 
@@ -64,6 +67,9 @@ class RecipientOut(BaseModel):
     accepted: bool
     status: str = Field(description="RFC 3463 enhanced status, e.g. 2.1.5 or 5.1.1")
     text: str
+    suppressed: str | None = Field(None, description="accepted but not sent: the sending "
+                                   "domain suppresses this address (the reason: "
+                                   "unsubscribe, bounce, complaint, manual)")
 
 
 class SentOut(BaseModel):
@@ -74,7 +80,8 @@ class SentOut(BaseModel):
 
 
 def _recipient(r: RecipientResult) -> RecipientOut:
-    return RecipientOut(address=r.address, accepted=r.accepted, status=r.status, text=r.text)
+    return RecipientOut(address=r.address, accepted=r.accepted, status=r.status, text=r.text,
+                        suppressed=r.suppressed)
 
 
 def _raw(text: str) -> bytes:
@@ -93,12 +100,13 @@ async def send(body: MessageIn, request: Request, key: Caller) -> SentOut:
         text=body.text, html=body.html,
         attachments=[Attachment(a.filename, a.content_type, a.content)
                      for a in body.attachments],
-        headers=body.headers, tag=body.tag, envelope_from=body.envelope_from,
+        headers=body.headers, tag=body.tag, campaign=body.campaign,
+        envelope_from=body.envelope_from,
         raw=_raw(body.raw) if body.raw is not None else None)
     try:
         sent = await admin_of(request).send(
             req, client_ip=request.client.host if request.client else "",
-            allowed_domains=key.sender_domains)
+            allowed_domains=key.sender_domains, campaigns=key.campaigns)
     except NoRecipientAccepted as e:
         refused = "; ".join(f"{r.address}: {r.status} {r.text}" for r in e.recipients)
         # RFC 3463: when every refusal is temporary (4.x.x, e.g. a full mailbox) the

@@ -16,7 +16,7 @@ from ..errors import ApiError
 
 router = APIRouter(prefix="/queue", tags=["Queue"])
 
-State = Literal["pending", "deferred", "held", "delivered", "bounced"]
+State = Literal["pending", "deferred", "held", "delivered", "bounced", "suppressed"]
 
 
 class RecipientOut(BaseModel):

@@ -32,7 +32,9 @@ class StoreStage:
             body=envelope.body, smtputf8=envelope.smtputf8, ret=envelope.ret,
             envid=envelope.envid, sender_account=client.account, tag=msg.tag)
         try:
-            await self.store.deliver(delivery)
+            # Nothing to store when every recipient was suppressed (stages/suppress.py).
+            if where.local or where.remote:
+                await self.store.deliver(delivery)
         except Exception as e:
             self.events.emit(Event.STORE_ERROR, client.session_id, msg.id, error=repr(e))
             # RFC 3463 4.3.0: other mail system status (the client tries again later).

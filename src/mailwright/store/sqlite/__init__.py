@@ -1,8 +1,8 @@
 """The single-node store: blob files + SQLite (WAL) metadata.
 
 One module per concern (directory, mailboxes, messages, meta, search, quota, queue,
-pop3, events, apikeys, webhooks), each a mixin over the store's read connection `conn`
-and its writer thread (db.py); SQLiteStore puts them together.
+pop3, events, apikeys, webhooks, suppressions, campaigns), each a mixin over the store's
+read connection `conn` and its writer thread (db.py); SQLiteStore puts them together.
 
 Reads (recipient lookups, credentials, FETCH data) run on the caller's own
 connection: indexed point queries on a page-cached database, a few microseconds
@@ -22,6 +22,7 @@ from ..blobs import BlobStore
 from ..mailboxes import RenderViews
 from .admins import SQLiteAdmins
 from .apikeys import SQLiteApiKeys
+from .campaigns import SQLiteCampaigns
 from .db import Writer, connect
 from .directory import SQLiteDirectory
 from .events import SQLiteEvents
@@ -33,12 +34,13 @@ from .queue import SQLiteQueue
 from .quota import SQLiteQuota
 from .schema import adopt_legacy_subscriptions, adopt_text_index, init_schema
 from .search import SQLiteSearch, register_functions
+from .suppressions import SQLiteSuppressions
 from .webhooks import SQLiteWebhooks
 
 
 class SQLiteStore(SQLiteDirectory, SQLiteMailboxes, SQLiteMessages, SQLiteMeta, SQLiteSearch,
                   SQLiteQuota, SQLiteQueue, SQLitePop3, SQLiteEvents, SQLiteApiKeys,
-                  SQLiteWebhooks, SQLiteAdmins):
+                  SQLiteWebhooks, SQLiteAdmins, SQLiteSuppressions, SQLiteCampaigns):
     def __init__(self, data_dir: Path, render_views: RenderViews):
         self.data_dir = data_dir
         self.render_views = render_views

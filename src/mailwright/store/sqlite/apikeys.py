@@ -7,27 +7,31 @@ import sqlite3
 
 from ..apikeys import ApiKeyRecord
 
-_COLUMNS = "id, name, prefix, digest, scope, domains, created, last_used, revoked"
+_COLUMNS = ("id, name, prefix, digest, scope, domains, created, last_used, revoked, "
+            "campaigns")
 
 
 def _record(row: tuple) -> ApiKeyRecord:
-    key_id, name, prefix, digest, scope, domains, created, last_used, revoked = row
+    key_id, name, prefix, digest, scope, domains, created, last_used, revoked, campaigns = row
     return ApiKeyRecord(key_id, name, prefix, digest, scope, tuple(json.loads(domains)),
-                        created, last_used, revoked)
+                        created, last_used, revoked, bool(campaigns))
 
 
 class SQLiteApiKeys:
     conn: sqlite3.Connection
 
     async def add_api_key(self, name: str, prefix: str, digest: str, scope: str,
-                          domains: tuple[str, ...], created: float) -> ApiKeyRecord:
+                          domains: tuple[str, ...], created: float,
+                          campaigns: bool = False) -> ApiKeyRecord:
         def job(c: sqlite3.Connection) -> int:
             return c.execute(
-                "INSERT INTO api_keys (name, prefix, digest, scope, domains, created) "
-                "VALUES (?,?,?,?,?,?)",
-                (name, prefix, digest, scope, json.dumps(list(domains)), created)).lastrowid
+                "INSERT INTO api_keys (name, prefix, digest, scope, domains, created, "
+                "campaigns) VALUES (?,?,?,?,?,?,?)",
+                (name, prefix, digest, scope, json.dumps(list(domains)), created,
+                 int(campaigns))).lastrowid
         key_id = await self._write(job)
-        return ApiKeyRecord(key_id, name, prefix, digest, scope, domains, created, None, None)
+        return ApiKeyRecord(key_id, name, prefix, digest, scope, domains, created, None, None,
+                            campaigns)
 
     async def api_key(self, prefix: str) -> ApiKeyRecord | None:
         row = self.conn.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE prefix=?",

@@ -34,7 +34,7 @@ class SQLiteQueue:
     _write: Any
 
     _QUEUE_COLUMNS = ("q.id, q.message_id, q.mail_from, q.blob, q.size, q.body, q.smtputf8, "
-                      "q.ret, q.envid, q.created, q.tag")
+                      "q.ret, q.envid, q.created, q.tag, q.sender_account")
 
     def _queue_rows(self, where: str, args: tuple,
                     conn: sqlite3.Connection | None = None) -> list[QueuedMessage]:
@@ -48,8 +48,8 @@ class SQLiteQueue:
             msg = out.get(row[0])
             if msg is None:
                 msg = out[row[0]] = QueuedMessage(*row[:6], bool(row[6]), *row[7:10], [],
-                                                  row[10])
-            msg.recipients.append(QueuedRecipient(*row[11:19], bool(row[19])))
+                                                  row[10], row[11])
+            msg.recipients.append(QueuedRecipient(*row[12:20], bool(row[20])))
         return list(out.values())
 
     async def queue_claim(self, now: float, limit: int, lease: float) -> list[QueuedMessage]:

@@ -25,6 +25,7 @@ ADDED_COLUMNS = (
     ("events", "tag", "TEXT"),
     ("events", "role", "TEXT"),
     ("queue", "tag", "TEXT"),
+    ("api_keys", "campaigns", "INTEGER NOT NULL DEFAULT 0"),   # issue 17
 )
 
 

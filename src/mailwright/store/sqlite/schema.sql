@@ -272,3 +272,20 @@ BEGIN
     WHERE e.disabled IS NULL AND (e.domain IS NULL OR e.domain = NEW.domain)
       AND EXISTS (SELECT 1 FROM json_each(e.events) WHERE value IN (NEW.type, '*'));
 END;
+
+-- The suppression list (delivery/suppression.py, admin/suppressions.py): addresses a
+-- sending domain no longer sends to, for all its mail (campaign NULL) or one campaign's.
+CREATE TABLE IF NOT EXISTS suppressions (
+    id INTEGER PRIMARY KEY,
+    domain TEXT NOT NULL,                 -- the sending domain, canonical
+    address TEXT NOT NULL,                -- as given
+    lookup TEXT NOT NULL,                 -- lower(local part) @ canonical domain
+    campaign TEXT,                        -- NULL: every message of the domain
+    reason TEXT NOT NULL,                 -- unsubscribe | bounce | complaint | manual
+    source TEXT NOT NULL DEFAULT '',      -- what added it (a bounce's reply, ...)
+    created REAL NOT NULL
+);
+-- One entry per address, domain and campaign (NULLs would be distinct in a plain key);
+-- also the index of the check at each send (domain, lookup).
+CREATE UNIQUE INDEX IF NOT EXISTS suppressions_entry
+    ON suppressions (domain, lookup, ifnull(campaign, ''));

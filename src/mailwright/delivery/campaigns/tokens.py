@@ -1,0 +1,67 @@
+"""Tracking tokens: what a pixel, a rewritten link or an unsubscribe URL carries.
+
+A token is self-contained, so no table of links is kept: base64url (RFC 4648 §5, no
+padding) of MAC || payload, the payload being the kind, the key id, the message's
+queue id, the recipient, the sending domain, the campaign name and, for a click, the
+original URL, joined by LF (none of them can hold one but the URL, which comes last).
+The MAC is HMAC-SHA256 over the payload (keys.py), so every field, the URL included, is
+exactly what we wrote: a token changed in any octet, or signed by a key we do not
+have, decodes to None and its endpoint answers 404, never a redirect.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import re
+from dataclasses import dataclass
+
+from .keys import MAC_SIZE, KeyRing
+
+OPEN, CLICK, UNSUBSCRIBE = "o", "c", "u"
+_KINDS = (OPEN, CLICK, UNSUBSCRIBE)
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]{24,8192}")   # the decoder would skip others
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str               # OPEN | CLICK | UNSUBSCRIBE
+    message_id: str         # the queue id of the recipient's copy (events' message id)
+    rcpt: str               # the envelope recipient
+    domain: str             # the sending domain (whose suppression list)
+    tag: str                # the campaign name ("" when none was given)
+    url: str = ""           # CLICK: the link's target, exactly as it was
+
+
+def encode(ring: KeyRing, token: Token) -> str:
+    fields = [token.kind, ring.current, token.message_id, token.rcpt, token.domain, token.tag]
+    if token.kind == CLICK:
+        fields.append(token.url)
+    payload = "\n".join(fields).encode()
+    return base64.urlsafe_b64encode(ring.mac(payload) + payload).rstrip(b"=").decode()
+
+
+def decode(ring: KeyRing, text: str, kind: str) -> Token | None:
+    """The token of `kind` that `text` is, or None: not base64url, not ours, another
+    kind, or signed by an unknown key."""
+    if not _BASE64URL.fullmatch(text):
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    mac, payload = raw[:MAC_SIZE], raw[MAC_SIZE:]
+    try:
+        fields = payload.decode().split("\n", 6)
+    except UnicodeDecodeError:
+        return None
+    if len(fields) < 6 or fields[0] != kind or kind not in _KINDS:
+        return None
+    expected = ring.mac(payload, fields[1])
+    if expected is None or not hmac.compare_digest(mac, expected):
+        return None
+    if (kind == CLICK) != (len(fields) == 7):
+        return None
+    return Token(kind, fields[2], fields[3], fields[4], fields[5],
+                 fields[6] if kind == CLICK else "")

@@ -1,0 +1,54 @@
+"""Campaign figures as the event log holds them: counted in the store (one pass over a
+campaign's rows), judged above it (admin/campaigns.py defines the figures and rates).
+
+A campaign is the messages whose `accepted` event carries its name as the tag (of one
+sending domain, or of any); a domain's campaign mail is its messages accepted with any
+tag. Over the events of those messages the store counts, per event kind, the distinct
+copies (message id and recipient address) that had one: a kind is the event's type,
+or "type:stage" for an event with a `stage` field. Only rows still in the event log
+count ([events] retention).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Counts over a campaign's events: in all, or of one UTC day (by the time of a
+    copy's first event of each kind)."""
+    day: str | None                  # YYYY-MM-DD; None: in all
+    messages: int = 0                # `accepted` events
+    local: int = 0                   # the sum of their `local` (mailboxes of ours reached)
+    remote: int = 0                  # the sum of their `remote` (recipients queued)
+    copies: dict[str, int] = field(default_factory=dict)   # kind -> distinct copies
+    human: dict[str, int] = field(default_factory=dict)    # the same, without the events
+    #                                                          whose `machine` is true
+    first: float | None = None       # the first and last `accepted` event
+    last: float | None = None
+
+
+@dataclass(frozen=True)
+class CampaignRow:
+    name: str
+    domain: str                      # the sending domain
+    messages: int
+    recipients: int                  # local + remote of its `accepted` events
+    first: float
+    last: float
+
+
+class CampaignStore(Protocol):
+    async def campaign_tally(self, tag: str | None, domain: str | None,
+                             kinds: Collection[str]) -> tuple[Tally, list[Tally]]:
+        """The totals and the per-day tallies (oldest day first) of the messages accepted
+        with `tag` (None: with any tag) from `domain` (None: any), counting the events
+        of `kinds`."""
+        ...
+
+    async def campaigns(self, domain: str | None) -> list[CampaignRow]:
+        """Every campaign still in the event log (of one sending domain), newest first."""
+        ...
