@@ -144,6 +144,8 @@ check_all() {
   need opendkim "DKIM test mode with RSA and Ed25519" "opendkim" opendkim_signs
   need unbound "DNSSEC-validating resolver (DANE tests)" "unbound" unbound_validates
   need pgrep "find worker processes" "procps" runs pgrep -V
+  need systemd-analyze "verify the unit file (contrib/systemd)" "systemd" \
+    runs systemd-analyze --version
   if [ -n "$bench" ]; then
     need smtp-sink "SMTP sink and Postfix itself (bench/relay.py)" "postfix" \
       runs test -x /usr/sbin/smtp-sink -a -x /usr/sbin/postfix

@@ -39,6 +39,7 @@ def _as_service_user(cfg: config_mod.Config) -> None:
     try:
         identity = privileges.resolve(cfg)
         privileges.prepare_data_dir(cfg, identity)
+        privileges.check_python(identity)
         privileges.drop(identity)
     except privileges.PrivilegeError as e:
         raise CliError(str(e)) from None
@@ -97,6 +98,7 @@ def cmd_serve(args) -> int:
         privileges.check_start(cfg, identity)
         privileges.prepare_data_dir(cfg, identity)
         privileges.check_keys([Path(p.key) for p in cfg.tls.pairs()], identity)
+        privileges.check_python(identity)
         sockets = bind_listeners(cfg)
         privileges.drop(identity)
     except (privileges.PrivilegeError, ListenError) as e:

@@ -20,6 +20,8 @@ import logging
 import os
 import pwd
 import stat
+import sys
+import sysconfig
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,14 +149,31 @@ def check_keys(keys: Iterable[Path], identity: Identity | None) -> None:
                                  "group such as ssl-cert)")
         if identity is None:
             continue
-        readable = ((st.st_uid == identity.uid and mode & 0o400)
-                    or (st.st_gid in identity.groups and mode & 0o040))
-        if not readable:
+        if not _can(identity, key, 0o4):
             raise PrivilegeError(
                 f"TLS key {key} cannot be read by [server] user {identity.user}, which "
                 f"re-reads it on reload; fix: chown {identity.user} {key} && chmod 0600 "
                 f"{key}, or chgrp ssl-cert {key} && chmod 0640 {key} && "
                 f"adduser {identity.user} ssl-cert")
+
+
+def check_python(identity: Identity | None) -> None:
+    """Mailwright goes on importing after the switch (modules are loaded when first
+    needed): the interpreter's library, the installed packages and ours must be
+    readable by the user. A Python kept under /root (pyenv) is not."""
+    if identity is None or os.geteuid() != 0:
+        return
+    paths = sysconfig.get_paths()
+    ours = Path(__file__).resolve().parent.parent
+    for place in dict.fromkeys((paths["stdlib"], paths["platstdlib"], paths["purelib"],
+                                paths["platlib"], str(ours), *sys.path)):
+        path = Path(place)
+        if place and path.is_dir() and not _can(identity, path, 0o5):
+            raise PrivilegeError(
+                f"[server] user {identity.user} cannot read {path}, where Python finds "
+                f"modules ({sys.executable}); install Mailwright and its Python where "
+                "that user can read them (e.g. a virtualenv in /opt/mailwright made with "
+                "Debian's python3)")
 
 
 def drop(identity: Identity | None) -> None:
@@ -177,6 +196,24 @@ def drop(identity: Identity | None) -> None:
         raise PrivilegeError(f"switched to {identity.user} but could become root again")
     os.environ["HOME"] = pwd.getpwuid(identity.uid).pw_dir
     log.info("running as user %s (uid %d, gid %d)", identity.user, identity.uid, identity.gid)
+
+
+def _can(identity: Identity, path: Path, bits: int) -> bool:
+    """Whether the user may do `bits` (4 read, 1 search/execute; permission bits for one
+    class of users) to path and search every directory on the way to it."""
+    path = path.resolve()
+    for directory in reversed(path.parents):
+        if not _permits(identity, directory.stat(), 0o1):
+            return False
+    return _permits(identity, path.stat(), bits)
+
+
+def _permits(identity: Identity, st: os.stat_result, bits: int) -> bool:
+    if st.st_uid == identity.uid:
+        return bool(st.st_mode >> 6 & bits == bits)
+    if st.st_gid in identity.groups:
+        return bool(st.st_mode >> 3 & bits == bits)
+    return bool(st.st_mode & bits == bits)
 
 
 def _top_entries(path: Path) -> list[Path]:
