@@ -84,6 +84,9 @@ def cmd_serve(args) -> int:
     from .service import logs, pidfile, privileges
     from .workers import run_worker, supervise
     cfg = _load(args)
+    # A reload asked for while starting must not end the server (SIGHUP's default);
+    # the supervisor or the worker's loop takes the signal once it can reload.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     logs.configure(cfg.log)
     notifier = Notifier.from_environment()
     try:
