@@ -3,16 +3,23 @@ lines, sd_notify datagrams, the checks made before dropping root."""
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import json
 import logging
 import os
 import socket
+import ssl
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
-from mailwright.config import ConfigError, load
+from mailwright.config import ConfigError, LogSettings, load
+from mailwright.net.certs import CertificateError, ServerCertificates
 from mailwright.net.notify import Notifier
+from mailwright.net.tls import ServerNames, issue_leaf, make_ca
 from mailwright.service import logs, privileges
 from mailwright.service.reload import ReloadError, load_checked, needs_restart
 
@@ -79,7 +86,6 @@ def test_reload_applies_tls_and_log_and_reports_the_rest(tmp_path):
 
 
 def test_json_log_lines(capsys):
-    from mailwright.config import LogSettings
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     try:
@@ -143,3 +149,73 @@ def test_unknown_user_says_how_to_create_it(tmp_path):
     cfg = _config(tmp_path, '[server]\nuser = "no-such-user-here"\n')
     with pytest.raises(privileges.PrivilegeError, match="adduser --system --group"):
         privileges.resolve(cfg)
+
+
+# --- certificates: SNI and reload, over memory BIOs --------------------------------------
+
+def _write_leaf(ca, directory: Path, name: str, dns: tuple[str, ...]) -> int:
+    now = datetime.datetime.now(datetime.UTC)
+    cert, key = issue_leaf(ca, ServerNames(dns, (ipaddress.ip_address("127.0.0.1"),), dns[0]),
+                           now)
+    (directory / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / f"{name}.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return cert.serial_number
+
+
+def _handshake(server_ctx, server_name: str | None):
+    """A TLS handshake between a client and server_ctx in memory: the server's
+    certificate serial as the client saw it, and both ends to go on talking."""
+    client_ctx = ssl.create_default_context()
+    client_ctx.check_hostname, client_ctx.verify_mode = False, ssl.CERT_NONE
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    client = client_ctx.wrap_bio(c_in, c_out, server_hostname=server_name)
+    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
+    for _ in range(10):
+        for end in (client, server):
+            try:
+                end.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+        s_in.write(c_out.read())
+        c_in.write(s_out.read())
+        if client.version() and server.version() and not c_out.pending \
+                and not s_out.pending:
+            break
+    serial = x509.load_der_x509_certificate(client.getpeercert(True)).serial_number
+    return serial, (client, server, c_in, c_out, s_in, s_out)
+
+
+def _echo(pair) -> bytes:
+    client, server, c_in, c_out, s_in, s_out = pair
+    client.write(b"ping")
+    s_in.write(c_out.read())
+    return server.read(4)
+
+
+def test_sni_choice_and_reload_in_place(tmp_path):
+    ca = make_ca(ServerNames(("mail.example.test", "example.org", "localhost"),
+                             (ipaddress.ip_address("127.0.0.1"),), "ca"),
+                 datetime.datetime.now(datetime.UTC))
+    main = _write_leaf(ca, tmp_path, "main", ("mail.example.test",))
+    wild = _write_leaf(ca, tmp_path, "wild", ("*.example.org",))
+    pairs = [(tmp_path / "main.pem", tmp_path / "main.key"),
+             (tmp_path / "wild.pem", tmp_path / "wild.key")]
+    certs = ServerCertificates(pairs)
+    assert _handshake(certs.context, "imap.example.org")[0] == wild      # by wildcard
+    assert _handshake(certs.context, "a.b.example.org")[0] == main       # one label only
+    assert _handshake(certs.context, None)[0] == main
+    serial, open_pair = _handshake(certs.context, "mail.example.test")
+    assert serial == main
+
+    renewed = _write_leaf(ca, tmp_path, "main", ("mail.example.test",))
+    certs.reload(pairs)
+    assert _handshake(certs.context, "mail.example.test")[0] == renewed
+    assert _echo(open_pair) == b"ping"          # the connection made before goes on
+    # A key that is not the certificate's: nothing changes.
+    (tmp_path / "main.key").write_bytes((tmp_path / "wild.key").read_bytes())
+    with pytest.raises(CertificateError, match="cannot use certificate"):
+        certs.reload(pairs)
+    assert _handshake(certs.context, None)[0] == renewed
+    assert [s.serial for s in certs.served] == [renewed, wild]
