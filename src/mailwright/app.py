@@ -336,7 +336,16 @@ class App:
         log.info("shutting down")
         for server in self.servers:
             server.close()
-        await self._end_sessions(loop)
+        # The queue's deliveries in progress and the sessions share the grace.
+        deadline = loop.time() + self.config.server.shutdown_grace
+        self.services.runner.stop()
+        await self._end_sessions(loop, deadline)
+        try:
+            await asyncio.wait_for(asyncio.shield(self.queue_task),
+                                   max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            log.info("shutdown: outbound deliveries still in progress are tried again "
+                     "at the next start")
         # HTTP requests in flight finish (uvicorn's graceful shutdown) before the store
         # closes under them.
         await asyncio.gather(*(server.stop() for server in self.http_servers))
@@ -348,19 +357,17 @@ class App:
         for task in self.housekeeping:
             task.cancel()
 
-    async def _end_sessions(self, loop) -> None:
+    async def _end_sessions(self, loop, deadline: float) -> None:
         """Sessions finish the command in hand, SMTP transactions in flight get
         [server] shutdown_grace to end; then 421 4.3.2 / * BYE (a POP3 client is just
         closed, RFC 1939 §3) and a lingering close, so the reply is not lost to a reset."""
         for conn in list(self.services.connections):
             conn.shutdown()
-        grace = self.config.server.shutdown_grace
-        deadline = loop.time() + grace
         while self.services.connections and loop.time() < deadline:
             await asyncio.sleep(0.05)
         if self.services.connections:
             log.info("shutdown: %d sessions still busy after %g s, closing them",
-                     len(self.services.connections), grace)
+                     len(self.services.connections), self.config.server.shutdown_grace)
             for conn in list(self.services.connections):
                 conn.force_shutdown()
         deadline = loop.time() + LINGER + 0.5
