@@ -322,14 +322,16 @@ class App:
         self.reload()
         self.notifier.ready()
 
-    async def run_started(self) -> None:
+    async def run_started(self, reload_missed=lambda: False) -> None:
         """Serve until SIGINT/SIGTERM (SIGHUP reloads), then close listeners and the
-        store."""
+        store. reload_missed: whether a SIGHUP came while starting (workers.py)."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload_signalled)
+        if reload_missed():
+            self.reload()
         self.notifier.ready()
         await stop.wait()
         self.notifier.stopping()

@@ -82,11 +82,11 @@ def cmd_serve(args) -> int:
     from .app import ListenError, bind_listeners, connect_summary, open_store, server_certificate
     from .net.notify import Notifier
     from .service import logs, pidfile, privileges
-    from .workers import run_worker, supervise
+    from .workers import remember_reload, run_worker, supervise
     cfg = _load(args)
-    # A reload asked for while starting must not end the server (SIGHUP's default);
-    # the supervisor or the worker's loop takes the signal once it can reload.
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # A reload asked for while starting must neither end the server (SIGHUP's default)
+    # nor be lost: it is done once the server serves (or passed on by the supervisor).
+    remember_reload()
     logs.configure(cfg.log)
     notifier = Notifier.from_environment()
     try:

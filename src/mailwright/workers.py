@@ -45,6 +45,18 @@ log = logging.getLogger("mailwright")
 
 RESPAWN_MIN_UPTIME = 5.0     # a worker dying sooner than this is a crash loop: give up
 
+_reload_asked = False        # SIGHUP came before the worker's loop could take it
+
+
+def remember_reload() -> None:
+    """Until a process can reload (App.run_started takes SIGHUP over), a SIGHUP is
+    noted rather than lost or fatal (its default action ends the process); the worker
+    reloads once it serves. A child forked meanwhile inherits the note."""
+    def note(signum, frame) -> None:
+        global _reload_asked
+        _reload_asked = True
+    signal.signal(signal.SIGHUP, note)
+
 
 def run_worker(config: Config, sockets: list[tuple[Listener, socket.socket]],
                primary: bool = True, notifier: Notifier = DISABLED) -> None:
@@ -58,7 +70,7 @@ def run_worker(config: Config, sockets: list[tuple[Listener, socket.socket]],
 
 async def _serve(app, sockets) -> None:
     await app.start(sockets)
-    await app.run_started()
+    await app.run_started(reload_missed=lambda: _reload_asked)
 
 
 def supervise(config: Config, sockets: list[tuple[Listener, socket.socket]],
@@ -73,9 +85,7 @@ def supervise(config: Config, sockets: list[tuple[Listener, socket.socket]],
         if pid == 0:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, signal.SIG_DFL)
-            # Until the worker's loop takes it (App.run_started): SIGHUP's default
-            # action would end the worker.
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            remember_reload()
             code = 0
             try:
                 run_worker(config, sockets, primary=index == 0)

@@ -7,6 +7,7 @@ import base64
 import datetime
 import imaplib
 import ipaddress
+import json
 import os
 import pwd
 import re
@@ -306,7 +307,9 @@ def test_sd_notify_ready_reloading_stopping(tmp_path, workers):
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(str(path))
     listener.settimeout(20)
-    srv = _server(tmp_path, workers=workers)
+    # With workers, the log is JSON lines too (what journald is given with Type=notify).
+    srv = _server(tmp_path, workers=workers,
+                  extra='[log]\nformat = "json"\n' if workers > 1 else "")
 
     def message() -> dict[str, str]:
         data = listener.recv(4096).decode()
@@ -330,6 +333,15 @@ def test_sd_notify_ready_reloading_stopping(tmp_path, workers):
         srv.proc.send_signal(signal.SIGTERM)
         assert message() == {"STOPPING": "1"}
         assert srv.proc.wait(15) == 0
+        if workers > 1:
+            entries = [json.loads(line) for line in srv.log.read_text().splitlines()
+                       if line.startswith("{")]
+            assert any(e["message"].startswith("listening role=mx") and e["level"] == "info"
+                       for e in entries)
+            pids = {e["pid"] for e in entries}
+            # The supervisor's lines and a worker's (one still starting when SIGTERM
+            # came may have had nothing to say).
+            assert srv.proc.pid in pids and len(pids) >= 2
     finally:
         srv.stop()
         listener.close()
