@@ -162,6 +162,8 @@ check_all() {
     playwright.sync_api
   need php "Horde_Mail_Autoconfig: a client of autoconfig and RFC 6186 SRV records" \
     "php-cli php-horde-mail-autoconfig" horde_autoconfig_loads
+  need systemd-analyze "verify the unit file (contrib/systemd)" "systemd" \
+    runs systemd-analyze --version
   if [ -n "$bench" ]; then
     need smtp-sink "SMTP sink (bench/relay.py)" "postfix" runs test -x /usr/sbin/smtp-sink
     need dovecot "IMAP server (bench/imap.py)" "dovecot-imapd" \

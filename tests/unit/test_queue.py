@@ -8,6 +8,7 @@ import dataclasses
 import email
 import email.policy
 import random
+import threading
 import time
 
 import pytest
@@ -626,3 +627,32 @@ def test_hard_bounces_suppress_when_configured(world):
     asyncio.run(on.run_once())
     assert len(peer.received) == before
     assert suppressed_events(events)[-1]["reason"] == "bounce"
+def test_stop_lets_the_delivery_in_progress_record_its_outcome(world):
+    """SIGTERM (app.py): no new run starts, the one in flight finishes and commits."""
+    store, runner, clock, peer = world
+    mid = enqueue(store, clock, ["user@peer.test"])
+    started = threading.Event()            # set on the peer's own thread
+
+    async def slow_data(server, session, envelope):
+        started.set()
+        await asyncio.sleep(0.5)           # the peer is still busy when stop() comes
+        peer.received.append((envelope.mail_from, list(envelope.rcpt_tos),
+                              envelope.original_content))
+        return "250 2.0.0 accepted"
+
+    peer.handle_DATA = slow_data
+
+    async def scenario():
+        task = asyncio.create_task(runner.run())
+        for _ in range(200):               # bounded: until the peer has the DATA
+            if started.is_set():
+                break
+            await asyncio.sleep(0.02)
+        runner.stop()
+        await asyncio.wait_for(task, 10)   # returns by itself, not cancelled
+        return task
+
+    task = asyncio.run(scenario())
+    assert not task.cancelled()
+    assert len(peer.received) == 1
+    assert asyncio.run(store.queue_message(mid)) is None      # delivered, recorded

@@ -84,18 +84,28 @@ class QueueRunner:
         self.events = events
         self.clock = clock
         self._wake = asyncio.Event()
+        self._stopping = False
         self.unreachable: dict[str, tuple[int, float]] = {}   # domain -> (failures, until)
         self.router = Router(config, resolver, events, clock)
 
     def wake(self) -> None:
         self._wake.set()
 
+    def stop(self) -> None:
+        """Shutdown: run() returns once the run in progress has recorded its outcomes
+        (the app cancels it when its grace is over; what is not recorded then is tried
+        again at the next start: a duplicate at worst, never a loss)."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.run_once()
             except Exception:  # logged; the next round tries again
                 log.exception("queue run failed")
+            if self._stopping:
+                return
             try:
                 await asyncio.wait_for(self._wake.wait(), self.settings.interval)
             except TimeoutError:
