@@ -4,7 +4,8 @@ independent parts, each mounted here and nowhere else.
 - /api/v1/…, /metrics: the JSON API (api/), API keys;
 - /admin/…: the web admin (web/), admin accounts and browser sessions;
 - the public endpoints (public/): what recipients' mail clients and users' mail
-  programs reach without any credential (tracking, unsubscribe, client autoconfig).
+  programs reach without any credential (tracking, unsubscribe, client autoconfig,
+  the ACME CA's HTTP-01 challenges).
 
 Public routes are plain Starlette routes (no validation layer: they are the hot path
 of a campaign); whatever no route matches goes to the API, so that it gets the API's
@@ -18,10 +19,11 @@ from starlette.routing import BaseRoute, Router
 from .admin import Admin
 from .api import app as api_app
 from .metrics import Metrics
+from .public import acme
 
 
 def build(admin: Admin, *, rate_limit: int, metrics_of: Metrics | None,
           metrics_auth: str, max_body: int) -> Router:
     api = api_app.build(admin, rate_limit, metrics_of, metrics_auth, max_body)
-    routes: list[BaseRoute] = []
+    routes: list[BaseRoute] = [acme.route(admin.ctx.config.data_dir)]
     return Router(routes=routes, default=api)

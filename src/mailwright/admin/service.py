@@ -26,6 +26,7 @@ from ..store.base import MailStore
 from .accounts import Accounts
 from .aliases import Aliases
 from .apikeys import ApiKeys
+from .certificates import Certificates
 from .context import Context
 from .demo import DemoAccount, ensure_demo
 from .dkim import DkimKeys
@@ -54,6 +55,7 @@ class Admin:
         self.api_keys = ApiKeys(self.ctx)
         self.events = Events(self.ctx)
         self.webhooks = Webhooks(self.ctx)
+        self.certificates = Certificates(self.ctx)
         self._sender = Sender(self.ctx, parts)
 
     async def ensure_demo(self) -> DemoAccount | None:
