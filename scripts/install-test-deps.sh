@@ -144,6 +144,7 @@ check_all() {
   need opendkim "DKIM test mode with RSA and Ed25519" "opendkim" opendkim_signs
   need unbound "DNSSEC-validating resolver (DANE tests)" "unbound" unbound_validates
   need pgrep "find worker processes" "procps" runs pgrep -V
+  need pebble "ACME test CA (tests/e2e/test_acme.py)" "pebble" runs test -x /usr/bin/pebble
   if [ -n "$bench" ]; then
     need smtp-sink "SMTP sink and Postfix itself (bench/relay.py)" "postfix" \
       runs test -x /usr/sbin/smtp-sink -a -x /usr/sbin/postfix
