@@ -1,0 +1,27 @@
+"""Inputs fuzz/ (atheris) found to break a parser, kept as regression tests: each must
+get the protocol's answer, never an exception."""
+
+from mailwright.message.meta import parse_message
+
+from .session_harness import Harness
+
+# fuzz/ mime: an RFC 2047 encoded word whose charset name is not ASCII made
+# email.header raise CharsetError out of parse_message, so a message with such a
+# Subject could not be stored (the SMTP client got a temporary failure, every retry).
+BAD_CHARSET = (b"Subject: =?ut\xe6-8?q?caf=C3=A9?=\r\n and more\r\n"
+               b"X-Other: one\r\nx-other: two\r\n\r\n")
+
+
+def test_encoded_word_with_a_non_ascii_charset_name_is_kept_as_sent():
+    meta = parse_message(BAD_CHARSET)
+    # (the header octets are read as UTF-8, the stray 0xE6 replaced)
+    assert meta.subject == "=?ut\ufffd-8?q?caf=C3=A9?= and more"
+
+
+def test_such_a_message_is_accepted_over_smtp(store):
+    h = Harness(store)
+    h.ehlo()
+    assert h.cmd("MAIL FROM:<a@x.test>").startswith("250")
+    assert h.cmd("RCPT TO:<alice@example.test>").startswith("250")
+    assert h.cmd("DATA").startswith("354")
+    assert h.send(BAD_CHARSET + b"body\r\n.\r\n")[0].startswith("250")
