@@ -1,6 +1,7 @@
 """Inputs fuzz/ (atheris) found to break a parser, kept as regression tests: each must
 get the protocol's answer, never an exception."""
 
+from mailwright.imap.parser import CONTINUE, CommandFramer
 from mailwright.message.meta import parse_message
 
 from .session_harness import Harness
@@ -25,3 +26,17 @@ def test_such_a_message_is_accepted_over_smtp(store):
     assert h.cmd("RCPT TO:<alice@example.test>").startswith("250")
     assert h.cmd("DATA").startswith("354")
     assert h.send(BAD_CHARSET + b"body\r\n.\r\n")[0].startswith("250")
+
+
+# fuzz/ framers: a literal whose last octets look like a literal announcement ("{4}")
+# followed by the CRLF that ends the command was taken for a second literal: the
+# framer asked for 4 more octets and the APPEND hung (RFC 9051 §4.3: a literal's
+# octets are data, only the line after it can announce another).
+def test_literal_data_ending_like_a_literal_announcement():
+    f = CommandFramer(1000, 100, 2000)
+    f.feed(b"a APPEND INBOX {3}\r\n")
+    assert f.next() is CONTINUE
+    f.feed(b"{4}\r\n")
+    assert f.next() == b"a APPEND INBOX {3}\r\n{4}\r\n"
+    f.feed(b"b NOOP\r\n")
+    assert f.next() == b"b NOOP\r\n"
