@@ -121,11 +121,11 @@ def pop3(workdir: Path) -> Target:
 def framers(workdir: Path) -> Target:
     def one(data: bytes) -> None:
         variant, size, text = split(data)
-        [_lines, _data, _bdat, _literal][variant % 4](text, size)
+        [check_lines, check_data, check_bdat, check_literal][variant % 4](text, size)
     return one
 
 
-def _lines(text: bytes, size: int) -> None:
+def check_lines(text: bytes, size: int) -> None:
     """Every octet comes out in a line or is still buffered; CRLF and LF end lines."""
     buf = LineBuffer(200)
     lines = []
@@ -141,7 +141,7 @@ def _lines(text: bytes, size: int) -> None:
     assert bytes(buf.buf) == rest
 
 
-def _data(text: bytes, size: int) -> None:
+def check_data(text: bytes, size: int) -> None:
     """RFC 5321 §4.5.2: dot-stuffed text plus CRLF.CRLF comes out as the text."""
     message = b"".join(line + b"\r\n" for line in text.replace(b"\r", b"").split(b"\n"))
     stuffed = b"".join(b"." + line if line.startswith(b".") else line
@@ -158,7 +158,7 @@ def _data(text: bytes, size: int) -> None:
     assert events == [MessageData(len(message), False), CommandLine(b"NOOP")], events
 
 
-def _bdat(text: bytes, size: int) -> None:
+def check_bdat(text: bytes, size: int) -> None:
     """RFC 3030 §2: exactly `size` octets of chunk, whatever they contain."""
     got = bytearray()
     framer = Framer(1000, 1 << 20)
@@ -172,7 +172,7 @@ def _bdat(text: bytes, size: int) -> None:
     assert events == [Chunk(len(text), True), CommandLine(b"NOOP")], events
 
 
-def _literal(text: bytes, size: int) -> None:
+def check_literal(text: bytes, size: int) -> None:
     """RFC 9051 §4.3: a synchronizing literal is read whole, a continuation asked for,
     then the line goes on; any bytes in between are just octets."""
     command = b"a APPEND INBOX {%d}\r\n" % len(text) + text + b"\r\n"
@@ -194,11 +194,13 @@ def _literal(text: bytes, size: int) -> None:
 
 
 def mime(workdir: Path) -> Target:
-    def one(data: bytes) -> None:
-        part, _ = parse_structure(data)
-        _check_tree(part, 0, len(data))
-        parse_message(data)        # envelope, body structure, keys: all from the tree
-    return one
+    return check_mime
+
+
+def check_mime(data: bytes) -> None:
+    part, _ = parse_structure(data)
+    _check_tree(part, 0, len(data))
+    parse_message(data)            # envelope, body structure, keys: all from the tree
 
 
 def _check_tree(part: Part, lo: int, hi: int) -> None:
