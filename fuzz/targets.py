@@ -10,17 +10,22 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mailwright.address import parse_mailbox
+from mailwright.auth.lockout import AuthLockout
+from mailwright.auth.logins import Logins
+from mailwright.events.log import EventLog
+from mailwright.imap.notify import MailboxWatch
 from mailwright.imap.parser import CommandFramer, Continue
+from mailwright.imap.session import ImapSession
 from mailwright.message.meta import parse_message
 from mailwright.message.structure import Part, parse_structure
 from mailwright.net.connection import Action
 from mailwright.net.lines import LineBuffer, LineTooLong
+from mailwright.pop3.locks import MaildropLocks
+from mailwright.pop3.session import Pop3Session, Shared
 from mailwright.smtp.framing import Chunk, CommandLine, Framer, MessageData
 from mailwright.store.messages import Delivery, LocalCopy
 from tests.unit.conftest import PASSWORD, populated_store
-from tests.unit.session_harness import Harness, make_config
-from tests.unit.test_imap_session import Imap
-from tests.unit.test_pop3_session import Pop
+from tests.unit.session_harness import TLS, Harness, drive, make_config
 
 Target = Callable[[bytes], None]
 ROLES = ("mx", "submission", "submissions")
@@ -80,41 +85,70 @@ def smtp(workdir: Path) -> Target:
     return one
 
 
+class SessionLogins:
+    """A fresh lockout per session (failed logins of earlier inputs must not lock later
+    ones out) and one credential cache for all (a login is argon2 only once)."""
+
+    def __init__(self, config):
+        self.config = config
+        self.cache = Logins.from_settings(config.auth).cache
+
+    def __call__(self) -> Logins:
+        return Logins(AuthLockout(self.config.auth), self.cache)
+
+
+def run_session(session, stream: bytes, size: int, check: Callable[[bytes], None]) -> None:
+    for piece in pieces(stream, size):
+        out, action = drive(session, piece)
+        check(out)
+        if action is Action.CLOSE:
+            break
+
+
 def imap(workdir: Path) -> Target:
     store = _mailbox_store(workdir)
+    config = make_config()
+    logins = SessionLogins(config)
+    watch = MailboxWatch(store)
+
+    def check(out: bytes) -> None:
+        # RFC 9051 §2.2.2: whatever was asked, the answer is whole lines.
+        assert not out or out.endswith(b"\r\n"), out[-200:]
 
     def one(data: bytes) -> None:
         variant, size, stream = split(data)
         _refill(store)
-        c = Imap(store, tls=bool(variant & 1))
+        session = ImapSession("192.0.2.9", TLS if variant & 1 else None, config, store,
+                              logins(), EventLog(None), watch)
+        session.greeting()
         if variant & 2:
-            c.cmd(f'l LOGIN {MAILBOX_USER} "{PASSWORD}"')
+            drive(session, f'l LOGIN {MAILBOX_USER} "{PASSWORD}"\r\n'.encode())
             if variant & 4:
-                c.cmd("s SELECT INBOX")
-        for piece in pieces(stream, size):
-            out = c.send(piece)
-            assert not out or out.endswith(b"\r\n"), out[-200:]
-            if c.actions[-1] is Action.CLOSE:
-                break
+                drive(session, b"s SELECT INBOX\r\n")
+        run_session(session, stream, size, check)
     return one
 
 
 def pop3(workdir: Path) -> Target:
     store = _mailbox_store(workdir)
+    config = make_config()
+    logins = SessionLogins(config)
+    shared = Shared(MaildropLocks(workdir / "locks"), {})
+
+    def check(out: bytes) -> None:
+        # RFC 1939 §3: every response starts with a status indicator (+OK / -ERR), or
+        # is a "+ " continuation of SASL (RFC 5034 §4).
+        assert not out or out.startswith((b"+OK", b"-ERR", b"+ ")), out[:200]
 
     def one(data: bytes) -> None:
         variant, size, stream = split(data)
         _refill(store)
-        p = Pop(store, tls=bool(variant & 1))
+        session = Pop3Session("192.0.2.9", TLS if variant & 1 else None, config, store,
+                              logins(), EventLog(None), shared)
+        session.greeting()
         if variant & 2:
-            p.login(MAILBOX_USER)
-        for piece in pieces(stream, size):
-            out = p.send(piece)
-            # RFC 1939 §3: every response starts with a status indicator (+OK / -ERR),
-            # or is a "+ " continuation of SASL (RFC 5034 §4).
-            assert not out or out.startswith((b"+OK", b"-ERR", b"+ ")), out[:200]
-            if p.actions[-1] is Action.CLOSE:
-                break
+            drive(session, f"USER {MAILBOX_USER}\r\nPASS {PASSWORD}\r\n".encode())
+        run_session(session, stream, size, check)
     return one
 
 
