@@ -145,6 +145,8 @@ check_all() {
   need unbound "DNSSEC-validating resolver (DANE tests)" "unbound" unbound_validates
   need pgrep "find worker processes" "procps" runs pgrep -V
   need pebble "ACME test CA (tests/e2e/test_acme.py)" "pebble" runs test -x /usr/bin/pebble
+  need systemd-analyze "verify the unit file (contrib/systemd)" "systemd" \
+    runs systemd-analyze --version
   if [ -n "$bench" ]; then
     need smtp-sink "SMTP sink and Postfix itself (bench/relay.py)" "postfix" \
       runs test -x /usr/sbin/smtp-sink -a -x /usr/sbin/postfix

@@ -133,10 +133,13 @@ class MailServer:
         self.data_dir = directory / "data"
         self.proc: subprocess.Popen | None = None
         self.log = directory / "server.log"
+        self.python = sys.executable       # what runs `mailwright` (tests may change it)
+        self.env: dict[str, str] = {}
 
     def cli(self, *args: str, input: str | None = None, check: bool = True):
-        res = subprocess.run([sys.executable, "-m", "mailwright", "--config", str(self.config),
-                              *args], input=input, capture_output=True, text=True, timeout=60)
+        res = subprocess.run([self.python, "-m", "mailwright", "--config", str(self.config),
+                              *args], input=input, capture_output=True, text=True, timeout=60,
+                             env={**os.environ, **self.env} if self.env else None)
         if check and res.returncode != 0:
             raise AssertionError(f"mailwright {' '.join(args)} failed: {res.stderr}")
         return res
@@ -144,11 +147,13 @@ class MailServer:
     def add_user(self, address: str, password: str = PASSWORD) -> None:
         self.cli("user", "add", address, "--password-stdin", input=password + "\n")
 
-    def start(self) -> MailServer:
+    def start(self, env: dict[str, str] | None = None) -> MailServer:
+        """Start serving; env: more environment variables (NOTIFY_SOCKET...)."""
         self._log_file = open(self.log, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mailwright", "--config", str(self.config), "serve"],
-            stdout=self._log_file, stderr=subprocess.STDOUT)
+            [self.python, "-m", "mailwright", "--config", str(self.config), "serve"],
+            stdout=self._log_file, stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env, **(env or {})} if env or self.env else None)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

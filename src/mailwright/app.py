@@ -8,7 +8,6 @@ import ipaddress
 import logging
 import signal
 import socket
-import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,14 +31,19 @@ from .imap.notify import MailboxWatch
 from .imap.server import ImapProtocol
 from .metrics import Metrics, queue_recipients, webhook_backlog
 from .net.asgi import HttpServer
+from .net.certs import CertificateError, ServerCertificates
+from .net.connection import LINGER
 from .net.limits import ConnectionLimiter
+from .net.notify import DISABLED, Notifier
 from .net.timeouts import IdleTimeouts
-from .net.tls import LocalCertificate, local_certificate, server_context
+from .net.tls import LocalCertificate, local_certificate
 from .pop3.locks import MaildropLocks
 from .pop3.server import Pop3Protocol
 from .pop3.session import Shared as Pop3Shared
 from .queue import states as queue_states
 from .queue.runner import QueueRunner
+from .service import logs
+from .service.reload import ReloadError, load_checked, needs_restart
 from .smtp.server import SmtpProtocol
 from .store import open_store as open_backend
 from .store.base import MailStore
@@ -50,7 +54,6 @@ from .webhooks.dispatcher import Dispatcher
 
 log = logging.getLogger("mailwright")
 
-SHUTDOWN_GRACE = 10.0     # seconds sessions get to finish their current command
 PROTOCOLS = {"smtp": SmtpProtocol, "pop3": Pop3Protocol, "imap": ImapProtocol}
 
 
@@ -116,9 +119,13 @@ def server_certificate(config: Config) -> LocalCertificate:
                              [listener.address for listener in config.listeners])
 
 
-def tls_context(config: Config):
+def certificate_pairs(config: Config) -> list[tuple[Path, Path]]:
+    """What the listeners serve: the configured certificates (the default first), or
+    the local CA's leaf."""
+    if config.tls.cert:
+        return [(Path(p.cert), Path(p.key)) for p in config.tls.pairs()]
     certificate = server_certificate(config)
-    return server_context(certificate.cert, certificate.key)
+    return [(certificate.cert, certificate.key)]
 
 
 def connect_summary(config: Config, demo: Address | None, password: str | None,
@@ -199,9 +206,10 @@ def bind_listeners(config: Config) -> list[tuple[Listener, socket.socket]]:
 
 
 class App:
-    def __init__(self, config: Config, primary: bool = True):
+    def __init__(self, config: Config, primary: bool = True, notifier: Notifier = DISABLED):
         self.config = config
         self.primary = primary            # serves HTTP, runs housekeeping: workers.py
+        self.notifier = notifier          # systemd's, in the process systemd started
         self.store = open_store(config)
         metrics = Metrics()
         metrics.collectors.add("queue", queue_recipients(self.store.queue_depth,
@@ -221,7 +229,10 @@ class App:
 
     async def start(self, sockets: list[tuple[Listener, socket.socket]]) -> None:
         """Serve on already bound sockets (see bind_listeners)."""
-        ctx = self.tls_ctx = tls_context(self.config)
+        # One context object for every listener, STARTTLS and HTTPS: reload() changes
+        # its certificates in place (net/certs.py).
+        self.certificates = ServerCertificates(certificate_pairs(self.config))
+        ctx = self.certificates.context
         limiter = ConnectionLimiter(self.config.limits.max_connections,
                                     self.config.limits.max_connections_per_ip)
         loop = asyncio.get_running_loop()
@@ -265,17 +276,17 @@ class App:
             self.housekeeping.append(loop.create_task(webhooks.run()))
 
     def certificate_changed(self) -> bool:
-        """Load the certificate files into this process's TLS context: new handshakes
-        use them, established sessions keep theirs. False (and the old certificate
-        kept) if they cannot be loaded, e.g. a key and chain caught half replaced."""
-        certificate = server_certificate(self.config)
+        """New ACME certificate files: serve them to new handshakes, as SIGHUP's
+        reload does (net/certs.py, in place; established sessions keep theirs), with
+        the config already loaded. False (the old certificate kept) if they do not
+        load, e.g. a key and chain caught half replaced: the watch tries again."""
         try:
-            self.tls_ctx.load_cert_chain(certificate.cert, certificate.key)
-        except (OSError, ssl.SSLError) as e:
-            log.error("keeping the current certificate: cannot load %s: %s",
-                      certificate.cert, e)
+            self.certificates.reload(certificate_pairs(self.config))
+        except CertificateError as e:
+            log.error("keeping the current certificate: %s", e)
             return False
-        log.info("serving the certificate %s", certificate.cert)
+        log.info("serving %s", "; ".join(f"{s.cert} (serial {s.serial:x})"
+                                          for s in self.certificates.served))
         return True
 
     async def _serve_http(self, sockets: list[tuple[Listener, socket.socket]], ctx,
@@ -320,22 +331,43 @@ class App:
                     self.services.events.emit(Event.POP3_EXPIRED, removed=removed)
             await asyncio.sleep(self.config.pop3.expire_interval)
 
+    def reload(self) -> bool:
+        """SIGHUP: read the config file again and serve its certificates to new
+        handshakes; established connections keep theirs. A config or certificate that
+        does not load changes nothing (the error is logged). README: Reloading."""
+        try:
+            new = load_checked(self.config.path)
+            self.certificates.reload(certificate_pairs(new))
+        except (ReloadError, CertificateError) as e:
+            log.error("reload failed, still serving the previous configuration: %s", e)
+            return False
+        logs.set_level(new.log)
+        if later := needs_restart(self.config, new):
+            log.warning("reload: %s changed; that takes a restart", ", ".join(later))
+        log.info("reloaded %s: serving %s", new.path, "; ".join(
+            f"{s.cert} (serial {s.serial:x})" for s in self.certificates.served))
+        return True
+
+    def _reload_signalled(self) -> None:
+        self.notifier.reloading()
+        self.reload()
+        self.notifier.ready()
+
     async def run_started(self) -> None:
-        """Serve until SIGINT/SIGTERM, then close listeners and the store."""
+        """Serve until SIGINT/SIGTERM (SIGHUP reloads), then close listeners and the
+        store."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_signalled)
+        self.notifier.ready()
         await stop.wait()
+        self.notifier.stopping()
         log.info("shutting down")
         for server in self.servers:
             server.close()
-        # Sessions finish the command in hand, then get 421 4.3.2 and are closed.
-        for conn in list(self.services.connections):
-            conn.shutdown()
-        deadline = loop.time() + SHUTDOWN_GRACE
-        while self.services.connections and loop.time() < deadline:
-            await asyncio.sleep(0.05)
+        await self._end_sessions(loop)
         # HTTP requests in flight finish (uvicorn's graceful shutdown) before the store
         # closes under them.
         await asyncio.gather(*(server.stop() for server in self.http_servers))
@@ -346,6 +378,25 @@ class App:
         self.queue_task.cancel()
         for task in self.housekeeping:
             task.cancel()
+
+    async def _end_sessions(self, loop) -> None:
+        """Sessions finish the command in hand, SMTP transactions in flight get
+        [server] shutdown_grace to end; then 421 4.3.2 / * BYE (a POP3 client is just
+        closed, RFC 1939 §3) and a lingering close, so the reply is not lost to a reset."""
+        for conn in list(self.services.connections):
+            conn.shutdown()
+        grace = self.config.server.shutdown_grace
+        deadline = loop.time() + grace
+        while self.services.connections and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        if self.services.connections:
+            log.info("shutdown: %d sessions still busy after %g s, closing them",
+                     len(self.services.connections), grace)
+            for conn in list(self.services.connections):
+                conn.force_shutdown()
+        deadline = loop.time() + LINGER + 0.5
+        while self.services.connections and loop.time() < deadline:
+            await asyncio.sleep(0.05)
 
     def close(self) -> None:
         """Release the store (waits for queued writes to commit)."""

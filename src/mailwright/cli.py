@@ -1,5 +1,5 @@
-"""The command line: serve, config, domain, user, alias, queue, dkim, dns, apikey, events,
-webhook, cert.
+"""The command line: serve, reload, config, domain, user, alias, queue, dkim, dns, apikey,
+events, webhook, cert.
 
 Only arguments and rendering live here: every operation is admin/'s (the HTTP API
 calls the same), and its refusals (AdminError) become "mailwright: error: ..." and
@@ -12,11 +12,11 @@ import argparse
 import asyncio
 import contextlib
 import getpass
-import logging
 import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 from . import config as config_mod
 from .admin import Admin, AdminError, config_check, validate
@@ -30,10 +30,26 @@ def _load(args) -> config_mod.Config:
     return config_mod.load(config_mod.config_path(getattr(args, "config", None)))
 
 
+def _as_service_user(cfg: config_mod.Config) -> None:
+    """Root running a command on a server's data works as [server] user, so that what
+    it writes (the database, DKIM keys) stays the server's."""
+    from .service import privileges
+    if os.geteuid() != 0 or not cfg.server.user:
+        return
+    try:
+        identity = privileges.resolve(cfg)
+        privileges.prepare_data_dir(cfg, identity)
+        privileges.check_python(identity)
+        privileges.drop(identity)
+    except privileges.PrivilegeError as e:
+        raise CliError(str(e)) from None
+
+
 @contextlib.contextmanager
 def _admin(args):
     from .app import open_store
     cfg = _load(args)
+    _as_service_user(cfg)
     store = open_store(cfg)
     try:
         yield Admin(store, cfg)
@@ -64,15 +80,29 @@ def _read_password(args) -> str:
 def cmd_serve(args) -> int:
     from . import metrics
     from .app import ListenError, bind_listeners, connect_summary, open_store, server_certificate
+    from .net.notify import Notifier
+    from .service import logs, pidfile, privileges
     from .workers import run_worker, supervise
     cfg = _load(args)
-    logging.basicConfig(level=cfg.log.level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s")
+    logs.configure(cfg.log)
+    notifier = Notifier.from_environment()
     try:
         import uvloop
         uvloop.install()
     except ImportError:
         pass
+    # Root is needed for the listeners only (ports below 1024): check what the switch to
+    # [server] user needs, bind, switch, and only then touch the store.
+    try:
+        identity = privileges.resolve(cfg)
+        privileges.check_start(cfg, identity)
+        privileges.prepare_data_dir(cfg, identity)
+        privileges.check_keys([Path(p.key) for p in cfg.tls.pairs()], identity)
+        privileges.check_python(identity)
+        sockets = bind_listeners(cfg)
+        privileges.drop(identity)
+    except (privileges.PrivilegeError, ListenError) as e:
+        raise CliError(str(e)) from None
     try:
         store = open_store(cfg)
     except OSError as e:
@@ -84,17 +114,37 @@ def cmd_serve(args) -> int:
         store.close()          # workers open their own; no threads may cross a fork
     # Issue the certificate (and make the local CA) once, before any worker is forked.
     certificate = server_certificate(cfg)
-    try:
-        sockets = bind_listeners(cfg)
-    except ListenError as e:
-        raise CliError(str(e)) from None
     print(connect_summary(cfg, demo.address if demo else None,
-                          demo.password if demo else None, certificate.ca), flush=True)
+                          demo.password if demo else None, certificate.ca),
+          file=sys.stderr if cfg.log.format == "json" else sys.stdout, flush=True)
     metrics.prepare(cfg.data_dir)     # before the fork: every worker counts into one place
-    if cfg.workers == 1:
-        run_worker(cfg, sockets)
-        return 0
-    return supervise(cfg, sockets)
+    pidfile.write(cfg.data_dir)
+    try:
+        if cfg.workers == 1:
+            run_worker(cfg, sockets, notifier=notifier)
+            return 0
+        return supervise(cfg, sockets, notifier)
+    finally:
+        pidfile.remove(cfg.data_dir)
+
+
+def cmd_reload(args) -> int:
+    """SIGHUP to the running server (data_dir/mailwright.pid): it re-reads the config
+    and its certificates; the server's log says whether the new config was taken."""
+    from .service import pidfile
+    from .service.reload import ReloadError, load_checked
+    cfg = _load(args)
+    try:
+        load_checked(cfg.path)
+        pid = pidfile.running(cfg.data_dir)
+    except (ReloadError, pidfile.NotRunning) as e:
+        raise CliError(f"not reloaded: {e}") from None
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except OSError as e:
+        raise CliError(f"cannot signal the server (pid {pid}): {e.strerror}") from None
+    print(f"sent SIGHUP to the server (pid {pid}): it reloads {cfg.path}")
+    return 0
 
 
 async def _prepare(admin: Admin):
@@ -476,6 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     sub.add_parser("serve", parents=[common], help="run the server").set_defaults(fn=cmd_serve)
+    sub.add_parser("reload", parents=[common],
+                   help="make the running server re-read its config and certificates"
+                   ).set_defaults(fn=cmd_reload)
     cfg = sub.add_parser("config", parents=[common], help="check the config file")
     cfg.add_argument("action", choices=["check"])
     cfg.set_defaults(fn=cmd_config_check)

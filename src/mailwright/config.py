@@ -46,9 +46,24 @@ class Listener:
 
 
 @dataclass(frozen=True)
+class CertificatePair:
+    cert: str        # PEM certificate chain (absolute path)
+    key: str         # its private key (absolute path)
+
+
+@dataclass(frozen=True)
 class TLSSettings:
     cert: str = ""   # PEM certificate chain; empty: issued by our own CA in data_dir/tls
     key: str = ""
+    # More certificates, chosen by the name a client asks for (SNI, RFC 6066 §3) among
+    # their subjectAltName DNS names; cert/key above (or the first of these) is the
+    # default for clients that name nothing or something no certificate covers.
+    certificates: tuple[CertificatePair, ...] = ()
+
+    def pairs(self) -> tuple[CertificatePair, ...]:
+        """Every configured certificate, the default first; () for the local CA's."""
+        first = (CertificatePair(self.cert, self.key),) if self.cert else ()
+        return first + self.certificates
 
 
 @dataclass(frozen=True)
@@ -213,6 +228,21 @@ class DemoSettings:
 @dataclass(frozen=True)
 class LogSettings:
     level: str = "info"
+    # text: lines on stderr; json: one JSON object per line on stdout (journald, log
+    # shippers).
+    format: str = "text"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    # Run as this user (and group; "": the user's primary group) once every listener is
+    # bound: `mailwright serve` started as root binds ports below 1024, then drops root
+    # for good (service/privileges.py). "": stay who we are (a warning when that is root).
+    user: str = ""
+    group: str = ""
+    # SIGTERM: SMTP transactions in flight get this long to finish before their clients
+    # are told 421 4.3.2; other sessions end after the command in hand.
+    shutdown_grace: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -291,6 +321,7 @@ class Config:
     data_dir: Path
     listeners: tuple[Listener, ...]
     workers: int = 1
+    server: ServerSettings = field(default_factory=ServerSettings)
     tls: TLSSettings = field(default_factory=TLSSettings)
     limits: Limits = field(default_factory=Limits)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -477,6 +508,42 @@ def _checks(r: _Reader, data: dict) -> ChecksSettings:
                           defaults, tuple(per_domain))
 
 
+def _tls_settings(r: _Reader, data: dict, base: Path) -> TLSSettings:
+    """[tls] cert/key and [[tls.certificates]] pairs, as absolute paths of files that
+    exist (whether they hold a matching certificate and key net/tls.py checks)."""
+    raw = data.get("tls", {})
+    if not isinstance(raw, dict):
+        raise r.error("tls", "expected a table")
+    listed = raw.get("certificates", [])
+    if not isinstance(listed, list):
+        raise r.error("tls.certificates", "expected [[tls.certificates]] tables")
+    tls = r.section({"tls": {k: v for k, v in raw.items() if k != "certificates"}}, "tls",
+                    TLSSettings)
+    pairs = [(tls.cert, tls.key, "tls")]
+    for i, item in enumerate(listed):
+        key = f"tls.certificates[{i}]"
+        if not isinstance(item, dict) or set(item) != {"cert", "key"} \
+                or not all(isinstance(v, str) and v for v in item.values()):
+            raise r.error(key, "expected a table with cert and key (file paths)")
+        pairs.append((item["cert"], item["key"], key))
+    resolved = []
+    for cert, key_file, where in pairs:
+        if bool(cert) != bool(key_file):
+            raise r.error(where, "set both cert and key, or neither "
+                          "(a certificate from the server's own CA)")
+        if not cert:
+            continue
+        paths = tuple(str((base / p).resolve()) for p in (cert, key_file))
+        for name, p in zip(("cert", "key"), paths, strict=True):
+            if not Path(p).is_file():
+                raise r.error(f"{where}.{name}", f"file not found: {p}")
+        resolved.append(CertificatePair(*paths))
+    if not resolved:
+        return TLSSettings()
+    # The default (cert/key, else the first listed) is cert/key from here on.
+    return TLSSettings(resolved[0].cert, resolved[0].key, tuple(resolved[1:]))
+
+
 def _retention(r: _Reader, key: str, value: Any) -> int | None:
     """A retention in days: a whole number, with 0 or "unlimited" for forever."""
     if value == UNLIMITED or value == 0:
@@ -571,7 +638,7 @@ def parse(text: str, path: str = "<config>") -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     r = _Reader(path, text)
-    top_level = {"hostname", "data_dir", "listeners", "workers", "tls", "limits", "auth",
+    top_level = {"hostname", "data_dir", "listeners", "workers", "server", "tls", "limits", "auth",
                  "submission", "pop3", "imap", "dns", "queue", "relayhost", "transports", "checks",
                  "demo", "log", "store", "http", "events", "webhooks", "acme"}
     for key in data:
@@ -618,14 +685,8 @@ def parse(text: str, path: str = "<config>") -> Config:
     workers = data.get("workers", 1)
     if type(workers) is not int or not 1 <= workers <= 256:
         raise r.error("workers", f"expected a number of processes 1-256, got {workers!r}")
-    tls = r.section(data, "tls", TLSSettings)
-    if bool(tls.cert) != bool(tls.key):
-        raise r.error("tls", "set both cert and key, or neither "
-                      "(a certificate from the server's own CA)")
-    tls = TLSSettings(*(str((base / p).resolve()) if p else "" for p in (tls.cert, tls.key)))
-    for key, p in (("tls.cert", tls.cert), ("tls.key", tls.key)):
-        if p and not Path(p).is_file():
-            raise r.error(key, f"file not found: {p}")
+    tls = _tls_settings(r, data, base)
+    server = r.section(data, "server", ServerSettings)
 
     limits = r.section(data, "limits", Limits)
     if limits.command_line < 512:
@@ -684,9 +745,11 @@ def parse(text: str, path: str = "<config>") -> Config:
                       "cert and key, or set enabled = false")
     if log.level not in ("debug", "info", "warning", "error"):
         raise r.error("log.level", f"expected debug, info, warning or error, got {log.level!r}")
+    if log.format not in ("text", "json"):
+        raise r.error("log.format", f"expected text or json, got {log.format!r}")
     return Config(
         path=path, hostname=hostname.lower(), data_dir=data_path, listeners=tuple(listeners),
-        workers=workers,
+        workers=workers, server=server,
         tls=tls, limits=limits, auth=_auth_settings(r, data),
         submission=r.section(data, "submission", SubmissionSettings),
         pop3=r.section(data, "pop3", Pop3Settings),

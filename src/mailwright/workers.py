@@ -19,6 +19,12 @@ Metrics are counted in every process and summed by the one serving /metrics: eac
 process writes its values to files in data_dir/metrics (metrics/processes.py), which
 `mailwright serve` empties before the fork; a worker's counts stay in the sum after it
 exits, its open-session gauge does not.
+
+Signals to the supervisor: SIGTERM/SIGINT stop every worker (each ends its sessions
+gracefully, app.py); SIGHUP checks the config file once and, when it loads, is passed to
+every worker, which reloads (app.py App.reload). systemd hears READY once the workers
+are forked (the sockets are bound before: a connection made meanwhile waits in the
+accept queue), RELOADING/READY around a reload and STOPPING at the end (net/notify.py).
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ import time
 
 from . import metrics
 from .config import Config, Listener
+from .net.notify import DISABLED, Notifier
+from .service.reload import ReloadError, load_checked
 
 log = logging.getLogger("mailwright")
 
@@ -39,9 +47,9 @@ RESPAWN_MIN_UPTIME = 5.0     # a worker dying sooner than this is a crash loop: 
 
 
 def run_worker(config: Config, sockets: list[tuple[Listener, socket.socket]],
-               primary: bool = True) -> None:
+               primary: bool = True, notifier: Notifier = DISABLED) -> None:
     from .app import App
-    app = App(config, primary=primary)
+    app = App(config, primary=primary, notifier=notifier)
     try:
         asyncio.run(_serve(app, sockets))
     finally:
@@ -53,8 +61,10 @@ async def _serve(app, sockets) -> None:
     await app.run_started()
 
 
-def supervise(config: Config, sockets: list[tuple[Listener, socket.socket]]) -> int:
-    """Fork config.workers workers, restart any that dies, stop them all on a signal."""
+def supervise(config: Config, sockets: list[tuple[Listener, socket.socket]],
+              notifier: Notifier = DISABLED) -> int:
+    """Fork config.workers workers, restart any that dies, stop them all on a signal,
+    pass SIGHUP on to them."""
     children: dict[int, tuple[float, int]] = {}     # pid: (started, worker index)
     stopping = False
 
@@ -63,6 +73,9 @@ def supervise(config: Config, sockets: list[tuple[Listener, socket.socket]]) -> 
         if pid == 0:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, signal.SIG_DFL)
+            # Until the worker's loop takes it (App.run_started): SIGHUP's default
+            # action would end the worker.
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
             code = 0
             try:
                 run_worker(config, sockets, primary=index == 0)
@@ -73,20 +86,37 @@ def supervise(config: Config, sockets: list[tuple[Listener, socket.socket]]) -> 
                 os._exit(code)
         children[pid] = (time.monotonic(), index)
 
-    def stop(signum, frame) -> None:
-        nonlocal stopping
-        stopping = True
+    def tell_all(signum: int) -> None:
         for pid in children:
             try:
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, signum)
             except ProcessLookupError:
                 pass
 
+    def stop(signum, frame) -> None:
+        nonlocal stopping
+        if not stopping:
+            notifier.stopping()
+        stopping = True
+        tell_all(signal.SIGTERM)
+
+    def reload(signum, frame) -> None:
+        notifier.reloading()
+        try:
+            load_checked(config.path)     # once here, rather than N errors from N workers
+        except ReloadError as e:
+            log.error("reload failed, still serving the previous configuration: %s", e)
+        else:
+            tell_all(signal.SIGHUP)
+        notifier.ready()
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reload)
     for index in range(config.workers):
         spawn(index)
     log.info("supervisor %d started %d workers", os.getpid(), config.workers)
+    notifier.ready()
     status = 0
     while children:
         try:

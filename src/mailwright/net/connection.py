@@ -14,7 +14,8 @@ stay in order.
 A session offers: greeting(), receive(bytes), process() -> (bytes, Action,
 pending coroutine or None), complete(answer) -> (bytes, Action), timeout,
 timed_out() -> bytes, tls_started(TLSInfo), disconnected(), buffered (octets
-of unprocessed input), backlog (process() stopped early with work left).
+of unprocessed input), backlog (process() stopped early with work left),
+in_transaction (work a shutdown lets finish: an SMTP mail transaction).
 
 Flow control reads `buffered` as input received and not parsed yet. A session
 must not count what it has already consumed, such as the part of an SMTP
@@ -43,6 +44,10 @@ log = logging.getLogger("mailwright.net")
 # while a delivery is awaited, say); resume once what is unparsed is below LOW.
 READ_HIGH_WATER = 1 << 20
 READ_LOW_WATER = 1 << 16
+# After the last reply of a shutdown, input still arriving is read and dropped for up to
+# this long: closing a socket with unread input makes the kernel answer with a reset,
+# which can destroy the reply before the client has read it.
+LINGER = 2.0
 
 
 class Action(enum.Enum):
@@ -67,6 +72,7 @@ class LineSession:
     coroutine giving one) and _emit(out, answer) (append the reply, return the Action)."""
     closed = False
     backlog = False                     # process() stopped early with work left
+    in_transaction = False              # a shutdown waits for this to end (bounded)
     output_budget: int | None = None    # stop after this much output (None: never)
 
     def process(self) -> tuple[bytes, Action, Coroutine | None]:
@@ -174,6 +180,9 @@ class SessionProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.eof = True
+        if self.closing:              # a lingering close: the client is done too
+            self.transport.close()
+            return False
         if not self.busy:
             self._close()
         # Keep a TCP transport open for replies still to be written; a TLS
@@ -223,7 +232,7 @@ class SessionProtocol(asyncio.Protocol):
                     awaited = pending.send(None)
                 except StopIteration as finished:
                     action = self._answered(finished.value)
-                    if action is Action.NONE and not self.stopping:
+                    if action is Action.NONE and not self._stop_now():
                         continue               # input that is waiting
                     break
                 except Exception:  # a bug in the handler: as _guard does for tasks
@@ -249,9 +258,8 @@ class SessionProtocol(asyncio.Protocol):
         if action is Action.START_TLS:
             self._spawn(self._start_tls())
             return
-        if self.stopping:
-            self.transport.write(self.SHUTTING_DOWN)
-            self._close()
+        if self._stop_now():
+            self._goodbye()
             return
         if self.eof:
             self._close()
@@ -298,7 +306,7 @@ class SessionProtocol(asyncio.Protocol):
         if self.closing:
             return
         action = self._answered(answer)
-        if action is Action.NONE and not self.stopping:
+        if action is Action.NONE and not self._stop_now():
             self._pump()           # input that arrived meanwhile
         else:
             self._after(action)
@@ -335,11 +343,36 @@ class SessionProtocol(asyncio.Protocol):
             self._close()
 
     def shutdown(self) -> None:
-        """Server stopping: end the session after the command in hand."""
+        """Server stopping: end the session after the command in hand, or after the
+        transaction in flight (the app bounds the wait: force_shutdown)."""
         self.stopping = True
-        if not self.busy and not self.closing:
+        if not self.busy and self._stop_now():
+            self._goodbye()
+
+    def force_shutdown(self) -> None:
+        """The shutdown grace is over: the protocol's goodbye now, whatever the session
+        is doing (a reply it was working on is dropped; nothing was acknowledged)."""
+        self.stopping = True
+        self._goodbye()
+
+    def _stop_now(self) -> bool:
+        return self.stopping and not self.session.in_transaction
+
+    def _goodbye(self) -> None:
+        """Say SHUTTING_DOWN (RFC 5321 §3.8: 421, then close) and close gently: no more
+        writes (FIN after the reply), late input read and dropped until the client
+        closes or LINGER passes."""
+        if self.closing:
+            return
+        if self.SHUTTING_DOWN:
             self.transport.write(self.SHUTTING_DOWN)
-            self._close()
+        self.closing = True
+        self.timeouts.unwatch(self)
+        if self.read_paused or self.write_paused:
+            self.transport.resume_reading()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        asyncio.get_running_loop().call_later(LINGER, self.transport.close)
 
 
 @types.coroutine

@@ -7,7 +7,10 @@ from .session import Pop3Session, err
 
 
 class Pop3Protocol(SessionProtocol):
-    SHUTTING_DOWN = err("[SYS/TEMP] Server shutting down, try again later")
+    # Shutdown closes without a word: POP3 answers commands only, and a connection that
+    # ends outside QUIT leaves the maildrop untouched (RFC 1939 §6: no UPDATE state), as
+    # the autologout timer's close does (§3).
+    SHUTTING_DOWN = b""
     INTERNAL_ERROR = err("[SYS/TEMP] Internal error, closing")
 
     def make_session(self, ip: str, port: int, tls: TLSInfo | None) -> Pop3Session:

@@ -129,6 +129,12 @@ class SmtpSession(DataCommands, LineSession):
     def timeout(self) -> float:
         return self.limits.data_timeout if self.in_data else self.limits.command_timeout
 
+    @property
+    def in_transaction(self) -> bool:
+        """A mail transaction is open (MAIL given, message text coming or being stored):
+        a shutdown lets it finish (RFC 5321 §3.3) rather than lose what the client sent."""
+        return self.transaction is not None or self.in_data or self.bdat_pending is not None
+
     def greeting(self) -> bytes:
         self.events.emit(Event.SMTP_CONNECT, self.id, ip=self.conn.client_ip, role=self.conn.role,
                          tls=self.conn.tls.version if self.conn.tls else "")
