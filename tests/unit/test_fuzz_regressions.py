@@ -2,7 +2,9 @@
 get the protocol's answer, never an exception."""
 
 from mailwright.imap.parser import CONTINUE, CommandFramer
+from mailwright.message.bodyparts import describe
 from mailwright.message.meta import parse_message
+from mailwright.message.structure import parse_structure
 
 from .session_harness import Harness
 
@@ -40,3 +42,18 @@ def test_literal_data_ending_like_a_literal_announcement():
     assert f.next() == b"a APPEND INBOX {3}\r\n{4}\r\n"
     f.feed(b"b NOOP\r\n")
     assert f.next() == b"b NOOP\r\n"
+
+
+# fuzz/ mime: an empty message/rfc822 part; its inner message's body was taken to start
+# after the line break of the following delimiter, one octet past the part's end, and
+# BODYSTRUCTURE would have said its size was -1 (RFC 9051 §9: body-fld-octets is a
+# number, never negative).
+def test_empty_encapsulated_message_has_an_empty_body():
+    data = (b"Content-Type: multipart/mixed; boundary=b\n\n"
+            b"--b\nContent-Type: message/rfc822\n\n--b--\n")
+    top, _ = parse_structure(data)
+    rfc822 = top.children[0]
+    inner = rfc822.children[0]
+    assert rfc822.body == rfc822.end == inner.start == inner.body == inner.end
+    assert describe(data, inner).size == 0
+    assert describe(data, rfc822).size == 0
