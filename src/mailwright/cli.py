@@ -496,7 +496,7 @@ async def cmd_cert(args, admin: Admin) -> int:
     if cert is None:
         print("current:    none issued yet (the server serves its local CA's certificate)")
         return 0
-    print(f"certificate: {cert.path}")
+    print(f"file:       {cert.path}")
     print(f"issuer:     {cert.issuer}")
     print(f"serial:     {cert.serial}")
     print(f"covers:     {', '.join(cert.names)}")
