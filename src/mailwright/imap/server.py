@@ -95,6 +95,9 @@ class ImapProtocol(SessionProtocol):
         finally:
             self.updating = False
         self.busy = False
+        if self._stop_now():               # shutdown came while we were writing news
+            self._goodbye()
+            return
         if self.session.buffered or self.eof:
             self._pump()                   # input (DONE) that arrived meanwhile
 

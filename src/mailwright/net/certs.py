@@ -37,13 +37,18 @@ class Served:
 def load_pair(cert: Path, key: Path) -> tuple[ssl.SSLContext, Served]:
     """A server context for one certificate and key, checked to match."""
     try:
-        ctx = server_context(cert, key)
         leaf = x509.load_pem_x509_certificate(Path(cert).read_bytes())
     except OSError as e:
-        raise CertificateError(f"cannot read {e.filename or cert}: {e.strerror}") from None
-    except (ssl.SSLError, ValueError) as e:
+        raise CertificateError(f"cannot read {cert}: {e.strerror}") from None
+    except ValueError:
+        raise CertificateError(f"{cert} is not a PEM certificate") from None
+    try:
+        ctx = server_context(cert, key)
+    except ssl.SSLError as e:        # before OSError, which it is a subclass of
         raise CertificateError(f"cannot use certificate {cert} with key {key}: "
-                               f"{getattr(e, 'reason', None) or e}") from None
+                               f"{e.reason or e}") from None
+    except OSError as e:
+        raise CertificateError(f"cannot read {key}: {e.strerror}") from None
     try:
         sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         names = tuple(n.lower() for n in sans.get_values_for_type(x509.DNSName))

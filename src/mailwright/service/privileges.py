@@ -32,6 +32,8 @@ log = logging.getLogger("mailwright")
 
 CAP_NET_BIND_SERVICE = 10           # linux/capability.h
 PRIVILEGED_PORTS = 1024
+# Linux ≥ 4.11 lets the administrator move the line (containers often set 0).
+UNPRIVILEGED_PORT_START = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
 
 
 class PrivilegeError(Exception):
@@ -89,20 +91,28 @@ def has_bind_capability() -> bool:
 def check_start(config: Config, identity: Identity | None) -> None:
     """Before binding: whether who we are and what is configured fit together."""
     euid = os.geteuid()
-    low = [f"{lst.role} {lst.port}" for lst in config.listeners if lst.port < PRIVILEGED_PORTS]
+    first_free = _first_unprivileged_port()
+    low = [f"{lst.role} {lst.port}" for lst in config.listeners if lst.port < first_free]
     if identity is None:
         if euid == 0:
             log.warning("running as root: set [server] user (README: Running as a service) "
                         "so that root is dropped once the listeners are bound")
         elif low and not has_bind_capability():
             raise PrivilegeError(
-                f"listeners on ports below {PRIVILEGED_PORTS} ({', '.join(low)}) need root "
+                f"listeners on ports below {first_free} ({', '.join(low)}) need root "
                 "with [server] user, or CAP_NET_BIND_SERVICE "
                 "(systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE)")
         return
     if euid != 0 and euid != identity.uid:
         raise PrivilegeError(f"[server] user = {identity.user!r}: start the server as root "
                              f"(it switches after binding) or as {identity.user} itself")
+
+
+def _first_unprivileged_port() -> int:
+    try:
+        return int(UNPRIVILEGED_PORT_START.read_text())
+    except (OSError, ValueError):
+        return PRIVILEGED_PORTS
 
 
 def prepare_data_dir(config: Config, identity: Identity | None) -> None:
