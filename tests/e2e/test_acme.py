@@ -25,12 +25,19 @@ from .apiserver import ApiServer
 from .pebble import Pebble
 
 HOST, OTHER = "mail.pebble.test", "imap.pebble.test"
+ZONE = """$TTL 300
+@    IN SOA ns.pebble.test. hostmaster.pebble.test. 1 3600 600 86400 300
+@    IN NS  ns.pebble.test.
+mail IN A   127.0.0.1
+imap IN A   127.0.0.1
+"""
 
 
 @pytest.fixture(autouse=True, scope="module")
 def names():
-    # Outside every zone file: served from the DNS server's root zone.
-    loopback_dns().add_records({HOST: [("A", "127.0.0.1")], OTHER: [("A", "127.0.0.1")]})
+    # A zone of its own: loose records (add_records) would make a root zone, which
+    # answers NXDOMAIN where other tests rely on the server refusing unknown names.
+    loopback_dns().add_zone("pebble.test", ZONE)
 
 
 def acme_server(tmp_path, directory_url: str | None = None, http_port: int | None = None):
