@@ -40,8 +40,8 @@ def names():
     loopback_dns().add_zone("pebble.test", ZONE)
 
 
-def acme_server(tmp_path, directory_url: str | None = None, http_port: int | None = None):
-    srv = ApiServer(tmp_path, hostname=HOST)
+def acme_server(tmp_path, directory_url: str | None = None, top: str = ""):
+    srv = ApiServer(tmp_path, hostname=HOST, top=top)
     pebble = Pebble(tmp_path, srv.ports["http"])
     srv.config.write_text(
         srv.config.read_text()
@@ -143,6 +143,22 @@ def test_issues_serves_and_renews_on_demand(tmp_path):
         srv.proc.send_signal(signal.SIGHUP)
         wait_for(lambda: "reloaded" in srv.log.read_text(), "the reload", 10)
         assert served(srv).serial_number == renewed.serial_number
+    finally:
+        srv.stop()
+        pebble.stop()
+
+
+def test_every_worker_serves_the_new_certificate(tmp_path):
+    # The primary issues; the other worker notices the replaced files (check_interval).
+    srv, pebble = acme_server(tmp_path, top="workers = 2")
+    pebble.start()
+    try:
+        srv.start()
+        wait_for(lambda: events(srv, "certificate-issued"), "certificate-issued")
+        serial = AcmeFiles.of(srv.data_dir).read().serial_number
+        # The kernel spreads connections over both workers: 20 in a row all see it.
+        wait_for(lambda: all(served(srv).serial_number == serial for _ in range(20)),
+                 "both workers serving the ACME certificate", 15)
     finally:
         srv.stop()
         pebble.stop()
