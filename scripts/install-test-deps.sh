@@ -162,6 +162,7 @@ check_all() {
     playwright.sync_api
   need php "Horde_Mail_Autoconfig: a client of autoconfig and RFC 6186 SRV records" \
     "php-cli php-horde-mail-autoconfig" horde_autoconfig_loads
+  need pebble "ACME test CA (tests/e2e/test_acme.py)" "pebble" runs test -x /usr/bin/pebble
   need systemd-analyze "verify the unit file (contrib/systemd)" "systemd" \
     runs systemd-analyze --version
   if [ -n "$bench" ]; then

@@ -18,6 +18,9 @@ from .admin.demo import DEMO_ADMIN
 from .admin.pruner import prune_periodically
 from .auth import passwords
 from .auth.logins import Logins
+from .certificates.files import AcmeFiles
+from .certificates.renewal import Renewer
+from .certificates.watch import watch as watch_certificate
 from .config import Config, Listener
 from .delivery import pop3_expiry
 from .delivery.assemble import Parts
@@ -109,6 +112,10 @@ def server_certificate(config: Config) -> LocalCertificate:
     """The configured certificate (never touched), or the one the local CA issues."""
     if config.tls.cert:
         return LocalCertificate(Path(config.tls.cert), Path(config.tls.key), ca=None)
+    acme = AcmeFiles.of(config.data_dir)
+    if config.acme.enabled and acme.present():
+        return LocalCertificate(acme.cert, acme.key, ca=None)
+    # With ACME on, the local CA's certificate serves until the first issuance.
     return local_certificate(config.data_dir / "tls", config.hostname,
                              [listener.address for listener in config.listeners])
 
@@ -255,6 +262,16 @@ class App:
         self.queue_task = loop.create_task(self.services.runner.run())
         # Tasks only the primary process runs (workers.py); cancelled at shutdown.
         self.housekeeping: list[asyncio.Task] = []
+        acme = AcmeFiles.of(self.config.data_dir)
+        if self.config.acme.enabled:
+            # Every process loads certificates the primary (or `mailwright cert renew`)
+            # writes; the primary alone asks the CA.
+            self.housekeeping.append(loop.create_task(watch_certificate(
+                acme.cert, self.config.acme.check_interval, self.certificate_changed)))
+            if self.primary:
+                self.housekeeping.append(loop.create_task(Renewer(
+                    self.config.acme, acme, self.services.events,
+                    installed=self.certificate_changed).run()))
         if self.primary:
             # One admin service layer for the API and the housekeeping, over this
             # process's event log (its observers count what the admin does too).
@@ -265,6 +282,20 @@ class App:
             await self._serve_http(http, ctx, admin)
             webhooks = Dispatcher(self.config.webhooks, self.store, self.services.events)
             self.housekeeping.append(loop.create_task(webhooks.run()))
+
+    def certificate_changed(self) -> bool:
+        """New ACME certificate files: serve them to new handshakes, as SIGHUP's
+        reload does (net/certs.py, in place; established sessions keep theirs), with
+        the config already loaded. False (the old certificate kept) if they do not
+        load, e.g. a key and chain caught half replaced: the watch tries again."""
+        try:
+            self.certificates.reload(certificate_pairs(self.config))
+        except CertificateError as e:
+            log.error("keeping the current certificate: %s", e)
+            return False
+        log.info("serving %s", "; ".join(f"{s.cert} (serial {s.serial:x})"
+                                          for s in self.certificates.served))
+        return True
 
     async def _serve_http(self, sockets: list[tuple[Listener, socket.socket]], ctx,
                           admin: Admin) -> None:

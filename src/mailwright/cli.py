@@ -1,5 +1,5 @@
 """The command line: serve, reload, config, domain, user, admin, alias, queue, dkim, dns,
-check, apikey, events, stats, webhook, suppression, campaign.
+check, apikey, events, stats, webhook, suppression, campaign, cert.
 
 Only arguments and rendering live here: every operation is admin/'s (the HTTP API
 calls the same), and its refusals (AdminError) become "mailwright: error: ..." and
@@ -713,6 +713,29 @@ def _print_stats(traffic, summary, domain: str | None) -> None:
             f"{escape(reason)} {n}" for reason, n in summary.top_rejections), soft_wrap=True)
 
 
+async def cmd_cert(args, admin: Admin) -> int:
+    if args.action == "renew":
+        info = await admin.certificates.renew()
+        print(f"issued by {info.issuer} for {', '.join(info.names)}, valid until "
+              f"{info.not_after:%Y-%m-%d %H:%M} UTC; written to {info.path}")
+        print("a running server loads it within [acme] check_interval")
+        return 0
+    status = await admin.certificates.status()
+    print(f"acme:       {'enabled' if status.enabled else 'disabled'} ({status.directory})")
+    print(f"names:      {', '.join(status.names)}")
+    cert = status.current
+    if cert is None:
+        print("current:    none issued yet (the server serves its local CA's certificate)")
+        return 0
+    print(f"file:       {cert.path}")
+    print(f"issuer:     {cert.issuer}")
+    print(f"serial:     {cert.serial}")
+    print(f"covers:     {', '.join(cert.names)}")
+    print(f"not after:  {cert.not_after:%Y-%m-%d %H:%M} UTC ({status.days_left:.1f} days left)")
+    print(f"renews:     after {status.renew_after:%Y-%m-%d %H:%M} UTC")
+    return 0
+
+
 def _age(seconds: float) -> str:
     s = max(0, int(seconds))
     if s >= 86400:
@@ -966,6 +989,10 @@ def build_parser() -> argparse.ArgumentParser:
     shape.add_argument("--json", action="store_true", help="the whole report as JSON")
     shape.add_argument("--csv", action="store_true", help="the per-day figures as CSV")
     cp.set_defaults(fn=_admin_command(cmd_campaign))
+    c = sub.add_parser("cert", parents=[common], help="the ACME certificate")
+    c.add_argument("action", choices=["status", "renew"],
+                   help="status: issuer, names, expiry; renew: ask the CA now")
+    c.set_defaults(fn=_admin_command(cmd_cert))
     return p
 
 

@@ -334,6 +334,22 @@ class StoreSettings:
     backend: str = "sqlite"       # sqlite: data_dir/mail.db + data_dir/blobs, one node
 
 
+# Let's Encrypt's production directory (RFC 8555 §7.1.1).
+LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+@dataclass(frozen=True)
+class AcmeSettings:
+    # Certificates from an ACME CA (RFC 8555) for hostname and `names`, HTTP-01 answered
+    # on the `http` listener (which the CA reaches on port 80); certificates/ does it.
+    enabled: bool = False
+    directory: str = LETSENCRYPT
+    email: str = ""                    # the account's contact (expiry notices); optional
+    names: tuple[str, ...] = ()        # config: more names; parsed: hostname, then those
+    ca_file: str = ""                  # trust for the directory's TLS (a test CA); "": system
+    check_interval: float = 3600.0     # seconds between renewal checks
+
+
 @dataclass(frozen=True)
 class Config:
     path: str
@@ -361,6 +377,7 @@ class Config:
     events: EventSettings = field(default_factory=EventSettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     campaigns: CampaignSettings = field(default_factory=CampaignSettings)
+    acme: AcmeSettings = field(default_factory=AcmeSettings)
 
 
 _HOST_PORT = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?")
@@ -651,6 +668,34 @@ def _campaigns(r: _Reader, data: dict) -> CampaignSettings:
                           f"octets in base64url (RFC 2104 §3: not shorter than the hash)")
     return replace(settings, tracking_host=host.lower(), tracked_domains=tuple(domains),
                    keys=tuple(lists["keys"]))
+def _acme(r: _Reader, data: dict, base: Path, hostname: str,
+          listeners: list[Listener]) -> AcmeSettings:
+    raw = data.get("acme", {})
+    raw = dict(raw) if isinstance(raw, dict) else raw
+    names = raw.pop("names", []) if isinstance(raw, dict) else []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise r.error("acme.names", "expected a list of host names")
+    for name in names:
+        if not _HOSTNAME.match(name) or "." not in name:
+            raise r.error("acme.names", f"expected fully qualified host names, got {name!r}")
+    acme = r.section({"acme": raw}, "acme", AcmeSettings)
+    if not acme.directory.startswith("https://"):
+        # RFC 8555 §6.1: ACME runs over HTTPS only.
+        raise r.error("acme.directory", f"expected an https:// URL, got {acme.directory!r}")
+    if acme.email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", acme.email):
+        raise r.error("acme.email", f"expected an email address, got {acme.email!r}")
+    if acme.check_interval <= 0:
+        raise r.error("acme.check_interval", "must be more than 0 seconds")
+    ca_file = str((base / acme.ca_file).resolve()) if acme.ca_file else ""
+    if ca_file and not Path(ca_file).is_file():
+        raise r.error("acme.ca_file", f"file not found: {ca_file}")
+    if acme.enabled and not any(listener.role == "http" for listener in listeners):
+        # HTTP-01 (RFC 8555 §8.3) is answered there; the CA connects to port 80.
+        raise r.error("acme.enabled", "ACME needs an http listener (port 80) to answer "
+                      "the CA's HTTP-01 challenges")
+    all_names = tuple(dict.fromkeys([hostname, *(n.lower() for n in names)]))
+    return AcmeSettings(acme.enabled, acme.directory, acme.email, all_names, ca_file,
+                        acme.check_interval)
 
 
 def config_path(explicit: str | None) -> str:
@@ -678,7 +723,7 @@ def parse(text: str, path: str = "<config>") -> Config:
     r = _Reader(path, text)
     top_level = {"hostname", "data_dir", "listeners", "workers", "server", "tls", "limits", "auth",
                  "submission", "pop3", "imap", "dns", "queue", "relayhost", "transports", "checks",
-                 "demo", "log", "store", "http", "events", "webhooks", "campaigns"}
+                 "demo", "log", "store", "http", "events", "webhooks", "campaigns", "acme"}
     for key in data:
         if key not in top_level:
             raise r.error(key, f"unknown key (known: {', '.join(sorted(top_level))})")
@@ -785,6 +830,10 @@ def parse(text: str, path: str = "<config>") -> Config:
         raise r.error("webhooks.max_age", f"{webhooks.max_age:g} s is longer than the "
                       f"shortest events retention ({shortest} days): an event's pending "
                       "webhook deliveries are removed with it")
+    acme = _acme(r, data, base, hostname.lower(), listeners)
+    if acme.enabled and tls.cert:
+        raise r.error("acme.enabled", "ACME manages the certificate itself: remove [tls] "
+                      "cert and key, or set enabled = false")
     if log.level not in ("debug", "info", "warning", "error"):
         raise r.error("log.level", f"expected debug, info, warning or error, got {log.level!r}")
     if log.format not in ("text", "json"):
@@ -801,4 +850,5 @@ def parse(text: str, path: str = "<config>") -> Config:
         relayhost=relayhost, relayhost_password=relay_password, transports=transports,
         checks=_checks(r, data), demo=r.section(data, "demo", DemoSettings), log=log,
         store=store, http=http, events=events, webhooks=webhooks, campaigns=campaigns,
+        acme=acme,
     )

@@ -9,9 +9,9 @@ from mailwright.store.sqlite import SQLiteStore
 PASSWORD = "s3cret-password"
 
 
-@pytest.fixture(scope="session")
-def store(tmp_path_factory):
-    s = SQLiteStore(tmp_path_factory.mktemp("store"), render_views=fetch_views)
+def populated_store(directory) -> SQLiteStore:
+    """A store with the unit tests' domains, accounts and aliases (fuzz/ uses it too)."""
+    s = SQLiteStore(directory, render_views=fetch_views)
     asyncio.run(s.add_domain("example.test"))
     asyncio.run(s.add_domain("bücher.test"))
     for user in ("alice@example.test", "bob@example.test", "Dörte@bücher.test"):
@@ -19,5 +19,11 @@ def store(tmp_path_factory):
     asyncio.run(s.add_alias("team@example.test", ["alice@example.test", "bob@example.test"]))
     asyncio.run(s.add_alias("alice.smith@example.test", ["alice@example.test"]))
     asyncio.run(s.add_alias("fwd@example.test", ["someone@remote.test"]))
+    return s
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory):
+    s = populated_store(tmp_path_factory.mktemp("store"))
     yield s
     s.close()

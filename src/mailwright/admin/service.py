@@ -30,6 +30,7 @@ from .admins import Admins
 from .aliases import Aliases
 from .apikeys import ApiKeys
 from .campaigns import Campaigns
+from .certificates import Certificates
 from .check import Checks
 from .clients import MailClients
 from .context import Context
@@ -71,6 +72,7 @@ class Admin:
         self.suppressions = Suppressions(self.ctx)
         self.campaigns = Campaigns(self.ctx)
         self.tracking = Tracking(self.ctx, self.suppressions.add)
+        self.certificates = Certificates(self.ctx)
         self._sender = Sender(self.ctx, parts)
 
     async def ensure_demo(self) -> DemoAccount | None:

@@ -124,6 +124,13 @@ class Event(StrEnum):
     EVENTS_PRUNED = ("events-pruned", "events messages", "",
                      "the pruner deleted `events` rows past their retention and `messages` "
                      "(finished outbound texts) past message_retention_days")
+    CERTIFICATE_ISSUED = ("certificate-issued", "names reason issuer serial not_after", "",
+                          "an ACME CA issued the server certificate (reason: missing, names, "
+                          "renewal or forced); new TLS handshakes use it")
+    CERTIFICATE_RENEWAL_FAILED = ("certificate-renewal-failed", "names reason error directory",
+                                  "kept_until",
+                                  "an ACME issuance failed; the certificate in use (valid "
+                                  "until kept_until) stays, the next check tries again")
 
     # --- webhooks ---------------------------------------------------------------
     WEBHOOK_DISABLED = ("webhook-disabled", "webhook url failures", "domain",

@@ -115,9 +115,13 @@ class CommandFramer:
                 head = bytes(buf[:64])
                 del buf[:end + 1]
                 return self._overlong(head)
+            line_start = len(self.command)
             self.command += buf[:end + 1]
             del buf[:end + 1]
-            m = _LITERAL_AT_END.search(self.command, max(0, len(self.command) - 20))
+            # Only this line can announce a literal: the octets of one just read are
+            # data, whatever they look like (found by fuzz/: data ending in "{4}").
+            m = _LITERAL_AT_END.search(self.command,
+                                       max(line_start, len(self.command) - 20))
             if m is None:
                 command = bytes(self.command)
                 self.command.clear()

@@ -5,6 +5,7 @@ come from the standard library's compat32 Message."""
 from __future__ import annotations
 
 import binascii
+import email.errors
 import email.header
 import email.message
 import email.utils
@@ -95,7 +96,10 @@ def decode_words(value: str | None) -> str:
         return value or ""
     try:
         return str(email.header.make_header(email.header.decode_header(value)))
-    except (UnicodeError, LookupError, binascii.Error, ValueError):
+    except (UnicodeError, LookupError, binascii.Error, ValueError,
+            email.errors.CharsetError):
+        # CharsetError: a charset name that is not ASCII (=?ut\xe6-8?q?...?=), found by
+        # fuzz/ (mime): the field stays as it was sent.
         return value
 
 

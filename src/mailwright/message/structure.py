@@ -66,8 +66,11 @@ def body_lines(data: bytes, part: Part) -> int:
 
 
 def _header_end(data: bytes, start: int, end: int) -> int:
-    """Offset of the body: after the blank line ending the header, or `end`."""
-    if data.startswith(b"\r\n", start) or data.startswith(b"\n", start):
+    """Offset of the body: after the blank line ending the header, or `end`. Never
+    past `end`: an empty part (a message/rfc822 with nothing in it) is followed by the
+    line break of the next delimiter, which is not its own (found by fuzz/ mime: the
+    body began after the part ended, a BODYSTRUCTURE size of -1)."""
+    if data.startswith(b"\r\n", start, end) or data.startswith(b"\n", start, end):
         return start + (2 if data[start] == 0x0D else 1)
     m = _HEADER_END.search(data, start, end)
     return m.end() if m else end

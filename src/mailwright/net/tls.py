@@ -247,13 +247,15 @@ def _read_pair(cert_path: Path, key_path: Path):
 def _write_pair(cert_path: Path, key_path: Path, cert: x509.Certificate, key) -> None:
     """Key first, then certificate, each replaced atomically: a crash in between leaves a
     pair that does not match, which the next start notices and issues again."""
-    _write_atomic(key_path, key.private_bytes(serialization.Encoding.PEM,
+    write_atomic(key_path, key.private_bytes(serialization.Encoding.PEM,
                                               serialization.PrivateFormat.PKCS8,
                                               serialization.NoEncryption()), 0o600)
-    _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Replace path with data: a reader sees the old file or the new one, never a part
+    (written beside it, fsynced, renamed over it; the directory fsynced after)."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as f:
@@ -262,6 +264,11 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> None:
         os.fsync(f.fileno())
     os.chmod(tmp, mode)                 # O_CREAT's mode is filtered by the umask
     os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)             # the rename itself survives a crash
+    finally:
+        os.close(directory)
 
 
 def _builder(subject: x509.Name, issuer: x509.Name, public_key, now: datetime.datetime,
