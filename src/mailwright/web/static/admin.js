@@ -40,9 +40,16 @@
     }));
     var rows = [data.x].concat(types.map(function (t) { return data.series[t]; }));
     el.dataset.drawn = "1";
+    // One bucket alone (a campaign's first day) would be drawn years wide: a step
+    // either side of it instead.
+    var step = Number(el.dataset.step) || 86400;
+    var one = data.x.length === 1 ? data.x[0] : null;
+    var range = function (u, min, max) {
+      return one === null ? [min, max] : [one - step, one + step];
+    };
     var width = Math.max(280, el.clientWidth || 600);
     var plot = new uPlot({width: width, height: 220, series: series,
-                          scales: {x: {time: true}},
+                          scales: {x: {time: true, range: range}},
                           // Messages are counted whole: no 0.5 ticks.
                           axes: [{}, {label: el.dataset.unit || "messages",
                                       incrs: INCREMENTS}]},
