@@ -67,6 +67,9 @@ def test_suppression_is_removed_only_once_confirmed(admin):  # noqa: F811
             assert r.status_code == 200 and 'class="flash error"' in r.text
             r = await c.get("/admin/suppressions", params={"after": "x'"})
             assert r.status_code == 200               # a mangled cursor: the first page
+            r = await c.get("/admin/suppressions", params={"address": "bob"})
+            assert r.status_code == 200 and "invalid address" in r.text.lower()
+            assert 'id="s-address" name="address" value="bob"' in r.text
     asyncio.run(run())
 
 

@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from ...admin.errors import NotFound
-from ...admin.suppressions import Suppression
+from ...admin.errors import Invalid, NotFound
+from ...admin.suppressions import Suppression, SuppressionPage
 from ..auth import admin_of, flash, page, safe_next
 from ..render import render
 
@@ -33,14 +33,20 @@ async def index(request: Request) -> Response:
     admin, q = admin_of(request), request.query_params
     chosen = {k: q.get(k, "").strip() for k in FILTERS}
     given = {k: v for k, v in chosen.items() if v}
-    found = await admin.suppressions.list(
-        chosen["domain"] or None, campaign=chosen["campaign"] or None,
-        address=chosen["address"] or None, limit=PAGE, after=_after(q.get("after", "")))
+    try:
+        found = await admin.suppressions.list(
+            chosen["domain"] or None, campaign=chosen["campaign"] or None,
+            address=chosen["address"] or None, limit=PAGE, after=_after(q.get("after", "")))
+        problem = None
+    except Invalid as e:
+        # A filter that is no address (or domain): said above the form it came from.
+        found, problem = SuppressionPage([], None), str(e)
     here = "/admin/suppressions" + (f"?{request.url.query}" if request.url.query else "")
     more = "/admin/suppressions?" + urlencode({**given, "after": found.next}) \
         if found.next is not None else None
     first = "/admin/suppressions?" + urlencode(given) if q.get("after") else None
     return render(request, "suppressions.html", page=found, chosen=chosen, here=here,
+                  problem=problem,
                   more=more, first=first, domains=await admin.domains.list())
 
 
