@@ -444,7 +444,7 @@ def figures_shown(page) -> dict[str, str]:
     return shown
 
 
-def test_campaign_report_and_csv(srv, news, context):
+def test_campaign_report_and_csv(srv, news, browser, context):
     """A campaign sent through the send API, its pixel and a link fetched over HTTP by
     the recipient's mail program: the report page shows the figures, the chart is
     drawn, and the CSV has the very numbers of the page."""
@@ -495,6 +495,17 @@ def test_campaign_report_and_csv(srv, news, context):
     expect(page.get_by_role("heading", level=1, name=f"Every campaign of {NEWS}")
            ).to_be_visible()
     assert figures_shown(page) == shown
+
+    # Without script: no chart, the same figures and days.
+    ctx = browser.new_context(java_script_enabled=False)
+    try:
+        page = ctx.new_page()
+        log_in(page, srv, f"/admin/campaigns/report?name={CAMPAIGN}&domain={NEWS}")
+        assert figures_shown(page) == shown
+        expect(page.locator("#chart-days canvas")).to_have_count(0)
+        expect(page.locator("tr.day")).to_have_count(1)
+    finally:
+        ctx.close()
 
 
 def test_suppressions_add_filter_page_and_remove(srv, news, context):
