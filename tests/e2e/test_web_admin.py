@@ -2,7 +2,8 @@
 (headless, never a downloaded browser) against a server subprocess with an http
 listener. One flow as an admin would go through it (log in, add a domain and see its
 DNS records checked, add a user, mail it with swaks, find the message's events, see the
-dashboard count it, retry a deferred message, log out); then the guards: a form post
+dashboard count it, retry a deferred message, log out); a tracked campaign's report
+and its CSV, the suppression list, a domain's diagnostics; then the guards: a form post
 without the CSRF token is refused, every page sends a stranger to the login page, the
 pages fit a phone and work with JavaScript off. A screenshot of each page goes to
 build/screenshots (docs/ holds two of them, for the README)."""
@@ -21,7 +22,8 @@ from mailwright.web.app import ROUTES
 
 from ..conftest import ROOT, free_port, loopback_dns, require
 from ..webhook_receiver import Receiver
-from .apiserver import ApiServer, imap_messages
+from . import test_campaigns as tc
+from .apiserver import ApiServer, imap_messages, ok, provision
 from .test_clients import swaks
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -31,6 +33,8 @@ SHOTS = ROOT / "build" / "screenshots"
 ADMIN, ADMIN_PASSWORD = "root", "web admin password"
 USER_PASSWORD = "mailbox password"
 DOMAIN = "shop.test"
+NEWS, CAMPAIGN = "news.test", "autumn"            # a domain that sends campaign mail
+SENDER, READER = f"alice@{NEWS}", f"reader@{NEWS}"
 
 
 def eventually(check: Callable[[], object], what: str, seconds: float = 20.0):
@@ -59,8 +63,10 @@ def srv(tmp_path_factory) -> Iterator[ApiServer]:
     closed = free_port()       # nothing listens here: mail for remote.test is deferred
     s = ApiServer(tmp_path_factory.mktemp("web"), extra=(
         f'\n[[transports]]\ndomain = "remote.test"\nhost = "127.0.0.1"\nport = {closed}\n'
-        "tls = \"none\"\n[queue]\ninterval = 0.5\nfirst_retry = 3600.0\n"))
+        "tls = \"none\"\n[queue]\ninterval = 0.5\nfirst_retry = 3600.0\n"
+        f'[campaigns]\ntracking_host = "{tc.TRACK}"\n'))
     s.cli("admin", "add", ADMIN, "--password-stdin", input=ADMIN_PASSWORD + "\n")
+    s.tokens = {"admin": s.create_key("root", "admin")}
     s.start()
     yield s
     s.stop()
@@ -354,6 +360,8 @@ def test_every_page_sends_a_stranger_to_the_login(srv):
 
 
 PHONE_PAGES = ("/admin/", "/admin/domains", f"/admin/domains/{DOMAIN}?check=1", "/admin/accounts",
+               f"/admin/domains/{DOMAIN}?diagnose=1&only=dns", "/admin/campaigns",
+               f"/admin/campaigns/report?name={CAMPAIGN}&domain={NEWS}", "/admin/suppressions",
                "/admin/queue", "/admin/logs", "/admin/settings", "/admin/welcome",
                f"/admin/welcome?domain={DOMAIN}&step=2", f"/admin/welcome?domain={DOMAIN}&step=5")
 
@@ -415,3 +423,172 @@ def test_docs_screenshots_exist():
     """The README shows two of the screenshots; they are committed under docs/."""
     for name in ("dashboard", "domain"):
         assert (Path(ROOT) / "docs" / "screenshots" / f"{name}.png").stat().st_size > 10_000
+
+
+@pytest.fixture(scope="module")
+def news(srv) -> str:
+    """A sending domain with two mailboxes and a send key (srv.tokens["send"]), made
+    over the API as an operator would."""
+    provision(srv, srv.tokens["admin"], (NEWS,), (SENDER, READER), key_domain=NEWS)
+    return NEWS
+
+
+def figures_shown(page) -> dict[str, str]:
+    """The report page's numbers: each tile's count, then each rate."""
+    tiles = page.locator(".figures [data-figure]")
+    shown = {tiles.nth(i).get_attribute("data-figure"):
+             tiles.nth(i).locator(".number").inner_text() for i in range(tiles.count())}
+    rates = page.locator(".figures [data-rate]")
+    shown.update({rates.nth(i).get_attribute("data-rate"): rates.nth(i).inner_text()
+                  for i in range(rates.count())})
+    return shown
+
+
+def test_campaign_report_and_csv(srv, news, browser, context):
+    """A campaign sent through the send API, its pixel and a link fetched over HTTP by
+    the recipient's mail program: the report page shows the figures, the chart is
+    drawn, and the CSV has the very numbers of the page."""
+    with srv.client(srv.tokens["send"]) as sender:
+        ok(sender.post("/messages", json={"from": SENDER, "to": [READER], "subject": "sale",
+                                          "text": "hi", "html": tc.HTML,
+                                          "campaign": CAMPAIGN}), 201)
+    [message] = eventually(lambda: imap_messages(srv, READER), "the campaign message")
+    urls = tc.urls(message)
+    with tc.public(srv) as person:
+        assert person.get(urls["o"][0]).status_code == 200
+        assert person.get(urls["c"][0]).status_code == 302
+
+    page = context.new_page()
+    log_in(page, srv, "/admin/campaigns")
+    expect = playwright_api.expect
+    row = page.locator(f"tr.campaign[data-name={CAMPAIGN}]")
+    expect(row).to_contain_text(NEWS)
+    shot(page, "campaigns")
+    row.get_by_role("link", name=CAMPAIGN).click()
+    expect(page.get_by_role("heading", level=1, name=f"Campaign {CAMPAIGN} · {NEWS}")
+           ).to_be_visible()
+
+    def clicked() -> bool:
+        page.reload()
+        return figures_shown(page)["clicked"] == "1"
+    eventually(clicked, "the report to count the click")
+    shown = figures_shown(page)
+    assert shown == {"sent": "1", "delivered": "1", "opened": "1", "clicked": "1",
+                     "unsubscribed": "0", "bounce_rate": "0.0%", "open_rate": "100.0%",
+                     "open_rate_all": "100.0%", "click_rate": "100.0%",
+                     "click_to_open": "100.0%", "unsubscribe_rate": "0.0%"}, shown
+    expect(page.locator("#chart-days canvas")).to_have_count(1)     # uPlot drew it
+    days = [r.locator("th, td").all_inner_texts() for r in page.locator("tr.day").all()]
+    assert len(days) == 1 and days[0][1:] == ["1", "1", "0", "0", "1", "1", "0"], days
+    shot(page, "campaign")
+
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    assert download.value.suggested_filename == f"campaign-{CAMPAIGN}.csv"
+    rows = Path(download.value.path()).read_text().splitlines()
+    assert rows[0] == "day,sent,delivered,bounced,suppressed,opened,clicked,unsubscribed"
+    assert rows[1:] == [",".join(days[0]), ",".join(["total", *days[0][1:]])]
+
+    # Every campaign of the domain together: the one campaign's figures.
+    page.goto(f"{base(srv)}/admin/campaigns?domain={NEWS}")
+    page.get_by_role("link", name=f"Every campaign of {NEWS} together").click()
+    expect(page.get_by_role("heading", level=1, name=f"Every campaign of {NEWS}")
+           ).to_be_visible()
+    assert figures_shown(page) == shown
+
+    # Without script: no chart, the same figures and days.
+    ctx = browser.new_context(java_script_enabled=False)
+    try:
+        page = ctx.new_page()
+        log_in(page, srv, f"/admin/campaigns/report?name={CAMPAIGN}&domain={NEWS}")
+        assert figures_shown(page) == shown
+        expect(page.locator("#chart-days canvas")).to_have_count(0)
+        expect(page.locator("tr.day")).to_have_count(1)
+    finally:
+        ctx.close()
+
+
+def test_suppressions_add_filter_page_and_remove(srv, news, context):
+    """An entry added in the browser is the API's; the list filters and pages; an entry
+    goes after its confirmation page."""
+    gone = "gone@example.org"
+    with srv.client(srv.tokens["admin"]) as api:
+        for i in range(51):         # one more than a page, all of campaign "bulk"
+            ok(api.post("/suppressions", json={"domain": NEWS, "address": f"b{i}@example.org",
+                                               "campaign": "bulk"}), 201)
+        page = context.new_page()
+        log_in(page, srv, "/admin/suppressions")
+        expect = playwright_api.expect
+        page.get_by_label("Domain whose mail stops").select_option(NEWS)
+        page.get_by_label("Address not to send to").fill(gone)
+        page.get_by_role("button", name="Suppress").click()
+        expect(page.locator(".flash.ok")).to_contain_text(
+            f"Suppressed {gone} for all mail of {NEWS}.")
+        listed = ok(api.get("/suppressions", params={"domain": NEWS, "address": gone}))
+        assert [(s["address"], s["campaign"], s["reason"], s["source"])
+                for s in listed["suppressions"]] == [(gone, None, "manual", "web admin")]
+
+        # The campaign's entries, 50 a page.
+        page.get_by_label("Campaign", exact=True).fill("bulk")
+        page.get_by_role("button", name="Filter").click()
+        rows = page.locator("tr.suppression")
+        expect(rows).to_have_count(50)
+        shot(page, "suppressions")
+        page.get_by_role("link", name="Next page").click()
+        expect(rows).to_have_count(1)
+        expect(rows).to_contain_text("b50@example.org")
+
+        # Remove: a confirmation page first, then back to the list it came from.
+        page.goto(f"{base(srv)}/admin/suppressions?address={gone}")
+        expect(rows).to_have_count(1)
+        page.get_by_role("link", name=f"Remove {gone} from the list of {NEWS}").click()
+        expect(page.get_by_role("heading", name=f"Remove {gone} from the suppression list?")
+               ).to_be_visible()
+        shot(page, "suppression-remove")
+        page.get_by_label(re.compile("Yes, send mail of")).check()
+        page.get_by_role("button", name="Remove from the list").click()
+        expect(page.locator(".flash.ok")).to_contain_text(f"Removed {gone}")
+        assert page.url.endswith(f"/admin/suppressions?address={gone}")
+        expect(rows).to_have_count(0)
+        assert ok(api.get("/suppressions", params={"domain": NEWS, "address": gone})
+                  )["suppressions"] == []
+
+
+def test_diagnostics_on_the_domain_page(srv, browser, context):
+    """admin.check's report of the test domain (its zone has an MX and nothing else):
+    loaded by htmx into the page, and without script as the page itself."""
+    with srv.client(srv.tokens["admin"]) as api:
+        r = api.post("/domains", json={"name": DOMAIN})     # made by the flow test too
+        assert r.status_code in (201, 409), r.text
+    page = context.new_page()
+    log_in(page, srv, f"/admin/domains/{DOMAIN}")
+    expect = playwright_api.expect
+    page.get_by_role("button", name="Run diagnostics").click()
+    found = page.locator("#diagnostics li[data-id]")
+    expect(page.locator("#diagnostics-score")).to_be_visible()
+    assert page.url == f"{base(srv)}/admin/domains/{DOMAIN}"        # swapped in, no reload
+    expect(page.locator("#diagnostics li[data-id='dns.mx.present']")).to_have_attribute(
+        "data-severity", "pass")
+    dmarc = page.locator("#diagnostics li[data-id='dns.dmarc.record']")
+    expect(dmarc).to_have_attribute("data-severity", "fail")
+    expect(dmarc).to_contain_text("FAIL")
+    expect(dmarc.locator(".fix")).not_to_be_empty()
+    expect(dmarc.locator(".why")).to_contain_text("RFC")
+    expect(page.get_by_role("heading", level=3, name="DNS")).to_be_visible()
+    assert found.count() > 5
+    SHOTS.mkdir(parents=True, exist_ok=True)        # the card alone: the page is long
+    page.locator("#diagnostics").screenshot(path=str(SHOTS / "domain-diagnostics.png"))
+
+    ctx = browser.new_context(java_script_enabled=False)
+    try:
+        page = ctx.new_page()
+        log_in(page, srv, f"/admin/domains/{DOMAIN}")
+        page.get_by_label("Checks").select_option("dns")
+        page.get_by_role("button", name="Run diagnostics").click()
+        page.wait_for_url(re.compile(r"diagnose=1"))
+        expect(page.locator("#diagnostics li[data-id='dns.dmarc.record']")).to_have_attribute(
+            "data-severity", "fail")
+        ids = [e.get_attribute("data-id") for e in page.locator("#diagnostics li[data-id]").all()]
+        assert ids and {i.partition(".")[0] for i in ids} == {"dns"}, ids
+    finally:
+        ctx.close()

@@ -23,14 +23,25 @@ from ..admin import Admin
 from ..admin.errors import AdminError, Conflict, Forbidden, NotFound
 from .auth import CsrfRefused
 from .render import render
-from .views import accounts, dashboard, domains, login, logs, queue, settings, welcome
+from .views import (
+    accounts,
+    campaigns,
+    dashboard,
+    domains,
+    login,
+    logs,
+    queue,
+    settings,
+    suppressions,
+    welcome,
+)
 
 STATIC = Path(__file__).parent / "static"
 
 # Pages and actions that need a session: every route of these modules.
 ROUTES: list[Route] = [*dashboard.ROUTES, *welcome.ROUTES, *domains.ROUTES,
-                       *accounts.ROUTES, *queue.ROUTES, *logs.ROUTES, *settings.ROUTES,
-                       *login.SESSION_ROUTES]
+                       *accounts.ROUTES, *queue.ROUTES, *logs.ROUTES, *campaigns.ROUTES,
+                       *suppressions.ROUTES, *settings.ROUTES, *login.SESSION_ROUTES]
 # What a browser may reach without one.
 PUBLIC: list[BaseRoute] = [*login.ROUTES, Mount("/static", StaticFiles(directory=STATIC),
                                                 name="static")]

@@ -15,7 +15,8 @@ from starlette.templating import Jinja2Templates
 from .auth import take_flash
 
 NAV = (("/", "Dashboard"), ("/domains", "Domains"), ("/accounts", "Accounts"),
-       ("/queue", "Queue"), ("/logs", "Logs"), ("/settings", "Settings"))
+       ("/queue", "Queue"), ("/logs", "Logs"), ("/campaigns", "Campaigns"),
+       ("/suppressions", "Suppressions"), ("/settings", "Settings"))
 
 
 def _when(ts: float | None) -> str:
@@ -30,6 +31,11 @@ def _size(n: int) -> str:
     return str(n)
 
 
+def _percent(rate: float | None) -> str:
+    """A rate as people read it; "—" when there was nothing to divide by."""
+    return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
@@ -37,7 +43,7 @@ def _json(value: Any) -> str:
 environment = jinja2.Environment(loader=jinja2.PackageLoader("mailwright.web", "templates"),
                                  autoescape=True, undefined=jinja2.StrictUndefined,
                                  trim_blocks=True, lstrip_blocks=True)
-environment.filters.update(when=_when, size=_size, tojson_text=_json)
+environment.filters.update(when=_when, size=_size, tojson_text=_json, percent=_percent)
 templates = Jinja2Templates(env=environment)
 
 

@@ -3,7 +3,8 @@
 (function () {
   "use strict";
   var COLORS = {received: "#2563eb", sent: "#16a34a", deferred: "#d97706",
-                bounced: "#dc2626", rejected: "#7c3aed"};
+                bounced: "#dc2626", rejected: "#7c3aed", delivered: "#0d9488",
+                opened: "#2563eb", clicked: "#16a34a", unsubscribed: "#d97706"};
 
   var INCREMENTS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000,
                     50000, 100000, 200000, 500000, 1000000];
@@ -32,16 +33,26 @@
     if (!source) return;
     var data = JSON.parse(source.textContent);
     var types = data.types;
+    // A series of a day or two is dots, not a line (a campaign's first days).
+    var dots = data.x.length < 3;
     var series = [{}].concat(types.map(function (t) {
-      return {label: t, stroke: COLORS[t] || "#555", width: 2, points: {show: false}};
+      return {label: t, stroke: COLORS[t] || "#555", width: 2, points: {show: dots}};
     }));
     var rows = [data.x].concat(types.map(function (t) { return data.series[t]; }));
     el.dataset.drawn = "1";
+    // One bucket alone (a campaign's first day) would be drawn years wide: a step
+    // either side of it instead.
+    var step = Number(el.dataset.step) || 86400;
+    var one = data.x.length === 1 ? data.x[0] : null;
+    var range = function (u, min, max) {
+      return one === null ? [min, max] : [one - step, one + step];
+    };
     var width = Math.max(280, el.clientWidth || 600);
     var plot = new uPlot({width: width, height: 220, series: series,
-                          scales: {x: {time: true}},
+                          scales: {x: {time: true, range: range}},
                           // Messages are counted whole: no 0.5 ticks.
-                          axes: [{}, {label: "messages", incrs: INCREMENTS}]},
+                          axes: [{}, {label: el.dataset.unit || "messages",
+                                      incrs: INCREMENTS}]},
                          rows, el);
     window.addEventListener("resize", function () {
       plot.setSize({width: Math.max(280, el.clientWidth), height: 220});

@@ -1,6 +1,8 @@
 """Domains: the list, add and remove; one domain's DNS records to publish, each with
-its live check (admin.dns.check, the code behind `mailwright dns check`), and its DKIM
-key sets (generate a new one, switch signing to it, retire the old)."""
+its live check (admin.dns.check, the code behind `mailwright dns check`), its DKIM
+key sets (generate a new one, switch signing to it, retire the old), and its
+diagnostics on demand (admin.check, the report of `mailwright check` and of
+GET /api/v1/domains/{d}/check)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ...check.findings import CATEGORIES, Severity
+from ...check.report import TITLE, score
 from ...trust.records import Finding, Record
 from ..auth import admin_of, back, page
 from ..render import render
@@ -55,9 +59,12 @@ async def show(request: Request) -> Response:
     domain = await admin.domains.get(request.path_params["domain"])
     records = await admin.dns.records(domain.name)
     checked = request.query_params.get("check") == "1"
+    diagnosed = request.query_params.get("diagnose") == "1"
     return render(request, "domain.html", domain=domain, records=records,
                   keys=await admin.dkim.list(domain.name), check_key=check_key,
-                  **(await _check(admin, domain.name) if checked else {}))
+                  **(await _check(admin, domain.name) if checked else {}),
+                  **(await _diagnose(request, domain.name) if diagnosed else
+                     {"categories": TITLE, "only": "", "allow_private": False}))
 
 
 @page
@@ -76,6 +83,31 @@ async def _check(admin, domain: str) -> dict:
     report = await admin.dns.check(domain)
     by_what: dict[str, Finding] = {f.what: f for f in report.findings}
     return {"findings": by_what, "report": report}
+
+
+@page
+async def diagnostics(request: Request) -> Response:
+    """The diagnostics alone, for htmx (the probes take seconds: the page is shown
+    first); without script the form asks for the domain page with them inline."""
+    admin = admin_of(request)
+    domain = await admin.domains.get(request.path_params["domain"])
+    return render(request, "domain_diagnostics.html", domain=domain,
+                  **await _diagnose(request, domain.name))
+
+
+async def _diagnose(request: Request, domain: str) -> dict:
+    """admin.check's report of the domain, grouped by category as `mailwright check`
+    prints it. ?only= narrows it to one category, ?allow_private=yes takes private and
+    loopback addresses for fine (a server on a LAN)."""
+    q = request.query_params
+    only, allow_private = q.get("only", ""), q.get("allow_private") == "yes"
+    report = await admin_of(request).check.domain(domain, only=[only] if only else (),
+                                                  allow_private=allow_private)
+    groups = [(TITLE[c], [f for f in report.findings if f.category == c])
+              for c in CATEGORIES]
+    return {"diagnosis": report, "groups": [(t, found) for t, found in groups if found],
+            "score": score(report), "severities": list(Severity), "only": only,
+            "allow_private": allow_private, "categories": TITLE}
 
 
 @page
@@ -101,5 +133,6 @@ ROUTES = [Route("/domains", index, methods=["GET"]),
           Route("/domains", add, methods=["POST"]),
           Route("/domains/{domain}", show, methods=["GET"]),
           Route("/domains/{domain}/check", check, methods=["GET"]),
+          Route("/domains/{domain}/diagnostics", diagnostics, methods=["GET"]),
           Route("/domains/{domain}/remove", remove, methods=["POST"]),
           Route("/domains/{domain}/dkim", dkim, methods=["POST"])]
