@@ -154,16 +154,21 @@ class MailServer:
             [self.python, "-m", "mailwright", "--config", str(self.config), "serve"],
             stdout=self._log_file, stderr=subprocess.STDOUT,
             env={**os.environ, **self.env, **(env or {})} if env or self.env else None)
+        # Serving, not only listening: the sockets are bound (and accept into their
+        # backlog) before the server has made its certificate and opened its store, so
+        # wait for the mx listener's greeting.
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited: {self.log.read_text()}")
             try:
-                with socket.create_connection((self.host, self.ports["submissions"]), 0.2):
-                    return self
+                with socket.create_connection((self.host, self.ports["mx"]), 0.5) as s:
+                    s.settimeout(max(0.1, deadline - time.monotonic()))
+                    if s.recv(4).startswith(b"220"):
+                        return self
             except OSError:
                 time.sleep(0.05)
-        raise AssertionError("server did not start listening")
+        raise AssertionError(f"server did not start serving: {self.log.read_text()[-2000:]}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc and self.proc.poll() is None:
