@@ -11,15 +11,14 @@ import base64
 import email
 import email.policy
 import json
-import threading
 
 import dkim
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 
-from ..conftest import PASSWORD, free_port
+from ..conftest import PASSWORD
 from .apiserver import ApiServer, error_of, imap_messages, ok, provision, scrape, total
+from .peer import Peer, running
 from .test_relay import wait_for
 
 A, B = "example.test", "other.test"
@@ -34,30 +33,9 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-class Peer:
-    """The remote SMTP server: aiosmtpd on 127.0.0.1, keeping every envelope."""
-
-    def __init__(self):
-        self.received: list = []
-        self.lock = threading.Lock()
-        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            self.received.append(envelope)
-        return "250 2.0.0 taken"
-
-    def got(self, rcpt: str) -> list:
-        with self.lock:
-            return [e for e in self.received if rcpt in e.rcpt_tos]
-
-
 @pytest.fixture(scope="module")
 def peer():
-    p = Peer()
-    p.controller.start()
-    yield p
-    p.controller.stop()
+    yield from running(Peer())
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +43,7 @@ def api(tmp_path_factory, peer):
     srv = ApiServer(tmp_path_factory.mktemp("send"), extra=(
         f"[limits]\nmax_message_size = {MAX_SIZE}\n"
         "[queue]\ninterval = 0.5\n"
-        f'[[transports]]\ndomain = "{REMOTE}"\nhost = "127.0.0.1"\n'
-        f'port = {peer.controller.port}\ntls = "none"\n'))
+        + peer.transport(REMOTE)))
     root = srv.create_key("root", "admin")
     srv.start()
     try:

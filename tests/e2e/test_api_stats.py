@@ -11,13 +11,12 @@ import json
 import re
 import smtplib
 import ssl
-import threading
 
 import pytest
-from aiosmtpd.controller import Controller
 
-from ..conftest import PASSWORD, free_port
+from ..conftest import PASSWORD
 from .apiserver import ApiServer, error_of, ok, provision
+from .peer import Peer
 from .test_relay import wait_for
 
 A, B = "example.test", "other.test"
@@ -26,38 +25,17 @@ REMOTE = "remote.test"               # routed by [[transports]] to the peer
 SERIES = ("received", "sent", "delivered", "deferred", "bounced", "rejected")
 
 
-class Peer:
-    """The remote SMTP server: takes dave@, refuses gone@ (550) and slow@ (451)."""
-
-    REPLIES = {f"gone@{REMOTE}": "550 5.1.1 no such user",
-               f"slow@{REMOTE}": "451 4.7.1 try later"}
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.received: list = []
-        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address in self.REPLIES:
-            return self.REPLIES[address]
-        envelope.rcpt_tos.append(address)
-        return "250 2.1.5 ok"
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            self.received.append(envelope)
-        return "250 2.0.0 taken"
-
-
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    peer = Peer()
+    # The remote side takes dave@, refuses gone@ (550) and slow@ (451).
+    replies = {f"gone@{REMOTE}": "550 5.1.1 no such user",
+               f"slow@{REMOTE}": "451 4.7.1 try later"}
+    peer = Peer(replies.get)
     peer.controller.start()
     # first_retry: the deferred recipient stays deferred for the whole module.
     srv = ApiServer(tmp_path_factory.mktemp("stats"), extra=(
         "[queue]\ninterval = 0.5\nfirst_retry = 3600.0\n"
-        f'[[transports]]\ndomain = "{REMOTE}"\nhost = "127.0.0.1"\n'
-        f'port = {peer.controller.port}\ntls = "none"\n'))
+        + peer.transport(REMOTE)))
     root = srv.create_key("root", "admin")
     srv.start()
     try:

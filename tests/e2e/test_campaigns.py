@@ -11,14 +11,13 @@ from __future__ import annotations
 import re
 import smtplib
 import ssl
-import threading
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 
-from ..conftest import PASSWORD, free_port
+from ..conftest import PASSWORD
 from .apiserver import ApiServer, imap_messages, ok, provision
+from .peer import Peer, running
 from .test_api_send import SIGNED_BY_A, dkim_verifies, parsed
 from .test_relay import wait_for
 
@@ -31,30 +30,9 @@ HTML = ('<html><body><p>Spring sale! <a href="https://shop.example/offer?id=7&am
         '#top">See it</a> or <a href="mailto:help@example.test">ask</a>.</p></body></html>')
 
 
-class Peer:
-    """The remote side: keeps each message it is given."""
-
-    def __init__(self):
-        self.received: list[tuple[list[str], bytes]] = []
-        self.lock = threading.Lock()
-        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            self.received.append((list(envelope.rcpt_tos), envelope.original_content))
-        return "250 2.0.0 taken"
-
-    def to(self, rcpt: str) -> list[bytes]:
-        with self.lock:
-            return [content for rcpts, content in self.received if rcpt in rcpts]
-
-
 @pytest.fixture(scope="module")
 def peer():
-    p = Peer()
-    p.controller.start()
-    yield p
-    p.controller.stop()
+    yield from running(Peer())
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +40,7 @@ def api(tmp_path_factory, peer):
     srv = ApiServer(tmp_path_factory.mktemp("campaigns"), extra=(
         "[queue]\ninterval = 0.5\n"
         f'[campaigns]\ntracking_host = "{TRACK}"\n'
-        f'[[transports]]\ndomain = "{REMOTE}"\nhost = "127.0.0.1"\n'
-        f'port = {peer.controller.port}\ntls = "none"\n'))
+        + peer.transport(REMOTE)))
     root = srv.create_key("root", "admin")
     srv.start()
     try:
@@ -229,7 +206,7 @@ def test_one_click_unsubscribes_and_the_next_send_is_skipped(api, admin, peer):
     rcpt = f"reader@{REMOTE}"
     submit(api, [rcpt], message("to unsubscribe", "autumn").replace(
         f"To: {BOB}".encode(), f"To: {rcpt}".encode()))
-    [content] = wait_for(lambda: peer.to(rcpt))
+    [content] = wait_for(lambda: [e.original_content for e in peer.got(rcpt)])
     assert dkim_verifies(admin, content) == SIGNED_BY_A
     unsubscribe, pixel = urls(content)["u"][0], urls(content)["o"][0]
     with public(api) as web:
@@ -255,7 +232,7 @@ def test_one_click_unsubscribes_and_the_next_send_is_skipped(api, admin, peer):
     submit(api, [rcpt], message("after unsubscribing", "autumn"))
     [skipped] = wait_for(lambda: events(admin, "suppressed", rcpt))
     assert skipped["tag"] == "autumn"
-    assert len(peer.to(rcpt)) == 1
+    assert len([e.original_content for e in peer.got(rcpt)]) == 1
 
 
 def test_the_page_button_unsubscribes_a_get_does_not(api, admin):

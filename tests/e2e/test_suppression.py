@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-import threading
 
 import pytest
-from aiosmtpd.controller import Controller
 
-from ..conftest import PASSWORD, free_port
+from ..conftest import PASSWORD
 from .apiserver import ApiServer, error_of, ok, provision
+from .peer import Peer, running
 from .test_relay import wait_for
 
 A, B = "example.test", "other.test"
@@ -25,36 +24,10 @@ ALICE, CAROL, FBL = f"alice@{A}", f"carol@{B}", f"fbl@{A}"
 REMOTE = "remote.test"               # routed by [[transports]] to the peer
 
 
-class Peer:
-    """The remote SMTP server: refuses gone*@ for good (550 5.1.1), keeps the rest."""
-
-    def __init__(self):
-        self.received: list = []
-        self.lock = threading.Lock()
-        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address.startswith("gone"):
-            return "550 5.1.1 no such user"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            self.received.append(list(envelope.rcpt_tos))
-        return "250 2.0.0 taken"
-
-    def envelopes_with(self, rcpt: str) -> list[list[str]]:
-        with self.lock:
-            return [r for r in self.received if rcpt in r]
-
-
 @pytest.fixture(scope="module")
 def peer():
-    p = Peer()
-    p.controller.start()
-    yield p
-    p.controller.stop()
+    # gone*@ does not exist (550 5.1.1): a hard bounce.
+    yield from running(Peer(lambda a: "550 5.1.1 no such user" if a.startswith("gone") else None))
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +35,7 @@ def api(tmp_path_factory, peer):
     srv = ApiServer(tmp_path_factory.mktemp("suppress"), extra=(
         "[queue]\ninterval = 0.5\n"
         f'[campaigns]\nsuppress_on_bounce = true\nfeedback_address = "{FBL}"\n'
-        f'[[transports]]\ndomain = "{REMOTE}"\nhost = "127.0.0.1"\n'
-        f'port = {peer.controller.port}\ntls = "none"\n'))
+        + peer.transport(REMOTE)))
     root = srv.create_key("root", "admin")
     srv.start()
     try:
@@ -107,7 +79,7 @@ def test_suppressed_recipients_are_skipped_the_others_relayed(api, admin, peer):
 
     # SMTP submission: accepted (250 for every recipient), relayed to the other only.
     submit(api, ["left@remote.test", "smtp-stays@remote.test"], "over smtp")
-    [envelope] = wait_for(lambda: peer.envelopes_with("smtp-stays@remote.test"))
+    [envelope] = wait_for(lambda: [e.rcpt_tos for e in peer.got("smtp-stays@remote.test")])
     assert envelope == ["smtp-stays@remote.test"]
     [event] = wait_for(lambda: suppressed_events(admin, "left@remote.test"))
     assert event["domain"] == A and event["message_id"]
@@ -121,20 +93,20 @@ def test_suppressed_recipients_are_skipped_the_others_relayed(api, admin, peer):
             "subject": "over the API", "text": "hi", "tag": "spring"}), 201)
     assert [(r["address"], r["accepted"], r["suppressed"]) for r in sent["recipients"]] == [
         ("LEFT@remote.test", True, "manual"), ("api-stays@remote.test", True, None)]
-    [envelope] = wait_for(lambda: peer.envelopes_with("api-stays@remote.test"))
+    [envelope] = wait_for(lambda: [e.rcpt_tos for e in peer.got("api-stays@remote.test")])
     assert envelope == ["api-stays@remote.test"]
     events = wait_for(lambda: [e for e in suppressed_events(admin, "left@remote.test")
                                if e["message_id"] == sent["id"]])
     assert events[0]["tag"] == "spring"
-    assert peer.envelopes_with("left@remote.test") == []
-    assert peer.envelopes_with("LEFT@remote.test") == []
+    assert [e.rcpt_tos for e in peer.got("left@remote.test")] == []
+    assert [e.rcpt_tos for e in peer.got("LEFT@remote.test")] == []
 
     # Removed: sent to again.
     gone = ok(admin.delete(f"/suppressions/{A}/left@remote.test"))
     assert gone["id"] == made["id"]
     error_of(admin.delete(f"/suppressions/{A}/left@remote.test"), 404)
     submit(api, ["left@remote.test"], "again")
-    wait_for(lambda: peer.envelopes_with("left@remote.test"))
+    wait_for(lambda: [e.rcpt_tos for e in peer.got("left@remote.test")])
 
 
 def test_a_hard_bounce_suppresses(api, admin, peer):
