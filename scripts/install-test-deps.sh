@@ -102,6 +102,12 @@ horde_autoconfig_loads() {
 
 runs() { "$@" >/dev/null 2>&1; }
 
+# initdb and the pg_trgm extension (substring SEARCH) of some installed server version.
+pg_server_has_trgm() {
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null \
+    && compgen -G "/usr/share/postgresql/*/extension/pg_trgm.control" >/dev/null
+}
+
 python_imports() { [ -x "$VENV_PYTHON" ] && "$VENV_PYTHON" -c "import $1" 2>/dev/null; }
 
 # --- the list ---------------------------------------------------------------------------------
@@ -163,6 +169,10 @@ check_all() {
   need php "Horde_Mail_Autoconfig: a client of autoconfig and RFC 6186 SRV records" \
     "php-cli php-horde-mail-autoconfig" horde_autoconfig_loads
   need pebble "ACME test CA (tests/e2e/test_acme.py)" "pebble" runs test -x /usr/bin/pebble
+  # The cluster is the tests' own (tests/pg.py: initdb + pg_ctl in a temporary directory);
+  # the package's system service is not used.
+  need postgresql "a PostgreSQL server for the store's second backend (tests/pg.py)" \
+    "postgresql postgresql-contrib" pg_server_has_trgm
   need systemd-analyze "verify the unit file (contrib/systemd)" "systemd" \
     runs systemd-analyze --version
   if [ -n "$bench" ]; then

@@ -221,3 +221,20 @@ def require(*tools: str) -> None:
     for tool in tools:
         if shutil.which(tool) is None and not os.path.exists(tool):
             pytest.fail(f"{tool} is not installed: run `make test`, which installs it")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL server for the session (tests/pg.py), on 127.0.0.1."""
+    from tests.pg import PostgresCluster
+    cluster = PostgresCluster(free_port()).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_dsn(postgres):
+    """A fresh database with this release's schema, dropped after the test."""
+    dsn = postgres.create_database(template=postgres.migrated_template())
+    yield dsn
+    postgres.drop_database(dsn)

@@ -159,6 +159,28 @@ def cmd_reload(args) -> int:
     return 0
 
 
+def cmd_migrate(args) -> int:
+    """Bring the PostgreSQL schema to this release's (store/postgresql/migrate.py); the
+    SQLite backend updates its schema itself when it opens."""
+    cfg = _load(args)
+    if cfg.store.backend != "postgresql":
+        print(f"nothing to migrate: [store] backend is {cfg.store.backend!r}, whose schema "
+              "is brought up to date when the server opens it")
+        return 0
+    import psycopg
+
+    from .store.postgresql.migrate import migrate, migrations
+    try:
+        done = migrate(cfg.store.conninfo())
+    except psycopg.Error as e:
+        raise CliError(f"migration failed, the schema is as it was before the failing "
+                       f"step: {str(e).strip()}") from None
+    for m in done:
+        print(f"applied {m.version:04d}_{m.name}")
+    print(f"schema at version {len(migrations())}" + ("" if done else " (nothing to do)"))
+    return 0
+
+
 async def _prepare(admin: Admin):
     demo = await admin.ensure_demo()
     await admin.ctx.store.queue_release_leases()   # no worker runs yet: old claims are void
@@ -760,6 +782,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("reload", parents=[common],
                    help="make the running server re-read its config and certificates"
                    ).set_defaults(fn=cmd_reload)
+    sub.add_parser("migrate", parents=[common],
+                   help="bring the PostgreSQL schema up to date ([store] backend)"
+                   ).set_defaults(fn=cmd_migrate)
     cfg = sub.add_parser("config", parents=[common], help="check the config file")
     cfg.add_argument("action", choices=["check"])
     cfg.set_defaults(fn=cmd_config_check)

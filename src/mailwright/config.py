@@ -326,12 +326,22 @@ class CampaignSettings:
 
 
 # The store backends store/__init__.py can open.
-STORE_BACKENDS = ("sqlite",)
+STORE_BACKENDS = ("sqlite", "postgresql")
 
 
 @dataclass(frozen=True)
 class StoreSettings:
     backend: str = "sqlite"       # sqlite: data_dir/mail.db + data_dir/blobs, one node
+    # postgresql: several nodes on one database (store/postgresql/)
+    dsn: str = ""                 # libpq connection URI or key=value string
+    password_file: str = ""       # the database password, kept out of the config
+    pool_size: int = 10           # connections per worker process
+    password: str = field(default="", repr=False)   # read from password_file
+
+    def conninfo(self) -> str:
+        """The DSN with the password file's password (libpq's own syntax)."""
+        from psycopg.conninfo import make_conninfo
+        return make_conninfo(self.dsn, password=self.password) if self.password else self.dsn
 
 
 # Let's Encrypt's production directory (RFC 8555 §7.1.1).
@@ -804,6 +814,19 @@ def parse(text: str, path: str = "<config>") -> Config:
     if store.backend not in STORE_BACKENDS:
         raise r.error("store.backend",
                       f"expected one of {', '.join(STORE_BACKENDS)}, got {store.backend!r}")
+    if store.backend == "postgresql":
+        if not store.dsn:
+            raise r.error("store.dsn", "set the PostgreSQL connection string "
+                          "(e.g. \"postgresql://mailwright@db.example.net/mailwright\")")
+        if store.pool_size < 1:
+            raise r.error("store.pool_size", f"expected at least 1, got {store.pool_size}")
+        if store.password_file:
+            secret = base / store.password_file
+            try:
+                store = replace(store, password=secret.read_text().strip())
+            except OSError as e:
+                raise r.error("store.password_file",
+                              f"cannot read {secret}: {e.strerror}") from None
     http = r.section(data, "http", HttpSettings)
     if http.metrics_auth not in ("loopback", "key"):
         raise r.error("http.metrics_auth",

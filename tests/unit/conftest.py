@@ -27,3 +27,34 @@ def store(tmp_path_factory):
     s = populated_store(tmp_path_factory.mktemp("store"))
     yield s
     s.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_store(request, tmp_path_factory):
+    """make_store() -> a new empty store of each backend in turn (the interface tests run
+    on both, so both behave alike); make_store(same_as=s) opens s's data once more (a
+    restart, or a second process or node). Every store made is closed after the test."""
+    made = []
+    databases: dict = {}                    # a store's directory -> its PostgreSQL DSN
+
+    def make(same_as=None):
+        directory = same_as.data_dir if same_as is not None else \
+            tmp_path_factory.mktemp("store")
+        if request.param == "sqlite":
+            s = SQLiteStore(directory, render_views=fetch_views)
+        else:
+            from mailwright.store.postgresql import PostgresStore
+            if directory not in databases:
+                postgres = request.getfixturevalue("postgres")
+                databases[directory] = postgres.create_database(
+                    template=postgres.migrated_template())
+            s = PostgresStore(databases[directory], directory, render_views=fetch_views)
+        made.append(s)
+        return s
+    yield make
+    for s in made:
+        s.close()
+    if databases:
+        postgres = request.getfixturevalue("postgres")
+        for dsn in databases.values():
+            postgres.drop_database(dsn)

@@ -84,10 +84,23 @@ def test_store_backend(tmp_path):
     assert load(str(path)).store.backend == "sqlite"               # the default
     path.write_text(GOOD + '\n[store]\nbackend = "sqlite"\n')
     assert load(str(path)).store.backend == "sqlite"
-    path.write_text(GOOD + '\n[store]\nbackend = "postgresql"\n')
+    path.write_text(GOOD + '\n[store]\nbackend = "mysql"\n')
     with pytest.raises(ConfigError) as e:
         load(str(path))
-    assert "m.toml:18: store.backend: expected one of sqlite, got 'postgresql'" in str(e.value)
+    assert "m.toml:18: store.backend: expected one of sqlite, postgresql, got 'mysql'" \
+        in str(e.value)
+    path.write_text(GOOD + '\n[store]\nbackend = "postgresql"\n')
+    with pytest.raises(ConfigError, match="store.dsn: set the PostgreSQL connection string"):
+        load(str(path))
+    pg = GOOD + ('\n[store]\nbackend = "postgresql"\ndsn = "postgresql://mw@127.0.0.1/mail"\n'
+                 'password_file = "db.secret"\n')
+    path.write_text(pg)
+    with pytest.raises(ConfigError, match="store.password_file: cannot read .*db.secret"):
+        load(str(path))
+    (tmp_path / "db.secret").write_text("p4ss w'ord\n")
+    store = load(str(path)).store
+    assert "p4ss" not in repr(store)
+    assert store.conninfo() == "user=mw dbname=mail host=127.0.0.1 password='p4ss w\\'ord'"
 
 
 def test_missing_file_and_tls_files(tmp_path):

@@ -20,4 +20,8 @@ def open_store(config: Config, render_views: RenderViews) -> MailStore:
         # Imported here: a backend's modules (and its driver) load only when chosen.
         from .sqlite import SQLiteStore
         return SQLiteStore(config.data_dir, render_views)
+    if backend == "postgresql":
+        from .postgresql import PostgresStore
+        return PostgresStore(config.store.conninfo(), config.data_dir, render_views,
+                             pool_size=config.store.pool_size)
     raise ValueError(f"no store backend {backend!r} (config.py checks the name)")

@@ -1,0 +1,43 @@
+"""The store for several nodes: PostgreSQL holds everything, message octets included.
+
+One module per concern, as in the SQLite backend (store/sqlite/), each a mixin over
+`self.db` (db.py: psycopg 3's async pool on a loop of its own); PostgresStore puts
+them together. Every node opens the same database; what must happen once per
+cluster (schema migrations, the queue's claims, the pruner, the webhook outbox) is
+decided in the database (advisory locks, FOR UPDATE SKIP LOCKED), never by a node
+alone. Schema: migrations/*.sql, applied by `mailwright migrate` (migrate.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..blobs import Spool
+from ..mailboxes import RenderViews
+from .db import Database
+from .migrate import check
+
+
+class PostgresBase:
+    """What every concern's mixin uses: the pool, where spools go, the renderer."""
+
+    def __init__(self, dsn: str, data_dir: Path, render_views: RenderViews, *,
+                 pool_size: int = 10):
+        check(dsn)                               # a schema this code knows, or a clear error
+        self.data_dir = data_dir
+        self.render_views = render_views
+        # A message being received spills to a local file past SPOOL_MEMORY (blobs.py);
+        # it reaches the database when it is delivered.
+        self.spool_dir = data_dir / "spool"
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(dsn, max_size=pool_size)
+
+    def spool(self) -> Spool:
+        return Spool(self.spool_dir)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class PostgresStore(PostgresBase):
+    pass
