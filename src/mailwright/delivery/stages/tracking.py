@@ -25,7 +25,7 @@ from ...events.log import EventLog
 from ...events.types import Event
 from ...mx.downgrade import has_long_lines
 from ...store.blobs import whole
-from ..campaigns import keys, optin, rewrite, tokens, unsubscribe
+from ..campaigns import keys, mailto, optin, rewrite, tokens, unsubscribe
 from ..campaigns.tokens import Token
 from ..pipeline import Pipeline
 from ..received import ReceivedMessage
@@ -53,7 +53,7 @@ class TrackingStage:
         recipients = msg.envelope.recipients
         ids = [msg.id] if len(recipients) == 1 else \
             [f"{msg.id}-{i}" for i in range(1, len(recipients) + 1)]
-        base, tag = self.base, campaign.name or ""
+        base, tag, settings = self.base, campaign.name or "", self.settings
 
         def copies() -> tuple[list[bytes], str]:
             plan = rewrite.analyse(whole(campaign.content))
@@ -65,8 +65,9 @@ class TrackingStage:
                 text = plan.content if plan.reason else plan.apply(
                     lambda url: f"{base}/t/c/{token(tokens.CLICK, url)}",
                     PIXEL.format(f"{base}/t/o/{token(tokens.OPEN)}"))
+                leave = token(tokens.UNSUBSCRIBE)
                 out.append(unsubscribe.replace_fields(
-                    text, f"{base}/u/{token(tokens.UNSUBSCRIBE)}"))
+                    text, f"{base}/u/{leave}", mailto.uri(settings, campaign.domain, leave)))
             return out, plan.reason
 
         # Tokenizing is CPU work in proportion to the HTML: in a thread.
