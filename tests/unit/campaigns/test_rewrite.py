@@ -214,6 +214,11 @@ TRICKY = [
     "</a href='https://endtag/'><a href='https://ok/'>",
     "<![if !mso]><a href='https://mso/'><![endif]>",
     "<p\xa0class=x><a\xa0href='https://nbsp/'>",
+    # plain <a>/<area> tags, read without html.parser: the same spans
+    "<a href=x/><a href=ab/ ><a href=y />",
+    "<a title=\"x href='https://in/'\" href=\"https://z/\">",
+    "<area alt=a href=''><a href='' href='https://2/'><a href href='https://3/'>",
+    "<a HREF = 'https://up/' Href=\"https://no/\"><AREA\nhref=\"https://nl/\"\n/>",
 ]
 
 
@@ -227,7 +232,9 @@ PIECES = ["<a href='https://x/'>", "<a href=https://y>", "<A HREF=\"https://z/\"
           "<script>", "</script>", "<style>", "</style>", "<!--", "-->", "<!doctype x>",
           "<?pi?>", "<![CDATA[", "]]>", "</body>", "</html>", "<body>", "<", ">", "\"",
           "'", "=", " ", "\n", "text", "&amp;", "&#", "/", "<b", "</", "<!", "<p x=y>",
-          "<img src=x alt=\"<a href='https://no/'>\">", "\xa0", "<td width=5/>"]
+          "<img src=x alt=\"<a href='https://no/'>\">", "\xa0", "<td width=5/>",
+          "<a href=x/>", "<a href=''>", "<a title=b href='https://t/' />", "<area",
+          " href='https://w/'", " href=v", "<a href"]
 
 
 @settings(max_examples=400, deadline=None)

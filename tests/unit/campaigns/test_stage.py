@@ -103,3 +103,13 @@ def test_without_a_local_part_only_the_https_uri(tmp_path):
     assert re.match(rb"List-Unsubscribe: <https://[^>]+>\r\nList-Unsubscribe-Post: ",
                     copy.content)
     assert b"mailto:unsubscribe" not in copy.content
+
+
+def test_a_link_grown_past_998_octets_in_an_8bit_part_marks_long_lines(tmp_path):
+    s, rest, _, _ = stage(tmp_path, tracked_domains=("example.test",))
+    long_line = HTML.replace(b"<html>", b"<html>" + b"x" * 900)
+    for content, grown in ((long_line, True), (HTML, False)):
+        asyncio.run(s.run(message(remote("x@far.test"), content=content,
+                                  account="alice@example.test")))
+        copy = rest.seen[-1]
+        assert b"/t/c/" in copy.content and copy.long_lines is grown

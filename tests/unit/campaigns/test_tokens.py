@@ -27,6 +27,16 @@ def test_round_trip_every_field_exactly():
     assert tokens.decode(RING, tokens.encode(RING, opened), tokens.OPEN) == opened
 
 
+def test_a_copys_click_encoder_writes_the_same_tokens():
+    click = tokens.click_encoder(RING, CLICK.message_id, CLICK.rcpt, CLICK.domain, CLICK.tag)
+    for url in (CLICK.url, "https://x/", ""):
+        text = click(url)
+        assert text == tokens.encode(RING, dataclasses.replace(CLICK, url=url))
+        assert tokens.decode(RING, text, tokens.CLICK) == dataclasses.replace(CLICK, url=url)
+    # base64url (RFC 4648 §5) as the standard library writes it
+    assert base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))[16:].startswith(b"c\n2\n")
+
+
 def test_tampered_other_kind_or_unknown_key_is_none():
     text = tokens.encode(RING, CLICK)
     assert tokens.decode(RING, text, tokens.OPEN) is None

@@ -69,6 +69,14 @@ class Plan:
     def links(self) -> int:
         return sum(len(p.hrefs) for _, p in self.parts)
 
+    @property
+    def may_lengthen_lines(self) -> bool:
+        """Can a copy have lines longer than the original's? Only where a part is
+        rewritten in 7bit/8bit/binary (a link grows in its line); quoted-printable and
+        base64 are written again in lines of at most 76 characters."""
+        return any(part.encoding not in ("quoted-printable", "base64")
+                   for part, _ in self.parts)
+
     def apply(self, link: LinkMap, pixel: str) -> bytes:
         """The message with each URL replaced by link(url) (None: kept) and the pixel
         (an HTML fragment) added to each part."""
@@ -210,6 +218,15 @@ _PLAIN_START = (rf"<(?!(?i:a|area|script|style)[ \t\n\r\f/>])[a-zA-Z][a-zA-Z0-9:
                 rf"(?:{_S}*={_S}*(?:\"[^\"]*\"|'[^']*'|[a-zA-Z0-9_.:#%+,;-]+))?)*{_S}*/?>")
 _PLAIN_END = rf"</(?!(?i:body|html)[ \t\n\r\f>])[a-zA-Z][a-zA-Z0-9:_-]*{_S}*>"
 _PLAIN = re.compile(rf"(?:[^<]+|{_PLAIN_START}|{_PLAIN_END})*")
+# An <a> or <area> start tag of that same plain shape: its attributes are what
+# html.parser would report, so the href is read here (_ATTR: name, then value with its
+# quotes) without a call into html.parser; any other shape goes through it.
+# (An unquoted value must not run into "/>": html.parser takes the "/" as part of it.)
+_NAME = r"[a-zA-Z_:@][a-zA-Z0-9_:.@-]*"
+_VALUE = r"\"[^\"]*\"|'[^']*'|[a-zA-Z0-9_.:#%+,;-]+(?![a-zA-Z0-9_.:#%+,;/-])"
+_PLAIN_LINK = re.compile(rf"<(?i:a|area)(?=[ \t\n\r\f/>])"
+                         rf"(?:{_S}+{_NAME}(?:{_S}*={_S}*(?:{_VALUE}))?)*{_S}*/?>")
+_ATTR = re.compile(rf"{_S}+({_NAME})(?:{_S}*={_S}*({_VALUE}))?")
 
 
 class _Finder(html.parser.HTMLParser):
@@ -241,12 +258,16 @@ class _Finder(html.parser.HTMLParser):
     def _scan(self, text: str) -> None:
         n = len(text)
         i = 0
-        plain = _PLAIN.match
+        plain, link = _PLAIN.match, _PLAIN_LINK.match
         while i < n:
             if self.cdata_elem is None:
                 i = plain(text, i).end()
                 if i >= n:
                     break
+                if (m := link(text, i)) is not None:
+                    self._plain_link(text, i, m.end())
+                    i = m.end()
+                    continue
             else:                         # inside <script> or <style>: to its end tag
                 m = self.interesting.search(text, i)
                 if m is None:
@@ -275,6 +296,21 @@ class _Finder(html.parser.HTMLParser):
                 else:
                     k += 1
             i = k
+
+    def _plain_link(self, text: str, start: int, end: int) -> None:
+        """handle_starttag's choice for a plain <a>/<area> tag text[start:end]: the
+        first href's value, when it has one and some href's value is not empty."""
+        first, filled = None, False
+        # From after "<a" ("ea" of "<area" holds no whitespace, so no attribute starts
+        # there); the plain shape makes the attributes follow one another.
+        for m in _ATTR.finditer(text, start + 2, end):
+            if m[1].lower() != "href":
+                continue
+            if first is None:
+                first = m
+            filled = filled or bool(m[2] and m[2] not in ('""', "''"))
+        if first is not None and first[2] and filled:
+            self.hrefs.append((first.start(2), first.end(2)))
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         if tag not in ("a", "area") or not any(n == "href" and v for n, v in attrs):
