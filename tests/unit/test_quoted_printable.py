@@ -1,16 +1,26 @@
 """Quoted-printable (RFC 2045 §6.7): binascii.a2b_qp's fast path decodes to the octets
 the line-by-line rules give, on random input over the alphabet that matters (escapes,
 soft breaks, padding, lone CR/LF, "=" in odd places); encoding without the line-break
-rewrite gives what it gave with it."""
+rewrite gives what it gave with it; a body written in pieces joined by soft line breaks
+decodes to the pieces' octets in lines of at most 76 characters."""
 
 from __future__ import annotations
 
 import binascii
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailwright.message.encoding import _decode_qp_lines, decode_quoted_printable, encode_transfer
+from mailwright.message.encoding import (
+    SOFT_BREAK,
+    _decode_qp_lines,
+    decode_quoted_printable,
+    encode_transfer,
+    qp_literal_piece,
+    qp_piece,
+    soft_break_after,
+)
 
 PIECES = [b"a", b"=", b"3", b"D", b"z", b" ", b"\t", b"\r", b"\n", b"\r\n", b"f", b"=\r\n",
           b"=3D", b"=0d", b"=0A", b"\x00", b"\xff", b"=\r\n ", b"= \r\n", b"==41", b"=4"]
@@ -42,3 +52,20 @@ def _encode_as_before(data: bytes) -> bytes:
 def test_encoding_writes_crlf_line_breaks_as_before(pieces):
     data = b"".join(pieces)
     assert encode_transfer(data, "quoted-printable") == _encode_as_before(data)
+
+
+@pytest.mark.parametrize("data", [b"a" * 76, b"a" * 73 + b"=", b"a" * 74 + b"\xe9", b"a" * 75,
+                                  b"a" * 200, b"x\r\n" + b"b" * 76, b""])
+def test_a_piece_leaves_room_for_its_soft_break(data):
+    piece = soft_break_after(qp_piece(data))
+    assert all(len(line) <= 76 for line in piece.split(b"\r\n"))
+    assert decode_quoted_printable(piece) == data
+
+
+def test_a_literal_piece_is_cut_into_lines_and_others_are_encoded():
+    url = b'"https://t.example/t/c/' + b"T" * 200 + b'"'
+    piece = qp_literal_piece(url)
+    assert piece.endswith(SOFT_BREAK) and max(map(len, piece.split(b"\r\n"))) == 76
+    assert decode_quoted_printable(piece) == url
+    odd = b'<img src="x" alt=" ">' * 5
+    assert decode_quoted_printable(qp_literal_piece(odd)) == odd

@@ -101,6 +101,43 @@ def encode_transfer(data: bytes, encoding: str, final_newline: bool = True) -> b
     return body if final_newline else body.removesuffix(b"\r\n")
 
 
+# Quoted-printable written in pieces (a body whose constant stretches are encoded once
+# and reused, with new text between them): each piece starts a line of its own and ends
+# with a soft line break (RFC 2045 §6.7 rule 5), so the pieces decode to their octets
+# joined and no line passes 76 characters wherever they are cut.
+SOFT_BREAK = b"=\r\n"
+# RFC 2045 §6.7 rule 2: the octets that stand for themselves (not "=", not space or tab,
+# which may not end a line).
+_QP_LITERAL = bytes(range(33, 61)) + bytes(range(62, 127))
+
+
+def qp_piece(data: bytes, final_newline: bool = True) -> bytes:
+    """`data` in quoted-printable as one piece: its last line leaves room for the "="
+    of the soft break that follows (soft_break_after)."""
+    body = encode_transfer(data, "quoted-printable", final_newline)
+    last = body.rfind(b"\n") + 1
+    if len(body) - last > BASE64_LINE - 1:
+        # Cut before the last character, or before the last "=XX" (never inside it).
+        cut = len(body) - (3 if body[-3:-2] == b"=" else 1)
+        body = body[:cut] + SOFT_BREAK + body[cut:]
+    return body
+
+
+def qp_literal_piece(data: bytes) -> bytes:
+    """qp_piece, cheaper for data of literal characters only (a URL we wrote): cut into
+    lines of 75, the soft break after it included. Other data goes through qp_piece."""
+    if data.translate(None, _QP_LITERAL):
+        return soft_break_after(qp_piece(data))
+    step = BASE64_LINE - 1
+    return SOFT_BREAK.join([data[i:i + step] for i in range(0, len(data), step)]) + SOFT_BREAK
+
+
+def soft_break_after(piece: bytes) -> bytes:
+    """The piece with the soft line break that ends it, unless it is empty or ends a
+    line already."""
+    return piece if not piece or piece.endswith(b"\n") else piece + SOFT_BREAK
+
+
 def is_8bit(octets: bytes) -> bool:
     return _NOT_8BIT.search(octets) is None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hmac
 import os
 import stat
 
@@ -70,3 +71,15 @@ def test_key_file_made_once_mode_0600_and_rotated(tmp_path):
     path.write_text("1 short\n")
     with pytest.raises(keys.KeyRingError, match=r"keys:1: expected"):
         keys.load(config)
+
+
+@pytest.mark.parametrize("secret", [b"k" * 32, bytes(range(64)), b"x" * 100, b"\xff" * 33])
+def test_the_mac_is_hmac_sha256(secret):
+    """keys.py keeps the hash states after the padded key (RFC 2104 §4): the same MAC
+    as the standard library's HMAC, for keys shorter, as long as and longer than a
+    block."""
+    ring = keys.KeyRing((("1", secret),))
+    for payload in (b"", b"o\n1\nM1", bytes(range(256)) * 3):
+        assert ring.mac(payload) == hmac.digest(secret, payload, "sha256")[:keys.MAC_SIZE]
+        assert ring.mac(payload) == ring.mac(payload, "1")       # states not consumed
+    assert ring.mac(b"x", "2") is None

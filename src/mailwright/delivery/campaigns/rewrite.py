@@ -31,7 +31,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ...message.encoding import KNOWN_ENCODINGS, decode_transfer, encode_transfer
+from ...message.encoding import (
+    KNOWN_ENCODINGS,
+    SOFT_BREAK,
+    decode_transfer,
+    encode_transfer,
+    qp_literal_piece,
+    qp_piece,
+    soft_break_after,
+)
 from ...message.structure import Part, parse_structure, part_headers
 
 # A link's new URL, or None to leave it (decides on the original URL).
@@ -55,6 +63,10 @@ class _Html:
     hrefs: tuple[tuple[int, int, str], ...]   # (start, end, the link's URL) of each value
     quotes: tuple[str, ...]
     pixel_at: int
+    # A quoted-printable part: the stretches between the hrefs (the last one cut where
+    # the pixel goes), each encoded once as a piece ending in a soft break, so a copy
+    # only encodes its new URLs and pixel (message/encoding.py qp_piece).
+    qp_stretches: tuple[bytes, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,11 @@ class Plan:
         out = bytearray(self.content)
         # Last part first: what comes before a changed part keeps its offsets.
         for part, html_part in reversed(self.parts):
+            if html_part.qp_stretches is not None:
+                news = [link(url) for _, _, url in html_part.hrefs]
+                if None not in news:
+                    out[part.body:part.end] = _qp_copy(html_part, news, pixel)
+                    continue
             octets = html_part.octets
             pieces: list[bytes] = []
             pos = 0
@@ -97,6 +114,33 @@ class Plan:
             out[part.body:part.end] = encode_transfer(b"".join(pieces), part.encoding,
                                                       html_part.final_newline)
         return bytes(out)
+
+
+def _qp_copy(html_part: _Html, news: list[str | None], pixel: str) -> bytes:
+    """A quoted-printable part with every link replaced: its stretches as encoded at
+    analysis, the new values and the pixel encoded between them."""
+    stretches = html_part.qp_stretches
+    assert stretches is not None
+    pieces = [stretches[0]]
+    for new, quote, stretch in zip(news, html_part.quotes, stretches[1:-1], strict=True):
+        pieces += [qp_literal_piece(f"{quote}{new}{quote}".encode("ascii")), stretch]
+    tail = stretches[-1]
+    image = qp_literal_piece(pixel.encode("ascii"))
+    # Nothing after the pixel: the part ends with it, as encode_transfer would end it.
+    pieces += [image if tail else image.removesuffix(SOFT_BREAK), tail]
+    return b"".join(pieces)
+
+
+def _qp_stretches(octets: bytes, hrefs: list[tuple[int, int, str]], pixel_at: int,
+                  final_newline: bool) -> tuple[bytes, ...]:
+    """The stretches of a quoted-printable part around its hrefs and the pixel (where
+    apply puts it when every link is replaced), as pieces; the last one as the part
+    ends."""
+    at = pixel_at if not hrefs or pixel_at >= hrefs[-1][1] else len(octets)
+    bounds = [0] + [k for start, end, _ in hrefs for k in (start, end)] + [at]
+    stretches = [soft_break_after(qp_piece(octets[a:b]))
+                 for a, b in zip(bounds[::2], bounds[1::2], strict=True)]
+    return (*stretches, qp_piece(octets[at:], final_newline))
 
 
 class Unsafe(Exception):
@@ -175,7 +219,11 @@ def _analyse_part(data: bytes, part: Part) -> _Html:
             # the quotes stay where they are: only the value between them changes
             hrefs.append((start - len(quote), end + len(quote), url))
             quotes.append(quote.decode())
-    return _Html(octets, raw.endswith(b"\n"), tuple(hrefs), tuple(quotes), finder.pixel_at)
+    final_newline = raw.endswith(b"\n")
+    stretches = None if part.encoding != "quoted-printable" else \
+        _qp_stretches(octets, hrefs, finder.pixel_at, final_newline)
+    return _Html(octets, final_newline, tuple(hrefs), tuple(quotes), finder.pixel_at,
+                 stretches)
 
 
 def _charset(name: str) -> str:
