@@ -29,7 +29,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ...message.encoding import (
     KNOWN_ENCODINGS,
@@ -63,10 +63,24 @@ class _Html:
     hrefs: tuple[tuple[int, int, str], ...]   # (start, end, the link's URL) of each value
     quotes: tuple[str, ...]
     pixel_at: int
-    # A quoted-printable part: the stretches between the hrefs (the last one cut where
-    # the pixel goes), each encoded once as a piece ending in a soft break, so a copy
-    # only encodes its new URLs and pixel (message/encoding.py qp_piece).
-    qp_stretches: tuple[bytes, ...] | None = None
+    # Of a quoted-printable part used again (a campaign's next copy): the stretches
+    # between the hrefs (the last one cut where the pixel goes), each encoded once as a
+    # piece ending in a soft break, so a copy only encodes its new URLs and pixel
+    # (message/encoding.py qp_piece). Not on first use: that costs what encoding the
+    # whole part does, and a message to one recipient would pay both.
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def qp_stretches(self) -> tuple[bytes, ...] | None:
+        """The stretches, or None on first use (encode the whole part then)."""
+        found = self.memo.get("stretches")
+        if found is None:
+            if not self.memo.get("used"):
+                self.memo["used"] = True
+                return None
+            # Two threads may both compute it: the same value either way.
+            found = self.memo["stretches"] = _qp_stretches(
+                self.octets, self.hrefs, self.pixel_at, self.final_newline)
+        return found
 
 
 @dataclass(frozen=True)
@@ -95,10 +109,11 @@ class Plan:
         out = bytearray(self.content)
         # Last part first: what comes before a changed part keeps its offsets.
         for part, html_part in reversed(self.parts):
-            if html_part.qp_stretches is not None:
+            if part.encoding == "quoted-printable" and \
+                    (stretches := html_part.qp_stretches()) is not None:
                 news = [link(url) for _, _, url in html_part.hrefs]
                 if None not in news:
-                    out[part.body:part.end] = _qp_copy(html_part, news, pixel)
+                    out[part.body:part.end] = _qp_copy(html_part, stretches, news, pixel)
                     continue
             octets = html_part.octets
             pieces: list[bytes] = []
@@ -116,11 +131,10 @@ class Plan:
         return bytes(out)
 
 
-def _qp_copy(html_part: _Html, news: list[str | None], pixel: str) -> bytes:
-    """A quoted-printable part with every link replaced: its stretches as encoded at
-    analysis, the new values and the pixel encoded between them."""
-    stretches = html_part.qp_stretches
-    assert stretches is not None
+def _qp_copy(html_part: _Html, stretches: tuple[bytes, ...], news: list[str | None],
+             pixel: str) -> bytes:
+    """A quoted-printable part with every link replaced: its stretches as encoded
+    before, the new values and the pixel encoded between them."""
     pieces = [stretches[0]]
     for new, quote, stretch in zip(news, html_part.quotes, stretches[1:-1], strict=True):
         pieces += [qp_literal_piece(f"{quote}{new}{quote}".encode("ascii")), stretch]
@@ -131,7 +145,7 @@ def _qp_copy(html_part: _Html, news: list[str | None], pixel: str) -> bytes:
     return b"".join(pieces)
 
 
-def _qp_stretches(octets: bytes, hrefs: list[tuple[int, int, str]], pixel_at: int,
+def _qp_stretches(octets: bytes, hrefs: tuple[tuple[int, int, str], ...], pixel_at: int,
                   final_newline: bool) -> tuple[bytes, ...]:
     """The stretches of a quoted-printable part around its hrefs and the pixel (where
     apply puts it when every link is replaced), as pieces; the last one as the part
@@ -219,11 +233,7 @@ def _analyse_part(data: bytes, part: Part) -> _Html:
             # the quotes stay where they are: only the value between them changes
             hrefs.append((start - len(quote), end + len(quote), url))
             quotes.append(quote.decode())
-    final_newline = raw.endswith(b"\n")
-    stretches = None if part.encoding != "quoted-printable" else \
-        _qp_stretches(octets, hrefs, finder.pixel_at, final_newline)
-    return _Html(octets, final_newline, tuple(hrefs), tuple(quotes), finder.pixel_at,
-                 stretches)
+    return _Html(octets, raw.endswith(b"\n"), tuple(hrefs), tuple(quotes), finder.pixel_at)
 
 
 def _charset(name: str) -> str:
@@ -247,7 +257,11 @@ def _url(value: bytes, charset: str) -> str | None:
         url = value.decode(charset)
     except UnicodeDecodeError:
         return None
-    url = (html.unescape(url) if "&" in url else url).strip(_URL_TRIM)
+    if "&" in url:
+        # Most links escape only their query's "&" (HTML 4.01 B.2.2): no regex needed.
+        amps = url.count("&")
+        url = url.replace("&amp;", "&") if url.count("&amp;") == amps else html.unescape(url)
+    url = url.strip(_URL_TRIM)
     scheme = url[:8].lower()
     if not (scheme.startswith("http://") or scheme.startswith("https://")):
         return None
@@ -272,7 +286,9 @@ _PLAIN = re.compile(rf"(?:[^<]+|{_PLAIN_START}|{_PLAIN_END})*")
 # (An unquoted value must not run into "/>": html.parser takes the "/" as part of it.)
 _NAME = r"[a-zA-Z_:@][a-zA-Z0-9_:.@-]*"
 _VALUE = r"\"[^\"]*\"|'[^']*'|[a-zA-Z0-9_.:#%+,;-]+(?![a-zA-Z0-9_.:#%+,;/-])"
+# Groups 1 and 2: the first attribute's name and value (an href first: no more to read).
 _PLAIN_LINK = re.compile(rf"<(?i:a|area)(?=[ \t\n\r\f/>])"
+                         rf"(?:{_S}+({_NAME})(?:{_S}*={_S}*({_VALUE}))?)?"
                          rf"(?:{_S}+{_NAME}(?:{_S}*={_S}*(?:{_VALUE}))?)*{_S}*/?>")
 _ATTR = re.compile(rf"{_S}+({_NAME})(?:{_S}*={_S}*({_VALUE}))?")
 
@@ -313,7 +329,11 @@ class _Finder(html.parser.HTMLParser):
                 if i >= n:
                     break
                 if (m := link(text, i)) is not None:
-                    self._plain_link(text, i, m.end())
+                    if m[1] is not None and m[1].lower() == "href" and m[2] and \
+                            m[2] not in ('""', "''"):
+                        self.hrefs.append(m.span(2))
+                    else:
+                        self._plain_link(text, i, m.end())
                     i = m.end()
                     continue
             else:                         # inside <script> or <style>: to its end tag
