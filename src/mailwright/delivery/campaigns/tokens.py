@@ -11,7 +11,6 @@ have, decodes to None and its endpoint answers 404, never a redirect.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hmac
 import re
@@ -52,6 +51,7 @@ def click_encoder(ring: KeyRing, message_id: str, rcpt: str, domain: str, tag: s
 
 # RFC 4648 §5: base64url is base64 with "-" and "_" for "+" and "/".
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
 def _text(ring: KeyRing, payload: bytes) -> str:
@@ -66,7 +66,9 @@ def decode(ring: KeyRing, text: str, kind: str) -> Token | None:
     if not _BASE64URL.fullmatch(text):
         return None
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        # The alphabet was checked above: straight to the C decoder (RFC 4648 §5).
+        raw = binascii.a2b_base64(text.encode("ascii").translate(_FROM_URLSAFE)
+                                  + b"=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         return None
     mac, payload = raw[:MAC_SIZE], raw[MAC_SIZE:]
