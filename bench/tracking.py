@@ -115,8 +115,8 @@ def stage_timings(messages: int, work: Path) -> dict[str, float]:
         plan = rewrite.analyse(content)
         plans.append(time.process_time() - start)
         start = time.process_time()
-        plan.apply(lambda url: tokens.encode(ring, tokens.Token(
-            tokens.CLICK, "M1", "bob@remote.test", "example.test", "spring", url)), PIXEL)
+        click = tokens.click_encoder(ring, "M1", "bob@remote.test", "example.test", "spring")
+        plan.apply(click, PIXEL)
         applies.append(time.process_time() - start)
     result["tokenize"] = statistics.median(plans)
     result["write the copy"] = statistics.median(applies)

@@ -320,6 +320,10 @@ class CampaignSettings:
     # What an unsubscribe stops: "domain" (all mail of the sending domain to that
     # address) or "campaign" (only that campaign's; unnamed campaign mail: the domain's).
     unsubscribe_scope: str = "domain"
+    # The local part of the mailto: unsubscribe address in List-Unsubscribe (RFC 2369
+    # §3.2), <mailto:LOCAL@SENDING-DOMAIN?subject=TOKEN>: reserved in every local domain
+    # (delivery/campaigns/mailto.py consumes mail to it); "": https one-click only.
+    unsubscribe_local_part: str = "unsubscribe"
 
     def host(self, hostname: str) -> str:
         return self.tracking_host or hostname
@@ -634,6 +638,9 @@ def _events(r: _Reader, data: dict) -> EventSettings:
 
 
 _KEY_ID = re.compile(r"[A-Za-z0-9]{1,8}")
+# A dot-atom (RFC 5322 §3.2.3) of the atext that needs no percent-encoding in a mailto:
+# URI (RFC 6068 §2), at most 64 octets (RFC 5321 §4.5.3.1.1).
+_LOCAL_PART = re.compile(r"(?=.{1,64}$)[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*")
 
 
 def _campaigns(r: _Reader, data: dict) -> CampaignSettings:
@@ -646,6 +653,11 @@ def _campaigns(r: _Reader, data: dict) -> CampaignSettings:
     if settings.unsubscribe_scope not in ("domain", "campaign"):
         raise r.error("campaigns.unsubscribe_scope", f"expected domain or campaign, got "
                       f"{settings.unsubscribe_scope!r}")
+    local_part = settings.unsubscribe_local_part.lower()
+    if local_part and not _LOCAL_PART.fullmatch(local_part):
+        raise r.error("campaigns.unsubscribe_local_part", f"expected a local part of "
+                      f"letters, digits, _ + - and inner dots, at most 64 octets, or \"\", got "
+                      f"{settings.unsubscribe_local_part!r}")
     host = settings.tracking_host
     if host and not _HOST_PORT.fullmatch(host):
         raise r.error("campaigns.tracking_host",
@@ -677,7 +689,7 @@ def _campaigns(r: _Reader, data: dict) -> CampaignSettings:
             raise r.error("campaigns.keys", f"key {kid}: the secret must be at least 32 "
                           f"octets in base64url (RFC 2104 §3: not shorter than the hash)")
     return replace(settings, tracking_host=host.lower(), tracked_domains=tuple(domains),
-                   keys=tuple(lists["keys"]))
+                   keys=tuple(lists["keys"]), unsubscribe_local_part=local_part)
 def _acme(r: _Reader, data: dict, base: Path, hostname: str,
           listeners: list[Listener]) -> AcmeSettings:
     raw = data.get("acme", {})

@@ -26,7 +26,10 @@ from .web import app as web_app
 def build(admin: Admin, *, rate_limit: int, metrics_of: Metrics | None,
           metrics_auth: str, max_body: int) -> Router:
     api = api_app.build(admin, rate_limit, metrics_of, metrics_auth, max_body)
-    routes: list[BaseRoute] = [Mount("/admin", app=web_app.build(admin)),
+    # The tracking routes first: a campaign's pixel loads and clicks are most of the
+    # requests, and a router tries its routes in order.
+    routes: list[BaseRoute] = [*tracking.routes(admin),
+                               Mount("/admin", app=web_app.build(admin)),
                                acme.route(admin.ctx.config.data_dir),
-                               *autoconfig.routes(admin), *tracking.routes(admin)]
+                               *autoconfig.routes(admin)]
     return Router(routes=routes, default=api)

@@ -146,3 +146,14 @@ def test_campaigns_suppression_keys():
         parse(GOOD + "[campaigns]\nsuppress_on_bounce = 1\n")
     with pytest.raises(ConfigError, match=r"campaigns.feedback_address.*mailbox"):
         parse(GOOD + '[campaigns]\nfeedback_address = "not an address"\n')
+
+
+def test_campaigns_unsubscribe_local_part():
+    assert parse(GOOD).campaigns.unsubscribe_local_part == "unsubscribe"
+    for value, parsed in (("Leave.Me-Alone", "leave.me-alone"), ("", "")):
+        cfg = parse(GOOD + f'[campaigns]\nunsubscribe_local_part = "{value}"\n')
+        assert cfg.campaigns.unsubscribe_local_part == parsed
+    # it goes into a mailto: URI as it is (RFC 6068 §2) and must fit a local part
+    for bad in ("a?b", "x@y", ".dot", "a..b", "has space", "ü", "x" * 65):
+        with pytest.raises(ConfigError, match=r"campaigns.unsubscribe_local_part"):
+            parse(GOOD + f'[campaigns]\nunsubscribe_local_part = "{bad}"\n')

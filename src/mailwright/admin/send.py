@@ -252,7 +252,8 @@ class Sender:
         for address in recipients:
             targets = await submission.recipient(
                 self.ctx.store, address, smtputf8=smtputf8, authenticated=True, size=size,
-                count=len(accepted), limit=self.ctx.config.limits.max_recipients)
+                count=len(accepted), limit=self.ctx.config.limits.max_recipients,
+                campaigns=self.ctx.config.campaigns)
             if isinstance(targets, submission.Refused):
                 results.append(RecipientResult(str(address), False, targets.status,
                                                targets.text))

@@ -18,11 +18,10 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ..delivery.campaigns import keys, machine, tokens
+from ..delivery.campaigns import keys, machine, tokens, unsubscribe
 from ..delivery.campaigns.tokens import Token
 from ..delivery.suppression import UNSUBSCRIBE
 from ..events.types import Event
-from ..store.events import EventQuery
 from .context import Context
 from .errors import AdminError, Invalid
 
@@ -84,10 +83,9 @@ class Tracking:
         recipient of a message)."""
         if method not in METHODS:
             raise ValueError(f"unknown unsubscribe method {method!r}")
-        by_campaign = self.ctx.config.campaigns.unsubscribe_scope == "campaign"
         try:
             await self.suppress(token.domain, token.rcpt,
-                                campaign=(token.tag or None) if by_campaign else None,
+                                campaign=unsubscribe.scope(self.ctx.config.campaigns, token),
                                 reason=UNSUBSCRIBE, source=method)
         except AdminError as e:
             # The domain was removed since: it sends nothing more, nothing to stop.
@@ -95,9 +93,7 @@ class Tracking:
                         token.domain, e)
         first = await self._first(Event.UNSUBSCRIBED, token)
         if first:
-            self.ctx.events.emit(Event.UNSUBSCRIBED, None, token.message_id,
-                                 rcpt=token.rcpt, domain=token.domain, method=method,
-                                 tag=token.tag or None)
+            unsubscribe.unsubscribed(self.ctx.events, None, token, method)
         return Unsubscribed(token, first)
 
     async def _first(self, event: Event, token: Token) -> bool:
@@ -111,13 +107,10 @@ class Tracking:
         self._remember(key)
         looking = self._looking[key] = asyncio.get_running_loop().create_future()
         try:
-            page = await self.ctx.store.search_events(EventQuery(
-                types=(event.value,), message_id=token.message_id, address=key[2],
-                limit=1))
+            return not await unsubscribe.recorded(self.ctx.store, event, token)
         finally:
             del self._looking[key]
             looking.set_result(None)
-        return not page.events
 
     def _remember(self, key: tuple[str, str, str]) -> None:
         self._seen[key] = None

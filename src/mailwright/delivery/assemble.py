@@ -25,6 +25,7 @@ from .stages.store import StoreStage
 from .stages.suppress import SuppressStage
 from .stages.trace import TraceStage
 from .stages.tracking import TrackingStage
+from .stages.unsubscribe_mail import UnsubscribeMailStage
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,15 @@ class Parts:
 
 
 def mx_pipeline(s: Parts) -> Pipeline:
-    """Mail from other servers: checked, complaints (feedback reports) recorded,
-    stamped, forwards sealed, stored or queued."""
+    """Mail from other servers: checked, complaints (feedback reports) and mailto:
+    unsubscribes recorded, stamped, forwards sealed, stored or queued."""
     stages: list[Stage] = []
     if s.inbound is not None:
         stages.append(CheckStage(s.inbound, s.events))
     if s.config.campaigns.feedback_address:
         stages.append(FeedbackStage(s.store, s.events, s.config.campaigns))
+    if s.config.campaigns.unsubscribe_local_part:
+        stages.append(UnsubscribeMailStage(s.config, s.store, s.events))
     stages.append(TraceStage(s.config.hostname))
     stages.append(RelayFormatStage())
     if s.outbound is not None:
@@ -56,8 +59,8 @@ def mx_pipeline(s: Parts) -> Pipeline:
 
 
 def submission_pipeline(s: Parts) -> Pipeline:
-    """Mail our users submit: stamped, campaign mail tracked, suppressed recipients
-    dropped, DKIM-signed, stored or queued."""
+    """Mail our users submit: stamped, mailto: unsubscribes recorded, campaign mail
+    tracked, suppressed recipients dropped, DKIM-signed, stored or queued."""
     # Suppression first in the rest: the campaign (the tag) is final there, and neither
     # a suppressed copy nor a wholly suppressed message is formatted or signed for nothing.
     rest: list[Stage] = [SuppressStage(s.store, s.events), RelayFormatStage()]
@@ -67,8 +70,11 @@ def submission_pipeline(s: Parts) -> Pipeline:
     # Campaign mail (only authenticated senders', opted in) is rewritten per recipient
     # and each copy goes through the rest: before relay formatting and signing, so both
     # cover the rewrite and the List-Unsubscribe fields (RFC 8058 §4).
-    return Pipeline([TraceStage(s.config.hostname),
-                     TrackingStage(s.config, s.events, Pipeline(rest))])
+    first: list[Stage] = [TraceStage(s.config.hostname)]
+    if s.config.campaigns.unsubscribe_local_part:
+        # A user's client sending the mailto: unsubscribe of mail it got through us.
+        first.append(UnsubscribeMailStage(s.config, s.store, s.events))
+    return Pipeline([*first, TrackingStage(s.config, s.events, Pipeline(rest))])
 
 
 def pipeline_for(role: str, parts: Parts) -> Pipeline:

@@ -13,9 +13,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from ..address import Address
+from ..config import CampaignSettings
 from ..store.base import MailStore
 from ..store.directory import Directory
 from . import quota, recipients
+from .campaigns import mailto
 from .recipients import Target
 
 
@@ -79,17 +81,22 @@ async def domain_sender(directory: Directory, sender: Address,
 
 
 async def recipient(store: MailStore, address: Address, *, smtputf8: bool,
-                    authenticated: bool, size: int, count: int, limit: int
-                    ) -> list[Target] | Refused:
+                    authenticated: bool, size: int, count: int, limit: int,
+                    campaigns: CampaignSettings | None = None) -> list[Target] | Refused:
     """Where one recipient of a transaction goes (aliases expanded), or why not.
 
     smtputf8: the transaction is an SMTPUTF8 one; authenticated: the submitter may relay
     to other domains; size: the message size known so far (SMTP's SIZE=, 0 if none),
-    for the quota; count: recipients accepted so far, limit: how many may be."""
+    for the quota; count: recipients accepted so far, limit: how many may be;
+    campaigns: the settings naming the mailto: unsubscribe address (None: not taken)."""
     if address.needs_smtputf8 and not smtputf8:
         return RECIPIENT_NEEDS_SMTPUTF8
     if count >= limit:
         return TOO_MANY_RECIPIENTS
+    if campaigns is not None and await mailto.consumes(store, campaigns, address):
+        # Reserved in every local domain, before accounts, aliases and catch-alls: no
+        # target, so stored nowhere; stages/unsubscribe_mail.py reads it.
+        return []
     targets = await recipients.resolve(store, address)
     if targets is None:
         # Not one of our domains: relaying is only for authenticated users.

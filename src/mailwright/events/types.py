@@ -118,7 +118,11 @@ class Event(StrEnum):
                "a campaign copy's link was followed (url: the original; first: the first "
                "click of this recipient of this message)")
     UNSUBSCRIBED = ("unsubscribed", "rcpt domain method", "tag",
-                    "a campaign recipient unsubscribed (method: one-click, page)")
+                    "a campaign recipient unsubscribed (method: one-click, page, mailto)")
+    UNSUBSCRIBE_IGNORED = ("unsubscribe-ignored", "rcpt reason", "",
+                           "mail to the mailto: unsubscribe address `rcpt` unsubscribed "
+                           "nobody (reason: no-token, invalid-token, domain-gone); it was "
+                           "accepted and stored nowhere")
 
     # --- housekeeping -----------------------------------------------------------
     EVENTS_PRUNED = ("events-pruned", "events messages", "",

@@ -353,7 +353,8 @@ class SmtpSession(DataCommands, LineSession):
         address = rcpt.address
         targets = await submission.recipient(
             self.store, address, smtputf8=txn.smtputf8, authenticated=self.account is not None,
-            size=txn.size, count=len(txn.recipients), limit=self.limits.max_recipients)
+            size=txn.size, count=len(txn.recipients), limit=self.limits.max_recipients,
+            campaigns=self.config.campaigns)
         if isinstance(targets, submission.Refused):
             reply = R.for_recipient(targets)
             self.events.emit(Event.REJECTED, self.id, ip=self.conn.client_ip, code=reply.code,

@@ -4,6 +4,7 @@ part's own charset and transfer encoding; everything else stays octet for octet.
 from __future__ import annotations
 
 import base64
+import html
 import html.parser
 import quopri
 from email import message_from_bytes, policy
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailwright.delivery.campaigns.rewrite import _Finder, analyse
+from mailwright.delivery.campaigns.rewrite import _Finder, _url, analyse
 from mailwright.message.encoding import decode_transfer
 from mailwright.message.structure import parse_structure
 
@@ -214,6 +215,11 @@ TRICKY = [
     "</a href='https://endtag/'><a href='https://ok/'>",
     "<![if !mso]><a href='https://mso/'><![endif]>",
     "<p\xa0class=x><a\xa0href='https://nbsp/'>",
+    # plain <a>/<area> tags, read without html.parser: the same spans
+    "<a href=x/><a href=ab/ ><a href=y />",
+    "<a title=\"x href='https://in/'\" href=\"https://z/\">",
+    "<area alt=a href=''><a href='' href='https://2/'><a href href='https://3/'>",
+    "<a HREF = 'https://up/' Href=\"https://no/\"><AREA\nhref=\"https://nl/\"\n/>",
 ]
 
 
@@ -227,10 +233,65 @@ PIECES = ["<a href='https://x/'>", "<a href=https://y>", "<A HREF=\"https://z/\"
           "<script>", "</script>", "<style>", "</style>", "<!--", "-->", "<!doctype x>",
           "<?pi?>", "<![CDATA[", "]]>", "</body>", "</html>", "<body>", "<", ">", "\"",
           "'", "=", " ", "\n", "text", "&amp;", "&#", "/", "<b", "</", "<!", "<p x=y>",
-          "<img src=x alt=\"<a href='https://no/'>\">", "\xa0", "<td width=5/>"]
+          "<img src=x alt=\"<a href='https://no/'>\">", "\xa0", "<td width=5/>",
+          "<a href=x/>", "<a href=''>", "<a title=b href='https://t/' />", "<area",
+          " href='https://w/'", " href=v", "<a href"]
 
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.sampled_from(PIECES), max_size=40))
 def test_finder_agrees_with_html_parser_on_random_markup(pieces):
     same_as_html_parser("".join(pieces))
+
+
+# --- quoted-printable copies are written in pieces ------------------------------------
+
+def _long_link(i: int) -> str:
+    return "https://t.test/t/c/" + "T" * (150 + i % 60) + str(i)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(PIECES + ["x" * 90, "é" * 30, "  \r\n", "\r\n", "=", "\t"]),
+                max_size=30), st.booleans())
+def test_a_quoted_printable_copy_decodes_as_the_8bit_one(pieces, in_multipart):
+    """The stretches encoded once and the new values between them decode to what the
+    same rewrite of the part unencoded gives, in lines of at most 76 characters, as
+    does the first copy (the whole part encoded)."""
+    # line breaks as CRLF: quoted-printable has no other (RFC 2045 §6.7)
+    text = "".join(pieces).encode().replace(b"\r", b"").replace(b"\n", b"\r\n")
+    if b"<a" not in text.lower() and b"<area" not in text.lower():
+        text += b"<a href='https://x/'>x</a>"
+    n = iter(range(10_000))
+
+    def link(url):
+        return _long_link(next(n))
+
+    def part(body: bytes, cte: str) -> bytes:
+        if not in_multipart:
+            return html_part(body, cte)
+        return (HEAD + b'Content-Type: multipart/alternative; boundary="b"\r\n\r\n--b\r\n'
+                + f"Content-Type: text/html; charset=utf-8\r\n"
+                  f"Content-Transfer-Encoding: {cte}\r\n\r\n".encode() + body
+                + b"\r\n--b--\r\n")
+
+    plain = analyse(part(text, "8bit"))
+    if plain.reason:
+        return
+    expected = decoded_html(plain.apply(link, PIXEL))
+    n = iter(range(10_000))
+    qp = quopri.encodestring(text).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    plan = analyse(part(qp, "quoted-printable"))
+    # the first copy encodes the whole part, the next ones are written in pieces
+    for _ in range(2):
+        n = iter(range(10_000))
+        out = plan.apply(link, PIXEL)
+        assert decoded_html(out) == expected
+        assert max(len(line) for line in out.split(b"\r\n")) <= 76
+    assert plan.parts[0][1].memo.get("stretches") is not None
+
+
+@pytest.mark.parametrize("value", [
+    "https://x/?a=1&amp;b=2", "https://x/?a=1&amp;amp;b", "https://x/?a&amp;b&lt;c",
+    "https://x/?a&ampb", "https://x/?q=&#233;&amp;", "https://x/?a&b"])
+def test_urls_are_read_as_html_unescape_reads_them(value):
+    assert _url(value.encode(), "utf-8") == html.unescape(value)

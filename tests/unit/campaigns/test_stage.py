@@ -59,7 +59,9 @@ def test_header_opt_in_split_per_recipient_field_removed(tmp_path):
         assert [str(r.address) for r in copy.envelope.recipients] == [rcpt]
         assert copy.tag == "spring" and b"X-Mailwright-Campaign" not in copy.content
         head = copy.content.split(b"\r\n\r\n")[0].decode()
-        unsub = re.search(r"List-Unsubscribe: <https://t\.example\.test/u/([\w-]+)>", head)
+        unsub = re.search(r"List-Unsubscribe: <https://t\.example\.test/u/([\w-]+)>,\r\n"
+                          r" <mailto:unsubscribe@example\.test\?subject=([\w-]+)>\r\n", head)
+        assert unsub[2] == unsub[1]         # RFC 2369 §3.2: the same token by mail
         assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in head
         token = tokens.decode(ring, unsub[1], tokens.UNSUBSCRIBE)
         assert (token.message_id, token.rcpt, token.domain, token.tag) == \
@@ -87,6 +89,27 @@ def test_unsafe_html_still_gets_unsubscribe_and_an_event(tmp_path):
     msg.campaign, msg.tag = True, "api"
     asyncio.run(s.run(msg))
     (copy,) = rest.seen
-    assert copy.content.split(b"\r\n", 2)[2] == content
+    assert copy.content.split(b"List-Unsubscribe=One-Click\r\n", 1)[1] == content
     assert events.data("tracking-skipped") == {"reason": "charset", "domain": "example.test",
                                                "tag": "api"}
+
+
+def test_without_a_local_part_only_the_https_uri(tmp_path):
+    s, rest, _, _ = stage(tmp_path, tracked_domains=("example.test",),
+                          unsubscribe_local_part="")
+    asyncio.run(s.run(message(remote("x@far.test"), content=HTML,
+                              account="alice@example.test")))
+    (copy,) = rest.seen
+    assert re.match(rb"List-Unsubscribe: <https://[^>]+>\r\nList-Unsubscribe-Post: ",
+                    copy.content)
+    assert b"mailto:unsubscribe" not in copy.content
+
+
+def test_a_link_grown_past_998_octets_in_an_8bit_part_marks_long_lines(tmp_path):
+    s, rest, _, _ = stage(tmp_path, tracked_domains=("example.test",))
+    long_line = HTML.replace(b"<html>", b"<html>" + b"x" * 900)
+    for content, grown in ((long_line, True), (HTML, False)):
+        asyncio.run(s.run(message(remote("x@far.test"), content=content,
+                                  account="alice@example.test")))
+        copy = rest.seen[-1]
+        assert b"/t/c/" in copy.content and copy.long_lines is grown

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hmac
 import os
 import stat
 
@@ -25,6 +26,16 @@ def test_round_trip_every_field_exactly():
     assert tokens.decode(RING, text, tokens.CLICK) == CLICK
     opened = dataclasses.replace(CLICK, kind=tokens.OPEN, url="")
     assert tokens.decode(RING, tokens.encode(RING, opened), tokens.OPEN) == opened
+
+
+def test_a_copys_click_encoder_writes_the_same_tokens():
+    click = tokens.click_encoder(RING, CLICK.message_id, CLICK.rcpt, CLICK.domain, CLICK.tag)
+    for url in (CLICK.url, "https://x/", ""):
+        text = click(url)
+        assert text == tokens.encode(RING, dataclasses.replace(CLICK, url=url))
+        assert tokens.decode(RING, text, tokens.CLICK) == dataclasses.replace(CLICK, url=url)
+    # base64url (RFC 4648 §5) as the standard library writes it
+    assert base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))[16:].startswith(b"c\n2\n")
 
 
 def test_tampered_other_kind_or_unknown_key_is_none():
@@ -60,3 +71,15 @@ def test_key_file_made_once_mode_0600_and_rotated(tmp_path):
     path.write_text("1 short\n")
     with pytest.raises(keys.KeyRingError, match=r"keys:1: expected"):
         keys.load(config)
+
+
+@pytest.mark.parametrize("secret", [b"k" * 32, bytes(range(64)), b"x" * 100, b"\xff" * 33])
+def test_the_mac_is_hmac_sha256(secret):
+    """keys.py keeps the hash states after the padded key (RFC 2104 §4): the same MAC
+    as the standard library's HMAC, for keys shorter, as long as and longer than a
+    block."""
+    ring = keys.KeyRing((("1", secret),))
+    for payload in (b"", b"o\n1\nM1", bytes(range(256)) * 3):
+        assert ring.mac(payload) == hmac.digest(secret, payload, "sha256")[:keys.MAC_SIZE]
+        assert ring.mac(payload) == ring.mac(payload, "1")       # states not consumed
+    assert ring.mac(b"x", "2") is None

@@ -13,6 +13,7 @@ from mailwright.delivery.stages.store import StoreStage
 from mailwright.delivery.stages.suppress import SuppressStage
 from mailwright.delivery.stages.trace import TraceStage
 from mailwright.delivery.stages.tracking import TrackingStage
+from mailwright.delivery.stages.unsubscribe_mail import UnsubscribeMailStage
 
 from ..session_harness import make_config
 from .helpers import Events
@@ -40,21 +41,22 @@ def _flat(stages) -> list[type]:
 
 def test_mx_checks_stamps_formats_seals_stores():
     assert kinds("mx", inbound=Stub(), outbound=Stub()) == [
-        CheckStage, TraceStage, RelayFormatStage, SealStage, StoreStage]
+        CheckStage, UnsubscribeMailStage, TraceStage, RelayFormatStage, SealStage,
+        StoreStage]
 
 
 def test_submission_stamps_tracks_suppresses_formats_signs_stores():
     # Never a suppression check for mail from other servers (the mx pipeline above).
     for role in ("submission", "submissions"):
         assert kinds(role, inbound=Stub(), outbound=Stub()) == [
-            TraceStage, TrackingStage, SuppressStage, RelayFormatStage, SignStage,
-            StoreStage]
+            TraceStage, UnsubscribeMailStage, TrackingStage, SuppressStage,
+            RelayFormatStage, SignStage, StoreStage]
 
 
 def test_without_checks_or_keys_those_stages_are_left_out():
-    assert kinds("mx") == [TraceStage, RelayFormatStage, StoreStage]
-    assert kinds("submission") == [TraceStage, TrackingStage, SuppressStage,
-                                   RelayFormatStage, StoreStage]
+    assert kinds("mx") == [UnsubscribeMailStage, TraceStage, RelayFormatStage, StoreStage]
+    assert kinds("submission") == [TraceStage, UnsubscribeMailStage, TrackingStage,
+                                   SuppressStage, RelayFormatStage, StoreStage]
 
 
 def test_a_feedback_address_adds_the_complaint_stage_to_mx_only():
@@ -65,9 +67,18 @@ def test_a_feedback_address_adds_the_complaint_stage_to_mx_only():
     def flat(role):
         return _flat(pipeline_for(role, Parts(cfg, object(), Events().log,
                                               inbound=Stub())).stages)
-    assert flat("mx") == [CheckStage, FeedbackStage, TraceStage, RelayFormatStage,
-                          StoreStage]
+    assert flat("mx") == [CheckStage, FeedbackStage, UnsubscribeMailStage, TraceStage,
+                          RelayFormatStage, StoreStage]
     assert FeedbackStage not in flat("submission")
+
+
+def test_no_unsubscribe_local_part_no_mailto_stage():
+    cfg = make_config()
+    cfg = dataclasses.replace(cfg, campaigns=dataclasses.replace(
+        cfg.campaigns, unsubscribe_local_part=""))
+    for role in ("mx", "submission"):
+        assert UnsubscribeMailStage not in _flat(
+            pipeline_for(role, Parts(cfg, object(), Events().log)).stages)
 
 
 def test_each_connection_gets_its_own_checks_state():

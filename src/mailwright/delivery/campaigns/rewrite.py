@@ -29,9 +29,17 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ...message.encoding import KNOWN_ENCODINGS, decode_transfer, encode_transfer
+from ...message.encoding import (
+    KNOWN_ENCODINGS,
+    SOFT_BREAK,
+    decode_transfer,
+    encode_transfer,
+    qp_literal_piece,
+    qp_piece,
+    soft_break_after,
+)
 from ...message.structure import Part, parse_structure, part_headers
 
 # A link's new URL, or None to leave it (decides on the original URL).
@@ -55,6 +63,24 @@ class _Html:
     hrefs: tuple[tuple[int, int, str], ...]   # (start, end, the link's URL) of each value
     quotes: tuple[str, ...]
     pixel_at: int
+    # Of a quoted-printable part used again (a campaign's next copy): the stretches
+    # between the hrefs (the last one cut where the pixel goes), each encoded once as a
+    # piece ending in a soft break, so a copy only encodes its new URLs and pixel
+    # (message/encoding.py qp_piece). Not on first use: that costs what encoding the
+    # whole part does, and a message to one recipient would pay both.
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def qp_stretches(self) -> tuple[bytes, ...] | None:
+        """The stretches, or None on first use (encode the whole part then)."""
+        found = self.memo.get("stretches")
+        if found is None:
+            if not self.memo.get("used"):
+                self.memo["used"] = True
+                return None
+            # Two threads may both compute it: the same value either way.
+            found = self.memo["stretches"] = _qp_stretches(
+                self.octets, self.hrefs, self.pixel_at, self.final_newline)
+        return found
 
 
 @dataclass(frozen=True)
@@ -69,12 +95,26 @@ class Plan:
     def links(self) -> int:
         return sum(len(p.hrefs) for _, p in self.parts)
 
+    @property
+    def may_lengthen_lines(self) -> bool:
+        """Can a copy have lines longer than the original's? Only where a part is
+        rewritten in 7bit/8bit/binary (a link grows in its line); quoted-printable and
+        base64 are written again in lines of at most 76 characters."""
+        return any(part.encoding not in ("quoted-printable", "base64")
+                   for part, _ in self.parts)
+
     def apply(self, link: LinkMap, pixel: str) -> bytes:
         """The message with each URL replaced by link(url) (None: kept) and the pixel
         (an HTML fragment) added to each part."""
         out = bytearray(self.content)
         # Last part first: what comes before a changed part keeps its offsets.
         for part, html_part in reversed(self.parts):
+            if part.encoding == "quoted-printable" and \
+                    (stretches := html_part.qp_stretches()) is not None:
+                news = [link(url) for _, _, url in html_part.hrefs]
+                if None not in news:
+                    out[part.body:part.end] = _qp_copy(html_part, stretches, news, pixel)
+                    continue
             octets = html_part.octets
             pieces: list[bytes] = []
             pos = 0
@@ -89,6 +129,32 @@ class Plan:
             out[part.body:part.end] = encode_transfer(b"".join(pieces), part.encoding,
                                                       html_part.final_newline)
         return bytes(out)
+
+
+def _qp_copy(html_part: _Html, stretches: tuple[bytes, ...], news: list[str | None],
+             pixel: str) -> bytes:
+    """A quoted-printable part with every link replaced: its stretches as encoded
+    before, the new values and the pixel encoded between them."""
+    pieces = [stretches[0]]
+    for new, quote, stretch in zip(news, html_part.quotes, stretches[1:-1], strict=True):
+        pieces += [qp_literal_piece(f"{quote}{new}{quote}".encode("ascii")), stretch]
+    tail = stretches[-1]
+    image = qp_literal_piece(pixel.encode("ascii"))
+    # Nothing after the pixel: the part ends with it, as encode_transfer would end it.
+    pieces += [image if tail else image.removesuffix(SOFT_BREAK), tail]
+    return b"".join(pieces)
+
+
+def _qp_stretches(octets: bytes, hrefs: tuple[tuple[int, int, str], ...], pixel_at: int,
+                  final_newline: bool) -> tuple[bytes, ...]:
+    """The stretches of a quoted-printable part around its hrefs and the pixel (where
+    apply puts it when every link is replaced), as pieces; the last one as the part
+    ends."""
+    at = pixel_at if not hrefs or pixel_at >= hrefs[-1][1] else len(octets)
+    bounds = [0] + [k for start, end, _ in hrefs for k in (start, end)] + [at]
+    stretches = [soft_break_after(qp_piece(octets[a:b]))
+                 for a, b in zip(bounds[::2], bounds[1::2], strict=True)]
+    return (*stretches, qp_piece(octets[at:], final_newline))
 
 
 class Unsafe(Exception):
@@ -191,7 +257,11 @@ def _url(value: bytes, charset: str) -> str | None:
         url = value.decode(charset)
     except UnicodeDecodeError:
         return None
-    url = (html.unescape(url) if "&" in url else url).strip(_URL_TRIM)
+    if "&" in url:
+        # Most links escape only their query's "&" (HTML 4.01 B.2.2): no regex needed.
+        amps = url.count("&")
+        url = url.replace("&amp;", "&") if url.count("&amp;") == amps else html.unescape(url)
+    url = url.strip(_URL_TRIM)
     scheme = url[:8].lower()
     if not (scheme.startswith("http://") or scheme.startswith("https://")):
         return None
@@ -210,6 +280,17 @@ _PLAIN_START = (rf"<(?!(?i:a|area|script|style)[ \t\n\r\f/>])[a-zA-Z][a-zA-Z0-9:
                 rf"(?:{_S}*={_S}*(?:\"[^\"]*\"|'[^']*'|[a-zA-Z0-9_.:#%+,;-]+))?)*{_S}*/?>")
 _PLAIN_END = rf"</(?!(?i:body|html)[ \t\n\r\f>])[a-zA-Z][a-zA-Z0-9:_-]*{_S}*>"
 _PLAIN = re.compile(rf"(?:[^<]+|{_PLAIN_START}|{_PLAIN_END})*")
+# An <a> or <area> start tag of that same plain shape: its attributes are what
+# html.parser would report, so the href is read here (_ATTR: name, then value with its
+# quotes) without a call into html.parser; any other shape goes through it.
+# (An unquoted value must not run into "/>": html.parser takes the "/" as part of it.)
+_NAME = r"[a-zA-Z_:@][a-zA-Z0-9_:.@-]*"
+_VALUE = r"\"[^\"]*\"|'[^']*'|[a-zA-Z0-9_.:#%+,;-]+(?![a-zA-Z0-9_.:#%+,;/-])"
+# Groups 1 and 2: the first attribute's name and value (an href first: no more to read).
+_PLAIN_LINK = re.compile(rf"<(?i:a|area)(?=[ \t\n\r\f/>])"
+                         rf"(?:{_S}+({_NAME})(?:{_S}*={_S}*({_VALUE}))?)?"
+                         rf"(?:{_S}+{_NAME}(?:{_S}*={_S}*(?:{_VALUE}))?)*{_S}*/?>")
+_ATTR = re.compile(rf"{_S}+({_NAME})(?:{_S}*={_S}*({_VALUE}))?")
 
 
 class _Finder(html.parser.HTMLParser):
@@ -241,12 +322,20 @@ class _Finder(html.parser.HTMLParser):
     def _scan(self, text: str) -> None:
         n = len(text)
         i = 0
-        plain = _PLAIN.match
+        plain, link = _PLAIN.match, _PLAIN_LINK.match
         while i < n:
             if self.cdata_elem is None:
                 i = plain(text, i).end()
                 if i >= n:
                     break
+                if (m := link(text, i)) is not None:
+                    if m[1] is not None and m[1].lower() == "href" and m[2] and \
+                            m[2] not in ('""', "''"):
+                        self.hrefs.append(m.span(2))
+                    else:
+                        self._plain_link(text, i, m.end())
+                    i = m.end()
+                    continue
             else:                         # inside <script> or <style>: to its end tag
                 m = self.interesting.search(text, i)
                 if m is None:
@@ -275,6 +364,21 @@ class _Finder(html.parser.HTMLParser):
                 else:
                     k += 1
             i = k
+
+    def _plain_link(self, text: str, start: int, end: int) -> None:
+        """handle_starttag's choice for a plain <a>/<area> tag text[start:end]: the
+        first href's value, when it has one and some href's value is not empty."""
+        first, filled = None, False
+        # From after "<a" ("ea" of "<area" holds no whitespace, so no attribute starts
+        # there); the plain shape makes the attributes follow one another.
+        for m in _ATTR.finditer(text, start + 2, end):
+            if m[1].lower() != "href":
+                continue
+            if first is None:
+                first = m
+            filled = filled or bool(m[2] and m[2] not in ('""', "''"))
+        if first is not None and first[2] and filled:
+            self.hrefs.append((first.start(2), first.end(2)))
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         if tag not in ("a", "area") or not any(n == "href" and v for n, v in attrs):

@@ -25,7 +25,7 @@ from ...events.log import EventLog
 from ...events.types import Event
 from ...mx.downgrade import has_long_lines
 from ...store.blobs import whole
-from ..campaigns import keys, optin, rewrite, tokens, unsubscribe
+from ..campaigns import keys, mailto, optin, rewrite, tokens, unsubscribe
 from ..campaigns.tokens import Token
 from ..pipeline import Pipeline
 from ..received import ReceivedMessage
@@ -53,31 +53,44 @@ class TrackingStage:
         recipients = msg.envelope.recipients
         ids = [msg.id] if len(recipients) == 1 else \
             [f"{msg.id}-{i}" for i in range(1, len(recipients) + 1)]
-        base, tag = self.base, campaign.name or ""
+        base, tag, settings = self.base, campaign.name or "", self.settings
 
-        def copies() -> tuple[list[bytes], str]:
+        def copies() -> tuple[list[bytes], rewrite.Plan]:
             plan = rewrite.analyse(whole(campaign.content))
             out = []
             for copy_id, rcpt in zip(ids, recipients, strict=True):
-                def token(kind: str, url: str = "", rcpt=rcpt, copy_id=copy_id) -> str:
+                def token(kind: str, rcpt=rcpt, copy_id=copy_id) -> str:
                     return tokens.encode(ring, Token(kind, copy_id, str(rcpt.address),
-                                                     campaign.domain, tag, url))
+                                                     campaign.domain, tag))
+                click = tokens.click_encoder(ring, copy_id, str(rcpt.address),
+                                             campaign.domain, tag)
                 text = plan.content if plan.reason else plan.apply(
-                    lambda url: f"{base}/t/c/{token(tokens.CLICK, url)}",
+                    lambda url, click=click: f"{base}/t/c/{click(url)}",
                     PIXEL.format(f"{base}/t/o/{token(tokens.OPEN)}"))
+                leave = token(tokens.UNSUBSCRIBE)
                 out.append(unsubscribe.replace_fields(
-                    text, f"{base}/u/{token(tokens.UNSUBSCRIBE)}"))
-            return out, plan.reason
+                    text, f"{base}/u/{leave}", mailto.uri(settings, campaign.domain, leave)))
+            return out, plan
 
         # Tokenizing is CPU work in proportion to the HTML: in a thread.
-        texts, reason = await asyncio.to_thread(copies)
-        if reason:
+        texts, plan = await asyncio.to_thread(copies)
+        if plan.reason:
             self.events.emit(Event.TRACKING_SKIPPED, msg.client.session_id, msg.id,
-                             reason=reason, domain=campaign.domain, tag=campaign.name)
+                             reason=plan.reason, domain=campaign.domain, tag=campaign.name)
+        # What can make a line too long for relaying (RFC 5321 §4.5.3.1.6): the fields
+        # added (a long recipient, domain and campaign make a long token) and a link
+        # grown in an unencoded part; quoted-printable and base64 are re-wrapped.
+        whole_text = not plan.reason and plan.may_lengthen_lines
         runs = []
         for copy_id, rcpt, text in zip(ids, recipients, texts, strict=True):
             envelope = dataclasses.replace(msg.envelope, recipients=[rcpt])
             copy = dataclasses.replace(msg, id=copy_id, envelope=envelope, content=text,
-                                       long_lines=msg.long_lines or has_long_lines(text))
+                                       long_lines=msg.long_lines or has_long_lines(
+                                           text if whole_text else _header(text)))
             runs.append(self.rest.run(copy))
         await asyncio.gather(*runs)
+
+
+def _header(text: bytes) -> bytes:
+    end = text.find(b"\r\n\r\n")
+    return text if end < 0 else text[:end + 2]
