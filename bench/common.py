@@ -88,6 +88,16 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of one process so far, its own only (proc(5) utime,
+    stime); 0 once it has exited."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """CPU time (user + system) of a process and all its descendants so far: each live
     one's own time plus that of the children it has reaped (Dovecot's master reaps a
