@@ -11,8 +11,9 @@ opened 100 at a time on loopback and kept in the state a client leaves them in:
   SMTP   greeted, EHLO answered (Mailwright's mx listener, Postfix's smtpd)
   IMAP   LOGIN, SELECT INBOX, IDLE (what a desktop or phone client sits in)
 
-then the 24 MiB message is sent over SMTP to a second fresh Mailwright while its memory
-is sampled every 10 ms (and VmHWM, the kernel's own peak, read per process after).
+then the 24 MiB message is sent over SMTP to a second fresh Mailwright (and a fresh
+Postfix) while its memory is sampled every 10 ms (and VmHWM, the kernel's own peak, read
+per process after), and fetched back whole over IMAP the same way.
 
     .venv/bin/python bench/memory.py [--smtp 5000] [--imap 5000] [--message-mib 24]
                                      [--workers 1] [--no-peers]
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import imaplib
 import os
 import shutil
 import smtplib
@@ -151,8 +153,8 @@ def _hwm_mb(pid: int) -> float:
     return total / 1024
 
 
-def message_peak(pid: int, port: int, rcpt: str, message: bytes) -> tuple[float, float, float]:
-    """(RSS before, sampled peak RSS, sum of VmHWM) while `message` is received over SMTP."""
+def peak_during(pid: int, action) -> tuple[float, float, float]:
+    """(RSS before, sampled peak RSS, sum of VmHWM) of a process tree while action() runs."""
     time.sleep(SETTLE)
     before = tree_rss_mb(pid)
     _reset_peaks(pid)
@@ -165,12 +167,33 @@ def message_peak(pid: int, port: int, rcpt: str, message: bytes) -> tuple[float,
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        with smtplib.SMTP("127.0.0.1", port, "client.example.net", timeout=300) as s:
-            s.sendmail("bench@remote.test", [rcpt], message)
+        action()
     finally:
         done.set()
         sampler.join()
     return before, peak[0], _hwm_mb(pid)
+
+
+def send(port: int, rcpt: str, message: bytes) -> None:
+    with smtplib.SMTP("127.0.0.1", port, "client.example.net", timeout=300) as s:
+        s.sendmail("bench@remote.test", [rcpt], message)
+
+
+def fetch_all(port: int) -> None:
+    """UID FETCH 1:* BODY.PEEK[] of USER's INBOX."""
+    with imaplib.IMAP4("127.0.0.1", port, timeout=300) as m:
+        m.login(USER, PASSWORD)
+        m.select("INBOX", readonly=True)
+        typ, data = m.uid("FETCH", "1:*", "(BODY.PEEK[])")
+        if typ != "OK":
+            raise RuntimeError(f"FETCH failed: {data!r}")
+
+
+def report_peak(name: str, what: str, size: int, peak: tuple[float, float, float]) -> None:
+    before, sampled, hwm = peak
+    print(f"  {name:<10} {what:<8} RSS {before:7.1f} MB before, peak {sampled:7.1f} MB sampled "
+          f"/ {hwm:7.1f} MB VmHWM (+{sampled - before:.1f} MB, "
+          f"{(sampled - before) / (size / 2**20):.2f}x the message)")
 
 
 # --- the servers ------------------------------------------------------------------------
@@ -272,13 +295,15 @@ def main() -> None:
             if not args.no_peers and os.path.exists(POSTFIX):
                 targets.append(postfix(work / "large", 10))
             servers += targets
-            print(f"\none {args.message_mib} MiB message received over SMTP by a fresh server:")
+            print(f"\none {args.message_mib} MiB message received over SMTP by a fresh server "
+                  "(then fetched whole over IMAP):")
             for server in targets:
                 rcpt = server.recipient if isinstance(server, Postfix) else USER
-                before, sampled, hwm = message_peak(pid_of(server), server.port, rcpt, message)
-                print(f"  {server.name:<10} RSS {before:8.1f} MB before, peak {sampled:8.1f} MB "
-                      f"sampled / {hwm:8.1f} MB VmHWM (+{sampled - before:.1f} MB, "
-                      f"{(sampled - before) / (size / 2**20):.2f}x the message)")
+                report_peak(server.name, "SMTP in", size, peak_during(
+                    pid_of(server), lambda s=server, r=rcpt: send(s.port, r, message)))
+            fresh = targets[0]
+            report_peak(fresh.name, "IMAP out", size, peak_during(
+                fresh.proc.pid, lambda: fetch_all(fresh.ports["imap"])))
     finally:
         for s in servers:
             stop(s)
