@@ -251,5 +251,5 @@ def test_argon2_memory_goes_back_to_the_system_after_concurrent_logins():
         res = subprocess.run([sys.executable, "-c", _CONCURRENT_LOGINS, mode],
                              capture_output=True, text=True, timeout=120, check=True)
         return float(res.stdout)
-    assert grown("default") > 40          # the cost this guards against, still there
+    assert grown("default") > 15          # at least one 19 MiB kept: what this guards against
     assert grown("fixed") < 10
