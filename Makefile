@@ -32,6 +32,8 @@ bench: $(STAMP) bench-deps
 	$(PY) bench/pop3_download.py
 	$(PY) bench/logins.py
 	$(PY) bench/imap.py
+	$(PY) bench/memory.py --peer-connections 500
+	$(PY) bench/scaling.py
 	$(PY) bench/relay.py
 	$(PY) bench/message_sizes.py
 	$(PY) bench/event_prune.py

@@ -78,10 +78,24 @@ def raise_fd_limit() -> None:
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0                     # exited: it holds nothing
+    for line in status.splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of one process so far, its own only (proc(5) utime,
+    stime); 0 once it has exited."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -98,13 +112,36 @@ def tree_cpu_seconds(pid: int) -> float:
     return total + sum(tree_cpu_seconds(c) for c in children)
 
 
+def tree_pids(pid: int) -> list[int]:
+    """A process and all its descendants (a supervisor + workers, Dovecot's master and
+    its process per connection); one that exits meanwhile is left out."""
+    try:
+        children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for c in (task / "children").read_text().split()]
+    except OSError:
+        return []
+    return [pid] + [p for c in children for p in tree_pids(c)]
+
+
 def tree_rss_mb(pid: int) -> float:
     """Resident memory of a process and all its descendants (a supervisor + workers)."""
-    total = rss_mb(pid)
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            total += tree_rss_mb(int(child))
-    return total
+    return sum(rss_mb(p) for p in tree_pids(pid))
+
+
+def tree_pss_mb(pid: int) -> float:
+    """Proportional set size of a process tree (smaps_rollup Pss): pages shared by
+    several processes (forked workers, Dovecot's process per connection) counted once
+    in all, where summing RSS counts them once per process."""
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+        except OSError:
+            pass                       # exited meanwhile
+    return total / 1024
 
 
 def smtp_source(port: int, messages: int, size: int, sessions: int) -> float:
@@ -180,7 +217,8 @@ class Postfix(PostfixInstance):
     then relaying it to `relay_to`, or, with None, discarding it (the discard(8)
     transport): the accept path alone."""
 
-    def __init__(self, work: Path, relay_to: int | None = None):
+    def __init__(self, work: Path, relay_to: int | None = None, extra: str = ""):
+        """extra: main.cf settings added last (they win)."""
         onward = f"relayhost = [127.0.0.1]:{relay_to}" if relay_to else \
             "default_transport = discard"
         super().__init__(work, free_port(), f"""mydestination =
@@ -189,7 +227,7 @@ mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject
 smtp_tls_security_level = none
 default_destination_concurrency_limit = 20
-""", hostname="bench.example.test")
+{extra}""", hostname="bench.example.test")
         self.recipient = "rcpt@sink.test"
 
     @property

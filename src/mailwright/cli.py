@@ -90,7 +90,7 @@ def cmd_serve(args) -> int:
     from . import metrics
     from .app import ListenError, bind_listeners, connect_summary, open_store, server_certificate
     from .net.notify import Notifier
-    from .service import logs, pidfile, privileges
+    from .service import logs, memory, pidfile, privileges
     from .workers import remember_reload, run_worker, supervise
     cfg = _load(args)
     # A reload asked for while starting must neither end the server (SIGHUP's default)
@@ -103,6 +103,7 @@ def cmd_serve(args) -> int:
         uvloop.install()
     except ImportError:
         pass
+    memory.return_large_allocations()     # before any thread or fork: argon2's 19 MiB each
     # Root is needed for the listeners only (ports below 1024): check what the switch to
     # [server] user needs, bind, switch, and only then touch the store.
     try:

@@ -515,6 +515,33 @@ def test_compress_deflate(imap_server):
     r.close()
 
 
+def test_compress_deflate_with_a_streamed_fetch(imap_server):
+    """Bodies beyond one streamed chunk (256 KiB) go out as several buffers at once
+    (writelines): each compressed, in order, and the client inflates them whole."""
+    user = new_user(imap_server)
+    bodies = [(f"message {i} " + "line of text %d\r\n" * 12000) % tuple(range(12000))
+              for i in range(3)]
+    for body in bodies:
+        deliver(imap_server, user, body=body)
+    r = Raw(imap_server, user)
+    r.ok("COMPRESS DEFLATE")
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+    inflate = zlib.decompressobj(-15)
+    r.sock.sendall(deflate.compress(b"c1 SELECT INBOX\r\nc2 UID FETCH 1:* (BODY.PEEK[])\r\n")
+                   + deflate.flush(zlib.Z_SYNC_FLUSH))
+    data = b""
+    deadline = time.monotonic() + 30
+    while b"c2 OK" not in data and time.monotonic() < deadline:
+        chunk = r.sock.recv(65536)
+        if not chunk:
+            break
+        data += inflate.decompress(chunk)
+    assert b"c2 OK" in data
+    for body in bodies:
+        assert body.encode() + b"\r\n)" in data
+    r.close()
+
+
 # --- bad input -----------------------------------------------------------------------------------
 def test_bad_input_in_every_state(imap_server):
     user = new_user(imap_server)

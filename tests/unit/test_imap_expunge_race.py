@@ -34,18 +34,26 @@ def store(tmp_path):
 
 def _expunge_first_read(store, uid: int):
     """The store as it is when another session expunges `uid` just after this
-    session read the message rows and before it reads the message's text."""
-    read_blob = store.read_blob
+    session read the message rows and before it reads the message's text (the
+    small ones of a slice in one read_blobs, others by read_blob)."""
+    read_blob, read_blobs = store.read_blob, store.read_blobs
     done = []
 
-    async def racing(digest: str) -> bytes:
+    async def expunge_once() -> None:
         if not done:
             done.append(True)
             inbox = await store.mailbox(await store.account_id(USER), "INBOX")
             await store.store_flags(inbox.id, [uid], "add", ["\\Deleted"])
             await store.expunge(inbox.id, [uid])
+
+    async def racing(digest: str) -> bytes:
+        await expunge_once()
         return await read_blob(digest)
-    store.read_blob = racing
+
+    async def racing_batch(digests: list[str]) -> dict[str, bytes]:
+        await expunge_once()
+        return await read_blobs(digests)
+    store.read_blob, store.read_blobs = racing, racing_batch
 
 
 def test_a_message_expunged_meanwhile_is_expungeissued_not_a_server_bug(store):
@@ -69,6 +77,9 @@ def test_a_blob_missing_for_a_message_still_there_is_a_server_bug(store):
 
     async def lost(digest: str) -> bytes:
         raise FileNotFoundError(digest)
-    store.read_blob = lost
+
+    async def none_found(digests: list[str]) -> dict[str, bytes]:
+        return {}
+    store.read_blob, store.read_blobs = lost, none_found
     assert c.cmd("f FETCH 1 (BODY.PEEK[])")[-1] == \
         b"f NO [SERVERBUG] Message content unavailable"

@@ -221,6 +221,7 @@ def test_pipelined_commands_answered_in_order(pop_store):
 def test_dot_stuff_and_top_helpers():
     assert dot_stuff(b".a\r\nb\r\n..c\r\n") == b"..a\r\nb\r\n...c\r\n.\r\n"
     assert dot_stuff(b"") == b".\r\n"
+    assert dot_stuff(b"a\r\n.b", b"+OK 6\r\n") == b"+OK 6\r\na\r\n..b\r\n.\r\n"
     assert top(b"H: 1\r\n\r\nl1\r\nl2\r\n", 1) == b"H: 1\r\n\r\nl1\r\n"
     assert top(b"H: 1\r\n\r\nl1\r\nl2\r\n", 5) == b"H: 1\r\n\r\nl1\r\nl2\r\n"
     assert top(b"H: 1\r\n", 0) == b"H: 1\r\n"

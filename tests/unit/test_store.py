@@ -64,6 +64,25 @@ def test_small_message_inline_and_freed(tmp_path):
     store.close()
 
 
+def test_read_blobs_gives_the_small_ones_of_many_and_leaves_out_the_rest(tmp_path):
+    """FETCH of many bodies reads the small ones of a slice together; large ones (files:
+    never many in memory at once) and unknown digests are left for read_blob."""
+    store, a, _ = make(tmp_path)
+    small = [f"Subject: s{i}\r\n\r\nsmall {i}\r\n".encode() for i in range(600)]
+    for i, content in enumerate(small):
+        deliver(store, [a], content, f"S{i}")
+    deliver(store, [a], b"Subject: big\r\n\r\n" + b"z" * (INLINE_BLOB_MAX + 10), "B")
+    messages = asyncio.run(store.maildrop("a@shop.test")).messages
+    digests = [m.blob for m in messages] + ["0" * 64]
+    found = asyncio.run(store.read_blobs(digests + digests[:3]))   # > one statement's worth
+    assert len(found) == 600
+    assert {found[m.blob].rpartition(b"small ")[2] for m in messages[:600]} == \
+        {f"{i}\r\n".encode() for i in range(600)}
+    assert messages[600].blob not in found
+    assert asyncio.run(store.read_blob(messages[600].blob)).endswith(b"z" * 10)
+    store.close()
+
+
 def test_pop3_expire_policy(tmp_path):
     store, a, _ = make(tmp_path)
     for i in range(3):

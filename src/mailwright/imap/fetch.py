@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..message.addresses import Address
 from ..message.bodyparts import BodyPart, Disposition, Params, describe
@@ -30,6 +31,16 @@ SIMPLE = {"ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "RFC822", "RFC822.
           "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID", "MODSEQ"}
 # Items that mark the message \Seen (RFC 9051 §6.4.5) unless PEEK.
 SETS_SEEN = {"RFC822", "RFC822.TEXT"}
+# A literal longer than this goes out as the buffer that holds it (a blob, a slice of
+# one), not copied into the response around it.
+COPY_MAX = 2048
+
+
+class Literal(NamedTuple):
+    """A literal's octets (RFC 9051 §4.3), not yet framed; binary: a literal8
+    (RFC 3516 §4.3)."""
+    data: bytes | memoryview
+    binary: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,10 +67,18 @@ class Item:
         return False
 
     @property
+    def whole(self) -> bool:
+        """BODY[], BINARY[] or BINARY.SIZE[] of the whole message: the stored octets as
+        they are (RFC 3516 §4.2: the top level has no transfer encoding to undo), so
+        neither the part tree nor other metadata is read."""
+        return self.name in ("BODY[]", "BINARY[]", "BINARY.SIZE[]") and not self.path \
+            and not self.text
+
+    @property
     def needs_meta(self) -> bool:
         # RFC822.TEXT (BODY[TEXT]) starts where the stored header ends
         return self.name in ("ENVELOPE", "BODY", "BODYSTRUCTURE", "RFC822.HEADER",
-                             "RFC822.TEXT") or self.name.endswith("[]")
+                             "RFC822.TEXT") or (self.name.endswith("[]") and not self.whole)
 
     @functools.cached_property
     def label(self) -> bytes:
@@ -138,10 +157,14 @@ def _item(r: Reader) -> Item:
 
 
 def render_message(seq: int, data: MessageData, items: list[Item], blob: bytes | None,
-                   flags: bytes, modseq: int | None, utf8: bool) -> bytes:
-    out = []
+                   flags: bytes, modseq: int | None, utf8: bool) -> list[bytes | memoryview]:
+    """One message's FETCH response as buffers to write in order (writelines): a long
+    literal goes out as the buffer holding it (the blob itself for a whole message),
+    never copied into the response around it."""
+    parts: list[bytes | memoryview] = []
+    head = bytearray(b"* %d FETCH (" % seq)
     structure = None
-    for item in items:
+    for n, item in enumerate(items):
         name = item.name
         if name == "UID":
             value = str(data.uid).encode()
@@ -160,18 +183,31 @@ def render_message(seq: int, data: MessageData, items: list[Item], blob: bytes |
         elif name == "BODYSTRUCTURE":
             value = data.bodystructure or b"NIL"
         elif name == "RFC822":
-            value = render.literal(blob or b"")
+            value = Literal(blob or b"")
         elif name == "RFC822.HEADER":
-            value = render.literal(data.header or b"")
+            value = Literal(data.header or b"")
         else:
-            if structure is None:
+            if structure is None and not item.whole:
                 structure = _structure(data, blob)
             if name == "RFC822.TEXT":                # RFC 9051 §6.4.5: BODY[TEXT]
-                value = render.literal((blob or b"")[structure.body:structure.end])
+                value = Literal(memoryview(blob or b"")[structure.body:structure.end])
             else:
                 value = _section(item, data, blob, structure)
-        out.append(item.label + b" " + value)
-    return b"* %d FETCH (" % seq + b" ".join(out) + b")\r\n"
+        if n:
+            head += b" "
+        head += item.label
+        head += b" "
+        if isinstance(value, Literal):
+            head += render.literal_head(len(value.data), value.binary)
+            if len(value.data) > COPY_MAX:
+                parts += (bytes(head), value.data)
+                head = bytearray()
+                continue
+            value = value.data
+        head += value
+    head += b")\r\n"
+    parts.append(bytes(head))
+    return parts
 
 
 def _structure(data: MessageData, blob: bytes | None) -> Part:
@@ -184,10 +220,13 @@ def _structure(data: MessageData, blob: bytes | None) -> Part:
     return Part(0, 0, data.size)
 
 
-def _section(item: Item, data: MessageData, blob: bytes | None, structure: Part) -> bytes:
+def _section(item: Item, data: MessageData, blob: bytes | None,
+             structure: Part | None) -> bytes | Literal:
     """BODY[...], BINARY[...] and BINARY.SIZE[...] of one message."""
     try:
-        if item.name == "BODY[]":
+        if item.whole:
+            octets = blob or b""
+        elif item.name == "BODY[]":
             octets = _body_section(item, data, blob or b"", structure)
         else:
             octets = decoded(blob or b"", structure, list(item.path))
@@ -204,12 +243,10 @@ def _section(item: Item, data: MessageData, blob: bytes | None, structure: Part)
         # RFC 9051 §6.4.5: <origin.length>, counted in the decoded data for BINARY;
         # from beyond the end, the empty string
         start, length = item.partial
-        octets = octets[start:start + length]
-    if item.name == "BINARY[]" and not is_8bit(octets):
-        # RFC 3516 §4.3: binary-domain data goes out as literal8; 8bit data
-        # without NULs as an ordinary string
-        return render.literal(octets, binary=True)
-    return render.literal(octets)
+        octets = memoryview(octets)[start:start + length]
+    # RFC 3516 §4.3: binary-domain data goes out as literal8; 8bit data without
+    # NULs as an ordinary string
+    return Literal(octets, binary=item.name == "BINARY[]" and not is_8bit(octets))
 
 
 def _body_section(item: Item, data: MessageData, blob: bytes, structure: Part) -> bytes:

@@ -40,7 +40,13 @@ def mailbox_name(name: str, utf8: bool) -> bytes:
 
 
 def literal(data: bytes, binary: bool = False) -> bytes:
-    return (b"~{" if binary else b"{") + str(len(data)).encode() + b"}\r\n" + data
+    return literal_head(len(data), binary) + data
+
+
+def literal_head(length: int, binary: bool = False) -> bytes:
+    """What comes before a literal's octets: {length} CRLF, ~{length} for a literal8
+    (RFC 3516 §4.3)."""
+    return (b"~{%d}\r\n" if binary else b"{%d}\r\n") % length
 
 
 def astring(value: str, utf8: bool = True) -> bytes:

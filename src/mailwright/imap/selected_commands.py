@@ -16,6 +16,8 @@ from .parser import ParseError, Reader
 from .selected import View, claim_recent
 
 STREAM_CHUNK = 256 * 1024
+# A FETCH that streams reads the rows (and the small blobs) of this many messages at once.
+FETCH_SLICE = 64
 # A metadata-only FETCH of up to this many messages is answered at once; larger ones
 # (and any that read message bodies) stream, so no response sits in memory whole.
 SYNC_FETCH_MAX = 2000
@@ -116,14 +118,15 @@ class SelectedCommands:
         seen = not view.readonly and any(i.sets_seen for i in items)
         needs_blob = any(i.needs_blob for i in items)
         if not seen and not needs_blob and len(uids) <= SYNC_FETCH_MAX:
-            return prefix + await self._fetch_rows(uids, items, changedsince, None) + \
+            return prefix + await self._fetch_rows(uids, items, changedsince) + \
                 await self._done(tag, "OK", "FETCH completed", expunge_ok=uid), Action.NONE
         return await self._fetch_stream(tag, uids, items, changedsince, seen, prefix, uid)
 
-    async def _fetch_rows(self, uids: list[int], items: list[fetch.Item], changedsince: int | None,
-                    blobs: dict[str, bytes] | None) -> bytes:
+    async def _fetch_rows(self, uids: list[int], items: list[fetch.Item],
+                          changedsince: int | None) -> bytes:
+        """A FETCH of metadata only, answered whole."""
         view = self.view
-        out = bytearray()
+        out: list[bytes | memoryview] = []
         needs_meta = any(i.needs_meta for i in items)
         for data in await self.store.message_data(view.id, uids, needs_meta):
             if changedsince is not None and data.modseq <= changedsince:
@@ -131,17 +134,14 @@ class SelectedCommands:
             seq = view.seq_of(data.uid)
             if seq is None:
                 continue
-            out += fetch.render_message(seq, data, items,
-                                        blobs.get(data.blob) if blobs else None,
-                                        view.flag_list(data.uid), view.modseq_of.get(data.uid),
-                                        self._utf8)
-        return bytes(out)
+            out += fetch.render_message(seq, data, items, None, view.flag_list(data.uid),
+                                        view.modseq_of.get(data.uid), self._utf8)
+        return b"".join(out)
 
     async def _fetch_stream(self, tag: str, uids: list[int], items: list[fetch.Item],
                             changedsince: int | None, seen: bool, prefix: bytes,
                             uid: bool) -> Answer:
         view = self.view
-        out = bytearray(prefix)
         quiet: set[int] = set()
         if seen:
             changed, _ = await self.store.store_flags(view.id, uids, "add", ["\\Seen"])
@@ -154,33 +154,43 @@ class SelectedCommands:
         needs_meta = any(i.needs_meta for i in items)
         needs_blob = any(i.needs_blob for i in items)
         vanished = False
+        # What is rendered and not yet written: buffers (blobs are not copied into the
+        # response, see fetch.render_message), written together (one writev).
+        pending: list[bytes | memoryview] = [prefix]
+        size = len(prefix)
         # In slices, so that a FETCH of a whole large mailbox never sits in memory.
-        for start in range(0, len(uids), 64):
-            for data in await self.store.message_data(view.id, uids[start:start + 64],
-                                                      needs_meta):
-                if changedsince is not None and data.modseq <= changedsince:
-                    continue
-                seq = view.seq_of(data.uid)
-                if seq is None:
-                    continue
+        for start in range(0, len(uids), FETCH_SLICE):
+            rows = [(seq, data) for data in await self.store.message_data(
+                        view.id, uids[start:start + FETCH_SLICE], needs_meta)
+                    if (changedsince is None or data.modseq > changedsince)
+                    and (seq := view.seq_of(data.uid)) is not None]
+            # the small ones in one read for the slice; the others (and any that went
+            # meanwhile: _read tells which) one at a time below
+            blobs = await self.store.read_blobs([d.blob for _, d in rows]) if needs_blob \
+                else {}
+            for seq, data in rows:
                 blob = None
                 if needs_blob:
-                    blob = await self._read(view.id, data.uid, data.blob)
+                    blob = blobs.get(data.blob)
+                    if blob is None:
+                        blob = await self._read(view.id, data.uid, data.blob)
                     if blob is None:
                         vanished = True
                         continue
-                out += fetch.render_message(seq, data, items, blob, view.flag_list(data.uid),
-                                            view.modseq_of.get(data.uid), self._utf8)
-                if len(out) >= STREAM_CHUNK and self.send is not None:
-                    await self.send(out)
-                    out = bytearray()       # the transport may still hold the old one
+                parts = fetch.render_message(seq, data, items, blob, view.flag_list(data.uid),
+                                             view.modseq_of.get(data.uid), self._utf8)
+                pending += parts
+                size += sum(map(len, parts))
+                if size >= STREAM_CHUNK and self.send is not None:
+                    await self.send(pending)
+                    pending, size = [], 0
         if vanished:
             # RFC 5530 §3 EXPUNGEISSUED; RFC 2180 §4.1.2 lets the others' data be sent.
-            return bytes(out) + await self._done(
+            return b"".join(pending) + await self._done(
                 tag, "NO", "Some of the requested messages no longer exist",
                 "EXPUNGEISSUED", expunge_ok=uid, quiet=quiet), Action.NONE
-        return bytes(out) + await self._done(tag, "OK", "FETCH completed", expunge_ok=uid,
-                                       quiet=quiet), Action.NONE
+        return b"".join(pending) + await self._done(tag, "OK", "FETCH completed",
+                                                    expunge_ok=uid, quiet=quiet), Action.NONE
 
     def _with_seen_change(self, items: list[fetch.Item]) -> list[fetch.Item]:
         """A FETCH that set \\Seen reports the new flags (RFC 9051 §6.4.5), and with

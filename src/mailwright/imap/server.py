@@ -24,6 +24,10 @@ class _DeflateTransport:
     def write(self, data: bytes) -> None:
         self.inner.write(self.deflate.compress(data) + self.deflate.flush(zlib.Z_SYNC_FLUSH))
 
+    def writelines(self, pieces) -> None:
+        self.inner.write(b"".join(map(self.deflate.compress, pieces)) +
+                         self.deflate.flush(zlib.Z_SYNC_FLUSH))
+
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
@@ -49,11 +53,12 @@ class ImapProtocol(SessionProtocol):
     def refusal(self, reason: str) -> bytes:
         return f"* BYE {reason}\r\n".encode()
 
-    async def _send(self, data: bytes) -> None:
-        """Write part of a long response, and wait while the client is not reading."""
+    async def _send(self, pieces: list) -> None:
+        """Write part of a long response (buffers, in order: one writev, no joining),
+        and wait while the client is not reading."""
         if self.closing:
             raise ConnectionError("connection closed")
-        self.transport.write(data)
+        self.transport.writelines(pieces)
         while self.write_paused and not self.closing:
             self.drained = self.drained or asyncio.Event()
             self.drained.clear()

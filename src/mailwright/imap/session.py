@@ -81,7 +81,8 @@ class ImapSession(AuthCommands, MailboxCommands, SelectedCommands, LineSession):
         self.closed = False
         self.errors = 0                        # BAD responses written
         self._answered_bad = False             # the response being written is a BAD
-        self.send: Callable[[bytes], Awaitable[None]] | None = None   # set by the connection
+        # set by the connection: writes buffers in order, waits while the client is not reading
+        self.send: Callable[[list], Awaitable[None]] | None = None
         self.wake: Callable[[], None] | None = None                   # set by the connection
         self.compress_requested = False
         self._idle_claim: asyncio.Task | None = None

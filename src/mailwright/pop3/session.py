@@ -72,14 +72,13 @@ def multiline(first: str, lines: list[str]) -> bytes:
     return ok(first) + "".join(f"{line}\r\n" for line in lines).encode() + b".\r\n"
 
 
-def dot_stuff(data: bytes) -> bytes:
-    """RFC 1939 §3: byte-stuff lines starting with "." and end with CRLF "." CRLF."""
-    body = data.replace(b"\r\n.", b"\r\n..")
-    if body.startswith(b"."):
-        body = b"." + body
-    if body and not body.endswith(b"\r\n"):
-        body += b"\r\n"
-    return body + b".\r\n"
+def dot_stuff(data: bytes, first: bytes = b"") -> bytes:
+    """RFC 1939 §3: byte-stuff lines starting with "." and end with CRLF "." CRLF;
+    after `first` (the +OK line), in one allocation: a large message is copied once."""
+    body = data.replace(b"\r\n.", b"\r\n..")    # data itself when no line starts with "."
+    lead = b"." if body.startswith(b".") else b""
+    end = b".\r\n" if not body or body.endswith(b"\r\n") else b"\r\n.\r\n"
+    return b"".join((first, lead, body, end))
 
 
 def top(data: bytes, lines: int) -> bytes:
@@ -406,8 +405,8 @@ class Pop3Session(LineSession):
     @staticmethod
     def _render(msg, data: bytes, lines: int | None) -> bytes:
         if lines is None:
-            return ok(f"{msg.size} octets") + dot_stuff(data)
-        return ok("Top of message follows") + dot_stuff(top(data, lines))
+            return dot_stuff(data, ok(f"{msg.size} octets"))
+        return dot_stuff(top(data, lines), ok("Top of message follows"))
 
     def cmd_dele(self, arg: str) -> Answer:
         n, msg = self._message(arg.strip())

@@ -53,3 +53,9 @@ class MessageStore(Protocol):
     async def read_blob(self, digest: str) -> bytes:
         """A stored message's octets (a backend reads large ones off the loop)."""
         ...
+
+    async def read_blobs(self, digests: list[str]) -> dict[str, bytes]:
+        """The octets of those of several stored messages that the backend reads
+        together cheaply (small ones: one query for many), by digest; the others are
+        left out, for read_blob one at a time (their size is not bounded)."""
+        ...

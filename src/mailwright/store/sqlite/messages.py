@@ -21,6 +21,8 @@ from .quota import check_quota
 # Reading a blob file larger than this may touch the disk for a while: read_blob
 # reads it in a thread.
 READ_IN_THREAD = 256 * 1024
+# Host parameters per statement (SQLite's SQLITE_MAX_VARIABLE_NUMBER was 999 before 3.32).
+MAX_VARIABLES = 500
 
 
 class SQLiteMessages:
@@ -187,6 +189,18 @@ class SQLiteMessages:
         if self.blobs.path(digest).stat().st_size > READ_IN_THREAD:
             return await asyncio.to_thread(self.blobs.read, digest)
         return self.blobs.read(digest)
+
+    async def read_blobs(self, digests: list[str]) -> dict[str, bytes]:
+        # Only the inline ones (at most INLINE_BLOB_MAX each): files are read one at a
+        # time by read_blob, so that many large ones are never in memory together.
+        wanted = list(dict.fromkeys(digests))
+        found: dict[str, bytes] = {}
+        for i in range(0, len(wanted), MAX_VARIABLES):
+            chunk = wanted[i:i + MAX_VARIABLES]
+            found.update(self.conn.execute(
+                "SELECT digest, data FROM blob_inline WHERE digest IN "
+                f"({','.join('?' * len(chunk))})", chunk))
+        return found
 
     def _read_blob(self, digest: str) -> bytes:
         """read_blob for code already in a thread (the backfill): blocking."""
