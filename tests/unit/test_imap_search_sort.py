@@ -55,9 +55,23 @@ class Client:
         return lines[0]
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    s = SQLiteStore(tmp_path_factory.mktemp("search"), render_views=fetch_views)
+class IndexedAtOnce(SQLiteStore):
+    """Texts indexed as soon as a message is added (the background indexer's
+    work, run there and then): searches read the text index."""
+
+    async def append(self, *args, **kwargs):
+        added = await super().append(*args, **kwargs)
+        await self.index_pending(100)
+        return added
+
+
+@pytest.fixture(scope="module", params=["indexed", "pending"])
+def store(tmp_path_factory, request):
+    # Every test runs twice: texts in the index, and texts still pending (the
+    # writer's indexer never run): the answers must be the same (textindex.py).
+    kind = IndexedAtOnce if request.param == "indexed" else SQLiteStore
+    s = kind(tmp_path_factory.mktemp("search"), render_views=fetch_views,
+             index_in_background=False)
     asyncio.run(s.add_domain("example.test"))
     asyncio.run(s.add_account(parse_mailbox(USER), PASSWORD))
     yield s
@@ -154,6 +168,9 @@ def test_text_and_body_match_substrings_case_insensitively(store):
     assert c.answer("SEARCH BODY 7781") == "* SEARCH"              # BODY: not the header
     assert c.answer("SEARCH TEXT \"fé men\"") == "* SEARCH 2"      # decoded encoded-word
     assert c.answer("SEARCH TEXT gr") == "* SEARCH 1"              # shorter than a trigram
+    # The store's texts are where the fixture's variant says.
+    pending = store.conn.execute("SELECT count(*) FROM message_text_pending").fetchone()[0]
+    assert (pending == 0) == isinstance(store, IndexedAtOnce)
     # flexible matching (allowed for TEXT and BODY): diacritics do not count
     assert c.answer("SEARCH TEXT CAFE") == "* SEARCH 2 3"
     assert c.answer("SEARCH BODY \"café\"") == "* SEARCH 3"

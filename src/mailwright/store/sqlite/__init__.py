@@ -35,13 +35,17 @@ from .quota import SQLiteQuota
 from .schema import adopt_legacy_subscriptions, adopt_text_index, init_schema
 from .search import SQLiteSearch, register_functions
 from .suppressions import SQLiteSuppressions
+from .textindex import Indexer
 from .webhooks import SQLiteWebhooks
 
 
 class SQLiteStore(SQLiteDirectory, SQLiteMailboxes, SQLiteMessages, SQLiteMeta, SQLiteSearch,
                   SQLiteQuota, SQLiteQueue, SQLitePop3, SQLiteEvents, SQLiteApiKeys,
                   SQLiteWebhooks, SQLiteAdmins, SQLiteSuppressions, SQLiteCampaigns):
-    def __init__(self, data_dir: Path, render_views: RenderViews):
+    def __init__(self, data_dir: Path, render_views: RenderViews,
+                 index_in_background: bool = True):
+        """index_in_background=False: new texts stay pending until index_pending is
+        called (tests that look at both states)."""
         self.data_dir = data_dir
         self.render_views = render_views
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -55,7 +59,8 @@ class SQLiteStore(SQLiteDirectory, SQLiteMailboxes, SQLiteMessages, SQLiteMeta, 
         register_functions(self.conn)
         # mailbox id -> ((UIDNEXT, HIGHESTMODSEQ), counts at that version)
         self._counts_cache: dict[int, tuple] = {}
-        self._writer = Writer(self.db_path, self.blobs)
+        self._writer = Writer(self.db_path, self.blobs,
+                              Indexer() if index_in_background else None)
         self._writer.start()
 
     async def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:

@@ -5,6 +5,9 @@ inside a savepoint of one transaction and commits once: concurrent deliveries sh
 a single fsync (group commit), and one failing job does not undo the others. Blob
 files are written before, in a small thread pool, where concurrent fsyncs are
 merged by the filesystem journal. The event loop only ever waits on futures.
+
+Work nobody waits for (the full-text index, textindex.py) is the writer's background:
+a bounded step whenever its queue is empty, in a transaction of its own.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..blobs import BlobStore, Content, Written, digest_of, whole
 
@@ -40,6 +44,31 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")
     return conn
+
+
+@contextlib.contextmanager
+def deferrable(c: sqlite3.Connection) -> Iterator[None]:
+    """A transaction whose commit is not synced by itself (synchronous=NORMAL): work
+    that a crash may undo, because it is done again (the pending text index). The
+    WAL keeps commits in order, so the next synced commit makes it durable too."""
+    c.execute("PRAGMA synchronous=NORMAL")
+    try:
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+    finally:
+        c.execute("PRAGMA synchronous=FULL")
+
+
+class Background(Protocol):
+    def step(self, c: sqlite3.Connection, idle: bool) -> bool:
+        """Do one bounded piece of deferred work in a transaction of its own if it
+        is due (when the writer is idle, always); whether any is left."""
+        ...
 
 
 class Job:
@@ -69,10 +98,11 @@ class Writer(threading.Thread):
     every job's SQL in one transaction (one commit for the batch), then every
     waiter woken: one call into each event loop per batch, not one per job."""
 
-    def __init__(self, path: Path, blobs: BlobStore):
+    def __init__(self, path: Path, blobs: BlobStore, background: Background | None = None):
         super().__init__(name="mailwright-writer", daemon=True)
         self.conn = connect(path)
         self.blobs = blobs
+        self.background = background
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         self.events: collections.deque = collections.deque()
 
@@ -99,8 +129,18 @@ class Writer(threading.Thread):
             self.jobs.put(Job(noop, (), concurrent.futures.Future()))
 
     def run(self) -> None:
+        # Background work may be left from before a restart (or a kill): look first.
+        more = self.background is not None
         while True:
-            batch = [self.jobs.get()]
+            if more:
+                try:
+                    first = self.jobs.get_nowait()
+                except queue.Empty:
+                    more = self._background(idle=True)
+                    continue
+            else:
+                first = self.jobs.get()
+            batch = [first]
             while len(batch) < MAX_BATCH:
                 try:
                     batch.append(self.jobs.get_nowait())
@@ -114,6 +154,14 @@ class Writer(threading.Thread):
                 self.conn.close()
                 settle([(job.future, True, None) for job in stop])
                 return
+            more = self.background is not None and self._background(idle=False)
+
+    def _background(self, idle: bool) -> bool:
+        try:
+            return self.background.step(self.conn, idle)
+        except Exception as e:   # e.g. busy past the timeout: tried again after a batch
+            log.error("background store work failed: %s", e)
+            return False
 
     def _write_blobs(self, batch: list[Job]) -> list[Job]:
         """Write the batch's large blobs as files with one sync; small ones go into

@@ -1,16 +1,15 @@
 """Parse once: a message's metadata (FETCH views, sort and search keys) and its
-full-text index row, stored once per blob, and the start-up backfill that parses
-rows stored before (or by an older parse)."""
+full-text index row (pending at first, textindex.py), stored once per blob, and the
+start-up backfill that parses rows stored before (or by an older parse)."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 import sqlite3
-import unicodedata
 
 from ...message.meta import MessageMeta, parse_message
 from ..mailboxes import FetchViews, RenderViews
+from .textindex import add_pending, drop_text, index_now, index_pending
 
 # What a message's parse stores changes with the parser: message_meta rows carry the
 # version that made them, and the start-up backfill parses older rows again.
@@ -36,31 +35,10 @@ def _meta_values(indexed: Indexed) -> tuple:
             m.in_reply_to, m.references, META_VERSION)
 
 
-def _index_text(c: sqlite3.Connection, meta_id: int, m: MessageMeta) -> None:
-    # OR REPLACE: a stale index row under a reused rowid must not fail the delivery
-    c.execute("INSERT OR REPLACE INTO message_text (rowid, hdr, body) VALUES (?,?,?)",
-              (meta_id, fold(m.header_text), fold(m.text)))
-
-
-# Combining diacritical marks (the blocks for Latin, Greek, Cyrillic and symbols).
-_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
-
-
-def fold(text: str) -> str:
-    """What the text index holds and is asked for: case folded (SEARCH matching is
-    case-insensitive, RFC 9051 §6.4.4) and diacritics taken off, so "cafe" finds
-    "Café" (flexible matching, which RFC 9051 allows for TEXT and BODY). Composed
-    again afterwards (NFC), so letters that decompose without marks (Hangul) are
-    stored as written."""
-    if text.isascii():
-        return text.lower()
-    bare = _MARKS.sub("", unicodedata.normalize("NFKD", text.casefold()))
-    return unicodedata.normalize("NFC", bare)
-
-
 def ensure_meta(c: sqlite3.Connection, digest: str, indexed: Indexed) -> int:
     """Store a message's parse once per blob (FETCH views, sort and search keys, the
-    full-text index); its message_meta id. A copy of a stored blob finds it done.
+    text for the full-text index, indexed later); its message_meta id. A copy of a
+    stored blob finds it done.
     The parse is made before the writer job, on the loop or in a thread: parsing
     here, on the writer thread, would hold the GIL against the loop for the whole
     batch."""
@@ -70,7 +48,7 @@ def ensure_meta(c: sqlite3.Connection, digest: str, indexed: Indexed) -> int:
     marks = ",".join("?" * (len(_META_COLUMNS) + 1))
     cur = c.execute(f"INSERT INTO message_meta (blob, {', '.join(_META_COLUMNS)}) "
                     f"VALUES ({marks})", (digest, *_meta_values(indexed)))
-    _index_text(c, cur.lastrowid, indexed[0])
+    add_pending(c, cur.lastrowid, indexed[0])
     return cur.lastrowid
 
 
@@ -91,14 +69,14 @@ def reparse_job(items: list[tuple[int, Indexed]]):
             # The row may have gone (its last message expunged) since it was read.
             if c.execute(f"UPDATE message_meta SET {assignments} WHERE id=?",
                          (*_meta_values(indexed), meta_id)).rowcount:
-                _index_text(c, meta_id, indexed[0])
+                index_now(c, meta_id, indexed[0])
     return job
 
 
 def drop_meta(c: sqlite3.Connection, digest: str) -> None:
     row = c.execute("SELECT id FROM message_meta WHERE blob=?", (digest,)).fetchone()
     if row:
-        c.execute("DELETE FROM message_text WHERE rowid=?", row)
+        drop_text(c, row[0])
         c.execute("DELETE FROM message_meta WHERE id=?", row)
 
 
@@ -143,6 +121,11 @@ class SQLiteMeta:
                 [(r[0], m) for r, m in zip(rows, indexed, strict=True)]))
             done += len(rows)
             last = rows[-1][0]
+
+    async def index_pending(self, limit: int) -> int:
+        """Index up to `limit` pending texts now (what the writer does in the
+        background, textindex.Indexer); how many. For tests and tools."""
+        return await self._writer.submit_async(lambda c: index_pending(c, limit))
 
     def _index_blobs(self, digests: list[str]) -> list[Indexed]:
         return [self._index(self._read_blob(d)) for d in digests]

@@ -116,6 +116,8 @@ def adopt_text_index(conn: sqlite3.Connection) -> None:
             conn.execute("DROP TABLE IF EXISTS message_text")
             conn.execute(create[0])
             conn.execute("UPDATE message_meta SET version=0")
+            # The re-parse indexes every text again: none is left pending.
+            conn.execute("DELETE FROM message_text_pending")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

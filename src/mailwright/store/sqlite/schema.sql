@@ -186,6 +186,15 @@ CREATE VIRTUAL TABLE IF NOT EXISTS message_text USING fts5(
     hdr, body, tokenize = 'trigram', detail = none, columnsize = 0
 );
 
+-- Text not yet in message_text: written with its message, in the delivery's
+-- transaction, and moved into the index by the writer when it is idle
+-- (store/sqlite/textindex.py); SEARCH scans these rows too. Decoded, not yet folded.
+CREATE TABLE IF NOT EXISTS message_text_pending (
+    meta_id INTEGER PRIMARY KEY,          -- its message_meta row (the index's rowid)
+    hdr TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+
 -- Expunged UIDs with the MODSEQ of their removal: other sessions learn of them
 -- (RFC 9051 §7.5.1) and QRESYNC clients get VANISHED (RFC 7162 §3.2.10).
 CREATE TABLE IF NOT EXISTS expunged (

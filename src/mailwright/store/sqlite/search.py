@@ -1,5 +1,6 @@
 """SEARCH for SQLite: the query tree (store/query.py) compiled to SQL over the message
-rows, their metadata and the full-text index; SORT and THREAD keys."""
+rows, their metadata and the full-text index (with the texts not yet indexed,
+textindex.py); SORT and THREAD keys."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from ...message.headers import field_matches
 from .. import query
 from ..mailboxes import SYSTEM_FLAGS, normalize_flag
 from .messages import ranges
-from .meta import fold
+from .textindex import fold
 
 
 def header_match(header: bytes | None, field: str, text: str) -> bool:
@@ -25,6 +26,8 @@ def header_match(header: bytes | None, field: str, text: str) -> bool:
 def register_functions(conn: sqlite3.Connection) -> None:
     """The SQL functions search uses, on a connection that reads."""
     conn.create_function("header_match", 3, header_match, deterministic=True)
+    # The texts still pending are decoded, not folded: folded as they are scanned.
+    conn.create_function("fold", 1, fold, deterministic=True)
 
 
 class SQLiteSearch:
@@ -36,15 +39,22 @@ class SQLiteSearch:
         if driver is not None:
             # A full-text term among the top-level keys: start from the index's
             # matches (CROSS JOIN fixes the order), reach the messages by blob ("+"
-            # keeps SQLite from scanning the mailbox instead), then check the rest.
-            args: list = []
-            found = _text_match(driver, args)
-            args.append(mailbox_id)
-            where = _sql(query.And(tuple(t for t in terms if t is not driver)), args)
+            # keeps SQLite from scanning the mailbox instead), then check the rest;
+            # the same from the texts not yet indexed (a message is in one or the
+            # other).
+            rest = query.And(tuple(t for t in terms if t is not driver))
+            selects, args = [], []
+            for table, key, pending in (("message_text", "rowid", False),
+                                        ("message_text_pending", "meta_id", True)):
+                found = _text_match(driver, args, pending)
+                args.append(mailbox_id)
+                where = _sql(rest, args)
+                selects.append(
+                    f"SELECT m.uid FROM {table} t CROSS JOIN message_meta x "
+                    f"CROSS JOIN messages m WHERE {found} AND x.id=t.{key} "
+                    f"AND m.blob=x.blob AND +m.mailbox_id=? AND ({where})")
             return [r[0] for r in self.conn.execute(
-                f"SELECT m.uid FROM message_text t CROSS JOIN message_meta x "
-                f"CROSS JOIN messages m WHERE {found} AND x.id=t.rowid "
-                f"AND m.blob=x.blob AND +m.mailbox_id=? AND ({where}) ORDER BY m.uid", args)]
+                " UNION ".join(selects) + " ORDER BY 1", args)]
         args = [mailbox_id]
         where = _sql(key, args)
         # Flag, UID, size and date searches (most of what clients send) need no metadata.
@@ -99,16 +109,20 @@ def _trigrams(needle: str) -> str:
     return " AND ".join('"' + g.replace('"', '""') + '"' for g in grams)
 
 
-def _text_match(key: query.Text | query.Body, args: list) -> str:
-    """The condition on message_text `t` for a TEXT key (the header fields or the
-    body hold the string) or a BODY key (the body does)."""
+def _text_match(key: query.Text | query.Body, args: list, pending: bool = False) -> str:
+    """The condition on a row `t` of message_text (or, pending, of
+    message_text_pending) for a TEXT key (the header fields or the body hold the
+    string) or a BODY key (the body does)."""
     needle = fold(key.text)
-    found = "instr(t.body, ?) > 0"
+    # Pending texts are folded here, as the indexer folds them: the same test on the
+    # same text, so a message matches alike before and after it is indexed.
+    hdr, body = ("fold(t.hdr)", "fold(t.body)") if pending else ("t.hdr", "t.body")
+    found = f"instr({body}, ?) > 0"
     args_found = [needle]
     if isinstance(key, query.Text):
-        found = f"(instr(t.hdr, ?) > 0 OR {found})"
+        found = f"(instr({hdr}, ?) > 0 OR {found})"
         args_found.insert(0, needle)
-    if len(needle) < TRIGRAM:
+    if pending or len(needle) < TRIGRAM:
         args += args_found
         return found
     args += [_trigrams(needle), *args_found]
@@ -118,7 +132,10 @@ def _text_match(key: query.Text | query.Body, args: list) -> str:
 def _text_sql(key: query.Text | query.Body, args: list) -> str:
     if not key.text:
         return "1"                              # the empty string is in every text
-    return f"x.id IN (SELECT t.rowid FROM message_text t WHERE {_text_match(key, args)})"
+    indexed = _text_match(key, args)
+    pending = _text_match(key, args, pending=True)
+    return (f"(x.id IN (SELECT t.rowid FROM message_text t WHERE {indexed}) "
+            f"OR x.id IN (SELECT t.meta_id FROM message_text_pending t WHERE {pending}))")
 
 
 def _day_start(day: datetime.date) -> float:

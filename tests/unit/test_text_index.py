@@ -1,0 +1,146 @@
+"""The full-text index off the acknowledgement path (store/sqlite/textindex.py): a
+delivered message's text waits as a pending row, SEARCH finds it there as it finds it
+in the index, the writer indexes it in the background, a restart (or a kill) leaves
+nothing behind, and an expunge takes a pending text along."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mailwright.address import parse_mailbox
+from mailwright.imap.fetch import views as fetch_views
+from mailwright.store import query as q
+from mailwright.store.messages import Delivery, LocalCopy
+from mailwright.store.sqlite import SQLiteStore
+
+from .conftest import PASSWORD
+
+ROOT = Path(__file__).resolve().parents[2]
+USER = "t@example.test"
+MESSAGES = [
+    "Subject: Lunch on Friday\r\nFrom: Zoë <zoe@example.test>\r\n\r\nThe Café opens at noon.\r\n",
+    "Subject: invoice 42\r\n\r\nPlease pay the invoice by Friday.\r\n",
+    "Subject: hello\r\n\r\nNothing to see.\r\n",
+]
+# (query, UIDs) on MESSAGES: text in headers, in bodies, folded, short, combined.
+EXPECTED = [
+    (q.Text("friday"), [1, 2]),
+    (q.Body("friday"), [2]),
+    (q.Text("cafe"), [1]),                     # diacritics and case folded (fold)
+    (q.Text("ZOE"), [1]),
+    (q.Body("no"), [1, 3]),                    # shorter than a trigram: a scan
+    (q.And((q.Text("friday"), q.Not(q.Body("invoice")))), [1]),
+    (q.Or(q.Body("nothing"), q.Text("lunch")), [1, 3]),
+    (q.Not(q.Text("invoice")), [1, 3]),
+    (q.Text("absent words"), []),
+]
+
+
+def open_store(path, background: bool) -> SQLiteStore:
+    return SQLiteStore(path, render_views=fetch_views, index_in_background=background)
+
+
+def setup_account(store: SQLiteStore) -> int:
+    asyncio.run(store.add_domain("example.test"))
+    asyncio.run(store.add_account(parse_mailbox(USER), PASSWORD))
+    return asyncio.run(store.account_id(USER))
+
+
+def deliver_all(store: SQLiteStore, account: int) -> int:
+    """MESSAGES delivered as SMTP delivers them; the INBOX id."""
+    for i, text in enumerate(MESSAGES):
+        asyncio.run(store.deliver(Delivery(message_id=f"T{i}", mail_from="",
+                                           local=[LocalCopy(account)],
+                                           local_content=text.encode())))
+    return asyncio.run(store.mailbox(account, "INBOX")).id
+
+
+def counts(store: SQLiteStore) -> tuple[int, int]:
+    """(pending texts, indexed texts)."""
+    return (store.conn.execute("SELECT count(*) FROM message_text_pending").fetchone()[0],
+            store.conn.execute("SELECT count(*) FROM message_text").fetchone()[0])
+
+
+def answers(store: SQLiteStore, box: int) -> list[list[int]]:
+    return [asyncio.run(store.search(box, key)) for key, _ in EXPECTED]
+
+
+def wait_indexed(store: SQLiteStore) -> None:
+    """Until the background indexer has emptied the pending rows (bounded)."""
+    deadline = time.monotonic() + 10
+    while counts(store)[0] and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def quiet(tmp_path):
+    """A store whose writer does not index on its own: the test decides when."""
+    store = open_store(tmp_path, background=False)
+    yield store, setup_account(store)
+    store.close()
+
+
+def test_search_finds_a_message_before_and_after_it_is_indexed(quiet):
+    store, account = quiet
+    box = deliver_all(store, account)
+    assert counts(store) == (3, 0)                     # acknowledged, not indexed
+    before = answers(store, box)
+    assert before == [uids for _, uids in EXPECTED]
+    # One at a time: results stay the same with some rows indexed and some not.
+    assert asyncio.run(store.index_pending(1)) == 1
+    assert counts(store) == (2, 1)
+    assert answers(store, box) == before
+    assert asyncio.run(store.index_pending(10)) == 2
+    assert asyncio.run(store.index_pending(10)) == 0
+    assert counts(store) == (0, 3)
+    assert answers(store, box) == before
+
+
+def test_expunging_a_pending_message_removes_its_text(quiet):
+    store, account = quiet
+    box = deliver_all(store, account)
+    asyncio.run(store.index_pending(1))                # message 1 indexed, 2 and 3 not
+    assert asyncio.run(store.expunge(box, [1, 2])) == [1, 2]
+    assert counts(store) == (1, 0)
+    assert asyncio.run(store.search(box, q.Text("friday"))) == []
+    assert asyncio.run(store.search(box, q.Text("nothing"))) == [3]
+
+
+def test_the_writer_indexes_in_the_background(tmp_path):
+    store = open_store(tmp_path, background=True)
+    try:
+        box = deliver_all(store, setup_account(store))
+        wait_indexed(store)
+        assert counts(store) == (0, 3)
+        assert answers(store, box) == [uids for _, uids in EXPECTED]
+    finally:
+        store.close()
+
+
+def test_texts_left_pending_by_a_kill_are_indexed_after_a_restart(tmp_path):
+    # A process that delivers with the indexer off, then is killed (no close).
+    script = f"""
+import os, pathlib, signal, sys
+sys.path.insert(0, {str(ROOT)!r})
+from tests.unit.test_text_index import deliver_all, open_store, setup_account
+store = open_store(pathlib.Path({str(tmp_path)!r}), background=False)
+deliver_all(store, setup_account(store))
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    store = open_store(tmp_path, background=True)
+    try:
+        wait_indexed(store)
+        assert counts(store) == (0, 3)
+        box = asyncio.run(store.mailbox(asyncio.run(store.account_id(USER)), "INBOX")).id
+        assert answers(store, box) == [uids for _, uids in EXPECTED]
+    finally:
+        store.close()
