@@ -165,10 +165,16 @@ class Mailwright:
     name = "mailwright"
 
     def __init__(self, work: Path, user: str = "alice@example.test", extra: str = "",
-                 workers: int = 1, prepare: Callable[[Path], None] | None = None):
-        """prepare(data_dir): called first, to put data in place (bench/event_prune.py)."""
+                 workers: int = 1, prepare: Callable[[Path], None] | None = None,
+                 checkout: Path | None = None):
+        """prepare(data_dir): called first, to put data in place (bench/event_prune.py).
+        checkout: run another checkout's code (its src/), e.g. main beside a branch."""
         self.dir = work / "mailwright"
-        self.dir.mkdir()
+        self.dir.mkdir(parents=True)
+        self.env = None
+        if checkout is not None:
+            self.name = f"mw@{checkout.name}"
+            self.env = {**os.environ, "PYTHONPATH": str(checkout.resolve() / "src")}
         if prepare:
             prepare(self.dir / "data")
         roles = ("mx", "submission", "submissions", "pop3", "pop3s", "imap")
@@ -195,20 +201,36 @@ port = {loopback_dns().port}
 """)
         self.cli = cli = [sys.executable, "-m", "mailwright", "--config", str(self.config)]
         subprocess.run(cli + ["domain", "add", user.split("@")[1]], check=True,
-                       capture_output=True)
+                       capture_output=True, env=self.env)
         self.add_user(user)
         self.proc = subprocess.Popen(cli + ["serve"], stdout=subprocess.DEVNULL,
-                                     stderr=open(self.dir / "server.log", "wb"))
+                                     stderr=open(self.dir / "server.log", "wb"), env=self.env)
         wait_port(self.port, self.proc)
 
     def add_user(self, address: str) -> None:
         subprocess.run(self.cli + ["user", "add", address, "--password-stdin"],
-                       input=PASSWORD + "\n", text=True, check=True, capture_output=True)
+                       input=PASSWORD + "\n", text=True, check=True, capture_output=True,
+                       env=self.env)
 
     def stored(self) -> int:
         import sqlite3
         with sqlite3.connect(self.dir / "data" / "mail.db") as c:
             return c.execute("SELECT count(*) FROM messages").fetchone()[0]
+
+    def settle(self, limit: float = 120) -> float:
+        """Wait until the text index has caught up (no text pending: store/sqlite/
+        textindex.py), so that its CPU is counted with the run; seconds waited."""
+        import sqlite3
+        start = time.perf_counter()
+        with sqlite3.connect(self.dir / "data" / "mail.db") as c:
+            if not c.execute("SELECT 1 FROM sqlite_master "
+                             "WHERE name='message_text_pending'").fetchone():
+                return 0.0                  # a checkout that indexes at delivery
+            while c.execute("SELECT 1 FROM message_text_pending LIMIT 1").fetchone():
+                if time.perf_counter() - start > limit:
+                    sys.exit("the text index did not catch up")
+                time.sleep(0.01)
+        return time.perf_counter() - start
 
 
 class Postfix(PostfixInstance):

@@ -7,9 +7,12 @@ fsyncing each message in a thread (bench/aiosmtpd_fsync.py), and a private Postf
 instance that queues each message (fsynced before 250) and discards it. Prints
 messages/s medians, server CPU per message (each server's process tree, /proc) and
 Mailwright's ratio to each peer, then the resident memory of each server with 5,000
-idle SMTP connections open.
+idle SMTP connections open. Mailwright indexes message text after the 250
+(store/sqlite/textindex.py): its CPU is counted until the index has caught up, and
+how long that took after the last 250 is shown. --baseline CHECKOUT runs another
+checkout's Mailwright (e.g. main's worktree) in the same rotation.
 
-    .venv/bin/python bench/smtp_accept.py [--runs 5] [--idle 5000]
+    .venv/bin/python bench/smtp_accept.py [--runs 5] [--idle 5000] [--baseline ../main]
 """
 
 from __future__ import annotations
@@ -98,6 +101,9 @@ def main() -> None:
     ap.add_argument("--idle", type=int, default=5000)
     ap.add_argument("--workers", type=int, default=1,
                     help="Mailwright worker processes (config `workers`)")
+    ap.add_argument("--baseline", type=Path, metavar="CHECKOUT",
+                    help="also run Mailwright from another checkout (e.g. main's "
+                         "worktree), in the same rotation")
     args = ap.parse_args()
     for tool in (SMTP_SOURCE, POSTFIX):
         if not os.path.exists(tool):
@@ -108,9 +114,13 @@ def main() -> None:
     cases = [(4 * 1024, 3000), (100 * 1024, 600)]
     results: dict[tuple[str, int], list[float]] = {}
     cpu: dict[tuple[str, int], list[float]] = {}
+    lag: dict[tuple[str, int], list[float]] = {}
     sent = 0
     try:
         servers = [Mailwright(work, workers=args.workers), AiosmtpdFsync(work), Postfix(work)]
+        if args.baseline:
+            servers.append(Mailwright(work / "baseline", workers=args.workers,
+                                      checkout=args.baseline))
         for size, count in cases:
             for server in servers:          # warm-up, not counted
                 smtp_source(server.port, min(200, count), size, args.sessions)
@@ -120,14 +130,18 @@ def main() -> None:
                 for server in servers[shift:] + servers[:shift]:
                     used = tree_cpu_seconds(pid_of(server))
                     elapsed = smtp_source(server.port, count, size, args.sessions)
+                    # Mailwright indexes text after the 250 (textindex.py): its CPU
+                    # counts up to when the index has caught up.
+                    caught_up = server.settle() if isinstance(server, Mailwright) else 0.0
                     used = tree_cpu_seconds(pid_of(server)) - used
                     results.setdefault((server.name, size), []).append(count / elapsed)
                     cpu.setdefault((server.name, size), []).append(used * 1e6 / count)
+                    lag.setdefault((server.name, size), []).append(caught_up)
                 sent += count
         print(f"\nSMTP accept, {args.sessions} concurrent sessions, {args.runs} rotating "
               f"runs each, Mailwright with {args.workers} worker process(es); messages/s "
               f"(median [min-max]), server CPU µs per message (median)")
-        for size, _ in cases:
+        for size, count in cases:
             mw = statistics.median(results[("mailwright", size)])
             print(f"  {size // 1024}KB")
             for server in servers:
@@ -136,6 +150,10 @@ def main() -> None:
                     f"  mailwright = {mw / statistics.median(rates):.2f}x"
                 print(f"    {server.name:<15} {fmt(rates):>24}  "
                       f"{statistics.median(cpu[(server.name, size)]):7.0f} µs/msg{ratio}")
+                if caught_up := statistics.median(lag[(server.name, size)]):
+                    print(f"    {'':<15} text index caught up {caught_up:.2f} s after the "
+                          f"last 250: {count / (count / statistics.median(rates) + caught_up):.0f}"
+                          f" msg/s indexed")
         for server in servers:
             if isinstance(server, Postfix):
                 print("postfix: queued (fsynced) each message, then discarded it")

@@ -19,6 +19,8 @@ from mailwright.imap.fetch import views as fetch_views
 from mailwright.store import query as q
 from mailwright.store.messages import Delivery, LocalCopy
 from mailwright.store.sqlite import SQLiteStore
+from mailwright.store.sqlite.db import connect
+from mailwright.store.sqlite.textindex import Indexer
 
 from .conftest import PASSWORD
 
@@ -144,3 +146,22 @@ os.kill(os.getpid(), signal.SIGKILL)
         assert answers(store, box) == [uids for _, uids in EXPECTED]
     finally:
         store.close()
+
+
+def test_the_indexer_takes_overdue_rows_after_a_batch_and_all_when_idle(quiet):
+    store, account = quiet
+    deliver_all(store, account)
+    conn = connect(store.db_path)           # as the writer's own connection would
+    try:
+        # After a batch of 5 jobs, nothing is overdue yet: left for an idle moment.
+        assert Indexer(overdue=3600).step(conn, jobs=5) is True
+        assert counts(store) == (3, 0)
+        # Overdue: as many as the batch had jobs, oldest first.
+        assert Indexer(overdue=0).step(conn, jobs=2) is True
+        assert counts(store) == (1, 2)
+        # Idle: the rest, however young; then nothing is left.
+        assert Indexer(overdue=3600).step(conn, jobs=0) is True
+        assert counts(store) == (0, 3)
+        assert Indexer().step(conn, jobs=0) is False
+    finally:
+        conn.close()

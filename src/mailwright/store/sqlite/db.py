@@ -65,9 +65,10 @@ def deferrable(c: sqlite3.Connection) -> Iterator[None]:
 
 
 class Background(Protocol):
-    def step(self, c: sqlite3.Connection, idle: bool) -> bool:
+    def step(self, c: sqlite3.Connection, jobs: int) -> bool:
         """Do one bounded piece of deferred work in a transaction of its own if it
-        is due (when the writer is idle, always); whether any is left."""
+        is due: after a batch of `jobs` jobs (their waiters already woken), or with
+        jobs=0 when the writer is idle. Whether any is left."""
         ...
 
 
@@ -136,7 +137,7 @@ class Writer(threading.Thread):
                 try:
                     first = self.jobs.get_nowait()
                 except queue.Empty:
-                    more = self._background(idle=True)
+                    more = self._background(0)
                     continue
             else:
                 first = self.jobs.get()
@@ -147,18 +148,20 @@ class Writer(threading.Thread):
                 except queue.Empty:
                     break
             stop = [job for job in batch if job.fn is None]
-            self._run_batch([job for job in batch if job.fn is not None])
+            jobs = [job for job in batch if job.fn is not None]
+            self._run_batch(jobs)
+            done = len(jobs)
             # Drop the jobs before waiting for more: their blobs may hold spool files.
-            del batch
+            del batch, jobs
             if stop:
                 self.conn.close()
                 settle([(job.future, True, None) for job in stop])
                 return
-            more = self.background is not None and self._background(idle=False)
+            more = self.background is not None and self._background(done)
 
-    def _background(self, idle: bool) -> bool:
+    def _background(self, jobs: int) -> bool:
         try:
-            return self.background.step(self.conn, idle)
+            return self.background.step(self.conn, jobs)
         except Exception as e:   # e.g. busy past the timeout: tried again after a batch
             log.error("background store work failed: %s", e)
             return False

@@ -191,6 +191,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS message_text USING fts5(
 -- (store/sqlite/textindex.py); SEARCH scans these rows too. Decoded, not yet folded.
 CREATE TABLE IF NOT EXISTS message_text_pending (
     meta_id INTEGER PRIMARY KEY,          -- its message_meta row (the index's rowid)
+    queued REAL NOT NULL,                 -- when it was stored (overdue after a while)
     hdr TEXT NOT NULL,
     body TEXT NOT NULL
 );

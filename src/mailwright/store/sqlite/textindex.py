@@ -23,15 +23,19 @@ from .db import deferrable
 
 log = logging.getLogger("mailwright.store")
 
-# One batch of the background indexer: at most this many rows, and it stops after
-# the row that takes its text past BATCH_CHARS (about 6 ms of indexing), so a
-# delivery arriving meanwhile waits little.
+# One batch of the background indexer when the writer is idle: at most this many
+# rows, and it stops after the row that takes its text past BATCH_CHARS (a few ms of
+# indexing), so a delivery arriving meanwhile waits little.
 BATCH_ROWS = 64
 BATCH_CHARS = 256 * 1024
-# Under a load that never leaves the writer idle, the oldest pending row is indexed
-# after this long anyway (a batch after each delivery batch): the pending rows, which
-# SEARCH scans, stay few.
+# Under a load that leaves the writer no idle moment, rows pending for OVERDUE seconds
+# are indexed after each delivery batch, as many as that batch had jobs (up to
+# OVERDUE_CHARS of text): the index keeps pace, the pending rows, which SEARCH scans,
+# stay about OVERDUE seconds' worth, and acceptance slows to what the machine can
+# index. Each such batch runs after the deliveries' waiters are woken, while their
+# sessions go on: the index work (SQLite's, without the GIL) overlaps theirs.
 OVERDUE = 1.0
+OVERDUE_CHARS = 4 * 1024 * 1024
 
 # Combining diacritical marks (the blocks for Latin, Greek, Cyrillic and symbols).
 _MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
@@ -53,8 +57,8 @@ def add_pending(c: sqlite3.Connection, meta_id: int, m: MessageMeta) -> None:
     """A new message's text, to be indexed later. Stored as decoded, not folded:
     folding is the indexer's work (and SEARCH's, for rows still pending)."""
     # OR REPLACE: a stale row under a reused rowid must not fail the delivery
-    c.execute("INSERT OR REPLACE INTO message_text_pending (meta_id, hdr, body) "
-              "VALUES (?,?,?)", (meta_id, m.header_text, m.text))
+    c.execute("INSERT OR REPLACE INTO message_text_pending (meta_id, queued, hdr, body) "
+              "VALUES (?,?,?,?)", (meta_id, time.time(), m.header_text, m.text))
 
 
 def index_now(c: sqlite3.Connection, meta_id: int, m: MessageMeta) -> None:
@@ -70,13 +74,15 @@ def drop_text(c: sqlite3.Connection, meta_id: int) -> None:
     c.execute("DELETE FROM message_text_pending WHERE meta_id=?", (meta_id,))
 
 
-def index_pending(c: sqlite3.Connection, rows: int = BATCH_ROWS,
-                  chars: int = BATCH_CHARS) -> int:
+def index_pending(c: sqlite3.Connection, rows: int = BATCH_ROWS, chars: int = BATCH_CHARS,
+                  before: float | None = None) -> int:
     """Move the oldest pending rows into the index, in the caller's transaction: at
-    most `rows`, and no more once `chars` characters of text are taken. How many."""
+    most `rows`, no more once `chars` characters of text are taken, and only those
+    stored before `before` if given. How many."""
     batch, size = [], 0
     cursor = c.execute("SELECT meta_id, hdr, body FROM message_text_pending "
-                       "ORDER BY meta_id LIMIT ?", (rows,))
+                       "WHERE queued < ? ORDER BY meta_id LIMIT ?",
+                       (float("inf") if before is None else before, rows))
     for meta_id, hdr, body in cursor:
         batch.append((meta_id, fold(hdr), fold(body)))
         size += len(hdr) + len(body)
@@ -92,25 +98,24 @@ def index_pending(c: sqlite3.Connection, rows: int = BATCH_ROWS,
 
 class Indexer:
     """The writer's background work (db.Background): pending rows into the index,
-    a batch whenever the writer is idle, or after each delivery batch once the
-    oldest pending row is OVERDUE."""
+    a batch whenever the writer is idle, and after each delivery batch as many
+    overdue ones as that batch had jobs."""
 
     def __init__(self, overdue: float = OVERDUE):
         self.overdue = overdue
-        self._oldest: int | None = None    # the oldest pending row seen, and since when
-        self._since = 0.0
 
-    def step(self, c: sqlite3.Connection, idle: bool) -> bool:
-        oldest = c.execute("SELECT min(meta_id) FROM message_text_pending").fetchone()[0]
+    def step(self, c: sqlite3.Connection, jobs: int) -> bool:
+        oldest = c.execute("SELECT queued FROM message_text_pending ORDER BY meta_id "
+                           "LIMIT 1").fetchone()
         if oldest is None:
-            self._oldest = None
             return False
-        now = time.monotonic()
-        if oldest != self._oldest:
-            self._oldest, self._since = oldest, now
-        if idle or now - self._since >= self.overdue:
+        due = time.time() - self.overdue
+        if not jobs or oldest[0] < due:
             # Not synced on its own: a crash that loses this commit leaves the rows
             # pending, to be indexed again; the next delivery's commit syncs it.
             with deferrable(c):
-                index_pending(c)
+                if jobs:
+                    index_pending(c, rows=jobs, chars=OVERDUE_CHARS, before=due)
+                else:
+                    index_pending(c)
         return True
