@@ -9,7 +9,7 @@ import sqlite3
 
 from ...message.meta import MessageMeta, parse_message
 from ..mailboxes import FetchViews, RenderViews
-from .textindex import add_pending, drop_text, index_now, index_pending
+from .textindex import add_text, drop_text, index_now, index_pending
 
 # What a message's parse stores changes with the parser: message_meta rows carry the
 # version that made them, and the start-up backfill parses older rows again.
@@ -48,7 +48,7 @@ def ensure_meta(c: sqlite3.Connection, digest: str, indexed: Indexed) -> int:
     marks = ",".join("?" * (len(_META_COLUMNS) + 1))
     cur = c.execute(f"INSERT INTO message_meta (blob, {', '.join(_META_COLUMNS)}) "
                     f"VALUES ({marks})", (digest, *_meta_values(indexed)))
-    add_pending(c, cur.lastrowid, indexed[0])
+    add_text(c, cur.lastrowid, indexed[0])
     return cur.lastrowid
 
 

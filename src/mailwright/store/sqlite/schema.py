@@ -97,9 +97,9 @@ def _fts5_arguments(sql: str) -> str:
 
 def adopt_text_index(conn: sqlite3.Connection) -> None:
     """A database whose text index was declared otherwise than schema.sql declares it
-    now (from before substring SEARCH: a word index, FTS5 unicode61) gets the table
-    anew, and every parse is marked as older so that the start-up backfill fills the
-    new index (see META_VERSION)."""
+    now (from before substring SEARCH: a word index, FTS5 unicode61; from before the
+    texts were a table of their own) gets the table anew, and every parse is marked
+    as older so that the start-up backfill fills the new index (see META_VERSION)."""
     schema = _schema_sql()
     create = re.search(r"CREATE VIRTUAL TABLE IF NOT EXISTS message_text\b.*?;", schema, re.S)
     assert create is not None, "schema.sql declares message_text"
@@ -116,8 +116,9 @@ def adopt_text_index(conn: sqlite3.Connection) -> None:
             conn.execute("DROP TABLE IF EXISTS message_text")
             conn.execute(create[0])
             conn.execute("UPDATE message_meta SET version=0")
-            # The re-parse indexes every text again: none is left pending.
+            # The re-parse stores and indexes every text again.
             conn.execute("DELETE FROM message_text_pending")
+            conn.execute("DELETE FROM message_texts")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -178,22 +178,29 @@ CREATE TABLE IF NOT EXISTS message_meta (
     header BLOB NOT NULL                  -- the top-level header block
 );
 
--- Full-text index (SEARCH TEXT/BODY): decoded header fields and decoded body text,
--- case and diacritics folded. Trigrams, because SEARCH matches substrings, not words
--- (RFC 9051 §6.4.4); no positions or column sizes: a trigram lookup only narrows the
--- rows down, instr() on the text decides (store/sqlite/search.py).
-CREATE VIRTUAL TABLE IF NOT EXISTS message_text USING fts5(
-    hdr, body, tokenize = 'trigram', detail = none, columnsize = 0
-);
-
--- Text not yet in message_text: written with its message, in the delivery's
--- transaction, and moved into the index by the writer when it is idle
--- (store/sqlite/textindex.py); SEARCH scans these rows too. Decoded, not yet folded.
-CREATE TABLE IF NOT EXISTS message_text_pending (
-    meta_id INTEGER PRIMARY KEY,          -- its message_meta row (the index's rowid)
-    queued REAL NOT NULL,                 -- when it was stored (overdue after a while)
+-- The text SEARCH TEXT/BODY look in (store/sqlite/textindex.py): each message's decoded
+-- header fields and decoded body text, case and diacritics folded; written with its
+-- message, in the delivery's transaction.
+CREATE TABLE IF NOT EXISTS message_texts (
+    meta_id INTEGER PRIMARY KEY,          -- its message_meta row
     hdr TEXT NOT NULL,
     body TEXT NOT NULL
+);
+
+-- Texts not yet in the full-text index: the writer indexes them when it is idle, or
+-- once they are overdue; SEARCH scans them meanwhile.
+CREATE TABLE IF NOT EXISTS message_text_pending (
+    meta_id INTEGER PRIMARY KEY,          -- its message_texts row
+    queued REAL NOT NULL                  -- when it was stored
+);
+
+-- Full-text index over message_texts (its content: the text is stored once).
+-- Trigrams, because SEARCH matches substrings, not words (RFC 9051 §6.4.4); no
+-- positions or column sizes: a trigram lookup only narrows the rows down, instr() on
+-- the text decides (store/sqlite/search.py).
+CREATE VIRTUAL TABLE IF NOT EXISTS message_text USING fts5(
+    hdr, body, tokenize = 'trigram', detail = none, columnsize = 0,
+    content = 'message_texts', content_rowid = 'meta_id'
 );
 
 -- Expunged UIDs with the MODSEQ of their removal: other sessions learn of them

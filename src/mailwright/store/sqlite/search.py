@@ -26,8 +26,6 @@ def header_match(header: bytes | None, field: str, text: str) -> bool:
 def register_functions(conn: sqlite3.Connection) -> None:
     """The SQL functions search uses, on a connection that reads."""
     conn.create_function("header_match", 3, header_match, deterministic=True)
-    # The texts still pending are decoded, not folded: folded as they are scanned.
-    conn.create_function("fold", 1, fold, deterministic=True)
 
 
 class SQLiteSearch:
@@ -40,19 +38,16 @@ class SQLiteSearch:
             # A full-text term among the top-level keys: start from the index's
             # matches (CROSS JOIN fixes the order), reach the messages by blob ("+"
             # keeps SQLite from scanning the mailbox instead), then check the rest;
-            # the same from the texts not yet indexed (a message is in one or the
-            # other).
+            # the same from the texts not yet indexed.
             rest = query.And(tuple(t for t in terms if t is not driver))
             selects, args = [], []
-            for table, key, pending in (("message_text", "rowid", False),
-                                        ("message_text_pending", "meta_id", True)):
-                found = _text_match(driver, args, pending)
+            for texts_of in (_indexed_texts, _pending_texts):
+                texts = texts_of(driver, args)
                 args.append(mailbox_id)
-                where = _sql(rest, args)
                 selects.append(
-                    f"SELECT m.uid FROM {table} t CROSS JOIN message_meta x "
-                    f"CROSS JOIN messages m WHERE {found} AND x.id=t.{key} "
-                    f"AND m.blob=x.blob AND +m.mailbox_id=? AND ({where})")
+                    f"SELECT m.uid FROM {texts} CROSS JOIN message_meta x "
+                    f"CROSS JOIN messages m WHERE x.id=t.rowid AND m.blob=x.blob "
+                    f"AND +m.mailbox_id=? AND ({_sql(rest, args)})")
             return [r[0] for r in self.conn.execute(
                 " UNION ".join(selects) + " ORDER BY 1", args)]
         args = [mailbox_id]
@@ -109,33 +104,42 @@ def _trigrams(needle: str) -> str:
     return " AND ".join('"' + g.replace('"', '""') + '"' for g in grams)
 
 
-def _text_match(key: query.Text | query.Body, args: list, pending: bool = False) -> str:
-    """The condition on a row `t` of message_text (or, pending, of
-    message_text_pending) for a TEXT key (the header fields or the body hold the
-    string) or a BODY key (the body does)."""
-    needle = fold(key.text)
-    # Pending texts are folded here, as the indexer folds them: the same test on the
-    # same text, so a message matches alike before and after it is indexed.
-    hdr, body = ("fold(t.hdr)", "fold(t.body)") if pending else ("t.hdr", "t.body")
-    found = f"instr({body}, ?) > 0"
-    args_found = [needle]
+def _contains(key: query.Text | query.Body, needle: str, args: list) -> str:
+    """The condition on a row `t` of message_texts (or the index over it) for a TEXT
+    key (the header fields or the body hold the string) or a BODY key (the body)."""
     if isinstance(key, query.Text):
-        found = f"(instr({hdr}, ?) > 0 OR {found})"
-        args_found.insert(0, needle)
-    if pending or len(needle) < TRIGRAM:
-        args += args_found
-        return found
-    args += [_trigrams(needle), *args_found]
-    return f"t.message_text MATCH ? AND {found}"
+        args += [needle, needle]
+        return "(instr(t.hdr, ?) > 0 OR instr(t.body, ?) > 0)"
+    args.append(needle)
+    return "instr(t.body, ?) > 0"
+
+
+def _indexed_texts(key: query.Text | query.Body, args: list) -> str:
+    """The indexed texts holding a string of three or more characters, as rows `t`
+    (with the message_meta id as t.rowid); for a join."""
+    needle = fold(key.text)
+    args.append(_trigrams(needle))
+    found = _contains(key, needle, args)
+    return f"(SELECT rowid, hdr, body FROM message_text t WHERE message_text MATCH ? AND {found}) t"
+
+
+def _pending_texts(key: query.Text | query.Body, args: list) -> str:
+    """The texts not yet indexed holding the string, likewise (scanned)."""
+    found = _contains(key, fold(key.text), args)
+    return (f"(SELECT t.meta_id AS rowid FROM message_text_pending p CROSS JOIN "
+            f"message_texts t WHERE t.meta_id=p.meta_id AND {found}) t")
 
 
 def _text_sql(key: query.Text | query.Body, args: list) -> str:
-    if not key.text:
+    needle = fold(key.text)
+    if not needle:
         return "1"                              # the empty string is in every text
-    indexed = _text_match(key, args)
-    pending = _text_match(key, args, pending=True)
-    return (f"(x.id IN (SELECT t.rowid FROM message_text t WHERE {indexed}) "
-            f"OR x.id IN (SELECT t.meta_id FROM message_text_pending t WHERE {pending}))")
+    if len(needle) < TRIGRAM:
+        # No trigram to look up: every text is scanned, indexed or not.
+        return (f"x.id IN (SELECT t.meta_id FROM message_texts t "
+                f"WHERE {_contains(key, needle, args)})")
+    return (f"(x.id IN (SELECT t.rowid FROM {_indexed_texts(key, args)}) "
+            f"OR x.id IN (SELECT t.rowid FROM {_pending_texts(key, args)}))")
 
 
 def _day_start(day: datetime.date) -> float:

@@ -1,13 +1,14 @@
 """The full-text index, kept off the acknowledgement path.
 
-A delivery stores its message's decoded text as a pending row, in the transaction
-that stores the message: nothing is lost by a crash, and the delivery does not wait
-for the trigram index (a 100 KB text costs 2-3 ms of CPU to index, more than the rest
-of its transaction). The writer moves pending rows into the index when its queue is
-empty, or when the oldest has waited OVERDUE seconds, a bounded batch at a time
-(`Indexer`, db.Writer's background work). SEARCH reads the pending rows as well, with
-the same folding and the same substring test (store/sqlite/search.py), so a message is
-found from the moment its delivery is acknowledged, indexed or not.
+A delivery stores its message's text (decoded, folded: `fold`) in message_texts and
+marks it pending, in the transaction that stores the message: nothing is lost by a
+crash, and the delivery does not wait for the trigram index (a 100 KB text costs 2-5
+ms of CPU to index, more than the rest of its transaction). The writer indexes
+pending texts when its queue is empty, or once they are OVERDUE, a bounded batch at a
+time (`Indexer`, db.Writer's background work); the index's content is message_texts
+itself, so a text is written once. SEARCH reads the pending texts as well, with the
+same substring test (store/sqlite/search.py), so a message is found from the moment
+its delivery is acknowledged, indexed or not.
 """
 
 from __future__ import annotations
@@ -53,46 +54,54 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFC", bare)
 
 
-def add_pending(c: sqlite3.Connection, meta_id: int, m: MessageMeta) -> None:
-    """A new message's text, to be indexed later. Stored as decoded, not folded:
-    folding is the indexer's work (and SEARCH's, for rows still pending)."""
+def add_text(c: sqlite3.Connection, meta_id: int, m: MessageMeta) -> None:
+    """A new message's text, stored and marked pending (indexed later)."""
     # OR REPLACE: a stale row under a reused rowid must not fail the delivery
-    c.execute("INSERT OR REPLACE INTO message_text_pending (meta_id, queued, hdr, body) "
-              "VALUES (?,?,?,?)", (meta_id, time.time(), m.header_text, m.text))
+    c.execute("INSERT OR REPLACE INTO message_texts (meta_id, hdr, body) VALUES (?,?,?)",
+              (meta_id, fold(m.header_text), fold(m.text)))
+    c.execute("INSERT OR REPLACE INTO message_text_pending (meta_id, queued) VALUES (?,?)",
+              (meta_id, time.time()))
 
 
 def index_now(c: sqlite3.Connection, meta_id: int, m: MessageMeta) -> None:
-    """Index a message's text at once (the start-up re-parse, off any delivery)."""
-    c.execute("DELETE FROM message_text_pending WHERE meta_id=?", (meta_id,))
-    c.execute("INSERT OR REPLACE INTO message_text (rowid, hdr, body) VALUES (?,?,?)",
+    """Store and index a message's text at once, replacing what it had (the
+    start-up re-parse, off any delivery)."""
+    drop_text(c, meta_id)
+    c.execute("INSERT INTO message_texts (meta_id, hdr, body) VALUES (?,?,?)",
               (meta_id, fold(m.header_text), fold(m.text)))
+    c.execute("INSERT INTO message_text (rowid, hdr, body) SELECT meta_id, hdr, body "
+              "FROM message_texts WHERE meta_id=?", (meta_id,))
 
 
 def drop_text(c: sqlite3.Connection, meta_id: int) -> None:
-    """A message's text leaves the index, or the pending rows: whichever holds it."""
-    c.execute("DELETE FROM message_text WHERE rowid=?", (meta_id,))
-    c.execute("DELETE FROM message_text_pending WHERE meta_id=?", (meta_id,))
+    """A message's text goes, and out of the index if it was indexed."""
+    if not c.execute("DELETE FROM message_text_pending WHERE meta_id=?",
+                     (meta_id,)).rowcount:
+        # An index over external content forgets a row given the values it indexed.
+        c.execute("INSERT INTO message_text (message_text, rowid, hdr, body) "
+                  "SELECT 'delete', meta_id, hdr, body FROM message_texts WHERE meta_id=?",
+                  (meta_id,))
+    c.execute("DELETE FROM message_texts WHERE meta_id=?", (meta_id,))
 
 
 def index_pending(c: sqlite3.Connection, rows: int = BATCH_ROWS, chars: int = BATCH_CHARS,
                   before: float | None = None) -> int:
-    """Move the oldest pending rows into the index, in the caller's transaction: at
-    most `rows`, no more once `chars` characters of text are taken, and only those
-    stored before `before` if given. How many."""
+    """Index the oldest pending texts, in the caller's transaction: at most `rows`,
+    no more once `chars` characters of text are taken, and only those stored before
+    `before` if given. How many."""
     batch, size = [], 0
-    cursor = c.execute("SELECT meta_id, hdr, body FROM message_text_pending "
-                       "WHERE queued < ? ORDER BY meta_id LIMIT ?",
-                       (float("inf") if before is None else before, rows))
-    for meta_id, hdr, body in cursor:
-        batch.append((meta_id, fold(hdr), fold(body)))
-        size += len(hdr) + len(body)
+    for meta_id, length in c.execute(
+            "SELECT p.meta_id, length(t.hdr) + length(t.body) FROM message_text_pending p "
+            "JOIN message_texts t ON t.meta_id=p.meta_id WHERE p.queued < ? "
+            "ORDER BY p.meta_id LIMIT ?",
+            (float("inf") if before is None else before, rows)).fetchall():
+        batch.append((meta_id,))
+        size += length
         if size >= chars:
             break
-    cursor.close()
-    c.executemany("INSERT OR REPLACE INTO message_text (rowid, hdr, body) VALUES (?,?,?)",
-                  batch)
-    c.executemany("DELETE FROM message_text_pending WHERE meta_id=?",
-                  [(row[0],) for row in batch])
+    c.executemany("INSERT INTO message_text (rowid, hdr, body) SELECT meta_id, hdr, body "
+                  "FROM message_texts WHERE meta_id=?", batch)
+    c.executemany("DELETE FROM message_text_pending WHERE meta_id=?", batch)
     return len(batch)
 
 
