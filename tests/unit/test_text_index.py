@@ -151,20 +151,22 @@ os.kill(os.getpid(), signal.SIGKILL)
         store.close()
 
 
-def test_the_indexer_takes_overdue_rows_after_a_batch_and_all_when_idle(quiet):
+def test_the_indexer_waits_for_a_batch_to_gather_and_takes_overdue_texts_at_once(quiet):
     store, account = quiet
     deliver_all(store, account)
     conn = connect(store.db_path)           # as the writer's own connection would
     try:
-        # After a batch of 5 jobs, nothing is overdue yet: left for an idle moment.
-        assert Indexer(overdue=3600).step(conn, jobs=5) is True
+        # Idle, but the oldest text is younger than the idle delay: look again later.
+        assert Indexer(idle_delay=3600).step(conn, jobs=0) > 3000
+        # After a batch of 5 jobs, nothing is overdue yet: likewise.
+        assert Indexer(idle_delay=3600, overdue=3600).step(conn, jobs=5) > 3000
         assert counts(store) == (3, 0)
         # Overdue: as many as the batch had jobs, oldest first.
-        assert Indexer(overdue=0).step(conn, jobs=2) is True
+        assert Indexer(overdue=0).step(conn, jobs=2) == 0
         assert counts(store) == (1, 2)
-        # Idle: the rest, however young; then nothing is left.
-        assert Indexer(overdue=3600).step(conn, jobs=0) is True
+        # Idle past the delay: the rest; then nothing is left.
+        assert Indexer(idle_delay=0).step(conn, jobs=0) == 0
         assert counts(store) == (0, 3)
-        assert Indexer().step(conn, jobs=0) is False
+        assert Indexer().step(conn, jobs=0) is None
     finally:
         conn.close()

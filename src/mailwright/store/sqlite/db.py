@@ -65,10 +65,11 @@ def deferrable(c: sqlite3.Connection) -> Iterator[None]:
 
 
 class Background(Protocol):
-    def step(self, c: sqlite3.Connection, jobs: int) -> bool:
+    def step(self, c: sqlite3.Connection, jobs: int) -> float | None:
         """Do one bounded piece of deferred work in a transaction of its own if it
         is due: after a batch of `jobs` jobs (their waiters already woken), or with
-        jobs=0 when the writer is idle. Whether any is left."""
+        jobs=0 when the writer is idle. In how many seconds to look again if the
+        writer stays idle (0: at once), None when nothing is left."""
         ...
 
 
@@ -131,16 +132,13 @@ class Writer(threading.Thread):
 
     def run(self) -> None:
         # Background work may be left from before a restart (or a kill): look first.
-        more = self.background is not None
+        wait = 0.0 if self.background is not None else None
         while True:
-            if more:
-                try:
-                    first = self.jobs.get_nowait()
-                except queue.Empty:
-                    more = self._background(0)
-                    continue
-            else:
-                first = self.jobs.get()
+            try:
+                first = self.jobs.get() if wait is None else self.jobs.get(timeout=wait)
+            except queue.Empty:
+                wait = self._background(0)
+                continue
             batch = [first]
             while len(batch) < MAX_BATCH:
                 try:
@@ -157,14 +155,17 @@ class Writer(threading.Thread):
                 self.conn.close()
                 settle([(job.future, True, None) for job in stop])
                 return
-            more = self.background is not None and self._background(done)
+            if self.background is not None:
+                wait = self._background(done)
 
-    def _background(self, jobs: int) -> bool:
+    def _background(self, jobs: int) -> float | None:
+        assert self.background is not None
         try:
-            return self.background.step(self.conn, jobs)
+            wait = self.background.step(self.conn, jobs)
         except Exception as e:   # e.g. busy past the timeout: tried again after a batch
             log.error("background store work failed: %s", e)
-            return False
+            return None
+        return None if wait is None else max(wait, 0.0)
 
     def _write_blobs(self, batch: list[Job]) -> list[Job]:
         """Write the batch's large blobs as files with one sync; small ones go into

@@ -24,18 +24,22 @@ from .db import deferrable
 
 log = logging.getLogger("mailwright.store")
 
-# One batch of the background indexer when the writer is idle: at most this many
-# rows, and it stops after the row that takes its text past BATCH_CHARS (tens of ms of
-# indexing). Not smaller: FTS5 writes a segment per transaction, and a transaction of
-# one or two 100 KB texts costs ~30% more CPU per text than one of twenty (merges).
+# The writer indexes pending texts when it is idle and the oldest has waited
+# IDLE_DELAY, so that a batch gathers many texts: FTS5 writes a segment per
+# transaction, and a transaction of one or two texts costs a third more CPU per text
+# than one of twenty (segment merges). SEARCH scans what is pending meanwhile.
+IDLE_DELAY = 0.25
+# One idle batch: at most this many rows, and it stops after the row that takes its
+# text past BATCH_CHARS (tens of ms of indexing): a delivery arriving meanwhile waits
+# for it.
 BATCH_ROWS = 256
 BATCH_CHARS = 1024 * 1024
-# Under a load that leaves the writer no idle moment, rows pending for OVERDUE seconds
-# are indexed after each delivery batch, as many as that batch had jobs (up to
-# OVERDUE_CHARS of text): the index keeps pace, the pending rows, which SEARCH scans,
-# stay about OVERDUE seconds' worth, and acceptance slows to what the machine can
-# index. Each such batch runs after the deliveries' waiters are woken, while their
-# sessions go on: the index work (SQLite's, without the GIL) overlaps theirs.
+# Under a load that leaves the writer no idle moment, texts pending for OVERDUE
+# seconds are indexed after each delivery batch, as many as that batch had jobs (up
+# to OVERDUE_CHARS of text): the index keeps pace, the pending texts stay about
+# OVERDUE seconds' worth, and acceptance slows to what the machine can index. Each
+# such batch runs after the deliveries' waiters are woken, while their sessions go
+# on: the index work (SQLite's, without the GIL) overlaps theirs.
 OVERDUE = 1.0
 OVERDUE_CHARS = 4 * 1024 * 1024
 
@@ -107,25 +111,30 @@ def index_pending(c: sqlite3.Connection, rows: int = BATCH_ROWS, chars: int = BA
 
 
 class Indexer:
-    """The writer's background work (db.Background): pending rows into the index,
-    a batch whenever the writer is idle, and after each delivery batch as many
-    overdue ones as that batch had jobs."""
+    """The writer's background work (db.Background): pending texts into the index,
+    a batch when the writer is idle and the oldest has waited `idle_delay`, and
+    after each delivery batch as many overdue ones as that batch had jobs."""
 
-    def __init__(self, overdue: float = OVERDUE):
+    def __init__(self, idle_delay: float = IDLE_DELAY, overdue: float = OVERDUE):
+        self.idle_delay = idle_delay
         self.overdue = overdue
 
-    def step(self, c: sqlite3.Connection, jobs: int) -> bool:
+    def step(self, c: sqlite3.Connection, jobs: int) -> float | None:
         oldest = c.execute("SELECT queued FROM message_text_pending ORDER BY meta_id "
                            "LIMIT 1").fetchone()
         if oldest is None:
-            return False
-        due = time.time() - self.overdue
-        if not jobs or oldest[0] < due:
-            # Not synced on its own: a crash that loses this commit leaves the rows
-            # pending, to be indexed again; the next delivery's commit syncs it.
+            return None
+        now = time.time()
+        # Each batch in a transaction that is not synced on its own (deferrable): a
+        # crash that undoes it leaves its texts pending, to be indexed again.
+        if jobs:
+            if oldest[0] > now - self.overdue:
+                return oldest[0] + self.idle_delay - now
             with deferrable(c):
-                if jobs:
-                    index_pending(c, rows=jobs, chars=OVERDUE_CHARS, before=due)
-                else:
-                    index_pending(c)
-        return True
+                index_pending(c, rows=jobs, chars=OVERDUE_CHARS, before=now - self.overdue)
+            return 0.0
+        if oldest[0] > now - self.idle_delay:
+            return oldest[0] + self.idle_delay - now
+        with deferrable(c):
+            index_pending(c)
+        return 0.0
