@@ -40,16 +40,25 @@ class SQLiteSearch:
             # keeps SQLite from scanning the mailbox instead), then check the rest;
             # the same from the texts not yet indexed.
             rest = query.And(tuple(t for t in terms if t is not driver))
-            selects, args = [], []
-            for texts_of in (_indexed_texts, _pending_texts):
-                texts = texts_of(driver, args)
-                args.append(mailbox_id)
-                selects.append(
-                    f"SELECT m.uid FROM {texts} CROSS JOIN message_meta x "
-                    f"CROSS JOIN messages m WHERE x.id=t.rowid AND m.blob=x.blob "
-                    f"AND +m.mailbox_id=? AND ({_sql(rest, args)})")
+            needle = fold(driver.text)
+            args: list = [_trigrams(needle)]
+            found = _contains(driver, needle, args)
+            args.append(mailbox_id)
+            indexed = (
+                f"SELECT m.uid FROM message_text t CROSS JOIN message_meta x "
+                f"CROSS JOIN messages m WHERE t.message_text MATCH ? AND {found} "
+                f"AND x.id=t.rowid AND m.blob=x.blob AND +m.mailbox_id=? "
+                f"AND ({_sql(rest, args)})")
+            # Pending texts: this mailbox's only, each read once its message is found.
+            args.append(mailbox_id)
+            found = _contains(driver, needle, args)
+            pending = (
+                f"SELECT m.uid FROM message_text_pending p CROSS JOIN message_meta x "
+                f"CROSS JOIN messages m CROSS JOIN message_texts t WHERE x.id=p.meta_id "
+                f"AND m.blob=x.blob AND +m.mailbox_id=? AND t.meta_id=p.meta_id "
+                f"AND {found} AND ({_sql(rest, args)})")
             return [r[0] for r in self.conn.execute(
-                " UNION ".join(selects) + " ORDER BY 1", args)]
+                f"{indexed} UNION {pending} ORDER BY 1", args)]
         args = [mailbox_id]
         where = _sql(key, args)
         # Flag, UID, size and date searches (most of what clients send) need no metadata.
@@ -114,32 +123,20 @@ def _contains(key: query.Text | query.Body, needle: str, args: list) -> str:
     return "instr(t.body, ?) > 0"
 
 
-def _indexed_texts(key: query.Text | query.Body, args: list) -> str:
-    """The indexed texts holding a string of three or more characters, as rows `t`
-    (with the message_meta id as t.rowid); for a join."""
-    needle = fold(key.text)
-    args.append(_trigrams(needle))
-    found = _contains(key, needle, args)
-    return f"(SELECT rowid, hdr, body FROM message_text t WHERE message_text MATCH ? AND {found}) t"
-
-
-def _pending_texts(key: query.Text | query.Body, args: list) -> str:
-    """The texts not yet indexed holding the string, likewise (scanned)."""
-    found = _contains(key, fold(key.text), args)
-    return (f"(SELECT t.meta_id AS rowid FROM message_text_pending p CROSS JOIN "
-            f"message_texts t WHERE t.meta_id=p.meta_id AND {found}) t")
-
-
 def _text_sql(key: query.Text | query.Body, args: list) -> str:
     needle = fold(key.text)
     if not needle:
         return "1"                              # the empty string is in every text
-    if len(needle) < TRIGRAM:
-        # No trigram to look up: every text is scanned, indexed or not.
-        return (f"x.id IN (SELECT t.meta_id FROM message_texts t "
-                f"WHERE {_contains(key, needle, args)})")
-    return (f"(x.id IN (SELECT t.rowid FROM {_indexed_texts(key, args)}) "
-            f"OR x.id IN (SELECT t.rowid FROM {_pending_texts(key, args)}))")
+    if len(needle) < TRIGRAM:                   # no trigram to look up: scanned
+        return (f"EXISTS (SELECT 1 FROM message_texts t WHERE t.meta_id=x.id "
+                f"AND {_contains(key, needle, args)})")
+    args.append(_trigrams(needle))
+    indexed = _contains(key, needle, args)
+    # A pending text is read by its id, once its message is found.
+    pending = _contains(key, needle, args)
+    return (f"(x.id IN (SELECT t.rowid FROM message_text t WHERE t.message_text MATCH ? "
+            f"AND {indexed}) OR EXISTS (SELECT 1 FROM message_text_pending p CROSS JOIN "
+            f"message_texts t WHERE p.meta_id=x.id AND t.meta_id=x.id AND {pending}))")
 
 
 def _day_start(day: datetime.date) -> float:
