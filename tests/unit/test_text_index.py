@@ -20,7 +20,7 @@ from mailwright.store import query as q
 from mailwright.store.messages import Delivery, LocalCopy
 from mailwright.store.sqlite import SQLiteStore
 from mailwright.store.sqlite.db import connect
-from mailwright.store.sqlite.textindex import Indexer
+from mailwright.store.sqlite.textindex import Indexer, index_pending
 
 from .conftest import PASSWORD
 
@@ -161,12 +161,19 @@ def test_the_indexer_waits_for_a_batch_to_gather_and_takes_overdue_texts_at_once
         # After a batch of 5 jobs, nothing is overdue yet: likewise.
         assert Indexer(idle_delay=3600, overdue=3600).step(conn, jobs=5) > 3000
         assert counts(store) == (3, 0)
-        # Overdue: as many as the batch had jobs, oldest first.
+        # Overdue: an idle batch's worth, at least as many as the batch had jobs.
         assert Indexer(overdue=0).step(conn, jobs=2) == 0
-        assert counts(store) == (1, 2)
-        # Idle past the delay: the rest; then nothing is left.
-        assert Indexer(idle_delay=0).step(conn, jobs=0) == 0
         assert counts(store) == (0, 3)
         assert Indexer().step(conn, jobs=0) is None
+        # A batch stops once it has its characters, but not before `least` texts.
+        for i in range(3):
+            asyncio.run(store.deliver(Delivery(
+                message_id=f"N{i}", mail_from="", local=[LocalCopy(account)],
+                local_content=f"Subject: sub {i}\r\n\r\nnew\r\n".encode())))
+        assert counts(store) == (3, 3)
+        store._writer.submit(lambda c: index_pending(c, chars=1)).result()
+        assert counts(store) == (2, 4)
+        store._writer.submit(lambda c: index_pending(c, chars=1, least=2)).result()
+        assert counts(store) == (0, 6)
     finally:
         conn.close()

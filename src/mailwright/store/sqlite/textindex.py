@@ -35,13 +35,12 @@ IDLE_DELAY = 0.25
 BATCH_ROWS = 256
 BATCH_CHARS = 1024 * 1024
 # Under a load that leaves the writer no idle moment, texts pending for OVERDUE
-# seconds are indexed after each delivery batch, as many as that batch had jobs (up
-# to OVERDUE_CHARS of text): the index keeps pace, the pending texts stay about
-# OVERDUE seconds' worth, and acceptance slows to what the machine can index. Each
-# such batch runs after the deliveries' waiters are woken, while their sessions go
-# on: the index work (SQLite's, without the GIL) overlaps theirs.
+# seconds are indexed after each delivery batch: an idle batch's worth, and at least
+# as many as that delivery batch had jobs. The index keeps pace, the pending texts
+# stay about OVERDUE seconds' worth, and acceptance slows to what the machine can
+# index. Each such batch runs after the deliveries' waiters are woken, while their
+# sessions go on: the index work (SQLite's, without the GIL) overlaps theirs.
 OVERDUE = 1.0
-OVERDUE_CHARS = 4 * 1024 * 1024
 
 # Combining diacritical marks (the blocks for Latin, Greek, Cyrillic and symbols).
 _MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
@@ -90,10 +89,10 @@ def drop_text(c: sqlite3.Connection, meta_id: int) -> None:
 
 
 def index_pending(c: sqlite3.Connection, rows: int = BATCH_ROWS, chars: int = BATCH_CHARS,
-                  before: float | None = None) -> int:
+                  before: float | None = None, least: int = 0) -> int:
     """Index the oldest pending texts, in the caller's transaction: at most `rows`,
-    no more once `chars` characters of text are taken, and only those stored before
-    `before` if given. How many."""
+    no more once `chars` characters of text and `least` texts are taken, and only
+    those stored before `before` if given. How many."""
     batch, size = [], 0
     for meta_id, length in c.execute(
             "SELECT p.meta_id, length(t.hdr) + length(t.body) FROM message_text_pending p "
@@ -102,7 +101,7 @@ def index_pending(c: sqlite3.Connection, rows: int = BATCH_ROWS, chars: int = BA
             (float("inf") if before is None else before, rows)).fetchall():
         batch.append((meta_id,))
         size += length
-        if size >= chars:
+        if size >= chars and len(batch) >= least:
             break
     c.executemany("INSERT INTO message_text (rowid, hdr, body) SELECT meta_id, hdr, body "
                   "FROM message_texts WHERE meta_id=?", batch)
@@ -113,7 +112,7 @@ def index_pending(c: sqlite3.Connection, rows: int = BATCH_ROWS, chars: int = BA
 class Indexer:
     """The writer's background work (db.Background): pending texts into the index,
     a batch when the writer is idle and the oldest has waited `idle_delay`, and
-    after each delivery batch as many overdue ones as that batch had jobs."""
+    overdue ones after each delivery batch (at least as many as it had jobs)."""
 
     def __init__(self, idle_delay: float = IDLE_DELAY, overdue: float = OVERDUE):
         self.idle_delay = idle_delay
@@ -131,7 +130,8 @@ class Indexer:
             if oldest[0] > now - self.overdue:
                 return oldest[0] + self.idle_delay - now
             with deferrable(c):
-                index_pending(c, rows=jobs, chars=OVERDUE_CHARS, before=now - self.overdue)
+                index_pending(c, rows=max(jobs, BATCH_ROWS), before=now - self.overdue,
+                              least=jobs)
             return 0.0
         if oldest[0] > now - self.idle_delay:
             return oldest[0] + self.idle_delay - now
