@@ -177,3 +177,31 @@ def test_the_indexer_waits_for_a_batch_to_gather_and_takes_overdue_texts_at_once
         assert counts(store) == (0, 6)
     finally:
         conn.close()
+
+
+def test_texts_of_the_previous_index_are_kept_and_indexed_again(tmp_path):
+    # A database from before message_texts: the trigram index held the folded texts.
+    store = open_store(tmp_path, background=False)
+    box = deliver_all(store, setup_account(store))
+    asyncio.run(store.index_pending(10))
+
+    def downgrade(c):
+        rows = c.execute("SELECT meta_id, hdr, body FROM message_texts").fetchall()
+        c.execute("DROP TABLE message_text")
+        c.execute("DELETE FROM message_texts")
+        c.execute("CREATE VIRTUAL TABLE message_text USING fts5(hdr, body, "
+                  "tokenize = 'trigram', detail = none, columnsize = 0)")
+        c.executemany("INSERT INTO message_text (rowid, hdr, body) VALUES (?,?,?)", rows)
+    store._writer.submit(downgrade).result()
+    store.close()
+
+    store = open_store(tmp_path, background=False)
+    try:
+        assert counts(store) == (3, 0)                  # kept, to be indexed again
+        assert answers(store, box) == [uids for _, uids in EXPECTED]
+        assert asyncio.run(store.backfill_meta()) == 0  # no message is parsed again
+        assert asyncio.run(store.index_pending(10)) == 3
+        assert counts(store) == (0, 3)
+        assert answers(store, box) == [uids for _, uids in EXPECTED]
+    finally:
+        store.close()

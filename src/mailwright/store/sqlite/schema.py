@@ -95,30 +95,43 @@ def _fts5_arguments(sql: str) -> str:
     return " ".join(found[1].split()) if found else ""
 
 
+# The text index as declared before the texts were a table of their own: its rows
+# hold the folded texts (what message_texts holds now), so they are kept.
+_TEXTS_IN_INDEX = "hdr, body, tokenize = 'trigram', detail = none, columnsize = 0"
+
+
 def adopt_text_index(conn: sqlite3.Connection) -> None:
     """A database whose text index was declared otherwise than schema.sql declares it
-    now (from before substring SEARCH: a word index, FTS5 unicode61; from before the
-    texts were a table of their own) gets the table anew, and every parse is marked
-    as older so that the start-up backfill fills the new index (see META_VERSION)."""
+    now gets the table anew. From before the texts were a table of their own, the
+    index's texts are kept in message_texts and indexed again by the writer in the
+    background (SEARCH reads them meanwhile); from before substring SEARCH (a word
+    index, FTS5 unicode61), every parse is marked as older, so that the start-up
+    backfill fills the new index (see META_VERSION)."""
     schema = _schema_sql()
     create = re.search(r"CREATE VIRTUAL TABLE IF NOT EXISTS message_text\b.*?;", schema, re.S)
     assert create is not None, "schema.sql declares message_text"
 
-    def current() -> bool:
+    def declared() -> str | None:
         row = conn.execute("SELECT sql FROM sqlite_master WHERE type='table' "
                            "AND name='message_text'").fetchone()
-        return row is not None and _fts5_arguments(row[0]) == _fts5_arguments(create[0])
-    if current():
+        return _fts5_arguments(row[0]) if row else None
+    if declared() == _fts5_arguments(create[0]):
         return
     conn.execute("BEGIN IMMEDIATE")          # one step, even with several processes
     try:
-        if not current():
-            conn.execute("DROP TABLE IF EXISTS message_text")
-            conn.execute(create[0])
-            conn.execute("UPDATE message_meta SET version=0")
-            # The re-parse stores and indexes every text again.
+        old = declared()
+        if old != _fts5_arguments(create[0]):
             conn.execute("DELETE FROM message_text_pending")
             conn.execute("DELETE FROM message_texts")
+            if old == " ".join(_TEXTS_IN_INDEX.split()):
+                conn.execute("INSERT INTO message_texts (meta_id, hdr, body) "
+                             "SELECT rowid, hdr, body FROM message_text")
+                conn.execute("INSERT INTO message_text_pending (meta_id, queued) "
+                             "SELECT meta_id, 0 FROM message_texts")
+            else:
+                conn.execute("UPDATE message_meta SET version=0")
+            conn.execute("DROP TABLE IF EXISTS message_text")
+            conn.execute(create[0])
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
