@@ -175,6 +175,13 @@ def test_the_indexer_waits_for_a_batch_to_gather_and_takes_overdue_texts_at_once
         assert counts(store) == (2, 4)
         store._writer.submit(lambda c: index_pending(c, chars=1, least=2)).result()
         assert counts(store) == (0, 6)
+        # A marker without its text (nothing writes one) is dropped, not kept forever:
+        # the writer would look at it again and again.
+        store._writer.submit(lambda c: c.execute(
+            "INSERT INTO message_text_pending (meta_id, queued) VALUES (999, 0)")).result()
+        assert Indexer().step(conn, jobs=0) == 0
+        assert counts(store) == (0, 6)
+        assert Indexer().step(conn, jobs=0) is None
     finally:
         conn.close()
 

@@ -98,8 +98,10 @@ def index_pending(c: sqlite3.Connection, rows: int = BATCH_ROWS, chars: int = BA
     those stored before `before` if given. How many."""
     batch, size = [], 0
     for meta_id, length in c.execute(
-            "SELECT p.meta_id, length(t.hdr) + length(t.body) FROM message_text_pending p "
-            "JOIN message_texts t ON t.meta_id=p.meta_id WHERE p.queued < ? "
+            # LEFT JOIN: a marker without its text (which nothing writes) is dropped.
+            "SELECT p.meta_id, coalesce(length(t.hdr) + length(t.body), 0) "
+            "FROM message_text_pending p LEFT JOIN message_texts t ON t.meta_id=p.meta_id "
+            "WHERE p.queued < ? "
             "ORDER BY p.meta_id LIMIT ?",
             (float("inf") if before is None else before, rows)).fetchall():
         batch.append((meta_id,))
@@ -133,11 +135,12 @@ class Indexer:
             if oldest[0] > now - self.overdue:
                 return oldest[0] + self.idle_delay - now
             with deferrable(c):
-                index_pending(c, rows=max(jobs, BATCH_ROWS), before=now - self.overdue,
-                              least=jobs)
-            return 0.0
-        if oldest[0] > now - self.idle_delay:
+                done = index_pending(c, rows=max(jobs, BATCH_ROWS),
+                                     before=now - self.overdue, least=jobs)
+        elif oldest[0] > now - self.idle_delay:
             return oldest[0] + self.idle_delay - now
-        with deferrable(c):
-            index_pending(c)
-        return 0.0
+        else:
+            with deferrable(c):
+                done = index_pending(c)
+        # Look again at once while there is progress; never spin without it.
+        return 0.0 if done else None
