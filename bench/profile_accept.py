@@ -125,8 +125,7 @@ def main() -> None:
     finally:
         server.proc.terminate()
         server.proc.wait(30)
-        if args.raw is None:
-            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)     # the stacks were read (or are --raw)
 
 
 if __name__ == "__main__":
