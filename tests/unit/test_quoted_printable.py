@@ -69,3 +69,15 @@ def test_a_literal_piece_is_cut_into_lines_and_others_are_encoded():
     assert decode_quoted_printable(piece) == url
     odd = b'<img src="x" alt=" ">' * 5
     assert decode_quoted_printable(qp_literal_piece(odd)) == odd
+
+
+@pytest.mark.parametrize("tail", [b" ", b"\t", b"  ", b" \t"])
+@pytest.mark.parametrize("before", range(70, 80))
+def test_no_line_passes_76_characters_when_it_ends_in_whitespace(before, tail):
+    # CPython's b2a_qp encodes a line's final whitespace after measuring the line: 77
+    # characters for "...' =20" (found by test_rewrite's property test).
+    for filler in (b"x", "é".encode()):
+        data = (filler * before)[:before] + tail + b"\r\nnext line" + tail
+        body = encode_transfer(data, "quoted-printable")
+        assert max(len(line) for line in body.split(b"\r\n")) <= 76, body
+        assert binascii.a2b_qp(body) == data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")

@@ -96,9 +96,32 @@ def encode_transfer(data: bytes, encoding: str, final_newline: bool = True) -> b
         first = data.find(b"\n")
         if first <= 0 or data[first - 1] != 0x0D:
             body = body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        if b"=20\r\n" in body or b"=09\r\n" in body or body.endswith((b"=20", b"=09")):
+            body = _fold_overlong(body)
     else:
         return data
     return body if final_newline else body.removesuffix(b"\r\n")
+
+
+def _fold_overlong(body: bytes) -> bytes:
+    """CPython's b2a_qp counts a line's length before it encodes the whitespace ending
+    the line (=20, =09), so such a line can reach 77 characters; RFC 2045 §6.7 rule 5
+    allows 76. Those lines are cut with a soft line break, never inside an escape."""
+    lines = body.split(b"\r\n")
+    for i, line in enumerate(lines):
+        if len(line) <= BASE64_LINE:
+            continue
+        parts = []
+        while len(line) > BASE64_LINE:
+            cut = BASE64_LINE - 1                # room for the "=" of the soft break
+            if line[cut - 1:cut] == b"=":
+                cut -= 1
+            elif line[cut - 2:cut - 1] == b"=":
+                cut -= 2
+            parts.append(line[:cut] + b"=")
+            line = line[cut:]
+        lines[i] = b"\r\n".join([*parts, line])
+    return b"\r\n".join(lines)
 
 
 # Quoted-printable written in pieces (a body whose constant stretches are encoded once
