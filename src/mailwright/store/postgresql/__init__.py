@@ -15,7 +15,9 @@ from pathlib import Path
 from ..blobs import Spool
 from ..mailboxes import RenderViews
 from .db import Database
+from .directory import PostgresDirectory
 from .migrate import check
+from .quota import PostgresQuota
 
 
 class PostgresBase:
@@ -39,5 +41,8 @@ class PostgresBase:
         self.db.close()
 
 
-class PostgresStore(PostgresBase):
+class PostgresStore(PostgresBase,
+                    PostgresDirectory,
+                    PostgresQuota,
+                    ):
     pass
