@@ -20,6 +20,7 @@ from ..blobs import Spool
 from ..mailboxes import RenderViews
 from .db import Database
 from .migrate import check
+from .queue import PostgresQueue
 
 
 class PostgresBase:
@@ -58,5 +59,5 @@ def where(dsn: str) -> str:
     return f"{parts.get('dbname', '')!r} on {host}{port}"
 
 
-class PostgresStore(PostgresBase):
+class PostgresStore(PostgresQueue, PostgresBase):
     pass
