@@ -157,7 +157,8 @@ CREATE TABLE queue_recipients (
     attempts integer NOT NULL DEFAULT 0,
     last_reply text,
     delay_warned boolean NOT NULL DEFAULT false,
-    lease double precision NOT NULL DEFAULT 0  -- claimed for delivery until
+    lease double precision NOT NULL DEFAULT 0, -- claimed for delivery until
+    claimed_by text                            -- by this node (store/postgresql/node.py)
 );
 CREATE INDEX queue_recipients_due ON queue_recipients (state, next_attempt);
 CREATE INDEX queue_recipients_queue ON queue_recipients (queue_id);
