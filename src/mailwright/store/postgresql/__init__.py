@@ -20,7 +20,10 @@ from ..blobs import Spool
 from ..mailboxes import RenderViews
 from .db import Database
 from .directory import PostgresDirectory
+from .messages import PostgresMessages
+from .meta import PostgresMeta
 from .migrate import check
+from .pop3 import PostgresPop3
 from .queue import PostgresQueue
 from .quota import PostgresQuota
 
@@ -63,6 +66,9 @@ def where(dsn: str) -> str:
 
 class PostgresStore(PostgresQueue,
                     PostgresDirectory,
+                    PostgresMessages,
+                    PostgresMeta,
+                    PostgresPop3,
                     PostgresQuota,
                     PostgresBase):
     pass
