@@ -19,7 +19,10 @@ from ..base import StoreUnavailable
 from ..blobs import Spool
 from ..mailboxes import RenderViews
 from .db import Database
+from .mailbox_messages import PostgresMailboxMessages
+from .mailboxes import PostgresMailboxes
 from .migrate import check
+from .search import PostgresSearch
 
 
 class PostgresBase:
@@ -58,5 +61,9 @@ def where(dsn: str) -> str:
     return f"{parts.get('dbname', '')!r} on {host}{port}"
 
 
-class PostgresStore(PostgresBase):
+class PostgresStore(PostgresBase,
+                    PostgresMailboxes,
+                    PostgresMailboxMessages,
+                    PostgresSearch,
+                    ):
     pass
