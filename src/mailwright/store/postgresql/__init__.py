@@ -19,9 +19,11 @@ from ..base import StoreUnavailable
 from ..blobs import Spool
 from ..mailboxes import RenderViews
 from .db import Database
+from .directory import PostgresDirectory
 from .mailbox_messages import PostgresMailboxMessages
 from .mailboxes import PostgresMailboxes
 from .migrate import check
+from .quota import PostgresQuota
 from .search import PostgresSearch
 
 
@@ -65,5 +67,7 @@ class PostgresStore(PostgresBase,
                     PostgresMailboxes,
                     PostgresMailboxMessages,
                     PostgresSearch,
+                    PostgresDirectory,
+                    PostgresQuota,
                     ):
     pass
