@@ -38,7 +38,8 @@ async def lock_mailbox(cur: Cursor, *mailbox_ids: int) -> dict[int, tuple[int, i
     two writers locking the same two); (account_id, uidvalidity, highestmodseq) of
     each that exists."""
     await cur.execute("SELECT id, account_id, uidvalidity, highestmodseq FROM mailboxes "
-                      "WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE", (list(mailbox_ids),))
+                      "WHERE id = ANY(%s::bigint[]) ORDER BY id FOR NO KEY UPDATE",
+                      (list(mailbox_ids),))
     return {r[0]: r[1:] for r in await cur.fetchall()}
 
 

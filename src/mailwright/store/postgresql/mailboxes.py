@@ -204,7 +204,7 @@ class PostgresMailboxes:
         # The row lock orders the claims of every session on every node: no two
         # claim the same range.
         row = await self.db.fetchone(
-            "WITH old AS (SELECT recent_uid FROM mailboxes WHERE id=%s FOR UPDATE) "
+            "WITH old AS (SELECT recent_uid FROM mailboxes WHERE id=%s FOR NO KEY UPDATE) "
             "UPDATE mailboxes b SET recent_uid = greatest(old.recent_uid, %s) FROM old "
             "WHERE b.id=%s RETURNING old.recent_uid", (mailbox_id, up_to, mailbox_id))
         return row[0] if row else up_to              # deleted: nothing to claim

@@ -162,7 +162,7 @@ class _Compiler:
         else:                                   # no trigram to look up: a scan
             value = self.arg(needle)
             found = " OR ".join(f"strpos({c}, {value}) > 0" for c in columns)
-        return f"x.id IN (SELECT t.meta_id FROM message_text t WHERE {found})"
+        return f"m.meta_id IN (SELECT t.meta_id FROM message_text t WHERE {found})"
 
     def internaldate(self, relation: str, day: datetime.date) -> str:
         """BEFORE / ON / SINCE: the internal date's day, disregarding time (RFC 9051
