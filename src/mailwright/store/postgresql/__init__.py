@@ -20,12 +20,15 @@ from ..blobs import Spool
 from ..mailboxes import RenderViews
 from .db import Database
 from .directory import PostgresDirectory
+from .mailbox_messages import PostgresMailboxMessages
+from .mailboxes import PostgresMailboxes
 from .messages import PostgresMessages
 from .meta import PostgresMeta
 from .migrate import check
 from .pop3 import PostgresPop3
 from .queue import PostgresQueue
 from .quota import PostgresQuota
+from .search import PostgresSearch
 
 
 class PostgresBase:
@@ -65,6 +68,9 @@ def where(dsn: str) -> str:
 
 
 class PostgresStore(PostgresQueue,
+                    PostgresMailboxes,
+                    PostgresMailboxMessages,
+                    PostgresSearch,
                     PostgresDirectory,
                     PostgresMessages,
                     PostgresMeta,
