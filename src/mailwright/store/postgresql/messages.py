@@ -30,7 +30,6 @@ from psycopg import errors
 from ..base import StoreError
 from ..blobs import Content, Spooled, digest_of
 from ..messages import Delivery
-from .blobrefs import release_blobs
 from .db import Cursor, Database
 from .meta import Indexed, ensure_meta
 from .queue import enqueue
@@ -208,28 +207,3 @@ async def add_copies(cur: Cursor, delivery: Delivery, blob: str, size: int, now:
                              f"{', '.join(copy.mailboxes)}")
     raise StoreError("a local copy found no mailbox")
 
-
-async def expunge_rows(cur: Cursor, mailbox_id: int, uids: list[int]) -> list[int]:
-    """Remove messages, leave tombstones with one new MODSEQ (RFC 7162 §3.2.10), and
-    release blobs nothing references any more; the UIDs removed. The mailbox row is
-    locked first, so the MODSEQ follows the last committed one (any node's)."""
-    if not uids:
-        return []
-    await cur.execute("SELECT highestmodseq FROM mailboxes WHERE id=%s FOR NO KEY UPDATE",
-                      (mailbox_id,))
-    box = await cur.fetchone()
-    if box is None:
-        return []                       # deleted, and its messages with it
-    modseq = box[0] + 1
-    await cur.execute(
-        "WITH gone AS (DELETE FROM messages WHERE mailbox_id=%(box)s AND uid = ANY(%(uids)s) "
-        "RETURNING uid, blob), "
-        "tomb AS (INSERT INTO expunged (mailbox_id, uid, modseq) "
-        "SELECT %(box)s, uid, %(modseq)s FROM gone), "
-        "bump AS (UPDATE mailboxes SET highestmodseq=%(modseq)s WHERE id=%(box)s "
-        "AND EXISTS (SELECT 1 FROM gone)) "
-        "SELECT uid, blob FROM gone ORDER BY uid",
-        {"box": mailbox_id, "uids": sorted(set(uids)), "modseq": modseq})
-    rows = await cur.fetchall()
-    await release_blobs(cur, [blob for _, blob in rows])
-    return [uid for uid, _ in rows]
