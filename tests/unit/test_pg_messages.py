@@ -142,3 +142,52 @@ def test_a_24_mib_spooled_message_is_stored_byte_exact(nodes):
     [queued] = asyncio.run(s.queue_messages())
     assert queued.blob != message.blob and queued.size == len(relay)
     assert asyncio.run(s.read_blob(queued.blob)) == relay.read()
+
+
+def test_a_release_waits_for_a_reference_being_added_and_then_keeps_the_blob(nodes):
+    # The race blobrefs.py closes: node 1 adds a reference to a stored blob (a delivery
+    # of the same octets) while node 2 removes the blob's last other reference.
+    # Node 2's release must wait for node 1's lock, then see its reference.
+    import threading
+
+    from mailwright.store.postgresql.messages import add_copies, store_blob
+    one, two = nodes(2)
+    a = account(one)
+    b = account(one, "b@shop.test")
+    content = b"Subject: same\r\n\r\nsame octets\r\n"
+    asyncio.run(one.deliver(Delivery(message_id="M1", mail_from="", local=[LocalCopy(a)],
+                                     local_content=content)))
+    [message] = asyncio.run(one.maildrop("a@shop.test")).messages
+    locked, go = threading.Event(), threading.Event()
+
+    async def add(cur):
+        await store_blob(cur, message.blob, content)
+        locked.set()
+        await asyncio.to_thread(go.wait, 30)
+        await cur.execute("SELECT id FROM message_meta WHERE blob=%s", (message.blob,))
+        [meta_id] = await cur.fetchone()
+        await add_copies(cur, Delivery(message_id="M2", mail_from="", local=[LocalCopy(b)]),
+                         message.blob, len(content), 0.0, meta_id)
+
+    async def race():
+        adding = asyncio.create_task(one.db.transaction(add))
+        assert await asyncio.to_thread(locked.wait, 30)
+        box = await two.maildrop("a@shop.test")
+        removing = asyncio.create_task(two.pop3_update(box.mailbox_id, [message.uid], []))
+        for _ in range(600):                                  # until it waits for the lock
+            if (await two.db.fetchone(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname=current_database() "
+                    "AND wait_event_type='Lock'"))[0]:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the release never waited for the blob's lock")
+        assert not removing.done()
+        go.set()
+        await adding
+        assert await removing == 1
+    asyncio.run(race())
+    [kept] = asyncio.run(one.maildrop("b@shop.test")).messages
+    assert kept.blob == message.blob
+    assert asyncio.run(two.read_blob(kept.blob)) == content
+    assert rows(one, "SELECT count(*) FROM message_meta") == [(1,)]
