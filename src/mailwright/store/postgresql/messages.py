@@ -10,16 +10,18 @@ strictly ascending in commit order, and MODSEQs increase, across nodes.
 
 Large messages. A message past SPOOL_MEMORY arrives as a Spooled (store/blobs.py):
 its head in memory, the rest in a spool file. It is read whole once, in a thread,
-for its parse (as the SQLite backend does) and hashed from the same bytes; those
-are dropped before the transaction, which streams the octets from the spool file
-into the blobs row by COPY in COPY_SLICE pieces. So a message is whole in memory
-once (for the parse), and the database write holds a slice at a time.
+in one allocation, for its parse (as the SQLite backend does) and hashed from the
+same bytes; those are dropped before the transaction, which streams the octets from
+the spool file into the blobs row by COPY in COPY_SLICE pieces. So a message is
+whole in memory once (for the parse), and the database write holds a slice at a
+time: a 24 MiB message peaks at about 25 MiB of Python memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import struct
 import time
 from collections.abc import Callable, Iterator
@@ -114,7 +116,7 @@ class PostgresMessages:
         blobs: list[_Blob] = []
         parsed = None
         if local:
-            data = local.read() if isinstance(local, Spooled) else local
+            data = _read_whole(local) if isinstance(local, Spooled) else local
             parsed = self._index(data)
             blobs.append(_Blob(digest_of(data), local))
             del data
@@ -140,6 +142,19 @@ async def _fetch_blob(db: Database, digest: str) -> bytes | None:
         await cur.execute("SELECT data FROM blobs WHERE digest=%s", (digest,))
         row = await cur.fetchone()
     return row[0] if row else None
+
+
+def _read_whole(content: Spooled) -> bytes:
+    """A spooled message in memory in one allocation of its size (Spooled.read joins
+    its slices, holding them and the result: twice the message at its peak). The
+    buffer is sized first and filled in place; BytesIO hands it out without a copy."""
+    buf = io.BytesIO()
+    buf.seek(len(content) - 1)
+    buf.write(b"\0")
+    buf.seek(0)
+    for piece in content.slices():
+        buf.write(piece)
+    return buf.getvalue()
 
 
 def _streamed_digest(content: Spooled) -> str:
