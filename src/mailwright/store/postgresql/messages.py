@@ -33,7 +33,7 @@ from ..base import StoreError
 from ..blobs import Content, Spooled, digest_of
 from ..messages import Delivery
 from .db import Cursor, Database
-from .meta import Indexed, ensure_meta
+from .meta import Indexed, insert_meta
 from .queue import enqueue
 
 # PostgreSQL's binary COPY framing (the COPY docs, "Binary Format"): the signature,
@@ -71,7 +71,7 @@ bumped AS (
 INSERT INTO messages (mailbox_id, uid, blob, size, internaldate, flags, modseq,
                       message_id, meta_id)
 SELECT mailbox_id, uid, %(blob)s, %(size)s, %(now)s, '', modseq, %(message_id)s,
-       %(meta_id)s FROM numbered
+       (SELECT id FROM message_meta WHERE blob=%(blob)s) FROM numbered
 RETURNING mailbox_id, uid
 """
 
@@ -99,13 +99,24 @@ class PostgresMessages:
         now = time.time()
 
         async def job(cur: Cursor) -> None:
-            for blob in blobs:
-                await store_blob(cur, blob.digest, blob.content)
+            for blob in blobs:              # COPY, which a pipeline cannot carry
+                if isinstance(blob.content, Spooled):
+                    await store_blob(cur, blob.digest, blob.content)
+            # The rest in one pipeline (one round trip): no statement needs the one
+            # before it answered. The copies go last, so their mailboxes are locked
+            # for as little as the commit takes.
+            copies = cur.connection.cursor()
+            async with cur.connection.pipeline():
+                for blob in blobs:
+                    if not isinstance(blob.content, Spooled):
+                        await store_blob(cur, blob.digest, blob.content)
+                if delivery.remote:
+                    await enqueue(cur, delivery, blobs[-1].digest, len(relay), now)
+                if delivery.local:
+                    await insert_meta(cur, blobs[0].digest, parsed)
+                    await add_copies(copies, delivery, blobs[0].digest, len(local), now)
             if delivery.local:
-                meta_id = await ensure_meta(cur, blobs[0].digest, parsed)
-                await add_copies(cur, delivery, blobs[0].digest, len(local), now, meta_id)
-            if delivery.remote:
-                await enqueue(cur, delivery, blobs[-1].digest, len(relay), now)
+                await check_copies(copies, delivery)
         await self.db.transaction(job)
 
     def _prepare(self, local: Content, relay: Content) -> tuple[list[_Blob], Indexed | None]:
@@ -202,16 +213,21 @@ async def _copy_blob(cur: Cursor, digest: str, content: Spooled) -> None:
         await copy.write(_COPY_TRAILER)
 
 
-async def add_copies(cur: Cursor, delivery: Delivery, blob: str, size: int, now: float,
-                     meta_id: int) -> None:
-    """A message row per local copy, in the first of its mailboxes its account has."""
+async def add_copies(cur: Cursor, delivery: Delivery, blob: str, size: int, now: float
+                     ) -> None:
+    """A message row per local copy, in the first of its mailboxes its account has,
+    with the blob's stored parse; check_copies (once answered) says if each had one."""
     rows = [(i, copy.account_id, name, rank) for i, copy in enumerate(delivery.local)
             for rank, name in enumerate(copy.mailboxes)]
     await cur.execute(_ADD_COPIES, {
         "i": [r[0] for r in rows], "account": [r[1] for r in rows],
         "name": [r[2] for r in rows], "rank": [r[3] for r in rows],
-        "blob": blob, "size": size, "now": now, "message_id": delivery.message_id,
-        "meta_id": meta_id})
+        "blob": blob, "size": size, "now": now, "message_id": delivery.message_id})
+
+
+async def check_copies(cur: Cursor, delivery: Delivery) -> None:
+    """After add_copies on cur: a StoreError (undoing the delivery) for a copy whose
+    account has none of its mailboxes, as the SQLite backend refuses it."""
     if len(await cur.fetchall()) == len(delivery.local):
         return
     for copy in delivery.local:             # which one? (the transaction is undone)
