@@ -88,8 +88,9 @@ class PostgresMessages:
     _index: Callable[[bytes], Indexed]                     # PostgresMeta's
 
     async def deliver(self, delivery: Delivery) -> None:
-        local = delivery.local_content if delivery.local else b""
-        relay = delivery.relay_content if delivery.remote else b""
+        # None: no such text (no local copy, no remote recipient); an empty text is one.
+        local = delivery.local_content if delivery.local else None
+        relay = delivery.relay_content if delivery.remote else None
         if isinstance(local, Spooled) or isinstance(relay, Spooled):
             blobs, parsed = await asyncio.to_thread(self._prepare, local, relay)
         else:
@@ -119,19 +120,20 @@ class PostgresMessages:
                 await check_copies(copies, delivery)
         await self.db.transaction(job)
 
-    def _prepare(self, local: Content, relay: Content) -> tuple[list[_Blob], Indexed | None]:
+    def _prepare(self, local: Content | None, relay: Content | None
+                 ) -> tuple[list[_Blob], Indexed | None]:
         """The blobs to store (the local and the relayed text, one blob if they are the
         same) and the local text's parse. A spooled local text is read whole here, the
         one time, for its parse and digest; a spooled relayed text is only hashed, a
         slice at a time. Blocking for spooled ones: run in a thread."""
         blobs: list[_Blob] = []
         parsed = None
-        if local:
+        if local is not None:
             data = _read_whole(local) if isinstance(local, Spooled) else local
             parsed = self._index(data)
             blobs.append(_Blob(digest_of(data), local))
             del data
-        if relay:
+        if relay is not None:
             digest = (_streamed_digest(relay) if isinstance(relay, Spooled)
                       else digest_of(relay))
             if not blobs or blobs[0].digest != digest:
