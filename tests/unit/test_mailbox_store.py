@@ -248,7 +248,7 @@ SEARCHED = [
         "Date: Wed, 10 Mar 2021 09:00:00 +0000", "X-Tag: Blue"),
     msg("Invoice", "pay 100% now_please", "From: bob@example.test", "To: alice@example.test",
         "Date: Thu, 11 Mar 2021 09:00:00 +0000"),
-    msg("STRASSE lunch", "Grüße aus Köln", "Cc: Carol <carol@example.test>",
+    msg("=?utf-8?q?STRASSE_lunch_=C3=9Cber?=", "Grüße aus Köln", "Cc: Carol <carol@example.test>",
         "X-Tag: red"),
 ]
 
@@ -278,6 +278,8 @@ def searched(store):
     (q.Body("o"), [2, 3]),                         # shorter than a trigram
     (q.Text(""), [1, 2, 3]),
     (q.Header("subject", "LUNCH"), [1, 3]),
+    (q.Header("subject", "lUNCH Über"), [3]),
+    (q.Header("subject", "über"), []),             # as SQLite's LIKE: ASCII folded only
     (q.Header("from", "smith"), [1]),
     (q.Header("to", "alice"), [2]),
     (q.Header("cc", "carol"), [3]),
@@ -310,7 +312,7 @@ def test_search_keys(searched, key, uids):
 def test_sort_keys_come_from_the_stored_parse(store, searched):
     rows = run(store.sort_keys(box(store).id, [3, 1, 8]))
     assert [r[0] for r in rows] == [1, 3]
-    assert rows[0][4] == "LUNCH AT NOON" and rows[1][11] == "STRASSE lunch"
+    assert rows[0][4] == "LUNCH AT NOON" and rows[1][11] == "STRASSE lunch Über"
     assert searched(q.ModSeq(box(store).highestmodseq)) == [3]
 
 
