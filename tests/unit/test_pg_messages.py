@@ -191,3 +191,30 @@ def test_a_release_waits_for_a_reference_being_added_and_then_keeps_the_blob(nod
     assert kept.blob == message.blob
     assert asyncio.run(two.read_blob(kept.blob)) == content
     assert rows(one, "SELECT count(*) FROM message_meta") == [(1,)]
+
+
+def test_backfill_parses_what_was_stored_without_a_parse_or_by_an_older_one(nodes):
+    from mailwright.store.sqlite.meta import META_VERSION
+    [s] = nodes(1)
+    a = account(s)
+    for i, text in enumerate(("Café crème", "plain")):
+        asyncio.run(s.deliver(Delivery(
+            message_id=f"M{i}", mail_from="", local=[LocalCopy(a)],
+            local_content=f"From: Ann <ann@x.test>\r\nSubject: {text}\r\n\r\n{text} body\r\n"
+            .encode())))
+    parsed = "SELECT m.uid, x.envelope, x.version, t.hdr, t.body FROM messages m " \
+             "JOIN message_meta x ON x.id=m.meta_id JOIN message_text t ON t.meta_id=x.id " \
+             "ORDER BY m.uid"
+    before = rows(s, parsed)
+    assert before[0][4] == "cafe creme body\r\n"              # folded as SQLite folds
+    # Message 1 as copied from a store without metadata; message 2 by an older parse.
+    asyncio.run(s.db.execute("UPDATE messages SET meta_id=NULL WHERE uid=1"))
+    asyncio.run(s.db.execute("DELETE FROM message_meta WHERE id NOT IN "
+                             "(SELECT meta_id FROM messages WHERE meta_id IS NOT NULL)"))
+    asyncio.run(s.db.execute("UPDATE message_meta SET version=0, subject=''"))
+    asyncio.run(s.db.execute("UPDATE message_text SET hdr='', body=''"))
+    assert asyncio.run(s.backfill_meta()) == 2
+    after = rows(s, parsed)
+    assert [r[:2] + r[3:] for r in after] == [r[:2] + r[3:] for r in before]
+    assert {r[2] for r in after} == {META_VERSION}
+    assert asyncio.run(s.backfill_meta()) == 0                 # done once
