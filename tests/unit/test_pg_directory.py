@@ -73,3 +73,19 @@ def test_removing_a_domain_counts_an_account_added_at_the_same_time(two_nodes):
     else:
         assert removed is None and "no such domain" in str(added)
         assert asyncio.run(one.list_domains()) == []
+
+
+def test_an_account_added_again_gets_greater_uidvalidities(two_nodes):
+    # RFC 9051 §2.3.1.1: a mailbox name used again must not reuse its UIDVALIDITY,
+    # even when the account is removed and added again within the same second.
+    one, two = two_nodes
+    asyncio.run(one.add_domain("shop.test"))
+    seen = []
+    for node in (one, two, one):
+        asyncio.run(node.add_account(parse_mailbox("a@shop.test"), "password-1"))
+        account = asyncio.run(node.account_id("a@shop.test"))
+        values = [b.uidvalidity for b in asyncio.run(node.mailboxes(account))]
+        assert len(set(values)) == len(values)
+        seen.append(values)
+        asyncio.run(node.remove_account(parse_mailbox("a@shop.test")))
+    assert min(seen[1]) > max(seen[0]) and min(seen[2]) > max(seen[1])
