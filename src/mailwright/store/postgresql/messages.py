@@ -106,18 +106,18 @@ class PostgresMessages:
             # The rest in one pipeline (one round trip): no statement needs the one
             # before it answered. The copies go last, so their mailboxes are locked
             # for as little as the commit takes.
-            copies = cur.connection.cursor()
-            async with cur.connection.pipeline():
-                for blob in blobs:
-                    if not isinstance(blob.content, Spooled):
-                        await store_blob(cur, blob.digest, blob.content)
-                if delivery.remote:
-                    await enqueue(cur, delivery, blobs[-1].digest, len(relay), now)
+            async with cur.connection.cursor() as copies:
+                async with cur.connection.pipeline():
+                    for blob in blobs:
+                        if not isinstance(blob.content, Spooled):
+                            await store_blob(cur, blob.digest, blob.content)
+                    if delivery.remote:
+                        await enqueue(cur, delivery, blobs[-1].digest, len(relay), now)
+                    if delivery.local:
+                        await insert_meta(cur, blobs[0].digest, parsed)
+                        await add_copies(copies, delivery, blobs[0].digest, len(local), now)
                 if delivery.local:
-                    await insert_meta(cur, blobs[0].digest, parsed)
-                    await add_copies(copies, delivery, blobs[0].digest, len(local), now)
-            if delivery.local:
-                await check_copies(copies, delivery)
+                    await check_copies(copies, delivery)
         await self.db.transaction(job)
 
     def _prepare(self, local: Content | None, relay: Content | None
