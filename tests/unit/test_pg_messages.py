@@ -218,3 +218,33 @@ def test_backfill_parses_what_was_stored_without_a_parse_or_by_an_older_one(node
     assert [r[:2] + r[3:] for r in after] == [r[:2] + r[3:] for r in before]
     assert {r[2] for r in after} == {META_VERSION}
     assert asyncio.run(s.backfill_meta()) == 0                 # done once
+
+
+def test_a_failing_delivery_among_concurrent_ones_fails_alone(nodes):
+    # Concurrent deliveries share a transaction (batches.py): one refused (a copy with
+    # none of its mailboxes, a queue id used twice) is undone alone.
+    from mailwright.store.base import StoreError
+    [s] = nodes(1)
+    a = account(s)
+
+    def good(i: int) -> Delivery:
+        return Delivery(message_id=f"G{i}", mail_from="", local=[LocalCopy(a)],
+                        local_content=f"Subject: {i}\r\n\r\nx\r\n".encode())
+    bad_box = Delivery(message_id="B1", mail_from="", local=[LocalCopy(a, ("Nope",))],
+                       local_content=b"Subject: bad\r\n\r\nx\r\n")
+    queued = Delivery(message_id="Q1", mail_from="", remote=[RemoteRecipient("x@far.test")],
+                      relay_content=b"Subject: q\r\n\r\nx\r\n")
+
+    async def together():
+        return await asyncio.gather(*(s.deliver(good(i)) for i in range(10)), s.deliver(bad_box),
+                                    *(s.deliver(good(i)) for i in range(10, 20)),
+                                    s.deliver(queued), s.deliver(queued),
+                                    return_exceptions=True)
+    outcomes = asyncio.run(together())
+    assert outcomes[:10] + outcomes[11:21] == [None] * 20
+    assert isinstance(outcomes[10], StoreError)
+    assert sorted(o is None for o in outcomes[21:]) == [False, True]   # Q1 once
+    uids = [m.uid for m in asyncio.run(s.maildrop("a@shop.test")).messages]
+    assert uids == list(range(1, 21))
+    assert [m.message_id for m in asyncio.run(s.queue_messages())] == ["Q1"]
+    assert rows(s, "SELECT count(*) FROM blobs") == [(21,)]

@@ -26,12 +26,14 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 from psycopg import errors
 
 from ..base import StoreError
 from ..blobs import Content, Spooled, digest_of
 from ..messages import Delivery
+from .batches import GroupCommit
 from .db import Cursor, Database
 from .meta import Indexed, insert_meta
 from .queue import enqueue
@@ -83,6 +85,57 @@ class _Blob:
     content: Content
 
 
+@dataclass
+class _Delivering:
+    """One delivery's writes, prepared: what its transaction (or its turn in a batch,
+    batches.py) runs."""
+    delivery: Delivery
+    blobs: list[_Blob]
+    parsed: Indexed | None
+    now: float
+
+    @property
+    def accounts(self) -> list[int]:
+        return [c.account_id for c in self.delivery.local]
+
+    @property
+    def mailboxes(self) -> list[str]:
+        return [name for c in self.delivery.local for name in c.mailboxes]
+
+    async def run(self, cur: Cursor) -> None:
+        """The whole delivery: spooled blobs by COPY, then the rest in one pipeline
+        (one round trip), then the check of its copies."""
+        await self.copy_spooled(cur)
+        async with cur.connection.cursor() as copies:
+            async with cur.connection.pipeline():
+                await self.write(cur, copies)
+            await self.check(copies)
+
+    async def copy_spooled(self, cur: Cursor) -> None:
+        for blob in self.blobs:             # COPY, which a pipeline cannot carry
+            if isinstance(blob.content, Spooled):
+                await store_blob(cur, blob.digest, blob.content)
+
+    async def write(self, cur: Cursor, copies: Cursor) -> None:
+        """The statements, none of which needs the one before it answered (a
+        pipeline may carry them): blobs, queue rows, the parse, then the copies on
+        `copies`, last, so their mailboxes are locked for as little as the commit
+        takes."""
+        delivery, blobs, now = self.delivery, self.blobs, self.now
+        for blob in blobs:
+            if not isinstance(blob.content, Spooled):
+                await store_blob(cur, blob.digest, blob.content)
+        if delivery.remote:
+            await enqueue(cur, delivery, blobs[-1].digest, len(blobs[-1].content), now)
+        if delivery.local:
+            await insert_meta(cur, blobs[0].digest, self.parsed)
+            await add_copies(copies, delivery, blobs[0].digest, len(blobs[0].content), now)
+
+    async def check(self, copies: Cursor) -> None:
+        if self.delivery.local:
+            await check_copies(copies, self.delivery)
+
+
 class PostgresMessages:
     db: Database
     _index: Callable[[bytes], Indexed]                     # PostgresMeta's
@@ -97,28 +150,16 @@ class PostgresMessages:
             # Small: on the loop, as the SQLite backend parses them (a thread hop
             # would cost more than the parse).
             blobs, parsed = self._prepare(local, relay)
-        now = time.time()
+        job = _Delivering(delivery, blobs, parsed, time.time())
+        if any(isinstance(b.content, Spooled) for b in blobs):
+            # Alone: a large message's COPY would hold a batch's mailboxes meanwhile.
+            await self.db.transaction(job.run)
+        else:
+            await self._batches.submit(job)
 
-        async def job(cur: Cursor) -> None:
-            for blob in blobs:              # COPY, which a pipeline cannot carry
-                if isinstance(blob.content, Spooled):
-                    await store_blob(cur, blob.digest, blob.content)
-            # The rest in one pipeline (one round trip): no statement needs the one
-            # before it answered. The copies go last, so their mailboxes are locked
-            # for as little as the commit takes.
-            async with cur.connection.cursor() as copies:
-                async with cur.connection.pipeline():
-                    for blob in blobs:
-                        if not isinstance(blob.content, Spooled):
-                            await store_blob(cur, blob.digest, blob.content)
-                    if delivery.remote:
-                        await enqueue(cur, delivery, blobs[-1].digest, len(relay), now)
-                    if delivery.local:
-                        await insert_meta(cur, blobs[0].digest, parsed)
-                        await add_copies(copies, delivery, blobs[0].digest, len(local), now)
-                if delivery.local:
-                    await check_copies(copies, delivery)
-        await self.db.transaction(job)
+    @cached_property
+    def _batches(self) -> GroupCommit:
+        return GroupCommit(self.db)
 
     def _prepare(self, local: Content | None, relay: Content | None
                  ) -> tuple[list[_Blob], Indexed | None]:
