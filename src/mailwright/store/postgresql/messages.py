@@ -1,5 +1,6 @@
 """Adding a message on PostgreSQL: its octets into `blobs` once, its parse, a row per
-local copy and the queue rows, in one transaction; reading the octets back.
+local copy and the queue rows, in one transaction (which this node's concurrent
+deliveries share: group commit, batches.py); reading the octets back.
 
 UIDs and MODSEQs (RFC 9051 §2.3.1.1, RFC 7162 §3.1.1) come from the mailbox row:
 the statement that adds the copies locks their mailboxes (in id order, so two
