@@ -187,7 +187,9 @@ def cmd_migrate(args) -> int:
 
 async def _prepare(admin: Admin):
     demo = await admin.ensure_demo()
-    await admin.ctx.store.queue_release_leases()   # no worker runs yet: old claims are void
+    # No worker of this node runs yet: its old claims are void (other nodes' stand:
+    # store/postgresql/queue.py).
+    await admin.ctx.store.queue_release_leases()
     return demo
 
 

@@ -19,7 +19,16 @@ from ..base import StoreUnavailable
 from ..blobs import Spool
 from ..mailboxes import RenderViews
 from .db import Database
+from .directory import PostgresDirectory
+from .mailbox_messages import PostgresMailboxMessages
+from .mailboxes import PostgresMailboxes
+from .messages import PostgresMessages
+from .meta import PostgresMeta
 from .migrate import check
+from .pop3 import PostgresPop3
+from .queue import PostgresQueue
+from .quota import PostgresQuota
+from .search import PostgresSearch
 
 
 class PostgresBase:
@@ -58,5 +67,14 @@ def where(dsn: str) -> str:
     return f"{parts.get('dbname', '')!r} on {host}{port}"
 
 
-class PostgresStore(PostgresBase):
+class PostgresStore(PostgresQueue,
+                    PostgresMailboxes,
+                    PostgresMailboxMessages,
+                    PostgresSearch,
+                    PostgresDirectory,
+                    PostgresMessages,
+                    PostgresMeta,
+                    PostgresPop3,
+                    PostgresQuota,
+                    PostgresBase):
     pass
