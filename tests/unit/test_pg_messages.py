@@ -72,10 +72,12 @@ def test_several_copies_into_one_delivery_and_the_first_mailbox_the_account_has(
     b = account(s, "b@other.test")
     asyncio.run(s.deliver(Delivery(
         message_id="M1", mail_from="", local_content=b"Subject: x\r\n\r\nx\r\n",
-        local=[LocalCopy(a, ("Nope", "Junk", "INBOX")), LocalCopy(b), LocalCopy(a)])))
+        local=[LocalCopy(a, ("Nope", "Junk", "INBOX")), LocalCopy(b), LocalCopy(a),
+               LocalCopy(a)])))
     got = rows(s, "SELECT b.account_id, b.name, m.uid, m.modseq FROM messages m "
-                  "JOIN mailboxes b ON m.mailbox_id=b.id ORDER BY b.account_id, b.name")
-    assert [r[:3] for r in got] == [(a, "INBOX", 1), (a, "Junk", 1), (b, "INBOX", 1)]
+                  "JOIN mailboxes b ON m.mailbox_id=b.id ORDER BY b.account_id, b.name, m.uid")
+    assert [r[:3] for r in got] == [(a, "INBOX", 1), (a, "INBOX", 2), (a, "Junk", 1),
+                                    (b, "INBOX", 1)]
     assert len({r[3] for r in got}) == 1 and got[0][3] > 1         # one new MODSEQ
     assert rows(s, "SELECT count(*) FROM blobs") == [(1,)]        # one blob for all
 

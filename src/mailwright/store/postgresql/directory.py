@@ -55,7 +55,8 @@ class PostgresDirectory:
         await self.db.transaction(job)
 
     async def list_domains(self) -> list[str]:
-        return [r[0] for r in await self.db.fetchall("SELECT name FROM domains ORDER BY name")]
+        return [r[0] for r in await self.db.fetchall(
+            'SELECT name FROM domains ORDER BY name COLLATE "C"')]
 
     async def is_local_domain(self, domain: str) -> bool:
         return await self.db.fetchone("SELECT 1 FROM domains WHERE name=%s",
@@ -130,7 +131,7 @@ class PostgresDirectory:
         if domain:
             sql += "WHERE d.name=%s "
             args = (domain_name(domain),)
-        sql += "ORDER BY d.name, a.lookup"
+        sql += 'ORDER BY d.name COLLATE "C", a.lookup COLLATE "C"'
         return [AccountInfo(str(Address(lp, d)), created, n, int(size))
                 for lp, d, created, n, size in await self.db.fetchall(sql, args)]
 
@@ -210,7 +211,7 @@ class PostgresDirectory:
         if domain:
             sql += "WHERE d.name=%s "
             args = (domain_name(domain),)
-        sql += "ORDER BY d.name, a.lookup"
+        sql += 'ORDER BY d.name COLLATE "C", a.lookup COLLATE "C"'
         return [AliasInfo(str(Address(lp, d)) if lp else f"@{d}", list(t))
                 for lp, d, t in await self.db.fetchall(sql, args)]
 
@@ -261,7 +262,8 @@ class PostgresDirectory:
         where, args = ("WHERE domain=%s", (domain,)) if domain else ("", ())
         rows = await self.db.fetchall(
             "SELECT domain, name, selector, algorithm, path, txt, active, created "
-            f"FROM dkim_keys {where} ORDER BY domain, created, selector", args)
+            f'FROM dkim_keys {where} '
+            'ORDER BY domain COLLATE "C", created, selector COLLATE "C"', args)
         return [DKIMKeyInfo(*r) for r in rows]
 
     async def activate_dkim_keys(self, domain: str, name: str) -> None:
