@@ -14,8 +14,14 @@ from pathlib import Path
 
 from ..blobs import Spool
 from ..mailboxes import RenderViews
+from .admins import PostgresAdmins
+from .apikeys import PostgresApiKeys
+from .campaigns import PostgresCampaigns
 from .db import Database
+from .events import PostgresEvents
 from .migrate import check
+from .suppressions import PostgresSuppressions
+from .webhooks import PostgresWebhooks
 
 
 class PostgresBase:
@@ -39,5 +45,12 @@ class PostgresBase:
         self.db.close()
 
 
-class PostgresStore(PostgresBase):
+class PostgresStore(
+        PostgresEvents,
+        PostgresWebhooks,
+        PostgresApiKeys,
+        PostgresAdmins,
+        PostgresSuppressions,
+        PostgresCampaigns,
+        PostgresBase):
     pass
