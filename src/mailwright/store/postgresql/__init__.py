@@ -18,8 +18,10 @@ from .admins import PostgresAdmins
 from .apikeys import PostgresApiKeys
 from .campaigns import PostgresCampaigns
 from .db import Database
+from .directory import PostgresDirectory
 from .events import PostgresEvents
 from .migrate import check
+from .quota import PostgresQuota
 from .suppressions import PostgresSuppressions
 from .webhooks import PostgresWebhooks
 
@@ -45,7 +47,11 @@ class PostgresBase:
         self.db.close()
 
 
+# PostgresBase last: mixins that keep state of their own (events, webhooks) extend
+# __init__ and close cooperatively (super()), and the base ends the chain.
 class PostgresStore(
+        PostgresDirectory,
+        PostgresQuota,
         PostgresEvents,
         PostgresWebhooks,
         PostgresApiKeys,
