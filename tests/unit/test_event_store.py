@@ -14,7 +14,7 @@ from mailwright.events.log import EventRow
 from mailwright.store.events import EventQuery
 from mailwright.store.sqlite import SQLiteStore
 
-from .eventrows import event_ids, record
+from .stored import event_ids, record
 
 NOW = 1_800_000_000.0
 DAY = 86400.0

@@ -1,5 +1,6 @@
-"""Event rows in store tests on either backend: record_event queues a row and returns;
-written(store) waits until what was queued is in the database."""
+"""What a store of either backend holds, for tests that look past its interface: event
+rows (record_event queues a row and returns; written(store) waits until what was
+queued is in the database) and the raw rows of a table."""
 
 from __future__ import annotations
 
@@ -34,3 +35,18 @@ def event_ids(store) -> list[int]:
     """The ids of every stored row, newest first."""
     page = asyncio.run(store.search_events(EventQuery(limit=1_000_000)))
     return [e.id for e in page.events]
+
+
+def table_rows(store, sql: str) -> list[tuple]:
+    """The rows of a query (written with ? marks) on the store's own database."""
+    if hasattr(store, "db"):
+        return [tuple(r) for r in asyncio.run(store.db.fetchall(sql.replace("?", "%s")))]
+    return store.conn.execute(sql).fetchall()
+
+
+def store_section(store) -> str:
+    """The [store] table of a configuration that opens `store`'s data again ("" for
+    SQLite, the default backend over data_dir)."""
+    if hasattr(store, "db"):
+        return f'[store]\nbackend = "postgresql"\ndsn = "{store.db.dsn}"\n'
+    return ""
