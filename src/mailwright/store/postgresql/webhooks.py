@@ -30,7 +30,7 @@ from ..webhooks import (
     WebhookEndpoint,
     WebhookOutcome,
 )
-from .db import Cursor, Database
+from .db import Database
 
 # Seconds a node's claim on an endpoint's lane lasts unless renewed: longer than one
 # attempt can take (webhooks.timeout plus reading the answer), or another node could
@@ -67,10 +67,9 @@ class PostgresWebhooks:
 
     def close(self) -> None:
         # Lanes still held (a dispatcher cancelled mid-lane) are free for other nodes now.
-        async def release(cur: Cursor) -> None:
-            await cur.execute("UPDATE webhook_endpoints SET lane=NULL, lane_until=0 "
-                              "WHERE lane=%s", (self._node,))
-        self.db.call(self.db.transaction_here(release))
+        self.db.call(self.db.statement_here(
+            "UPDATE webhook_endpoints SET lane=NULL, lane_until=0 WHERE lane=%s",
+            (self._node,)))
         super().close()                                    # type: ignore[misc]
 
     async def _delivery_row(self, delivery_id: int) -> tuple | None:
