@@ -2,9 +2,9 @@
 `webhook_fanout` trigger on the events table (0001_initial.sql), in the statement
 that stores the event, on whichever node recorded it.
 
-Every node runs a dispatcher (webhooks/dispatcher.py), which sends an endpoint's
-deliveries as one lane: in order, one at a time. Across nodes an endpoint's lane is
-claimed in the database: webhook_pending hands out deliveries only to the node that
+A dispatcher (webhooks/dispatcher.py) sends an endpoint's deliveries as one lane: in
+order, one at a time. Whichever nodes run one (one leader's, two while the lead passes
+from one to another), an endpoint's lane is claimed in the database: webhook_pending hands out deliveries only to the node that
 holds the endpoint's lane (webhook_endpoints.lane), taking it when it is free or its
 claim has run out (FOR UPDATE SKIP LOCKED: a node never waits for another's claim, it
 gets nothing). A claim lasts LANE_LEASE seconds of the database's clock, renewed with
