@@ -93,6 +93,11 @@ class Database:
         run again from the start if it lost a serialization or deadlock race."""
         return await self.run(self._transaction(fn))
 
+    async def transaction_here(self, fn: Callable[[Cursor], Awaitable[T]]) -> T:
+        """As transaction, for a coroutine already running on the pool's loop (a task
+        started there with soon())."""
+        return await self._transaction(fn)
+
     async def statement_here(self, sql: str, params: Any = ()) -> int:
         """As statement, for a coroutine already running on the pool's loop (a task
         started there with soon(), or one handed to call())."""
