@@ -151,3 +151,23 @@ def test_a_lane_is_one_node_s_until_it_ends_or_its_claim_runs_out(nodes):
     # Closing a store frees the lanes it held.
     a.close()
     assert len(asyncio.run(b.webhook_pending(endpoint.id, 10))) == 3
+
+
+def test_two_nodes_pruning_at_once_delete_each_row_once(nodes):
+    a, b = nodes
+    for i in range(600):
+        a.record_event(EventRow.of(NOW - 1000 + i, "accepted", None, f"M{i}",
+                                   {"rcpt": f"u@{('a', 'b', 'c')[i % 3]}.test"}))
+    a.flush_events()
+    # a.test's 200 rows all go (its own cutoff), b.test's never (None), c.test's below
+    # the default cutoff NOW - 700 (100 of its 200).
+    cut = {"a.test": NOW + 1, "b.test": None}
+
+    async def both():
+        return await asyncio.gather(a.prune_events(NOW - 700, cut, 7),
+                                    b.prune_events(NOW - 700, cut, 7))
+    counts = asyncio.run(both())
+    assert sum(counts) == 200 + 100
+    left = rows_of(a, "SELECT count(*) FROM events")
+    assert left == [(300,)]
+    assert asyncio.run(a.prune_events(NOW - 700, cut, 7)) == 0
