@@ -4,15 +4,15 @@ that stores the event, on whichever node recorded it.
 
 A dispatcher (webhooks/dispatcher.py) sends an endpoint's deliveries as one lane: in
 order, one at a time. Whichever nodes run one (one leader's, two while the lead passes
-from one to another), an endpoint's lane is claimed in the database: webhook_pending hands out deliveries only to the node that
-holds the endpoint's lane (webhook_endpoints.lane), taking it when it is free or its
-claim has run out (FOR UPDATE SKIP LOCKED: a node never waits for another's claim, it
-gets nothing). A claim lasts LANE_LEASE seconds of the database's clock, renewed with
-each batch and outcome; it ends when the lane finds nothing left or a delivery fails,
-and when the store closes. So no delivery is handed to two nodes at once, and a node
-that dies mid-lane holds its endpoints for at most LANE_LEASE. webhooks_due leaves out
-the endpoints another node's lane holds, so a dispatcher does not start lanes that get
-nothing.
+from one to another), an endpoint's lane is claimed in the database: webhook_pending
+hands out deliveries only to the node that holds the endpoint's lane
+(webhook_endpoints.lane), taking it when it is free or its claim has run out (FOR
+UPDATE SKIP LOCKED: a node never waits for another's claim, it gets nothing). A claim
+lasts LANE_LEASE seconds of the database's clock, renewed with each batch and outcome;
+it ends when the lane finds nothing left or a delivery fails, and when the store
+closes. So no delivery is handed to two nodes at once, and a node that dies mid-lane
+holds its endpoints for at most LANE_LEASE. webhooks_due leaves out the endpoints
+another node's lane holds, so a dispatcher does not start lanes that get nothing.
 """
 
 from __future__ import annotations
