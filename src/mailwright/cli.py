@@ -23,6 +23,7 @@ from pathlib import Path
 from . import config as config_mod
 from .admin import Admin, AdminError, config_check, validate
 from .admin.stats import SPANS
+from .store.base import StoreUnavailable
 
 # `mailwright check` exits 0/1/2 for its verdict, so its own errors take sysexits.h
 # codes that cannot be mistaken for one: EX_USAGE (bad target, bad option), EX_CONFIG.
@@ -169,12 +170,14 @@ def cmd_migrate(args) -> int:
         return 0
     import psycopg
 
+    from .store.postgresql import where
     from .store.postgresql.migrate import migrate, migrations
     try:
         done = migrate(cfg.store.conninfo())
     except psycopg.Error as e:
-        raise CliError(f"migration failed, the schema is as it was before the failing "
-                       f"step: {str(e).strip()}") from None
+        # Each step is its own transaction: those before the failing one stay applied.
+        raise CliError(f"migrating the database {where(cfg.store.conninfo())} stopped: "
+                       f"{str(e).strip()}") from None
     for m in done:
         print(f"applied {m.version:04d}_{m.name}")
     print(f"schema at version {len(migrations())}" + ("" if done else " (nothing to do)"))
@@ -183,7 +186,9 @@ def cmd_migrate(args) -> int:
 
 async def _prepare(admin: Admin):
     demo = await admin.ensure_demo()
-    await admin.ctx.store.queue_release_leases()   # no worker runs yet: old claims are void
+    # No worker of this node runs yet: its old claims are void (other nodes' stand:
+    # store/postgresql/queue.py).
+    await admin.ctx.store.queue_release_leases()
     return demo
 
 
@@ -1030,6 +1035,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (CliError, AdminError) as e:
         print(f"mailwright: error: {e}", file=sys.stderr)
+        return 1
+    except StoreUnavailable as e:
+        print(f"mailwright: store: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

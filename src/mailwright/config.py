@@ -152,6 +152,7 @@ class QueueSettings:
     max_age: float = 432000.0        # give up (bounce) after this long: 5 days
     delay_warning: float = 14400.0   # tell the sender mail is delayed after this (0: never)
     timeout: float = 300.0           # per SMTP command (RFC 5321 §4.5.3.2 allows more)
+    lease: float = 3600.0            # a claim's hold on a recipient while it is sent
     dane: bool = True                # honour DNSSEC-validated TLSA records (RFC 7672)
     mta_sts: bool = True             # honour receivers' MTA-STS policies (RFC 8461)
     mta_sts_port: int = 443          # HTTPS port of policy hosts (tests point it elsewhere)

@@ -28,6 +28,11 @@ class StoreError(Exception):
     """A refused administrative change, phrased for the admin."""
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be opened (its database is unreachable, or its schema is not
+    this release's); the text says which and what to do."""
+
+
 class MailStore(Directory, MailboxStore, Maildrops, MessageStore, QueueStore, EventStore,
                 ApiKeyStore, WebhookStore, AdminStore, SuppressionStore, CampaignStore,
                 Protocol):

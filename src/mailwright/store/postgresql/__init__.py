@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from ..base import StoreUnavailable
 from ..blobs import Spool
 from ..mailboxes import RenderViews
 from .admins import PostgresAdmins
@@ -20,8 +24,15 @@ from .campaigns import PostgresCampaigns
 from .db import Database
 from .directory import PostgresDirectory
 from .events import PostgresEvents
+from .mailbox_messages import PostgresMailboxMessages
+from .mailboxes import PostgresMailboxes
+from .messages import PostgresMessages
+from .meta import PostgresMeta
 from .migrate import check
+from .pop3 import PostgresPop3
+from .queue import PostgresQueue
 from .quota import PostgresQuota
+from .search import PostgresSearch
 from .suppressions import PostgresSuppressions
 from .webhooks import PostgresWebhooks
 
@@ -31,14 +42,18 @@ class PostgresBase:
 
     def __init__(self, dsn: str, data_dir: Path, render_views: RenderViews, *,
                  pool_size: int = 10):
-        check(dsn)                               # a schema this code knows, or a clear error
+        try:
+            check(dsn)                           # a schema this code knows, or a clear error
+            self.db = Database(dsn, max_size=pool_size)
+        except psycopg.Error as e:
+            raise StoreUnavailable(f"cannot use the PostgreSQL database {where(dsn)}: "
+                                   f"{str(e).strip()}") from None
         self.data_dir = data_dir
         self.render_views = render_views
         # A message being received spills to a local file past SPOOL_MEMORY (blobs.py);
         # it reaches the database when it is delivered.
         self.spool_dir = data_dir / "spool"
         self.spool_dir.mkdir(parents=True, exist_ok=True)
-        self.db = Database(dsn, max_size=pool_size)
 
     def spool(self) -> Spool:
         return Spool(self.spool_dir)
@@ -47,16 +62,33 @@ class PostgresBase:
         self.db.close()
 
 
+def where(dsn: str) -> str:
+    """The database a DSN names, for messages: never its password."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "([store] dsn does not parse)"
+    host = parts.get("host") or "local socket"
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"{parts.get('dbname', '')!r} on {host}{port}"
+
+
 # PostgresBase last: mixins that keep state of their own (events, webhooks) extend
 # __init__ and close cooperatively (super()), and the base ends the chain.
-class PostgresStore(
-        PostgresDirectory,
-        PostgresQuota,
-        PostgresEvents,
-        PostgresWebhooks,
-        PostgresApiKeys,
-        PostgresAdmins,
-        PostgresSuppressions,
-        PostgresCampaigns,
-        PostgresBase):
+class PostgresStore(PostgresQueue,
+                    PostgresMailboxes,
+                    PostgresMailboxMessages,
+                    PostgresSearch,
+                    PostgresDirectory,
+                    PostgresMessages,
+                    PostgresMeta,
+                    PostgresPop3,
+                    PostgresQuota,
+                    PostgresEvents,
+                    PostgresWebhooks,
+                    PostgresApiKeys,
+                    PostgresAdmins,
+                    PostgresSuppressions,
+                    PostgresCampaigns,
+                    PostgresBase):
     pass

@@ -16,6 +16,8 @@ from importlib import resources
 
 import psycopg
 
+from ..base import StoreUnavailable
+
 # pg_advisory_xact_lock key: "mwschema" as an integer, shared by every node.
 LOCK_KEY = 0x6D77736368656D61
 
@@ -29,7 +31,7 @@ class Migration:
     sql: str
 
 
-class SchemaError(Exception):
+class SchemaError(StoreUnavailable):
     """The database's schema does not match this release; the text says what to do."""
 
 
