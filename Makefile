@@ -38,6 +38,7 @@ bench: $(STAMP) bench-deps
 	$(PY) bench/message_sizes.py
 	$(PY) bench/event_prune.py
 	$(PY) bench/event_stats.py
+	$(PY) bench/event_backends.py
 	$(PY) bench/send_api.py
 	$(PY) bench/tracking.py
 
