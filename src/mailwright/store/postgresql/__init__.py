@@ -18,6 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 from ..base import StoreUnavailable
 from ..blobs import Spool
 from ..mailboxes import RenderViews
+from .cluster import PostgresCluster
 from .db import Database
 from .migrate import check
 from .queue import PostgresQueue
@@ -59,5 +60,5 @@ def where(dsn: str) -> str:
     return f"{parts.get('dbname', '')!r} on {host}{port}"
 
 
-class PostgresStore(PostgresQueue, PostgresBase):
+class PostgresStore(PostgresQueue, PostgresCluster, PostgresBase):
     pass
