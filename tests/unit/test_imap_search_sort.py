@@ -55,13 +55,13 @@ class Client:
         return lines[0]
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    s = SQLiteStore(tmp_path_factory.mktemp("search"), render_views=fetch_views)
+@pytest.fixture
+def store(make_store):
+    """A store of each backend (both answer alike)."""
+    s = make_store()
     asyncio.run(s.add_domain("example.test"))
     asyncio.run(s.add_account(parse_mailbox(USER), PASSWORD))
-    yield s
-    s.close()
+    return s
 
 
 def fill(store, name: str, messages: list[bytes], dates: list[float] | None = None) -> Client:

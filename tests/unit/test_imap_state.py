@@ -14,11 +14,9 @@ import pytest
 from mailwright.address import parse_mailbox
 from mailwright.auth.logins import Logins
 from mailwright.events.log import EventLog
-from mailwright.imap.fetch import views as fetch_views
 from mailwright.imap.notify import MailboxWatch
 from mailwright.imap.session import ImapSession
 from mailwright.store.messages import Delivery, LocalCopy
-from mailwright.store.sqlite import SQLiteStore
 
 from .conftest import PASSWORD
 from .session_harness import TLS, drive, make_config
@@ -27,13 +25,13 @@ USER = "state@example.test"
 
 
 @pytest.fixture
-def store(tmp_path):
-    """A store of our own per test: \\Recent and MODSEQ values start from zero."""
-    s = SQLiteStore(tmp_path, render_views=fetch_views)
+def store(make_store):
+    """A store of our own per test, of each backend: \\Recent and MODSEQ values start
+    from zero."""
+    s = make_store()
     asyncio.run(s.add_domain("example.test"))
     asyncio.run(s.add_account(parse_mailbox(USER), PASSWORD))
-    yield s
-    s.close()
+    return s
 
 
 class Imap:

@@ -20,8 +20,16 @@ from ..blobs import Spool
 from ..mailboxes import RenderViews
 from .cluster import PostgresCluster
 from .db import Database
+from .directory import PostgresDirectory
+from .mailbox_messages import PostgresMailboxMessages
+from .mailboxes import PostgresMailboxes
+from .messages import PostgresMessages
+from .meta import PostgresMeta
 from .migrate import check
+from .pop3 import PostgresPop3
 from .queue import PostgresQueue
+from .quota import PostgresQuota
+from .search import PostgresSearch
 
 
 class PostgresBase:
@@ -60,5 +68,15 @@ def where(dsn: str) -> str:
     return f"{parts.get('dbname', '')!r} on {host}{port}"
 
 
-class PostgresStore(PostgresQueue, PostgresCluster, PostgresBase):
+class PostgresStore(PostgresQueue,
+                    PostgresCluster,
+                    PostgresMailboxes,
+                    PostgresMailboxMessages,
+                    PostgresSearch,
+                    PostgresDirectory,
+                    PostgresMessages,
+                    PostgresMeta,
+                    PostgresPop3,
+                    PostgresQuota,
+                    PostgresBase):
     pass

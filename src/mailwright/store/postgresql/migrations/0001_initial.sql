@@ -66,6 +66,15 @@ CREATE TABLE mailboxes (
     recent_uid bigint NOT NULL DEFAULT 1,
     UNIQUE (account_id, name)
 );
+-- max(uidvalidity): what a new mailbox's UIDVALIDITY must exceed (mailboxes.py)
+CREATE INDEX mailboxes_uidvalidity ON mailboxes (uidvalidity);
+
+-- Cluster-wide counters; 'uidvalidity_high': the highest UIDVALIDITY ever given out
+-- or held by a deleted mailbox (RFC 9051 §2.3.1.1: never reused for a name).
+CREATE TABLE counters (
+    name text PRIMARY KEY,
+    value bigint NOT NULL
+);
 
 -- RFC 9051 §6.3.7: names, not mailboxes.
 CREATE TABLE subscriptions (

@@ -1,0 +1,235 @@
+"""Adding a message on PostgreSQL: its octets into `blobs` once, its parse, a row per
+local copy and the queue rows, in one transaction; reading the octets back.
+
+UIDs and MODSEQs (RFC 9051 §2.3.1.1, RFC 7162 §3.1.1) come from the mailbox row:
+the statement that adds the copies locks their mailboxes (in id order, so two
+deliveries into the same mailboxes never deadlock), reads UIDNEXT and HIGHESTMODSEQ
+as last committed and moves them on; a delivery on another node waits for that
+row until this one commits, then continues from there. So UIDs in a mailbox are
+strictly ascending in commit order, and MODSEQs increase, across nodes.
+
+Large messages. A message past SPOOL_MEMORY arrives as a Spooled (store/blobs.py):
+its head in memory, the rest in a spool file. It is read whole once, in a thread,
+for its parse (as the SQLite backend does) and hashed from the same bytes; those
+are dropped before the transaction, which streams the octets from the spool file
+into the blobs row by COPY in COPY_SLICE pieces. So a message is whole in memory
+once (for the parse), and the database write holds a slice at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import struct
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from psycopg import errors
+
+from ..base import StoreError
+from ..blobs import Content, Spooled, digest_of
+from ..messages import Delivery
+from .blobrefs import release_blobs
+from .db import Cursor, Database
+from .meta import Indexed, ensure_meta
+from .queue import enqueue
+
+# PostgreSQL's binary COPY framing (the COPY docs, "Binary Format"): the signature,
+# flags and header extension length; a tuple of 2 fields, each length-prefixed; the
+# trailer.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+_COPY_TRAILER = struct.pack("!h", -1)
+
+# The copies of one delivery: the first of each copy's mailboxes its account has,
+# those mailboxes locked in id order, the next UIDs of each (several copies into one
+# mailbox get consecutive ones) and one new MODSEQ per mailbox, the rows added and
+# UIDNEXT/HIGHESTMODSEQ moved on. One statement. FOR NO KEY UPDATE returns the row
+# as last committed (after waiting for another delivery's commit), which is what
+# the UIDs count from.
+_ADD_COPIES = """
+WITH wanted AS (
+    SELECT * FROM unnest(%(i)s::int[], %(account)s::bigint[], %(name)s::text[],
+                         %(rank)s::int[]) AS w(i, account_id, name, rank)),
+chosen AS (
+    SELECT DISTINCT ON (w.i) w.i, b.id AS mailbox_id FROM wanted w
+    JOIN mailboxes b ON b.account_id=w.account_id AND b.name=w.name
+    ORDER BY w.i, w.rank),
+locked AS MATERIALIZED (
+    SELECT b.id, b.uidnext, b.highestmodseq + 1 AS modseq FROM mailboxes b
+    WHERE b.id IN (SELECT mailbox_id FROM chosen) ORDER BY b.id FOR NO KEY UPDATE),
+numbered AS (
+    SELECT c.mailbox_id, l.modseq,
+           l.uidnext - 1 + row_number() OVER (PARTITION BY c.mailbox_id ORDER BY c.i) AS uid
+    FROM chosen c JOIN locked l ON l.id=c.mailbox_id),
+bumped AS (
+    UPDATE mailboxes b SET uidnext=n.top + 1, highestmodseq=n.modseq
+    FROM (SELECT mailbox_id, max(uid) AS top, max(modseq) AS modseq FROM numbered
+          GROUP BY mailbox_id) n
+    WHERE b.id=n.mailbox_id)
+INSERT INTO messages (mailbox_id, uid, blob, size, internaldate, flags, modseq,
+                      message_id, meta_id)
+SELECT mailbox_id, uid, %(blob)s, %(size)s, %(now)s, '', modseq, %(message_id)s,
+       %(meta_id)s FROM numbered
+RETURNING mailbox_id, uid
+"""
+
+
+@dataclass
+class _Blob:
+    """A blob to store: its digest, and its octets (in memory, or spooled)."""
+    digest: str
+    content: Content
+
+
+class PostgresMessages:
+    db: Database
+    _index: Callable[[bytes], Indexed]                     # PostgresMeta's
+
+    async def deliver(self, delivery: Delivery) -> None:
+        local = delivery.local_content if delivery.local else b""
+        relay = delivery.relay_content if delivery.remote else b""
+        if isinstance(local, Spooled) or isinstance(relay, Spooled):
+            blobs, parsed = await asyncio.to_thread(self._prepare, local, relay)
+        else:
+            # Small: on the loop, as the SQLite backend parses them (a thread hop
+            # would cost more than the parse).
+            blobs, parsed = self._prepare(local, relay)
+        now = time.time()
+
+        async def job(cur: Cursor) -> None:
+            for blob in blobs:
+                await store_blob(cur, blob.digest, blob.content)
+            if delivery.local:
+                meta_id = await ensure_meta(cur, blobs[0].digest, parsed)
+                await add_copies(cur, delivery, blobs[0].digest, len(local), now, meta_id)
+            if delivery.remote:
+                await enqueue(cur, delivery, blobs[-1].digest, len(relay), now)
+        await self.db.transaction(job)
+
+    def _prepare(self, local: Content, relay: Content) -> tuple[list[_Blob], Indexed | None]:
+        """The blobs to store (the local and the relayed text, one blob if they are the
+        same) and the local text's parse. A spooled local text is read whole here, the
+        one time, for its parse and digest; a spooled relayed text is only hashed, a
+        slice at a time. Blocking for spooled ones: run in a thread."""
+        blobs: list[_Blob] = []
+        parsed = None
+        if local:
+            data = local.read() if isinstance(local, Spooled) else local
+            parsed = self._index(data)
+            blobs.append(_Blob(digest_of(data), local))
+            del data
+        if relay:
+            digest = (_streamed_digest(relay) if isinstance(relay, Spooled)
+                      else digest_of(relay))
+            if not blobs or blobs[0].digest != digest:
+                blobs.append(_Blob(digest, relay))
+        return blobs, parsed
+
+    async def read_blob(self, digest: str) -> bytes:
+        data = await self.db.run(_fetch_blob(self.db, digest))
+        if data is None:
+            # What reading a removed blob file raises in the SQLite backend (an IMAP
+            # FETCH of a message expunged meanwhile answers for it).
+            raise FileNotFoundError(f"no blob {digest}")
+        return data
+
+
+async def _fetch_blob(db: Database, digest: str) -> bytes | None:
+    """On the pool's loop: the octets, in binary (text would double them in hex)."""
+    async with db.pool.connection() as conn, conn.cursor(binary=True) as cur:
+        await cur.execute("SELECT data FROM blobs WHERE digest=%s", (digest,))
+        row = await cur.fetchone()
+    return row[0] if row else None
+
+
+def _streamed_digest(content: Spooled) -> str:
+    h = hashlib.sha256()
+    for piece in content.slices():
+        h.update(piece)
+    return h.hexdigest()
+
+
+async def store_blob(cur: Cursor, digest: str, content: Content) -> None:
+    """The blob stored (or found stored) and held against release until the
+    transaction ends (blobrefs.py): a reference to it may follow."""
+    if not isinstance(content, Spooled):
+        # Inserted, or the stored row locked (DO UPDATE ... WHERE false locks the
+        # conflicting row and changes nothing). %b: sent in binary, as it is.
+        await cur.execute("INSERT INTO blobs (digest, data) VALUES (%s, %b) "
+                          "ON CONFLICT (digest) DO UPDATE SET digest=EXCLUDED.digest "
+                          "WHERE false", (digest, content))
+        return
+    for _ in range(3):
+        await cur.execute("SELECT 1 FROM blobs WHERE digest=%s FOR KEY SHARE", (digest,))
+        if await cur.fetchone():
+            return
+        try:
+            # COPY has no ON CONFLICT: in a savepoint, so losing a race to another
+            # transaction storing the same octets leaves this one usable.
+            async with cur.connection.transaction():
+                await _copy_blob(cur, digest, content)
+            return
+        except errors.UniqueViolation:
+            continue
+    raise StoreError(f"blob {digest} could not be stored")
+
+
+async def _copy_blob(cur: Cursor, digest: str, content: Spooled) -> None:
+    """COPY one row into blobs, the octets streamed from the spool in slices (each
+    read in a thread: the pool's loop serves every other query meanwhile)."""
+    key = digest.encode()
+    pieces: Iterator[bytes] = content.slices()
+    async with cur.copy("COPY blobs (digest, data) FROM STDIN (FORMAT BINARY)") as copy:
+        await copy.write(_COPY_HEADER + struct.pack("!hi", 2, len(key)) + key
+                         + struct.pack("!i", len(content)))
+        while piece := await asyncio.to_thread(next, pieces, b""):
+            await copy.write(piece)
+        await copy.write(_COPY_TRAILER)
+
+
+async def add_copies(cur: Cursor, delivery: Delivery, blob: str, size: int, now: float,
+                     meta_id: int) -> None:
+    """A message row per local copy, in the first of its mailboxes its account has."""
+    rows = [(i, copy.account_id, name, rank) for i, copy in enumerate(delivery.local)
+            for rank, name in enumerate(copy.mailboxes)]
+    await cur.execute(_ADD_COPIES, {
+        "i": [r[0] for r in rows], "account": [r[1] for r in rows],
+        "name": [r[2] for r in rows], "rank": [r[3] for r in rows],
+        "blob": blob, "size": size, "now": now, "message_id": delivery.message_id,
+        "meta_id": meta_id})
+    if len(await cur.fetchall()) == len(delivery.local):
+        return
+    for copy in delivery.local:             # which one? (the transaction is undone)
+        await cur.execute("SELECT 1 FROM mailboxes WHERE account_id=%s AND name = ANY(%s)",
+                          (copy.account_id, list(copy.mailboxes)))
+        if not await cur.fetchone():
+            raise StoreError(f"account {copy.account_id} has none of "
+                             f"{', '.join(copy.mailboxes)}")
+    raise StoreError("a local copy found no mailbox")
+
+
+async def expunge_rows(cur: Cursor, mailbox_id: int, uids: list[int]) -> list[int]:
+    """Remove messages, leave tombstones with one new MODSEQ (RFC 7162 §3.2.10), and
+    release blobs nothing references any more; the UIDs removed. The mailbox row is
+    locked first, so the MODSEQ follows the last committed one (any node's)."""
+    if not uids:
+        return []
+    await cur.execute("SELECT highestmodseq FROM mailboxes WHERE id=%s FOR NO KEY UPDATE",
+                      (mailbox_id,))
+    box = await cur.fetchone()
+    if box is None:
+        return []                       # deleted, and its messages with it
+    modseq = box[0] + 1
+    await cur.execute(
+        "WITH gone AS (DELETE FROM messages WHERE mailbox_id=%(box)s AND uid = ANY(%(uids)s) "
+        "RETURNING uid, blob), "
+        "tomb AS (INSERT INTO expunged (mailbox_id, uid, modseq) "
+        "SELECT %(box)s, uid, %(modseq)s FROM gone), "
+        "bump AS (UPDATE mailboxes SET highestmodseq=%(modseq)s WHERE id=%(box)s "
+        "AND EXISTS (SELECT 1 FROM gone)) "
+        "SELECT uid, blob FROM gone ORDER BY uid",
+        {"box": mailbox_id, "uids": sorted(set(uids)), "modseq": modseq})
+    rows = await cur.fetchall()
+    await release_blobs(cur, [blob for _, blob in rows])
+    return [uid for uid, _ in rows]

@@ -1,0 +1,144 @@
+"""Delivery on PostgreSQL as several nodes see it: two stores on one database (two
+nodes) delivering into one mailbox at once, a blob's rows going with its last
+reference, and a large spooled message stored and read back whole."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mailwright.address import parse_mailbox
+from mailwright.imap.fetch import views as fetch_views
+from mailwright.store.blobs import Spooled
+from mailwright.store.messages import Delivery, LocalCopy
+from mailwright.store.queue import RemoteRecipient
+
+
+@pytest.fixture
+def nodes(pg_dsn, tmp_path):
+    """nodes(n): n stores on one database, each with a data_dir of its own."""
+    from mailwright.store.postgresql import PostgresStore
+    made = []
+
+    def make(n: int):
+        for _ in range(n):
+            made.append(PostgresStore(pg_dsn, tmp_path / f"node{len(made)}",
+                                      render_views=fetch_views))
+        return made[-n:]
+    yield make
+    for s in made:
+        s.close()
+
+
+def account(store, address: str = "a@shop.test") -> int:
+    domain = address.split("@")[1]
+    if not asyncio.run(store.is_local_domain(domain)):
+        asyncio.run(store.add_domain(domain))
+    asyncio.run(store.add_account(parse_mailbox(address), "password-1"))
+    return asyncio.run(store.account_id(address))
+
+
+def rows(store, sql: str, *args) -> list[tuple]:
+    return asyncio.run(store.db.fetchall(sql, args))
+
+
+def test_two_nodes_delivering_into_one_mailbox_get_consecutive_uids(nodes):
+    one, two = nodes(2)
+    a = account(one)
+
+    async def both():
+        await asyncio.gather(*(
+            node.deliver(Delivery(message_id=f"M{i}-{k}", mail_from="",
+                                  local=[LocalCopy(a)],
+                                  local_content=f"Subject: {i} from {k}\r\n\r\nx\r\n".encode()))
+            for i in range(50) for k, node in enumerate((one, two))))
+    asyncio.run(both())
+    got = rows(one, "SELECT m.uid, m.modseq, m.message_id FROM messages m JOIN mailboxes b "
+                    "ON m.mailbox_id=b.id WHERE b.account_id=%s AND b.name='INBOX' "
+                    "ORDER BY m.uid", a)
+    assert [r[0] for r in got] == list(range(1, 101))           # distinct, consecutive
+    modseqs = [r[1] for r in got]
+    assert all(x < y for x, y in zip(modseqs, modseqs[1:], strict=False))   # in UID order
+    assert sorted(r[2] for r in got) == sorted(f"M{i}-{k}" for i in range(50) for k in (0, 1))
+    [(uidnext, highest)] = rows(one, "SELECT uidnext, highestmodseq FROM mailboxes WHERE "
+                                     "account_id=%s AND name='INBOX'", a)
+    assert (uidnext, highest) == (101, modseqs[-1])
+
+
+def test_several_copies_into_one_delivery_and_the_first_mailbox_the_account_has(nodes):
+    [s] = nodes(1)
+    a = account(s)
+    b = account(s, "b@other.test")
+    asyncio.run(s.deliver(Delivery(
+        message_id="M1", mail_from="", local_content=b"Subject: x\r\n\r\nx\r\n",
+        local=[LocalCopy(a, ("Nope", "Junk", "INBOX")), LocalCopy(b), LocalCopy(a)])))
+    got = rows(s, "SELECT b.account_id, b.name, m.uid, m.modseq FROM messages m "
+                  "JOIN mailboxes b ON m.mailbox_id=b.id ORDER BY b.account_id, b.name")
+    assert [r[:3] for r in got] == [(a, "INBOX", 1), (a, "Junk", 1), (b, "INBOX", 1)]
+    assert len({r[3] for r in got}) == 1 and got[0][3] > 1         # one new MODSEQ
+    assert rows(s, "SELECT count(*) FROM blobs") == [(1,)]        # one blob for all
+
+
+def test_a_copy_without_any_of_its_mailboxes_delivers_nothing(nodes):
+    from mailwright.store.base import StoreError
+    [s] = nodes(1)
+    a = account(s)
+    with pytest.raises(StoreError, match="has none of Nope"):
+        asyncio.run(s.deliver(Delivery(
+            message_id="M1", mail_from="", local_content=b"Subject: x\r\n\r\nx\r\n",
+            local=[LocalCopy(a), LocalCopy(a, ("Nope",))])))
+    assert rows(s, "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM blobs), "
+                   "(SELECT count(*) FROM message_meta)") == [(0, 0, 0)]
+
+
+def test_the_blob_rows_go_with_the_last_reference(nodes):
+    [s] = nodes(1)
+    a = account(s)
+    b = account(s, "b@shop.test")
+    asyncio.run(s.deliver(Delivery(message_id="M1", mail_from="",
+                                   local=[LocalCopy(a), LocalCopy(b)],
+                                   local_content=b"Subject: shared\r\n\r\nnull\x00byte\r\n")))
+    counts = "SELECT (SELECT count(*) FROM blobs), (SELECT count(*) FROM message_meta), " \
+             "(SELECT count(*) FROM message_text)"
+    assert rows(s, counts) == [(1, 1, 1)]
+    for who in ("a@shop.test", "b@shop.test"):
+        box = asyncio.run(s.maildrop(who))
+        asyncio.run(s.pop3_update(box.mailbox_id, [box.messages[0].uid], []))
+        left = 0 if who.startswith("b") else 1
+        assert rows(s, counts) == [(left, left, left)]
+
+
+def test_removing_an_account_releases_its_blobs(nodes):
+    [s] = nodes(1)
+    a = account(s)
+    asyncio.run(s.deliver(Delivery(message_id="M1", mail_from="", local=[LocalCopy(a)],
+                                   local_content=b"Subject: x\r\n\r\nx\r\n")))
+    asyncio.run(s.remove_account(parse_mailbox("a@shop.test")))
+    assert rows(s, "SELECT count(*) FROM blobs") == [(0,)]
+
+
+MiB = 1 << 20
+
+
+def test_a_24_mib_spooled_message_is_stored_byte_exact(nodes):
+    [s] = nodes(1)
+    a = account(s)
+    spool = s.spool()
+    spool.write(b"Subject: big\r\nContent-Type: text/plain\r\n\r\n")
+    line = b"0123456789abcdef" * 62 + b"\r\n"                  # 994 octets
+    for i in range(24 * MiB // len(line)):
+        spool.write(line[:-3] + b"%03d" % (i % 1000) if i % 7 == 0 else line)
+    relay = spool.content()
+    assert isinstance(relay, Spooled) and len(relay) > 24 * MiB - 1024
+    local = b"Return-Path: <>\r\n" + relay
+    asyncio.run(s.deliver(Delivery(message_id="BIG", mail_from="", local=[LocalCopy(a)],
+                                   local_content=local,
+                                   remote=[RemoteRecipient("x@far.test")],
+                                   relay_content=relay)))
+    [message] = asyncio.run(s.maildrop("a@shop.test")).messages
+    assert message.size == len(local)
+    assert asyncio.run(s.read_blob(message.blob)) == local.read()
+    [queued] = asyncio.run(s.queue_messages())
+    assert queued.blob != message.blob and queued.size == len(relay)
+    assert asyncio.run(s.read_blob(queued.blob)) == relay.read()
