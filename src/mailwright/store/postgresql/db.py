@@ -85,10 +85,26 @@ class Database:
             return cur.rowcount
         return await self.transaction(go)
 
+    async def statement(self, sql: str, params: Any = ()) -> int:
+        """One statement on its own, autocommitted (atomic as any statement): the
+        number of rows it touched, in one round trip where execute takes three
+        (BEGIN, the statement, COMMIT)."""
+        return await self.run(self._statement(sql, params))
+
     async def transaction(self, fn: Callable[[Cursor], Awaitable[T]]) -> T:
         """fn(cursor) inside one transaction, committed (durably) before this returns;
         run again from the start if it lost a serialization or deadlock race."""
         return await self.run(self._transaction(fn))
+
+    async def transaction_here(self, fn: Callable[[Cursor], Awaitable[T]]) -> T:
+        """As transaction, for a coroutine already running on the pool's loop (a task
+        started there with soon())."""
+        return await self._transaction(fn)
+
+    async def _statement(self, sql: str, params: Any) -> int:
+        async with self.pool.connection() as conn, conn.cursor() as cur:
+            await cur.execute(sql, params)
+            return cur.rowcount
 
     async def _fetch(self, sql: str, params: Any, all_rows: bool):
         async with self.pool.connection() as conn, conn.cursor() as cur:

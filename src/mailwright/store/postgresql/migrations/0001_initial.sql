@@ -204,13 +204,18 @@ CREATE TABLE events (
     domain text,
     tag text,
     role text,
-    data jsonb NOT NULL
+    -- json, not jsonb: the object comes back as it was written (key order, numbers as
+    -- written, \u0000 allowed), as the SQLite backend's text does; a row is written
+    -- once and read whole, and json stores without re-encoding.
+    data json NOT NULL
 );
-CREATE INDEX events_ts ON events (ts);
-CREATE INDEX events_address ON events (address, ts);
-CREATE INDEX events_domain ON events (domain, ts);
+-- Each key with (ts, id): a search's rows come newest first straight off the index,
+-- and a page's cursor (ts, id) is a range of it (store/postgresql/events.py).
+CREATE INDEX events_ts ON events (ts, id);
+CREATE INDEX events_address ON events (address, ts, id);
+CREATE INDEX events_domain ON events (domain, ts, id);
 CREATE INDEX events_message ON events (message_id);
-CREATE INDEX events_tag ON events (tag, ts) WHERE tag IS NOT NULL;
+CREATE INDEX events_tag ON events (tag, ts, id) WHERE tag IS NOT NULL;
 CREATE INDEX events_traffic ON events (type, ts, domain, role);
 
 CREATE TABLE api_keys (
@@ -250,7 +255,12 @@ CREATE TABLE webhook_endpoints (
     created double precision NOT NULL,
     disabled double precision,
     failures integer NOT NULL DEFAULT 0,
-    retry_at double precision NOT NULL DEFAULT 0
+    retry_at double precision NOT NULL DEFAULT 0,
+    -- The node whose dispatcher sends to it now, and until when (the database's clock)
+    -- unless it renews the claim: one lane per endpoint in the cluster, so deliveries
+    -- go out once and in order (store/postgresql/webhooks.py).
+    lane text,
+    lane_until double precision NOT NULL DEFAULT 0
 );
 
 CREATE TABLE webhook_deliveries (
