@@ -20,9 +20,10 @@ def nodes(pg_dsn, tmp_path):
     from mailwright.store.postgresql import PostgresStore
     made = []
 
-    def node(name: str):
+    def node(name: str, closed_by_test: bool = False):
         s = PostgresStore(pg_dsn, tmp_path / name, render_views=fetch_views)
-        made.append(s)
+        if not closed_by_test:
+            made.append(s)
         return s
     yield node
     for s in made:
@@ -80,7 +81,7 @@ def test_a_mailbox_changed_on_one_node_is_heard_on_the_other(nodes):
 def test_one_leader_at_a_time_and_the_next_takes_over_when_it_goes(nodes, monkeypatch):
     from mailwright.store.postgresql import cluster
     monkeypatch.setattr(cluster, "LEAD_RETRY", 0.05)
-    a, b = nodes("a"), nodes("b")
+    a, b = nodes("a", closed_by_test=True), nodes("b")
 
     async def scenario():
         lost_a = asyncio.Event()

@@ -56,7 +56,7 @@ class PostgresCluster:
         return await self.db.run(self._holds.take(f"exclusive:{name}"))
 
     def release_exclusive(self, name: str) -> None:
-        self.db.soon(self._soon, self._holds.give_back(f"exclusive:{name}"))
+        self.db.soon(self._soon, self._holds.give_back, f"exclusive:{name}")
 
     def note_failure(self, key: str, window: float, limit: int, lockout: float) -> None:
         async def count(cur: Cursor) -> None:
@@ -81,13 +81,13 @@ class PostgresCluster:
                     "RETURNING pg_notify(%(channel)s, %(payload)s)",
                     {"key": key, "lockout": lockout, "channel": LOCKOUT,
                      "payload": f"{lockout} {key}"})
-        self.db.soon(self._soon, self.db._transaction(count))
+        self.db.soon(self._soon, self.db.transaction_here, count)
 
     def clear_failures(self, key: str) -> None:
         async def clear(cur: Cursor) -> None:
             await cur.execute("DELETE FROM auth_failures WHERE key=%s AND failures>0",
                               (key,))
-        self.db.soon(self._soon, self.db._transaction(clear))
+        self.db.soon(self._soon, self.db.transaction_here, clear)
 
     async def watch_lockouts(self, locked: Callable[[str, float], None]) -> None:
         def heard(payload: str | None) -> None:
@@ -96,10 +96,10 @@ class PostgresCluster:
                 locked(key, float(seconds))
         await self._notices.subscribe(LOCKOUT, heard)
 
-    def _soon(self, coro) -> None:
-        """On the pool's loop: run coro in the background, its failure logged (what is
-        sent without waiting has no caller to raise to)."""
-        task = asyncio.get_running_loop().create_task(coro)
+    def _soon(self, fn, *args) -> None:
+        """On the pool's loop: run fn(*args) in the background, its failure logged
+        (what is sent without waiting has no caller to raise to)."""
+        task = asyncio.get_running_loop().create_task(fn(*args))
         task.add_done_callback(_log_failure)
 
 
