@@ -146,3 +146,12 @@ def test_campaigns_suppression_keys():
         parse(GOOD + "[campaigns]\nsuppress_on_bounce = 1\n")
     with pytest.raises(ConfigError, match=r"campaigns.feedback_address.*mailbox"):
         parse(GOOD + '[campaigns]\nfeedback_address = "not an address"\n')
+
+
+def test_a_queue_lease_must_be_positive(tmp_path):
+    path = tmp_path / "m.toml"
+    path.write_text(GOOD + "\n[queue]\nlease = 0\n")
+    with pytest.raises(ConfigError, match="queue.lease: must be more than 0 seconds"):
+        load(str(path))
+    path.write_text(GOOD + "\n[queue]\nlease = 30\n")
+    assert load(str(path)).queue.lease == 30.0

@@ -134,3 +134,32 @@ def test_a_database_with_data_is_refused_and_left_as_it_was(pg_dsn, tmp_path):
 def test_a_source_that_is_not_a_sqlite_install_is_named(source, wanted):
     with pytest.raises(MigrateError, match=wanted):
         parse_source(source)
+
+
+def test_the_command_line_copies_and_names_what_is_wrong(pg_dsn, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import write_config
+    old = tmp_path / "single"
+    single_node(old)
+    (tmp_path / "pg").mkdir()
+    (tmp_path / "lite").mkdir()
+    pg, _ = write_config(tmp_path / "pg", extra=f'[store]\nbackend = "postgresql"\n'
+                                                f'dsn = "{pg_dsn}"\n')
+    lite, _ = write_config(tmp_path / "lite")
+
+    def migrate(config, source):
+        return subprocess.run([sys.executable, "-m", "mailwright", "--config", str(config),
+                               "migrate", "--from", source], capture_output=True, text=True,
+                              timeout=120)
+    res = migrate(lite, f"sqlite:{old}")
+    assert res.returncode != 0 and "--from copies into PostgreSQL" in res.stderr
+    res = migrate(pg, "sqlite:/nonexistent")
+    assert res.returncode != 0 and "no SQLite store there" in res.stderr
+    assert "Traceback" not in res.stderr
+    res = migrate(pg, f"sqlite:{old}")
+    assert res.returncode == 0, res.stderr
+    assert "messages\t3" in res.stdout and f"copied sqlite:{old}" in res.stdout
+    res = migrate(pg, f"sqlite:{old}")
+    assert res.returncode != 0 and "already holds data" in res.stderr
