@@ -106,6 +106,7 @@ def test_a_leader_whose_session_breaks_is_told(nodes, monkeypatch):
                            "WHERE locktype='advisory' AND granted")
         await asyncio.wait_for(lost.wait(), 5)
         await asyncio.wait_for(b.lead("housekeeping", lambda: None), 5)
+        assert await a.try_exclusive("maildrop:x")          # a new session for a's holds
     asyncio.run(scenario())
 
 

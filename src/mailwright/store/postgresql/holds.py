@@ -53,14 +53,17 @@ class Holds:
         async with self.lock:
             if name in self.held:
                 return False
-            try:
-                if self.conn is None or self.conn.closed:
-                    self.conn = await self.db.dedicated()
-                row = await (await self.conn.execute("SELECT pg_try_advisory_lock(%s)",
-                                                     (lock_key(name),))).fetchone()
-            except psycopg.Error as e:
-                self._broken(e)
-                return False
+            for attempt in (1, 2):      # a connection found broken now: a new one, once
+                try:
+                    if self.conn is None or self.conn.closed:
+                        self.conn = await self.db.dedicated()
+                    row = await (await self.conn.execute("SELECT pg_try_advisory_lock(%s)",
+                                                         (lock_key(name),))).fetchone()
+                    break
+                except psycopg.Error as e:
+                    self._broken(e)
+                    if attempt == 2:
+                        return False
             if not row[0]:
                 return False
             self.held[name] = lost
@@ -83,6 +86,8 @@ class Holds:
             log.warning("lost the database session holding %s: %s",
                         ", ".join(sorted(self.held)), error)
         gone, self.held = self.held, {}
+        if self.conn is not None:
+            asyncio.get_running_loop().create_task(self.conn.close())
         self.conn = None
         for lost in gone.values():
             if lost is not None:
