@@ -160,13 +160,16 @@ def test_idle_claims_recent_before_telling_new_messages(store):
         await store.deliver(Delivery(message_id="idle1", mail_from="a@x.test",
                                      local=[LocalCopy(await store.account_id(USER))],
                                      local_content=b"Subject: x\r\n\r\nx\r\n"))
-        first = (await a.s.idle_update())          # the claim is a store write: not yet told
+        # The claim is a store write, run as a task: the message is told once it is
+        # done, by this update if the claim finished during its reads (a database
+        # over the network), else by the one after the wake (SQLite's writer).
+        first = (await a.s.idle_update())
         await a.s._idle_claim
         return first, (await a.s.idle_update()), len(woken)
 
     first, second, wakes = asyncio.run(run())
-    assert b"EXISTS" not in first
-    assert wakes == 1 and second == b"* 1 EXISTS\r\n* 1 RECENT\r\n"
+    assert wakes == 1
+    assert sorted([first, second]) == [b"", b"* 1 EXISTS\r\n* 1 RECENT\r\n"]
     assert a.send("DONE\r\n").startswith(b"i OK")
 
 

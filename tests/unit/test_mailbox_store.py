@@ -248,7 +248,7 @@ SEARCHED = [
         "Date: Wed, 10 Mar 2021 09:00:00 +0000", "X-Tag: Blue"),
     msg("Invoice", "pay 100% now_please", "From: bob@example.test", "To: alice@example.test",
         "Date: Thu, 11 Mar 2021 09:00:00 +0000"),
-    msg("STRASSE lunch", "Grüße aus Köln", "Cc: Carol <carol@example.test>",
+    msg("=?utf-8?q?STRASSE_lunch_=C3=9Cber?=", "Grüße aus Köln", "Cc: Carol <carol@example.test>",
         "X-Tag: red"),
 ]
 
@@ -278,6 +278,8 @@ def searched(store):
     (q.Body("o"), [2, 3]),                         # shorter than a trigram
     (q.Text(""), [1, 2, 3]),
     (q.Header("subject", "LUNCH"), [1, 3]),
+    (q.Header("subject", "lUNCH Über"), [3]),
+    (q.Header("subject", "über"), []),             # as SQLite's LIKE: ASCII folded only
     (q.Header("from", "smith"), [1]),
     (q.Header("to", "alice"), [2]),
     (q.Header("cc", "carol"), [3]),
@@ -310,7 +312,7 @@ def test_search_keys(searched, key, uids):
 def test_sort_keys_come_from_the_stored_parse(store, searched):
     rows = run(store.sort_keys(box(store).id, [3, 1, 8]))
     assert [r[0] for r in rows] == [1, 3]
-    assert rows[0][4] == "LUNCH AT NOON" and rows[1][11] == "STRASSE lunch"
+    assert rows[0][4] == "LUNCH AT NOON" and rows[1][11] == "STRASSE lunch Über"
     assert searched(q.ModSeq(box(store).highestmodseq)) == [3]
 
 
@@ -357,3 +359,37 @@ def test_concurrent_copies_from_two_nodes_get_distinct_uids(two_nodes):
     assert sorted(new) == list(range(1, 61))
     assert [s.uid for s in run(b.message_states(target))] == list(range(1, 61))
     assert box(a, "Target").uidnext == 61
+
+
+def test_flag_changes_from_two_nodes_are_never_lost(two_nodes):
+    a, b = two_nodes
+    append(a, "INBOX", msg("x"))
+    inbox = box(a).id
+
+    def change(args):
+        s, prefix = args
+        return [run(s.store_flags(inbox, [1], "add", [f"{prefix}{i}"]))[0][0].modseq
+                for i in range(15)]
+    with ThreadPoolExecutor(2) as pool:
+        modseqs = [m for ms in pool.map(change, ((a, "$a"), (b, "$b"))) for m in ms]
+    # Each change took the mailbox's next MODSEQ (RFC 7162 §3.1.1: strictly greater)
+    # and kept the other node's keywords.
+    assert len(set(modseqs)) == 30
+    [state] = run(b.message_states(inbox))
+    assert state.modseq == max(modseqs) == box(b).highestmodseq
+    assert set(state.flags.split()) == {f"${n}{i}" for n in "ab" for i in range(15)}
+
+
+def test_one_of_two_nodes_creating_a_name_at_once_is_told_it_exists(two_nodes):
+    a, b = two_nodes
+    acct = account(a)
+
+    def create(s):
+        try:
+            return run(s.create_mailbox(acct, "Same/Name")).uidvalidity
+        except MailboxError as e:
+            return e.code
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(create, (a, b)))
+    assert outcomes.count("ALREADYEXISTS") == 1
+    assert names(a).count("Same/Name") == 1

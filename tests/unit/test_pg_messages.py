@@ -72,10 +72,12 @@ def test_several_copies_into_one_delivery_and_the_first_mailbox_the_account_has(
     b = account(s, "b@other.test")
     asyncio.run(s.deliver(Delivery(
         message_id="M1", mail_from="", local_content=b"Subject: x\r\n\r\nx\r\n",
-        local=[LocalCopy(a, ("Nope", "Junk", "INBOX")), LocalCopy(b), LocalCopy(a)])))
+        local=[LocalCopy(a, ("Nope", "Junk", "INBOX")), LocalCopy(b), LocalCopy(a),
+               LocalCopy(a)])))
     got = rows(s, "SELECT b.account_id, b.name, m.uid, m.modseq FROM messages m "
-                  "JOIN mailboxes b ON m.mailbox_id=b.id ORDER BY b.account_id, b.name")
-    assert [r[:3] for r in got] == [(a, "INBOX", 1), (a, "Junk", 1), (b, "INBOX", 1)]
+                  "JOIN mailboxes b ON m.mailbox_id=b.id ORDER BY b.account_id, b.name, m.uid")
+    assert [r[:3] for r in got] == [(a, "INBOX", 1), (a, "INBOX", 2), (a, "Junk", 1),
+                                    (b, "INBOX", 1)]
     assert len({r[3] for r in got}) == 1 and got[0][3] > 1         # one new MODSEQ
     assert rows(s, "SELECT count(*) FROM blobs") == [(1,)]        # one blob for all
 
@@ -142,3 +144,77 @@ def test_a_24_mib_spooled_message_is_stored_byte_exact(nodes):
     [queued] = asyncio.run(s.queue_messages())
     assert queued.blob != message.blob and queued.size == len(relay)
     assert asyncio.run(s.read_blob(queued.blob)) == relay.read()
+
+
+def test_a_release_waits_for_a_reference_being_added_and_then_keeps_the_blob(nodes):
+    # The race blobrefs.py closes: node 1 adds a reference to a stored blob (a delivery
+    # of the same octets) while node 2 removes the blob's last other reference.
+    # Node 2's release must wait for node 1's lock, then see its reference.
+    import threading
+
+    from mailwright.store.postgresql.messages import add_copies, store_blob
+    one, two = nodes(2)
+    a = account(one)
+    b = account(one, "b@shop.test")
+    content = b"Subject: same\r\n\r\nsame octets\r\n"
+    asyncio.run(one.deliver(Delivery(message_id="M1", mail_from="", local=[LocalCopy(a)],
+                                     local_content=content)))
+    [message] = asyncio.run(one.maildrop("a@shop.test")).messages
+    locked, go = threading.Event(), threading.Event()
+
+    async def add(cur):
+        await store_blob(cur, message.blob, content)
+        locked.set()
+        await asyncio.to_thread(go.wait, 30)
+        await add_copies(cur, Delivery(message_id="M2", mail_from="", local=[LocalCopy(b)]),
+                         message.blob, len(content), 0.0)
+
+    async def race():
+        adding = asyncio.create_task(one.db.transaction(add))
+        assert await asyncio.to_thread(locked.wait, 30)
+        box = await two.maildrop("a@shop.test")
+        removing = asyncio.create_task(two.pop3_update(box.mailbox_id, [message.uid], []))
+        for _ in range(600):                                  # until it waits for the lock
+            if (await two.db.fetchone(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname=current_database() "
+                    "AND wait_event_type='Lock'"))[0]:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the release never waited for the blob's lock")
+        assert not removing.done()
+        go.set()
+        await adding
+        assert await removing == 1
+    asyncio.run(race())
+    [kept] = asyncio.run(one.maildrop("b@shop.test")).messages
+    assert kept.blob == message.blob
+    assert asyncio.run(two.read_blob(kept.blob)) == content
+    assert rows(one, "SELECT count(*) FROM message_meta") == [(1,)]
+
+
+def test_backfill_parses_what_was_stored_without_a_parse_or_by_an_older_one(nodes):
+    from mailwright.store.sqlite.meta import META_VERSION
+    [s] = nodes(1)
+    a = account(s)
+    for i, text in enumerate(("Café crème", "plain")):
+        asyncio.run(s.deliver(Delivery(
+            message_id=f"M{i}", mail_from="", local=[LocalCopy(a)],
+            local_content=f"From: Ann <ann@x.test>\r\nSubject: {text}\r\n\r\n{text} body\r\n"
+            .encode())))
+    parsed = "SELECT m.uid, x.envelope, x.version, t.hdr, t.body FROM messages m " \
+             "JOIN message_meta x ON x.id=m.meta_id JOIN message_text t ON t.meta_id=x.id " \
+             "ORDER BY m.uid"
+    before = rows(s, parsed)
+    assert before[0][4] == "cafe creme body\r\n"              # folded as SQLite folds
+    # Message 1 as copied from a store without metadata; message 2 by an older parse.
+    asyncio.run(s.db.execute("UPDATE messages SET meta_id=NULL WHERE uid=1"))
+    asyncio.run(s.db.execute("DELETE FROM message_meta WHERE id NOT IN "
+                             "(SELECT meta_id FROM messages WHERE meta_id IS NOT NULL)"))
+    asyncio.run(s.db.execute("UPDATE message_meta SET version=0, subject=''"))
+    asyncio.run(s.db.execute("UPDATE message_text SET hdr='', body=''"))
+    assert asyncio.run(s.backfill_meta()) == 2
+    after = rows(s, parsed)
+    assert [r[:2] + r[3:] for r in after] == [r[:2] + r[3:] for r in before]
+    assert {r[2] for r in after} == {META_VERSION}
+    assert asyncio.run(s.backfill_meta()) == 0                 # done once

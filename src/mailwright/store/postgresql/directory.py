@@ -19,6 +19,7 @@ from ..directory import DEFAULT_MAILBOXES, AccountInfo, AliasInfo, DKIMKeyInfo
 from ..sqlite.directory import _alias_source, _password_keys, domain_name
 from .blobrefs import release_blobs
 from .db import Cursor, Database
+from .mailboxes import new_uidvalidity
 
 _MAILBOX_NAMES = [name for name, _ in DEFAULT_MAILBOXES]
 _MAILBOX_USES = [special for _, special in DEFAULT_MAILBOXES]
@@ -55,7 +56,8 @@ class PostgresDirectory:
         await self.db.transaction(job)
 
     async def list_domains(self) -> list[str]:
-        return [r[0] for r in await self.db.fetchall("SELECT name FROM domains ORDER BY name")]
+        return [r[0] for r in await self.db.fetchall(
+            'SELECT name FROM domains ORDER BY name COLLATE "C"')]
 
     async def is_local_domain(self, domain: str) -> bool:
         return await self.db.fetchone("SELECT 1 FROM domains WHERE name=%s",
@@ -65,7 +67,6 @@ class PostgresDirectory:
     async def add_account(self, address: Address, password: str) -> None:
         # argon2 and PBKDF2 take tens of milliseconds: off the loop.
         hashed, keys = await asyncio.to_thread(_password_keys, password)
-        base = int(time.time())
 
         async def job(cur: Cursor) -> None:
             domain_id = await _lock_domain(cur, address.domain)
@@ -75,8 +76,11 @@ class PostgresDirectory:
             await cur.execute("SELECT 1 FROM aliases WHERE lookup=%s", (address.key,))
             if await cur.fetchone():
                 raise StoreError(f"{address} is an alias; remove the alias first")
-            # The account, its mailboxes and their subscriptions in one statement.
-            # UIDVALIDITY (RFC 9051 §2.3.1.1): distinct per mailbox incarnation. The
+            # UIDVALIDITY (RFC 9051 §2.3.1.1): greater than any given out before, so
+            # an account removed and added again (even within a second) does not
+            # reuse its mailboxes' values.
+            first = (await new_uidvalidity(cur, len(_MAILBOX_NAMES)))[0]
+            # The account, its mailboxes and their subscriptions in one statement. The
             # mailboxes we provision start subscribed (clients that show only
             # subscribed mailboxes see them); CREATE does not subscribe.
             await cur.execute(
@@ -92,7 +96,7 @@ class PostgresDirectory:
                 "SELECT id FROM a",
                 (domain_id, address.local_part, address.key, hashed, keys.salt,
                  keys.stored_key, keys.server_key, keys.iterations, time.time(),
-                 base, _MAILBOX_NAMES, _MAILBOX_USES, _MAILBOX_NAMES))
+                 first, _MAILBOX_NAMES, _MAILBOX_USES, _MAILBOX_NAMES))
             if await cur.fetchone() is None:
                 raise StoreError(f"account {address} already exists")
         await self.db.transaction(job)
@@ -130,7 +134,7 @@ class PostgresDirectory:
         if domain:
             sql += "WHERE d.name=%s "
             args = (domain_name(domain),)
-        sql += "ORDER BY d.name, a.lookup"
+        sql += 'ORDER BY d.name COLLATE "C", a.lookup COLLATE "C"'
         return [AccountInfo(str(Address(lp, d)), created, n, int(size))
                 for lp, d, created, n, size in await self.db.fetchall(sql, args)]
 
@@ -210,7 +214,7 @@ class PostgresDirectory:
         if domain:
             sql += "WHERE d.name=%s "
             args = (domain_name(domain),)
-        sql += "ORDER BY d.name, a.lookup"
+        sql += 'ORDER BY d.name COLLATE "C", a.lookup COLLATE "C"'
         return [AliasInfo(str(Address(lp, d)) if lp else f"@{d}", list(t))
                 for lp, d, t in await self.db.fetchall(sql, args)]
 
@@ -261,7 +265,8 @@ class PostgresDirectory:
         where, args = ("WHERE domain=%s", (domain,)) if domain else ("", ())
         rows = await self.db.fetchall(
             "SELECT domain, name, selector, algorithm, path, txt, active, created "
-            f"FROM dkim_keys {where} ORDER BY domain, created, selector", args)
+            f'FROM dkim_keys {where} '
+            'ORDER BY domain COLLATE "C", created, selector COLLATE "C"', args)
         return [DKIMKeyInfo(*r) for r in rows]
 
     async def activate_dkim_keys(self, domain: str, name: str) -> None:

@@ -10,12 +10,16 @@ it are committed. Writers that lock two mailboxes (COPY, MOVE) lock them in id o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..blobs import digest_of
 from ..mailboxes import MailboxError, MessageData, MessageState, normalize_flag
 from ..sqlite.messages import _apply as apply_flags
 from .blobrefs import release_blobs
 from .db import Cursor, Database
+from .messages import store_blob
+from .meta import Indexed, ensure_meta
 from .quota import check_quota
 
 
@@ -124,6 +128,7 @@ async def size_of(cur: Cursor, mailbox_id: int, uids: list[int]) -> int:
 
 class PostgresMailboxMessages:
     db: Database
+    _index: Callable[[bytes], Indexed]             # meta.py PostgresMeta
 
     async def message_states(self, mailbox_id: int, since_modseq: int = 0,
                              from_uid: int = 0) -> list[MessageState]:
@@ -192,6 +197,25 @@ class PostgresMailboxMessages:
             gone, blobs = await expunge_rows(cur, mailbox_id, uids)
             await release_blobs(cur, blobs)
             return gone
+        return await self.db.transaction(job)
+
+    async def append(self, mailbox_id: int, content: bytes, flags: list[str],
+                     internaldate: float) -> tuple[int, int]:
+        flag_text = " ".join(dict.fromkeys(normalize_flag(f) for f in flags))
+        parsed = self._index(content)
+        digest = digest_of(content)
+
+        async def job(cur: Cursor) -> tuple[int, int]:
+            box = (await lock_mailbox(cur, mailbox_id)).get(mailbox_id)
+            if box is None:
+                raise MailboxError("Mailbox was deleted", "TRYCREATE")
+            await check_quota(cur, box[0], len(content))
+            await store_blob(cur, digest, content)
+            meta_id = await ensure_meta(cur, digest, parsed)
+            [uid] = await add_messages(cur, mailbox_id, [NewMessage(
+                digest, len(content), internaldate, flag_text, f"append-{digest[:16]}",
+                meta_id)])
+            return box[1], uid
         return await self.db.transaction(job)
 
     async def copy(self, source_id: int, uids: list[int], target_id: int, move: bool

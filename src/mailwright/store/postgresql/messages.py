@@ -10,16 +10,18 @@ strictly ascending in commit order, and MODSEQs increase, across nodes.
 
 Large messages. A message past SPOOL_MEMORY arrives as a Spooled (store/blobs.py):
 its head in memory, the rest in a spool file. It is read whole once, in a thread,
-for its parse (as the SQLite backend does) and hashed from the same bytes; those
-are dropped before the transaction, which streams the octets from the spool file
-into the blobs row by COPY in COPY_SLICE pieces. So a message is whole in memory
-once (for the parse), and the database write holds a slice at a time.
+in one allocation, for its parse (as the SQLite backend does) and hashed from the
+same bytes; those are dropped before the transaction, which streams the octets from
+the spool file into the blobs row by COPY in COPY_SLICE pieces. So a message is
+whole in memory once (for the parse), and the database write holds a slice at a
+time: a 24 MiB message peaks at about 25 MiB of Python memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import struct
 import time
 from collections.abc import Callable, Iterator
@@ -30,9 +32,8 @@ from psycopg import errors
 from ..base import StoreError
 from ..blobs import Content, Spooled, digest_of
 from ..messages import Delivery
-from .blobrefs import release_blobs
 from .db import Cursor, Database
-from .meta import Indexed, ensure_meta
+from .meta import Indexed, insert_meta
 from .queue import enqueue
 
 # PostgreSQL's binary COPY framing (the COPY docs, "Binary Format"): the signature,
@@ -70,7 +71,7 @@ bumped AS (
 INSERT INTO messages (mailbox_id, uid, blob, size, internaldate, flags, modseq,
                       message_id, meta_id)
 SELECT mailbox_id, uid, %(blob)s, %(size)s, %(now)s, '', modseq, %(message_id)s,
-       %(meta_id)s FROM numbered
+       (SELECT id FROM message_meta WHERE blob=%(blob)s) FROM numbered
 RETURNING mailbox_id, uid
 """
 
@@ -87,8 +88,9 @@ class PostgresMessages:
     _index: Callable[[bytes], Indexed]                     # PostgresMeta's
 
     async def deliver(self, delivery: Delivery) -> None:
-        local = delivery.local_content if delivery.local else b""
-        relay = delivery.relay_content if delivery.remote else b""
+        # None: no such text (no local copy, no remote recipient); an empty text is one.
+        local = delivery.local_content if delivery.local else None
+        relay = delivery.relay_content if delivery.remote else None
         if isinstance(local, Spooled) or isinstance(relay, Spooled):
             blobs, parsed = await asyncio.to_thread(self._prepare, local, relay)
         else:
@@ -98,28 +100,40 @@ class PostgresMessages:
         now = time.time()
 
         async def job(cur: Cursor) -> None:
-            for blob in blobs:
-                await store_blob(cur, blob.digest, blob.content)
+            for blob in blobs:              # COPY, which a pipeline cannot carry
+                if isinstance(blob.content, Spooled):
+                    await store_blob(cur, blob.digest, blob.content)
+            # The rest in one pipeline (one round trip): no statement needs the one
+            # before it answered. The copies go last, so their mailboxes are locked
+            # for as little as the commit takes.
+            copies = cur.connection.cursor()
+            async with cur.connection.pipeline():
+                for blob in blobs:
+                    if not isinstance(blob.content, Spooled):
+                        await store_blob(cur, blob.digest, blob.content)
+                if delivery.remote:
+                    await enqueue(cur, delivery, blobs[-1].digest, len(relay), now)
+                if delivery.local:
+                    await insert_meta(cur, blobs[0].digest, parsed)
+                    await add_copies(copies, delivery, blobs[0].digest, len(local), now)
             if delivery.local:
-                meta_id = await ensure_meta(cur, blobs[0].digest, parsed)
-                await add_copies(cur, delivery, blobs[0].digest, len(local), now, meta_id)
-            if delivery.remote:
-                await enqueue(cur, delivery, blobs[-1].digest, len(relay), now)
+                await check_copies(copies, delivery)
         await self.db.transaction(job)
 
-    def _prepare(self, local: Content, relay: Content) -> tuple[list[_Blob], Indexed | None]:
+    def _prepare(self, local: Content | None, relay: Content | None
+                 ) -> tuple[list[_Blob], Indexed | None]:
         """The blobs to store (the local and the relayed text, one blob if they are the
         same) and the local text's parse. A spooled local text is read whole here, the
         one time, for its parse and digest; a spooled relayed text is only hashed, a
         slice at a time. Blocking for spooled ones: run in a thread."""
         blobs: list[_Blob] = []
         parsed = None
-        if local:
-            data = local.read() if isinstance(local, Spooled) else local
+        if local is not None:
+            data = _read_whole(local) if isinstance(local, Spooled) else local
             parsed = self._index(data)
             blobs.append(_Blob(digest_of(data), local))
             del data
-        if relay:
+        if relay is not None:
             digest = (_streamed_digest(relay) if isinstance(relay, Spooled)
                       else digest_of(relay))
             if not blobs or blobs[0].digest != digest:
@@ -141,6 +155,19 @@ async def _fetch_blob(db: Database, digest: str) -> bytes | None:
         await cur.execute("SELECT data FROM blobs WHERE digest=%s", (digest,))
         row = await cur.fetchone()
     return row[0] if row else None
+
+
+def _read_whole(content: Spooled) -> bytes:
+    """A spooled message in memory in one allocation of its size (Spooled.read joins
+    its slices, holding them and the result: twice the message at its peak). The
+    buffer is sized first and filled in place; BytesIO hands it out without a copy."""
+    buf = io.BytesIO()
+    buf.seek(len(content) - 1)
+    buf.write(b"\0")
+    buf.seek(0)
+    for piece in content.slices():
+        buf.write(piece)
+    return buf.getvalue()
 
 
 def _streamed_digest(content: Spooled) -> str:
@@ -188,16 +215,21 @@ async def _copy_blob(cur: Cursor, digest: str, content: Spooled) -> None:
         await copy.write(_COPY_TRAILER)
 
 
-async def add_copies(cur: Cursor, delivery: Delivery, blob: str, size: int, now: float,
-                     meta_id: int) -> None:
-    """A message row per local copy, in the first of its mailboxes its account has."""
+async def add_copies(cur: Cursor, delivery: Delivery, blob: str, size: int, now: float
+                     ) -> None:
+    """A message row per local copy, in the first of its mailboxes its account has,
+    with the blob's stored parse; check_copies (once answered) says if each had one."""
     rows = [(i, copy.account_id, name, rank) for i, copy in enumerate(delivery.local)
             for rank, name in enumerate(copy.mailboxes)]
     await cur.execute(_ADD_COPIES, {
         "i": [r[0] for r in rows], "account": [r[1] for r in rows],
         "name": [r[2] for r in rows], "rank": [r[3] for r in rows],
-        "blob": blob, "size": size, "now": now, "message_id": delivery.message_id,
-        "meta_id": meta_id})
+        "blob": blob, "size": size, "now": now, "message_id": delivery.message_id})
+
+
+async def check_copies(cur: Cursor, delivery: Delivery) -> None:
+    """After add_copies on cur: a StoreError (undoing the delivery) for a copy whose
+    account has none of its mailboxes, as the SQLite backend refuses it."""
     if len(await cur.fetchall()) == len(delivery.local):
         return
     for copy in delivery.local:             # which one? (the transaction is undone)
@@ -208,28 +240,3 @@ async def add_copies(cur: Cursor, delivery: Delivery, blob: str, size: int, now:
                              f"{', '.join(copy.mailboxes)}")
     raise StoreError("a local copy found no mailbox")
 
-
-async def expunge_rows(cur: Cursor, mailbox_id: int, uids: list[int]) -> list[int]:
-    """Remove messages, leave tombstones with one new MODSEQ (RFC 7162 §3.2.10), and
-    release blobs nothing references any more; the UIDs removed. The mailbox row is
-    locked first, so the MODSEQ follows the last committed one (any node's)."""
-    if not uids:
-        return []
-    await cur.execute("SELECT highestmodseq FROM mailboxes WHERE id=%s FOR NO KEY UPDATE",
-                      (mailbox_id,))
-    box = await cur.fetchone()
-    if box is None:
-        return []                       # deleted, and its messages with it
-    modseq = box[0] + 1
-    await cur.execute(
-        "WITH gone AS (DELETE FROM messages WHERE mailbox_id=%(box)s AND uid = ANY(%(uids)s) "
-        "RETURNING uid, blob), "
-        "tomb AS (INSERT INTO expunged (mailbox_id, uid, modseq) "
-        "SELECT %(box)s, uid, %(modseq)s FROM gone), "
-        "bump AS (UPDATE mailboxes SET highestmodseq=%(modseq)s WHERE id=%(box)s "
-        "AND EXISTS (SELECT 1 FROM gone)) "
-        "SELECT uid, blob FROM gone ORDER BY uid",
-        {"box": mailbox_id, "uids": sorted(set(uids)), "modseq": modseq})
-    rows = await cur.fetchall()
-    await release_blobs(cur, [blob for _, blob in rows])
-    return [uid for uid, _ in rows]

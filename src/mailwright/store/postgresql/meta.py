@@ -53,12 +53,18 @@ def text_params(m: MessageMeta) -> tuple[str, str]:
     return pg_text(fold(m.header_text)), pg_text(fold(m.text))
 
 
-async def ensure_meta(cur: Cursor, digest: str, indexed: Indexed) -> int:
+async def insert_meta(cur: Cursor, digest: str, indexed: Indexed) -> None:
     """Store a message's parse once per blob (FETCH views, sort and search keys, the
-    full-text row) in one statement; its message_meta id. A copy of a stored blob
-    finds it done. The parse is made before the transaction, off the pool's loop."""
+    full-text row) in one statement, unless stored (a copy of a stored blob finds it
+    done). Nothing is read back: it can go in a pipeline. The parse is made before
+    the transaction, off the pool's loop."""
     await cur.execute(_INSERT_META, (digest, *meta_params(indexed),
                                      *text_params(indexed[0]), digest))
+
+
+async def ensure_meta(cur: Cursor, digest: str, indexed: Indexed) -> int:
+    """insert_meta, then its message_meta id."""
+    await insert_meta(cur, digest, indexed)
     row = await cur.fetchone()
     if row is None:
         # A concurrent first insert of the same blob committed after this statement's

@@ -9,8 +9,9 @@ import time
 from ...address import parse_mailbox
 from ..base import StoreError
 from ..mailboxes import Maildrop, MaildropMessage
+from .blobrefs import release_blobs
 from .db import Cursor, Database
-from .messages import expunge_rows
+from .mailbox_messages import expunge_rows
 
 
 class PostgresPop3:
@@ -41,7 +42,9 @@ class PostgresPop3:
                 await cur.execute("UPDATE messages SET pop3_retrieved=%s WHERE mailbox_id=%s "
                                   "AND uid = ANY(%s) AND pop3_retrieved IS NULL",
                                   (now, mailbox_id, retrieved))
-            return len(await expunge_rows(cur, mailbox_id, deleted))
+            gone, blobs = await expunge_rows(cur, mailbox_id, deleted)
+            await release_blobs(cur, blobs)
+            return len(gone)
         return await self.db.transaction(job)
 
     async def pop3_retrieved_by(self, domain: str, when: float) -> dict[int, list[int]]:

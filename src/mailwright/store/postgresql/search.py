@@ -18,13 +18,14 @@ from ..sqlite.meta import fold
 from ..sqlite.search import _HEADER_COLUMNS, TRIGRAM, _day_start, _like, header_match
 from .db import Database
 
-# SQLite's LIKE and lower() fold ASCII letters only; so do these, for the same answers.
+# SQLite's LIKE and lower() fold ASCII letters only; so does PostgreSQL's lower() under
+# the "C" collation (whatever the database's locale), for the same answers.
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _ASCII_LOWER = str.maketrans(_UPPER, _UPPER.lower())
 
 
 def _ascii_lower_sql(expr: str) -> str:
-    return f"translate({expr}, '{_UPPER}', '{_UPPER.lower()}')"
+    return f'lower(({expr}) COLLATE "C")'
 
 
 # The header block as text in which ASCII field names read as written (only zero,
