@@ -104,7 +104,11 @@ async def copy_rows(cur: Cursor, source_id: int, uids: list[int], target_id: int
 async def expunge_rows(cur: Cursor, mailbox_id: int, uids: list[int]
                        ) -> tuple[list[int], list[str]]:
     """Remove messages and leave tombstones with one new MODSEQ (RFC 7162 §3.2.10),
-    in one statement; (UIDs removed, their blobs, for release_blobs)."""
+    in one statement; (UIDs removed, their blobs, for release_blobs). The caller
+    locks the mailbox first (lock_mailbox), as every writer of its messages does:
+    the MODSEQ would be right without (the UPDATE waits for the row), but writers
+    taking the message rows before the mailbox row can deadlock with those that
+    take the mailbox first (one of them is then run again)."""
     if not uids:
         return [], []
     await cur.execute(

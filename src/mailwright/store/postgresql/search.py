@@ -4,7 +4,9 @@ message rows, their metadata and message_text; SORT and THREAD keys.
 The answers are the SQLite backend's (store/sqlite/search.py), key for key: the same
 folded text (`fold`), substring semantics, the same ASCII-only case folding where
 SQLite's LIKE and lower() fold only ASCII, and HEADER on fields without a column
-decided by the same Python function (message/headers.py field_matches).
+decided by the same Python function (message/headers.py field_matches). The SQLite
+backend's pure helpers are imported from its search.py (`fold` too: search.py has it
+wherever the text index's module keeps it).
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ import time
 
 from .. import query
 from ..mailboxes import SYSTEM_FLAGS, normalize_flag
-from ..sqlite.meta import fold
-from ..sqlite.search import _HEADER_COLUMNS, TRIGRAM, _day_start, _like, header_match
+from ..sqlite.search import _HEADER_COLUMNS, TRIGRAM, _day_start, _like, fold, header_match
 from .db import Database
 
 # SQLite's LIKE and lower() fold ASCII letters only; so does PostgreSQL's lower() under
