@@ -12,11 +12,12 @@ from mailwright.store.events import EventQuery
 
 def written(store) -> None:
     """Every row recorded so far is stored: SQLite writes them with the writer's next
-    batch (an empty job makes one), PostgreSQL with its event writer's."""
+    batch (an empty job makes one), PostgreSQL with its event writer's. It blocks, and
+    may be called from a coroutine too (the store's threads do the work)."""
     if hasattr(store, "flush_events"):
         store.flush_events()
     else:
-        asyncio.run(store._write(lambda c: None))
+        store._writer.submit(lambda c: None).result()
 
 
 def record(store, rows: list[EventRow]) -> list[int]:

@@ -179,3 +179,30 @@ def test_prune_deletes_at_most_a_batch_per_transaction(store):
             per_transaction.append(len(rows))
             rows = set()
     assert sum(per_transaction) == 50 and max(per_transaction) == 4
+
+
+def test_data_comes_back_as_it_was_written(store):
+    # Key order, a NUL in a string, a float past 2**53 and a nested list: the stored
+    # object as given, on either backend (PostgreSQL keeps the JSON text: type json).
+    data = {"zeta": 1, "alpha": "a\x00b", "big": 1e16, "rcpt": "u@a.test", "list": [1, "2"]}
+    [i] = record(store, [EventRow.of(NOW, "accepted", None, "M1", data)])
+    [e] = asyncio.run(store.search_events(EventQuery(message_id="M1"))).events
+    assert e.id == i and e.data == data and list(e.data) == list(data)
+    assert isinstance(e.data["big"], float)
+    [latest] = asyncio.run(store.events(1))
+    assert list(latest) == ["ts", "type", "session", "message_id", *data]
+
+
+def test_top_values_most_frequent_first_then_by_value(store):
+    reasons = ["spf"] * 3 + ["relay"] * 3 + ["Zed", "zed", "é"] + ["unknown"] * 4
+    record(store, [row(NOW - i, "rejected", "a.test") for i in range(2)]       # no reason
+           + [EventRow.of(NOW - 5, "rejected", None, None, {"reason": r, "domain": "a.test"})
+              for r in reasons]
+           + [EventRow.of(NOW - 5, "rejected", None, None, {"reason": "spf", "domain": "b.test"}),
+              EventRow.of(NOW - 5, "delivered", None, None, {"reason": "spf"}),
+              EventRow.of(NOW - 100, "rejected", None, None, {"reason": "old"})])
+    top = asyncio.run(store.top_values("rejected", "reason", NOW - 50, NOW + 1))
+    assert top == [("spf", 4), ("unknown", 4), ("relay", 3), ("Zed", 1), ("zed", 1),
+                   ("é", 1)]
+    assert asyncio.run(store.top_values("rejected", "reason", NOW - 50, NOW + 1, "a.test",
+                                        limit=2)) == [("unknown", 4), ("relay", 3)]

