@@ -52,8 +52,9 @@ def peer():
     yield from running(SlowPeer())
 
 
-def cluster(tmp_path, pg_dsn, peer: Peer) -> dict[str, MailServer]:
-    """Nodes a and b (not started) on one database with its domain and user."""
+def cluster(tmp_path, pg_dsn, peer: Peer, queue: str = "") -> dict[str, MailServer]:
+    """Nodes a and b (not started) on one database with its domain and user; queue:
+    more [queue] settings."""
     nodes = {}
     for name, ip in NODES.items():
         (tmp_path / name).mkdir()
@@ -61,6 +62,7 @@ def cluster(tmp_path, pg_dsn, peer: Peer) -> dict[str, MailServer]:
             tmp_path / name, host=ip,
             extra=f'[store]\nbackend = "postgresql"\ndsn = "{pg_dsn}"\npool_size = 4\n'
                   f'[queue]\ninterval = 0.5\nlease = {LEASE}\nsource_address = "{ip}"\n'
+                  f"{queue}"
                   f"{peer.transport('far.test')}")
     nodes["a"].cli("domain", "add", "example.test")         # once: both see it
     nodes["a"].add_user("alice@example.test")
@@ -149,9 +151,11 @@ def test_the_queue_spreads_over_both_nodes_and_sends_each_message_once(
 
 def test_a_node_killed_mid_delivery_loses_nothing_and_the_other_finishes_its_queue(
         tmp_path, pg_dsn):
-    peer = SlowPeer(delay=0.1)          # slow enough that node a has claims in flight
+    # A slow remote server and two connections to it: node a sends 20 messages a second
+    # at most, less than it takes in, so it always holds claims on a backlog.
+    peer = SlowPeer(delay=0.1)
     peer.controller.start()
-    nodes = cluster(tmp_path, pg_dsn, peer)
+    nodes = cluster(tmp_path, pg_dsn, peer, queue="per_destination = 2\n")
     store = store_of(pg_dsn, tmp_path)
     try:
         nodes["a"].start()
