@@ -97,7 +97,7 @@ async def mixed_run(setup: Setup, count: int, clients: int) -> float:
 
 
 def fill(setup: Setup, inbox: list[bytes], connections: int = 4) -> None:
-    """The INBOX by SMTP (the PostgreSQL store has no APPEND yet), in order."""
+    """The INBOX by SMTP, the way mail arrives (four connections)."""
     def send(part: list[bytes]) -> None:
         with smtplib.SMTP("127.0.0.1", setup.nodes[0].ports["mx"], timeout=60) as s:
             for message in part:
