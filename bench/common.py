@@ -165,9 +165,12 @@ class Mailwright:
     name = "mailwright"
 
     def __init__(self, work: Path, user: str = "alice@example.test", extra: str = "",
-                 workers: int = 1, prepare: Callable[[Path], None] | None = None):
-        """prepare(data_dir): called first, to put data in place (bench/event_prune.py)."""
-        self.dir = work / "mailwright"
+                 workers: int = 1, prepare: Callable[[Path], None] | None = None,
+                 name: str = "mailwright", setup: bool = True):
+        """prepare(data_dir): called first, to put data in place (bench/event_prune.py);
+        setup: add the domain and user (False: a second node on a store that has them)."""
+        self.name = name
+        self.dir = work / name
         self.dir.mkdir()
         if prepare:
             prepare(self.dir / "data")
@@ -194,9 +197,10 @@ port = {loopback_dns().port}
 {extra}
 """)
         self.cli = cli = [sys.executable, "-m", "mailwright", "--config", str(self.config)]
-        subprocess.run(cli + ["domain", "add", user.split("@")[1]], check=True,
-                       capture_output=True)
-        self.add_user(user)
+        if setup:
+            subprocess.run(cli + ["domain", "add", user.split("@")[1]], check=True,
+                           capture_output=True)
+            self.add_user(user)
         self.proc = subprocess.Popen(cli + ["serve"], stdout=subprocess.DEVNULL,
                                      stderr=open(self.dir / "server.log", "wb"))
         wait_port(self.port, self.proc)

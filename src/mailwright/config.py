@@ -874,6 +874,10 @@ def parse(text: str, path: str = "<config>") -> Config:
         raise r.error("log.level", f"expected debug, info, warning or error, got {log.level!r}")
     if log.format not in ("text", "json"):
         raise r.error("log.format", f"expected text or json, got {log.format!r}")
+    queue = r.section(data, "queue", QueueSettings)
+    if queue.lease <= 0:
+        # A claim that lapses at once lets another worker (or node) send it too.
+        raise r.error("queue.lease", "must be more than 0 seconds")
     return Config(
         path=path, hostname=hostname.lower(), data_dir=data_path, listeners=tuple(listeners),
         workers=workers, server=server,
@@ -882,7 +886,7 @@ def parse(text: str, path: str = "<config>") -> Config:
         pop3=r.section(data, "pop3", Pop3Settings),
         imap=r.section(data, "imap", ImapSettings),
         dns=_dns_settings(r, data),
-        queue=r.section(data, "queue", QueueSettings),
+        queue=queue,
         relayhost=relayhost, relayhost_password=relay_password, transports=transports,
         checks=_checks(r, data), demo=r.section(data, "demo", DemoSettings), log=log,
         store=store, http=http, events=events, webhooks=webhooks, campaigns=campaigns,

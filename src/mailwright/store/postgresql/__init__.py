@@ -21,6 +21,7 @@ from ..mailboxes import RenderViews
 from .admins import PostgresAdmins
 from .apikeys import PostgresApiKeys
 from .campaigns import PostgresCampaigns
+from .cluster import PostgresCluster
 from .db import Database
 from .directory import PostgresDirectory
 from .events import PostgresEvents
@@ -75,20 +76,22 @@ def where(dsn: str) -> str:
 
 # PostgresBase last: mixins that keep state of their own (events, webhooks) extend
 # __init__ and close cooperatively (super()), and the base ends the chain.
-class PostgresStore(PostgresQueue,
-                    PostgresMailboxes,
-                    PostgresMailboxMessages,
-                    PostgresSearch,
-                    PostgresDirectory,
-                    PostgresMessages,
-                    PostgresMeta,
-                    PostgresPop3,
-                    PostgresQuota,
-                    PostgresEvents,
-                    PostgresWebhooks,
-                    PostgresApiKeys,
-                    PostgresAdmins,
-                    PostgresSuppressions,
-                    PostgresCampaigns,
-                    PostgresBase):
+class PostgresStore(
+        PostgresQueue,
+        PostgresCluster,
+        PostgresMailboxes,
+        PostgresMailboxMessages,
+        PostgresSearch,
+        PostgresDirectory,
+        PostgresMessages,
+        PostgresMeta,
+        PostgresPop3,
+        PostgresQuota,
+        PostgresEvents,
+        PostgresWebhooks,
+        PostgresApiKeys,
+        PostgresAdmins,
+        PostgresSuppressions,
+        PostgresCampaigns,
+        PostgresBase):
     pass

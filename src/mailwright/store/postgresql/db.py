@@ -44,6 +44,9 @@ class Database:
         self.thread = threading.Thread(target=self.loop.run_forever,
                                        name="mailwright-postgresql", daemon=True)
         self.thread.start()
+        # Coroutines run on the pool's loop at close, before the pool closes (what holds
+        # a dedicated connection closes it).
+        self.closing: list[Callable[[], Awaitable[None]]] = []
         self.pool = AsyncConnectionPool(dsn, min_size=min_size, max_size=max_size,
                                         timeout=timeout, open=False,
                                         kwargs={"autocommit": True}, name="mailwright")
@@ -126,10 +129,19 @@ class Database:
                 await asyncio.sleep(random.uniform(0, 0.005 * 2 ** attempt))
         raise AssertionError("unreachable")
 
+    async def dedicated(self) -> psycopg.AsyncConnection:
+        """A connection of its own, outside the pool, autocommit: for what lives in a
+        session (LISTEN, session-level advisory locks). Only on the pool's loop."""
+        return await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+
     # --- the end ---------------------------------------------------------------------
 
     def close(self) -> None:
+        if self.loop.is_closed():            # closed already
+            return
         try:
+            for closer in self.closing:
+                self.call(closer())
             self.call(self.pool.close())
         finally:
             self._stop_loop()

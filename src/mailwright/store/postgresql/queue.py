@@ -111,7 +111,7 @@ class PostgresQueue:
     async def queue_release_leases(self) -> int:
         """At this node's start-up, before any of its workers runs: the claims of its
         previous run are void (see the module's docstring); other nodes' stand."""
-        return await self.db.execute(
+        return await self.db.statement(
             "UPDATE queue_recipients SET lease=0, claimed_by=NULL "
             "WHERE claimed_by=%s AND lease>0", (self.node,))
 
@@ -202,7 +202,7 @@ class PostgresQueue:
             where += " AND queue_id=(SELECT id FROM queue WHERE message_id=%s)"
             args += (message_id,)
         new_state = "held" if state == "held" else "pending"
-        return await self.db.execute(
+        return await self.db.statement(
             f"UPDATE queue_recipients SET state=%s, next_attempt=%s WHERE {where}",
             (new_state, now, *args))
 

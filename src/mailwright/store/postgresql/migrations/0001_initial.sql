@@ -304,3 +304,26 @@ CREATE TABLE suppressions (
     created double precision NOT NULL
 );
 CREATE UNIQUE INDEX suppressions_entry ON suppressions (domain, lookup, coalesce(campaign, ''));
+
+-- Cross-node state (store/postgresql/cluster.py) ------------------------------------
+
+-- IMAP IDLE on any node hears of a change made on any other (notices.py): whatever
+-- moves a mailbox's UIDNEXT or HIGHESTMODSEQ notifies, once its transaction commits.
+CREATE FUNCTION mailbox_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('mailwright_mailbox', NEW.id::text);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER mailbox_changed AFTER UPDATE OF uidnext, highestmodseq ON mailboxes
+    FOR EACH ROW WHEN (OLD.uidnext IS DISTINCT FROM NEW.uidnext
+                       OR OLD.highestmodseq IS DISTINCT FROM NEW.highestmodseq)
+    EXECUTE FUNCTION mailbox_changed();
+
+-- Failed logins per client, counted by every node (auth/lockout.py). Unlogged: a
+-- counter need not survive a crash, and a failure then costs no WAL flush.
+CREATE UNLOGGED TABLE auth_failures (
+    key text PRIMARY KEY,
+    failures integer NOT NULL,
+    since double precision NOT NULL,            -- the window's first failure
+    locked_until double precision NOT NULL DEFAULT 0
+);
