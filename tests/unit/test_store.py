@@ -14,9 +14,9 @@ from mailwright.delivery import pop3_expiry
 from mailwright.imap.fetch import views as fetch_views
 from mailwright.store.base import MailStore
 from mailwright.store.messages import Delivery, LocalCopy
+from mailwright.store.postgresql.messages import READ_TOGETHER_MAX
 from mailwright.store.queue import RecipientUpdate, RemoteRecipient
 from mailwright.store.sqlite import SQLiteStore
-from mailwright.store.postgresql.messages import READ_TOGETHER_MAX
 from mailwright.store.sqlite.db import INLINE_BLOB_MAX
 
 
