@@ -14,6 +14,7 @@ from mailwright.delivery import pop3_expiry
 from mailwright.imap.fetch import views as fetch_views
 from mailwright.store.base import MailStore
 from mailwright.store.messages import Delivery, LocalCopy
+from mailwright.store.postgresql import PostgresStore
 from mailwright.store.postgresql.messages import READ_TOGETHER_MAX
 from mailwright.store.queue import RecipientUpdate, RemoteRecipient
 from mailwright.store.sqlite import SQLiteStore
@@ -132,9 +133,10 @@ def test_pop3_expire_policy(make_store):
 NOT_COROUTINES = {"spool", "record_event", "close"}
 
 
-def test_sqlite_store_implements_every_store_protocol_method_as_declared():
-    # The protocols are the contract a second backend implements: every method, with
-    # the same parameters, and every read and write a coroutine, so a backend over the
+@pytest.mark.parametrize("backend", [SQLiteStore, PostgresStore])
+def test_each_backend_implements_every_store_protocol_method_as_declared(backend):
+    # The protocols are the contract each backend implements: every method, with the
+    # same parameters, and every read and write a coroutine, so a backend over the
     # network (PostgreSQL) never blocks the event loop.
     declared = {}
     for proto in MailStore.__mro__:
@@ -145,11 +147,11 @@ def test_sqlite_store_implements_every_store_protocol_method_as_declared():
     assert {"deliver", "search", "queue_claim", "find_account", "record_event",
             "pop3_update", "close"} <= declared.keys()
     for name, fn in declared.items():
-        impl = getattr(SQLiteStore, name, None)
-        assert impl is not None, f"SQLiteStore lacks {name}"
+        impl = getattr(backend, name, None)
+        assert impl is not None, f"{backend.__name__} lacks {name}"
         coroutine = name not in NOT_COROUTINES
         assert inspect.iscoroutinefunction(fn) == coroutine, f"protocol: {name}"
-        assert inspect.iscoroutinefunction(impl) == coroutine, f"SQLiteStore: {name}"
+        assert inspect.iscoroutinefunction(impl) == coroutine, f"{backend.__name__}: {name}"
         wanted = list(inspect.signature(fn).parameters)
         assert list(inspect.signature(impl).parameters)[:len(wanted)] == wanted, name
 
