@@ -37,7 +37,9 @@ bench: $(STAMP) bench-deps
 	$(PY) bench/relay.py
 	$(PY) bench/message_sizes.py
 	$(PY) bench/event_prune.py
+	$(PY) bench/cluster.py
 	$(PY) bench/event_stats.py
+	$(PY) bench/event_backends.py
 	$(PY) bench/send_api.py
 	$(PY) bench/tracking.py
 

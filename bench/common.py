@@ -166,10 +166,12 @@ class Mailwright:
 
     def __init__(self, work: Path, user: str = "alice@example.test", extra: str = "",
                  workers: int = 1, prepare: Callable[[Path], None] | None = None,
-                 checkout: Path | None = None):
-        """prepare(data_dir): called first, to put data in place (bench/event_prune.py).
+                 name: str = "mailwright", setup: bool = True, checkout: Path | None = None):
+        """prepare(data_dir): called first, to put data in place (bench/event_prune.py);
+        setup: add the domain and user (False: a second node on a store that has them);
         checkout: run another checkout's code (its src/), e.g. main beside a branch."""
-        self.dir = work / "mailwright"
+        self.name = name
+        self.dir = work / name
         self.dir.mkdir(parents=True)
         self.env = None
         if checkout is not None:
@@ -200,9 +202,10 @@ port = {loopback_dns().port}
 {extra}
 """)
         self.cli = cli = [sys.executable, "-m", "mailwright", "--config", str(self.config)]
-        subprocess.run(cli + ["domain", "add", user.split("@")[1]], check=True,
-                       capture_output=True, env=self.env)
-        self.add_user(user)
+        if setup:
+            subprocess.run(cli + ["domain", "add", user.split("@")[1]], check=True,
+                           capture_output=True, env=self.env)
+            self.add_user(user)
         self.proc = subprocess.Popen(cli + ["serve"], stdout=subprocess.DEVNULL,
                                      stderr=open(self.dir / "server.log", "wb"), env=self.env)
         wait_port(self.port, self.proc)

@@ -38,7 +38,7 @@ from .net.limits import ConnectionLimiter
 from .net.notify import DISABLED, Notifier
 from .net.timeouts import IdleTimeouts
 from .net.tls import LocalCertificate, local_certificate
-from .pop3.locks import MaildropLocks
+from .pop3.locks import ClusterMaildropLocks, MaildropLocks
 from .pop3.server import Pop3Protocol
 from .pop3.session import Shared as Pop3Shared
 from .queue import states as queue_states
@@ -48,6 +48,7 @@ from .service.reload import ReloadError, load_checked, needs_restart
 from .smtp.server import SmtpProtocol
 from .store import open_store as open_backend
 from .store.base import MailStore
+from .store.cluster import Cluster
 from .trust.inbound import InboundChecks
 from .trust.outbound import OutboundSigner
 from .trust.sav import SenderVerifier
@@ -224,10 +225,17 @@ class App:
                                                          queue_states.ALL))
         metrics.collectors.add("webhooks", webhook_backlog(self.store.webhook_backlog,
                                                            ("pending",)))
-        self.services = Services(config, self.store, Logins.from_settings(config.auth),
+        # Several nodes on one store share what one machine keeps to itself
+        # (store/cluster.py): IDLE news, failed logins, POP3 locks, housekeeping.
+        self.cluster = self.store if isinstance(self.store, Cluster) else None
+        locks = (ClusterMaildropLocks(self.cluster) if self.cluster is not None
+                 else MaildropLocks(config.data_dir / "locks"))
+        self.services = Services(config, self.store,
+                                 Logins.from_settings(config.auth, shared=self.cluster),
                                  EventLog(self.store, observers=[metrics.observe]),
-                                 pop3=Pop3Shared(MaildropLocks(config.data_dir / "locks"), {}),
-                                 watch=MailboxWatch(self.store), metrics=metrics)
+                                 pop3=Pop3Shared(locks, {}),
+                                 watch=MailboxWatch(self.store, changes=self.cluster),
+                                 metrics=metrics)
         self.servers: list[asyncio.AbstractServer] = []
         self.timeouts = IdleTimeouts()
         self.resolver = resolver = Resolver.from_settings(config.dns)
@@ -277,11 +285,40 @@ class App:
             # process's event log (its observers count what the admin does too).
             admin = Admin(self.store, self.config, self.resolver, events=self.services.events,
                           parts=self.services.parts(), lockout=self.services.logins.lockout)
-            self.housekeeping.append(loop.create_task(prune_periodically(
-                admin.events, self.services.events)))
             await self._serve_http(http, ctx, admin)
-            webhooks = Dispatcher(self.config.webhooks, self.store, self.services.events)
-            self.housekeeping.append(loop.create_task(webhooks.run()))
+            if self.cluster is None:
+                self.housekeeping.extend(self._once_per_cluster(admin))
+            else:
+                # Of the nodes' primaries one leads and runs it (store/cluster.py).
+                self.housekeeping.append(loop.create_task(self._lead(admin)))
+        if self.cluster is not None:
+            await self.cluster.watch_lockouts(self.services.logins.lockout.lock)
+
+    def _once_per_cluster(self, admin: Admin) -> list[asyncio.Task]:
+        """The housekeeping that must not run twice at once: event pruning and the
+        webhook deliveries."""
+        loop = asyncio.get_running_loop()
+        webhooks = Dispatcher(self.config.webhooks, self.store, self.services.events)
+        return [loop.create_task(prune_periodically(admin.events, self.services.events)),
+                loop.create_task(webhooks.run())]
+
+    async def _lead(self, admin: Admin) -> None:
+        """Wait to lead the cluster, run its housekeeping while leading; when the
+        leadership goes (our database session broke) stop it and wait again. For the
+        seconds before the loss is noticed two nodes may both run it: the pruner is
+        idempotent, a webhook may go out twice (at least once, as always)."""
+        assert self.cluster is not None
+        while True:
+            lost = asyncio.Event()
+            await self.cluster.lead("housekeeping", lost.set)
+            log.info("this node leads the cluster's housekeeping")
+            tasks = self._once_per_cluster(admin)
+            try:
+                await lost.wait()
+            finally:
+                for task in tasks:
+                    task.cancel()
+            log.warning("lost the cluster's leadership; waiting to lead again")
 
     def certificate_changed(self) -> bool:
         """New ACME certificate files: serve them to new handshakes, as SIGHUP's

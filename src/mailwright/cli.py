@@ -165,6 +165,9 @@ def cmd_migrate(args) -> int:
     """Bring the PostgreSQL schema to this release's (store/postgresql/migrate.py); the
     SQLite backend updates its schema itself when it opens."""
     cfg = _load(args)
+    if args.source and cfg.store.backend != "postgresql":
+        raise CliError(f"--from copies into PostgreSQL: set [store] backend = \"postgresql\" "
+                       f"(it is {cfg.store.backend!r}) and its dsn first")
     if cfg.store.backend != "postgresql":
         print(f"nothing to migrate: [store] backend is {cfg.store.backend!r}, whose schema "
               "is brought up to date when the server opens it")
@@ -173,6 +176,8 @@ def cmd_migrate(args) -> int:
 
     from .store.postgresql import where
     from .store.postgresql.migrate import migrate, migrations
+    if args.source:
+        return _migrate_from(cfg, args.source)
     try:
         done = migrate(cfg.store.conninfo())
     except psycopg.Error as e:
@@ -185,9 +190,30 @@ def cmd_migrate(args) -> int:
     return 0
 
 
+def _migrate_from(cfg, source: str) -> int:
+    """--from sqlite:PATH: the schema, then a single-node install copied into it."""
+    import psycopg
+
+    from .store.postgresql import where
+    from .store.postgresql.from_sqlite import MigrateError, copy_from_sqlite, parse_source
+    try:
+        copied = copy_from_sqlite(cfg.store.conninfo(), parse_source(source))
+    except MigrateError as e:
+        raise CliError(f"not migrated: {e}") from None
+    except psycopg.Error as e:
+        raise CliError(f"copying into the database {where(cfg.store.conninfo())} failed, "
+                       f"nothing was copied: {str(e).strip()}") from None
+    for c in copied:
+        print(f"{c.table}\t{c.rows}")
+    print(f"copied {source} into {where(cfg.store.conninfo())}")
+    return 0
+
+
 async def _prepare(admin: Admin):
     demo = await admin.ensure_demo()
-    await admin.ctx.store.queue_release_leases()   # no worker runs yet: old claims are void
+    # No worker of this node runs yet: its old claims are void (other nodes' stand:
+    # store/postgresql/queue.py).
+    await admin.ctx.store.queue_release_leases()
     return demo
 
 
@@ -786,9 +812,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("reload", parents=[common],
                    help="make the running server re-read its config and certificates"
                    ).set_defaults(fn=cmd_reload)
-    sub.add_parser("migrate", parents=[common],
-                   help="bring the PostgreSQL schema up to date ([store] backend)"
-                   ).set_defaults(fn=cmd_migrate)
+    mig = sub.add_parser("migrate", parents=[common],
+                         help="bring the PostgreSQL schema up to date ([store] backend)")
+    mig.add_argument("--from", dest="source", metavar="sqlite:PATH",
+                     help="then copy the single-node install in data_dir PATH into the "
+                          "(empty) database")
+    mig.set_defaults(fn=cmd_migrate)
     cfg = sub.add_parser("config", parents=[common], help="check the config file")
     cfg.add_argument("action", choices=["check"])
     cfg.set_defaults(fn=cmd_config_check)

@@ -152,6 +152,7 @@ class QueueSettings:
     max_age: float = 432000.0        # give up (bounce) after this long: 5 days
     delay_warning: float = 14400.0   # tell the sender mail is delayed after this (0: never)
     timeout: float = 300.0           # per SMTP command (RFC 5321 §4.5.3.2 allows more)
+    lease: float = 3600.0            # a claim's hold on a recipient while it is sent
     dane: bool = True                # honour DNSSEC-validated TLSA records (RFC 7672)
     mta_sts: bool = True             # honour receivers' MTA-STS policies (RFC 8461)
     mta_sts_port: int = 443          # HTTPS port of policy hosts (tests point it elsewhere)
@@ -873,6 +874,10 @@ def parse(text: str, path: str = "<config>") -> Config:
         raise r.error("log.level", f"expected debug, info, warning or error, got {log.level!r}")
     if log.format not in ("text", "json"):
         raise r.error("log.format", f"expected text or json, got {log.format!r}")
+    queue = r.section(data, "queue", QueueSettings)
+    if queue.lease <= 0:
+        # A claim that lapses at once lets another worker (or node) send it too.
+        raise r.error("queue.lease", "must be more than 0 seconds")
     return Config(
         path=path, hostname=hostname.lower(), data_dir=data_path, listeners=tuple(listeners),
         workers=workers, server=server,
@@ -881,7 +886,7 @@ def parse(text: str, path: str = "<config>") -> Config:
         pop3=r.section(data, "pop3", Pop3Settings),
         imap=r.section(data, "imap", ImapSettings),
         dns=_dns_settings(r, data),
-        queue=r.section(data, "queue", QueueSettings),
+        queue=queue,
         relayhost=relayhost, relayhost_password=relay_password, transports=transports,
         checks=_checks(r, data), demo=r.section(data, "demo", DemoSettings), log=log,
         store=store, http=http, events=events, webhooks=webhooks, campaigns=campaigns,

@@ -8,12 +8,15 @@ one thread of Python at a time per process, so this is how Mailwright uses more
 than one core.
 
 Per process, not shared: connection limits, the failed-auth counters and POP3
-LOGIN-DELAY. The POP3 maildrop lock is a file lock, shared by all processes.
+LOGIN-DELAY. The POP3 maildrop lock is a file lock, shared by all processes. With
+several nodes on PostgreSQL (store/cluster.py) the failed-auth counters and the
+maildrop lock are shared by every process of every node instead.
 
 One process is the primary (worker 0, and its replacement if it dies): it alone
 serves the HTTP API and /metrics (so an API key's rate limit is one counter) and runs
 the housekeeping tasks that must not run twice at once (event pruning, webhook
-deliveries). The mail protocols and the queue run in every process.
+deliveries); with several nodes the primaries elect one leader that runs them
+(app.py App._lead). The mail protocols and the queue run in every process.
 
 Metrics are counted in every process and summed by the one serving /metrics: each
 process writes its values to files in data_dir/metrics (metrics/processes.py), which

@@ -55,7 +55,7 @@ class Raw:
     """A line-level IMAP client for exact protocol checks."""
 
     def __init__(self, srv, user: str | None = None, tls: bool = True):
-        sock = socket.create_connection(("127.0.0.1", srv.ports["imaps" if tls else "imap"]),
+        sock = socket.create_connection((srv.host, srv.ports["imaps" if tls else "imap"]),
                                         timeout=10)
         self.sock = INSECURE.wrap_socket(sock) if tls else sock
         self.buf = b""

@@ -33,15 +33,16 @@ def store(tmp_path_factory):
 def make_store(request, tmp_path_factory):
     """make_store() -> a new empty store of each backend in turn (the interface tests run
     on both, so both behave alike); make_store(same_as=s) opens s's data once more (a
-    restart, or a second process or node). Every store made is closed after the test."""
+    restart, or a second process or node); sqlite_class and sqlite_options make the SQLite
+    store otherwise. Every store made is closed after the test."""
     made = []
     databases: dict = {}                    # a store's directory -> its PostgreSQL DSN
 
-    def make(same_as=None):
+    def make(same_as=None, sqlite_class=SQLiteStore, **sqlite_options):
         directory = same_as.data_dir if same_as is not None else \
             tmp_path_factory.mktemp("store")
         if request.param == "sqlite":
-            s = SQLiteStore(directory, render_views=fetch_views)
+            s = sqlite_class(directory, render_views=fetch_views, **sqlite_options)
         else:
             from mailwright.store.postgresql import PostgresStore
             if directory not in databases:

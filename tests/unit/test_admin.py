@@ -1,4 +1,4 @@
-"""The admin layer on a real SQLite store: each operation's result, and each refusal as
+"""The admin layer on a real store of each backend: each operation's result, and each refusal as
 the kind of AdminError an API maps to a status (Invalid, NotFound, Conflict)."""
 
 from __future__ import annotations
@@ -38,13 +38,9 @@ def _config(tmp_path: Path, dns_port: int = 53):
 
 
 @pytest.fixture
-def admin(tmp_path):
-    cfg = _config(tmp_path)
-    store = open_store(cfg)
-    try:
-        yield Admin(store, cfg, clock=lambda: NOW)
-    finally:
-        store.close()
+def admin(tmp_path, make_store):
+    """The admin layer over a store of each backend (conftest make_store closes it)."""
+    return Admin(make_store(), _config(tmp_path), clock=lambda: NOW)
 
 
 @pytest.fixture
@@ -110,9 +106,7 @@ def test_account_add(admin):
     assert made.address == "Alice@example.test"            # local part kept as given
     [row] = asyncio.run(admin.accounts.list("example.test"))
     assert (row.address, row.messages, row.size) == ("Alice@example.test", 0, 0)
-    assert asyncio.run(
-            admin.ctx.store.mailbox(asyncio.run(admin.ctx.store.account_id("alice@example.test")),
-                                   "INBOX")) is not None
+    assert asyncio.run(admin.ctx.store.maildrop("alice@example.test")).messages == []  # INBOX
 
 
 @pytest.mark.parametrize("address, password, error, text", [
@@ -249,6 +243,8 @@ def test_dkim_refusals(example, call, error, text):
 
 
 def _queue_one(admin, message_id: str = "Q1") -> None:
+    if not hasattr(admin.ctx.store, "queue_messages"):
+        pytest.skip("this backend has no queue yet")
     asyncio.run(admin.ctx.store.deliver(Delivery(
         message_id=message_id, mail_from="alice@example.test",
         remote=[RemoteRecipient("x@far.test"), RemoteRecipient("y@near.test"),

@@ -1,4 +1,4 @@
-"""Web admin accounts and sessions (admin/admins.py) on a real SQLite store: argon2
+"""Web admin accounts and sessions (admin/admins.py) on a real store of each backend: argon2
 hashes, tokens kept only as digests, idle and absolute expiry, lockout, and the end of
 sessions when a password changes or an admin goes."""
 
@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import sqlite3
 
 import pytest
 
 from mailwright.admin import Admin, Conflict, Invalid, NotFound
 from mailwright.admin.admins import LockedOut
-from mailwright.app import open_store
 from mailwright.config import parse
 from mailwright.events.log import EventLog
+
+from .stored import table_rows
 
 CONFIG = """
 hostname = "mx.example.test"
@@ -42,19 +42,16 @@ class Clock:
 
 
 @pytest.fixture
-def env(tmp_path):
-    cfg = parse(CONFIG.format(data_dir=tmp_path))
-    store = open_store(cfg)
+def env(make_store):
+    store = make_store()
+    cfg = parse(CONFIG.format(data_dir=store.data_dir))
     clock = Clock()
     seen: list[tuple[str, dict]] = []
     log = EventLog(store, observers=[lambda e, s, m, data: seen.append((e.value, data))])
     admin = Admin(store, cfg, clock=clock, events=log)
     admin.admins.lockout.clock = clock
     admin.seen = seen
-    try:
-        yield admin, clock, tmp_path / "mail.db"
-    finally:
-        store.close()
+    return admin, clock, store
 
 
 def run(coro):
@@ -62,7 +59,7 @@ def run(coro):
 
 
 def test_add_list_passwd_remove(env):
-    admin, _, db = env
+    admin, _, store = env
     made = run(admin.admins.add("root", PASSWORD))
     assert made.name == "root" and made.last_login is None
     assert [a.name for a in run(admin.admins.list())] == ["root"]
@@ -72,7 +69,7 @@ def test_add_list_passwd_remove(env):
         run(admin.admins.add("other", "short"))
     with pytest.raises(Invalid, match="invalid admin name"):
         run(admin.admins.add("two words", PASSWORD))
-    stored = sqlite3.connect(db).execute("SELECT password_hash FROM admin_users").fetchone()[0]
+    [(stored,)] = table_rows(store, "SELECT password_hash FROM admin_users")
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
     with pytest.raises(NotFound):
         run(admin.admins.set_password("nobody", PASSWORD))
@@ -82,11 +79,11 @@ def test_add_list_passwd_remove(env):
 
 
 def test_login_keeps_only_a_digest_and_records_the_login(env):
-    admin, clock, db = env
+    admin, clock, store = env
     run(admin.admins.add("root", PASSWORD))
     session = run(admin.admins.login("root", PASSWORD, "192.0.2.1"))
     assert len(session.token) >= 43 and len(session.csrf) >= 43
-    rows = sqlite3.connect(db).execute("SELECT digest, csrf FROM admin_sessions").fetchall()
+    rows = table_rows(store, "SELECT digest, csrf FROM admin_sessions")
     assert rows == [(hashlib.sha256(session.token.encode()).hexdigest(), session.csrf)]
     assert session.token not in str(rows)
     assert run(admin.admins.list())[0].last_login == clock.now
@@ -159,16 +156,13 @@ def test_password_change_and_removal_end_sessions(env):
     assert run(admin.admins.session(ops)) is None
 
 
-def test_the_demo_makes_a_dev_admin_once(tmp_path):
-    cfg = parse(CONFIG.format(data_dir=tmp_path) + '[demo]\ndomain = "example.test"\n'
+def test_the_demo_makes_a_dev_admin_once(make_store):
+    store = make_store()
+    cfg = parse(CONFIG.format(data_dir=store.data_dir) + '[demo]\ndomain = "example.test"\n'
                 'user = "demo"\n')
-    store = open_store(cfg)
-    try:
-        admin = Admin(store, cfg)
-        first = run(admin.ensure_demo())
-        assert first.admin_password and first.password
-        assert run(admin.admins.login("admin", first.admin_password, "192.0.2.1"))
-        again = run(admin.ensure_demo())
-        assert (again.password, again.admin_password) == (None, None)
-    finally:
-        store.close()
+    admin = Admin(store, cfg)
+    first = run(admin.ensure_demo())
+    assert first.admin_password and first.password
+    assert run(admin.admins.login("admin", first.admin_password, "192.0.2.1"))
+    again = run(admin.ensure_demo())
+    assert (again.password, again.admin_password) == (None, None)

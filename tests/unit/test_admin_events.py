@@ -1,4 +1,4 @@
-"""admin.events on a real SQLite store: the filters checked (refusals name what is wrong),
+"""admin.events on a real store of each backend: the filters checked (refusals name what is wrong),
 cursors that walk every page, exports that parse back to the rows a search returns, and
 pruning by the [events] policy of the configuration."""
 
@@ -15,10 +15,11 @@ import pytest
 from mailwright.address import parse_mailbox
 from mailwright.admin import Admin, Invalid
 from mailwright.admin.events import EXPORT_PAGE
-from mailwright.app import open_store
 from mailwright.config import parse
 from mailwright.events.log import EventRow
 from mailwright.events.types import Event
+
+from .stored import written
 
 NOW = 1_800_000_000.0          # 2027-01-15T08:00:00Z
 DAY = 86400.0
@@ -33,23 +34,21 @@ port = 2525
 """
 
 
-def make_admin(tmp_path, extra: str = "", clock=lambda: NOW):
-    cfg = parse(CONFIG.format(data_dir=tmp_path, extra=extra))
-    store = open_store(cfg)
-    return Admin(store, cfg, clock=clock), store
+def make_admin(make_store, extra: str = "", clock=lambda: NOW):
+    store = make_store()
+    cfg = parse(CONFIG.format(data_dir=store.data_dir, extra=extra))
+    return Admin(store, cfg, clock=clock)
 
 
 @pytest.fixture
-def admin(tmp_path):
-    a, store = make_admin(tmp_path)
-    yield a
-    store.close()
+def admin(make_store):
+    return make_admin(make_store)
 
 
 def record(admin, rows: list[EventRow]) -> None:
     for row in rows:
         admin.ctx.store.record_event(row)
-    asyncio.run(admin.ctx.store._write(lambda c: None))      # a batch: the rows ride along
+    written(admin.ctx.store)
 
 
 def ev(ts: float, type: str = "delivered", **data) -> EventRow:
@@ -168,8 +167,8 @@ def test_export_refuses_before_the_first_chunk(admin):
     assert export(admin) == ""
 
 
-def test_prune_follows_the_configured_policy(tmp_path):
-    admin, store = make_admin(tmp_path, """
+def test_prune_follows_the_configured_policy(make_store):
+    admin = make_admin(make_store, """
 [events]
 retention_days = 30
 prune_batch = 7
@@ -178,16 +177,15 @@ retention_days = 2
 [events.domains."Forever.test"]
 retention_days = "unlimited"
 """)
-    try:
-        ages = (1, 3, 29, 31, 400)
-        record(admin, [ev(NOW - age * DAY - 1, rcpt=f"u@{d}", message_id=f"{d}/{age}")
-                       for d in ("short.test", "forever.test", "other.test") for age in ages]
-               + [ev(NOW - 31 * DAY, "imap-connect", ip="::1", tls="", message_id="none/31")])
-        done = asyncio.run(admin.events.prune())
-        left = {e.message_id for e in search(admin, limit=1000).events}
-        assert left == {"short.test/1",
-                        *(f"forever.test/{a}" for a in ages),
-                        "other.test/1", "other.test/3", "other.test/29"}
-        assert (done.events, done.messages) == (16 - len(left), 0)
-    finally:
-        store.close()
+    if not hasattr(admin.ctx.store, "prune_finished"):
+        pytest.skip("this backend has no queue yet (prune_finished)")
+    ages = (1, 3, 29, 31, 400)
+    record(admin, [ev(NOW - age * DAY - 1, rcpt=f"u@{d}", message_id=f"{d}/{age}")
+                   for d in ("short.test", "forever.test", "other.test") for age in ages]
+           + [ev(NOW - 31 * DAY, "imap-connect", ip="::1", tls="", message_id="none/31")])
+    done = asyncio.run(admin.events.prune())
+    left = {e.message_id for e in search(admin, limit=1000).events}
+    assert left == {"short.test/1",
+                    *(f"forever.test/{a}" for a in ages),
+                    "other.test/1", "other.test/3", "other.test/29"}
+    assert (done.events, done.messages) == (16 - len(left), 0)

@@ -1,4 +1,5 @@
-"""API keys (admin/apikeys.py) on a real SQLite store, and the API's rate limiter."""
+"""API keys (admin/apikeys.py) on a real store of each backend, and the API's rate
+limiter."""
 
 from __future__ import annotations
 
@@ -9,22 +10,17 @@ import pytest
 from mailwright.admin import Admin, Invalid, NotFound
 from mailwright.admin.apikeys import Scope
 from mailwright.api.auth import RateLimiter
-from mailwright.app import open_store
 
+from .stored import table_rows
 from .test_admin import _config
 
 
 @pytest.fixture
-def example(tmp_path):
+def example(tmp_path, make_store):
     """An admin over a store with the local domain example.test."""
-    cfg = _config(tmp_path)
-    store = open_store(cfg)
-    admin = Admin(store, cfg)
+    admin = Admin(make_store(), _config(tmp_path))
     asyncio.run(admin.domains.add("example.test"))
-    try:
-        yield admin
-    finally:
-        store.close()
+    return admin
 
 
 def run(coro):
@@ -44,7 +40,7 @@ def test_a_token_authenticates_its_key_until_revoked(example):
 
 def test_the_token_itself_is_not_stored(example):
     made = run(example.api_keys.create("ci", "admin"))
-    rows = example.ctx.store.conn.execute("SELECT * FROM api_keys").fetchall()
+    rows = table_rows(example.ctx.store, "SELECT * FROM api_keys")
     assert not any(made.token in str(value) for row in rows for value in row)
 
 

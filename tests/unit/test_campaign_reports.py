@@ -1,4 +1,4 @@
-"""Campaign reports from a known set of events in a real SQLite store: every figure and
+"""Campaign reports from a known set of events in a real store of each backend: every figure and
 rate exact, repeats counted once per copy, machine opens and clicks apart, per-day
 series, the domain and campaign scopes, the list, the CSV export."""
 
@@ -14,10 +14,11 @@ import pytest
 from mailwright import cli
 from mailwright.admin import Admin, Invalid, NotFound
 from mailwright.admin.campaigns import report_csv
-from mailwright.app import open_store
 from mailwright.config import parse
 from mailwright.events.log import EventRow
 from mailwright.events.types import Event, check_fields
+
+from .stored import store_section, written
 
 CONFIG = """
 hostname = "mx.example.test"
@@ -64,12 +65,12 @@ class Log:
                   ua="scanner" if machine else "browser", tag=tag)
 
 
-@pytest.fixture(scope="module")
-def admin(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("reports")
-    (data_dir / "m.toml").write_text(CONFIG.format(data_dir=data_dir))
-    cfg = parse(CONFIG.format(data_dir=data_dir))
-    store = open_store(cfg)
+@pytest.fixture
+def admin(make_store):
+    store = make_store()
+    text = CONFIG.format(data_dir=store.data_dir) + store_section(store)
+    (store.data_dir / "m.toml").write_text(text)       # for the command line
+    cfg = parse(text)
     a = Admin(store, cfg)
     asyncio.run(a.domains.add("example.test"))
     asyncio.run(a.domains.add("other.test"))
@@ -118,9 +119,8 @@ def admin(tmp_path_factory):
     log.outcome(at(D1, 9, 1), Event.DELIVERED, "O1", "o1@x.test", S)
     log.accepted(at(D1, 9), "N1", None)
     log.outcome(at(D1, 9, 1), Event.DELIVERED, "N1", "n1@x.test", None)
-    asyncio.run(store._write(lambda c: None))        # the next batch carries the rows
-    yield a
-    store.close()
+    written(store)
+    return a
 
 
 def figures(f) -> dict:

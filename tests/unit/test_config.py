@@ -157,3 +157,12 @@ def test_campaigns_unsubscribe_local_part():
     for bad in ("a?b", "x@y", ".dot", "a..b", "has space", "ü", "x" * 65):
         with pytest.raises(ConfigError, match=r"campaigns.unsubscribe_local_part"):
             parse(GOOD + f'[campaigns]\nunsubscribe_local_part = "{bad}"\n')
+
+
+def test_a_queue_lease_must_be_positive(tmp_path):
+    path = tmp_path / "m.toml"
+    path.write_text(GOOD + "\n[queue]\nlease = 0\n")
+    with pytest.raises(ConfigError, match="queue.lease: must be more than 0 seconds"):
+        load(str(path))
+    path.write_text(GOOD + "\n[queue]\nlease = 30\n")
+    assert load(str(path)).queue.lease == 30.0

@@ -1,5 +1,5 @@
 """The credential cache and the one plain-password check (auth/cache.py, sasl.Verifier):
-against a real SQLite store; argon2 calls are counted at the library's boundary."""
+against a real store of each backend; argon2 calls are counted at the library's boundary."""
 
 import asyncio
 import base64
@@ -15,8 +15,6 @@ from mailwright.auth.driver import Authenticated, Authenticator, Continue
 from mailwright.auth.lockout import AuthLockout
 from mailwright.auth.logins import Logins
 from mailwright.config import AuthSettings
-from mailwright.imap.fetch import views as fetch_views
-from mailwright.store.sqlite import SQLiteStore
 
 PASSWORD = "correct horse battery"
 
@@ -53,12 +51,12 @@ def argon2_calls(monkeypatch):
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = SQLiteStore(tmp_path, render_views=fetch_views)
+def store(make_store):
+    """A store of each backend (conftest make_store closes it)."""
+    s = make_store()
     asyncio.run(s.add_domain("example.test"))
     asyncio.run(s.add_account(parse_mailbox("alice@example.test"), PASSWORD))
-    yield s
-    s.close()
+    return s
 
 
 # --- the cache alone -------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The event table on a real SQLite store: search (every filter, newest first, pages that
+"""The event table on a real store of each backend: search (every filter, newest first, pages that
 neither skip nor repeat a row) checked against a plain Python model of the same rows,
 and pruning that deletes exactly the rows past their domain's cutoff, a batch per
 transaction."""
@@ -11,9 +11,10 @@ import random
 import pytest
 
 from mailwright.events.log import EventRow
-from mailwright.imap.fetch import views as fetch_views
 from mailwright.store.events import EventQuery
 from mailwright.store.sqlite import SQLiteStore
+
+from .stored import event_ids, record
 
 NOW = 1_800_000_000.0
 DAY = 86400.0
@@ -22,20 +23,8 @@ DOMAINS = ("a.test", "b.test", "c.test", "other.test", None)
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = SQLiteStore(tmp_path, render_views=fetch_views)
-    yield s
-    s.close()
-
-
-def record(store, rows: list[EventRow]) -> list[int]:
-    """Write rows as the event log does (record_event, the writer's next batch); their
-    ids, in the order given."""
-    first = store.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
-    for row in rows:
-        store.record_event(row)
-    asyncio.run(store._write(lambda c: None))        # a batch: the rows ride along
-    return list(range(first + 1, first + 1 + len(rows)))
+def store(make_store):
+    return make_store()
 
 
 def row(ts: float, type: str = "accepted", domain: str | None = None, local: str = "u",
@@ -155,7 +144,7 @@ def test_prune_deletes_exactly_what_is_past_each_domains_cutoff(store, default_d
     gone = {i for i, r in zip(ids, rows, strict=True) if expired(r)}
     assert 0 < len(gone) < len(rows)
     assert asyncio.run(store.prune_events(before, domains, batch)) == len(gone)
-    left = {i for (i,) in store.conn.execute("SELECT id FROM events")}
+    left = set(event_ids(store))
     assert left == set(ids) - gone
     assert asyncio.run(store.prune_events(before, domains, batch)) == 0     # nothing more
 
@@ -164,10 +153,12 @@ def test_a_row_exactly_at_the_cutoff_stays(store):
     kept, gone = record(store, [row(NOW - 30 * DAY, domain="x.test"),
                                 row(NOW - 30 * DAY - 0.001, domain="x.test")])
     assert asyncio.run(store.prune_events(NOW - 30 * DAY, {}, 10)) == 1
-    assert [i for (i,) in store.conn.execute("SELECT id FROM events")] == [kept]
+    assert event_ids(store) == [kept]
 
 
 def test_prune_deletes_at_most_a_batch_per_transaction(store):
+    if not isinstance(store, SQLiteStore):
+        pytest.skip("watches the SQLite writer's transactions")
     # Watch the writer's own connection: every DELETE between one BEGIN and its COMMIT.
     record(store, [row(NOW - 100 * DAY - i, domain=d) for i in range(25)
                    for d in ("a.test", "other.test")])
@@ -188,3 +179,30 @@ def test_prune_deletes_at_most_a_batch_per_transaction(store):
             per_transaction.append(len(rows))
             rows = set()
     assert sum(per_transaction) == 50 and max(per_transaction) == 4
+
+
+def test_data_comes_back_as_it_was_written(store):
+    # Key order, a NUL in a string, a float past 2**53 and a nested list: the stored
+    # object as given, on either backend (PostgreSQL keeps the JSON text: type json).
+    data = {"zeta": 1, "alpha": "a\x00b", "big": 1e16, "rcpt": "u@a.test", "list": [1, "2"]}
+    [i] = record(store, [EventRow.of(NOW, "accepted", None, "M1", data)])
+    [e] = asyncio.run(store.search_events(EventQuery(message_id="M1"))).events
+    assert e.id == i and e.data == data and list(e.data) == list(data)
+    assert isinstance(e.data["big"], float)
+    [latest] = asyncio.run(store.events(1))
+    assert list(latest) == ["ts", "type", "session", "message_id", *data]
+
+
+def test_top_values_most_frequent_first_then_by_value(store):
+    reasons = ["spf"] * 3 + ["relay"] * 3 + ["Zed", "zed", "é"] + ["unknown"] * 4
+    record(store, [row(NOW - i, "rejected", "a.test") for i in range(2)]       # no reason
+           + [EventRow.of(NOW - 5, "rejected", None, None, {"reason": r, "domain": "a.test"})
+              for r in reasons]
+           + [EventRow.of(NOW - 5, "rejected", None, None, {"reason": "spf", "domain": "b.test"}),
+              EventRow.of(NOW - 5, "delivered", None, None, {"reason": "spf"}),
+              EventRow.of(NOW - 100, "rejected", None, None, {"reason": "old"})])
+    top = asyncio.run(store.top_values("rejected", "reason", NOW - 50, NOW + 1))
+    assert top == [("spf", 4), ("unknown", 4), ("relay", 3), ("Zed", 1), ("zed", 1),
+                   ("é", 1)]
+    assert asyncio.run(store.top_values("rejected", "reason", NOW - 50, NOW + 1, "a.test",
+                                        limit=2)) == [("unknown", 4), ("relay", 3)]

@@ -8,9 +8,7 @@ import asyncio
 import pytest
 
 from mailwright.address import parse_mailbox
-from mailwright.imap.fetch import views as fetch_views
 from mailwright.store.messages import Delivery, LocalCopy
-from mailwright.store.sqlite import SQLiteStore
 
 from .conftest import PASSWORD
 from .test_imap_session import Imap
@@ -19,8 +17,8 @@ USER = "imap@example.test"
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = SQLiteStore(tmp_path, render_views=fetch_views)
+def store(make_store):
+    s = make_store()
     asyncio.run(s.add_domain("example.test"))
     asyncio.run(s.add_account(parse_mailbox(USER), PASSWORD))
     account = asyncio.run(s.account_id(USER))
@@ -28,8 +26,7 @@ def store(tmp_path):
         asyncio.run(s.deliver(Delivery(
             message_id=f"R{i}", mail_from="a@x.test", local=[LocalCopy(account)],
             local_content=f"Subject: {i}\r\n\r\nbody number {i}\r\n".encode())))
-    yield s
-    s.close()
+    return s
 
 
 def _expunge_first_read(store, uid: int):

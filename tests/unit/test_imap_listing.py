@@ -226,6 +226,14 @@ def test_responses_without_a_session():
 _users = itertools.count()
 
 
+@pytest.fixture
+def store(make_store):
+    """A store of each backend: the listings are the same on both."""
+    s = make_store()
+    asyncio.run(s.add_domain("example.test"))
+    return s
+
+
 class Client:
     def __init__(self, store):
         self.user = f"lister{next(_users)}@example.test"

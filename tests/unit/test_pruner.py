@@ -8,12 +8,22 @@ import asyncio
 import logging
 import time
 
+from mailwright.admin import Admin
 from mailwright.admin.pruner import prune_periodically
+from mailwright.app import open_store
+from mailwright.config import parse
 from mailwright.events.log import EventLog, EventRow
 
-from .test_admin_events import make_admin
+from .test_admin_events import CONFIG
 
 DAY = 86400.0
+
+
+def make_admin(tmp_path, extra: str, clock):
+    """An admin over a SQLite store (the tests below reach into its writer)."""
+    cfg = parse(CONFIG.format(data_dir=tmp_path, extra=extra))
+    store = open_store(cfg)
+    return Admin(store, cfg, clock=clock), store
 
 
 def count(store, where: str = "1") -> int:

@@ -1,6 +1,6 @@
 """SEARCH keys (RFC 9051 §6.4.4) become the store's typed query tree; the keys only
 the session can answer (sequence numbers, UID sets, \\Recent) are turned into UID
-ranges before the store sees them; the SQLite store answers the tree itself."""
+ranges before the store sees them; the store (each backend) answers the tree itself."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ import datetime
 
 from mailwright.address import parse_mailbox
 from mailwright.imap import search
-from mailwright.imap.fetch import views as fetch_views
 from mailwright.imap.parser import Reader
 from mailwright.store import query as q
-from mailwright.store.sqlite import SQLiteStore
 
 from .conftest import PASSWORD
 
@@ -53,21 +51,18 @@ def test_session_keys_stay_until_resolved():
     assert q.contains(tree, q.Uids) and not q.contains(tree, q.ModSeq)
 
 
-def test_the_sqlite_store_answers_the_tree(tmp_path):
-    s = SQLiteStore(tmp_path, render_views=fetch_views)
-    try:
-        asyncio.run(s.add_domain("example.test"))
-        asyncio.run(s.add_account(parse_mailbox("q@example.test"), PASSWORD))
-        box = asyncio.run(s.mailbox(asyncio.run(s.account_id("q@example.test")), "INBOX"))
-        for i, subject in enumerate(("lunch", "Invoice", "lunch again")):
-            asyncio.run(s.append(box.id, f"Subject: {subject}\r\n\r\n{'x' * i * 100}\r\n"
-                                 .encode(), ["\\Seen"] if i == 1 else [], 0.0))
-        assert asyncio.run(s.search(box.id, q.Header("subject", "LUNCH"))) == [1, 3]
-        assert asyncio.run(
-                s.search(box.id, q.And((q.Text("lunch"), q.Not(q.Uids(((1, 1),))))))) == [3]
-        assert asyncio.run(s.search(box.id, q.Or(q.Flag("\\Seen"), q.Larger(150)))) == [2, 3]
-        assert asyncio.run(s.search(box.id, q.Uids(((1, 1), (3, 9))))) == [1, 3]
-        assert asyncio.run(
-                s.search(box.id, q.Body("invoice"))) == []        # the subject is no body
-    finally:
-        s.close()
+def test_the_store_answers_the_tree(make_store):
+    s = make_store()
+    asyncio.run(s.add_domain("example.test"))
+    asyncio.run(s.add_account(parse_mailbox("q@example.test"), PASSWORD))
+    box = asyncio.run(s.mailbox(asyncio.run(s.account_id("q@example.test")), "INBOX"))
+    for i, subject in enumerate(("lunch", "Invoice", "lunch again")):
+        asyncio.run(s.append(box.id, f"Subject: {subject}\r\n\r\n{'x' * i * 100}\r\n"
+                             .encode(), ["\\Seen"] if i == 1 else [], 0.0))
+    assert asyncio.run(s.search(box.id, q.Header("subject", "LUNCH"))) == [1, 3]
+    assert asyncio.run(
+            s.search(box.id, q.And((q.Text("lunch"), q.Not(q.Uids(((1, 1),))))))) == [3]
+    assert asyncio.run(s.search(box.id, q.Or(q.Flag("\\Seen"), q.Larger(150)))) == [2, 3]
+    assert asyncio.run(s.search(box.id, q.Uids(((1, 1), (3, 9))))) == [1, 3]
+    assert asyncio.run(
+            s.search(box.id, q.Body("invoice"))) == []        # the subject is no body

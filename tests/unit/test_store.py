@@ -14,18 +14,33 @@ from mailwright.delivery import pop3_expiry
 from mailwright.imap.fetch import views as fetch_views
 from mailwright.store.base import MailStore
 from mailwright.store.messages import Delivery, LocalCopy
+from mailwright.store.postgresql import PostgresStore
+from mailwright.store.postgresql.messages import READ_TOGETHER_MAX
 from mailwright.store.queue import RecipientUpdate, RemoteRecipient
 from mailwright.store.sqlite import SQLiteStore
 from mailwright.store.sqlite.db import INLINE_BLOB_MAX
 
 
 def make(tmp_path) -> tuple[SQLiteStore, int, int]:
-    store = SQLiteStore(tmp_path, render_views=fetch_views)
+    return populate(SQLiteStore(tmp_path, render_views=fetch_views))
+
+
+def populate(store):
+    """The store with shop.test and its accounts a and b; (store, a's id, b's id)."""
     asyncio.run(store.add_domain("shop.test"))
     asyncio.run(store.add_account(parse_mailbox("a@shop.test"), "password-1"))
     asyncio.run(store.add_account(parse_mailbox("b@shop.test"), "password-2"))
     ids = [asyncio.run(store.account_id(x)) for x in ("a@shop.test", "b@shop.test")]
     return store, ids[0], ids[1]
+
+
+def gone(store, digest: str) -> bool:
+    """Is the blob released? (Reading it fails as reading a removed file does.)"""
+    try:
+        asyncio.run(store.read_blob(digest))
+    except FileNotFoundError:
+        return True
+    return False
 
 
 def deliver(store, accounts, content: bytes, mid: str) -> None:
@@ -64,14 +79,28 @@ def test_small_message_inline_and_freed(tmp_path):
     store.close()
 
 
-def test_read_blobs_gives_the_small_ones_of_many_and_leaves_out_the_rest(tmp_path):
+def test_a_blob_goes_with_its_last_copy(make_store):
+    store, a, b = populate(make_store())
+    for content, mid in ((b"Subject: s\r\n\r\nsmall\r\n", "M1"), (BIG, "M2")):
+        deliver(store, [a, b], content, mid)
+        box_a, box_b = (asyncio.run(store.maildrop(x)) for x in ("a@shop.test", "b@shop.test"))
+        digest = box_a.messages[-1].blob
+        assert digest == box_b.messages[-1].blob            # one blob, two references
+        assert asyncio.run(store.read_blob(digest)) == content
+        asyncio.run(store.pop3_update(box_a.mailbox_id, [box_a.messages[-1].uid], []))
+        assert asyncio.run(store.read_blob(digest)) == content   # b still has it
+        asyncio.run(store.pop3_update(box_b.mailbox_id, [box_b.messages[-1].uid], []))
+        assert gone(store, digest)
+
+
+def test_read_blobs_gives_the_small_ones_of_many_and_leaves_out_the_rest(make_store):
     """FETCH of many bodies reads the small ones of a slice together; large ones (files:
     never many in memory at once) and unknown digests are left for read_blob."""
-    store, a, _ = make(tmp_path)
+    store, a, _ = populate(make_store())
     small = [f"Subject: s{i}\r\n\r\nsmall {i}\r\n".encode() for i in range(600)]
     for i, content in enumerate(small):
         deliver(store, [a], content, f"S{i}")
-    deliver(store, [a], b"Subject: big\r\n\r\n" + b"z" * (INLINE_BLOB_MAX + 10), "B")
+    deliver(store, [a], b"Subject: big\r\n\r\n" + b"z" * (READ_TOGETHER_MAX + 10), "B")
     messages = asyncio.run(store.maildrop("a@shop.test")).messages
     digests = [m.blob for m in messages] + ["0" * 64]
     found = asyncio.run(store.read_blobs(digests + digests[:3]))   # > one statement's worth
@@ -80,11 +109,10 @@ def test_read_blobs_gives_the_small_ones_of_many_and_leaves_out_the_rest(tmp_pat
         {f"{i}\r\n".encode() for i in range(600)}
     assert messages[600].blob not in found
     assert asyncio.run(store.read_blob(messages[600].blob)).endswith(b"z" * 10)
-    store.close()
 
 
-def test_pop3_expire_policy(tmp_path):
-    store, a, _ = make(tmp_path)
+def test_pop3_expire_policy(make_store):
+    store, a, _ = populate(make_store())
     for i in range(3):
         deliver(store, [a], f"Subject: {i}\r\n\r\nx\r\n".encode(), f"E{i}")
     box = asyncio.run(store.maildrop("a@shop.test"))
@@ -97,7 +125,6 @@ def test_pop3_expire_policy(tmp_path):
     assert asyncio.run(pop3_expiry.expire(store, now + 6 * 86400)) == 0
     assert asyncio.run(pop3_expiry.expire(store, now + 8 * 86400)) == 2
     assert [m.uid for m in asyncio.run(store.maildrop("a@shop.test")).messages] == uids[2:]
-    store.close()
 
 
 # Not coroutines, and why: spool() hands out a buffer for a message being received (no
@@ -106,9 +133,10 @@ def test_pop3_expire_policy(tmp_path):
 NOT_COROUTINES = {"spool", "record_event", "close"}
 
 
-def test_sqlite_store_implements_every_store_protocol_method_as_declared():
-    # The protocols are the contract a second backend implements: every method, with
-    # the same parameters, and every read and write a coroutine, so a backend over the
+@pytest.mark.parametrize("backend", [SQLiteStore, PostgresStore])
+def test_each_backend_implements_every_store_protocol_method_as_declared(backend):
+    # The protocols are the contract each backend implements: every method, with the
+    # same parameters, and every read and write a coroutine, so a backend over the
     # network (PostgreSQL) never blocks the event loop.
     declared = {}
     for proto in MailStore.__mro__:
@@ -119,11 +147,11 @@ def test_sqlite_store_implements_every_store_protocol_method_as_declared():
     assert {"deliver", "search", "queue_claim", "find_account", "record_event",
             "pop3_update", "close"} <= declared.keys()
     for name, fn in declared.items():
-        impl = getattr(SQLiteStore, name, None)
-        assert impl is not None, f"SQLiteStore lacks {name}"
+        impl = getattr(backend, name, None)
+        assert impl is not None, f"{backend.__name__} lacks {name}"
         coroutine = name not in NOT_COROUTINES
         assert inspect.iscoroutinefunction(fn) == coroutine, f"protocol: {name}"
-        assert inspect.iscoroutinefunction(impl) == coroutine, f"SQLiteStore: {name}"
+        assert inspect.iscoroutinefunction(impl) == coroutine, f"{backend.__name__}: {name}"
         wanted = list(inspect.signature(fn).parameters)
         assert list(inspect.signature(impl).parameters)[:len(wanted)] == wanted, name
 
@@ -147,8 +175,8 @@ def queue_big(store, mid: str, local: list[int] | None = None) -> None:
         local_content=BIG, remote=[RemoteRecipient("x@far.test")], relay_content=BIG)))
 
 
-def test_finished_message_keeps_its_text_until_pruned(tmp_path):
-    store, _, _ = make(tmp_path)
+def test_finished_message_keeps_its_text_until_pruned(make_store):
+    store, _, _ = populate(make_store())
     queue_big(store, "F1")
     blob = finish(store, "F1", keep=True)
     assert asyncio.run(store.queue_message("F1")) is None          # out of the queue
@@ -159,24 +187,22 @@ def test_finished_message_keeps_its_text_until_pruned(tmp_path):
     assert asyncio.run(store.prune_finished(kept.finished, 10)) == 0    # not older yet
     assert asyncio.run(store.prune_finished(kept.finished + 1, 10)) == 1
     assert asyncio.run(store.queue_finished("F1")) is None
-    assert not store.blobs.path(blob).exists()
-    store.close()
+    assert gone(store, blob)
 
 
-def test_finished_message_not_kept_goes_with_its_blob(tmp_path):
-    store, _, _ = make(tmp_path)
+def test_finished_message_not_kept_goes_with_its_blob(make_store):
+    store, _, _ = populate(make_store())
     queue_big(store, "F2")
     blob = finish(store, "F2", keep=False)
     assert asyncio.run(store.queue_finished("F2")) is None
-    assert not store.blobs.path(blob).exists()
-    store.close()
+    assert gone(store, blob)
 
 
 @pytest.mark.parametrize("local_first", [True, False])
-def test_a_blob_shared_with_a_mailbox_goes_with_its_last_reference(tmp_path, local_first):
+def test_a_blob_shared_with_a_mailbox_goes_with_its_last_reference(make_store, local_first):
     # The same text as a local copy and as the relayed message: one blob, referenced by
     # the mailbox and by the finished message; whichever goes first leaves it.
-    store, a, _ = make(tmp_path)
+    store, a, _ = populate(make_store())
     queue_big(store, "F3", local=[a])
     blob = finish(store, "F3", keep=True)
     box = asyncio.run(store.maildrop("a@shop.test"))
@@ -191,18 +217,17 @@ def test_a_blob_shared_with_a_mailbox_goes_with_its_last_reference(tmp_path, loc
     first()
     assert asyncio.run(store.read_blob(blob)) == BIG
     second()
-    assert not store.blobs.path(blob).exists()
-    store.close()
+    assert gone(store, blob)
 
 
-def test_prune_finished_in_batches(tmp_path):
-    store, _, _ = make(tmp_path)
+def test_prune_finished_in_batches(make_store):
+    store, _, _ = populate(make_store())
+    blobs = []
     for i in range(7):
         asyncio.run(store.deliver(Delivery(
             message_id=f"S{i}", mail_from="", remote=[RemoteRecipient("x@far.test")],
             relay_content=f"Subject: {i}\r\n\r\nsmall\r\n".encode())))
-        finish(store, f"S{i}", keep=True)
-    assert store.conn.execute("SELECT count(*) FROM blob_inline").fetchone()[0] == 7
+        blobs.append(finish(store, f"S{i}", keep=True))
+    assert not any(gone(store, b) for b in blobs)
     assert asyncio.run(store.prune_finished(time.time() + 1, 3)) == 7
-    assert store.conn.execute("SELECT count(*) FROM blob_inline").fetchone()[0] == 0
-    store.close()
+    assert all(gone(store, b) for b in blobs)

@@ -1,4 +1,4 @@
-"""The suppression list on a real SQLite store: admin operations (add is idempotent,
+"""The suppression list on a real store of each backend: admin operations (add is idempotent,
 remove, paging, refusals) and the check delivery makes (domain-wide vs campaign
 entries, addresses compared as lookups compare them)."""
 
@@ -11,8 +11,9 @@ import pytest
 
 from mailwright import cli
 from mailwright.admin import Admin, Invalid, NotFound
-from mailwright.app import open_store
 from mailwright.config import parse
+
+from .stored import store_section
 
 NOW = calendar.timegm((2026, 11, 5, 12, 0, 0))
 CONFIG = """
@@ -25,17 +26,14 @@ port = 2525
 
 
 @pytest.fixture
-def admin(tmp_path):
-    (tmp_path / "m.toml").write_text(CONFIG.format(data_dir=tmp_path))
-    cfg = parse(CONFIG.format(data_dir=tmp_path))
-    store = open_store(cfg)
-    try:
-        a = Admin(store, cfg, clock=lambda: NOW)
-        asyncio.run(a.domains.add("example.test"))
-        asyncio.run(a.domains.add("other.test"))
-        yield a
-    finally:
-        store.close()
+def admin(make_store):
+    store = make_store()
+    text = CONFIG.format(data_dir=store.data_dir) + store_section(store)
+    (store.data_dir / "m.toml").write_text(text)       # for the command line
+    a = Admin(store, parse(text), clock=lambda: NOW)
+    asyncio.run(a.domains.add("example.test"))
+    asyncio.run(a.domains.add("other.test"))
+    return a
 
 
 def run(coro):

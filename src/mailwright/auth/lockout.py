@@ -2,6 +2,11 @@
 
 Shared by SMTP, IMAP and POP3 so that switching protocol does not reset the
 count. The clock is injected so tests can drive time.
+
+Counted in the process's memory; with several nodes also in a counter they share
+(`shared`: the store's, store/cluster.py), told of every failure without waiting. A
+lockout any node decides comes back through `lock` to every node's memory, so a
+login's check stays a look in a dict and only failures write.
 """
 
 from __future__ import annotations
@@ -9,14 +14,23 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from ..config import AuthSettings
 
 
+class SharedFailures(Protocol):
+    """Failure counters every node shares (store/cluster.py Cluster has these)."""
+    def note_failure(self, key: str, window: float, limit: int, lockout: float) -> None: ...
+    def clear_failures(self, key: str) -> None: ...
+
+
 class AuthLockout:
-    def __init__(self, settings: AuthSettings, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, settings: AuthSettings, clock: Callable[[], float] = time.monotonic,
+                 shared: SharedFailures | None = None):
         self.settings = settings
         self.clock = clock
+        self.shared = shared
         self._failures: dict[str, deque[float]] = {}
         self._locked_until: dict[str, float] = {}
 
@@ -44,6 +58,9 @@ class AuthLockout:
     def record_failure(self, ip: str) -> float:
         """Count a failure; return the delay to impose before answering."""
         now = self.clock()
+        if self.shared is not None:
+            self.shared.note_failure(ip, self.settings.failure_window,
+                                     self.settings.max_failures, self.settings.lockout)
         q = self._recent(ip, now)
         q.append(now)
         self._failures[ip] = q
@@ -57,4 +74,10 @@ class AuthLockout:
                    self.settings.failure_delay * 8)
 
     def record_success(self, ip: str) -> None:
+        if self._failures.pop(ip, None) is not None and self.shared is not None:
+            self.shared.clear_failures(ip)
+
+    def lock(self, ip: str, seconds: float) -> None:
+        """A lockout decided elsewhere (another node): this IP waits `seconds`."""
+        self._locked_until[ip] = max(self._locked_until.get(ip, 0.0), self.clock() + seconds)
         self._failures.pop(ip, None)

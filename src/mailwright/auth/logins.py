@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..config import AuthSettings
 from .cache import CredentialCache
-from .lockout import AuthLockout
+from .lockout import AuthLockout, SharedFailures
 
 
 @dataclass(frozen=True)
@@ -17,9 +17,10 @@ class Logins:
     cache: CredentialCache | None = None       # None: every login runs argon2
 
     @classmethod
-    def from_settings(cls, settings: AuthSettings) -> Logins:
+    def from_settings(cls, settings: AuthSettings,
+                      shared: SharedFailures | None = None) -> Logins:
         cache = None
         if settings.cache_size > 0:
             cache = CredentialCache(settings.cache_size, settings.cache_ttl,
                                     settings.cache_negative_ttl)
-        return cls(AuthLockout(settings), cache)
+        return cls(AuthLockout(settings, shared=shared), cache)

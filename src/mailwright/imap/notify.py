@@ -1,10 +1,13 @@
 """Wake IDLE sessions when their mailbox changes (RFC 2177).
 
 Changes come from SMTP deliveries, other IMAP sessions and other worker
-processes, all through the store; so one task per process polls the watched
-mailboxes' (UIDNEXT, HIGHESTMODSEQ) in one indexed query a few times a second,
-and only while someone is idling. Cheap for any number of idle sessions, and
-well inside RFC 9051's expectation that IDLE reports promptly.
+processes, all through the store. A store shared by several nodes tells of them
+(store/cluster.py Cluster.watch_mailboxes: PostgreSQL's LISTEN/NOTIFY), whichever
+node made them: the watch then only hands the news to the sessions idling on that
+mailbox. Otherwise (SQLite, one machine) one task per process polls the watched
+mailboxes' (UIDNEXT, HIGHESTMODSEQ) in one indexed query a few times a second, and
+only while someone is idling. Cheap for any number of idle sessions, and well inside
+RFC 9051's expectation that IDLE reports promptly.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from ..store.cluster import Cluster
 from ..store.mailboxes import MailboxStore
 
 log = logging.getLogger("mailwright.imap")
@@ -21,14 +25,23 @@ POLL_INTERVAL = 0.2
 
 
 class MailboxWatch:
-    def __init__(self, store: MailboxStore, interval: float = POLL_INTERVAL):
+    def __init__(self, store: MailboxStore, interval: float = POLL_INTERVAL,
+                 changes: Cluster | None = None):
         self.store = store
         self.interval = interval
+        self.changes = changes            # told of changes: no polling
+        self.listening = False
         self.watchers: dict[int, set[Callable[[], None]]] = {}
         self.versions: dict[int, tuple[int, int] | None] = {}
         self.task: asyncio.Task | None = None
 
     async def watch(self, mailbox_id: int, wake: Callable[[], None]) -> None:
+        if self.changes is not None:
+            if not self.listening:
+                self.listening = True
+                await self.changes.watch_mailboxes(self.changed)
+            self.watchers.setdefault(mailbox_id, set()).add(wake)
+            return
         if mailbox_id not in self.watchers:
             self.watchers[mailbox_id] = set()
             self.versions[mailbox_id] = (await self.store.mailbox_versions([mailbox_id])).get(
@@ -63,6 +76,13 @@ class MailboxWatch:
                 continue
             self.versions[mailbox_id] = now
             for wake in list(self.watchers.get(mailbox_id, ())):
+                wake()
+
+    def changed(self, mailbox_id: int | None) -> None:
+        """News from the store: this mailbox changed (None: any may have)."""
+        ids = list(self.watchers) if mailbox_id is None else [mailbox_id]
+        for changed_id in ids:
+            for wake in list(self.watchers.get(changed_id, ())):
                 wake()
 
     def close(self) -> None:

@@ -28,7 +28,7 @@ from ..net.connection import Action, LineSession, TLSInfo
 from ..net.lines import LineBuffer, LineTooLong
 from ..store.base import MailStore, StoreError
 from ..store.mailboxes import Maildrop
-from .locks import MaildropLocks
+from .locks import ClusterMaildropLocks, MaildropLocks
 
 # RFC 2449 §4: a command line is at most 255 octets; RFC 5034 §4 lets an AUTH
 # line and SASL responses be longer.
@@ -98,7 +98,7 @@ def top(data: bytes, lines: int) -> bytes:
 @dataclass
 class Shared:
     """State shared by every POP3 session of a server."""
-    locks: MaildropLocks              # accounts whose maildrop is in use
+    locks: MaildropLocks | ClusterMaildropLocks   # accounts whose maildrop is in use
     last_login: dict[str, float]      # for LOGIN-DELAY (per process)
 
 
@@ -324,7 +324,7 @@ class Pop3Session(LineSession):
         if delay and last is not None and now - last < delay:
             return err(f"[LOGIN-DELAY] Wait {int(delay - (now - last)) + 1} seconds "
                        "between logins"), Action.NONE
-        if not self.shared.locks.acquire(account):
+        if not await self.shared.locks.acquire(account):
             return err("[IN-USE] Maildrop already locked by another session"), Action.NONE
         try:
             self.maildrop = await self.store.maildrop(account)

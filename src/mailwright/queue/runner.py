@@ -37,12 +37,6 @@ from .transaction import Outcome
 
 log = logging.getLogger("mailwright.queue")
 
-# How long claimed recipients stay out of other workers' reach. A run finishes far
-# sooner; the lease only matters if a worker dies mid-run, and every lease is
-# released when the server starts.
-CLAIM_LEASE = 3600.0
-
-
 class _Run:
     """Bookkeeping for one run_once: outcomes gathered per message until complete."""
 
@@ -121,7 +115,7 @@ class QueueRunner:
         Each message is committed as soon as all its recipients have an outcome,
         which keeps the duplicate-after-crash window to the messages in flight."""
         due = await self.store.queue_claim(self.clock(), self.settings.concurrency * 25,
-                                           lease=CLAIM_LEASE)
+                                           lease=self.settings.lease)
         if not due:
             return 0
         run = _Run(self)

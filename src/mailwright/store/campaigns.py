@@ -52,3 +52,25 @@ class CampaignStore(Protocol):
     async def campaigns(self, domain: str | None) -> list[CampaignRow]:
         """Every campaign still in the event log (of one sending domain), newest first."""
         ...
+
+
+def tallies(accepted: list[tuple], first: list[tuple]) -> tuple[Tally, list[Tally]]:
+    """Totals and per-day tallies from the grouped rows of a backend's campaign_tally
+    (both backends share this arithmetic): (day, messages, local, remote, first, last)
+    of `accepted`; (kind, day, copies first seen that day or None, human copies first
+    seen that day or None) of the other events."""
+    days = {d: Tally(d, messages, local, remote, first=first_ts, last=last_ts)
+            for d, messages, local, remote, first_ts, last_ts in accepted}
+    copies: dict[str, int] = {}
+    human: dict[str, int] = {}
+    for kind, d, any_n, human_n in first:
+        t = days.setdefault(d, Tally(d))
+        into, n = (t.copies, any_n) if any_n is not None else (t.human, human_n)
+        into[kind] = into.get(kind, 0) + n
+        overall = copies if any_n is not None else human
+        overall[kind] = overall.get(kind, 0) + n
+    total = Tally(None, sum(t.messages for t in days.values()),
+                  sum(t.local for t in days.values()), sum(t.remote for t in days.values()),
+                  copies, human, min((t.first for t in days.values() if t.first), default=None),
+                  max((t.last for t in days.values() if t.last), default=None))
+    return total, [days[d] for d in sorted(days)]

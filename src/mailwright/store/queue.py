@@ -107,7 +107,9 @@ class QueueStore(Protocol):
         ...
 
     async def queue_release_leases(self) -> int:
-        """At start-up, before any worker runs: claims of a crashed process lapse."""
+        """At start-up, before any worker runs: claims of a crashed process lapse. A
+        store shared by several nodes releases only this node's (store/postgresql/
+        queue.py): another node's claims may be live, and lapse with their lease."""
         ...
 
     async def queue_set_state(self, message_id: str | None, state: str, now: float) -> int:

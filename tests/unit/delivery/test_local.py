@@ -26,8 +26,8 @@ def inbox_and_junk(s, account):
     return asyncio.run(counts())
 
 
-def test_quarantined_copy_lands_in_junk_or_inbox_without_one(ann_store):
-    s, ann = ann_store
+def test_quarantined_copy_lands_in_junk_or_inbox_without_one(ann_stores):
+    s, ann = ann_stores
 
     def deliver(copies):
         asyncio.run(s.deliver(Delivery(message_id="J", mail_from="", local=copies,

@@ -10,8 +10,8 @@ from mailwright.delivery import pop3_expiry
 from mailwright.store.messages import Delivery, LocalCopy
 
 
-def test_pop3_expire_removes_only_downloaded_messages_past_the_policy(ann_store):
-    s, ann = ann_store
+def test_pop3_expire_removes_only_downloaded_messages_past_the_policy(ann_stores):
+    s, ann = ann_stores
     for i in range(3):
         asyncio.run(s.deliver(Delivery(message_id=f"E{i}", mail_from="",
                                        local=[LocalCopy(ann)],

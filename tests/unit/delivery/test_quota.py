@@ -10,11 +10,11 @@ from mailwright.delivery.recipients import Target
 from mailwright.store.mailboxes import Quota
 
 
-def test_rcpt_quota_decision(ann_store):
+def test_rcpt_quota_decision(ann_stores):
     assert Quota(used=90, limit=100, messages=3).exceeded_by(11)
     assert not Quota(used=90, limit=100, messages=3).exceeded_by(10)
     assert not Quota(used=10 ** 9, limit=0, messages=3).exceeded_by(1)    # 0: no limit
-    s, ann = ann_store
+    s, ann = ann_stores
     target = [Target("ann@a.test", ann), Target("far@remote.test")]
     assert not asyncio.run(quota.any_over_quota(s, target, 10 ** 9))
     asyncio.run(s.set_quota("ann@a.test", 1000))

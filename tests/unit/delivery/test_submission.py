@@ -62,8 +62,8 @@ def test_utf8_recipient_is_fine_in_an_smtputf8_transaction(store):
     assert target.is_local
 
 
-def test_a_full_mailbox_is_refused_for_now(ann_store):
-    s, ann = ann_store
+def test_a_full_mailbox_is_refused_for_now(ann_stores):
+    s, ann = ann_stores
     asyncio.run(s.set_quota("ann@a.test", 1000))
     assert recipient(s, "ann@a.test", size=1000) == [Target("ann@a.test", ann)]
     refused = recipient(s, "ann@a.test", size=1001)

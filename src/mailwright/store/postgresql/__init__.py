@@ -18,8 +18,24 @@ from psycopg.conninfo import conninfo_to_dict
 from ..base import StoreUnavailable
 from ..blobs import Spool
 from ..mailboxes import RenderViews
+from .admins import PostgresAdmins
+from .apikeys import PostgresApiKeys
+from .campaigns import PostgresCampaigns
+from .cluster import PostgresCluster
 from .db import Database
+from .directory import PostgresDirectory
+from .events import PostgresEvents
+from .mailbox_messages import PostgresMailboxMessages
+from .mailboxes import PostgresMailboxes
+from .messages import PostgresMessages
+from .meta import PostgresMeta
 from .migrate import check
+from .pop3 import PostgresPop3
+from .queue import PostgresQueue
+from .quota import PostgresQuota
+from .search import PostgresSearch
+from .suppressions import PostgresSuppressions
+from .webhooks import PostgresWebhooks
 
 
 class PostgresBase:
@@ -58,5 +74,24 @@ def where(dsn: str) -> str:
     return f"{parts.get('dbname', '')!r} on {host}{port}"
 
 
-class PostgresStore(PostgresBase):
+# PostgresBase last: mixins that keep state of their own (events, webhooks) extend
+# __init__ and close cooperatively (super()), and the base ends the chain.
+class PostgresStore(
+        PostgresQueue,
+        PostgresCluster,
+        PostgresMailboxes,
+        PostgresMailboxMessages,
+        PostgresSearch,
+        PostgresDirectory,
+        PostgresMessages,
+        PostgresMeta,
+        PostgresPop3,
+        PostgresQuota,
+        PostgresEvents,
+        PostgresWebhooks,
+        PostgresApiKeys,
+        PostgresAdmins,
+        PostgresSuppressions,
+        PostgresCampaigns,
+        PostgresBase):
     pass

@@ -44,6 +44,9 @@ class Database:
         self.thread = threading.Thread(target=self.loop.run_forever,
                                        name="mailwright-postgresql", daemon=True)
         self.thread.start()
+        # Coroutines run on the pool's loop at close, before the pool closes (what holds
+        # a dedicated connection closes it).
+        self.closing: list[Callable[[], Awaitable[None]]] = []
         self.pool = AsyncConnectionPool(dsn, min_size=min_size, max_size=max_size,
                                         timeout=timeout, open=False,
                                         kwargs={"autocommit": True}, name="mailwright")
@@ -82,10 +85,31 @@ class Database:
             return cur.rowcount
         return await self.transaction(go)
 
+    async def statement(self, sql: str, params: Any = ()) -> int:
+        """One statement on its own, autocommitted (atomic as any statement): the
+        number of rows it touched, in one round trip where execute takes three
+        (BEGIN, the statement, COMMIT)."""
+        return await self.run(self._statement(sql, params))
+
     async def transaction(self, fn: Callable[[Cursor], Awaitable[T]]) -> T:
         """fn(cursor) inside one transaction, committed (durably) before this returns;
         run again from the start if it lost a serialization or deadlock race."""
         return await self.run(self._transaction(fn))
+
+    async def transaction_here(self, fn: Callable[[Cursor], Awaitable[T]]) -> T:
+        """As transaction, for a coroutine already running on the pool's loop (a task
+        started there with soon())."""
+        return await self._transaction(fn)
+
+    async def statement_here(self, sql: str, params: Any = ()) -> int:
+        """As statement, for a coroutine already running on the pool's loop (a task
+        started there with soon(), or one handed to call())."""
+        return await self._statement(sql, params)
+
+    async def _statement(self, sql: str, params: Any) -> int:
+        async with self.pool.connection() as conn, conn.cursor() as cur:
+            await cur.execute(sql, params)
+            return cur.rowcount
 
     async def _fetch(self, sql: str, params: Any, all_rows: bool):
         async with self.pool.connection() as conn, conn.cursor() as cur:
@@ -105,10 +129,19 @@ class Database:
                 await asyncio.sleep(random.uniform(0, 0.005 * 2 ** attempt))
         raise AssertionError("unreachable")
 
+    async def dedicated(self) -> psycopg.AsyncConnection:
+        """A connection of its own, outside the pool, autocommit: for what lives in a
+        session (LISTEN, session-level advisory locks). Only on the pool's loop."""
+        return await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+
     # --- the end ---------------------------------------------------------------------
 
     def close(self) -> None:
+        if self.loop.is_closed():            # closed already
+            return
         try:
+            for closer in self.closing:
+                self.call(closer())
             self.call(self.pool.close())
         finally:
             self._stop_loop()

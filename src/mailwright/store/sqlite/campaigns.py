@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Collection
 
-from ..campaigns import CampaignRow, Tally
+from ..campaigns import CampaignRow, Tally, tallies
 
 # A kind: the type, or "type:stage" (the `suppressed` event's stage).
 _KIND = "e.type || coalesce(':' || json_extract(e.data, '$.stage'), '')"
@@ -59,7 +59,7 @@ class SQLiteCampaigns:
             f"UNION ALL SELECT kind, {_DAY.format('first_human')}, NULL, count(*) "
             f"FROM copies WHERE kind IN ({marks}) AND first_human IS NOT NULL GROUP BY 1, 2",
             (*([tag] if tag is not None else []), *args, *kinds, *kinds)).fetchall()
-        return _tallies(accepted, first)
+        return tallies(accepted, first)
 
     async def campaigns(self, domain: str | None) -> list[CampaignRow]:
         where, args = ("AND a.domain=?", [domain]) if domain is not None else ("", [])
@@ -71,23 +71,3 @@ class SQLiteCampaigns:
             "GROUP BY a.tag, a.domain ORDER BY max(a.ts) DESC", args)
         return [CampaignRow(*r) for r in rows]
 
-
-def _tallies(accepted: list[tuple], first: list[tuple]) -> tuple[Tally, list[Tally]]:
-    """Totals and per-day tallies from the grouped rows: (day, messages, local, remote,
-    first, last) of `accepted`; (kind, day, copies first seen that day or None, human
-    copies first seen that day or None) of the other events."""
-    days = {d: Tally(d, messages, local, remote, first=first_ts, last=last_ts)
-            for d, messages, local, remote, first_ts, last_ts in accepted}
-    copies: dict[str, int] = {}
-    human: dict[str, int] = {}
-    for kind, d, any_n, human_n in first:
-        t = days.setdefault(d, Tally(d))
-        into, n = (t.copies, any_n) if any_n is not None else (t.human, human_n)
-        into[kind] = into.get(kind, 0) + n
-        overall = copies if any_n is not None else human
-        overall[kind] = overall.get(kind, 0) + n
-    total = Tally(None, sum(t.messages for t in days.values()),
-                  sum(t.local for t in days.values()), sum(t.remote for t in days.values()),
-                  copies, human, min((t.first for t in days.values() if t.first), default=None),
-                  max((t.last for t in days.values() if t.last), default=None))
-    return total, [days[d] for d in sorted(days)]

@@ -66,6 +66,15 @@ CREATE TABLE mailboxes (
     recent_uid bigint NOT NULL DEFAULT 1,
     UNIQUE (account_id, name)
 );
+-- max(uidvalidity): what a new mailbox's UIDVALIDITY must exceed (mailboxes.py)
+CREATE INDEX mailboxes_uidvalidity ON mailboxes (uidvalidity);
+
+-- Cluster-wide counters; 'uidvalidity_high': the highest UIDVALIDITY ever given out
+-- or held by a deleted mailbox (RFC 9051 §2.3.1.1: never reused for a name).
+CREATE TABLE counters (
+    name text PRIMARY KEY,
+    value bigint NOT NULL
+);
 
 -- RFC 9051 §6.3.7: names, not mailboxes.
 CREATE TABLE subscriptions (
@@ -157,7 +166,8 @@ CREATE TABLE queue_recipients (
     attempts integer NOT NULL DEFAULT 0,
     last_reply text,
     delay_warned boolean NOT NULL DEFAULT false,
-    lease double precision NOT NULL DEFAULT 0  -- claimed for delivery until
+    lease double precision NOT NULL DEFAULT 0, -- claimed for delivery until
+    claimed_by text                            -- by this node (store/postgresql/node.py)
 );
 CREATE INDEX queue_recipients_due ON queue_recipients (state, next_attempt);
 CREATE INDEX queue_recipients_queue ON queue_recipients (queue_id);
@@ -194,13 +204,18 @@ CREATE TABLE events (
     domain text,
     tag text,
     role text,
-    data jsonb NOT NULL
+    -- json, not jsonb: the object comes back as it was written (key order, numbers as
+    -- written, \u0000 allowed), as the SQLite backend's text does; a row is written
+    -- once and read whole, and json stores without re-encoding.
+    data json NOT NULL
 );
-CREATE INDEX events_ts ON events (ts);
-CREATE INDEX events_address ON events (address, ts);
-CREATE INDEX events_domain ON events (domain, ts);
+-- Each key with (ts, id): a search's rows come newest first straight off the index,
+-- and a page's cursor (ts, id) is a range of it (store/postgresql/events.py).
+CREATE INDEX events_ts ON events (ts, id);
+CREATE INDEX events_address ON events (address, ts, id);
+CREATE INDEX events_domain ON events (domain, ts, id);
 CREATE INDEX events_message ON events (message_id);
-CREATE INDEX events_tag ON events (tag, ts) WHERE tag IS NOT NULL;
+CREATE INDEX events_tag ON events (tag, ts, id) WHERE tag IS NOT NULL;
 CREATE INDEX events_traffic ON events (type, ts, domain, role);
 
 CREATE TABLE api_keys (
@@ -240,7 +255,12 @@ CREATE TABLE webhook_endpoints (
     created double precision NOT NULL,
     disabled double precision,
     failures integer NOT NULL DEFAULT 0,
-    retry_at double precision NOT NULL DEFAULT 0
+    retry_at double precision NOT NULL DEFAULT 0,
+    -- The node whose dispatcher sends to it now, and until when (the database's clock)
+    -- unless it renews the claim: one lane per endpoint in the cluster, so deliveries
+    -- go out once and in order (store/postgresql/webhooks.py).
+    lane text,
+    lane_until double precision NOT NULL DEFAULT 0
 );
 
 CREATE TABLE webhook_deliveries (
@@ -284,3 +304,26 @@ CREATE TABLE suppressions (
     created double precision NOT NULL
 );
 CREATE UNIQUE INDEX suppressions_entry ON suppressions (domain, lookup, coalesce(campaign, ''));
+
+-- Cross-node state (store/postgresql/cluster.py) ------------------------------------
+
+-- IMAP IDLE on any node hears of a change made on any other (notices.py): whatever
+-- moves a mailbox's UIDNEXT or HIGHESTMODSEQ notifies, once its transaction commits.
+CREATE FUNCTION mailbox_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('mailwright_mailbox', NEW.id::text);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER mailbox_changed AFTER UPDATE OF uidnext, highestmodseq ON mailboxes
+    FOR EACH ROW WHEN (OLD.uidnext IS DISTINCT FROM NEW.uidnext
+                       OR OLD.highestmodseq IS DISTINCT FROM NEW.highestmodseq)
+    EXECUTE FUNCTION mailbox_changed();
+
+-- Failed logins per client, counted by every node (auth/lockout.py). Unlogged: a
+-- counter need not survive a crash, and a failure then costs no WAL flush.
+CREATE UNLOGGED TABLE auth_failures (
+    key text PRIMARY KEY,
+    failures integer NOT NULL,
+    since double precision NOT NULL,            -- the window's first failure
+    locked_until double precision NOT NULL DEFAULT 0
+);
