@@ -22,8 +22,8 @@ from mailwright.imap.session import ImapSession
 from mailwright.message import keys
 from mailwright.message.meta import parse_message
 from mailwright.store import query
+from mailwright.store.metarows import META_VERSION
 from mailwright.store.sqlite import SQLiteStore
-from mailwright.store.sqlite.meta import META_VERSION
 
 from .conftest import PASSWORD
 from .session_harness import TLS, drive, make_config

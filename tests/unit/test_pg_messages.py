@@ -194,7 +194,7 @@ def test_a_release_waits_for_a_reference_being_added_and_then_keeps_the_blob(nod
 
 
 def test_backfill_parses_what_was_stored_without_a_parse_or_by_an_older_one(nodes):
-    from mailwright.store.sqlite.meta import META_VERSION
+    from mailwright.store.metarows import META_VERSION
     [s] = nodes(1)
     a = account(s)
     for i, text in enumerate(("Café crème", "plain")):

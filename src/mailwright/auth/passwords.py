@@ -100,3 +100,8 @@ def dummy_hash() -> str:
     if _dummy is None:
         _dummy = _hasher.hash("mailwright-dummy-password")
     return _dummy
+
+
+def password_keys(password: str) -> tuple[str, ScramKeys]:
+    """What a store keeps of a password: the argon2id hash and the SCRAM keys."""
+    return hash_password(password), scram_keys(password)

@@ -116,6 +116,44 @@ class Maildrop:
     messages: list[MaildropMessage]
 
 
+MAX_MAILBOXES = 1000             # per account
+MAX_SUBSCRIPTIONS = 1000         # per account
+MAX_NAME = 512                   # octets, UTF-8
+
+
+def valid_name(name: str) -> str | None:
+    """Why a mailbox name cannot be created, or None."""
+    if not name or len(name.encode()) > MAX_NAME:
+        return "Mailbox name empty or too long"
+    parts = name.split(HIERARCHY)
+    if any(not p for p in parts):
+        return "Empty hierarchy level in mailbox name"
+    if any(c in name for c in "*%") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        return "Mailbox name contains wildcards or control characters"
+    return None
+
+
+def canonical_name(name: str) -> str:
+    """INBOX is case-insensitive (RFC 9051 §5.1), also as a hierarchy's first level."""
+    head, sep, rest = name.partition(HIERARCHY)
+    if head.upper() == "INBOX":
+        return "INBOX" + sep + rest
+    return name
+
+
+def apply_flags(old: str, mode: str, given: list[str]) -> str:
+    """A message's flags after STORE (RFC 9051 §6.4.6): "set" replaces them, "add"
+    and "remove" compare case-insensitively."""
+    current = old.split()
+    if mode == "set":
+        return " ".join(given)
+    lower = {f.lower() for f in given}
+    if mode == "add":
+        have = {f.lower() for f in current}
+        return " ".join(current + [f for f in given if f.lower() not in have])
+    return " ".join(f for f in current if f.lower() not in lower)
+
+
 def normalize_flag(flag: str) -> str:
     if flag.startswith("\\"):
         for system in SYSTEM_FLAGS:

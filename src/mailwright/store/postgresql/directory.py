@@ -13,10 +13,10 @@ import time
 from psycopg.types.json import Jsonb
 
 from ...address import Address, AddressError, display_domain, parse_mailbox
-from ...auth.passwords import Credentials, ScramKeys
+from ...auth.passwords import Credentials, ScramKeys, password_keys
 from ..base import StoreError
 from ..directory import DEFAULT_MAILBOXES, AccountInfo, AliasInfo, DKIMKeyInfo
-from ..sqlite.directory import _alias_source, _password_keys, domain_name
+from ..names import alias_source, domain_name
 from .blobrefs import release_blobs
 from .db import Cursor, Database
 from .mailboxes import new_uidvalidity
@@ -66,7 +66,7 @@ class PostgresDirectory:
     # --- accounts --------------------------------------------------------
     async def add_account(self, address: Address, password: str) -> None:
         # argon2 and PBKDF2 take tens of milliseconds: off the loop.
-        hashed, keys = await asyncio.to_thread(_password_keys, password)
+        hashed, keys = await asyncio.to_thread(password_keys, password)
 
         async def job(cur: Cursor) -> None:
             domain_id = await _lock_domain(cur, address.domain)
@@ -103,7 +103,7 @@ class PostgresDirectory:
 
     async def set_password(self, address: Address, password: str) -> None:
         # argon2 and PBKDF2 take tens of milliseconds: off the loop.
-        hashed, keys = await asyncio.to_thread(_password_keys, password)
+        hashed, keys = await asyncio.to_thread(password_keys, password)
         if not await self.db.execute(
                 "UPDATE accounts SET password_hash=%s, scram_salt=%s, scram_stored_key=%s, "
                 "scram_server_key=%s, scram_iterations=%s WHERE lookup=%s",
@@ -173,7 +173,7 @@ class PostgresDirectory:
 
     # --- aliases ---------------------------------------------------------
     async def add_alias(self, source: str, targets: list[str]) -> None:
-        src_local, src_domain, lookup = _alias_source(source)
+        src_local, src_domain, lookup = alias_source(source)
         if not targets:
             raise StoreError("an alias needs at least one target address")
         try:
@@ -203,7 +203,7 @@ class PostgresDirectory:
         await self.db.transaction(job)
 
     async def remove_alias(self, source: str) -> None:
-        _, _, lookup = _alias_source(source)
+        _, _, lookup = alias_source(source)
         if not await self.db.execute("DELETE FROM aliases WHERE lookup=%s", (lookup,)):
             raise StoreError(f"no such alias: {source}")
 

@@ -14,8 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..blobs import digest_of
-from ..mailboxes import MailboxError, MessageData, MessageState, normalize_flag
-from ..sqlite.messages import _apply as apply_flags
+from ..mailboxes import MailboxError, MessageData, MessageState, apply_flags, normalize_flag
 from .blobrefs import release_blobs
 from .db import Cursor, Database
 from .messages import store_blob

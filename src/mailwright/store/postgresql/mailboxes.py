@@ -10,8 +10,16 @@ import time
 
 from psycopg import errors
 
-from ..mailboxes import HIERARCHY, Mailbox, MailboxCounts, MailboxError
-from ..sqlite.mailboxes import MAX_MAILBOXES, MAX_SUBSCRIPTIONS, canonical_name, valid_name
+from ..mailboxes import (
+    HIERARCHY,
+    MAX_MAILBOXES,
+    MAX_SUBSCRIPTIONS,
+    Mailbox,
+    MailboxCounts,
+    MailboxError,
+    canonical_name,
+    valid_name,
+)
 from .blobrefs import release_blobs
 from .db import Cursor, Database
 from .mailbox_messages import copy_rows, expunge_rows, lock_mailbox

@@ -3,9 +3,9 @@ and its full-text row, stored once per blob, and the start-up backfill that pars
 rows stored without it (or by an older parse).
 
 What is stored is exactly what the SQLite backend stores: the same columns in the
-same order and the same folded search text, from store/sqlite/meta.py's pure
-functions (`_meta_values`, `fold`, META_VERSION), so a message searches and sorts
-alike on both backends and `migrate --from sqlite` can copy rows as they are.
+same order and the same folded search text, from the functions both share
+(store/metarows.py `meta_values`, META_VERSION; store/text.py `fold`), so a message
+searches and sorts alike on both backends and `migrate --from sqlite` can copy rows as they are.
 """
 
 from __future__ import annotations
@@ -14,18 +14,18 @@ import asyncio
 
 from ...message.meta import MessageMeta, parse_message
 from ..mailboxes import RenderViews
-from ..sqlite.meta import _META_COLUMNS, META_VERSION, Indexed, _meta_values
-from ..sqlite.textindex import fold
+from ..metarows import META_COLUMNS, META_VERSION, Indexed, meta_values
+from ..text import fold
 from .db import Cursor, Database
 
 _INSERT_META = (
-    f"WITH new AS (INSERT INTO message_meta (blob, {', '.join(_META_COLUMNS)}) "
-    f"VALUES (%s, {', '.join(['%s'] * len(_META_COLUMNS))}) "
+    f"WITH new AS (INSERT INTO message_meta (blob, {', '.join(META_COLUMNS)}) "
+    f"VALUES (%s, {', '.join(['%s'] * len(META_COLUMNS))}) "
     f"ON CONFLICT (blob) DO NOTHING RETURNING id), "
     f"txt AS (INSERT INTO message_text (meta_id, hdr, body) SELECT id, %s, %s FROM new) "
     f"SELECT id FROM new UNION ALL SELECT id FROM message_meta WHERE blob=%s")
 _UPDATE_META = (
-    f"WITH upd AS (UPDATE message_meta SET {', '.join(f'{c}=%s' for c in _META_COLUMNS)} "
+    f"WITH upd AS (UPDATE message_meta SET {', '.join(f'{c}=%s' for c in META_COLUMNS)} "
     f"WHERE id=%s RETURNING id) "
     f"INSERT INTO message_text (meta_id, hdr, body) SELECT id, %s, %s FROM upd "
     f"ON CONFLICT (meta_id) DO UPDATE SET hdr=EXCLUDED.hdr, body=EXCLUDED.body")
@@ -45,8 +45,8 @@ def pg_text(value):
 
 
 def meta_params(indexed: Indexed) -> list:
-    """message_meta's values (in _META_COLUMNS order) as PostgreSQL takes them."""
-    return [pg_text(v) for v in _meta_values(indexed)]
+    """message_meta's values (in META_COLUMNS order) as PostgreSQL takes them."""
+    return [pg_text(v) for v in meta_values(indexed)]
 
 
 def text_params(m: MessageMeta) -> tuple[str, str]:

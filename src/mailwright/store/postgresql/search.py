@@ -4,9 +4,8 @@ message rows, their metadata and message_text; SORT and THREAD keys.
 The answers are the SQLite backend's (store/sqlite/search.py), key for key: the same
 folded text (`fold`), substring semantics, the same ASCII-only case folding where
 SQLite's LIKE and lower() fold only ASCII, and HEADER on fields without a column
-decided by the same Python function (message/headers.py field_matches). The SQLite
-backend's pure helpers are imported from its search.py (`fold` too: search.py has it
-wherever the text index's module keeps it).
+decided by the same Python function (message/headers.py field_matches); both take
+those from store/text.py.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import time
 
 from .. import query
 from ..mailboxes import SYSTEM_FLAGS, normalize_flag
-from ..sqlite.search import _HEADER_COLUMNS, TRIGRAM, _day_start, _like, fold, header_match
+from ..text import HEADER_COLUMNS, TRIGRAM, day_start, fold, header_match, like_contains
 from .db import Database
 
 # SQLite's LIKE and lower() fold ASCII letters only; so does PostgreSQL's lower() under
@@ -132,9 +131,9 @@ class _Compiler:
     async def header(self, field: str, text: str) -> str:
         """HEADER field string: a substring of the field's decoded value; an empty
         string matches every message that has the field (RFC 9051 §6.4.4)."""
-        column = _HEADER_COLUMNS.get(field)
+        column = HEADER_COLUMNS.get(field)
         if column and text:
-            pattern = self.arg(_like(text).translate(_ASCII_LOWER))
+            pattern = self.arg(like_contains(text).translate(_ASCII_LOWER))
             return f"{_ascii_lower_sql(column)} LIKE {pattern}"
         # Any other field is decided on the stored header block by field_matches, as
         # in SQLite: the mailbox's messages that may have the field (its name among
@@ -157,7 +156,7 @@ class _Compiler:
             return "TRUE"                       # the empty string is in every text
         columns = ["t.hdr", "t.body"] if isinstance(key, query.Text) else ["t.body"]
         if len(needle) >= TRIGRAM:
-            value = self.arg(_like(needle))
+            value = self.arg(like_contains(needle))
             # pg_trgm's GIN indexes answer LIKE: the rows holding every trigram of
             # the string, then the pattern checked on them; substring semantics.
             found = " OR ".join(f"{c} LIKE {value}" for c in columns)
@@ -169,10 +168,10 @@ class _Compiler:
     def internaldate(self, relation: str, day: datetime.date) -> str:
         """BEFORE / ON / SINCE: the internal date's day, disregarding time (RFC 9051
         §6.4.4), in the server's zone; the next day starts at its own midnight."""
-        start = self.arg(_day_start(day))
+        start = self.arg(day_start(day))
         if relation == "before":
             return f"m.internaldate < {start}"
         if relation == "since":
             return f"m.internaldate >= {start}"
-        end = self.arg(_day_start(day + datetime.timedelta(days=1)))
+        end = self.arg(day_start(day + datetime.timedelta(days=1)))
         return f"m.internaldate >= {start} AND m.internaldate < {end}"

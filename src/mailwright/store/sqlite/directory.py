@@ -10,10 +10,11 @@ import sqlite3
 import time
 from typing import Any
 
-from ...address import Address, AddressError, canonical_domain, display_domain, parse_mailbox
-from ...auth.passwords import Credentials, ScramKeys, hash_password, scram_keys
+from ...address import Address, AddressError, display_domain, parse_mailbox
+from ...auth.passwords import Credentials, ScramKeys, password_keys
 from ..base import StoreError
 from ..directory import DEFAULT_MAILBOXES, AccountInfo, AliasInfo, DKIMKeyInfo
+from ..names import alias_source, domain_name
 from .blobrefs import release_blobs
 
 
@@ -61,7 +62,7 @@ class SQLiteDirectory:
     # --- accounts --------------------------------------------------------
     async def add_account(self, address: Address, password: str) -> None:
         # argon2 and PBKDF2 take tens of milliseconds: off the loop.
-        hashed, keys = await asyncio.to_thread(_password_keys, password)
+        hashed, keys = await asyncio.to_thread(password_keys, password)
 
         def job(c: sqlite3.Connection) -> None:
             row = c.execute("SELECT id FROM domains WHERE name=?", (address.domain,)).fetchone()
@@ -93,7 +94,7 @@ class SQLiteDirectory:
 
     async def set_password(self, address: Address, password: str) -> None:
         # argon2 and PBKDF2 take tens of milliseconds: off the loop.
-        hashed, keys = await asyncio.to_thread(_password_keys, password)
+        hashed, keys = await asyncio.to_thread(password_keys, password)
 
         def job(c: sqlite3.Connection) -> None:
             cur = c.execute(
@@ -165,7 +166,7 @@ class SQLiteDirectory:
 
     # --- aliases ---------------------------------------------------------
     async def add_alias(self, source: str, targets: list[str]) -> None:
-        src_local, src_domain, lookup = _alias_source(source)
+        src_local, src_domain, lookup = alias_source(source)
         if not targets:
             raise StoreError("an alias needs at least one target address")
         try:
@@ -193,7 +194,7 @@ class SQLiteDirectory:
         await self._write(job)
 
     async def remove_alias(self, source: str) -> None:
-        _, _, lookup = _alias_source(source)
+        _, _, lookup = alias_source(source)
 
         def job(c: sqlite3.Connection) -> None:
             if c.execute("DELETE FROM aliases WHERE lookup=?", (lookup,)).rowcount == 0:
@@ -289,25 +290,3 @@ class SQLiteDirectory:
         return await self._write(job)
 
 
-def domain_name(text: str) -> str:
-    try:
-        return canonical_domain(text.strip())
-    except AddressError as e:
-        raise StoreError(f"invalid domain {text!r}: {e}") from None
-
-
-def _alias_source(source: str) -> tuple[str, str, str]:
-    """(local part, domain, lookup key) of an alias source; '@domain' is the catch-all."""
-    if source.startswith("@"):
-        domain = domain_name(source[1:])
-        return "", domain, f"@{domain}"
-    try:
-        a = parse_mailbox(source)
-    except AddressError as e:
-        raise StoreError(f"invalid alias address {source!r}: {e}") from None
-    return a.local_part, a.domain, a.key
-
-
-def _password_keys(password: str) -> tuple[str, ScramKeys]:
-    """What the store keeps of a password: the argon2id hash and the SCRAM keys."""
-    return hash_password(password), scram_keys(password)

@@ -7,34 +7,20 @@ import re
 import sqlite3
 import time
 
-from ..mailboxes import HIERARCHY, Mailbox, MailboxCounts, MailboxError
+from ..mailboxes import (
+    HIERARCHY,
+    MAX_MAILBOXES,
+    MAX_SUBSCRIPTIONS,
+    Mailbox,
+    MailboxCounts,
+    MailboxError,
+    canonical_name,
+    valid_name,
+)
 from .blobrefs import release_blobs
 from .messages import copy_rows, expunge_rows
 
 _MAILBOX_COLUMNS = "id, name, special_use, uidvalidity, uidnext, highestmodseq, recent_uid"
-MAX_MAILBOXES = 1000             # per account
-MAX_SUBSCRIPTIONS = 1000         # per account
-MAX_NAME = 512                   # octets, UTF-8
-
-
-def valid_name(name: str) -> str | None:
-    """Why a mailbox name cannot be created, or None."""
-    if not name or len(name.encode()) > MAX_NAME:
-        return "Mailbox name empty or too long"
-    parts = name.split(HIERARCHY)
-    if any(not p for p in parts):
-        return "Empty hierarchy level in mailbox name"
-    if any(c in name for c in "*%") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
-        return "Mailbox name contains wildcards or control characters"
-    return None
-
-
-def canonical_name(name: str) -> str:
-    """INBOX is case-insensitive (RFC 9051 §5.1), also as a hierarchy's first level."""
-    head, sep, rest = name.partition(HIERARCHY)
-    if head.upper() == "INBOX":
-        return "INBOX" + sep + rest
-    return name
 
 
 class SQLiteMailboxes:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..base import StoreError
 from ..blobs import Content, Spool, Spooled, Written
-from ..mailboxes import MailboxError, MessageData, MessageState, normalize_flag
+from ..mailboxes import MailboxError, MessageData, MessageState, apply_flags, normalize_flag
 from ..messages import Delivery, LocalCopy
 from .blobrefs import release_blobs
 from .meta import Indexed, ensure_meta
@@ -75,7 +75,7 @@ class SQLiteMessages:
                     if unchangedsince is not None and mod > unchangedsince:
                         failed.append(uid)
                         continue
-                    new = _apply(old, mode, given)
+                    new = apply_flags(old, mode, given)
                     if new != old:
                         changed.append(MessageState(uid, new, modseq))
             if changed:
@@ -232,17 +232,6 @@ def ranges(uids: list[int]) -> list[tuple[int, int]]:
         else:
             out.append([uid, uid])
     return [(a, b) for a, b in out]
-
-
-def _apply(old: str, mode: str, given: list[str]) -> str:
-    current = old.split()
-    if mode == "set":
-        return " ".join(given)
-    lower = {f.lower() for f in given}
-    if mode == "add":
-        have = {f.lower() for f in current}
-        return " ".join(current + [f for f in given if f.lower() not in have])
-    return " ".join(f for f in current if f.lower() not in lower)
 
 
 def _size_of(c: sqlite3.Connection, mailbox_id: int, uids: list[int]) -> int:

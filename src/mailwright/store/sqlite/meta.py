@@ -7,32 +7,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
-from ...message.meta import MessageMeta, parse_message
-from ..mailboxes import FetchViews, RenderViews
+from ...message.meta import parse_message
+from ..mailboxes import RenderViews
+from ..metarows import META_COLUMNS, META_VERSION, Indexed, meta_values
 from .textindex import add_text, drop_text, index_now, index_pending
-
-# What a message's parse stores changes with the parser: message_meta rows carry the
-# version that made them, and the start-up backfill parses older rows again.
-# 1: Date's day as written, display sort keys, collated sort keys, RFC 5256 base
-#    subject, address search text, every header field in the trigram text index.
-META_VERSION = 1
-_META_COLUMNS = ("envelope", "body", "bodystructure", "structure", "header", "sent",
-                 "sent_day", "subject", "base_subject", "from_", "to_", "cc", "bcc",
-                 "sort_from", "sort_to", "sort_cc", "display_from", "display_to", "msgid",
-                 "in_reply_to", "refs", "version")
-
-
-# A message's parse and the FETCH views rendered from it: what message_meta keeps.
-Indexed = tuple[MessageMeta, FetchViews]
-
-
-def _meta_values(indexed: Indexed) -> tuple:
-    """The message_meta values of a parse, in _META_COLUMNS order."""
-    m, v = indexed
-    return (v.envelope, v.body, v.bodystructure, m.structure_json(), m.header, m.sent,
-            m.sent_day, m.subject, m.base_subject, m.from_, m.to, m.cc, m.bcc, m.sort_from,
-            m.sort_to, m.sort_cc, m.display_from, m.display_to, m.message_id,
-            m.in_reply_to, m.references, META_VERSION)
 
 
 def ensure_meta(c: sqlite3.Connection, digest: str, indexed: Indexed) -> int:
@@ -45,9 +23,9 @@ def ensure_meta(c: sqlite3.Connection, digest: str, indexed: Indexed) -> int:
     row = c.execute("SELECT id FROM message_meta WHERE blob=?", (digest,)).fetchone()
     if row:
         return row[0]
-    marks = ",".join("?" * (len(_META_COLUMNS) + 1))
-    cur = c.execute(f"INSERT INTO message_meta (blob, {', '.join(_META_COLUMNS)}) "
-                    f"VALUES ({marks})", (digest, *_meta_values(indexed)))
+    marks = ",".join("?" * (len(META_COLUMNS) + 1))
+    cur = c.execute(f"INSERT INTO message_meta (blob, {', '.join(META_COLUMNS)}) "
+                    f"VALUES ({marks})", (digest, *meta_values(indexed)))
     add_text(c, cur.lastrowid, indexed[0])
     return cur.lastrowid
 
@@ -62,13 +40,13 @@ def meta_job(items: list[tuple[str, Indexed]]):
 
 def reparse_job(items: list[tuple[int, Indexed]]):
     """Replace the stored parse of older metadata rows by a new one."""
-    assignments = ", ".join(f"{column}=?" for column in _META_COLUMNS)
+    assignments = ", ".join(f"{column}=?" for column in META_COLUMNS)
 
     def job(c: sqlite3.Connection) -> None:
         for meta_id, indexed in items:
             # The row may have gone (its last message expunged) since it was read.
             if c.execute(f"UPDATE message_meta SET {assignments} WHERE id=?",
-                         (*_meta_values(indexed), meta_id)).rowcount:
+                         (*meta_values(indexed), meta_id)).rowcount:
                 index_now(c, meta_id, indexed[0])
     return job
 

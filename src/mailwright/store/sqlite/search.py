@@ -6,21 +6,13 @@ from __future__ import annotations
 
 import datetime
 import json
-import re
 import sqlite3
 import time
 
-from ...message.headers import field_matches
 from .. import query
 from ..mailboxes import SYSTEM_FLAGS, normalize_flag
+from ..text import HEADER_COLUMNS, TRIGRAM, day_start, fold, header_match, like_contains
 from .messages import ranges
-from .textindex import fold
-
-
-def header_match(header: bytes | None, field: str, text: str) -> bool:
-    """SEARCH HEADER field text (RFC 9051 §6.4.4): a substring of that field's
-    decoded value, case-insensitively; an empty text matches any such field."""
-    return header is not None and field_matches(header, field, text)
 
 
 def register_functions(conn: sqlite3.Connection) -> None:
@@ -85,21 +77,8 @@ class SQLiteSearch:
 
 
 # --- SEARCH keys to SQL ------------------------------------------------------------------
-_HEADER_COLUMNS = {"from": "x.from_", "to": "x.to_", "cc": "x.cc", "bcc": "x.bcc",
-                   "subject": "x.subject"}
-
-
-def _like(text: str) -> str:
-    return "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
-
-
-# The text index is FTS5's trigram tokenizer over folded text (`fold`), without
-# positions (detail=none: the index is about the size of the text, and writing it
-# at delivery costs a fraction of what positions do). A string of three or more
-# characters selects the rows holding all of its trigrams; instr() then keeps those
-# that hold the string itself: SEARCH matches substrings (RFC 9051 §6.4.4). A
-# shorter string has no trigram to look up: the rows are scanned.
-TRIGRAM = 3
+# Here the trigram index is FTS5's (store/text.py TRIGRAM), and instr() on the folded
+# text keeps the rows that hold the string itself.
 
 
 def _indexed(key) -> bool:
@@ -139,23 +118,17 @@ def _text_sql(key: query.Text | query.Body, args: list) -> str:
             f"message_texts t WHERE p.meta_id=x.id AND t.meta_id=x.id AND {pending}))")
 
 
-def _day_start(day: datetime.date) -> float:
-    """The first second of a day in the server's zone (the zone INTERNALDATE is
-    shown in, render.date_time)."""
-    return datetime.datetime(day.year, day.month, day.day).timestamp()
-
-
 def _internaldate_sql(op: str, day: datetime.date, args: list) -> str:
     """BEFORE / ON / SINCE: the internal date's day, disregarding time (RFC 9051
     §6.4.4). The next day starts at its own midnight, not always 24 hours later."""
-    start = _day_start(day)
+    start = day_start(day)
     if op == "before":
         args.append(start)
         return "m.internaldate < ?"
     if op == "since":
         args.append(start)
         return "m.internaldate >= ?"
-    args += [start, _day_start(day + datetime.timedelta(days=1))]
+    args += [start, day_start(day + datetime.timedelta(days=1))]
     return "m.internaldate >= ? AND m.internaldate < ?"
 
 
@@ -173,9 +146,9 @@ def _sent_sql(op: str, day: datetime.date, args: list) -> str:
 def _header_sql(field: str, text: str, args: list) -> str:
     """HEADER field string: a substring of the field's decoded value; an empty
     string matches every message that has the field (RFC 9051 §6.4.4)."""
-    column = _HEADER_COLUMNS.get(field)
+    column = HEADER_COLUMNS.get(field)
     if column and text:
-        args.append(_like(text))
+        args.append(like_contains(text))
         return f"{column} LIKE ? ESCAPE '\\'"
     args += [field, text]
     return "header_match(x.header, ?, ?)"

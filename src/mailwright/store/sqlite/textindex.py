@@ -14,12 +14,11 @@ its delivery is acknowledged, indexed or not.
 from __future__ import annotations
 
 import logging
-import re
 import sqlite3
 import time
-import unicodedata
 
 from ...message.meta import MessageMeta
+from ..text import fold
 from .db import deferrable
 
 log = logging.getLogger("mailwright.store")
@@ -44,21 +43,6 @@ BATCH_CHARS = 4 * 1024 * 1024
 # index. Each such batch runs after the deliveries' waiters are woken, while their
 # sessions go on: the index work (SQLite's, without the GIL) overlaps theirs.
 OVERDUE = 1.0
-
-# Combining diacritical marks (the blocks for Latin, Greek, Cyrillic and symbols).
-_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
-
-
-def fold(text: str) -> str:
-    """What the text index holds and is asked for: case folded (SEARCH matching is
-    case-insensitive, RFC 9051 §6.4.4) and diacritics taken off, so "cafe" finds
-    "Café" (flexible matching, which RFC 9051 allows for TEXT and BODY). Composed
-    again afterwards (NFC), so letters that decompose without marks (Hangul) are
-    stored as written."""
-    if text.isascii():
-        return text.lower()
-    bare = _MARKS.sub("", unicodedata.normalize("NFKD", text.casefold()))
-    return unicodedata.normalize("NFC", bare)
 
 
 def add_text(c: sqlite3.Connection, meta_id: int, m: MessageMeta) -> None:
