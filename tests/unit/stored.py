@@ -45,6 +45,21 @@ def table_rows(store, sql: str) -> list[tuple]:
     return store.conn.execute(sql).fetchall()
 
 
+# The least a configuration needs: a hostname, a data_dir and one listener.
+MINIMAL_CONFIG = """\
+hostname = "mx.example.test"
+data_dir = "{data_dir}"
+[[listeners]]
+role = "mx"
+port = 2525
+"""
+
+
+def config_text(store, extra: str = "") -> str:
+    """A minimal configuration over `store`'s data, of its backend, then `extra`."""
+    return MINIMAL_CONFIG.format(data_dir=store.data_dir) + store_section(store) + extra
+
+
 def store_section(store) -> str:
     """The [store] table of a configuration that opens `store`'s data again ("" for
     SQLite, the default backend over data_dir)."""

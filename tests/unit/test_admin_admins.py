@@ -14,14 +14,9 @@ from mailwright.admin.admins import LockedOut
 from mailwright.config import parse
 from mailwright.events.log import EventLog
 
-from .stored import table_rows
+from .stored import config_text, table_rows
 
-CONFIG = """
-hostname = "mx.example.test"
-data_dir = "{data_dir}"
-[[listeners]]
-role = "mx"
-port = 2525
+EXTRA = """\
 [auth]
 failure_delay = 0.0
 max_failures = 3
@@ -44,7 +39,7 @@ class Clock:
 @pytest.fixture
 def env(make_store):
     store = make_store()
-    cfg = parse(CONFIG.format(data_dir=store.data_dir))
+    cfg = parse(config_text(store, EXTRA))
     clock = Clock()
     seen: list[tuple[str, dict]] = []
     log = EventLog(store, observers=[lambda e, s, m, data: seen.append((e.value, data))])
@@ -158,7 +153,7 @@ def test_password_change_and_removal_end_sessions(env):
 
 def test_the_demo_makes_a_dev_admin_once(make_store):
     store = make_store()
-    cfg = parse(CONFIG.format(data_dir=store.data_dir) + '[demo]\ndomain = "example.test"\n'
+    cfg = parse(config_text(store, EXTRA) + '[demo]\ndomain = "example.test"\n'
                 'user = "demo"\n')
     admin = Admin(store, cfg)
     first = run(admin.ensure_demo())

@@ -19,24 +19,15 @@ from mailwright.config import parse
 from mailwright.events.log import EventRow
 from mailwright.events.types import Event
 
-from .stored import written
+from .stored import config_text, written
 
 NOW = 1_800_000_000.0          # 2027-01-15T08:00:00Z
 DAY = 86400.0
 
-CONFIG = """
-hostname = "mx.example.test"
-data_dir = "{data_dir}"
-[[listeners]]
-role = "mx"
-port = 2525
-{extra}
-"""
-
 
 def make_admin(make_store, extra: str = "", clock=lambda: NOW):
     store = make_store()
-    cfg = parse(CONFIG.format(data_dir=store.data_dir, extra=extra))
+    cfg = parse(config_text(store, extra))
     return Admin(store, cfg, clock=clock)
 
 

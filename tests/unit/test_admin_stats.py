@@ -19,26 +19,18 @@ from mailwright.store.queue import RemoteRecipient
 from mailwright.store.sqlite import SQLiteStore
 from mailwright.store.sqlite.events import count_sql
 
-from .stored import written
+from .stored import config_text, written
 
 NOW = calendar.timegm((2027, 1, 15, 8, 20, 0))       # 08:20 UTC
 HOUR, DAY = 3600, 86400
 HOUR_END = calendar.timegm((2027, 1, 15, 9, 0, 0))  # the end of the current hour
 MIDNIGHT = calendar.timegm((2027, 1, 15, 0, 0, 0))  # today's start, UTC
 
-CONFIG = """
-hostname = "mx.example.test"
-data_dir = "{data_dir}"
-[[listeners]]
-role = "mx"
-port = 2525
-"""
-
 
 @pytest.fixture
 def admin(make_store):
     store = make_store()
-    return Admin(store, parse(CONFIG.format(data_dir=store.data_dir)), clock=lambda: NOW)
+    return Admin(store, parse(config_text(store)), clock=lambda: NOW)
 
 
 def record(admin, rows: list[EventRow]) -> None:

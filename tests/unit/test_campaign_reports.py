@@ -18,15 +18,8 @@ from mailwright.config import parse
 from mailwright.events.log import EventRow
 from mailwright.events.types import Event, check_fields
 
-from .stored import store_section, written
+from .stored import config_text, written
 
-CONFIG = """
-hostname = "mx.example.test"
-data_dir = "{data_dir}"
-[[listeners]]
-role = "mx"
-port = 2525
-"""
 D1, D2 = "2026-11-05", "2026-11-06"
 
 
@@ -68,7 +61,7 @@ class Log:
 @pytest.fixture
 def admin(make_store):
     store = make_store()
-    text = CONFIG.format(data_dir=store.data_dir) + store_section(store)
+    text = config_text(store)
     (store.data_dir / "m.toml").write_text(text)       # for the command line
     cfg = parse(text)
     a = Admin(store, cfg)

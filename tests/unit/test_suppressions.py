@@ -13,22 +13,14 @@ from mailwright import cli
 from mailwright.admin import Admin, Invalid, NotFound
 from mailwright.config import parse
 
-from .stored import store_section
+from .stored import config_text
 
 NOW = calendar.timegm((2026, 11, 5, 12, 0, 0))
-CONFIG = """
-hostname = "mx.example.test"
-data_dir = "{data_dir}"
-[[listeners]]
-role = "mx"
-port = 2525
-"""
-
 
 @pytest.fixture
 def admin(make_store):
     store = make_store()
-    text = CONFIG.format(data_dir=store.data_dir) + store_section(store)
+    text = config_text(store)
     (store.data_dir / "m.toml").write_text(text)       # for the command line
     a = Admin(store, parse(text), clock=lambda: NOW)
     asyncio.run(a.domains.add("example.test"))
