@@ -74,3 +74,18 @@ def tallies(accepted: list[tuple], first: list[tuple]) -> tuple[Tally, list[Tall
                   copies, human, min((t.first for t in days.values() if t.first), default=None),
                   max((t.last for t in days.values() if t.last), default=None))
     return total, [days[d] for d in sorted(days)]
+
+
+def accepted_scope(tag: str | None, domain: str | None, mark: str) -> tuple[str, list]:
+    """The `accepted` rows (as `a`) of the messages in scope: a WHERE clause with the
+    driver's parameter `mark` ("?" or "%s") and its arguments."""
+    where, args = ["a.type='accepted'"], []
+    if tag is None:
+        where.append("a.tag IS NOT NULL")
+    else:
+        where.append(f"a.tag={mark}")
+        args.append(tag)
+    if domain is not None:
+        where.append(f"a.domain={mark}")
+        args.append(domain)
+    return " AND ".join(where), args

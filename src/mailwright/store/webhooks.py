@@ -22,6 +22,16 @@ ALL_EVENTS = "*"
 
 
 
+# The columns of each dataclass below, in its fields' order, as both backends select
+# them (endpoints as `e`, deliveries as `d`, their events as `ev`).
+ENDPOINT_COLUMNS = "e.id, e.url, e.domain, e.events, e.secret, e.created, e.disabled, " \
+                   "e.failures, e.retry_at"
+DELIVERY_COLUMNS = "d.id, d.endpoint_id, d.event_id, ev.type, d.state, d.queued, " \
+                   "d.attempts, d.last_attempt, d.last_status, d.last_error, d.done"
+EVENT_COLUMNS = "ev.id, ev.ts, ev.type, ev.session, ev.message_id, ev.address, ev.domain, " \
+                "ev.tag, ev.data"
+
+
 @dataclass(frozen=True)
 class WebhookEndpoint:
     id: int

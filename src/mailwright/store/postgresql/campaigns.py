@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from ..campaigns import CampaignRow, Tally, tallies
+from ..campaigns import CampaignRow, Tally, accepted_scope, tallies
 from .db import Database
 
 # A kind: the type, or "type:stage" (the `suppressed` event's stage).
@@ -23,27 +23,13 @@ def _count(field: str, row: str = "a") -> str:
     return f"coalesce(({row}.data->>'{field}')::numeric, 0)"
 
 
-def _scope(tag: str | None, domain: str | None) -> tuple[str, list]:
-    """The `accepted` rows of the messages in scope: WHERE clause and arguments."""
-    where, args = ["a.type='accepted'"], []
-    if tag is None:
-        where.append("a.tag IS NOT NULL")
-    else:
-        where.append("a.tag=%s")
-        args.append(tag)
-    if domain is not None:
-        where.append("a.domain=%s")
-        args.append(domain)
-    return " AND ".join(where), args
-
-
 class PostgresCampaigns:
     db: Database
 
     async def campaign_tally(self, tag: str | None, domain: str | None,
                              kinds: Collection[str]) -> tuple[Tally, list[Tally]]:
         await self._event_writer.written()                 # type: ignore[attr-defined]
-        scope, args = _scope(tag, domain)
+        scope, args = accepted_scope(tag, domain, "%s")
         accepted = await self.db.fetchall(
             f"SELECT {_DAY.format('a.ts')}, count(*), sum({_count('local')})::bigint, "
             f"sum({_count('remote')})::bigint, min(a.ts), max(a.ts) "

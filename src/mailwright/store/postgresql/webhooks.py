@@ -24,6 +24,9 @@ from psycopg.types.json import Jsonb
 
 from ..events import StoredEvent
 from ..webhooks import (
+    DELIVERY_COLUMNS,
+    ENDPOINT_COLUMNS,
+    EVENT_COLUMNS,
     PENDING,
     PendingWebhook,
     WebhookDelivery,
@@ -40,12 +43,6 @@ _NOW = "extract(epoch FROM clock_timestamp())"
 # The lane is free for node %(node)s: nobody's, its own, or its claim ran out.
 _FREE = f"(e.lane IS NULL OR e.lane=%(node)s OR e.lane_until<{_NOW})"
 
-_ENDPOINT = "e.id, e.url, e.domain, e.events, e.secret, e.created, e.disabled, e.failures, " \
-            "e.retry_at"
-_DELIVERY = "d.id, d.endpoint_id, d.event_id, ev.type, d.state, d.queued, d.attempts, " \
-            "d.last_attempt, d.last_status, d.last_error, d.done"
-_EVENT = "ev.id, ev.ts, ev.type, ev.session, ev.message_id, ev.address, ev.domain, ev.tag, " \
-         "ev.data"
 
 
 def _endpoint(row: tuple) -> WebhookEndpoint:
@@ -74,7 +71,7 @@ class PostgresWebhooks:
 
     async def _delivery_row(self, delivery_id: int) -> tuple | None:
         return await self.db.fetchone(
-            f"SELECT {_DELIVERY} FROM webhook_deliveries d JOIN events ev "
+            f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN events ev "
             "ON ev.id=d.event_id WHERE d.id=%s", (delivery_id,))
 
     # --- endpoints -----------------------------------------------------------------------
@@ -90,11 +87,11 @@ class PostgresWebhooks:
     async def webhooks(self, domain: str | None = None) -> list[WebhookEndpoint]:
         where, args = ("WHERE e.domain=%s", (domain,)) if domain is not None else ("", ())
         return [_endpoint(r) for r in await self.db.fetchall(
-            f"SELECT {_ENDPOINT} FROM webhook_endpoints e {where} ORDER BY e.id", args)]
+            f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints e {where} ORDER BY e.id", args)]
 
     async def webhook(self, endpoint_id: int) -> WebhookEndpoint | None:
         row = await self.db.fetchone(
-            f"SELECT {_ENDPOINT} FROM webhook_endpoints e WHERE e.id=%s", (endpoint_id,))
+            f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints e WHERE e.id=%s", (endpoint_id,))
         return _endpoint(row) if row else None
 
     async def remove_webhook(self, endpoint_id: int) -> bool:
@@ -105,10 +102,10 @@ class PostgresWebhooks:
                                    ) -> WebhookEndpoint | None:
         if when is None:
             sql, args = ("UPDATE webhook_endpoints e SET disabled=NULL, failures=0, retry_at=0 "
-                         f"WHERE e.id=%s RETURNING {_ENDPOINT}", (endpoint_id,))
+                         f"WHERE e.id=%s RETURNING {ENDPOINT_COLUMNS}", (endpoint_id,))
         else:
             sql, args = ("UPDATE webhook_endpoints e SET disabled=coalesce(disabled, %s) "
-                         f"WHERE e.id=%s RETURNING {_ENDPOINT}", (when, endpoint_id))
+                         f"WHERE e.id=%s RETURNING {ENDPOINT_COLUMNS}", (when, endpoint_id))
         row = await self.db.fetchone(sql, args)
         return _endpoint(row) if row else None
 
@@ -124,7 +121,8 @@ class PostgresWebhooks:
             where.append("d.state=%s")
             args.append(state)
         rows = await self.db.fetchall(
-            f"SELECT {_DELIVERY} FROM webhook_deliveries d JOIN events ev ON ev.id=d.event_id "
+            f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d "
+            "JOIN events ev ON ev.id=d.event_id "
             f"WHERE {' AND '.join(where)} ORDER BY d.id DESC LIMIT %s", (*args, limit))
         return [WebhookDelivery(*r) for r in rows]
 
@@ -142,7 +140,7 @@ class PostgresWebhooks:
     # --- the dispatcher's ----------------------------------------------------------------
     async def webhooks_due(self, now: float) -> tuple[list[WebhookEndpoint], float | None]:
         waiting = [_endpoint(r) for r in await self.db.fetchall(
-            f"SELECT {_ENDPOINT} FROM webhook_endpoints e WHERE e.disabled IS NULL "
+            f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints e WHERE e.disabled IS NULL "
             f"AND {_FREE} AND EXISTS (SELECT 1 FROM webhook_deliveries d "
             "WHERE d.endpoint_id=e.id AND d.state=%(pending)s) ORDER BY e.id",
             {"node": self._node, "pending": PENDING})]
@@ -156,7 +154,7 @@ class PostgresWebhooks:
             f"lane_until={_NOW} + %(lease)s WHERE id=(SELECT e.id FROM webhook_endpoints e "
             f"WHERE e.id=%(endpoint)s AND e.disabled IS NULL AND {_FREE} "
             "FOR UPDATE SKIP LOCKED) RETURNING id) "
-            f"SELECT {_DELIVERY}, {_EVENT} FROM lane JOIN webhook_deliveries d "
+            f"SELECT {DELIVERY_COLUMNS}, {EVENT_COLUMNS} FROM lane JOIN webhook_deliveries d "
             "ON d.endpoint_id=lane.id AND d.state=%(pending)s "
             "JOIN events ev ON ev.id=d.event_id ORDER BY d.id LIMIT %(limit)s",
             {"node": self._node, "lease": LANE_LEASE, "endpoint": endpoint_id,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Collection
 
-from ..campaigns import CampaignRow, Tally, tallies
+from ..campaigns import CampaignRow, Tally, accepted_scope, tallies
 
 # A kind: the type, or "type:stage" (the `suppressed` event's stage).
 _KIND = "e.type || coalesce(':' || json_extract(e.data, '$.stage'), '')"
@@ -17,26 +17,12 @@ _MACHINE = "coalesce(json_extract(e.data, '$.machine'), 0)"
 _DAY = "date({}, 'unixepoch')"
 
 
-def _scope(tag: str | None, domain: str | None) -> tuple[str, list]:
-    """The `accepted` rows of the messages in scope: WHERE clause and arguments."""
-    where, args = ["a.type='accepted'"], []
-    if tag is None:
-        where.append("a.tag IS NOT NULL")
-    else:
-        where.append("a.tag=?")
-        args.append(tag)
-    if domain is not None:
-        where.append("a.domain=?")
-        args.append(domain)
-    return " AND ".join(where), args
-
-
 class SQLiteCampaigns:
     conn: sqlite3.Connection
 
     async def campaign_tally(self, tag: str | None, domain: str | None,
                              kinds: Collection[str]) -> tuple[Tally, list[Tally]]:
-        scope, args = _scope(tag, domain)
+        scope, args = accepted_scope(tag, domain, "?")
         accepted = self.conn.execute(
             f"SELECT {_DAY.format('a.ts')}, count(*), "
             "sum(coalesce(json_extract(a.data, '$.local'), 0)), "

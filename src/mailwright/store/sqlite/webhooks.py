@@ -10,19 +10,15 @@ from typing import Any
 
 from ..events import StoredEvent
 from ..webhooks import (
+    DELIVERY_COLUMNS,
+    ENDPOINT_COLUMNS,
+    EVENT_COLUMNS,
     PENDING,
     PendingWebhook,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookOutcome,
 )
-
-_ENDPOINT = "e.id, e.url, e.domain, e.events, e.secret, e.created, e.disabled, e.failures, " \
-            "e.retry_at"
-_DELIVERY = "d.id, d.endpoint_id, d.event_id, ev.type, d.state, d.queued, d.attempts, " \
-            "d.last_attempt, d.last_status, d.last_error, d.done"
-_EVENT = "ev.id, ev.ts, ev.type, ev.session, ev.message_id, ev.address, ev.domain, ev.tag, " \
-         "ev.data"
 
 
 def _endpoint(row: tuple) -> WebhookEndpoint:
@@ -41,11 +37,11 @@ class SQLiteWebhooks:
     _write: Any
 
     def _endpoint_row(self, c: sqlite3.Connection, endpoint_id: int) -> tuple | None:
-        return c.execute(f"SELECT {_ENDPOINT} FROM webhook_endpoints e WHERE e.id=?",
+        return c.execute(f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints e WHERE e.id=?",
                          (endpoint_id,)).fetchone()
 
     def _delivery_row(self, c: sqlite3.Connection, delivery_id: int) -> tuple | None:
-        return c.execute(f"SELECT {_DELIVERY} FROM webhook_deliveries d "
+        return c.execute(f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d "
                          f"JOIN events ev ON ev.id=d.event_id WHERE d.id=?",
                          (delivery_id,)).fetchone()
 
@@ -63,7 +59,7 @@ class SQLiteWebhooks:
     async def webhooks(self, domain: str | None = None) -> list[WebhookEndpoint]:
         where, args = ("WHERE e.domain=?", (domain,)) if domain is not None else ("", ())
         return [_endpoint(r) for r in self.conn.execute(
-            f"SELECT {_ENDPOINT} FROM webhook_endpoints e {where} ORDER BY e.id", args)]
+            f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints e {where} ORDER BY e.id", args)]
 
     async def webhook(self, endpoint_id: int) -> WebhookEndpoint | None:
         row = self._endpoint_row(self.conn, endpoint_id)
@@ -98,7 +94,8 @@ class SQLiteWebhooks:
             where.append("d.state=?")
             args.append(state)
         rows = self.conn.execute(
-            f"SELECT {_DELIVERY} FROM webhook_deliveries d JOIN events ev ON ev.id=d.event_id "
+            f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d "
+            "JOIN events ev ON ev.id=d.event_id "
             f"WHERE {' AND '.join(where)} ORDER BY d.id DESC LIMIT ?", (*args, limit))
         return [WebhookDelivery(*r) for r in rows]
 
@@ -117,7 +114,8 @@ class SQLiteWebhooks:
     # --- the dispatcher's ----------------------------------------------------------------
     async def webhooks_due(self, now: float) -> tuple[list[WebhookEndpoint], float | None]:
         waiting = [_endpoint(r) for r in self.conn.execute(
-            f"SELECT {_ENDPOINT} FROM webhook_endpoints e WHERE e.disabled IS NULL AND EXISTS "
+            f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints e "
+            "WHERE e.disabled IS NULL AND EXISTS "
             "(SELECT 1 FROM webhook_deliveries d WHERE d.endpoint_id=e.id AND d.state=?) "
             "ORDER BY e.id", (PENDING,))]
         paused = [e.retry_at for e in waiting if e.retry_at > now]
@@ -125,7 +123,7 @@ class SQLiteWebhooks:
 
     async def webhook_pending(self, endpoint_id: int, limit: int) -> list[PendingWebhook]:
         rows = self.conn.execute(
-            f"SELECT {_DELIVERY}, {_EVENT} FROM webhook_deliveries d "
+            f"SELECT {DELIVERY_COLUMNS}, {EVENT_COLUMNS} FROM webhook_deliveries d "
             "JOIN webhook_endpoints e ON e.id=d.endpoint_id AND e.disabled IS NULL "
             "JOIN events ev ON ev.id=d.event_id "
             "WHERE d.endpoint_id=? AND d.state=? ORDER BY d.id LIMIT ?",
