@@ -3,14 +3,17 @@ instance in a scratch directory."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 PASSWORD = "bench-password-1"
@@ -336,3 +339,27 @@ service imap-login {{
         self.proc = subprocess.Popen([DOVECOT, "-F", "-c", str(conf)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         wait_port(self.port, self.proc)
+
+
+@contextlib.contextmanager
+def backend_stores(prefix: str) -> Iterator[dict]:
+    """{"sqlite": store, "postgresql": store}: both backends side by side, empty, in a
+    scratch directory, PostgreSQL on a throwaway cluster (tests/pg.py); closed and
+    stopped after."""
+    from mailwright.imap.fetch import views as fetch_views
+    from mailwright.store.postgresql import PostgresStore
+    from mailwright.store.sqlite import SQLiteStore
+    from tests.pg import PostgresCluster
+    cluster = PostgresCluster(free_port()).start()
+    scratch = Path(tempfile.mkdtemp(prefix=prefix))
+    stores: dict = {}
+    try:
+        stores["sqlite"] = SQLiteStore(scratch / "sqlite", render_views=fetch_views)
+        dsn = cluster.create_database(template=cluster.migrated_template())
+        stores["postgresql"] = PostgresStore(dsn, scratch / "pg", render_views=fetch_views)
+        yield stores
+    finally:
+        for s in stores.values():
+            s.close()
+        cluster.stop()
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -24,19 +24,14 @@ import asyncio
 import itertools
 import statistics
 import sys
-import tempfile
 import time
 import tracemalloc
-from pathlib import Path
 
-from common import PASSWORD, free_port
+from common import PASSWORD, backend_stores
 
 from mailwright.address import parse_mailbox
-from mailwright.imap.fetch import views as fetch_views
 from mailwright.store.messages import Delivery, LocalCopy
-from mailwright.store.postgresql import PostgresStore
 from mailwright.store.queue import RemoteRecipient
-from mailwright.store.sqlite import SQLiteStore
 
 ACCOUNTS = 20
 MiB = 1 << 20
@@ -102,14 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    from tests.pg import PostgresCluster
-    cluster = PostgresCluster(free_port()).start()
-    scratch = Path(tempfile.mkdtemp(prefix="mw-bench-deliver-"))
-    stores = {}
-    try:
-        stores["sqlite"] = SQLiteStore(scratch / "sqlite", render_views=fetch_views)
-        dsn = cluster.create_database(template=cluster.migrated_template())
-        stores["postgresql"] = PostgresStore(dsn, scratch / "pg", render_views=fetch_views)
+    with backend_stores("mw-bench-deliver-") as stores:
         ops = {name: operations(s, asyncio.run(setup(s))) for name, s in stores.items()}
         timings: dict = {(n, op): [] for n in stores for op in ops["sqlite"]}
         peaks: dict = {n: [] for n in stores}
@@ -131,10 +119,6 @@ def main() -> None:
             print(f"{op:26} {lite:10.1f} {pg:14.1f} {pg / lite:7.2f}")
         print("24 MiB spooled, Python memory peak (MiB, incl. building the spool): "
               + ", ".join(f"{n} {statistics.median(p):.0f}" for n, p in peaks.items()))
-    finally:
-        for s in stores.values():
-            s.close()
-        cluster.stop()
 
 
 if __name__ == "__main__":

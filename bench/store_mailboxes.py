@@ -26,18 +26,13 @@ import asyncio
 import random
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import psycopg
-from common import PASSWORD, free_port
+from common import PASSWORD, backend_stores
 
 from mailwright.address import parse_mailbox
-from mailwright.imap.fetch import views as fetch_views
 from mailwright.store import query as q
-from mailwright.store.postgresql import PostgresStore
-from mailwright.store.sqlite import SQLiteStore
 
 USER = "bench@example.test"
 WORDS = ("mail server queue relay inbox report meeting invoice draft review schedule "
@@ -99,21 +94,14 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    from tests.pg import PostgresCluster
-    cluster = PostgresCluster(free_port()).start()
-    scratch = Path(tempfile.mkdtemp(prefix="mw-bench-store-"))
-    stores = {}
-    try:
-        stores["sqlite"] = SQLiteStore(scratch / "sqlite", render_views=fetch_views)
-        dsn = cluster.create_database(template=cluster.migrated_template())
-        stores["postgresql"] = PostgresStore(dsn, scratch / "pg", render_views=fetch_views)
+    with backend_stores("mw-bench-store-") as stores:
         ops, fill_s = {}, {}
         for name, s in stores.items():
             start = time.perf_counter()
             inbox, target = asyncio.run(fill(s, args.messages))
             fill_s[name] = time.perf_counter() - start
             if name == "postgresql":
-                with psycopg.connect(dsn, autocommit=True) as conn:
+                with psycopg.connect(stores["postgresql"].db.dsn, autocommit=True) as conn:
                     conn.execute("VACUUM ANALYZE")
             ops[name] = operations(s, inbox, target, args.messages)
         print(f"{args.messages} messages; append one at a time: "
@@ -130,10 +118,6 @@ def main() -> None:
             lite = statistics.median(timings["sqlite", op])
             pg = statistics.median(timings["postgresql", op])
             print(f"{op:28} {lite:10.1f} {pg:14.1f} {pg / lite:7.2f}")
-    finally:
-        for s in stores.values():
-            s.close()
-        cluster.stop()
 
 
 if __name__ == "__main__":
