@@ -91,6 +91,17 @@ RenderViews = Callable[[bytes, MessageMeta], FetchViews]
 
 
 @dataclass(frozen=True)
+class NewMessage:
+    """A message row to add: the blob it references and what IMAP keeps with it."""
+    blob: str
+    size: int
+    internaldate: float
+    flags: str
+    message_id: str
+    meta_id: int | None
+
+
+@dataclass(frozen=True)
 class Quota:
     used: int                     # octets
     limit: int                    # octets; 0: none

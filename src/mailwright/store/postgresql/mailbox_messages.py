@@ -11,27 +11,21 @@ it are committed. Writers that lock two mailboxes (COPY, MOVE) lock them in id o
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ..blobs import digest_of
-from ..mailboxes import MailboxError, MessageData, MessageState, apply_flags, normalize_flag
+from ..mailboxes import (
+    MailboxError,
+    MessageData,
+    MessageState,
+    NewMessage,
+    apply_flags,
+    normalize_flag,
+)
 from .blobrefs import release_blobs
 from .db import Cursor, Database
 from .messages import store_blob
 from .meta import Indexed, ensure_meta
 from .quota import check_quota
-
-
-@dataclass(frozen=True)
-class NewMessage:
-    """A message row to add: the blob it references and what IMAP keeps with it."""
-    blob: str
-    size: int
-    internaldate: float
-    flags: str
-    message_id: str
-    meta_id: int | None
-
 
 _NEW_COLUMNS = "blob, size, internaldate, flags, message_id, meta_id"
 

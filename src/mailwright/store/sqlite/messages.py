@@ -7,11 +7,17 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from dataclasses import dataclass
 
 from ..base import StoreError
 from ..blobs import Content, Spool, Spooled, Written
-from ..mailboxes import MailboxError, MessageData, MessageState, apply_flags, normalize_flag
+from ..mailboxes import (
+    MailboxError,
+    MessageData,
+    MessageState,
+    NewMessage,
+    apply_flags,
+    normalize_flag,
+)
 from ..messages import Delivery, LocalCopy
 from .blobrefs import release_blobs
 from .meta import Indexed, ensure_meta
@@ -240,17 +246,6 @@ def _size_of(c: sqlite3.Connection, mailbox_id: int, uids: list[int]) -> int:
         total += c.execute("SELECT coalesce(sum(size), 0) FROM messages WHERE mailbox_id=? "
                            "AND uid BETWEEN ? AND ?", (mailbox_id, lo, hi)).fetchone()[0]
     return total
-
-
-@dataclass(frozen=True)
-class NewMessage:
-    """A message row to add: the blob it references and what IMAP keeps with it."""
-    blob: str
-    size: int
-    internaldate: float
-    flags: str
-    message_id: str
-    meta_id: int | None
 
 
 def add_messages(c: sqlite3.Connection, mailbox_id: int, messages: list[NewMessage]
