@@ -14,14 +14,14 @@ from mailwright.app import open_store
 from mailwright.config import parse
 from mailwright.events.log import EventLog, EventRow
 
-from .test_admin_events import CONFIG
+from .stored import MINIMAL_CONFIG
 
 DAY = 86400.0
 
 
 def make_admin(tmp_path, extra: str, clock):
     """An admin over a SQLite store (the tests below reach into its writer)."""
-    cfg = parse(CONFIG.format(data_dir=tmp_path, extra=extra))
+    cfg = parse(MINIMAL_CONFIG.format(data_dir=tmp_path) + extra)
     store = open_store(cfg)
     return Admin(store, cfg, clock=clock), store
 
