@@ -99,14 +99,15 @@ def trust_services(config: Config, store: MailStore, resolver: Resolver
     return inbound, OutboundSigner(store, inbound.authserv_id)
 
 
-def open_store(config: Config) -> MailStore:
+def open_store(config: Config, indexer: bool = False) -> MailStore:
     """The configured store backend. It keeps IMAP's FETCH views of each message
     (imap/fetch.py) without knowing IMAP: the views are handed to it here. Passwords it
-    stores from now on are hashed with the configured argon2 parameters."""
+    stores from now on are hashed with the configured argon2 parameters. indexer: this
+    process keeps the full-text index up (the server's primary; never the CLI)."""
     a = config.auth
     passwords.use(passwords.Argon2Params(a.argon2_time_cost, a.argon2_memory_kib,
                                          a.argon2_parallelism))
-    return open_backend(config, render_views=fetch_views)
+    return open_backend(config, render_views=fetch_views, indexer=indexer)
 
 
 def server_certificate(config: Config) -> LocalCertificate:
@@ -194,24 +195,50 @@ def trust_instructions(config: Config, ca: Path, user: str) -> list[str]:
     return lines
 
 
-def bind_listeners(config: Config) -> list[tuple[Listener, socket.socket]]:
-    """Bind every listener before anything starts: all or nothing."""
-    bound: list[tuple[Listener, socket.socket]] = []
-    for listener in config.listeners:
-        try:
-            sock = socket.create_server((listener.address, listener.port), backlog=1024,
-                                        family=socket.AF_INET6 if ":" in listener.address
-                                        else socket.AF_INET)
-        except OSError as e:
-            for _, s in bound:
-                s.close()
-            raise ListenError(f"cannot listen on {listener.address}:{listener.port} "
-                              f"({listener.role}): {e.strerror or e}") from None
-        sock.setblocking(False)
-        bound.append((listener, sock))
-        log.info("listening role=%s address=%s port=%d", listener.role, listener.address,
-                 listener.port)
-    return bound
+Bound = list[tuple[Listener, socket.socket]]
+
+
+def bind_listeners(config: Config, workers: int = 1) -> list[Bound]:
+    """Bind every listener before anything starts: all or nothing. One list of sockets
+    per worker process. With several workers each mail listener is bound once per worker
+    with SO_REUSEPORT, so that the kernel spreads new connections evenly over the
+    workers (by a hash of the client's address and port). On one shared socket the
+    worker that wakes first takes most of a burst of connections, and long sessions
+    (a client sending many messages on one) leave one worker saturated while the other
+    idles. HTTP is served by the primary alone: its listeners have one socket, shared."""
+    per_worker: list[Bound] = [[] for _ in range(workers)]
+    opened: list[socket.socket] = []
+    try:
+        for listener in config.listeners:
+            copies = workers if workers > 1 and listener.protocol != "http" else 1
+            if copies > 1:
+                # SO_REUSEPORT would let this bind join another server's sockets on the
+                # port (any process of the same user that set it too) and share its
+                # connections: first bind without it, which fails if anyone listens.
+                _bind(listener, reuse_port=False).close()
+            socks = [_bind(listener, reuse_port=copies > 1) for _ in range(copies)]
+            opened += socks
+            for index, bound in enumerate(per_worker):
+                bound.append((listener, socks[index % copies]))
+            log.info("listening role=%s address=%s port=%d", listener.role,
+                     listener.address, listener.port)
+    except ListenError:
+        for s in opened:
+            s.close()
+        raise
+    return per_worker
+
+
+def _bind(listener: Listener, reuse_port: bool) -> socket.socket:
+    try:
+        sock = socket.create_server((listener.address, listener.port), backlog=1024,
+                                    family=socket.AF_INET6 if ":" in listener.address
+                                    else socket.AF_INET, reuse_port=reuse_port)
+    except OSError as e:
+        raise ListenError(f"cannot listen on {listener.address}:{listener.port} "
+                          f"({listener.role}): {e.strerror or e}") from None
+    sock.setblocking(False)
+    return sock
 
 
 class App:
@@ -219,7 +246,7 @@ class App:
         self.config = config
         self.primary = primary            # serves HTTP, runs housekeeping: workers.py
         self.notifier = notifier          # systemd's, in the process systemd started
-        self.store = open_store(config)
+        self.store = open_store(config, indexer=primary)
         metrics = Metrics()
         metrics.collectors.add("queue", queue_recipients(self.store.queue_depth,
                                                          queue_states.ALL))

@@ -112,7 +112,7 @@ def cmd_serve(args) -> int:
         privileges.prepare_data_dir(cfg, identity)
         privileges.check_keys([Path(p.key) for p in cfg.tls.pairs()], identity)
         privileges.check_python(identity)
-        sockets = bind_listeners(cfg)
+        sockets = bind_listeners(cfg, cfg.workers)
         privileges.drop(identity)
     except (privileges.PrivilegeError, ListenError) as e:
         raise CliError(str(e)) from None
@@ -135,7 +135,7 @@ def cmd_serve(args) -> int:
     pidfile.write(cfg.data_dir)
     try:
         if cfg.workers == 1:
-            run_worker(cfg, sockets, notifier=notifier)
+            run_worker(cfg, sockets[0], notifier=notifier)
             return 0
         return supervise(cfg, sockets, notifier)
     finally:

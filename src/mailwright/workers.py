@@ -1,7 +1,8 @@
 """Running the server: one process, or a supervisor and N forked worker processes.
 
-With `workers = N` the listening sockets are bound once, then N processes each
-run their own event loop on them (the kernel spreads accepted connections) and
+With `workers = N` the listening sockets are bound first, one per worker and
+listener (SO_REUSEPORT: the kernel spreads new connections evenly over them, app.py
+bind_listeners), then N processes each run their own event loop on theirs and
 their own store connection and writer thread (SQLite in WAL mode serialises the
 commits; each process still commits its own deliveries in batches). Python runs
 one thread of Python at a time per process, so this is how Mailwright uses more
@@ -76,10 +77,12 @@ async def _serve(app, sockets) -> None:
     await app.run_started(reload_missed=lambda: _reload_asked)
 
 
-def supervise(config: Config, sockets: list[tuple[Listener, socket.socket]],
+def supervise(config: Config, sockets: list[list[tuple[Listener, socket.socket]]],
               notifier: Notifier = DISABLED) -> int:
     """Fork config.workers workers, restart any that dies, stop them all on a signal,
-    pass SIGHUP on to them."""
+    pass SIGHUP on to them. sockets[i]: worker i's listening sockets (app.py
+    bind_listeners); a worker's replacement takes them over, with the connections
+    waiting in their accept queues."""
     children: dict[int, tuple[float, int]] = {}     # pid: (started, worker index)
     stopping = False
 
@@ -91,7 +94,7 @@ def supervise(config: Config, sockets: list[tuple[Listener, socket.socket]],
             remember_reload()
             code = 0
             try:
-                run_worker(config, sockets, primary=index == 0)
+                run_worker(config, sockets[index], primary=index == 0)
             except BaseException:  # a worker must never return into the supervisor's code
                 log.exception("worker %d failed", os.getpid())
                 code = 1

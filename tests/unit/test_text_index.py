@@ -151,36 +151,45 @@ os.kill(os.getpid(), signal.SIGKILL)
         store.close()
 
 
-def test_the_indexer_waits_for_a_batch_to_gather_and_takes_overdue_texts_at_once(quiet):
+def test_the_indexer_waits_for_deliveries_to_pause_unless_too_much_text_waits(quiet):
     store, account = quiet
     deliver_all(store, account)
     conn = connect(store.db_path)           # as the writer's own connection would
     try:
-        # Idle, but the oldest text is younger than the idle delay: look again later.
+        waiting = conn.execute("SELECT sum(chars) FROM message_text_pending").fetchone()[0]
+        assert waiting == sum(len(h) + len(b) for h, b in conn.execute(
+            "SELECT hdr, body FROM message_texts"))
+        # Deliveries have not paused (the newest text is younger than the delay) and
+        # no more than the backlog waits: look again once they will have paused.
         assert Indexer(idle_delay=3600).step(conn, jobs=0) > 3000
-        # After a batch of 5 jobs, nothing is overdue yet: likewise.
-        assert Indexer(idle_delay=3600, overdue=3600).step(conn, jobs=5) > 3000
+        assert Indexer(idle_delay=3600, backlog=waiting).step(conn, jobs=5) > 3000
         assert counts(store) == (3, 0)
-        # Overdue: an idle batch's worth, at least as many as the batch had jobs.
-        assert Indexer(overdue=0).step(conn, jobs=2) == 0
+        # More than the backlog waits: a batch at once, even while deliveries go on.
+        assert Indexer(idle_delay=3600, backlog=waiting - 1).step(conn, jobs=2) == 0
         assert counts(store) == (0, 3)
         assert Indexer().step(conn, jobs=0) is None
+        # Deliveries have paused: indexed whatever the backlog.
+        asyncio.run(store.deliver(Delivery(
+            message_id="P", mail_from="", local=[LocalCopy(account)],
+            local_content=b"Subject: paused\r\n\r\nlater\r\n")))
+        assert Indexer(idle_delay=0).step(conn, jobs=0) == 0
+        assert counts(store) == (0, 4)
         # A batch stops once it has its characters, but not before `least` texts.
         for i in range(3):
             asyncio.run(store.deliver(Delivery(
                 message_id=f"N{i}", mail_from="", local=[LocalCopy(account)],
                 local_content=f"Subject: sub {i}\r\n\r\nnew\r\n".encode())))
-        assert counts(store) == (3, 3)
+        assert counts(store) == (3, 4)
         store._writer.submit(lambda c: index_pending(c, chars=1)).result()
-        assert counts(store) == (2, 4)
+        assert counts(store) == (2, 5)
         store._writer.submit(lambda c: index_pending(c, chars=1, least=2)).result()
-        assert counts(store) == (0, 6)
+        assert counts(store) == (0, 7)
         # A marker without its text (nothing writes one) is dropped, not kept forever:
         # the writer would look at it again and again.
         store._writer.submit(lambda c: c.execute(
             "INSERT INTO message_text_pending (meta_id, queued) VALUES (999, 0)")).result()
         assert Indexer().step(conn, jobs=0) == 0
-        assert counts(store) == (0, 6)
+        assert counts(store) == (0, 7)
         assert Indexer().step(conn, jobs=0) is None
     finally:
         conn.close()

@@ -12,14 +12,16 @@ if TYPE_CHECKING:
     from .mailboxes import RenderViews
 
 
-def open_store(config: Config, render_views: RenderViews) -> MailStore:
+def open_store(config: Config, render_views: RenderViews, indexer: bool = False) -> MailStore:
     """The configured backend over config.data_dir. `render_views` renders a message's
-    FETCH views at delivery (the composition root passes imap/fetch.py's)."""
+    FETCH views at delivery (the composition root passes imap/fetch.py's). indexer: this
+    process builds SQLite's full-text index in the background (one process of the
+    server does: store/sqlite/textindex.py); PostgreSQL indexes as it stores."""
     backend = config.store.backend
     if backend == "sqlite":
         # Imported here: a backend's modules (and its driver) load only when chosen.
         from .sqlite import SQLiteStore
-        return SQLiteStore(config.data_dir, render_views)
+        return SQLiteStore(config.data_dir, render_views, index_in_background=indexer)
     if backend == "postgresql":
         from .postgresql import PostgresStore
         return PostgresStore(config.store.conninfo(), config.data_dir, render_views,

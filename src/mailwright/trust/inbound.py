@@ -15,6 +15,7 @@ import concurrent.futures
 import email.utils
 import time
 from collections import OrderedDict
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 
 from ..config import CheckActions, Config
@@ -120,20 +121,18 @@ class InboundChecks:
         from_domain, from_problem = author_domain(fields)
         await self.connection(conn, ip, helo, domains)
 
-        async def none():
-            return None
         need_spf = any(self._enabled(c, domains) for c in ("spf", "dmarc_reject",
                                                             "dmarc_quarantine"))
-        spf_task = self._spf(bridge, ip, mail_from, helo) if need_spf else none()
-        dkim_task = self._in_thread(_on_whole, dkim_mod.verify, bridge, content) \
-            if b"dkim-signature" in names else none()
-        # ARC is validated whenever a chain is present: sealing a forward records it.
-        arc_task = self._in_thread(_on_whole, arc_mod.verify, bridge, content) \
-            if b"arc-seal" in names else none()
-        sav_task = self.verifier.verify(mail_from) \
-            if mail_from and self.verifier and self._enabled("sender_verify", domains) \
-            else none()
-        spf, dkims, arc, sav = await asyncio.gather(spf_task, dkim_task, arc_task, sav_task)
+        spf, dkims, arc, sav = await _together(
+            self._spf(bridge, ip, mail_from, helo) if need_spf else None,
+            self._in_thread(_on_whole, dkim_mod.verify, bridge, content)
+            if b"dkim-signature" in names else None,
+            # ARC is validated whenever a chain is present: sealing a forward records it.
+            self._in_thread(_on_whole, arc_mod.verify, bridge, content)
+            if b"arc-seal" in names else None,
+            self.verifier.verify(mail_from)
+            if mail_from and self.verifier and self._enabled("sender_verify", domains)
+            else None)
         dkims = dkims or []
         arc = arc or arc_mod.ARCResult("none")
         dmarc = None
@@ -257,3 +256,15 @@ def author_domain(fields: list[bytes]) -> tuple[str | None, str]:
     if len(domains) != 1:
         return None, "From has no address" if not domains else "From has several domains"
     return domains.pop(), ""
+
+
+async def _together(*work: Coroutine | None) -> list:
+    """The results of the checks to run (None for one not run), concurrently when
+    there are several: one alone (most mail: SPF, often answered from its cache) is
+    awaited as it is, without the task per coroutine gather() would create."""
+    running = [w for w in work if w is not None]
+    if len(running) > 1:
+        results = iter(await asyncio.gather(*running))
+    else:
+        results = iter([await running[0]] if running else [])
+    return [None if w is None else next(results) for w in work]

@@ -26,6 +26,7 @@ ADDED_COLUMNS = (
     ("events", "role", "TEXT"),
     ("queue", "tag", "TEXT"),
     ("api_keys", "campaigns", "INTEGER NOT NULL DEFAULT 0"),   # issue 17
+    ("message_text_pending", "chars", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 

@@ -187,11 +187,12 @@ CREATE TABLE IF NOT EXISTS message_texts (
     body TEXT NOT NULL
 );
 
--- Texts not yet in the full-text index: the writer indexes them when it is idle, or
--- once they are overdue; SEARCH scans them meanwhile.
+-- Texts not yet in the full-text index: the primary's writer indexes them when
+-- deliveries pause, or once too many wait (textindex.py); SEARCH scans them meanwhile.
 CREATE TABLE IF NOT EXISTS message_text_pending (
     meta_id INTEGER PRIMARY KEY,          -- its message_texts row
-    queued REAL NOT NULL                  -- when it was stored
+    queued REAL NOT NULL,                 -- when it was stored
+    chars INTEGER NOT NULL DEFAULT 0      -- its length (0: stored before this column)
 );
 
 -- Full-text index over message_texts (its content: the text is stored once).

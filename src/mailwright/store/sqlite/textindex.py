@@ -3,12 +3,17 @@
 A delivery stores its message's text (decoded, folded: `fold`) in message_texts and
 marks it pending, in the transaction that stores the message: nothing is lost by a
 crash, and the delivery does not wait for the trigram index (a 100 KB text costs 2-5
-ms of CPU to index, more than the rest of its transaction). The writer indexes
-pending texts when its queue is empty, or once they are OVERDUE, a bounded batch at a
-time (`Indexer`, db.Writer's background work); the index's content is message_texts
-itself, so a text is written once. SEARCH reads the pending texts as well, with the
-same substring test (store/sqlite/search.py), so a message is found from the moment
-its delivery is acknowledged, indexed or not.
+ms of CPU to index, more than the rest of its transaction). The index's content is
+message_texts itself, so a text is written once. SEARCH reads the pending texts as
+well, with the same substring test (store/sqlite/search.py), so a message is found
+from the moment its delivery is acknowledged, indexed or not.
+
+One writer indexes: the primary process's (`Indexer`, db.Writer's background work; the
+other workers' writers only store texts), so index batches never queue behind each
+other. It indexes when deliveries pause, and takes turns with them only once the texts
+waiting pass a bound: a burst of mail is accepted at the pace of the rest of delivery
+(the index costs 25-45% of a delivery's CPU: bench/profile_accept.py) and indexed when
+it ends.
 """
 
 from __future__ import annotations
@@ -23,35 +28,37 @@ from .db import deferrable
 
 log = logging.getLogger("mailwright.store")
 
-# The writer indexes pending texts when it is idle and the oldest has waited
-# IDLE_DELAY, so that a batch gathers many texts: FTS5 writes a segment per
-# transaction, at a cost that grows with the distinct trigrams in it, not with the
-# texts. Measured (store.deliver, 100 KB smtp-source text): batches of 1 MiB cost
-# 30-55% more CPU per text than indexing each delivery batch, 4 MiB 12-15%; prose
-# (more distinct trigrams per text) is about even. SEARCH scans what is pending.
+# Deliveries have paused when no text has been stored (by any process) for IDLE_DELAY:
+# the indexer takes a batch then, and the next at once, until none is left. FTS5 writes
+# a segment per transaction, at a cost that grows with the distinct trigrams in it, not
+# with the texts: batches gathered over a pause cost less per text. Measured
+# (store.deliver, 100 KB smtp-source text): batches of 1 MiB cost 30-55% more CPU per
+# text than indexing each delivery batch, 4 MiB 12-15%; prose is about even.
 IDLE_DELAY = 0.25
-# One batch: at most this many texts, and it stops after the text that takes it
-# past BATCH_CHARS characters (up to ~0.3 s of indexing prose on a slow core): a
-# delivery arriving meanwhile waits for it, as it waits for a delivery batch's index
-# work when indexing is done at delivery.
+# One batch: at most this many texts, and it stops after the text that takes it past
+# BATCH_CHARS characters (up to ~0.3 s of indexing prose on a slow core): a delivery
+# arriving meanwhile waits for it.
 BATCH_ROWS = 256
 BATCH_CHARS = 4 * 1024 * 1024
-# Under a load that leaves the writer no idle moment, texts pending for OVERDUE
-# seconds are indexed after each delivery batch: an idle batch's worth, and at least
-# as many as that delivery batch had jobs. The index keeps pace, the pending texts
-# stay about OVERDUE seconds' worth, and acceptance slows to what the machine can
-# index. Each such batch runs after the deliveries' waiters are woken, while their
-# sessions go on: the index work (SQLite's, without the GIL) overlaps theirs.
-OVERDUE = 1.0
+# While deliveries go on, texts wait unindexed up to BACKLOG_CHARS characters. Past
+# that the indexer takes a batch whenever its writer has no delivery waiting: the
+# index keeps pace, and acceptance slows to what the machine can index. The bound is
+# what a SEARCH TEXT/BODY may have to scan besides the index: at most 64 MiB, ~75 ms
+# on this project's 2-core test machine for a string found nowhere (instr() over 640
+# texts of 100 KB).
+BACKLOG_CHARS = 64 * 1024 * 1024
+# While deliveries go on, the waiting characters are summed at most this often.
+BACKLOG_CHECK = 0.5
 
 
 def add_text(c: sqlite3.Connection, meta_id: int, m: MessageMeta) -> None:
     """A new message's text, stored and marked pending (indexed later)."""
     # OR REPLACE: a stale row under a reused rowid must not fail the delivery
+    hdr, body = fold(m.header_text), fold(m.text)
     c.execute("INSERT OR REPLACE INTO message_texts (meta_id, hdr, body) VALUES (?,?,?)",
-              (meta_id, fold(m.header_text), fold(m.text)))
-    c.execute("INSERT OR REPLACE INTO message_text_pending (meta_id, queued) VALUES (?,?)",
-              (meta_id, time.time()))
+              (meta_id, hdr, body))
+    c.execute("INSERT OR REPLACE INTO message_text_pending (meta_id, queued, chars) "
+              "VALUES (?,?,?)", (meta_id, time.time(), len(hdr) + len(body)))
 
 
 def index_now(c: sqlite3.Connection, meta_id: int, m: MessageMeta) -> None:
@@ -83,7 +90,9 @@ def index_pending(c: sqlite3.Connection, rows: int = BATCH_ROWS, chars: int = BA
     batch, size = [], 0
     for meta_id, length in c.execute(
             # LEFT JOIN: a marker without its text (which nothing writes) is dropped.
-            "SELECT p.meta_id, coalesce(length(t.hdr) + length(t.body), 0) "
+            # Markers from before `chars` (0) have their texts measured.
+            "SELECT p.meta_id, coalesce(nullif(p.chars, 0), "
+            "length(t.hdr) + length(t.body), 0) "
             "FROM message_text_pending p LEFT JOIN message_texts t ON t.meta_id=p.meta_id "
             "WHERE p.queued < ? "
             "ORDER BY p.meta_id LIMIT ?",
@@ -99,32 +108,38 @@ def index_pending(c: sqlite3.Connection, rows: int = BATCH_ROWS, chars: int = BA
 
 
 class Indexer:
-    """The writer's background work (db.Background): pending texts into the index,
-    a batch when the writer is idle and the oldest has waited `idle_delay`, and
-    overdue ones after each delivery batch (at least as many as it had jobs)."""
+    """The writer's background work (db.Writer): pending texts into the index, a batch
+    at a time, once deliveries have paused for `idle_delay`, or whenever the writer is
+    free while more than `backlog` characters wait."""
 
-    def __init__(self, idle_delay: float = IDLE_DELAY, overdue: float = OVERDUE):
+    def __init__(self, idle_delay: float = IDLE_DELAY, backlog: int = BACKLOG_CHARS,
+                 check: float = BACKLOG_CHECK):
         self.idle_delay = idle_delay
-        self.overdue = overdue
+        self.backlog = backlog
+        self.check = check
+        self._summed = float("-inf")          # when the waiting characters were summed
+        self._waiting = 0
 
     def step(self, c: sqlite3.Connection, jobs: int) -> float | None:
-        oldest = c.execute("SELECT queued FROM message_text_pending ORDER BY meta_id "
+        newest = c.execute("SELECT queued FROM message_text_pending ORDER BY meta_id DESC "
                            "LIMIT 1").fetchone()
-        if oldest is None:
+        if newest is None:
             return None
         now = time.time()
+        paused_in = newest[0] + self.idle_delay - now
+        if paused_in > 0 and not self._behind(c, now):
+            return paused_in
         # Each batch in a transaction that is not synced on its own (deferrable): a
         # crash that undoes it leaves its texts pending, to be indexed again.
-        if jobs:
-            if oldest[0] > now - self.overdue:
-                return oldest[0] + self.idle_delay - now
-            with deferrable(c):
-                done = index_pending(c, rows=max(jobs, BATCH_ROWS),
-                                     before=now - self.overdue, least=jobs)
-        elif oldest[0] > now - self.idle_delay:
-            return oldest[0] + self.idle_delay - now
-        else:
-            with deferrable(c):
-                done = index_pending(c)
+        with deferrable(c):
+            done = index_pending(c)
+        self._summed = float("-inf")          # sum again before the next batch
         # Look again at once while there is progress; never spin without it.
         return 0.0 if done else None
+
+    def _behind(self, c: sqlite3.Connection, now: float) -> bool:
+        if now - self._summed >= self.check:
+            self._summed = now
+            self._waiting = c.execute("SELECT coalesce(sum(chars), 0) "
+                                      "FROM message_text_pending").fetchone()[0]
+        return self._waiting > self.backlog
