@@ -1,7 +1,10 @@
 import asyncio
 import os
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailwright.net.lines import LineMeter, longest_line
 from mailwright.smtp.framing import (
@@ -112,7 +115,17 @@ def test_a_lone_leading_dot_is_deleted_as_rfc_5321_says():
 def test_only_crlf_dot_crlf_ends_data():
     text, events = data(framer(), b"a\n.\nb\r.\rc\r\n.\r\n")
     assert events == [MessageData(len(text), False)]
-    assert text == b"a\n\nb\r.\rc\r\n"          # one message; the session rejects it
+    assert text == b"a\n.\nb\r.\rc\r\n"         # one message; the session rejects it
+
+
+@pytest.mark.parametrize("cut", range(1, 8))
+def test_lf_dot_crlf_never_ends_data_wherever_the_stream_is_cut(cut):
+    # "\n.\r\n" (the 2023 smuggling variant): once ended the message when the bare LF
+    # came at the end of a piece, and the smuggled MAIL FROM became a command.
+    stream = b"a\n.\r\nMAIL FROM:<x@y>\r\n.\r\n"
+    text, events = data(framer(), stream[:cut], stream[cut:])
+    assert events == [MessageData(len(text), False)]
+    assert text == b"a\n.\r\nMAIL FROM:<x@y>\r\n"
 
 
 # --- DATA: bounded memory ---------------------------------------------------------------
@@ -389,3 +402,43 @@ def test_queue_client_sends_no_line_over_998_octets():
     outcomes = asyncio.run(_transaction(Peer(), Message(), [Rcpt()], content, "peer", 5))
     assert outcomes[1].state == "delivered"
     assert max(map(len, lines_of(sent[0]))) <= 998
+
+
+# Message text as a client may send it: words, dots, every kind of line ending, lines
+# starting with dots, and terminators that may come early.
+_TOKENS = [b"a", b"word ", b".", b"..", b"\r", b"\n", b"\r\n", b"\r\n.", b"\r\n.\r\n",
+           b".\r\n", b"\n.\n", b"\x00"]
+
+
+def _reference(stream: bytes) -> tuple[bytes, bytes] | None:
+    """(the un-stuffed message, what follows its terminator), by RFC 5321 §4.1.1.4 and
+    §4.5.2 read literally on the whole stream at once; None without a terminator."""
+    if stream.startswith(b".\r\n"):
+        return b"", stream[3:]
+    end = stream.find(b"\r\n.\r\n")
+    if end < 0:
+        return None
+    text = stream[:end + 2]
+    unstuffed = re.sub(rb"(^|\r\n)\.", rb"\1", text)
+    return unstuffed, stream[end + 5:]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_TOKENS), max_size=60),
+       st.lists(st.integers(min_value=1, max_value=9), min_size=1, max_size=30))
+def test_data_gives_the_text_and_the_end_the_rfc_gives_however_it_is_split(tokens, cuts):
+    stream = b"".join(tokens) + b"\r\n.\r\nNOOP\r\n"
+    expected, after = _reference(stream)
+    pieces, at, i = [], 0, 0
+    while at < len(stream):
+        step = cuts[i % len(cuts)]
+        pieces.append(stream[at:at + step])
+        at, i = at + step, i + 1
+    f = Framer(1000, 1 << 20)
+    got, events = data(f, *pieces)
+    ends = [e for e in events if isinstance(e, MessageData)]
+    assert ends and ends[0].size == len(expected)
+    assert bytes(got) == expected
+    # Then command lines, where a bare LF ends a line too (_next_line).
+    assert events[events.index(ends[0]) + 1:] == \
+        [CommandLine(line.removesuffix(b"\r")) for line in after.split(b"\n")[:-1]]

@@ -28,6 +28,7 @@ from ..net.lines import LineBuffer, LineMeter, LineTooLong
 
 _TERMINATOR = b"\r\n.\r\n"
 _END_LINE = b".\r\n"            # the terminator as seen at the start of a line
+_DOT_LINE = b"\r\n."            # a line starting with a dot (after the first)
 # RFC 5321 §4.5.3.1.6 / RFC 5322 §2.1.1: 1000 octets per text line with its CRLF.
 RFC_TEXT_LINE = 1000
 
@@ -180,14 +181,21 @@ class Framer:
                 del buf[:1]
                 self._line_start = False
                 continue
-            take = _text_span(buf)
+            # No line of buf but its first starts with "." (most text): neither the
+            # terminator nor a doubled dot is in it, so the two searches for them (and
+            # a copy) are spared; each costs as much as the search for CRLF "." itself.
+            dotted = buf.find(_DOT_LINE) >= 0
+            take = _text_span(buf) if dotted else _lines_span(buf)
             if not take:
                 return None
             text = bytes(buf[:take])
             del buf[:take]
-            self._line_start = text.endswith(b"\n")
+            # Only a CRLF starts a line (RFC 5321 §2.3.8): after a bare LF, ".\r\n"
+            # must not end the message however the stream was cut into pieces, or
+            # "\n.\r\n" would end it on one server and not on another (smuggling).
+            self._line_start = text.endswith(b"\r\n")
             # Lines inside the piece: the same rule (its first line was handled above).
-            self._pass_on(text.replace(b"\n.", b"\n"))
+            self._pass_on(text.replace(_DOT_LINE, b"\r\n") if dotted else text)
         return None
 
     def _pass_on(self, text: bytes) -> None:
@@ -224,6 +232,12 @@ def _text_span(buf: bytearray) -> int:
     end = buf.find(_TERMINATOR)
     if end >= 0:
         return end + 2
+    return _lines_span(buf)
+
+
+def _lines_span(buf: bytearray) -> int:
+    """How much of buf, holding no terminator, can be passed on now: up to its last
+    line end, else (inside a long line) all but a final CR."""
     lf = buf.rfind(b"\n")
     if lf >= 0:
         return lf + 1
