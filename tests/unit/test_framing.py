@@ -3,7 +3,7 @@ import os
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mailwright.net.lines import LineMeter, longest_line
@@ -442,3 +442,20 @@ def test_data_gives_the_text_and_the_end_the_rfc_gives_however_it_is_split(token
     # Then command lines, where a bare LF ends a line too (_next_line).
     assert events[events.index(ends[0]) + 1:] == \
         [CommandLine(line.removesuffix(b"\r")) for line in after.split(b"\n")[:-1]]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([b"a", b"\r", b"\n", b"\r\n", b"xy\r\n", b"\n\r"]),
+                min_size=1, max_size=40),
+       st.lists(st.integers(min_value=1, max_value=7), min_size=1, max_size=20))
+@example([b"\r", b"a", b"\n"], [1, 2])      # a CR ending a piece, "a\n" the next
+def test_bare_cr_or_lf_is_found_however_the_text_is_cut(tokens, cuts):
+    text = b"".join(tokens)
+    # RFC 5321 §2.3.8 on the whole text: every CR is followed by a LF, every LF
+    # preceded by a CR.
+    bare = re.search(rb"\r(?!\n)|(?<!\r)\n", text) is not None
+    pieces, at, i = [], 0, 0
+    while at < len(text):
+        pieces.append(text[at:at + cuts[i % len(cuts)]])
+        at, i = at + cuts[i % len(cuts)], i + 1
+    assert (Problem.BARE_NEWLINE in checked(0, *pieces).problems) is bare

