@@ -216,8 +216,10 @@ def bind_listeners(config: Config, workers: int = 1) -> list[Bound]:
                 # port (any process of the same user that set it too) and share its
                 # connections: first bind without it, which fails if anyone listens.
                 _bind(listener, reuse_port=False).close()
-            socks = [_bind(listener, reuse_port=copies > 1) for _ in range(copies)]
-            opened += socks
+            socks = []
+            for _ in range(copies):
+                socks.append(_bind(listener, reuse_port=copies > 1))
+                opened.append(socks[-1])
             for index, bound in enumerate(per_worker):
                 bound.append((listener, socks[index % copies]))
             log.info("listening role=%s address=%s port=%d", listener.role,
