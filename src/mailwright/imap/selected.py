@@ -235,10 +235,12 @@ async def sync(store: MailStore, view: View, options: Options, expunge_ok: bool,
 
 async def _changes(store: MailStore, view: View) -> list[MessageState]:
     """Flag changes of known messages since view.modseq; expunges noted as vanished."""
-    known = set(view.uids)
-    view.vanished |= set(await store.expunged_since(view.id, view.modseq)) & known
+    # Known: in the view (seq_of's index is kept between commands; a set of every UID
+    # built here cost each command O(messages)).
+    view.vanished |= {u for u in await store.expunged_since(view.id, view.modseq)
+                      if view.seq_of(u) is not None}
     return [s for s in await store.message_states(view.id, view.modseq)
-            if s.uid in known and s.uid not in view.vanished]
+            if view.seq_of(s.uid) is not None and s.uid not in view.vanished]
 
 
 async def _arrivals(store: MailStore, view: View, uidnext: int) -> list[MessageState]:

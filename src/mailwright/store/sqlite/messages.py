@@ -37,8 +37,13 @@ class SQLiteMessages:
     # --- messages -----------------------------------------------------------------
     async def message_states(self, mailbox_id: int, since_modseq: int = 0,
                        from_uid: int = 0) -> list[MessageState]:
-        rows = self.conn.execute("SELECT uid, flags, modseq FROM messages WHERE "
-                                 "mailbox_id=? AND uid>=? AND modseq>? ORDER BY uid",
+        # Changes since a MODSEQ (after every command of a selected session) are found
+        # by messages_modseq: "+uid" keeps SQLite from walking the mailbox's (mailbox_id,
+        # uid) index instead, in order, reading every row (2 ms a command at 10,000
+        # messages). Arrivals from a UID (since_modseq 0) are found by that one.
+        uid_term = "+uid>=?" if since_modseq else "uid>=?"
+        rows = self.conn.execute(f"SELECT uid, flags, modseq FROM messages WHERE "
+                                 f"mailbox_id=? AND {uid_term} AND modseq>? ORDER BY uid",
                                  (mailbox_id, from_uid, since_modseq))
         return [MessageState(*r) for r in rows]
 
