@@ -145,6 +145,16 @@ def test_several_worker_processes(tmp_path):
         for t in threads:
             t.join()
         assert len(srv.inbox("w@example.test")) == 160
+        # One process (the primary) indexes every worker's texts once deliveries pause
+        # (store/sqlite/textindex.py).
+        import sqlite3
+        with sqlite3.connect(srv.data_dir / "mail.db") as db:
+            deadline = time.monotonic() + 20
+            while db.execute("SELECT count(*) FROM message_text_pending").fetchone()[0]:
+                assert time.monotonic() < deadline, "the text index did not catch up"
+                time.sleep(0.05)
+            assert db.execute("SELECT count(*) FROM message_text "
+                              "WHERE message_text MATCH 'sub'").fetchone()[0] == 160
         # The maildrop lock holds across processes: open many sessions, one wins.
         ctx = ssl._create_unverified_context()
         sessions, refused = [], 0
