@@ -161,20 +161,20 @@ def test_the_indexer_waits_for_deliveries_to_pause_unless_too_much_text_waits(qu
             "SELECT hdr, body FROM message_texts"))
         # Deliveries have not paused (the newest text is younger than the delay) and
         # no more than the backlog waits: look again once they will have paused.
-        assert Indexer(idle_delay=3600).step(conn, jobs=0) > 3000
-        assert Indexer(idle_delay=3600, backlog=waiting).step(conn, jobs=5) > 3000
+        assert Indexer(idle_delay=3600).step(conn) > 3000
+        assert Indexer(idle_delay=3600, backlog=waiting).step(conn) > 3000
         assert counts(store) == (3, 0)
         # More than the backlog waits: a batch at once, even while deliveries go on.
-        assert Indexer(idle_delay=3600, backlog=waiting - 1).step(conn, jobs=2) == 0
+        assert Indexer(idle_delay=3600, backlog=waiting - 1).step(conn) == 0
         assert counts(store) == (0, 3)
-        assert Indexer().step(conn, jobs=0) is None
+        assert Indexer().step(conn) is None
         # Deliveries have paused: indexed whatever the backlog.
         asyncio.run(store.deliver(Delivery(
             message_id="P", mail_from="", local=[LocalCopy(account)],
             local_content=b"Subject: paused\r\n\r\nlater\r\n")))
-        assert Indexer(idle_delay=0).step(conn, jobs=0) == 0
+        assert Indexer(idle_delay=0).step(conn) == 0
         assert counts(store) == (0, 4)
-        # A batch stops once it has its characters, but not before `least` texts.
+        # A batch stops after the text that takes it past its characters.
         for i in range(3):
             asyncio.run(store.deliver(Delivery(
                 message_id=f"N{i}", mail_from="", local=[LocalCopy(account)],
@@ -182,15 +182,15 @@ def test_the_indexer_waits_for_deliveries_to_pause_unless_too_much_text_waits(qu
         assert counts(store) == (3, 4)
         store._writer.submit(lambda c: index_pending(c, chars=1)).result()
         assert counts(store) == (2, 5)
-        store._writer.submit(lambda c: index_pending(c, chars=1, least=2)).result()
+        store._writer.submit(lambda c: index_pending(c, chars=10**9)).result()
         assert counts(store) == (0, 7)
         # A marker without its text (nothing writes one) is dropped, not kept forever:
         # the writer would look at it again and again.
         store._writer.submit(lambda c: c.execute(
             "INSERT INTO message_text_pending (meta_id, queued) VALUES (999, 0)")).result()
-        assert Indexer().step(conn, jobs=0) == 0
+        assert Indexer().step(conn) == 0
         assert counts(store) == (0, 7)
-        assert Indexer().step(conn, jobs=0) is None
+        assert Indexer().step(conn) is None
     finally:
         conn.close()
 

@@ -91,11 +91,11 @@ class WriteLock:
 
 
 class Background(Protocol):
-    def step(self, c: sqlite3.Connection, jobs: int) -> float | None:
-        """Do one bounded piece of deferred work in a transaction of its own if it
-        is due: after a batch of `jobs` jobs (their waiters already woken), or with
-        jobs=0 when the writer is idle. In how many seconds to look again if the
-        writer stays idle (0: at once), None when nothing is left."""
+    def step(self, c: sqlite3.Connection) -> float | None:
+        """Do one bounded piece of deferred work in a transaction of its own if it is
+        due (called after each batch of jobs, their waiters already woken, and when
+        the writer is idle). In how many seconds to look again if the writer stays
+        idle (0: at once), None when nothing is left."""
         ...
 
 
@@ -164,7 +164,7 @@ class Writer(threading.Thread):
             try:
                 first = self.jobs.get() if wait is None else self.jobs.get(timeout=wait)
             except queue.Empty:
-                wait = self._background(0)
+                wait = self._background()
                 continue
             batch = [first]
             while len(batch) < MAX_BATCH:
@@ -175,7 +175,6 @@ class Writer(threading.Thread):
             stop = [job for job in batch if job.fn is None]
             jobs = [job for job in batch if job.fn is not None]
             self._run_batch(jobs)
-            done = len(jobs)
             # Drop the jobs before waiting for more: their blobs may hold spool files.
             del batch, jobs
             if stop:
@@ -184,13 +183,13 @@ class Writer(threading.Thread):
                 settle([(job.future, True, None) for job in stop])
                 return
             if self.background is not None:
-                wait = self._background(done)
+                wait = self._background()
 
-    def _background(self, jobs: int) -> float | None:
+    def _background(self) -> float | None:
         assert self.background is not None
         try:
             with self.lock:
-                wait = self.background.step(self.conn, jobs)
+                wait = self.background.step(self.conn)
         except Exception as e:   # e.g. busy past the timeout: tried again after a batch
             log.error("background store work failed: %s", e)
             return None

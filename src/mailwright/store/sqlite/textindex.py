@@ -82,11 +82,10 @@ def drop_text(c: sqlite3.Connection, meta_id: int) -> None:
     c.execute("DELETE FROM message_texts WHERE meta_id=?", (meta_id,))
 
 
-def index_pending(c: sqlite3.Connection, rows: int = BATCH_ROWS, chars: int = BATCH_CHARS,
-                  before: float | None = None, least: int = 0) -> int:
+def index_pending(c: sqlite3.Connection, rows: int = BATCH_ROWS,
+                  chars: int = BATCH_CHARS) -> int:
     """Index the oldest pending texts, in the caller's transaction: at most `rows`,
-    no more once `chars` characters of text and `least` texts are taken, and only
-    those stored before `before` if given. How many."""
+    no more once `chars` characters of text are taken. How many."""
     batch, size = [], 0
     for meta_id, length in c.execute(
             # LEFT JOIN: a marker without its text (which nothing writes) is dropped.
@@ -94,12 +93,10 @@ def index_pending(c: sqlite3.Connection, rows: int = BATCH_ROWS, chars: int = BA
             "SELECT p.meta_id, coalesce(nullif(p.chars, 0), "
             "length(t.hdr) + length(t.body), 0) "
             "FROM message_text_pending p LEFT JOIN message_texts t ON t.meta_id=p.meta_id "
-            "WHERE p.queued < ? "
-            "ORDER BY p.meta_id LIMIT ?",
-            (float("inf") if before is None else before, rows)).fetchall():
+            "ORDER BY p.meta_id LIMIT ?", (rows,)).fetchall():
         batch.append((meta_id,))
         size += length
-        if size >= chars and len(batch) >= least:
+        if size >= chars:
             break
     c.executemany("INSERT INTO message_text (rowid, hdr, body) SELECT meta_id, hdr, body "
                   "FROM message_texts WHERE meta_id=?", batch)
@@ -120,7 +117,7 @@ class Indexer:
         self._summed = float("-inf")          # when the waiting characters were summed
         self._waiting = 0
 
-    def step(self, c: sqlite3.Connection, jobs: int) -> float | None:
+    def step(self, c: sqlite3.Connection) -> float | None:
         newest = c.execute("SELECT queued FROM message_text_pending ORDER BY meta_id DESC "
                            "LIMIT 1").fetchone()
         if newest is None:
