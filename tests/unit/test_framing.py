@@ -449,6 +449,7 @@ def test_data_gives_the_text_and_the_end_the_rfc_gives_however_it_is_split(token
                 min_size=1, max_size=40),
        st.lists(st.integers(min_value=1, max_value=7), min_size=1, max_size=20))
 @example([b"\r", b"a", b"\n"], [1, 2])      # a CR ending a piece, "a\n" the next
+@example([b"a", b"\r", b"a", b"\n"], [9])   # a bare CR and a bare LF, in that order
 def test_bare_cr_or_lf_is_found_however_the_text_is_cut(tokens, cuts):
     text = b"".join(tokens)
     # RFC 5321 §2.3.8 on the whole text: every CR is followed by a LF, every LF

@@ -29,7 +29,6 @@ from ..net.lines import LineBuffer, LineMeter, LineTooLong
 _TERMINATOR = b"\r\n.\r\n"
 _END_LINE = b".\r\n"            # the terminator as seen at the start of a line
 _DOT_LINE = b"\r\n."            # a line starting with a dot (after the first)
-_NOT_CR_OR_LF = bytes(c for c in range(256) if c not in b"\r\n")
 # RFC 5321 §4.5.3.1.6 / RFC 5322 §2.1.1: 1000 octets per text line with its CRLF.
 RFC_TEXT_LINE = 1000
 
@@ -94,17 +93,15 @@ class TextCheck:
         self.lines.feed(text)
 
     def _newlines(self, text: bytes) -> None:
-        # Only the piece's CRs and LFs, in order (one pass of translate(): a third of
-        # the time of counting CRLF, CR and LF apart): each must be half of a CRLF.
-        ends = text.translate(None, _NOT_CR_OR_LF)
+        # Every CR and every LF is half of a CRLF: as many of each as of CRLFs.
+        crlf = text.count(b"\r\n")
+        cr = text.count(b"\r")
         if self._cr:                      # the CR the previous piece ended with
-            if text[0] != 0x0A:
-                self.problems.add(Problem.BARE_NEWLINE)
-            ends = b"\r" + ends
+            cr += 1
+            crlf += text[0] == 0x0A
         self._cr = text[-1] == 0x0D
-        if self._cr:                      # its LF may start the next piece
-            ends = ends[:-1]
-        if ends.count(b"\r\n") * 2 != len(ends):
+        cr -= self._cr                    # counted with the next piece
+        if text.count(b"\n") != crlf or cr != crlf:
             self.problems.add(Problem.BARE_NEWLINE)
 
     def finish(self) -> set[Problem]:
@@ -185,11 +182,12 @@ class Framer:
                 del buf[:1]
                 self._line_start = False
                 continue
-            # No line of buf but its first starts with "." (most text): neither the
-            # terminator nor a doubled dot is in it, so the two searches for them (and
-            # a copy) are spared; each costs as much as the search for CRLF "." itself.
-            dotted = buf.find(_DOT_LINE) >= 0
-            take = _text_span(buf) if dotted else _lines_span(buf)
+            # One search of buf for a line starting with "." (after its first) finds
+            # both the terminator and the dots to remove: the terminator is the first
+            # such line that is "." alone, and the text before it needs un-stuffing
+            # only if that first line is another one (rare).
+            dot = buf.find(_DOT_LINE)
+            take = _text_span(buf, dot)
             if not take:
                 return None
             text = bytes(buf[:take])
@@ -199,7 +197,8 @@ class Framer:
             # "\n.\r\n" would end it on one server and not on another (smuggling).
             self._line_start = text.endswith(b"\r\n")
             # Lines inside the piece: the same rule (its first line was handled above).
-            self._pass_on(text.replace(_DOT_LINE, b"\r\n") if dotted else text)
+            stuffed = 0 <= dot <= take - len(_DOT_LINE)
+            self._pass_on(text.replace(_DOT_LINE, b"\r\n") if stuffed else text)
         return None
 
     def _pass_on(self, text: bytes) -> None:
@@ -228,20 +227,15 @@ class Framer:
         return Chunk(self._bdat_size, kept)
 
 
-def _text_span(buf: bytearray) -> int:
+def _text_span(buf: bytearray, dot: int) -> int:
     """How much of buf (not starting a line with ".") is message text that can be
-    passed on now: up to the CRLF that begins the terminator; else up to the last
-    line end (a "." may start the next line); else, inside a long line, all but a
-    final CR (its LF may come next)."""
-    end = buf.find(_TERMINATOR)
-    if end >= 0:
-        return end + 2
-    return _lines_span(buf)
-
-
-def _lines_span(buf: bytearray) -> int:
-    """How much of buf, holding no terminator, can be passed on now: up to its last
-    line end, else (inside a long line) all but a final CR."""
+    passed on now, given where its first CRLF "." is (-1: nowhere): up to the CRLF
+    that begins the terminator; else up to the last line end (a "." may start the
+    next line); else, inside a long line, all but a final CR (its LF may come next)."""
+    if dot >= 0:
+        end = buf.find(_TERMINATOR, dot)
+        if end >= 0:
+            return end + 2
     lf = buf.rfind(b"\n")
     if lf >= 0:
         return lf + 1
