@@ -341,6 +341,7 @@ class StoreSettings:
     dsn: str = ""                 # libpq connection URI or key=value string
     password_file: str = ""       # the database password, kept out of the config
     pool_size: int = 10           # connections per worker process
+    cache_mib: int = 64           # sqlite: page cache per connection (store/sqlite/db.py)
     password: str = field(default="", repr=False)   # read from password_file
 
     def conninfo(self) -> str:
@@ -827,6 +828,8 @@ def parse(text: str, path: str = "<config>") -> Config:
     if store.backend not in STORE_BACKENDS:
         raise r.error("store.backend",
                       f"expected one of {', '.join(STORE_BACKENDS)}, got {store.backend!r}")
+    if store.cache_mib < 1:
+        raise r.error("store.cache_mib", f"expected at least 1 (MiB), got {store.cache_mib}")
     if store.backend == "postgresql":
         if not store.dsn:
             raise r.error("store.dsn", "set the PostgreSQL connection string "

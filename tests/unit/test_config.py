@@ -103,6 +103,21 @@ def test_store_backend(tmp_path):
     assert store.conninfo() == "user=mw dbname=mail host=127.0.0.1 password='p4ss w\\'ord'"
 
 
+def test_store_cache_reaches_each_sqlite_connection(tmp_path):
+    from mailwright.app import open_store
+    assert parse(GOOD).store.cache_mib == 64                         # the default
+    with pytest.raises(ConfigError, match="store.cache_mib: expected at least 1"):
+        parse(GOOD + '\n[store]\ncache_mib = 0\n')
+    cfg = parse(GOOD.replace('data_dir = ', f'data_dir = "{tmp_path}"\n# ', 1)
+                + '\n[store]\ncache_mib = 8\n')
+    store = open_store(cfg)
+    try:
+        for conn in (store.conn, store._writer.conn):
+            assert conn.execute("PRAGMA cache_size").fetchone() == (-8 * 1024,)
+    finally:
+        store.close()
+
+
 def test_missing_file_and_tls_files(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file"):
         load(str(tmp_path / "nope.toml"))

@@ -21,7 +21,8 @@ def open_store(config: Config, render_views: RenderViews, indexer: bool = False)
     if backend == "sqlite":
         # Imported here: a backend's modules (and its driver) load only when chosen.
         from .sqlite import SQLiteStore
-        return SQLiteStore(config.data_dir, render_views, index_in_background=indexer)
+        return SQLiteStore(config.data_dir, render_views, index_in_background=indexer,
+                           cache_mib=config.store.cache_mib)
     if backend == "postgresql":
         from .postgresql import PostgresStore
         return PostgresStore(config.store.conninfo(), config.data_dir, render_views,

@@ -23,7 +23,7 @@ from ..mailboxes import RenderViews
 from .admins import SQLiteAdmins
 from .apikeys import SQLiteApiKeys
 from .campaigns import SQLiteCampaigns
-from .db import Writer, connect
+from .db import CACHE_MIB, Writer, connect
 from .directory import SQLiteDirectory
 from .events import SQLiteEvents
 from .mailboxes import SQLiteMailboxes
@@ -43,16 +43,17 @@ class SQLiteStore(SQLiteDirectory, SQLiteMailboxes, SQLiteMessages, SQLiteMeta, 
                   SQLiteQuota, SQLiteQueue, SQLitePop3, SQLiteEvents, SQLiteApiKeys,
                   SQLiteWebhooks, SQLiteAdmins, SQLiteSuppressions, SQLiteCampaigns):
     def __init__(self, data_dir: Path, render_views: RenderViews,
-                 index_in_background: bool = True):
+                 index_in_background: bool = True, cache_mib: int = CACHE_MIB):
         """index_in_background=False: new texts stay pending until index_pending is
-        called (tests that look at both states)."""
+        called (tests that look at both states). cache_mib: each connection's page
+        cache (db.py CACHE_MIB)."""
         self.data_dir = data_dir
         self.render_views = render_views
         data_dir.mkdir(parents=True, exist_ok=True)
         self.db_path = data_dir / "mail.db"
         self.blobs = BlobStore(data_dir / "blobs")
         self.blobs.clean_tmp()
-        self.conn = connect(self.db_path)
+        self.conn = connect(self.db_path, cache_mib)
         init_schema(self.conn)
         adopt_legacy_subscriptions(self.conn)
         adopt_text_index(self.conn)
@@ -60,7 +61,7 @@ class SQLiteStore(SQLiteDirectory, SQLiteMailboxes, SQLiteMessages, SQLiteMeta, 
         # mailbox id -> ((UIDNEXT, HIGHESTMODSEQ), counts at that version)
         self._counts_cache: dict[int, tuple] = {}
         self._writer = Writer(self.db_path, self.blobs,
-                              Indexer() if index_in_background else None)
+                              Indexer() if index_in_background else None, cache_mib)
         self._writer.start()
 
     async def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
