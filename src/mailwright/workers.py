@@ -4,7 +4,8 @@ With `workers = N` the listening sockets are bound first, one per worker and
 listener (SO_REUSEPORT: the kernel spreads new connections evenly over them, app.py
 bind_listeners), then N processes each run their own event loop on theirs and
 their own store connection and writer thread (SQLite in WAL mode serialises the
-commits; each process still commits its own deliveries in batches). Python runs
+commits, and the writers take turns on an flock: store/sqlite/db.py WriteLock; each
+process still commits its own deliveries in batches). Python runs
 one thread of Python at a time per process, so this is how Mailwright uses more
 than one core.
 
@@ -17,7 +18,9 @@ One process is the primary (worker 0, and its replacement if it dies): it alone
 serves the HTTP API and /metrics (so an API key's rate limit is one counter) and runs
 the housekeeping tasks that must not run twice at once (event pruning, webhook
 deliveries); with several nodes the primaries elect one leader that runs them
-(app.py App._lead). The mail protocols and the queue run in every process.
+(app.py App._lead). On SQLite it also builds the full-text index of every
+process's deliveries (store/sqlite/textindex.py). The mail protocols and the queue
+run in every process.
 
 Metrics are counted in every process and summed by the one serving /metrics: each
 process writes its values to files in data_dir/metrics (metrics/processes.py), which
