@@ -12,11 +12,11 @@ import time
 
 from psycopg.types.json import Jsonb
 
-from ...address import Address, AddressError, display_domain, parse_mailbox
+from ...address import Address, display_domain, parse_mailbox
 from ...auth.passwords import Credentials, ScramKeys, password_keys
 from ..base import StoreError
 from ..directory import DEFAULT_MAILBOXES, AccountInfo, AliasInfo, DKIMKeyInfo
-from ..names import alias_source, domain_name
+from ..names import account_key, alias_source, alias_targets, domain_name, merged_targets
 from .blobrefs import release_blobs
 from .db import Cursor, Database
 from .mailboxes import new_uidvalidity
@@ -140,9 +140,8 @@ class PostgresDirectory:
 
     # --- login names -------------------------------------------------------------
     async def account_id(self, account: str) -> int | None:
-        try:
-            key = parse_mailbox(account).key
-        except AddressError:
+        key = account_key(account)
+        if key is None:
             return None
         return await self._account_by_key(key)
 
@@ -151,9 +150,8 @@ class PostgresDirectory:
         return row[0] if row else None
 
     async def credentials(self, username: str) -> Credentials | None:
-        try:
-            key = parse_mailbox(username.strip()).key
-        except AddressError:
+        key = account_key(username.strip())
+        if key is None:
             return None
         row = await self.db.fetchone(
             "SELECT a.local_part, d.name, password_hash, scram_salt, scram_stored_key, "
@@ -164,9 +162,8 @@ class PostgresDirectory:
         return Credentials(str(Address(row[0], row[1])), row[2], ScramKeys(*row[3:]))
 
     async def rehash_password(self, account: str, old_hash: str, new_hash: str) -> bool:
-        try:
-            key = parse_mailbox(account).key
-        except AddressError:
+        key = account_key(account)
+        if key is None:
             return False
         return await self.db.execute("UPDATE accounts SET password_hash=%s WHERE lookup=%s "
                                      "AND password_hash=%s", (new_hash, key, old_hash)) == 1
@@ -174,12 +171,7 @@ class PostgresDirectory:
     # --- aliases ---------------------------------------------------------
     async def add_alias(self, source: str, targets: list[str]) -> None:
         src_local, src_domain, lookup = alias_source(source)
-        if not targets:
-            raise StoreError("an alias needs at least one target address")
-        try:
-            norm = [str(parse_mailbox(t)) for t in targets]
-        except AddressError as e:
-            raise StoreError(f"invalid target address: {e}") from None
+        norm = alias_targets(targets)
 
         async def job(cur: Cursor) -> None:
             domain_id = await _lock_domain(cur, src_domain)
@@ -191,8 +183,7 @@ class PostgresDirectory:
             if is_account:
                 raise StoreError(f"{source} is an account; an alias cannot shadow it")
             if existing is not None:
-                merged = list(existing)
-                merged += [t for t in norm if t.lower() not in {m.lower() for m in merged}]
+                merged = merged_targets(list(existing), norm)
                 await cur.execute("UPDATE aliases SET targets=%s WHERE lookup=%s",
                                   (Jsonb(merged), lookup))
             else:

@@ -10,11 +10,11 @@ import sqlite3
 import time
 from typing import Any
 
-from ...address import Address, AddressError, display_domain, parse_mailbox
+from ...address import Address, display_domain, parse_mailbox
 from ...auth.passwords import Credentials, ScramKeys, password_keys
 from ..base import StoreError
 from ..directory import DEFAULT_MAILBOXES, AccountInfo, AliasInfo, DKIMKeyInfo
-from ..names import alias_source, domain_name
+from ..names import account_key, alias_source, alias_targets, domain_name, merged_targets
 from .blobrefs import release_blobs
 
 
@@ -133,17 +133,15 @@ class SQLiteDirectory:
 
     # --- login names -------------------------------------------------------------
     async def account_id(self, account: str) -> int | None:
-        try:
-            key = parse_mailbox(account).key
-        except AddressError:
+        key = account_key(account)
+        if key is None:
             return None
         row = self.conn.execute("SELECT id FROM accounts WHERE lookup=?", (key,)).fetchone()
         return row[0] if row else None
 
     async def credentials(self, username: str) -> Credentials | None:
-        try:
-            key = parse_mailbox(username.strip()).key
-        except AddressError:
+        key = account_key(username.strip())
+        if key is None:
             return None
         row = self.conn.execute(
             "SELECT a.local_part, d.name, password_hash, scram_salt, scram_stored_key, "
@@ -154,9 +152,8 @@ class SQLiteDirectory:
         return Credentials(str(Address(row[0], row[1])), row[2], ScramKeys(*row[3:]))
 
     async def rehash_password(self, account: str, old_hash: str, new_hash: str) -> bool:
-        try:
-            key = parse_mailbox(account).key
-        except AddressError:
+        key = account_key(account)
+        if key is None:
             return False
 
         def job(c: sqlite3.Connection) -> bool:
@@ -167,12 +164,7 @@ class SQLiteDirectory:
     # --- aliases ---------------------------------------------------------
     async def add_alias(self, source: str, targets: list[str]) -> None:
         src_local, src_domain, lookup = alias_source(source)
-        if not targets:
-            raise StoreError("an alias needs at least one target address")
-        try:
-            norm = [str(parse_mailbox(t)) for t in targets]
-        except AddressError as e:
-            raise StoreError(f"invalid target address: {e}") from None
+        norm = alias_targets(targets)
 
         def job(c: sqlite3.Connection) -> None:
             row = c.execute("SELECT id FROM domains WHERE name=?", (src_domain,)).fetchone()
@@ -183,8 +175,7 @@ class SQLiteDirectory:
             existing = c.execute("SELECT targets FROM aliases WHERE lookup=?",
                                  (lookup,)).fetchone()
             if existing:
-                merged = json.loads(existing[0])
-                merged += [t for t in norm if t.lower() not in {m.lower() for m in merged}]
+                merged = merged_targets(json.loads(existing[0]), norm)
                 c.execute("UPDATE aliases SET targets=? WHERE lookup=?",
                           (json.dumps(merged), lookup))
             else:
