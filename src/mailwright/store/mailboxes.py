@@ -45,6 +45,10 @@ class Mailbox:
     recent_uid: int               # messages with UID >= this are \Recent for the next SELECT
 
 
+# A Mailbox row as both backends select it, in the dataclass's order.
+MAILBOX_COLUMNS = "id, name, special_use, uidvalidity, uidnext, highestmodseq, recent_uid"
+
+
 @dataclass(frozen=True)
 class MailboxCounts:
     messages: int
@@ -163,6 +167,23 @@ def apply_flags(old: str, mode: str, given: list[str]) -> str:
         have = {f.lower() for f in current}
         return " ".join(current + [f for f in given if f.lower() not in have])
     return " ".join(f for f in current if f.lower() not in lower)
+
+
+def flag_changes(rows, mode: str, given: list[str], unchangedsince: int | None,
+                 modseq: int) -> tuple[list[MessageState], list[int]]:
+    """A STORE over (uid, flags, modseq) rows: the messages whose flags change, with
+    their new flags at `modseq`, and the UIDs left alone because they changed after
+    UNCHANGEDSINCE (RFC 7162 §3.1.3)."""
+    changed: list[MessageState] = []
+    failed: list[int] = []
+    for uid, old, mod in rows:
+        if unchangedsince is not None and mod > unchangedsince:
+            failed.append(uid)
+            continue
+        new = apply_flags(old, mode, given)
+        if new != old:
+            changed.append(MessageState(uid, new, modseq))
+    return changed, failed
 
 
 def normalize_flag(flag: str) -> str:

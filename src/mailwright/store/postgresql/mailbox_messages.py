@@ -18,7 +18,7 @@ from ..mailboxes import (
     MessageData,
     MessageState,
     NewMessage,
-    apply_flags,
+    flag_changes,
     normalize_flag,
 )
 from .blobrefs import release_blobs
@@ -167,15 +167,8 @@ class PostgresMailboxMessages:
             # before it (READ COMMITTED), so UNCHANGEDSINCE tests the latest MODSEQ.
             await cur.execute("SELECT uid, flags, modseq FROM messages WHERE mailbox_id=%s "
                               "AND uid = ANY(%s::bigint[]) ORDER BY uid", (mailbox_id, wanted))
-            changed, failed = [], []
-            for uid, old, mod in await cur.fetchall():
-                # RFC 7162 §3.1.3: a message changed after UNCHANGEDSINCE is left alone.
-                if unchangedsince is not None and mod > unchangedsince:
-                    failed.append(uid)
-                    continue
-                new = apply_flags(old, mode, given)
-                if new != old:
-                    changed.append(MessageState(uid, new, modseq))
+            changed, failed = flag_changes(await cur.fetchall(), mode, given,
+                                           unchangedsince, modseq)
             if changed:
                 await cur.execute(
                     "WITH u AS (UPDATE messages m SET flags=c.flags, modseq=%(modseq)s "

@@ -12,6 +12,7 @@ from psycopg import errors
 
 from ..mailboxes import (
     HIERARCHY,
+    MAILBOX_COLUMNS,
     MAX_MAILBOXES,
     MAX_SUBSCRIPTIONS,
     Mailbox,
@@ -24,7 +25,6 @@ from .blobrefs import release_blobs
 from .db import Cursor, Database
 from .mailbox_messages import copy_rows, expunge_rows, lock_mailbox
 
-_MAILBOX_COLUMNS = "id, name, special_use, uidvalidity, uidnext, highestmodseq, recent_uid"
 _COUNTS_CACHED = 10_000             # mailboxes whose counts are kept
 
 
@@ -32,19 +32,19 @@ class PostgresMailboxes:
     db: Database
 
     async def mailboxes(self, account_id: int) -> list[Mailbox]:
-        rows = await self.db.fetchall(f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes "
+        rows = await self.db.fetchall(f"SELECT {MAILBOX_COLUMNS} FROM mailboxes "
                                       "WHERE account_id=%s ORDER BY name COLLATE \"C\"",
                                       (account_id,))
         return [Mailbox(*r) for r in rows]
 
     async def mailbox(self, account_id: int, name: str) -> Mailbox | None:
-        r = await self.db.fetchone(f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE "
+        r = await self.db.fetchone(f"SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE "
                                    "account_id=%s AND name=%s",
                                    (account_id, canonical_name(name)))
         return Mailbox(*r) if r else None
 
     async def mailbox_by_id(self, mailbox_id: int) -> Mailbox | None:
-        r = await self.db.fetchone(f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE id=%s",
+        r = await self.db.fetchone(f"SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id=%s",
                                    (mailbox_id,))
         return Mailbox(*r) if r else None
 
@@ -111,7 +111,7 @@ class PostgresMailboxes:
             try:
                 await cur.execute(
                     f"INSERT INTO mailboxes (account_id, name, special_use, uidvalidity) "
-                    f"VALUES (%s,%s,%s,%s) RETURNING {_MAILBOX_COLUMNS}",
+                    f"VALUES (%s,%s,%s,%s) RETURNING {MAILBOX_COLUMNS}",
                     (account_id, name, special_use, (await new_uidvalidity(cur))[0]))
             except errors.UniqueViolation:
                 # Another session created it since the check above.

@@ -9,6 +9,7 @@ import time
 
 from ..mailboxes import (
     HIERARCHY,
+    MAILBOX_COLUMNS,
     MAX_MAILBOXES,
     MAX_SUBSCRIPTIONS,
     Mailbox,
@@ -20,24 +21,22 @@ from ..mailboxes import (
 from .blobrefs import release_blobs
 from .messages import copy_rows, expunge_rows
 
-_MAILBOX_COLUMNS = "id, name, special_use, uidvalidity, uidnext, highestmodseq, recent_uid"
-
 
 class SQLiteMailboxes:
     conn: sqlite3.Connection
 
     async def mailboxes(self, account_id: int) -> list[Mailbox]:
-        rows = self.conn.execute(f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE account_id=? "
+        rows = self.conn.execute(f"SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id=? "
                                  "ORDER BY name", (account_id,))
         return [Mailbox(*r) for r in rows]
 
     async def mailbox(self, account_id: int, name: str) -> Mailbox | None:
-        r = self.conn.execute(f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE account_id=? "
+        r = self.conn.execute(f"SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id=? "
                               "AND name=?", (account_id, canonical_name(name))).fetchone()
         return Mailbox(*r) if r else None
 
     async def mailbox_by_id(self, mailbox_id: int) -> Mailbox | None:
-        r = self.conn.execute(f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE id=?",
+        r = self.conn.execute(f"SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id=?",
                               (mailbox_id,)).fetchone()
         return Mailbox(*r) if r else None
 

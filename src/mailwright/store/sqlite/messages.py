@@ -15,7 +15,7 @@ from ..mailboxes import (
     MessageData,
     MessageState,
     NewMessage,
-    apply_flags,
+    flag_changes,
     normalize_flag,
 )
 from ..messages import Delivery, LocalCopy
@@ -78,17 +78,10 @@ class SQLiteMessages:
             if box is None:
                 raise MailboxError("Mailbox was deleted", "NONEXISTENT")
             modseq = box[0] + 1
-            changed, failed = [], []
-            for lo, hi in ranges(uids):
-                for uid, old, mod in c.execute(
-                        "SELECT uid, flags, modseq FROM messages WHERE mailbox_id=? "
-                        "AND uid BETWEEN ? AND ?", (mailbox_id, lo, hi)).fetchall():
-                    if unchangedsince is not None and mod > unchangedsince:
-                        failed.append(uid)
-                        continue
-                    new = apply_flags(old, mode, given)
-                    if new != old:
-                        changed.append(MessageState(uid, new, modseq))
+            rows = [row for lo, hi in ranges(uids) for row in c.execute(
+                "SELECT uid, flags, modseq FROM messages WHERE mailbox_id=? "
+                "AND uid BETWEEN ? AND ?", (mailbox_id, lo, hi))]
+            changed, failed = flag_changes(rows, mode, given, unchangedsince, modseq)
             if changed:
                 c.executemany("UPDATE messages SET flags=?, modseq=? WHERE mailbox_id=? "
                               "AND uid=?", [(s.flags, modseq, mailbox_id, s.uid)
