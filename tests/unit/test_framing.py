@@ -460,3 +460,24 @@ def test_bare_cr_or_lf_is_found_however_the_text_is_cut(tokens, cuts):
         pieces.append(text[at:at + cuts[i % len(cuts)]])
         at, i = at + cuts[i % len(cuts)], i + 1
     assert (Problem.BARE_NEWLINE in checked(0, *pieces).problems) is bare
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([b"a", b"bcd", b"x" * 40, b"\r\n", b"\r\n\r\n"]),
+                max_size=40),
+       st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=20))
+@example([b"a", b"\r\n"], [2])         # a CR ending a piece, its LF the next
+def test_longest_line_is_the_whole_texts_however_it_is_cut(tokens, cuts):
+    text = b"".join(tokens)
+    # RFC 5321 §4.5.3.1.6 on the whole text: a line with its CRLF; an unfinished
+    # last line as it is.
+    lines = text.split(b"\r\n")
+    expected = max([len(line) + 2 for line in lines[:-1]] + [len(lines[-1])])
+    pieces, at, i = [], 0, 0
+    while at < len(text):
+        pieces.append(text[at:at + cuts[i % len(cuts)]])
+        at, i = at + cuts[i % len(cuts)], i + 1
+    check = checked(0, *pieces)
+    assert check.longest == expected
+    assert check.problems == set()
+
