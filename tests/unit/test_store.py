@@ -12,13 +12,13 @@ import pytest
 from mailwright.address import parse_mailbox
 from mailwright.delivery import pop3_expiry
 from mailwright.imap.fetch import views as fetch_views
-from mailwright.store.base import MailStore
+from mailwright.store.base import MailStore, StoreError
 from mailwright.store.messages import Delivery, LocalCopy
 from mailwright.store.postgresql import PostgresStore
 from mailwright.store.postgresql.messages import READ_TOGETHER_MAX
 from mailwright.store.queue import RecipientUpdate, RemoteRecipient
 from mailwright.store.sqlite import SQLiteStore
-from mailwright.store.sqlite.db import INLINE_BLOB_MAX
+from mailwright.store.sqlite.db import INLINE_BLOB_MAX, WriteLock
 
 
 def make(tmp_path) -> tuple[SQLiteStore, int, int]:
@@ -76,6 +76,53 @@ def test_small_message_inline_and_freed(tmp_path):
     assert asyncio.run(store.read_blob(digest)).endswith(b"small\r\n")
     asyncio.run(store.pop3_update(box.mailbox_id, [box.messages[0].uid], []))
     assert store.conn.execute("SELECT count(*) FROM blob_inline").fetchone()[0] == 0
+    store.close()
+
+
+def test_deliveries_in_one_batch_go_in_together_and_a_bad_one_fails_alone(tmp_path):
+    """The writer does a batch's local deliveries as one (db.Job.together): UIDs, MODSEQ,
+    metadata and pending texts as if one by one; when one of them cannot be stored,
+    each is done alone and only that one fails."""
+    store, a, b = make(tmp_path)
+    lock = WriteLock(store.db_path)
+
+    def delivery(n: int) -> Delivery:
+        return Delivery(message_id=f"T{n}", mail_from="",
+                        local=[LocalCopy(a)] + ([LocalCopy(b)] if n % 3 == 0 else [])
+                        + ([LocalCopy(b, ("Nowhere",))] if n == 27 else []),
+                        local_content=f"Subject: n{n}\r\n\r\nbody {n}\r\n".encode())
+
+    async def burst(numbers: range) -> list:
+        with lock:                  # the writer waits: the deliveries queue up
+            tasks = [asyncio.ensure_future(store.deliver(delivery(n))) for n in numbers]
+            await asyncio.sleep(0.2)
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    assert asyncio.run(burst(range(20))) == [None] * 20
+    outcomes = asyncio.run(burst(range(20, 30)))
+    lock.close()
+    assert [n for n, o in zip(range(20, 30), outcomes, strict=True)
+            if o is not None] == [27]
+    assert isinstance(outcomes[7], StoreError)
+    for account, expected in ((a, [n for n in range(30) if n != 27]),
+                              (b, [n for n in range(30) if n % 3 == 0 and n != 27])):
+        box = store.conn.execute("SELECT id, uidnext, highestmodseq FROM mailboxes "
+                                 "WHERE account_id=? AND name='INBOX'", (account,)).fetchone()
+        rows = store.conn.execute(
+            "SELECT m.uid, m.modseq, m.message_id, t.body FROM messages m "
+            "JOIN message_meta x ON x.id=m.meta_id AND x.blob=m.blob "
+            "JOIN message_texts t ON t.meta_id=x.id WHERE m.mailbox_id=? ORDER BY m.uid",
+            (box[0],)).fetchall()
+        assert sorted(int(r[2][1:]) for r in rows) == expected
+        assert [r[0] for r in rows] == list(range(1, len(expected) + 1))
+        assert box[1] == len(expected) + 1 and box[2] == max(r[1] for r in rows)
+        assert all(r[3] == f"body {r[2][1:]}\r\n" for r in rows)
+        # the first burst's went in together: they share the MODSEQ of their one change
+        first = [r[1] for r in rows if int(r[2][1:]) < 20]
+        assert len(set(first)) < len(first)
+    pending = store.conn.execute("SELECT count(*) FROM message_text_pending").fetchone()[0]
+    assert pending == store.conn.execute("SELECT count(*) FROM message_meta").fetchone()[0]
+    assert pending == 29
     store.close()
 
 

@@ -1,4 +1,4 @@
-"""Messages in mailboxes: the one way a message enters a mailbox (add_messages:
+"""Messages in mailboxes: the one way a message enters a mailbox (add_to_mailboxes:
 delivery, APPEND, COPY/MOVE), copies, expunges with tombstones, flags and MODSEQ
 (RFC 7162), and what FETCH reads."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from dataclasses import dataclass
 
 from ..base import StoreError
 from ..blobs import Content, Spool, Spooled, Written
@@ -20,15 +21,14 @@ from ..mailboxes import (
 )
 from ..messages import Delivery, LocalCopy
 from .blobrefs import release_blobs
-from .meta import Indexed, ensure_meta
+from .db import MAX_VARIABLES, insert_many
+from .meta import Indexed, ensure_meta, ensure_metas
 from .queue import enqueue
 from .quota import check_quota
 
 # Reading a blob file larger than this may touch the disk for a while: read_blob
 # reads it in a thread.
 READ_IN_THREAD = 256 * 1024
-# Host parameters per statement (SQLite's SQLITE_MAX_VARIABLE_NUMBER was 999 before 3.32).
-MAX_VARIABLES = 500
 
 
 class SQLiteMessages:
@@ -157,18 +157,18 @@ class SQLiteMessages:
         if delivery.remote:
             blobs.append(relay)
         now = time.time()
-        local_size, relay_size = len(local), len(relay)
+        copies = LocalCopies(delivery.local, parsed, len(local), now, delivery.message_id)
+        relay_size = len(relay)
 
         def job(c: sqlite3.Connection, digests: list[str]) -> None:
-            local_blob = digests[0] if delivery.local else None
-            relay_blob = digests[-1] if delivery.remote else None
-            meta_id = ensure_meta(c, local_blob, parsed) if local_blob else None
-            for copy in delivery.local:
-                add_messages(c, _first_mailbox(c, copy), [NewMessage(
-                    local_blob, local_size, now, "", delivery.message_id, meta_id)])
+            if delivery.local:
+                deliver_locally(c, [(digests, copies)])
             if delivery.remote:
-                enqueue(c, delivery, relay_blob, relay_size, now)
-        await self._writer.submit_async(job, tuple(blobs))
+                enqueue(c, delivery, digests[-1], relay_size, now)
+        if delivery.remote:
+            await self._writer.submit_async(job, tuple(blobs))
+        else:           # the batch's local deliveries go in together (db.Job.together)
+            await self._writer.submit_async(job, tuple(blobs), deliver_locally, copies)
 
     def _prepare_large(self, local: Content, relay: Content
                        ) -> tuple[Content | Written, Content | Written, Indexed | None]:
@@ -217,14 +217,53 @@ class SQLiteMessages:
         return row[0] if row else None
 
 
-def _first_mailbox(c: sqlite3.Connection, copy: LocalCopy) -> int:
-    """The first of the copy's mailboxes that its account has."""
-    for name in copy.mailboxes:
-        row = c.execute("SELECT id FROM mailboxes WHERE account_id=? AND name=?",
-                        (copy.account_id, name)).fetchone()
-        if row:
-            return row[0]
-    raise StoreError(f"account {copy.account_id} has none of {', '.join(copy.mailboxes)}")
+@dataclass(frozen=True)
+class LocalCopies:
+    """What a delivery stores in its local mailboxes, besides its blob's digest."""
+    copies: list[LocalCopy]
+    parsed: Indexed | None
+    size: int
+    internaldate: float
+    message_id: str
+
+
+def deliver_locally(c: sqlite3.Connection, deliveries: list[tuple[list[str], LocalCopies]]
+                    ) -> list[None]:
+    """Deliveries into their local mailboxes, each blob's parse stored once: a batch's
+    deliveries go in as one statement per table (db.Job.together), one alone too."""
+    metas = ensure_metas(c, [(digests[0], d.parsed) for digests, d in deliveries])
+    boxes = iter(first_mailboxes(c, [copy for _, d in deliveries for copy in d.copies]))
+    new: dict[int, list[NewMessage]] = {}
+    for digests, d in deliveries:
+        for _ in d.copies:
+            new.setdefault(next(boxes), []).append(NewMessage(
+                digests[0], d.size, d.internaldate, "", d.message_id, metas[digests[0]]))
+    add_to_mailboxes(c, new)
+    return [None] * len(deliveries)
+
+
+def first_mailboxes(c: sqlite3.Connection, copies: list[LocalCopy]) -> list[int]:
+    """For each copy, the first of its mailboxes that its account has."""
+    names = list(dict.fromkeys((copy.account_id, name) for copy in copies
+                               for name in copy.mailboxes))
+    found: dict[tuple[int, str], int] = {}
+    per = MAX_VARIABLES // 2
+    for i in range(0, len(names), per):
+        chunk = names[i:i + per]
+        # ORed pairs: each an equality lookup in the (account_id, name) index
+        found.update(((a, n), box) for a, n, box in c.execute(
+            "SELECT account_id, name, id FROM mailboxes WHERE "
+            + " OR ".join(["(account_id=? AND name=?)"] * len(chunk)),
+            [v for pair in chunk for v in pair]))
+    out = []
+    for copy in copies:
+        box = next((found[(copy.account_id, name)] for name in copy.mailboxes
+                    if (copy.account_id, name) in found), None)
+        if box is None:
+            raise StoreError(f"account {copy.account_id} has none of "
+                             f"{', '.join(copy.mailboxes)}")
+        out.append(box)
+    return out
 
 
 def ranges(uids: list[int]) -> list[tuple[int, int]]:
@@ -248,21 +287,38 @@ def _size_of(c: sqlite3.Connection, mailbox_id: int, uids: list[int]) -> int:
 
 def add_messages(c: sqlite3.Connection, mailbox_id: int, messages: list[NewMessage]
                  ) -> list[int]:
-    """Add messages to a mailbox: the next UIDs (RFC 9051 §2.3.1.1), one new MODSEQ
-    for all of them (RFC 7162 §3.1.1), UIDNEXT and HIGHESTMODSEQ moved on. The one
-    way a message enters a mailbox (delivery, APPEND, COPY/MOVE); their UIDs."""
-    if not messages:
-        return []
-    box = c.execute("SELECT uidnext, highestmodseq FROM mailboxes WHERE id=?",
-                    (mailbox_id,)).fetchone()
-    first, modseq = box[0], box[1] + 1
-    uids = list(range(first, first + len(messages)))
-    c.executemany("INSERT INTO messages (mailbox_id, uid, blob, size, internaldate, flags, "
-                  "modseq, message_id, meta_id) VALUES (?,?,?,?,?,?,?,?,?)",
-                  [(mailbox_id, uid, m.blob, m.size, m.internaldate, m.flags, modseq,
-                    m.message_id, m.meta_id) for uid, m in zip(uids, messages, strict=True)])
-    c.execute("UPDATE mailboxes SET uidnext=?, highestmodseq=? WHERE id=?",
-              (first + len(messages), modseq, mailbox_id))
+    """add_to_mailboxes for one mailbox: the new messages' UIDs."""
+    return add_to_mailboxes(c, {mailbox_id: messages}).get(mailbox_id, [])
+
+
+def add_to_mailboxes(c: sqlite3.Connection, new: dict[int, list[NewMessage]]
+                     ) -> dict[int, list[int]]:
+    """Add messages to mailboxes: in each, the next UIDs (RFC 9051 §2.3.1.1), one new
+    MODSEQ for all of them (RFC 7162 §3.1.1), UIDNEXT and HIGHESTMODSEQ moved on. The
+    one way a message enters a mailbox (delivery, APPEND, COPY/MOVE); their UIDs."""
+    new = {box: messages for box, messages in new.items() if messages}
+    if not new:
+        return {}
+    ids = list(new)
+    boxes: dict[int, tuple[int, int]] = {}
+    for i in range(0, len(ids), MAX_VARIABLES):
+        chunk = ids[i:i + MAX_VARIABLES]
+        boxes.update((r[0], (r[1], r[2])) for r in c.execute(
+            "SELECT id, uidnext, highestmodseq FROM mailboxes WHERE id IN "
+            f"({','.join('?' * len(chunk))})", chunk))
+    rows, moved, uids = [], [], {}
+    for mailbox_id, messages in new.items():
+        if mailbox_id not in boxes:
+            raise MailboxError("Mailbox was deleted", "TRYCREATE")
+        first, modseq = boxes[mailbox_id][0], boxes[mailbox_id][1] + 1
+        uids[mailbox_id] = list(range(first, first + len(messages)))
+        rows += [(mailbox_id, uid, m.blob, m.size, m.internaldate, m.flags, modseq,
+                  m.message_id, m.meta_id)
+                 for uid, m in zip(uids[mailbox_id], messages, strict=True)]
+        moved.append((first + len(messages), modseq, mailbox_id))
+    insert_many(c, "INSERT INTO messages (mailbox_id, uid, blob, size, internaldate, "
+                   "flags, modseq, message_id, meta_id)", rows)
+    c.executemany("UPDATE mailboxes SET uidnext=?, highestmodseq=? WHERE id=?", moved)
     return uids
 
 

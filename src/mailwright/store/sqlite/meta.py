@@ -10,24 +10,40 @@ import sqlite3
 from ...message.meta import parse_message
 from ..mailboxes import RenderViews
 from ..metarows import META_COLUMNS, META_VERSION, Indexed, meta_values
-from .textindex import add_text, drop_text, index_now, index_pending
+from .db import MAX_VARIABLES, insert_many
+from .textindex import add_texts, drop_text, index_now, index_pending
 
 
 def ensure_meta(c: sqlite3.Connection, digest: str, indexed: Indexed) -> int:
-    """Store a message's parse once per blob (FETCH views, sort and search keys, the
-    text for the full-text index, indexed later); its message_meta id. A copy of a
-    stored blob finds it done.
+    """ensure_metas for one blob: its message_meta id."""
+    return ensure_metas(c, [(digest, indexed)])[digest]
+
+
+def ensure_metas(c: sqlite3.Connection, parses: list[tuple[str, Indexed]]) -> dict[str, int]:
+    """Store each message's parse once per blob (FETCH views, sort and search keys, the
+    text for the full-text index, indexed later); {digest: message_meta id}. A copy
+    of a stored blob finds it done.
     The parse is made before the writer job, on the loop or in a thread: parsing
     here, on the writer thread, would hold the GIL against the loop for the whole
     batch."""
-    row = c.execute("SELECT id FROM message_meta WHERE blob=?", (digest,)).fetchone()
-    if row:
-        return row[0]
-    marks = ",".join("?" * (len(META_COLUMNS) + 1))
-    cur = c.execute(f"INSERT INTO message_meta (blob, {', '.join(META_COLUMNS)}) "
-                    f"VALUES ({marks})", (digest, *meta_values(indexed)))
-    add_text(c, cur.lastrowid, indexed[0])
-    return cur.lastrowid
+    wanted = dict(parses)                  # one parse per blob (local copies share it)
+    digests = list(wanted)
+    ids: dict[str, int] = {}
+    for i in range(0, len(digests), MAX_VARIABLES):
+        chunk = digests[i:i + MAX_VARIABLES]
+        ids.update(c.execute("SELECT blob, id FROM message_meta WHERE blob IN "
+                             f"({','.join('?' * len(chunk))})", chunk))
+    new = [d for d in digests if d not in ids]
+    if not new:
+        return ids
+    # The ids SQLite would give them one by one (one more than the largest), given
+    # here so that the rows go in as one statement.
+    last = c.execute("SELECT coalesce(max(id), 0) FROM message_meta").fetchone()[0]
+    ids.update((d, last + 1 + n) for n, d in enumerate(new))
+    insert_many(c, f"INSERT INTO message_meta (id, blob, {', '.join(META_COLUMNS)})",
+                [(ids[d], d, *meta_values(wanted[d])) for d in new])
+    add_texts(c, [(ids[d], wanted[d][0]) for d in new])
+    return ids
 
 
 def meta_job(items: list[tuple[str, Indexed]]):

@@ -24,7 +24,7 @@ import time
 
 from ...message.meta import MessageMeta
 from ..text import fold
-from .db import deferrable
+from .db import deferrable, insert_many
 
 log = logging.getLogger("mailwright.store")
 
@@ -51,14 +51,14 @@ BACKLOG_CHARS = 64 * 1024 * 1024
 BACKLOG_CHECK = 0.5
 
 
-def add_text(c: sqlite3.Connection, meta_id: int, m: MessageMeta) -> None:
-    """A new message's text, stored and marked pending (indexed later)."""
+def add_texts(c: sqlite3.Connection, texts: list[tuple[int, MessageMeta]]) -> None:
+    """New messages' texts (meta_id, parse), stored and marked pending (indexed later)."""
+    now = time.time()
+    rows = [(meta_id, fold(m.header_text), fold(m.text)) for meta_id, m in texts]
     # OR REPLACE: a stale row under a reused rowid must not fail the delivery
-    hdr, body = fold(m.header_text), fold(m.text)
-    c.execute("INSERT OR REPLACE INTO message_texts (meta_id, hdr, body) VALUES (?,?,?)",
-              (meta_id, hdr, body))
-    c.execute("INSERT OR REPLACE INTO message_text_pending (meta_id, queued, chars) "
-              "VALUES (?,?,?)", (meta_id, time.time(), len(hdr) + len(body)))
+    insert_many(c, "INSERT OR REPLACE INTO message_texts (meta_id, hdr, body)", rows)
+    insert_many(c, "INSERT OR REPLACE INTO message_text_pending (meta_id, queued, chars)",
+                [(meta_id, now, len(hdr) + len(body)) for meta_id, hdr, body in rows])
 
 
 def index_now(c: sqlite3.Connection, meta_id: int, m: MessageMeta) -> None:
