@@ -6,6 +6,7 @@ nothing behind, and an expunge takes a pending text along."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from mailwright.imap.fetch import views as fetch_views
 from mailwright.store import query as q
 from mailwright.store.messages import Delivery, LocalCopy
 from mailwright.store.sqlite import SQLiteStore
-from mailwright.store.sqlite.db import connect
+from mailwright.store.sqlite.db import WriteLock, connect
 from mailwright.store.sqlite.textindex import Indexer, index_pending
 
 from .conftest import PASSWORD
@@ -192,6 +193,30 @@ def test_the_indexer_waits_for_deliveries_to_pause_unless_too_much_text_waits(qu
         assert counts(store) == (0, 7)
         assert Indexer().step(conn) is None
     finally:
+        conn.close()
+
+
+def test_the_indexer_takes_the_write_lock_only_to_index(quiet):
+    """Whether indexing is due is read without the lock: another process's writer
+    holding it does not hold up a look that finds nothing to do."""
+    store, account = quiet
+    deliver_all(store, account)
+    conn = connect(store.db_path)
+    other, mine = WriteLock(store.db_path), WriteLock(store.db_path)
+    try:
+        with other:                          # another process's writer has its turn
+            looked = concurrent.futures.ThreadPoolExecutor(1).submit(
+                Indexer(idle_delay=3600).step, conn, mine)
+            assert looked.result(timeout=10) > 3000      # not due: no wait for the lock
+            indexing = concurrent.futures.ThreadPoolExecutor(1).submit(
+                Indexer(idle_delay=0).step, conn, mine)
+            time.sleep(0.3)
+            assert not indexing.done()       # due: it waits for its turn
+        assert indexing.result(timeout=10) == 0
+        assert counts(store) == (0, 3)
+    finally:
+        other.close()
+        mine.close()
         conn.close()
 
 

@@ -125,11 +125,14 @@ class WriteLock:
 
 
 class Background(Protocol):
-    def step(self, c: sqlite3.Connection) -> float | None:
+    def step(self, c: sqlite3.Connection, lock: contextlib.AbstractContextManager
+             ) -> float | None:
         """Do one bounded piece of deferred work in a transaction of its own if it is
         due (called after each batch of jobs, their waiters already woken, and when
-        the writer is idle). In how many seconds to look again if the writer stays
-        idle (0: at once), None when nothing is left."""
+        the writer is idle), holding `lock` (WriteLock) around that transaction only:
+        whether work is due is read without it, so the other processes' writers are
+        not held up by a look that finds nothing to do. In how many seconds to look
+        again if the writer stays idle (0: at once), None when nothing is left."""
         ...
 
 
@@ -236,8 +239,7 @@ class Writer(threading.Thread):
     def _background(self) -> float | None:
         assert self.background is not None
         try:
-            with self.lock:
-                wait = self.background.step(self.conn)
+            wait = self.background.step(self.conn, self.lock)
         except Exception as e:   # e.g. busy past the timeout: tried again after a batch
             log.error("background store work failed: %s", e)
             return None

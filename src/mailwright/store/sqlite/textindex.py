@@ -18,6 +18,7 @@ it ends.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
@@ -117,7 +118,10 @@ class Indexer:
         self._summed = float("-inf")          # when the waiting characters were summed
         self._waiting = 0
 
-    def step(self, c: sqlite3.Connection) -> float | None:
+    def step(self, c: sqlite3.Connection,
+             lock: contextlib.AbstractContextManager | None = None) -> float | None:
+        """db.Background.step: `lock` (the WriteLock) is held around the indexing
+        transaction only; None for a connection that writes alone (tests, tools)."""
         newest = c.execute("SELECT queued FROM message_text_pending ORDER BY meta_id DESC "
                            "LIMIT 1").fetchone()
         if newest is None:
@@ -128,7 +132,7 @@ class Indexer:
             return paused_in
         # Each batch in a transaction that is not synced on its own (deferrable): a
         # crash that undoes it leaves its texts pending, to be indexed again.
-        with deferrable(c):
+        with lock or contextlib.nullcontext(), deferrable(c):
             done = index_pending(c)
         self._summed = float("-inf")          # sum again before the next batch
         # Look again at once while there is progress; never spin without it.
