@@ -31,6 +31,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -182,6 +183,7 @@ class Writer(threading.Thread):
         self.background = background
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         self.events: collections.deque = collections.deque()
+        self._look_at = 0.0           # time.monotonic() of the next background step
 
     def submit(self, fn: Callable[..., Any] | None,
                blobs: tuple[Content, ...] = ()) -> concurrent.futures.Future:
@@ -234,7 +236,10 @@ class Writer(threading.Thread):
                 settle([(job.future, True, None) for job in stop])
                 return
             if self.background is not None:
-                wait = self._background()
+                # Not before the step said: deliveries only put that time off (the
+                # newest pending text, textindex.py), so a look sooner finds the same.
+                later = self._look_at - time.monotonic()
+                wait = later if later > 0 else self._background()
 
     def _background(self) -> float | None:
         assert self.background is not None
@@ -242,8 +247,11 @@ class Writer(threading.Thread):
             wait = self.background.step(self.conn, self.lock)
         except Exception as e:   # e.g. busy past the timeout: tried again after a batch
             log.error("background store work failed: %s", e)
-            return None
-        return None if wait is None else max(wait, 0.0)
+            wait = None
+        wait = None if wait is None else max(wait, 0.0)
+        # None (nothing left): look again after the next batch, which may add some.
+        self._look_at = 0.0 if wait is None else time.monotonic() + wait
+        return wait
 
     def _write_blobs(self, batch: list[Job]) -> list[Job]:
         """Write the batch's large blobs as files with one sync; small ones go into
