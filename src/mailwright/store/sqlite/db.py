@@ -83,6 +83,16 @@ def insert_many(c: sqlite3.Connection, head: str, rows: list[tuple]) -> None:
                   [value for row in chunk for value in row])
 
 
+def select_in(c: sqlite3.Connection, query: str, values: list) -> list[tuple]:
+    """The rows of `query`, whose "{}" is the place of an IN list, for every value,
+    in as few statements as the host parameter limit allows."""
+    rows: list[tuple] = []
+    for i in range(0, len(values), MAX_VARIABLES):
+        chunk = values[i:i + MAX_VARIABLES]
+        rows += c.execute(query.format(",".join("?" * len(chunk))), chunk)
+    return rows
+
+
 @contextlib.contextmanager
 def deferrable(c: sqlite3.Connection) -> Iterator[None]:
     """A transaction whose commit is not synced by itself (synchronous=NORMAL): work
@@ -320,8 +330,7 @@ class Writer(threading.Thread):
         c = self.conn
         c.execute("SAVEPOINT together")
         try:
-            insert_many(c, "INSERT OR IGNORE INTO blob_inline (digest, data)",
-                        [row for job in jobs for row in job.inline])
+            insert_many(c, _INLINE, [row for job in jobs for row in job.inline])
             values = together(c, [(job.digests, job.payload) for job in jobs])
         except Exception:
             c.execute("ROLLBACK TO together")
@@ -335,7 +344,7 @@ class Writer(threading.Thread):
         c = self.conn
         c.execute("SAVEPOINT job")
         try:
-            insert_many(c, "INSERT OR IGNORE INTO blob_inline (digest, data)", job.inline)
+            insert_many(c, _INLINE, job.inline)
             value = job.fn(c) if job.digests is None else job.fn(c, job.digests)
             results.append((job, True, value))
             c.execute("RELEASE job")
@@ -357,6 +366,10 @@ class Writer(threading.Thread):
                     loop.call_soon_threadsafe(settle, items)
                 except RuntimeError:      # the loop is closed: nobody is waiting
                     pass
+
+
+# A batch's small blobs, stored with its jobs (a blob already there is kept).
+_INLINE = "INSERT OR IGNORE INTO blob_inline (digest, data)"
 
 
 def noop(conn: sqlite3.Connection) -> None:

@@ -21,7 +21,7 @@ from ..mailboxes import (
 )
 from ..messages import Delivery, LocalCopy
 from .blobrefs import release_blobs
-from .db import MAX_VARIABLES, insert_many
+from .db import MAX_VARIABLES, insert_many, select_in
 from .meta import Indexed, ensure_meta, ensure_metas
 from .queue import enqueue
 from .quota import check_quota
@@ -197,14 +197,8 @@ class SQLiteMessages:
     async def read_blobs(self, digests: list[str]) -> dict[str, bytes]:
         # Only the inline ones (at most INLINE_BLOB_MAX each): files are read one at a
         # time by read_blob, so that many large ones are never in memory together.
-        wanted = list(dict.fromkeys(digests))
-        found: dict[str, bytes] = {}
-        for i in range(0, len(wanted), MAX_VARIABLES):
-            chunk = wanted[i:i + MAX_VARIABLES]
-            found.update(self.conn.execute(
-                "SELECT digest, data FROM blob_inline WHERE digest IN "
-                f"({','.join('?' * len(chunk))})", chunk))
-        return found
+        return dict(select_in(self.conn, "SELECT digest, data FROM blob_inline "
+                                         "WHERE digest IN ({})", list(dict.fromkeys(digests))))
 
     def _read_blob(self, digest: str) -> bytes:
         """read_blob for code already in a thread (the backfill): blocking."""
@@ -299,13 +293,8 @@ def add_to_mailboxes(c: sqlite3.Connection, new: dict[int, list[NewMessage]]
     new = {box: messages for box, messages in new.items() if messages}
     if not new:
         return {}
-    ids = list(new)
-    boxes: dict[int, tuple[int, int]] = {}
-    for i in range(0, len(ids), MAX_VARIABLES):
-        chunk = ids[i:i + MAX_VARIABLES]
-        boxes.update((r[0], (r[1], r[2])) for r in c.execute(
-            "SELECT id, uidnext, highestmodseq FROM mailboxes WHERE id IN "
-            f"({','.join('?' * len(chunk))})", chunk))
+    boxes = {r[0]: (r[1], r[2]) for r in select_in(
+        c, "SELECT id, uidnext, highestmodseq FROM mailboxes WHERE id IN ({})", list(new))}
     rows, moved, uids = [], [], {}
     for mailbox_id, messages in new.items():
         if mailbox_id not in boxes:

@@ -10,7 +10,7 @@ import sqlite3
 from ...message.meta import parse_message
 from ..mailboxes import RenderViews
 from ..metarows import META_COLUMNS, META_VERSION, Indexed, meta_values
-from .db import MAX_VARIABLES, insert_many
+from .db import insert_many, select_in
 from .textindex import add_texts, drop_text, index_now, index_pending
 
 
@@ -28,11 +28,8 @@ def ensure_metas(c: sqlite3.Connection, parses: list[tuple[str, Indexed]]) -> di
     batch."""
     wanted = dict(parses)                  # one parse per blob (local copies share it)
     digests = list(wanted)
-    ids: dict[str, int] = {}
-    for i in range(0, len(digests), MAX_VARIABLES):
-        chunk = digests[i:i + MAX_VARIABLES]
-        ids.update(c.execute("SELECT blob, id FROM message_meta WHERE blob IN "
-                             f"({','.join('?' * len(chunk))})", chunk))
+    ids = dict(select_in(c, "SELECT blob, id FROM message_meta WHERE blob IN ({})",
+                         digests))
     new = [d for d in digests if d not in ids]
     if not new:
         return ids
