@@ -29,6 +29,8 @@ bench-deps: $(STAMP)
 
 bench: $(STAMP) bench-deps
 	$(PY) bench/smtp_accept.py
+	$(PY) bench/accept_ceiling.py
+	$(PY) bench/gil_handoff.py
 	$(PY) bench/pop3_download.py
 	$(PY) bench/logins.py
 	$(PY) bench/imap.py

@@ -169,10 +169,13 @@ class Mailwright:
 
     def __init__(self, work: Path, user: str = "alice@example.test", extra: str = "",
                  workers: int = 1, prepare: Callable[[Path], None] | None = None,
-                 name: str = "mailwright", setup: bool = True, checkout: Path | None = None):
+                 name: str = "mailwright", setup: bool = True, checkout: Path | None = None,
+                 launcher: list[str] | None = None):
         """prepare(data_dir): called first, to put data in place (bench/event_prune.py);
         setup: add the domain and user (False: a second node on a store that has them);
-        checkout: run another checkout's code (its src/), e.g. main beside a branch."""
+        checkout: run another checkout's code (its src/), e.g. main beside a branch;
+        launcher: the command that serves, in place of `python -m mailwright` (its
+        arguments follow: bench/ceiling_server.py)."""
         self.name = name
         self.dir = work / name
         self.dir.mkdir(parents=True)
@@ -209,7 +212,8 @@ port = {loopback_dns().port}
             subprocess.run(cli + ["domain", "add", user.split("@")[1]], check=True,
                            capture_output=True, env=self.env)
             self.add_user(user)
-        self.proc = subprocess.Popen(cli + ["serve"], stdout=subprocess.DEVNULL,
+        serve = (launcher or cli[:3]) + cli[3:] + ["serve"]
+        self.proc = subprocess.Popen(serve, stdout=subprocess.DEVNULL,
                                      stderr=open(self.dir / "server.log", "wb"), env=self.env)
         wait_port(self.port, self.proc)
 
