@@ -23,7 +23,7 @@ from mailwright.message import keys
 from mailwright.message.meta import parse_message
 from mailwright.store import query
 from mailwright.store.metarows import META_VERSION
-from mailwright.store.sqlite import SQLiteStore
+from mailwright.store.sqlite import SQLiteStore, textindex
 
 from .conftest import PASSWORD
 from .session_harness import TLS, drive, make_config
@@ -65,15 +65,19 @@ class IndexedAtOnce(SQLiteStore):
         return added
 
 
-@pytest.fixture(params=["indexed", "pending"])
-def store(make_store, request):
-    """A store of each backend (both answer alike). On SQLite every test runs twice:
-    texts in the index, and texts still pending (the writer's indexer never run): the
-    answers must be the same (store/sqlite/textindex.py)."""
+@pytest.fixture(params=["indexed", "pending", "made later"])
+def store(make_store, request, monkeypatch):
+    """A store of each backend (both answer alike). On SQLite every test runs three
+    times: texts in the index; texts still pending (the writer's indexer never run);
+    and texts pending and not even stored with their message, as long ones are not
+    (DEFERRED_CHARS): the SEARCH makes them. The answers must be the same
+    (store/sqlite/textindex.py)."""
     kind = IndexedAtOnce if request.param == "indexed" else SQLiteStore
     s = make_store(sqlite_class=kind, index_in_background=False)
-    if request.param == "pending" and not isinstance(s, SQLiteStore):
+    if request.param != "indexed" and not isinstance(s, SQLiteStore):
         pytest.skip("PostgreSQL indexes a text in the transaction that stores it")
+    if request.param == "made later":
+        monkeypatch.setattr(textindex, "DEFERRED_CHARS", 0)
     asyncio.run(s.add_domain("example.test"))
     asyncio.run(s.add_account(parse_mailbox(USER), PASSWORD))
     return s

@@ -1,7 +1,8 @@
 """The full-text index off the acknowledgement path (store/sqlite/textindex.py): a
-delivered message's text waits as a pending row, SEARCH finds it there as it finds it
-in the index, the writer indexes it in the background, a restart (or a kill) leaves
-nothing behind, and an expunge takes a pending text along."""
+delivered message's text waits as a pending row (a long one not even stored yet: it is
+made later), SEARCH finds it there as it finds it in the index, the writer indexes it in
+the background, a restart (or a kill) leaves nothing behind, and an expunge takes a
+pending text along."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from mailwright.address import parse_mailbox
 from mailwright.imap.fetch import views as fetch_views
 from mailwright.store import query as q
 from mailwright.store.messages import Delivery, LocalCopy
-from mailwright.store.sqlite import SQLiteStore
+from mailwright.store.sqlite import SQLiteStore, textindex
 from mailwright.store.sqlite.db import WriteLock, connect
 from mailwright.store.sqlite.textindex import Indexer, index_pending
 
@@ -83,6 +84,20 @@ def wait_indexed(store: SQLiteStore) -> None:
         time.sleep(0.01)
 
 
+def stored(store: SQLiteStore) -> int:
+    """How many texts are stored (indexed or not)."""
+    return store.conn.execute("SELECT count(*) FROM message_texts").fetchone()[0]
+
+
+@pytest.fixture(params=["stored", "made later"])
+def texts(request, monkeypatch):
+    """Texts stored with their delivery, or only marked and made later, as long ones
+    are (textindex.DEFERRED_CHARS; with "made later" every text counts as long)."""
+    if request.param == "made later":
+        monkeypatch.setattr(textindex, "DEFERRED_CHARS", 0)
+    return request.param
+
+
 @pytest.fixture
 def quiet(tmp_path):
     """A store whose writer does not index on its own: the test decides when."""
@@ -91,11 +106,13 @@ def quiet(tmp_path):
     store.close()
 
 
-def test_search_finds_a_message_before_and_after_it_is_indexed(quiet):
+def test_search_finds_a_message_before_and_after_it_is_indexed(quiet, texts):
     store, account = quiet
     box = deliver_all(store, account)
     assert counts(store) == (3, 0)                     # acknowledged, not indexed
+    assert stored(store) == (0 if texts == "made later" else 3)
     before = answers(store, box)
+    assert stored(store) == 3                          # the search made them
     assert before == [uids for _, uids in EXPECTED]
     # One at a time: results stay the same with some rows indexed and some not.
     assert asyncio.run(store.index_pending(1)) == 1
@@ -107,7 +124,7 @@ def test_search_finds_a_message_before_and_after_it_is_indexed(quiet):
     assert answers(store, box) == before
 
 
-def test_expunging_a_pending_message_removes_its_text(quiet):
+def test_expunging_a_pending_message_removes_its_text(quiet, texts):
     store, account = quiet
     box = deliver_all(store, account)
     asyncio.run(store.index_pending(1))                # message 1 indexed, 2 and 3 not
@@ -119,7 +136,7 @@ def test_expunging_a_pending_message_removes_its_text(quiet):
     assert counts(store) == (0, 1)          # 1 left the index, 2 never entered it
 
 
-def test_the_writer_indexes_in_the_background(tmp_path):
+def test_the_writer_indexes_in_the_background(tmp_path, texts):
     store = open_store(tmp_path, background=True)
     try:
         box = deliver_all(store, setup_account(store))
@@ -130,12 +147,14 @@ def test_the_writer_indexes_in_the_background(tmp_path):
         store.close()
 
 
-def test_texts_left_pending_by_a_kill_are_indexed_after_a_restart(tmp_path):
+def test_texts_left_pending_by_a_kill_are_indexed_after_a_restart(tmp_path, texts):
     # A process that delivers with the indexer off, then is killed (no close).
     script = f"""
 import os, pathlib, signal, sys
 sys.path.insert(0, {str(ROOT)!r})
+from mailwright.store.sqlite import textindex
 from tests.unit.test_text_index import deliver_all, open_store, setup_account
+textindex.DEFERRED_CHARS = {textindex.DEFERRED_CHARS}
 store = open_store(pathlib.Path({str(tmp_path)!r}), background=False)
 deliver_all(store, setup_account(store))
 os.kill(os.getpid(), signal.SIGKILL)
@@ -162,18 +181,18 @@ def test_the_indexer_waits_for_deliveries_to_pause_unless_too_much_text_waits(qu
             "SELECT hdr, body FROM message_texts"))
         # Deliveries have not paused (the newest text is younger than the delay) and
         # no more than the backlog waits: look again once they will have paused.
-        assert Indexer(idle_delay=3600).step(conn) > 3000
-        assert Indexer(idle_delay=3600, backlog=waiting).step(conn) > 3000
+        assert Indexer(store.blobs, idle_delay=3600).step(conn) > 3000
+        assert Indexer(store.blobs, idle_delay=3600, backlog=waiting).step(conn) > 3000
         assert counts(store) == (3, 0)
         # More than the backlog waits: a batch at once, even while deliveries go on.
-        assert Indexer(idle_delay=3600, backlog=waiting - 1).step(conn) == 0
+        assert Indexer(store.blobs, idle_delay=3600, backlog=waiting - 1).step(conn) == 0
         assert counts(store) == (0, 3)
-        assert Indexer().step(conn) is None
+        assert Indexer(store.blobs).step(conn) is None
         # Deliveries have paused: indexed whatever the backlog.
         asyncio.run(store.deliver(Delivery(
             message_id="P", mail_from="", local=[LocalCopy(account)],
             local_content=b"Subject: paused\r\n\r\nlater\r\n")))
-        assert Indexer(idle_delay=0).step(conn) == 0
+        assert Indexer(store.blobs, idle_delay=0).step(conn) == 0
         assert counts(store) == (0, 4)
         # A batch stops after the text that takes it past its characters.
         for i in range(3):
@@ -185,13 +204,13 @@ def test_the_indexer_waits_for_deliveries_to_pause_unless_too_much_text_waits(qu
         assert counts(store) == (2, 5)
         store._writer.submit(lambda c: index_pending(c, chars=10**9)).result()
         assert counts(store) == (0, 7)
-        # A marker without its text (nothing writes one) is dropped, not kept forever:
-        # the writer would look at it again and again.
+        # A marker whose metadata is gone (nothing leaves one) is dropped, not kept
+        # for ever: the writer would look at it again and again.
         store._writer.submit(lambda c: c.execute(
             "INSERT INTO message_text_pending (meta_id, queued) VALUES (999, 0)")).result()
-        assert Indexer().step(conn) == 0
+        assert Indexer(store.blobs).step(conn) == 0
         assert counts(store) == (0, 7)
-        assert Indexer().step(conn) is None
+        assert Indexer(store.blobs).step(conn) is None
     finally:
         conn.close()
 
@@ -206,10 +225,10 @@ def test_the_indexer_takes_the_write_lock_only_to_index(quiet):
     try:
         with other:                          # another process's writer has its turn
             looked = concurrent.futures.ThreadPoolExecutor(1).submit(
-                Indexer(idle_delay=3600).step, conn, mine)
+                Indexer(store.blobs, idle_delay=3600).step, conn, mine)
             assert looked.result(timeout=10) > 3000      # not due: no wait for the lock
             indexing = concurrent.futures.ThreadPoolExecutor(1).submit(
-                Indexer(idle_delay=0).step, conn, mine)
+                Indexer(store.blobs, idle_delay=0).step, conn, mine)
             time.sleep(0.3)
             assert not indexing.done()       # due: it waits for its turn
         assert indexing.result(timeout=10) == 0
@@ -246,3 +265,75 @@ def test_texts_of_the_previous_index_are_kept_and_indexed_again(tmp_path):
         assert answers(store, box) == [uids for _, uids in EXPECTED]
     finally:
         store.close()
+
+
+def long_message(size: int, word: str) -> bytes:
+    """A message of about `size` octets whose body holds `word` once, at its end."""
+    line = b"All work and no play makes a long message.\r\n"
+    return (b"Subject: long\r\n\r\n" + line * (size // len(line)) + word.encode() + b"\r\n")
+
+
+def deliver(store: SQLiteStore, account: int, content: bytes, i: int = 0) -> None:
+    asyncio.run(store.deliver(Delivery(message_id=f"L{i}", mail_from="",
+                                       local=[LocalCopy(account)], local_content=content)))
+
+
+def test_long_texts_are_made_after_their_delivery(quiet):
+    store, account = quiet
+    small = b"Subject: short\r\n\r\nneedle in a short one\r\n"
+    inline = long_message(40_000, "needle")        # a text past DEFERRED_CHARS, in SQLite
+    file = long_message(120_000, "needle")         # past INLINE_BLOB_MAX too: a file
+    for i, content in enumerate((small, inline, file)):
+        deliver(store, account, content, i)
+    box = asyncio.run(store.mailbox(account, "INBOX")).id
+    # Only the short text went in with its delivery; each is marked with its length.
+    assert stored(store) == 1
+    marks = [r[0] for r in store.conn.execute(
+        "SELECT chars FROM message_text_pending ORDER BY meta_id")]
+    assert marks[0] < textindex.DEFERRED_CHARS <= marks[1] < marks[2]
+    # SEARCH makes this mailbox's texts first, and finds the word in each.
+    assert asyncio.run(store.search(box, q.Body("NEEDLE"))) == [1, 2, 3]
+    assert stored(store) == 3
+    assert asyncio.run(store.search(box, q.Body("needle in a"))) == [1]
+    assert asyncio.run(store.index_pending(10)) == 3
+    assert asyncio.run(store.search(box, q.Body("needle"))) == [1, 2, 3]
+
+
+def test_the_indexer_makes_long_texts_and_indexes_them(quiet):
+    store, account = quiet
+    for i in range(3):
+        deliver(store, account, long_message(50_000, f"word{i}x"), i)
+    assert (stored(store), counts(store)) == (0, (3, 0))
+    conn = connect(store.db_path)
+    try:
+        assert Indexer(store.blobs, idle_delay=0).step(conn) == 0
+    finally:
+        conn.close()
+    assert (stored(store), counts(store)) == (3, (0, 3))
+    box = asyncio.run(store.mailbox(account, "INBOX")).id
+    assert asyncio.run(store.search(box, q.Body("word1x"))) == [2]
+
+
+def test_a_text_made_for_an_expunged_message_is_not_stored(quiet):
+    store, account = quiet
+    deliver(store, account, long_message(40_000, "gone"))
+    box = asyncio.run(store.mailbox(account, "INBOX")).id
+    items = textindex.unmade(store.conn, box)
+    made = textindex.make_texts(store.blobs, textindex.inline_blobs(store.conn, [items[0][1]]),
+                                items)
+    assert "gone" in made[0][2]
+    assert asyncio.run(store.expunge(box, [1])) == [1]      # meanwhile
+    store._writer.submit(lambda c: textindex.store_texts(c, items, made)).result()
+    assert stored(store) == 0 and counts(store) == (0, 0)
+
+
+def test_a_message_whose_file_is_gone_gets_an_empty_text(quiet, caplog):
+    store, account = quiet
+    content = long_message(120_000, "lost")
+    deliver(store, account, content)
+    digest = store.conn.execute("SELECT blob FROM messages").fetchone()[0]
+    store.blobs.remove(digest)
+    # Indexed as an empty text: its mark does not wait for ever.
+    assert asyncio.run(store.index_pending(10)) == 1
+    assert counts(store) == (0, 0) and stored(store) == 1
+    assert "its text is left empty" in caplog.text

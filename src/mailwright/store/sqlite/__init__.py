@@ -61,7 +61,7 @@ class SQLiteStore(SQLiteDirectory, SQLiteMailboxes, SQLiteMessages, SQLiteMeta, 
         # mailbox id -> ((UIDNEXT, HIGHESTMODSEQ), counts at that version)
         self._counts_cache: dict[int, tuple] = {}
         self._writer = Writer(self.db_path, self.blobs,
-                              Indexer() if index_in_background else None, cache_mib)
+                              Indexer(self.blobs) if index_in_background else None, cache_mib)
         self._writer.start()
 
     async def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:

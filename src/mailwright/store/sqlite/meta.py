@@ -8,10 +8,22 @@ import asyncio
 import sqlite3
 
 from ...message.meta import parse_message
+from ..blobs import BlobStore
 from ..mailboxes import RenderViews
 from ..metarows import META_COLUMNS, META_VERSION, Indexed, meta_values
 from .db import insert_many, select_in
-from .textindex import add_texts, drop_text, index_now, index_pending
+from .textindex import (
+    BATCH_ROWS,
+    Unmade,
+    add_texts,
+    drop_text,
+    index_now,
+    index_pending,
+    inline_blobs,
+    make_texts,
+    store_texts,
+    unmade,
+)
 
 
 def ensure_meta(c: sqlite3.Connection, digest: str, indexed: Indexed) -> int:
@@ -71,8 +83,14 @@ def drop_meta(c: sqlite3.Connection, digest: str) -> None:
         c.execute("DELETE FROM message_meta WHERE id=?", row)
 
 
+# Texts made (textindex.make_texts) per thread hop and writer job: messages until
+# their marked lengths reach this (one larger message goes alone).
+MAKE_CHARS = 4 * 1024 * 1024
+
+
 class SQLiteMeta:
     conn: sqlite3.Connection
+    blobs: BlobStore
     render_views: RenderViews        # given by the composition root (imap/fetch.py)
 
     def _index(self, content: bytes) -> Indexed:
@@ -114,9 +132,34 @@ class SQLiteMeta:
             last = rows[-1][0]
 
     async def index_pending(self, limit: int) -> int:
-        """Index up to `limit` pending texts now (what the writer does in the
-        background, textindex.Indexer); how many. For tests and tools."""
-        return await self._writer.submit_async(lambda c: index_pending(c, limit))
+        """Index up to `limit` pending texts now, making those not made yet first
+        (what the writer does in the background, textindex.Indexer); how many. For
+        tests and tools."""
+        done = 0
+        while done < limit:
+            await self._make_texts(unmade(self.conn))
+            batch = min(limit - done, BATCH_ROWS)
+            indexed = await self._writer.submit_async(
+                lambda c, batch=batch: index_pending(c, batch))
+            if not indexed:
+                return done
+            done += indexed
+        return done
+
+    async def _make_texts(self, items: list[Unmade]) -> None:
+        """Texts not made yet (textindex.unmade), made in a thread and stored, a few
+        messages at a time: a burst of large ones is never in memory whole."""
+        chunk: list[Unmade] = []
+        size = 0
+        for n, item in enumerate(items, 1):
+            chunk.append(item)
+            size += item[2]
+            if size >= MAKE_CHARS or n == len(items):
+                inline = inline_blobs(self.conn, [d for _, d, _ in chunk if d is not None])
+                made = await asyncio.to_thread(make_texts, self.blobs, inline, chunk)
+                await self._writer.submit_async(lambda c, chunk=chunk, made=made:
+                                                store_texts(c, chunk, made))
+                chunk, size = [], 0
 
     def _index_blobs(self, digests: list[str]) -> list[Indexed]:
         return [self._index(self._read_blob(d)) for d in digests]

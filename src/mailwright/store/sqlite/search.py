@@ -8,11 +8,13 @@ import datetime
 import json
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
 
 from .. import query
 from ..mailboxes import SYSTEM_FLAGS, normalize_flag
 from ..text import HEADER_COLUMNS, TRIGRAM, day_start, fold, header_match, like_contains
 from .messages import ranges
+from .textindex import Unmade, unmade
 
 
 def register_functions(conn: sqlite3.Connection) -> None:
@@ -22,8 +24,13 @@ def register_functions(conn: sqlite3.Connection) -> None:
 
 class SQLiteSearch:
     conn: sqlite3.Connection
+    _make_texts: Callable[[list[Unmade]], Awaitable[None]]   # meta.py
 
     async def search(self, mailbox_id: int, key: query.Query) -> list[int]:
+        if query.contains(key, query.Text) or query.contains(key, query.Body):
+            # Long texts are made after their delivery (textindex.DEFERRED_CHARS):
+            # this mailbox's are made now, so the search reads every text.
+            await self._make_texts(unmade(self.conn, mailbox_id))
         terms = list(key.keys) if isinstance(key, query.And) else [key]
         driver = next((t for t in terms if _indexed(t)), None)
         if driver is not None:
