@@ -74,6 +74,27 @@ def test_decoded_text_and_sort_keys():
     assert "Subject: Résumé [list] Re: hello" in m.header_text
 
 
+def test_text_size_is_known_without_decoding_and_never_short():
+    # The store decides by text_size whether to keep a text for after the delivery
+    # (store/sqlite/textindex.py): it must never be less than the decoded text.
+    qp = "Crème brûlée, s'il vous plaît. ".encode().hex("=", 1).upper()
+    messages = [
+        MESSAGE,
+        b"Subject: plain\r\n\r\n" + b"seven bit text\r\n" * 500,
+        b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: "
+        b"quoted-printable\r\n\r\n=" + qp.encode() + b"\r\n",
+        b"Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n"
+        b"\r\n" + encoding.base64.encodebytes(("<b>gros</b> " * 2000).encode()),
+        b"Content-Type: image/png\r\n\r\n" + b"x" * 5000,
+    ]
+    for data in messages:
+        m = parse_message(data)
+        assert "text" not in m.__dict__               # not decoded by the parse
+        assert m.text_size >= len(m.text), data[:60]
+    assert parse_message(messages[-1]).text_size == 0
+    assert parse_message(messages[1]).text_size == len(messages[1]) - len(b"Subject: plain\r\n\r\n")
+
+
 def test_envelope_fields_are_as_sent_and_absent_ones_are_none():
     # RFC 5322 §3.6: values as written (encoded words kept); an address field that
     # is absent or empty is None, a group is its start and end markers (§3.4)

@@ -8,14 +8,15 @@ by their protocol."""
 
 from __future__ import annotations
 
+import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import keys
 from .addresses import address_text, first_address
 from .headers import Headers, decode_words, header_text
 from .structure import Part, parse_structure
-from .text import body_text
+from .text import body_text, text_size
 
 
 @dataclass
@@ -40,7 +41,18 @@ class MessageMeta:
     in_reply_to: str
     references: str
     header_text: str                # every header field decoded
-    text: str                       # decoded body text
+    data: bytes = field(repr=False, compare=False)   # the message, for `text`
+
+    @functools.cached_property
+    def text(self) -> str:
+        """The decoded body text, decoded on first use: the store keeps a long one
+        for after the delivery (store/sqlite/textindex.py DEFERRED_CHARS)."""
+        return body_text(self.data, self.structure)
+
+    @property
+    def text_size(self) -> int:
+        """No fewer characters than `text` has, known without decoding it."""
+        return text_size(self.structure)
 
     def structure_json(self) -> str:
         return json.dumps(self.structure.to_list(), separators=(",", ":"))
@@ -73,5 +85,5 @@ def parse_message(data: bytes) -> MessageMeta:
         in_reply_to=headers.value("In-Reply-To") or "",
         references=headers.value("References") or "",
         header_text=header_text(headers),
-        text=body_text(data, part),
+        data=data,
     )

@@ -13,6 +13,15 @@ MAX_TEXT = 256 * 1024     # decoded characters per message kept for the full-tex
 _TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
 
 
+def text_size(root: Part, budget: int = MAX_TEXT) -> int:
+    """At least as many characters as body_text gives, without decoding anything: the
+    encoded octets of the text/* leaves, up to the budget (a transfer encoding or a
+    multi-octet charset only makes the text shorter; HTML loses its tags)."""
+    if root.children:
+        return min(budget, sum(text_size(child, budget) for child in root.children))
+    return min(budget, root.end - root.body) if root.ctype.startswith("text/") else 0
+
+
 def body_text(data: bytes, root: Part, budget: int = MAX_TEXT) -> str:
     out: list[str] = []
     _text_of(data, root, out, [budget])

@@ -74,9 +74,12 @@ def add_texts(c: sqlite3.Connection, texts: list[tuple[int, MessageMeta]]) -> No
     now = time.time()
     rows, marks = [], []
     for meta_id, m in texts:
-        chars = len(m.header_text) + len(m.text)
+        # Decided without decoding the body (text_size is an upper bound): a deferred
+        # text is decoded once, when it is made.
+        chars = len(m.header_text) + m.text_size
         if chars < DEFERRED_CHARS:
             rows.append((meta_id, fold(m.header_text), fold(m.text)))
+            chars = len(rows[-1][1]) + len(rows[-1][2])
         marks.append((meta_id, now, chars))
     # OR REPLACE: a stale row under a reused rowid must not fail the delivery
     insert_many(c, "INSERT OR REPLACE INTO message_texts (meta_id, hdr, body)", rows)
