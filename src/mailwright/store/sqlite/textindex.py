@@ -96,12 +96,14 @@ def unmade(c: sqlite3.Connection, mailbox_id: int | None = None) -> list[Unmade]
     """Pending texts not stored yet (add_texts): among the oldest pending texts up to
     a batch for the indexer (BATCH_ROWS, BATCH_CHARS), or all of one mailbox's."""
     if mailbox_id is not None:
+        # From the pending rows (few, and none once indexed), never the mailbox's
+        # messages: CROSS JOIN fixes the order, "+" keeps the mailbox index unused.
         return c.execute(
-            "SELECT DISTINCT p.meta_id, x.blob, p.chars FROM messages m "
-            "CROSS JOIN message_meta x CROSS JOIN message_text_pending p "
-            "WHERE m.mailbox_id=? AND x.id=m.meta_id AND p.meta_id=x.id "
+            "SELECT DISTINCT p.meta_id, x.blob, p.chars FROM message_text_pending p "
+            "CROSS JOIN message_meta x CROSS JOIN messages m WHERE x.id=p.meta_id "
             "AND NOT EXISTS (SELECT 1 FROM message_texts t WHERE t.meta_id=p.meta_id) "
-            "ORDER BY p.meta_id", (mailbox_id,)).fetchall()
+            "AND m.blob=x.blob AND +m.mailbox_id=? ORDER BY p.meta_id",
+            (mailbox_id,)).fetchall()
     out, size = [], 0
     for meta_id, digest, chars, missing in c.execute(
             "SELECT p.meta_id, x.blob, p.chars, NOT EXISTS (SELECT 1 FROM message_texts t "
