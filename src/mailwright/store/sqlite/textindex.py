@@ -129,21 +129,19 @@ def make_texts(blobs: BlobStore, inline: dict[str, bytes],
     """The texts of unmade items, (meta_id, header fields, body) folded as add_texts
     folds them: each message read (from `inline`, or its file) and parsed. Blocking, and
     no SQL: call it outside the write lock, in a thread if on an event loop. A message
-    whose blob is gone (it cannot be read either) gets an empty text, so its mark
-    does not wait for ever."""
+    that cannot be read (its file gone, a disk error) gets an empty text: the index
+    takes its texts in order, so one that never came would hold up all after it."""
     out = []
     for meta_id, digest, _ in items:
         if digest is None:
             continue                           # its metadata went: store_texts drops it
-        data = inline.get(digest)
-        if data is None:
-            try:
-                data = blobs.read(digest)
-            except FileNotFoundError:
-                log.warning("message %s is gone: its text is left empty", digest)
-                data = b""
-        m = parse_message(data)
-        out.append((meta_id, fold(m.header_text), fold(m.text)))
+        try:
+            data = inline.get(digest)
+            m = parse_message(blobs.read(digest) if data is None else data)
+            out.append((meta_id, fold(m.header_text), fold(m.text)))
+        except Exception as e:    # the parse took this message at delivery: I/O only
+            log.error("message %s cannot be read (%s): its text is left empty", digest, e)
+            out.append((meta_id, "", ""))
     return out
 
 
