@@ -403,3 +403,42 @@ def test_relayed_long_lines_are_re_encoded_local_copy_intact(tmp_path):
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_long_text_is_found_by_search_at_once_and_once_indexed(server):
+    # A text past store/sqlite/textindex.py DEFERRED_CHARS is stored with a marker
+    # only and made later: IMAP SEARCH must find it from the 250 on all the same,
+    # then in the index. Quoted-printable UTF-8, as mail clients send long text.
+    import sqlite3
+    token = uuid.uuid4().hex
+    prose = "".join(f"Ligne {i}: cr=C3=A8me br=C3=BBl=C3=A9e, caf=C3=A9 =\r\nnum{i}\r\n"
+                    for i in range(2500))
+    message = (f"From: <sender@remote.test>\r\nTo: <alice@example.test>\r\n"
+               f"Subject: long text {token}\r\nMIME-Version: 1.0\r\n"
+               "Content-Type: text/plain; charset=utf-8\r\n"
+               "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+               f"{prose}la fin {token}\r\n").encode()
+    assert len(message) > 100 * KIB
+    assert smtplib_data(server, "mx", "sender@remote.test", "alice@example.test", message,
+                        login=False)[0] == 250
+
+    def search(*criteria: str) -> list[bytes]:
+        with imaplib.IMAP4_SSL("127.0.0.1", server.ports["imaps"],
+                               ssl_context=tls_context()) as imap:
+            imap.login("alice@example.test", PASSWORD)
+            imap.select("INBOX", readonly=True)
+            typ, found = imap.uid("SEARCH", "CHARSET", "UTF-8", *criteria)
+            assert typ == "OK"
+            return found[0].split()
+
+    [uid] = search("BODY", f'"fin {token}"')
+    # decoded, and folded: "crème brûlée" is found as "CREME BRULEE" (RFC 9051 flexible
+    # matching of TEXT and BODY)
+    assert uid in search("BODY", '"CREME BRULEE, CAFE num2499"')
+    assert uid in search("TEXT", f'"long text {token}"')
+    with sqlite3.connect(f"file:{server.data_dir / 'mail.db'}?mode=ro", uri=True) as db:
+        deadline = time.monotonic() + 30
+        while db.execute("SELECT count(*) FROM message_text_pending").fetchone()[0]:
+            assert time.monotonic() < deadline, "the text index did not catch up"
+            time.sleep(0.1)
+    assert search("BODY", f'"fin {token}"') == [uid]
