@@ -86,12 +86,18 @@ def test_text_size_is_known_without_decoding_and_never_short():
         b"Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n"
         b"\r\n" + encoding.base64.encodebytes(("<b>gros</b> " * 2000).encode()),
         b"Content-Type: image/png\r\n\r\n" + b"x" * 5000,
+        # empty text parts: body_text still joins them with line breaks
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        + b"--b\r\nContent-Type: text/plain\r\n\r\n\r\n" * 3 + b"--b--\r\n",
     ]
     for data in messages:
-        m = parse_message(data)
-        assert "text" not in m.__dict__               # not decoded by the parse
+        m = parse_message(data, lazy_text=True)
+        assert m._text is None                        # not decoded by the parse
         assert m.text_size >= len(m.text), data[:60]
-    assert parse_message(messages[-1]).text_size == 0
+        assert m.data is None                         # let go once decoded
+        eager = parse_message(data)
+        assert eager.data is None and eager.text == m.text
+    assert parse_message(messages[-2]).text_size == 0
     assert parse_message(messages[1]).text_size == len(messages[1]) - len(b"Subject: plain\r\n\r\n")
 
 

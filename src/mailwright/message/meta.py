@@ -8,7 +8,6 @@ by their protocol."""
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass, field
 
@@ -41,13 +40,18 @@ class MessageMeta:
     in_reply_to: str
     references: str
     header_text: str                # every header field decoded
-    data: bytes = field(repr=False, compare=False)   # the message, for `text`
+    # The message, kept until `text` is decoded (parse_message(lazy_text=True)).
+    data: bytes | None = field(default=None, repr=False, compare=False)
+    _text: str | None = field(default=None, init=False, repr=False, compare=False)
 
-    @functools.cached_property
+    @property
     def text(self) -> str:
-        """The decoded body text, decoded on first use: the store keeps a long one
-        for after the delivery (store/sqlite/textindex.py DEFERRED_CHARS)."""
-        return body_text(self.data, self.structure)
+        """The decoded body text (up to body_text's budget)."""
+        if self._text is None:
+            assert self.data is not None
+            self._text = body_text(self.data, self.structure)
+            self.data = None           # all the text needed it for
+        return self._text
 
     @property
     def text_size(self) -> int:
@@ -58,13 +62,17 @@ class MessageMeta:
         return json.dumps(self.structure.to_list(), separators=(",", ":"))
 
 
-def parse_message(data: bytes) -> MessageMeta:
+def parse_message(data: bytes, lazy_text: bool = False) -> MessageMeta:
+    """The parse of a message. Its body text is decoded now, or with lazy_text on
+    first use of `text`, the parse keeping the message until then: a delivery whose
+    long text the store makes later (store/sqlite/textindex.py DEFERRED_CHARS) is
+    then decoded once, and not at all on the way to its acknowledgement."""
     part, headers = parse_structure(data)
     subject = decode_words(headers.value("Subject"))
     first_from = first_address(headers.value("From"))
     first_to = first_address(headers.value("To"))
     date = headers.value("Date")
-    return MessageMeta(
+    meta = MessageMeta(
         structure=part,
         headers=headers,
         header=data[:part.body],
@@ -87,3 +95,6 @@ def parse_message(data: bytes) -> MessageMeta:
         header_text=header_text(headers),
         data=data,
     )
+    if not lazy_text:
+        meta.text                      # noqa: B018 (decoded now; the message let go)
+    return meta

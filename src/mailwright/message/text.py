@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterator
 
 from .encoding import decode_transfer
 from .structure import Part, part_headers
@@ -15,11 +16,20 @@ _TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
 
 def text_size(root: Part, budget: int = MAX_TEXT) -> int:
     """At least as many characters as body_text gives, without decoding anything: the
-    encoded octets of the text/* leaves, up to the budget (a transfer encoding or a
-    multi-octet charset only makes the text shorter; HTML loses its tags)."""
-    if root.children:
-        return min(budget, sum(text_size(child, budget) for child in root.children))
-    return min(budget, root.end - root.body) if root.ctype.startswith("text/") else 0
+    encoded octets of the text/* leaves up to the budget, and the line breaks that
+    join them (a transfer encoding or a multi-octet charset only makes a text
+    shorter; HTML loses its tags)."""
+    sizes = list(_text_leaves(root))
+    return min(budget, sum(sizes)) + max(len(sizes) - 1, 0)
+
+
+def _text_leaves(part: Part) -> Iterator[int]:
+    """The encoded size of every text/* leaf, in order."""
+    if part.children:
+        for child in part.children:
+            yield from _text_leaves(child)
+    elif part.ctype.startswith("text/"):
+        yield part.end - part.body
 
 
 def body_text(data: bytes, root: Part, budget: int = MAX_TEXT) -> str:

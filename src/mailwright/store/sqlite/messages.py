@@ -101,7 +101,7 @@ class SQLiteMessages:
     async def append(self, mailbox_id: int, content: bytes, flags: list[str],
                      internaldate: float) -> tuple[int, int]:
         flag_text = " ".join(dict.fromkeys(normalize_flag(f) for f in flags))
-        parsed = self._index(content)
+        parsed = self._index(content, lazy_text=True)
 
         def job(c: sqlite3.Connection, digests: list[str]) -> tuple[int, int]:
             box = c.execute("SELECT account_id, uidvalidity FROM mailboxes WHERE id=?",
@@ -150,7 +150,7 @@ class SQLiteMessages:
                 self._prepare_large, local if delivery.local else b"",
                 relay if delivery.remote else b"")
         elif delivery.local:
-            parsed = self._index(local)
+            parsed = self._index(local, lazy_text=True)
         blobs = []
         if delivery.local:
             blobs.append(local)
@@ -179,8 +179,10 @@ class SQLiteMessages:
             local = self.blobs.prewrite(local)
         if isinstance(relay, Spooled):
             relay = self.blobs.prewrite(relay)
-        parsed = self._index(local.read() if isinstance(local, Written) else local) \
-            if local else None
+        parsed = None
+        if local:
+            parsed = self._index(local.read() if isinstance(local, Written) else local,
+                                 lazy_text=True)
         return local, relay, parsed
 
     # --- reading -------------------------------------------------------------------

@@ -93,9 +93,10 @@ class SQLiteMeta:
     blobs: BlobStore
     render_views: RenderViews        # given by the composition root (imap/fetch.py)
 
-    def _index(self, content: bytes) -> Indexed:
-        """A message's parse and its FETCH views, made once per stored blob."""
-        meta = parse_message(content)
+    def _index(self, content: bytes, lazy_text: bool = False) -> Indexed:
+        """A message's parse and its FETCH views, made once per stored blob; with
+        lazy_text its body text is decoded only if stored with it (parse_message)."""
+        meta = parse_message(content, lazy_text)
         return meta, self.render_views(content, meta)
 
     async def backfill_meta(self, batch: int = 200) -> int:
