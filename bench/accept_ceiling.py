@@ -31,8 +31,10 @@ from common import (
     SMTP_SOURCE,
     Mailwright,
     Postfix,
+    cpu_times,
     fmt,
     raise_fd_limit,
+    rotation,
     smtp_source,
     tree_cpu_seconds,
 )
@@ -40,14 +42,6 @@ from smtp_accept import AiosmtpdFsync, pid_of, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = [(4 * 1024, 3000), (100 * 1024, 600)]
-
-
-def cpu_ticks() -> tuple[int, int]:
-    """(busy, all) jiffies of every CPU since boot (proc(5): idle and iowait are idle)."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
 
 
 def main() -> None:
@@ -75,11 +69,10 @@ def main() -> None:
             for server in servers:          # warm-up, not counted
                 smtp_source(server.port, 200, size, args.sessions)
             for run in range(args.runs):
-                shift = run % len(servers)
-                for server in servers[shift:] + servers[:shift]:
-                    used, ticks = tree_cpu_seconds(pid_of(server)), cpu_ticks()
+                for server in rotation(servers, run):
+                    used, ticks = tree_cpu_seconds(pid_of(server)), cpu_times()
                     elapsed = smtp_source(server.port, count, size, args.sessions)
-                    after = cpu_ticks()
+                    after = cpu_times()
                     if isinstance(server, Mailwright):
                         server.settle()     # the deferred text index counts too
                     used = tree_cpu_seconds(pid_of(server)) - used
@@ -87,7 +80,7 @@ def main() -> None:
                     rate.setdefault(key, []).append(count / elapsed)
                     cpu.setdefault(key, []).append(used * 1e6 / count)
                     busy.setdefault(key, []).append(
-                        100 * (after[0] - ticks[0]) / max(after[1] - ticks[1], 1))
+                        100 * (after[0] - ticks[0]) / max(after[2] - ticks[2], 1))
         print(f"\nSMTP accept ceilings, {args.sessions} sessions, {args.runs} rotating runs, "
               f"Mailwright with {args.workers} worker(s): messages/s (median [min-max]), "
               f"server CPU µs per message, machine CPUs busy during the run; then the "

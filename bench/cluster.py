@@ -40,6 +40,7 @@ from common import (
     fmt,
     free_port,
     raise_fd_limit,
+    rotation,
     smtp_source,
     tree_cpu_seconds,
 )
@@ -150,8 +151,7 @@ def main() -> None:
         imap: dict[str, list[float]] = {s.name: [] for s in setups}
         cost: dict[str, list[tuple[float, float]]] = {s.name: [] for s in setups}
         for run in range(args.runs):
-            shift = run % len(setups)
-            for s in setups[shift:] + setups[:shift]:
+            for s in rotation(setups, run):
                 nodes, db = s.cpu()
                 smtp[s.name].append(smtp_run(s, args.messages, args.sessions))
                 nodes2, db2 = s.cpu()

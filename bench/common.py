@@ -159,6 +159,21 @@ def smtp_source(port: int, messages: int, size: int, sessions: int) -> float:
     return elapsed
 
 
+def cpu_times() -> tuple[float, float, float]:
+    """(busy, iowait, total) jiffies of all cores so far (proc(5) /proc/stat `cpu`)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
+    busy = user + nice + system + irq + softirq + steal
+    return busy, iowait, busy + idle + iowait
+
+
+def rotation(items: list, run: int) -> list:
+    """The order of run `run`: each item goes first in turn, so that the machine's
+    noise and the cost of going second fall on all of them alike."""
+    shift = run % len(items)
+    return items[shift:] + items[:shift]
+
+
 def fmt(rates: list[float]) -> str:
     return f"{statistics.median(rates):8.0f} [{min(rates):.0f}-{max(rates):.0f}]"
 

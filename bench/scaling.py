@@ -27,22 +27,16 @@ from common import (
     SMTP_SOURCE,
     Mailwright,
     cpu_seconds,
+    cpu_times,
     fmt,
     raise_fd_limit,
+    rotation,
     smtp_source,
     tree_cpu_seconds,
     tree_pids,
 )
 
 CASES = [(4 * 1024, 3000), (100 * 1024, 600)]
-
-
-def cpu_times() -> tuple[float, float, float]:
-    """(busy, iowait, total) jiffies of all cores so far (proc(5) /proc/stat `cpu`)."""
-    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
-    busy = user + nice + system + irq + softirq + steal
-    return busy, iowait, busy + idle + iowait
 
 
 def client_cpu() -> float:
@@ -90,8 +84,7 @@ def main() -> None:
             for server in servers:                       # warm-up, not counted
                 smtp_source(server.port, min(200, count), size, args.sessions)
             for r in range(args.runs):
-                shift = r % len(servers)
-                for server in servers[shift:] + servers[:shift]:
+                for server in rotation(servers, r):
                     results.setdefault((server.name, size), []).append(
                         run(server, size, count, args.sessions))
         print(f"\nSMTP accept, {args.sessions} concurrent sessions, {args.runs} rotating runs "

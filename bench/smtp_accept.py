@@ -38,6 +38,7 @@ from common import (
     fmt,
     free_port,
     raise_fd_limit,
+    rotation,
     smtp_source,
     tree_cpu_seconds,
     tree_rss_mb,
@@ -131,8 +132,7 @@ def main() -> None:
                 smtp_source(server.port, min(200, count), size, args.sessions)
             sent += min(200, count)
             for run in range(args.runs):
-                shift = run % len(servers)
-                for server in servers[shift:] + servers[:shift]:
+                for server in rotation(servers, run):
                     used = tree_cpu_seconds(pid_of(server))
                     elapsed = smtp_source(server.port, count, size, args.sessions)
                     # Mailwright indexes text after the 250 (textindex.py): its CPU
