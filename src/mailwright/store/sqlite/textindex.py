@@ -11,12 +11,13 @@ from the moment its delivery is acknowledged, indexed or not.
 A long text (DEFERRED_CHARS) is not stored with its delivery: only its mark is. Its
 pages were most of what the writer wrote for a large message, under the write lock
 that every process takes in turn. Measured (bench/smtp_accept.py, 600 x 100 KB, two
-workers): 773 -> 1,092 msg/s, 0.79x -> 1.11x Postfix. The text is made from the stored
-message later (`make_texts`): by the indexer just before it indexes it, or by a
-SEARCH TEXT/BODY of its mailbox before the search runs. So SEARCH still finds the
-message as soon as it is acknowledged; the first such search after a burst pays for
-making the texts (600 texts of 100 KB in one mailbox: 0.46 s, then 56 ms). A crash
-loses nothing: the mark stays until the text is indexed, and the message holds it.
+workers): 773 -> 1,092 msg/s, 0.79x -> 1.11x Postfix (1.07x in a second run). The
+text is made from the stored message later (`make_texts`): by the indexer just before
+it indexes it, or by a SEARCH TEXT/BODY of its mailbox before the search runs. So
+SEARCH still finds the message as soon as it is acknowledged; the first such search
+after a burst pays for making the texts (600 texts of 100 KB in one mailbox: 0.46 s,
+then 56 ms). A crash loses nothing: the mark stays until the text is indexed, and the
+message holds it.
 
 One writer indexes: the primary process's (`Indexer`, db.Writer's background work; the
 other workers' writers only store texts), so index batches never queue behind each
