@@ -31,14 +31,12 @@ from common import (
     SMTP_SOURCE,
     Mailwright,
     Postfix,
-    cpu_times,
     fmt,
     raise_fd_limit,
     rotation,
     smtp_source,
-    tree_cpu_seconds,
 )
-from smtp_accept import AiosmtpdFsync, pid_of, stop
+from smtp_accept import AiosmtpdFsync, accept_run, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = [(4 * 1024, 3000), (100 * 1024, 600)]
@@ -70,17 +68,11 @@ def main() -> None:
                 smtp_source(server.port, 200, size, args.sessions)
             for run in range(args.runs):
                 for server in rotation(servers, run):
-                    used, ticks = tree_cpu_seconds(pid_of(server)), cpu_times()
-                    elapsed = smtp_source(server.port, count, size, args.sessions)
-                    after = cpu_times()
-                    if isinstance(server, Mailwright):
-                        server.settle()     # the deferred text index counts too
-                    used = tree_cpu_seconds(pid_of(server)) - used
+                    measured = accept_run(server, count, size, args.sessions)
                     key = (server.name, size)
-                    rate.setdefault(key, []).append(count / elapsed)
-                    cpu.setdefault(key, []).append(used * 1e6 / count)
-                    busy.setdefault(key, []).append(
-                        100 * (after[0] - ticks[0]) / max(after[2] - ticks[2], 1))
+                    rate.setdefault(key, []).append(measured.rate)
+                    cpu.setdefault(key, []).append(measured.cpu)
+                    busy.setdefault(key, []).append(measured.busy)
         print(f"\nSMTP accept ceilings, {args.sessions} sessions, {args.runs} rotating runs, "
               f"Mailwright with {args.workers} worker(s): messages/s (median [min-max]), "
               f"server CPU µs per message, machine CPUs busy during the run; then the "

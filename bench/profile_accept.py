@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The first bucket whose test matches a stack (all frames, and its innermost one) wins.
 BUCKETS = [
     ("long texts made after delivery",
-     lambda s, leaf: re.search(r"make_pending|make_texts|store_texts|_make_texts", s)),
+     lambda s, leaf: re.search(r"make_pending|make_texts|store_texts", s)),
     ("FTS index (trigram insert)",
      lambda s, leaf: re.search(r"index_pending|_index_text|Indexer|Writer\._background", s)),
     ("hashing (sha256)",

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from common import (
@@ -35,6 +36,7 @@ from common import (
     SMTP_SOURCE,
     Mailwright,
     Postfix,
+    cpu_times,
     fmt,
     free_port,
     raise_fd_limit,
@@ -75,6 +77,27 @@ def stop(server) -> None:
     else:
         server.proc.terminate()
         server.proc.wait(30)
+
+
+@dataclass
+class AcceptRun:
+    rate: float                 # messages/s while smtp-source sent
+    cpu: float                  # the server's CPU µs per message, index included
+    caught_up: float            # seconds the text index took after the last 250
+    busy: float                 # % of the machine's CPUs busy while smtp-source sent
+
+
+def accept_run(server, count: int, size: int, sessions: int) -> AcceptRun:
+    """One timed smtp-source run against a server."""
+    used, ticks = tree_cpu_seconds(pid_of(server)), cpu_times()
+    elapsed = smtp_source(server.port, count, size, sessions)
+    after = cpu_times()
+    # Mailwright indexes text after the 250 (textindex.py): its CPU counts up to
+    # when the index has caught up.
+    caught_up = server.settle() if isinstance(server, Mailwright) else 0.0
+    used = tree_cpu_seconds(pid_of(server)) - used
+    return AcceptRun(count / elapsed, used * 1e6 / count, caught_up,
+                     100 * (after[0] - ticks[0]) / max(after[2] - ticks[2], 1))
 
 
 def idle_connections(server, count: int) -> tuple[float, float, int]:
@@ -133,16 +156,11 @@ def main() -> None:
             sent += min(200, count)
             for run in range(args.runs):
                 for server in rotation(servers, run):
-                    used = tree_cpu_seconds(pid_of(server))
-                    elapsed = smtp_source(server.port, count, size, args.sessions)
-                    # Mailwright indexes text after the 250 (textindex.py): its CPU
-                    # counts up to when the index has caught up.
-                    caught_up = server.settle() if isinstance(server, Mailwright) else 0.0
-                    used = tree_cpu_seconds(pid_of(server)) - used
+                    measured = accept_run(server, count, size, args.sessions)
                     key = (server.name, size, count)
-                    results.setdefault(key, []).append(count / elapsed)
-                    cpu.setdefault(key, []).append(used * 1e6 / count)
-                    lag.setdefault(key, []).append(caught_up)
+                    results.setdefault(key, []).append(measured.rate)
+                    cpu.setdefault(key, []).append(measured.cpu)
+                    lag.setdefault(key, []).append(measured.caught_up)
                 sent += count
         print(f"\nSMTP accept, {args.sessions} concurrent sessions, {args.runs} rotating "
               f"runs each, Mailwright with {args.workers} worker process(es); messages/s "

@@ -319,7 +319,7 @@ def test_a_text_made_for_an_expunged_message_is_not_stored(quiet):
     deliver(store, account, long_message(40_000, "gone"))
     box = asyncio.run(store.mailbox(account, "INBOX")).id
     items = textindex.unmade(store.conn, box)
-    made = textindex.make_texts(store.blobs, textindex.inline_blobs(store.conn, [items[0][1]]),
+    made = textindex.make_texts(store.blobs, textindex.inline_blobs(store.conn, items),
                                 items)
     assert "gone" in made[0][2]
     assert asyncio.run(store.expunge(box, [1])) == [1]      # meanwhile

@@ -93,8 +93,8 @@ def parse_message(data: bytes, lazy_text: bool = False) -> MessageMeta:
         in_reply_to=headers.value("In-Reply-To") or "",
         references=headers.value("References") or "",
         header_text=header_text(headers),
-        data=data,
+        data=data if lazy_text else None,
     )
     if not lazy_text:
-        meta.text                      # noqa: B018 (decoded now; the message let go)
+        meta._text = body_text(data, part)
     return meta

@@ -156,8 +156,8 @@ class SQLiteMeta:
             chunk.append(item)
             size += item[2]
             if size >= MAKE_CHARS or n == len(items):
-                inline = inline_blobs(self.conn, [d for _, d, _ in chunk if d is not None])
-                made = await asyncio.to_thread(make_texts, self.blobs, inline, chunk)
+                made = await asyncio.to_thread(make_texts, self.blobs,
+                                               inline_blobs(self.conn, chunk), chunk)
                 await self._writer.submit_async(lambda c, chunk=chunk, made=made:
                                                 store_texts(c, chunk, made))
                 chunk, size = [], 0

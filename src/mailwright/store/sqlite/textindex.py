@@ -79,8 +79,9 @@ def add_texts(c: sqlite3.Connection, texts: list[tuple[int, MessageMeta]]) -> No
         # text is decoded once, when it is made.
         chars = len(m.header_text) + m.text_size
         if chars < DEFERRED_CHARS:
-            rows.append((meta_id, fold(m.header_text), fold(m.text)))
-            chars = len(rows[-1][1]) + len(rows[-1][2])
+            hdr, body = fold(m.header_text), fold(m.text)
+            rows.append((meta_id, hdr, body))
+            chars = len(hdr) + len(body)
         marks.append((meta_id, now, chars))
     # OR REPLACE: a stale row under a reused rowid must not fail the delivery
     insert_many(c, "INSERT OR REPLACE INTO message_texts (meta_id, hdr, body)", rows)
@@ -119,10 +120,11 @@ def unmade(c: sqlite3.Connection, mailbox_id: int | None = None) -> list[Unmade]
     return out
 
 
-def inline_blobs(c: sqlite3.Connection, digests: list[str]) -> dict[str, bytes]:
-    """The small blobs among these (the others are files: BlobStore)."""
+def inline_blobs(c: sqlite3.Connection, items: list[Unmade]) -> dict[str, bytes]:
+    """The messages of these that are small blobs, by digest (the others are files:
+    BlobStore), for make_texts."""
     return dict(select_in(c, "SELECT digest, data FROM blob_inline WHERE digest IN ({})",
-                          digests))
+                          [digest for _, digest, _ in items if digest is not None]))
 
 
 def make_texts(blobs: BlobStore, inline: dict[str, bytes],
@@ -211,8 +213,7 @@ def make_pending(c: sqlite3.Connection, blobs: BlobStore,
     by itself: a crash that undoes it leaves them to be made again). How many."""
     items = unmade(c)
     if items:
-        made = make_texts(blobs, inline_blobs(c, [d for _, d, _ in items if d is not None]),
-                          items)
+        made = make_texts(blobs, inline_blobs(c, items), items)
         with lock or contextlib.nullcontext(), deferrable(c):
             store_texts(c, items, made)
     return len(items)
